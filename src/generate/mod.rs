@@ -1,0 +1,1 @@
+//! Synthetic data (placeholder while the generator lands).

@@ -1,0 +1,243 @@
+//! NDJSON input: one JSON object per line, keys = column names.
+//!
+//! Lines are decoded with `arrow-json` into batches of the canonical
+//! columns, all as strings; `timestamp` is then parsed strictly as RFC 3339
+//! with `Z` or an offset (SPEC 7), so that a malformed time is an error
+//! naming its line instead of a silent guess. Blank lines are skipped;
+//! unknown keys are ignored; an absent key or `null` is null. Errors name
+//! the line (1-based, counting blank lines).
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow_json::reader::Decoder;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use crate::error::{Error, Result};
+use crate::schema::{col, COLUMNS};
+use crate::time::parse_rfc3339_micros;
+
+/// Rows per decoded batch.
+const BATCH_ROWS: usize = 8192;
+
+/// Longest accepted line. A line is one event; anything longer is not an
+/// event but a broken or hostile file, refused before it is buffered whole.
+pub const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Schema the JSON decoder fills: every column as a nullable string.
+fn decode_schema() -> SchemaRef {
+    Arc::new(Schema::new(
+        COLUMNS
+            .iter()
+            .map(|(name, _)| Field::new(*name, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
+/// column names, timestamps as µs UTC) and the number of its first row.
+pub fn read_ndjson(
+    mut reader: impl BufRead,
+    mut sink: impl FnMut(RecordBatch, u64) -> Result<()>,
+) -> Result<()> {
+    let schema = decode_schema();
+    let new_decoder = || {
+        arrow_json::ReaderBuilder::new(schema.clone())
+            .with_batch_size(BATCH_ROWS)
+            .build_decoder()
+            .map_err(|e| Error::data_from("ndjson", e))
+    };
+    let mut decoder = new_decoder()?;
+    // Lines of the batch being decoded: (line number, text), to name the
+    // culprit when a whole batch fails to convert.
+    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut line = Vec::new();
+    let mut line_no = 0u64;
+    let mut rows_done = 0u64;
+    loop {
+        line.clear();
+        let n = read_line(&mut reader, &mut line, line_no + 1)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        feed(&mut decoder, &line).map_err(|e| at_line(line_no, e))?;
+        pending.push((line_no, std::mem::take(&mut line)));
+        if pending.len() == BATCH_ROWS {
+            let batch = finish(&mut decoder, &pending, &new_decoder)?;
+            sink(batch, rows_done + 1)?;
+            rows_done += pending.len() as u64;
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        let batch = finish(&mut decoder, &pending, &new_decoder)?;
+        sink(batch, rows_done + 1)?;
+    }
+    Ok(())
+}
+
+/// Reads one line, refusing lines longer than [`MAX_LINE_BYTES`].
+fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>, line_no: u64) -> Result<usize> {
+    let mut limited = std::io::Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1);
+    let n = limited
+        .read_until(b'\n', line)
+        .map_err(|e| Error::data_from(format!("line {line_no}"), e))?;
+    if n > MAX_LINE_BYTES {
+        return Err(Error::data(
+            format!("line {line_no}"),
+            format!("line longer than {MAX_LINE_BYTES} bytes"),
+        ));
+    }
+    Ok(n)
+}
+
+fn at_line(line_no: u64, e: arrow_schema::ArrowError) -> Error {
+    Error::data_from(format!("line {line_no}"), e)
+}
+
+fn feed(
+    decoder: &mut Decoder,
+    mut bytes: &[u8],
+) -> std::result::Result<(), arrow_schema::ArrowError> {
+    while !bytes.is_empty() {
+        let used = decoder.decode(bytes)?;
+        if used == 0 {
+            // The decoder is full; never happens as we flush every
+            // BATCH_ROWS lines, but must not loop forever.
+            return Err(arrow_schema::ArrowError::JsonError(
+                "decoder made no progress".into(),
+            ));
+        }
+        bytes = &bytes[used..];
+    }
+    Ok(())
+}
+
+/// Flushes the decoder into a batch with parsed timestamps; on failure,
+/// finds the first failing line by decoding lines one at a time.
+fn finish(
+    decoder: &mut Decoder,
+    lines: &[(u64, Vec<u8>)],
+    new_decoder: &impl Fn() -> Result<Decoder>,
+) -> Result<RecordBatch> {
+    match decoder.flush() {
+        Ok(Some(batch)) => with_timestamps(batch, lines),
+        Ok(None) => Err(Error::data("ndjson", "no rows decoded")),
+        Err(e) => {
+            *decoder = new_decoder()?;
+            for (line_no, text) in lines {
+                let mut single = new_decoder()?;
+                feed(&mut single, text)
+                    .and_then(|_| single.flush())
+                    .map_err(|e| at_line(*line_no, e))?;
+            }
+            Err(Error::data_from("ndjson", e))
+        }
+    }
+}
+
+/// Replaces the string `timestamp` column by parsed µs timestamps.
+fn with_timestamps(batch: RecordBatch, lines: &[(u64, Vec<u8>)]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let idx = schema
+        .index_of(col::TIMESTAMP)
+        .map_err(|e| Error::data_from("ndjson", e))?;
+    let text = batch.column(idx).as_string::<i32>();
+    let mut micros = Vec::with_capacity(text.len());
+    for (row, value) in text.iter().enumerate() {
+        micros.push(match value {
+            None => None,
+            Some(v) => Some(parse_rfc3339_micros(v).map_err(|_| {
+                let line = lines.get(row).map_or(0, |l| l.0);
+                Error::data(
+                    format!("line {line}, column `{}`", col::TIMESTAMP),
+                    format!(
+                        "`{}` is not an RFC 3339 timestamp with `Z` or an offset",
+                        v.chars().take(64).collect::<String>()
+                    ),
+                )
+            })?),
+        });
+    }
+    let timestamps: ArrayRef =
+        Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC"));
+    let mut columns = batch.columns().to_vec();
+    columns[idx] = timestamps;
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == col::TIMESTAMP {
+                Field::new(col::TIMESTAMP, columns[idx].data_type().clone(), true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::data_from("ndjson", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn read(text: &[u8]) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        read_ndjson(text, |b, _| {
+            out.push(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_lines_skipping_blank_ones() {
+        let text = b"{\"event_id\":\"e1\",\"timestamp\":\"2024-03-01T10:00:00.250Z\",\"bot_id\":\"b\",\"conversation_id\":\"c\",\"event_type\":\"message\",\"extra\":{\"deep\":[1,2]}}\n\n   \n{\"event_id\":\"e2\",\"timestamp\":\"2024-03-01T12:00:00+02:00\",\"bot_id\":\"b\",\"conversation_id\":\"c\",\"event_type\":\"message\",\"language\":null}";
+        let batches = read(text).unwrap();
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.num_rows(), 2);
+        let ts = b
+            .column_by_name("timestamp")
+            .unwrap()
+            .as_primitive::<arrow_array::types::TimestampMicrosecondType>();
+        assert_eq!(ts.value(0), 1_709_287_200_250_000);
+        assert_eq!(ts.value(1), 1_709_287_200_000_000);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"{\"event_id\":\"e1\"}\nnot json\n", "line 2"),
+            (b"\n[1,2,3]\n", "line 2"),
+            (
+                b"{\"event_id\":\"e1\",\"timestamp\":\"2024-03-01 10:00\"}\n",
+                "line 1",
+            ),
+            (b"{\"event_id\":\"e1\"}\n{\"bot_id\":5}\n", "line 2"),
+            (b"{\"event_id\":\"e\xff\"}\n", "line 1"),
+        ];
+        for (text, expected) in cases {
+            let err = read(text).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Data);
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn truncated_last_line_is_an_error() {
+        let err = read(b"{\"event_id\":\"e1\"}\n{\"event_id\":\"e").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Data, "{err}");
+    }
+}

@@ -1,0 +1,279 @@
+//! Normalisation of any accepted physical layout into [`EventColumns`].
+//!
+//! SPEC 1 accepts strings as Utf8, LargeUtf8, Utf8View or a dictionary of
+//! those, and timestamps in any unit and zone. Here every string column
+//! becomes a `StringViewArray` (a cheap cast: views point into the original
+//! buffers) and every timestamp becomes µs since the epoch, floored. Schema
+//! problems are reported before any row is looked at, null problems before
+//! any row is handed on, so callers can stay atomic.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringViewArray};
+use arrow_buffer::BooleanBufferBuilder;
+use arrow_schema::{DataType, TimeUnit};
+
+use super::{IngestMode, IngestReport};
+use crate::error::{Error, Result};
+use crate::schema::{col, Attribute};
+
+/// Event columns in the one layout the store reads.
+#[derive(Debug, Clone)]
+pub(crate) struct EventColumns {
+    pub event_id: StringViewArray,
+    pub timestamp: Vec<i64>,
+    pub bot_id: StringViewArray,
+    pub conversation_id: StringViewArray,
+    /// `None` when the input has no `event_type` column because the caller
+    /// projected it away (only batch scans do that).
+    pub event_type: Option<StringViewArray>,
+    /// Conversation attributes, in [`Attribute::ALL`] order; `None` = absent.
+    pub attributes: [Option<StringViewArray>; Attribute::COUNT],
+    pub message_id: Option<StringViewArray>,
+    pub from_step_id: Option<StringViewArray>,
+    pub from_step_type: Option<StringViewArray>,
+    pub to_step_id: Option<StringViewArray>,
+    pub to_step_type: Option<StringViewArray>,
+}
+
+impl EventColumns {
+    pub fn len(&self) -> usize {
+        self.timestamp.len()
+    }
+}
+
+/// Value of string column `c` at row `i`, `None` when absent or null.
+#[inline]
+pub(crate) fn opt_str(c: &Option<StringViewArray>, i: usize) -> Option<&str> {
+    match c {
+        Some(a) if a.is_valid(i) => Some(a.value(i)),
+        _ => None,
+    }
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(key, value) => key.is_dictionary_key_type() && is_string_type(value),
+        _ => false,
+    }
+}
+
+fn column_context(name: &str) -> String {
+    format!("column `{name}`")
+}
+
+/// Finds `name` and checks its type; `Ok(None)` when absent.
+fn find<'a>(batch: &'a RecordBatch, name: &str, required: bool) -> Result<Option<&'a ArrayRef>> {
+    let Some(array) = batch.column_by_name(name) else {
+        return if required {
+            Err(Error::data(
+                column_context(name),
+                "required column is missing",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let data_type = array.data_type();
+    let ok = if name == col::TIMESTAMP {
+        matches!(data_type, DataType::Timestamp(_, _))
+    } else {
+        is_string_type(data_type) || *data_type == DataType::Null
+    };
+    if !ok {
+        let expected = if name == col::TIMESTAMP {
+            "a timestamp (any unit, any zone)"
+        } else {
+            "a string (Utf8, LargeUtf8, Utf8View or a dictionary of them)"
+        };
+        return Err(Error::data(
+            column_context(name),
+            format!("unsupported type {data_type}; expected {expected}"),
+        ));
+    }
+    Ok(Some(array))
+}
+
+/// Casts a checked string (or all-null) column to `Utf8View`.
+fn to_view(name: &str, array: &ArrayRef) -> Result<StringViewArray> {
+    if *array.data_type() == DataType::Null {
+        return Ok(StringViewArray::new_null(array.len()));
+    }
+    let cast = arrow_cast::cast(array, &DataType::Utf8View)
+        .map_err(|e| Error::data_from(column_context(name), e))?;
+    Ok(cast.as_string_view().clone())
+}
+
+/// Timestamps as µs since the epoch, floored; `None` for null or
+/// out-of-range values.
+fn to_micros(array: &ArrayRef) -> Vec<Option<i64>> {
+    fn scaled<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
+        array: &ArrayRef,
+        f: impl Fn(i64) -> Option<i64>,
+    ) -> Vec<Option<i64>> {
+        array
+            .as_primitive::<T>()
+            .iter()
+            .map(|v| v.and_then(&f))
+            .collect()
+    }
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            scaled::<TimestampSecondType>(array, |v| v.checked_mul(1_000_000))
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scaled::<TimestampMillisecondType>(array, |v| v.checked_mul(1_000))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            scaled::<TimestampMicrosecondType>(array, Some)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            scaled::<TimestampNanosecondType>(array, |v| Some(v.div_euclid(1_000)))
+        }
+        _ => vec![None; array.len()],
+    }
+}
+
+/// Normalises `batch`. `first_row` is the 1-based number of the batch's
+/// first row within its input, for error messages.
+///
+/// Strict mode fails on the first null in a required column, naming column
+/// and row; lenient mode drops such rows and counts them in `report`
+/// (`rows_seen` is counted here too). Nothing is ingested by this function.
+pub(crate) fn normalize(
+    batch: &RecordBatch,
+    mode: IngestMode,
+    first_row: u64,
+    report: &mut IngestReport,
+) -> Result<EventColumns> {
+    normalize_projected(batch, mode, first_row, report, true)
+}
+
+/// As [`normalize`]; with `require_event_type = false` the `event_type`
+/// column may be absent (batch scans that do not need it).
+pub(crate) fn normalize_projected(
+    batch: &RecordBatch,
+    mode: IngestMode,
+    first_row: u64,
+    report: &mut IngestReport,
+    require_event_type: bool,
+) -> Result<EventColumns> {
+    // Schema first: every column's presence and type, before any value.
+    let event_id = find(batch, col::EVENT_ID, true)?;
+    let timestamp = find(batch, col::TIMESTAMP, true)?;
+    let bot_id = find(batch, col::BOT_ID, true)?;
+    let conversation_id = find(batch, col::CONVERSATION_ID, true)?;
+    let event_type = find(batch, col::EVENT_TYPE, require_event_type)?;
+    let mut attributes: [Option<&ArrayRef>; Attribute::COUNT] = [None; Attribute::COUNT];
+    for (slot, attribute) in attributes.iter_mut().zip(Attribute::ALL) {
+        *slot = find(batch, attribute.column(), false)?;
+    }
+    let message_id = find(batch, col::MESSAGE_ID, false)?;
+    let steps = [
+        find(batch, col::FROM_STEP_ID, false)?,
+        find(batch, col::FROM_STEP_TYPE, false)?,
+        find(batch, col::TO_STEP_ID, false)?,
+        find(batch, col::TO_STEP_TYPE, false)?,
+    ];
+    let (event_id, timestamp, bot_id, conversation_id) = (
+        event_id.expect("required"),
+        timestamp.expect("required"),
+        bot_id.expect("required"),
+        conversation_id.expect("required"),
+    );
+
+    let n = batch.num_rows();
+    report.rows_seen += n as u64;
+    let micros = to_micros(timestamp);
+
+    // Rows with a problem in a required column, with the first reason.
+    let required: Vec<(&str, &ArrayRef)> = [
+        (col::EVENT_ID, event_id),
+        (col::BOT_ID, bot_id),
+        (col::CONVERSATION_ID, conversation_id),
+    ]
+    .into_iter()
+    .chain(event_type.map(|a| (col::EVENT_TYPE, a)))
+    .collect();
+    let has_problems =
+        required.iter().any(|(_, a)| a.null_count() > 0) || micros.iter().any(|t| t.is_none());
+    let mut keep = BooleanBufferBuilder::new(n);
+    keep.append_n(n, true);
+    let mut dropped = 0usize;
+    for row in (0..n).filter(|_| has_problems) {
+        let problem = if micros[row].is_some() {
+            required
+                .iter()
+                .find(|(_, a)| a.is_null(row))
+                .map(|&(name, _)| (name, "null"))
+        } else if timestamp.is_null(row) {
+            Some((col::TIMESTAMP, "null"))
+        } else {
+            Some((col::TIMESTAMP, "out of range"))
+        };
+        let Some((column, problem)) = problem else {
+            continue;
+        };
+        if mode == IngestMode::Strict {
+            return Err(Error::data(
+                format!("column `{column}`, row {}", first_row + row as u64),
+                format!(
+                    "{problem} value in a required column (strict mode rejects the whole input)"
+                ),
+            ));
+        }
+        keep.set_bit(row, false);
+        dropped += 1;
+        let reason = match problem {
+            "null" => format!("null {column}"),
+            _ => format!("{column} {problem}"),
+        };
+        *report.skipped.entry(reason).or_default() += 1;
+    }
+    let keep = keep.finish();
+    let timestamp: Vec<i64> = micros
+        .iter()
+        .zip(keep.iter())
+        .filter_map(|(t, k)| if k { *t } else { None })
+        .collect();
+
+    let mask = (dropped > 0).then(|| BooleanArray::new(keep, None));
+    let view = |name: &str, array: &ArrayRef| -> Result<StringViewArray> {
+        let v = to_view(name, array)?;
+        Ok(match &mask {
+            Some(mask) => arrow_select::filter::filter(&v, mask)
+                .map_err(|e| Error::data_from(column_context(name), e))?
+                .as_string_view()
+                .clone(),
+            None => v,
+        })
+    };
+    let opt_view = |name: &str, array: Option<&ArrayRef>| -> Result<Option<StringViewArray>> {
+        array.map(|a| view(name, a)).transpose()
+    };
+    let mut attribute_views: [Option<StringViewArray>; Attribute::COUNT] = Default::default();
+    for ((slot, attribute), array) in attribute_views
+        .iter_mut()
+        .zip(Attribute::ALL)
+        .zip(attributes)
+    {
+        *slot = opt_view(attribute.column(), array)?;
+    }
+    Ok(EventColumns {
+        event_id: view(col::EVENT_ID, event_id)?,
+        timestamp,
+        bot_id: view(col::BOT_ID, bot_id)?,
+        conversation_id: view(col::CONVERSATION_ID, conversation_id)?,
+        event_type: opt_view(col::EVENT_TYPE, event_type)?,
+        attributes: attribute_views,
+        message_id: opt_view(col::MESSAGE_ID, message_id)?,
+        from_step_id: opt_view(col::FROM_STEP_ID, steps[0])?,
+        from_step_type: opt_view(col::FROM_STEP_TYPE, steps[1])?,
+        to_step_id: opt_view(col::TO_STEP_ID, steps[2])?,
+        to_step_type: opt_view(col::TO_STEP_TYPE, steps[3])?,
+    })
+}

@@ -1,0 +1,301 @@
+//! Execution of the three series queries over the conversation table.
+//!
+//! Conversations, insights and usage compile to one [`SeriesPlan`]: a
+//! conversation filter, an x axis, group-by fields and a stat with its
+//! aggregate. Execution scans each shard's summary columns (rayon, one shard
+//! at a time under its read lock), folds matching conversations into
+//! per-group [`BucketStates`] keyed by shard-local symbols, translates the
+//! keys to label strings at the end of the shard, and merges the partial
+//! results of all shards in a fixed order — so the answer never depends on
+//! scheduling.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+
+use super::aggregate::BucketStates;
+use super::{
+    Aggregate, ConversationsQuery, GroupField, InsightsQuery, ListFilter, Stat, UsageQuery,
+};
+use crate::answer::{Series, SeriesAnswer, SeriesData, NULL_LABEL};
+use crate::error::Result;
+use crate::schema::Attribute;
+use crate::store::{read, ConversationShard, Store, Sym, NULL_SYM};
+use crate::time::BucketAxis;
+
+/// What a series query asks of the conversation table.
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesPlan {
+    pub bot_id: Option<String>,
+    pub version: Option<String>,
+    pub team_id: Option<String>,
+    pub channel_type: ListFilter,
+    pub language: ListFilter,
+    pub axis: BucketAxis,
+    pub group_by: Vec<GroupField>,
+    pub stat: Stat,
+    pub aggregate: Aggregate,
+}
+
+impl SeriesPlan {
+    pub fn conversations(q: &ConversationsQuery) -> Result<Self> {
+        Ok(Self {
+            bot_id: Some(q.bot_id.clone()),
+            version: Some(q.version.clone()),
+            team_id: None,
+            channel_type: q.channel_type.clone(),
+            language: q.language.clone(),
+            axis: BucketAxis::new(q.range, Some(q.bucket), q.tz)?,
+            group_by: q.group_by.into_iter().collect(),
+            stat: Stat::NumConversations,
+            aggregate: Aggregate::Count,
+        })
+    }
+
+    pub fn insights(q: &InsightsQuery) -> Result<Self> {
+        q.stat.check(q.aggregate)?;
+        Ok(Self {
+            bot_id: Some(q.bot_id.clone()),
+            version: Some(q.version.clone()),
+            team_id: None,
+            channel_type: q.channel_type.clone(),
+            language: q.language.clone(),
+            axis: BucketAxis::new(q.range, q.bucket, q.tz)?,
+            group_by: q.group_by.into_iter().collect(),
+            stat: q.stat,
+            aggregate: q.aggregate,
+        })
+    }
+
+    pub fn usage(q: &UsageQuery) -> Result<Self> {
+        Ok(Self {
+            bot_id: None,
+            version: None,
+            team_id: Some(q.team_id.clone()),
+            channel_type: ListFilter::default(),
+            language: ListFilter::default(),
+            axis: BucketAxis::new(q.range, Some(q.bucket), q.tz)?,
+            group_by: q.group_by.clone(),
+            stat: Stat::NumConversations,
+            aggregate: Aggregate::Count,
+        })
+    }
+}
+
+/// Group key: one symbol per group-by field (at most 7 fields; unused
+/// slots stay 0).
+type GroupKey = [Sym; 8];
+
+/// Label values of a group (`None` = null), in group-by order.
+type GroupLabels = Vec<Option<String>>;
+
+/// The partial result of some shards.
+type Partial = HashMap<GroupLabels, BucketStates>;
+
+/// A list filter resolved against one shard: `None` = matches all.
+enum SymSet {
+    All,
+    Some(Vec<Sym>),
+}
+
+impl SymSet {
+    /// `Option::None` when the filter can match nothing in this shard.
+    fn resolve(
+        filter: &ListFilter,
+        shard: &ConversationShard,
+        attribute: Attribute,
+    ) -> Option<SymSet> {
+        if filter.matches_all() {
+            return Some(SymSet::All);
+        }
+        let interner = &shard.interners[attribute.index()];
+        let syms: Vec<Sym> = filter
+            .values()
+            .iter()
+            .filter_map(|v| interner.lookup(v))
+            .collect();
+        (!syms.is_empty()).then_some(SymSet::Some(syms))
+    }
+
+    #[inline]
+    fn contains(&self, sym: Sym) -> bool {
+        match self {
+            SymSet::All => true,
+            SymSet::Some(syms) => syms.contains(&sym),
+        }
+    }
+}
+
+/// Resolves an equality filter: `Some(None)` = no filter, `Some(Some(s))`
+/// = must equal `s`, `None` = cannot match in this shard.
+fn resolve_eq(value: &Option<String>, lookup: impl Fn(&str) -> Option<Sym>) -> Option<Option<Sym>> {
+    match value {
+        None => Some(None),
+        Some(v) => lookup(v).map(Some),
+    }
+}
+
+/// Folds one shard into per-group states keyed by shard symbols, then
+/// returns them keyed by labels.
+fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
+    let mut out = Partial::new();
+    let attr = |a: Attribute| &shard.attributes[a.index()];
+    let (Some(bot), Some(version), Some(team), Some(channels), Some(languages)) = (
+        resolve_eq(&plan.bot_id, |v| shard.bots.lookup(v)),
+        resolve_eq(&plan.version, |v| {
+            shard.interners[Attribute::BotVersion.index()].lookup(v)
+        }),
+        resolve_eq(&plan.team_id, |v| {
+            shard.interners[Attribute::TeamId.index()].lookup(v)
+        }),
+        SymSet::resolve(&plan.channel_type, shard, Attribute::ChannelType),
+        SymSet::resolve(&plan.language, shard, Attribute::Language),
+    ) else {
+        return out;
+    };
+    let group_columns: Vec<&[Sym]> = plan
+        .group_by
+        .iter()
+        .map(|g| match g {
+            GroupField::BotId => shard.bot.as_slice(),
+            GroupField::Attribute(a) => attr(*a).as_slice(),
+        })
+        .collect();
+    let (versions, teams) = (attr(Attribute::BotVersion), attr(Attribute::TeamId));
+    let (channel, language) = (attr(Attribute::ChannelType), attr(Attribute::Language));
+    let buckets = plan.axis.len();
+    let mut groups: HashMap<GroupKey, BucketStates> = HashMap::new();
+    // The common ungrouped case keeps its one state outside the map.
+    let mut single = plan
+        .group_by
+        .is_empty()
+        .then(|| BucketStates::new(plan.aggregate, buckets));
+    for c in 0..shard.len() {
+        if bot.is_some_and(|b| shard.bot[c] != b)
+            || version.is_some_and(|v| versions[c] != v)
+            || team.is_some_and(|t| teams[c] != t)
+        {
+            continue;
+        }
+        let Some(bucket) = plan.axis.locate(shard.start[c]) else {
+            continue;
+        };
+        if !channels.contains(channel[c]) || !languages.contains(language[c]) {
+            continue;
+        }
+        let value = match plan.stat {
+            Stat::NumConversations => 1,
+            Stat::DurationSeconds => (shard.end[c] - shard.start[c]).div_euclid(1_000_000) as u64,
+            Stat::NumMessages => shard.num_messages[c] as u64,
+        };
+        match &mut single {
+            Some(states) => states.update(bucket, value),
+            None => {
+                let mut key = GroupKey::default();
+                for (slot, column) in key.iter_mut().zip(&group_columns) {
+                    *slot = column[c];
+                }
+                groups
+                    .entry(key)
+                    .or_insert_with(|| BucketStates::new(plan.aggregate, buckets))
+                    .update(bucket, value);
+            }
+        }
+    }
+    if let Some(states) = single {
+        out.insert(Vec::new(), states);
+        return out;
+    }
+    for (key, states) in groups {
+        let labels: GroupLabels = plan
+            .group_by
+            .iter()
+            .zip(key)
+            .map(|(g, sym)| {
+                let interner = match g {
+                    GroupField::BotId => &shard.bots,
+                    GroupField::Attribute(a) => &shard.interners[a.index()],
+                };
+                (sym != NULL_SYM)
+                    .then(|| interner.resolve(sym).map(str::to_owned))
+                    .flatten()
+            })
+            .collect();
+        merge_into(&mut out, labels, states);
+    }
+    out
+}
+
+fn merge_into(out: &mut Partial, labels: GroupLabels, states: BucketStates) {
+    match out.get_mut(&labels) {
+        Some(existing) => existing.merge(states),
+        None => {
+            out.insert(labels, states);
+        }
+    }
+}
+
+/// Merges partial results; `b` into `a`.
+fn merge(mut a: Partial, b: Partial) -> Partial {
+    for (labels, states) in b {
+        merge_into(&mut a, labels, states);
+    }
+    a
+}
+
+/// Runs `plan` over `store`.
+pub(crate) fn run(store: &Store, plan: &SeriesPlan) -> SeriesAnswer {
+    let partials: Vec<Partial> = store
+        .shards()
+        .par_iter()
+        .map(|shard| scan_shard(&read(shard), plan))
+        .collect();
+    let merged = partials.into_iter().fold(Partial::new(), merge);
+    finish(merged, plan)
+}
+
+/// Final answer from merged states: evaluate, label, sort.
+fn finish(mut merged: Partial, plan: &SeriesPlan) -> SeriesAnswer {
+    let buckets = plan.axis.len();
+    if plan.group_by.is_empty() && merged.is_empty() {
+        merged.insert(Vec::new(), BucketStates::new(plan.aggregate, buckets));
+    }
+    let mut series: Vec<(String, GroupLabels, Series)> = merged
+        .into_iter()
+        .map(|(labels, states)| {
+            let values = states.evaluate(plan.aggregate);
+            let label = if plan.group_by.is_empty() {
+                plan.stat.name().to_owned()
+            } else {
+                labels
+                    .iter()
+                    .map(|l| l.as_deref().unwrap_or(NULL_LABEL))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let label_map: BTreeMap<String, String> = plan
+                .group_by
+                .iter()
+                .zip(&labels)
+                .map(|(g, l)| {
+                    (
+                        g.name().to_owned(),
+                        l.as_deref().unwrap_or(NULL_LABEL).to_owned(),
+                    )
+                })
+                .collect();
+            (label, labels, Series::new(values, label_map))
+        })
+        .collect();
+    // Byte-wise by label (`String`'s order); a null and a literal
+    // "(none)" share a label, and then null comes first.
+    series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let (series_labels, series) = series.into_iter().map(|(l, _, s)| (l, s)).unzip();
+    SeriesAnswer {
+        data: SeriesData {
+            series,
+            series_labels,
+            x_values: plan.axis.x_values(),
+        },
+    }
+}

@@ -1,0 +1,215 @@
+//! Storage: the conversation table that queries scan, and the dedup set.
+//!
+//! # Design
+//!
+//! Events are not kept; what the four queries need of them is folded in as
+//! they arrive (SPEC 2): one summary per conversation (start, end, message
+//! count, first-event attributes), the transition events of each
+//! conversation (for flow), and the hashes of ingested event ids (dedup).
+//!
+//! Conversations are split into [`CONVERSATION_SHARDS`] shards by the hash
+//! of their key `(bot_id, conversation_id)`; each shard sits behind its own
+//! `RwLock`. A batch is applied in three steps:
+//! 1. hash every row's event id and key (no lock held);
+//! 2. insert event-id hashes into the sharded [`EventIdSet`], one short
+//!    lock per event-id shard touched, which decides the duplicates;
+//! 3. for each conversation shard touched (in parallel with rayon), take its
+//!    write lock once and fold that shard's rows in.
+//!
+//! A query takes each shard's read lock in turn, only while it scans that
+//! shard (about 1/64 of the table), and merges per-shard partial results.
+//! So readers never wait for a whole batch, writers never wait for a whole
+//! query, and a query sees every conversation in exactly one state: a
+//! conversation lives in one shard and is updated under that shard's lock.
+//! A query that runs while a batch is applied may see some of the batch's
+//! shards updated and others not yet — never a half-updated conversation.
+//!
+//! Input is validated before step 1 ([`crate::ingest`]), and nothing after
+//! it can fail, so a rejected batch leaves the store as it was.
+
+mod event_ids;
+mod shard;
+mod strings;
+
+use std::sync::{RwLock, RwLockReadGuard};
+
+use arrow_array::Array;
+use rayon::prelude::*;
+
+pub(crate) use event_ids::{event_id_hash, EventIdSet};
+pub(crate) use shard::ConversationShard;
+pub(crate) use strings::{hash_str, Sym, NULL_SYM};
+
+use crate::ingest::EventColumns;
+use crate::schema::{EVENT_TYPE_MESSAGE, EVENT_TYPE_TRANSITION};
+
+/// Number of conversation shards (a power of two). 64 keeps lock contention
+/// between a handful of ingest and query threads low and splits work evenly
+/// over rayon's threads, while each shard stays large enough that its fixed
+/// costs (locks, interners) do not matter.
+pub const CONVERSATION_SHARDS: usize = 64;
+
+/// Which events go through dedup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dedup {
+    /// Every event (the engine: exact counts and ingest reports).
+    All,
+    /// Only events whose duplicates could change an answer: messages
+    /// (message counts) and transitions (flow). A duplicate of any event
+    /// changes neither a conversation's start, end nor attributes.
+    Counted,
+    /// None: for queries that read neither message counts nor transitions.
+    Off,
+}
+
+/// What the store keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreOptions {
+    pub dedup: Dedup,
+    pub keep_transitions: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            dedup: Dedup::All,
+            keep_transitions: true,
+        }
+    }
+}
+
+/// Outcome of applying one batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Applied {
+    pub ingested: u64,
+    pub duplicates: u64,
+}
+
+/// The conversation table and dedup set.
+#[derive(Debug)]
+pub(crate) struct Store {
+    shards: Box<[RwLock<ConversationShard>]>,
+    event_ids: EventIdSet,
+    options: StoreOptions,
+}
+
+/// Hash of a conversation key; also picks its shard.
+#[inline]
+pub(crate) fn conversation_hash(bot_id: &str, conversation_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(conversation_id.as_bytes(), hash_str(bot_id))
+}
+
+#[inline]
+pub(crate) fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - CONVERSATION_SHARDS.trailing_zeros())) as usize
+}
+
+impl Store {
+    pub fn new(options: StoreOptions) -> Self {
+        Self {
+            shards: (0..CONVERSATION_SHARDS)
+                .map(|_| RwLock::new(ConversationShard::default()))
+                .collect(),
+            event_ids: EventIdSet::default(),
+            options,
+        }
+    }
+
+    /// Folds validated columns in; cannot fail.
+    pub fn apply(&self, cols: &EventColumns) -> Applied {
+        let n = cols.len();
+        if n == 0 {
+            return Applied::default();
+        }
+        // 1. Hashes, without locks.
+        let key_hash: Vec<u64> = (0..n)
+            .map(|r| conversation_hash(cols.bot_id.value(r), cols.conversation_id.value(r)))
+            .collect();
+        let counted = |r: usize| match &cols.event_type {
+            Some(t) if t.is_valid(r) => {
+                matches!(t.value(r), EVENT_TYPE_MESSAGE | EVENT_TYPE_TRANSITION)
+            }
+            _ => false,
+        };
+        // 2. Dedup.
+        let fresh: Vec<bool> = {
+            let candidate = |r: usize| match self.options.dedup {
+                Dedup::All => true,
+                Dedup::Counted => counted(r),
+                Dedup::Off => false,
+            };
+            let hashes: Vec<u128> = (0..n)
+                .map(|r| {
+                    if candidate(r) {
+                        event_id_hash(cols.event_id.value(r))
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let mut fresh = self.event_ids.insert_all(&hashes, candidate);
+            for (r, f) in fresh.iter_mut().enumerate() {
+                if !candidate(r) {
+                    *f = true;
+                }
+            }
+            fresh
+        };
+        // 3. Fold, shard by shard.
+        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); CONVERSATION_SHARDS];
+        let mut ingested = 0u64;
+        for r in 0..n {
+            if fresh[r] {
+                by_shard[shard_of(key_hash[r])].push(r as u32);
+                ingested += 1;
+            }
+        }
+        let keep_transitions = self.options.keep_transitions;
+        self.shards
+            .par_iter()
+            .zip(by_shard.par_iter())
+            .filter(|(_, rows)| !rows.is_empty())
+            .for_each(|(shard, rows)| {
+                let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+                shard.apply(cols, rows, &key_hash, keep_transitions);
+            });
+        Applied {
+            ingested,
+            duplicates: n as u64 - ingested,
+        }
+    }
+
+    /// The shards, for queries; each is read-locked by the caller while used.
+    pub fn shards(&self) -> &[RwLock<ConversationShard>] {
+        &self.shards
+    }
+
+    /// Read access to the shard holding conversation key hash `hash`.
+    pub fn read_shard(&self, hash: u64) -> RwLockReadGuard<'_, ConversationShard> {
+        read(&self.shards[shard_of(hash)])
+    }
+
+    /// Number of conversations.
+    pub fn conversations(&self) -> usize {
+        self.shards.iter().map(|s| read(s).len()).sum()
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| read(s).heap_bytes())
+            .sum::<usize>()
+            + self.event_ids.heap_bytes()
+    }
+
+    /// Number of distinct event ids held by the dedup set.
+    pub fn distinct_events(&self) -> usize {
+        self.event_ids.len()
+    }
+}
+
+/// Read-locks a shard; a poisoned lock (a panic elsewhere) still reads.
+pub(crate) fn read(shard: &RwLock<ConversationShard>) -> RwLockReadGuard<'_, ConversationShard> {
+    shard.read().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,269 @@
+//! One shard of the conversation table: per-conversation summaries and the
+//! transition events of each conversation.
+//!
+//! A shard holds the conversations whose key hash falls into it, as columns
+//! (struct of arrays) indexed by a dense conversation number, so that series
+//! queries scan plain `Vec`s. Each summary is a mergeable state in the sense
+//! of SPEC 2: `start = min`, `end = max`, `num_messages = sum`, attributes =
+//! those of the smallest `(timestamp, event_id)`; folding an event in is the
+//! same operation whatever order events come in.
+//!
+//! Transitions are kept per conversation as a linked list through the
+//! shard's transition columns, so a flow query touches only its own
+//! conversation's transitions and no per-conversation allocation is needed.
+
+use arrow_array::Array;
+use hashbrown::HashTable;
+
+use super::strings::{Interner, StringArena, Sym, NULL_SYM};
+use crate::ingest::EventColumns;
+use crate::schema::{Attribute, EVENT_TYPE_MESSAGE, EVENT_TYPE_TRANSITION};
+
+/// End of a transition list.
+const NO_TRANSITION: u32 = u32::MAX;
+
+/// Columns of the transition events of a shard.
+#[derive(Debug, Default)]
+pub(crate) struct TransitionTable {
+    pub timestamp: Vec<i64>,
+    pub event_id: StringArena,
+    /// Position in `message_ids`, or `NULL_SYM`.
+    pub message_id: Vec<u32>,
+    pub message_ids: StringArena,
+    /// `from_step_id`, `from_step_type`, `to_step_id`, `to_step_type`.
+    pub steps: [Vec<Sym>; 4],
+    pub step_names: Interner,
+    /// Next transition of the same conversation.
+    next: Vec<u32>,
+}
+
+/// One transition, borrowed from a shard.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TransitionRef<'a> {
+    pub timestamp: i64,
+    pub event_id: &'a str,
+    pub message_id: Option<&'a str>,
+    /// `from_step_id`, `from_step_type`, `to_step_id`, `to_step_type`.
+    pub steps: [Option<&'a str>; 4],
+}
+
+/// Conversation summaries of one shard.
+#[derive(Debug, Default)]
+pub(crate) struct ConversationShard {
+    index: HashTable<u32>,
+    key_hash: Vec<u64>,
+    pub bots: Interner,
+    pub bot: Vec<Sym>,
+    conversation_id: StringArena,
+    pub start: Vec<i64>,
+    pub end: Vec<i64>,
+    first_event_id: Vec<Box<str>>,
+    pub num_messages: Vec<u32>,
+    /// Per attribute (in [`Attribute::ALL`] order): the symbol per conversation.
+    pub attributes: [Vec<Sym>; Attribute::COUNT],
+    /// Per attribute: the interner its symbols refer to.
+    pub interners: [Interner; Attribute::COUNT],
+    first_transition: Vec<u32>,
+    pub transitions: TransitionTable,
+}
+
+impl ConversationShard {
+    /// Number of conversations.
+    pub fn len(&self) -> usize {
+        self.start.len()
+    }
+
+    /// The conversation `(bot_id, conversation_id)` with key hash `hash`.
+    pub fn find(&self, hash: u64, bot_id: &str, conversation_id: &str) -> Option<usize> {
+        self.index
+            .find(hash, |&c| {
+                self.key_matches(c as usize, bot_id, conversation_id)
+            })
+            .map(|&c| c as usize)
+    }
+
+    #[inline]
+    fn key_matches(&self, c: usize, bot_id: &str, conversation_id: &str) -> bool {
+        self.conversation_id.get_bytes(c as u32) == conversation_id.as_bytes()
+            && self.bots.resolve(self.bot[c]) == Some(bot_id)
+    }
+
+    /// The value of `attribute` for conversation `c`.
+    pub fn attribute(&self, c: usize, attribute: Attribute) -> Option<&str> {
+        let i = attribute.index();
+        self.interners[i].resolve(self.attributes[i][c])
+    }
+
+    /// Transitions of conversation `c`, in no particular order.
+    pub fn transitions_of(&self, c: usize) -> impl Iterator<Item = TransitionRef<'_>> {
+        let t = &self.transitions;
+        std::iter::successors(
+            Some(self.first_transition[c]).filter(|&i| i != NO_TRANSITION),
+            move |&i| Some(t.next[i as usize]).filter(|&n| n != NO_TRANSITION),
+        )
+        .map(move |i| {
+            let i = i as usize;
+            let step = |k: usize| t.step_names.resolve(t.steps[k][i]);
+            TransitionRef {
+                timestamp: t.timestamp[i],
+                event_id: t.event_id.get(i as u32),
+                message_id: (t.message_id[i] != NULL_SYM)
+                    .then(|| t.message_ids.get(t.message_id[i])),
+                steps: [step(0), step(1), step(2), step(3)],
+            }
+        })
+    }
+
+    /// Folds the events at `rows` of `cols` (all belonging to this shard,
+    /// already deduplicated) into the summaries. `key_hash[row]` is each
+    /// row's conversation key hash.
+    pub fn apply(
+        &mut self,
+        cols: &EventColumns,
+        rows: &[u32],
+        key_hash: &[u64],
+        keep_transitions: bool,
+    ) {
+        for &row in rows {
+            let row = row as usize;
+            let hash = key_hash[row];
+            let bot_id = cols.bot_id.value(row);
+            let conversation_id = cols.conversation_id.value(row);
+            let ts = cols.timestamp[row];
+            let event_id = cols.event_id.value(row);
+            let c = match self.find(hash, bot_id, conversation_id) {
+                Some(c) => {
+                    if ts > self.end[c] {
+                        self.end[c] = ts;
+                    }
+                    if ts < self.start[c]
+                        || (ts == self.start[c] && event_id < &*self.first_event_id[c])
+                    {
+                        self.start[c] = ts;
+                        self.first_event_id[c] = event_id.into();
+                        self.set_attributes(c, cols, row);
+                    }
+                    c
+                }
+                None => self.insert(hash, bot_id, conversation_id, ts, event_id, cols, row),
+            };
+            let event_type = cols.event_type.as_ref().filter(|a| a.is_valid(row));
+            match event_type.map(|a| a.value(row)) {
+                Some(EVENT_TYPE_MESSAGE) => self.num_messages[c] += 1,
+                Some(EVENT_TYPE_TRANSITION) if keep_transitions => {
+                    self.push_transition(c, cols, row)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &mut self,
+        hash: u64,
+        bot_id: &str,
+        conversation_id: &str,
+        ts: i64,
+        event_id: &str,
+        cols: &EventColumns,
+        row: usize,
+    ) -> usize {
+        let c = self.len();
+        self.key_hash.push(hash);
+        let bot = self.bots.intern(bot_id);
+        self.bot.push(bot);
+        self.conversation_id.push(conversation_id);
+        self.start.push(ts);
+        self.end.push(ts);
+        self.first_event_id.push(event_id.into());
+        self.num_messages.push(0);
+        for column in &mut self.attributes {
+            column.push(NULL_SYM);
+        }
+        self.first_transition.push(NO_TRANSITION);
+        self.set_attributes(c, cols, row);
+        let key_hash = &self.key_hash;
+        self.index
+            .insert_unique(hash, c as u32, |&c| key_hash[c as usize]);
+        c
+    }
+
+    fn set_attributes(&mut self, c: usize, cols: &EventColumns, row: usize) {
+        for ((column, interner), array) in self
+            .attributes
+            .iter_mut()
+            .zip(&mut self.interners)
+            .zip(&cols.attributes)
+        {
+            column[c] = match array {
+                Some(a) if a.is_valid(row) => interner.intern(a.value(row)),
+                _ => NULL_SYM,
+            };
+        }
+    }
+
+    fn push_transition(&mut self, c: usize, cols: &EventColumns, row: usize) {
+        use crate::ingest::opt_str;
+        let t = &mut self.transitions;
+        let i = t.timestamp.len() as u32;
+        t.timestamp.push(cols.timestamp[row]);
+        t.event_id.push(cols.event_id.value(row));
+        let message = match opt_str(&cols.message_id, row) {
+            Some(m) => t.message_ids.push(m),
+            None => NULL_SYM,
+        };
+        t.message_id.push(message);
+        let steps = [
+            &cols.from_step_id,
+            &cols.from_step_type,
+            &cols.to_step_id,
+            &cols.to_step_type,
+        ];
+        for (column, array) in t.steps.iter_mut().zip(steps) {
+            column.push(match opt_str(array, row) {
+                Some(s) => t.step_names.intern(s),
+                None => NULL_SYM,
+            });
+        }
+        t.next.push(self.first_transition[c]);
+        self.first_transition[c] = i;
+    }
+
+    /// Bytes of heap memory in use (approximate: capacities).
+    pub fn heap_bytes(&self) -> usize {
+        let v = |cap: usize, size: usize| cap * size;
+        let t = &self.transitions;
+        v(self.index.capacity(), 5)
+            + v(self.key_hash.capacity(), 8)
+            + self.bots.heap_bytes()
+            + v(self.bot.capacity(), 4)
+            + self.conversation_id.heap_bytes()
+            + v(self.start.capacity(), 8)
+            + v(self.end.capacity(), 8)
+            + self
+                .first_event_id
+                .iter()
+                .map(|s| s.len() + 16)
+                .sum::<usize>()
+            + v(self.num_messages.capacity(), 4)
+            + self
+                .attributes
+                .iter()
+                .map(|a| a.capacity() * 4)
+                .sum::<usize>()
+            + self
+                .interners
+                .iter()
+                .map(Interner::heap_bytes)
+                .sum::<usize>()
+            + v(self.first_transition.capacity(), 4)
+            + v(t.timestamp.capacity(), 8)
+            + t.event_id.heap_bytes()
+            + v(t.message_id.capacity(), 4)
+            + t.message_ids.heap_bytes()
+            + t.steps.iter().map(|s| s.capacity() * 4).sum::<usize>()
+            + t.step_names.heap_bytes()
+            + v(t.next.capacity(), 4)
+    }
+}
