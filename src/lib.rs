@@ -87,6 +87,7 @@
 
 pub mod answer;
 pub mod batch;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod generate;

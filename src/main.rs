@@ -1,1 +1,347 @@
-fn main() {}
+//! The `convostat` command line: a thin shell over the library (SPEC 7).
+//!
+//! It parses arguments, turns them into the API's string parameters (the
+//! library validates them), runs a batch job or the generator or the demo,
+//! prints the answer and maps errors to exit codes: 0 success, 2 invalid
+//! query or arguments, 3 not found, 1 data or I/O error. Every error is one
+//! stderr line starting with `error: `.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use convostat::batch::{run_files, BatchOptions};
+use convostat::generate::{write_file, GeneratorConfig};
+use convostat::{Answer, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
+
+#[derive(Parser)]
+#[command(
+    name = "convostat",
+    about = "Conversation analytics over Parquet and NDJSON event files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Number of a bot's conversations over time (SPEC 4.1).
+    Conversations {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        bot: BotSeries,
+    },
+    /// One conversation statistic aggregated per bucket (SPEC 4.2).
+    Insights {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        bot: BotSeries,
+        /// num_conversations, duration_seconds or num_messages.
+        #[arg(long)]
+        stat: Option<String>,
+        /// count, sum, mean, min, max, p50, p90, p95 or p99.
+        #[arg(long)]
+        aggregate: Option<String>,
+    },
+    /// One conversation's transitions (SPEC 4.3).
+    Flow {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long = "bot-id")]
+        bot_id: Option<String>,
+        #[arg(long = "conversation-id")]
+        conversation_id: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        /// Start of the range (RFC 3339, naive = UTC, or a date).
+        #[arg(long)]
+        start: Option<String>,
+        /// End of the range, exclusive.
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long = "message-id")]
+        message_id: Option<String>,
+    },
+    /// A team's conversations over time (SPEC 4.4).
+    Usage {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long = "team-id")]
+        team_id: Option<String>,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        /// 1h, 1d, 1w or 1m.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Comma-separated fields: bot_id, bot_version, team_id,
+        /// channel_type, language, campaign_id, campaign_source.
+        #[arg(long = "group-by")]
+        group_by: Option<String>,
+        /// IANA time zone (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Writes a realistic synthetic data set (Parquet, or NDJSON for .ndjson).
+    Generate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        events: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Generates data in memory and runs every query kind, with timings.
+    Demo {
+        /// Number of events to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Parquet / NDJSON files or directories.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Skip rows with nulls in required columns (counts on stderr).
+    #[arg(long)]
+    lenient: bool,
+}
+
+#[derive(Args)]
+struct BotSeries {
+    #[arg(long = "bot-id")]
+    bot_id: Option<String>,
+    #[arg(long)]
+    version: Option<String>,
+    /// Start of the range (RFC 3339, naive local time, or a date).
+    #[arg(long)]
+    start: Option<String>,
+    /// End of the range, exclusive.
+    #[arg(long)]
+    end: Option<String>,
+    /// Comma-separated channel types.
+    #[arg(long = "channel-type")]
+    channel_type: Option<String>,
+    /// Comma-separated languages.
+    #[arg(long)]
+    language: Option<String>,
+    /// 1h, 1d, 1w or 1m.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// channel_type or language.
+    #[arg(long = "group-by")]
+    group_by: Option<String>,
+    /// IANA time zone (default UTC).
+    #[arg(long)]
+    tz: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Json,
+    Csv,
+    Table,
+}
+
+type Pairs = Vec<(&'static str, Option<String>)>;
+
+impl BotSeries {
+    fn pairs(self) -> Pairs {
+        vec![
+            ("bot_id", self.bot_id),
+            ("version", self.version),
+            ("start_time", self.start),
+            ("end_time", self.end),
+            ("channel_type", self.channel_type),
+            ("language", self.language),
+            ("bucket", self.bucket),
+            ("group_by", self.group_by),
+            ("tz", self.tz),
+        ]
+    }
+}
+
+fn params(pairs: Pairs) -> convostat::Result<Params> {
+    Params::new(pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))))
+}
+
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::InvalidQuery => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::Data => 1,
+    }
+}
+
+fn fail(e: &Error) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(exit_code(e.kind()))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            eprintln!("error: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn run(command: Command) -> convostat::Result<()> {
+    let (kind, common, pairs) = match command {
+        Command::Generate { out, events, seed } => {
+            let rows = write_file(&out, &GeneratorConfig::new(events, seed))?;
+            eprintln!("wrote {rows} events to {}", out.display());
+            return Ok(());
+        }
+        Command::Demo { events } => {
+            return convostat::demo::run(events, &mut std::io::stdout().lock());
+        }
+        Command::Conversations { common, bot } => ("conversations", common, bot.pairs()),
+        Command::Insights {
+            common,
+            bot,
+            stat,
+            aggregate,
+        } => {
+            let mut pairs = bot.pairs();
+            pairs.extend([("stat", stat), ("aggregate", aggregate)]);
+            ("insights", common, pairs)
+        }
+        Command::Flow {
+            common,
+            bot_id,
+            conversation_id,
+            version,
+            start,
+            end,
+            message_id,
+        } => (
+            "flow",
+            common,
+            vec![
+                ("bot_id", bot_id),
+                ("conversation_id", conversation_id),
+                ("version", version),
+                ("start_time", start),
+                ("end_time", end),
+                ("message_id", message_id),
+            ],
+        ),
+        Command::Usage {
+            common,
+            team_id,
+            start,
+            end,
+            bucket,
+            group_by,
+            tz,
+        } => (
+            "usage",
+            common,
+            vec![
+                ("team_id", team_id),
+                ("start_time", start),
+                ("end_time", end),
+                ("bucket", bucket),
+                ("group_by", group_by),
+                ("tz", tz),
+            ],
+        ),
+    };
+    // Validate the query before touching any data (SPEC 4).
+    let query = Query::from_params(kind, &params(pairs)?)?;
+    let options = BatchOptions {
+        mode: if common.lenient {
+            IngestMode::Lenient
+        } else {
+            IngestMode::Strict
+        },
+        progress: progress_display(&common.input),
+    };
+    let outcome = run_files(&query, &common.input, &options)?;
+    if common.lenient {
+        report_skipped(&outcome.report);
+    }
+    print_answer(&outcome.answer, common.format)
+}
+
+fn print_answer(answer: &Answer, format: Format) -> convostat::Result<()> {
+    let text = match format {
+        Format::Json => answer.to_json() + "\n",
+        Format::Csv => answer.to_csv(),
+        Format::Table => answer.to_table(),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::data_from("stdout", e))
+}
+
+fn report_skipped(report: &IngestReport) {
+    let skipped = report.skipped_rows();
+    if skipped == 0 {
+        eprintln!("skipped 0 rows");
+        return;
+    }
+    let reasons: Vec<String> = report
+        .skipped
+        .iter()
+        .map(|(reason, n)| format!("{reason}: {n}"))
+        .collect();
+    eprintln!("skipped {skipped} rows ({})", reasons.join(", "));
+}
+
+/// Inputs smaller than this finish too fast for a progress bar to help.
+const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A spinner counting rows on stderr, when stderr is a terminal and the
+/// input is large.
+fn progress_display(inputs: &[PathBuf]) -> Option<Box<dyn Fn(u64) + Send + Sync>> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let files = convostat::batch::discover_inputs(inputs).ok()?;
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.path).ok())
+        .map(|m| m.len())
+        .sum();
+    if bytes < PROGRESS_MIN_BYTES {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec})")
+            .ok()?,
+    );
+    Some(Box::new(move |rows| {
+        bar.set_position(rows);
+        bar.tick();
+    }))
+}

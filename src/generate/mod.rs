@@ -1,1 +1,481 @@
-//! Synthetic data (placeholder while the generator lands).
+//! Realistic synthetic conversation events, for `convostat generate`, the
+//! demo, tests and benchmarks.
+//!
+//! [`EventGenerator`] streams [`RecordBatch`]es in the canonical schema
+//! ([`event_schema`]); [`write_file`], [`write_parquet`] and
+//! [`write_ndjson`] write the same rows to a file. The output is a pure
+//! function of the [`GeneratorConfig`]: a ChaCha8 RNG seeded from
+//! `seed`, no hash-map iteration, clock or threads.
+//!
+//! # What the data looks like
+//!
+//! - **Teams and bots**: four teams (`team-acme`, `team-globex`,
+//!   `team-initech`, `team-umbrella`) with three bots each
+//!   (`bot-acme-support`, ...). Bot popularity is Zipf-like: the largest bot
+//!   has 25 % of the events, the two smallest 2 % each.
+//! - **Conversations** start between 2024-01-01T00:00:00Z and
+//!   2024-05-01T00:00:00Z (across the European spring DST change), at
+//!   millisecond precision, with a daily profile (quiet nights, peak in the
+//!   early afternoon UTC; users follow the Central European clock, so the
+//!   UTC peak moves one hour earlier after 2024-03-31), weekends about 40 %
+//!   lower and a slight growth over the period. They have 2 to 60 events
+//!   (geometric, mean about 10), so 10M events are about 1M conversations.
+//! - **Attributes** are drawn per conversation: `bot_version` `LIVE` (90 %) or
+//!   `DRAFT`; `channel_type` web 50 %, whatsapp 25 %, messenger 15 %,
+//!   voice 10 %; `language` en 55 %, nl 20 %, fr 12 %, de 8 %, es 5 %; a
+//!   campaign (`cmp-01`..`cmp-08`, each with a fixed `campaign_source` among
+//!   newsletter, facebook_ads, google_ads, referral) on 20 %; `user_id`
+//!   (`u` + number) from a pool of about a third as many users as
+//!   conversations. Every event carries them, except that about 5 % of the
+//!   events after the first lack some of them (null), so the
+//!   first-event rule of SPEC 2 matters.
+//! - **Events** follow each bot's flow graph (8-20 steps `s01`, ... of types
+//!   `bot_dialog`, `input`, `api_call`, `condition`, `handover`, `end`):
+//!   usually a `session_start`, then `message`s and `transition`s (a
+//!   transition's `message_id` is the message that triggered it), sometimes
+//!   `feedback` or `handover_requested`; roughly 45 % messages,
+//!   40 % transitions and 15 % other. Step columns are null except on
+//!   transitions. Events spread over seconds to minutes after the start; a
+//!   few conversations pause for hours.
+//! - **Ids** are short: `conversation_id` is `c` + a base-36 counter per bot
+//!   (unique within the bot), `event_id` `e` + base 36 of a scrambled global
+//!   counter (unique, at most 11 bytes, not sorted), `message_id` likewise
+//!   with `m`.
+//!
+//! # Row order, duplicates and batches
+//!
+//! Rows are **clustered by bot**, like a platform's per-tenant exports: all
+//! events of one bot come together, bots in the fixed catalog order (acme,
+//! globex, initech, umbrella). Within a bot, conversations come in start
+//! order and each one's events as generated, so rows are roughly in time
+//! order, and Parquet row-group statistics can prune by `bot_id`. Each bot
+//! gets its share of `events` rows up front (largest-remainder split of the
+//! popularity weights), and its conversations are generated incrementally:
+//! a conversation's start is placed at the quantile of the seasonal time
+//! distribution given by how much of the bot's share has been used so far,
+//! so every bot spans the whole period. Nothing but the current conversation
+//! and the current batch is held in memory.
+//!
+//! Two imperfections make the data realistic for an ingestion engine: about
+//! 0.5 % of the rows are exact duplicates (same `event_id` and every other
+//! field) of an event of the same bot, re-emitted up to a few hundred rows
+//! later, and about 1 % of the rows are swapped with a row of the same bot up
+//! to 1,000 positions later in the same batch. The total number of rows is exactly
+//! `events`, duplicates included: the last conversation of a bot is cut
+//! short when the bot's share is used up. Because of the in-batch swaps the
+//! rows (not their multiset per bot) depend on `batch_rows` too.
+//!
+//! ```
+//! use convostat::generate::{EventGenerator, GeneratorConfig};
+//! let batches: Vec<_> = EventGenerator::new(GeneratorConfig::new(1_000, 42)).collect();
+//! assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1_000);
+//! assert_eq!(batches[0].schema(), convostat::event_schema());
+//! ```
+
+mod catalog;
+mod conversation;
+mod flow_graph;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::schema::event_schema;
+
+use self::catalog::{
+    LengthDistribution, StartTimeDistribution, BOTS, BOT_VERSIONS, CAMPAIGNS, CAMPAIGN_SHARE,
+    CHANNELS, LANGUAGES,
+};
+use self::conversation::{null_bit, Kind, Row, NO_CAMPAIGN, NO_MESSAGE, NO_STEP};
+use self::flow_graph::FlowGraph;
+
+pub use self::writer::{write_file, write_ndjson, write_parquet};
+
+/// Default number of rows per generated batch.
+pub const DEFAULT_BATCH_ROWS: usize = 65_536;
+
+/// Share of original events re-emitted later as an exact duplicate.
+const DUPLICATE_SHARE: f64 = 0.005;
+/// A duplicate comes back between 1 and this many rows of its bot later.
+const DUPLICATE_MAX_DELAY: u64 = 400;
+/// Chance per row of being swapped with a later row of its batch (each swap
+/// displaces two rows, so about 1 % of rows move).
+const DISPLACE_SHARE: f64 = 0.005;
+/// A displaced row moves at most this many positions.
+const DISPLACE_MAX_DISTANCE: usize = 1_000;
+
+/// RNG streams of the ChaCha8 generator seeded from the config's seed.
+const STREAM_EVENTS: u64 = 0;
+const STREAM_GRAPHS: u64 = 1;
+
+/// Parameters of a synthetic data set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorConfig {
+    /// Total number of rows (events, duplicates included).
+    pub events: usize,
+    /// Seed of the random generator: same seed, same data.
+    pub seed: u64,
+    /// Rows per [`RecordBatch`] (the last batch may be shorter); 0 is read
+    /// as 1. Default [`DEFAULT_BATCH_ROWS`].
+    pub batch_rows: usize,
+}
+
+impl GeneratorConfig {
+    /// `events` rows from `seed`, in batches of [`DEFAULT_BATCH_ROWS`].
+    pub fn new(events: usize, seed: u64) -> Self {
+        GeneratorConfig {
+            events,
+            seed,
+            batch_rows: DEFAULT_BATCH_ROWS,
+        }
+    }
+}
+
+/// Iterator of [`RecordBatch`]es in the canonical schema
+/// ([`event_schema`]: Utf8 strings, `Timestamp(Microsecond, "UTC")`),
+/// yielding exactly `config.events` rows in total (duplicates included).
+///
+/// The output depends only on the config (see the [module docs](self) for
+/// what the data looks like and how rows are ordered). Batches have
+/// `batch_rows` rows except the last; no empty batch is yielded.
+pub struct EventGenerator {
+    batch_rows: usize,
+    /// Rows still to yield.
+    remaining: u64,
+    rng: ChaCha8Rng,
+    graphs: Vec<FlowGraph>,
+    budgets: [u64; 12],
+    user_pool: u64,
+    lengths: LengthDistribution,
+    start_times: StartTimeDistribution,
+    /// Key of the id scrambling, from the seed.
+    id_key: u64,
+    /// The bot being generated (index into `BOTS`).
+    bot: usize,
+    /// Rows of the current bot emitted so far.
+    bot_rows: u64,
+    /// Conversations of the current bot started so far.
+    bot_conversations: u64,
+    /// The current conversation and how many of its rows were emitted.
+    conversation: Vec<Row>,
+    conversation_pos: usize,
+    /// Duplicates waiting to be re-emitted, by the bot row count at which
+    /// they are due (sorted by due row, then by insertion).
+    pending_duplicates: Vec<(u64, Row)>,
+    /// Original events emitted so far (the next event's sequence number).
+    event_seq: u64,
+    /// Messages handed out so far.
+    message_seq: u64,
+}
+
+impl EventGenerator {
+    /// A generator for `config`.
+    pub fn new(config: GeneratorConfig) -> Self {
+        let events = u64::try_from(config.events).unwrap_or(u64::MAX);
+        let mut graph_rng = ChaCha8Rng::seed_from_u64(config.seed);
+        graph_rng.set_stream(STREAM_GRAPHS);
+        let graphs = BOTS
+            .iter()
+            .map(|_| FlowGraph::generate(&mut graph_rng))
+            .collect();
+        let id_key = graph_rng.random::<u64>();
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(STREAM_EVENTS);
+        EventGenerator {
+            batch_rows: config.batch_rows.max(1),
+            remaining: events,
+            rng,
+            graphs,
+            budgets: catalog::bot_budgets(events),
+            user_pool: catalog::user_pool(events),
+            lengths: LengthDistribution::new(),
+            start_times: StartTimeDistribution::new(),
+            id_key,
+            bot: 0,
+            bot_rows: 0,
+            bot_conversations: 0,
+            conversation: Vec::with_capacity(64),
+            conversation_pos: 0,
+            pending_duplicates: Vec::new(),
+            event_seq: 0,
+            message_seq: 0,
+        }
+    }
+
+    /// The next row of the stream, or `None` when every bot's share is done.
+    fn next_row(&mut self) -> Option<Row> {
+        loop {
+            let budget = *self.budgets.get(self.bot)?;
+            if self.bot_rows >= budget {
+                self.bot += 1;
+                self.bot_rows = 0;
+                self.bot_conversations = 0;
+                self.conversation.clear();
+                self.conversation_pos = 0;
+                self.pending_duplicates.clear();
+                continue;
+            }
+            if let Some(&(due, row)) = self.pending_duplicates.first() {
+                if due <= self.bot_rows {
+                    self.pending_duplicates.remove(0);
+                    self.bot_rows += 1;
+                    return Some(row);
+                }
+            }
+            if let Some(&row) = self.conversation.get(self.conversation_pos) {
+                self.conversation_pos += 1;
+                let mut row = row;
+                row.event_seq = self.event_seq;
+                self.event_seq += 1;
+                self.bot_rows += 1;
+                if self.rng.random_bool(DUPLICATE_SHARE) {
+                    let due = self.bot_rows + self.rng.random_range(1..=DUPLICATE_MAX_DELAY);
+                    let at = self.pending_duplicates.partition_point(|&(d, _)| d <= due);
+                    self.pending_duplicates.insert(at, (due, row));
+                }
+                return Some(row);
+            }
+            self.start_conversation(budget);
+        }
+    }
+
+    /// Generates the current bot's next conversation into `self.conversation`.
+    fn start_conversation(&mut self, budget: u64) {
+        let rng = &mut self.rng;
+        let len = self.lengths.sample(rng);
+        // Place the start by how much of the bot's share is used: starts are
+        // increasing and every bot spans the whole period.
+        let used = self.bot_rows as f64 + rng.random::<f64>() * len as f64;
+        let t0_ms = self.start_times.quantile_ms(used / budget as f64);
+        self.bot_conversations += 1;
+        let campaign = if rng.random_bool(CAMPAIGN_SHARE) {
+            rng.random_range(0..CAMPAIGNS.len() as u8)
+        } else {
+            NO_CAMPAIGN
+        };
+        let template = Row {
+            event_seq: 0,
+            ts_ms: t0_ms,
+            conversation: self.bot_conversations,
+            user: rng.random_range(1..=self.user_pool),
+            message: NO_MESSAGE,
+            bot: self.bot as u8,
+            kind: Kind::Message,
+            version: catalog::pick_weighted(rng, &BOT_VERSIONS) as u8,
+            channel: catalog::pick_weighted(rng, &CHANNELS) as u8,
+            language: catalog::pick_weighted(rng, &LANGUAGES) as u8,
+            campaign,
+            null_mask: 0,
+            from_step: NO_STEP,
+            to_step: NO_STEP,
+        };
+        self.conversation.clear();
+        self.conversation_pos = 0;
+        conversation::generate(
+            rng,
+            &self.graphs[self.bot],
+            template,
+            t0_ms,
+            len,
+            &mut self.message_seq,
+            &mut self.conversation,
+        );
+    }
+
+    /// Swaps about [`DISPLACE_SHARE`] of the rows with a later row of the
+    /// batch and the same bot.
+    fn displace(&mut self, rows: &mut [Row]) {
+        let n = rows.len();
+        for i in 0..n {
+            if self.rng.random_bool(DISPLACE_SHARE) {
+                let j = i + self.rng.random_range(1..=DISPLACE_MAX_DISTANCE);
+                // Rows stay within their bot's cluster.
+                if j < n && rows[j].bot == rows[i].bot {
+                    rows.swap(i, j);
+                }
+            }
+        }
+    }
+
+    /// Renders compact rows into a batch of the canonical schema.
+    fn build_batch(&self, rows: &[Row]) -> RecordBatch {
+        let n = rows.len();
+        let string_column =
+            |bytes_per_row: usize| StringBuilder::with_capacity(n, n * bytes_per_row);
+        let mut event_id = string_column(11);
+        let mut timestamps = Vec::with_capacity(n);
+        let mut bot_id = string_column(20);
+        let mut conversation_id = string_column(6);
+        let mut event_type = string_column(10);
+        let mut team_id = string_column(12);
+        let mut bot_version = string_column(4);
+        let mut user_id = string_column(7);
+        let mut channel_type = string_column(8);
+        let mut language = string_column(2);
+        let mut campaign_id = string_column(2);
+        let mut campaign_source = string_column(3);
+        let mut message_id = string_column(11);
+        let mut from_step_id = string_column(2);
+        let mut from_step_type = string_column(4);
+        let mut to_step_id = string_column(2);
+        let mut to_step_type = string_column(4);
+
+        let mut buf = String::with_capacity(24);
+        for row in rows {
+            let bot = &BOTS[usize::from(row.bot)];
+            let graph = &self.graphs[usize::from(row.bot)];
+            let has = |bit: u8| row.null_mask & bit == 0;
+
+            id_into(&mut buf, 'e', scramble(row.event_seq, self.id_key));
+            event_id.append_value(&buf);
+            timestamps.push(row.ts_ms.saturating_mul(1_000));
+            bot_id.append_value(bot.id);
+            id_into(&mut buf, 'c', row.conversation);
+            conversation_id.append_value(&buf);
+            event_type.append_value(row.kind.as_str());
+
+            team_id.append_option(has(null_bit::TEAM).then_some(bot.team));
+            bot_version.append_option(
+                has(null_bit::VERSION).then(|| BOT_VERSIONS[usize::from(row.version)].0),
+            );
+            if has(null_bit::USER) {
+                buf.clear();
+                buf.push('u');
+                // Writing to a String cannot fail.
+                let _ = write!(buf, "{}", row.user);
+                user_id.append_value(&buf);
+            } else {
+                user_id.append_null();
+            }
+            channel_type.append_option(
+                has(null_bit::CHANNEL).then(|| CHANNELS[usize::from(row.channel)].0),
+            );
+            language.append_option(
+                has(null_bit::LANGUAGE).then(|| LANGUAGES[usize::from(row.language)].0),
+            );
+            let campaign = CAMPAIGNS.get(usize::from(row.campaign));
+            campaign_id.append_option(campaign.filter(|_| has(null_bit::CAMPAIGN_ID)).map(|c| c.0));
+            campaign_source.append_option(
+                campaign
+                    .filter(|_| has(null_bit::CAMPAIGN_SOURCE))
+                    .map(|c| c.1),
+            );
+
+            if row.message == NO_MESSAGE {
+                message_id.append_null();
+            } else {
+                id_into(&mut buf, 'm', scramble(row.message, !self.id_key));
+                message_id.append_value(&buf);
+            }
+            if row.kind == Kind::Transition {
+                from_step_id.append_value(FlowGraph::step_id(row.from_step));
+                from_step_type.append_value(graph.kind(row.from_step).as_str());
+                to_step_id.append_value(FlowGraph::step_id(row.to_step));
+                to_step_type.append_value(graph.kind(row.to_step).as_str());
+            } else {
+                from_step_id.append_null();
+                from_step_type.append_null();
+                to_step_id.append_null();
+                to_step_type.append_null();
+            }
+        }
+
+        let timestamp = TimestampMicrosecondArray::from(timestamps).with_timezone("UTC");
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(event_id.finish()),
+            Arc::new(timestamp),
+            Arc::new(bot_id.finish()),
+            Arc::new(conversation_id.finish()),
+            Arc::new(event_type.finish()),
+            Arc::new(team_id.finish()),
+            Arc::new(bot_version.finish()),
+            Arc::new(user_id.finish()),
+            Arc::new(channel_type.finish()),
+            Arc::new(language.finish()),
+            Arc::new(campaign_id.finish()),
+            Arc::new(campaign_source.finish()),
+            Arc::new(message_id.finish()),
+            Arc::new(from_step_id.finish()),
+            Arc::new(from_step_type.finish()),
+            Arc::new(to_step_id.finish()),
+            Arc::new(to_step_type.finish()),
+        ];
+        // Invariant, not input: the columns are built above in schema order,
+        // with the schema's types, equal lengths and no nulls in required
+        // columns.
+        RecordBatch::try_new(event_schema(), columns)
+            .expect("generated columns match the canonical schema")
+    }
+}
+
+impl Iterator for EventGenerator {
+    type Item = RecordBatch;
+
+    fn next(&mut self) -> Option<RecordBatch> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let want = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.batch_rows);
+        let mut rows = Vec::with_capacity(want);
+        while rows.len() < want {
+            match self.next_row() {
+                Some(row) => rows.push(row),
+                None => break,
+            }
+        }
+        if rows.is_empty() {
+            self.remaining = 0;
+            return None;
+        }
+        self.remaining -= rows.len() as u64;
+        self.displace(&mut rows);
+        Some(self.build_batch(&rows))
+    }
+}
+
+/// Writes `prefix` followed by `n` in base 36 (lower case) into `buf`.
+fn id_into(buf: &mut String, prefix: char, mut n: u64) {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut digits = [0u8; 13];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = DIGITS[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.clear();
+    buf.push(prefix);
+    buf.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
+/// Ids are scrambled within 48 bits (base 36: at most 10 digits).
+const ID_BITS_MASK: u64 = (1 << 48) - 1;
+
+/// A bijection of `u64` that mixes values below 2^48 among themselves (keyed
+/// XOR, odd multiplications and xor-shifts, each invertible modulo 2^48) and
+/// leaves larger values alone, so distinct counters give distinct, unsorted
+/// ids.
+fn scramble(x: u64, key: u64) -> u64 {
+    if x > ID_BITS_MASK {
+        return x;
+    }
+    let mut v = x ^ (key & ID_BITS_MASK);
+    v = v.wrapping_mul(0x9E37_79B9_7F4B) & ID_BITS_MASK;
+    v ^= v >> 23;
+    v = v.wrapping_mul(0xD6E8_FEB8_6659) & ID_BITS_MASK;
+    v ^= v >> 21;
+    v
+}
