@@ -103,8 +103,12 @@ pub(super) struct Row {
 const PARTIAL_ATTRIBUTES_SHARE: f64 = 0.05;
 /// Share of conversations that open with a `session_start` event.
 const SESSION_START_SHARE: f64 = 0.95;
+/// Chance that an `input` step sends its own question message.
+const INPUT_ASKS_SHARE: f64 = 0.9;
+/// Chance that the user asks for a human agent when answering an input.
+const USER_ASKS_AGENT_SHARE: f64 = 0.03;
 /// Chance that the user rates a bot answer.
-const FEEDBACK_AFTER_ANSWER_SHARE: f64 = 0.06;
+const FEEDBACK_AFTER_ANSWER_SHARE: f64 = 0.10;
 /// Chance that the user rates the conversation at an `end` step.
 const FEEDBACK_AT_END_SHARE: f64 = 0.7;
 /// Chance that a user message comes after a pause of 20 minutes to 4 hours.
@@ -215,12 +219,21 @@ pub(super) fn generate<R: Rng>(
                 }
             }
             StepKind::Input => {
-                t += bot_latency(rng);
-                let question = next_message(message_counter);
-                sink.push(rng, Kind::Message, t, question, none);
+                // The question is often part of the previous dialog step;
+                // otherwise the input step asks it itself.
+                if rng.random_bool(INPUT_ASKS_SHARE) {
+                    t += bot_latency(rng);
+                    let question = next_message(message_counter);
+                    sink.push(rng, Kind::Message, t, question, none);
+                }
                 t += user_think_time(rng);
                 last_message = next_message(message_counter);
                 sink.push(rng, Kind::Message, t, last_message, none);
+                if rng.random_bool(USER_ASKS_AGENT_SHARE) {
+                    // "Can I talk to a human?"
+                    t += rng.random_range(50..=500);
+                    sink.push(rng, Kind::HandoverRequested, t, NO_MESSAGE, none);
+                }
             }
             StepKind::ApiCall | StepKind::Condition => {}
             StepKind::Handover => {

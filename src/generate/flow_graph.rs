@@ -53,9 +53,9 @@ const MAX_STEPS: usize = STEP_IDS.len();
 /// the last one an end, and one may be a handover).
 const MIDDLE_KINDS: [(StepKind, u32); 4] = [
     (StepKind::BotDialog, 32),
-    (StepKind::Input, 28),
-    (StepKind::ApiCall, 14),
-    (StepKind::Condition, 18),
+    (StepKind::Input, 30),
+    (StepKind::ApiCall, 13),
+    (StepKind::Condition, 17),
 ];
 
 /// A bot's steps and weighted edges. Step indices are `u8` (at most 20).

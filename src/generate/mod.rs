@@ -80,7 +80,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -251,9 +250,11 @@ impl EventGenerator {
     fn start_conversation(&mut self, budget: u64) {
         let rng = &mut self.rng;
         let len = self.lengths.sample(rng);
-        // Place the start by how much of the bot's share is used: starts are
-        // increasing and every bot spans the whole period.
-        let used = self.bot_rows as f64 + rng.random::<f64>() * len as f64;
+        // Place the start by how much of the bot's share is used (somewhere
+        // within the rows this conversation will take): starts increase and
+        // stay below 1, and every bot spans the whole period.
+        let takes = (len as u64).min(budget - self.bot_rows);
+        let used = self.bot_rows as f64 + rng.random::<f64>() * takes as f64;
         let t0_ms = self.start_times.quantile_ms(used / budget as f64);
         self.bot_conversations += 1;
         let campaign = if rng.random_bool(CAMPAIGN_SHARE) {
@@ -328,18 +329,24 @@ impl EventGenerator {
         let mut to_step_id = string_column(2);
         let mut to_step_type = string_column(4);
 
-        let mut buf = String::with_capacity(24);
+        // Consecutive rows mostly share their conversation and user: render
+        // those ids once per run of rows.
+        let mut conversation_text = RenderedId::default();
+        let mut user_text = RenderedId::default();
         for row in rows {
             let bot = &BOTS[usize::from(row.bot)];
             let graph = &self.graphs[usize::from(row.bot)];
             let has = |bit: u8| row.null_mask & bit == 0;
 
-            id_into(&mut buf, 'e', scramble(row.event_seq, self.id_key));
-            event_id.append_value(&buf);
+            event_id.append_value(Id::new(b'e', scramble(row.event_seq, self.id_key), 36).as_str());
             timestamps.push(row.ts_ms.saturating_mul(1_000));
             bot_id.append_value(bot.id);
-            id_into(&mut buf, 'c', row.conversation);
-            conversation_id.append_value(&buf);
+            conversation_id.append_value(conversation_text.get(
+                b'c',
+                (row.bot, row.conversation),
+                row.conversation,
+                36,
+            ));
             event_type.append_value(row.kind.as_str());
 
             team_id.append_option(has(null_bit::TEAM).then_some(bot.team));
@@ -347,11 +354,7 @@ impl EventGenerator {
                 has(null_bit::VERSION).then(|| BOT_VERSIONS[usize::from(row.version)].0),
             );
             if has(null_bit::USER) {
-                buf.clear();
-                buf.push('u');
-                // Writing to a String cannot fail.
-                let _ = write!(buf, "{}", row.user);
-                user_id.append_value(&buf);
+                user_id.append_value(user_text.get(b'u', (0, row.user), row.user, 10));
             } else {
                 user_id.append_null();
             }
@@ -372,8 +375,8 @@ impl EventGenerator {
             if row.message == NO_MESSAGE {
                 message_id.append_null();
             } else {
-                id_into(&mut buf, 'm', scramble(row.message, !self.id_key));
-                message_id.append_value(&buf);
+                message_id
+                    .append_value(Id::new(b'm', scramble(row.message, !self.id_key), 36).as_str());
             }
             if row.kind == Kind::Transition {
                 from_step_id.append_value(FlowGraph::step_id(row.from_step));
@@ -416,6 +419,17 @@ impl EventGenerator {
     }
 }
 
+impl std::fmt::Debug for EventGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventGenerator")
+            .field("batch_rows", &self.batch_rows)
+            .field("remaining", &self.remaining)
+            .field("bot", &self.bot)
+            .field("bot_rows", &self.bot_rows)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Iterator for EventGenerator {
     type Item = RecordBatch;
 
@@ -426,7 +440,8 @@ impl Iterator for EventGenerator {
         let want = usize::try_from(self.remaining)
             .unwrap_or(usize::MAX)
             .min(self.batch_rows);
-        let mut rows = Vec::with_capacity(want);
+        // The hint is capped: `batch_rows` may be absurdly large.
+        let mut rows = Vec::with_capacity(want.min(1 << 20));
         while rows.len() < want {
             match self.next_row() {
                 Some(row) => rows.push(row),
@@ -443,22 +458,58 @@ impl Iterator for EventGenerator {
     }
 }
 
-/// Writes `prefix` followed by `n` in base 36 (lower case) into `buf`.
-fn id_into(buf: &mut String, prefix: char, mut n: u64) {
-    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut digits = [0u8; 13];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = DIGITS[(n % 36) as usize];
-        n /= 36;
-        if n == 0 {
-            break;
+/// An id rendered on the stack: an ASCII prefix and a number in base 10 or
+/// 36 (lower case), without allocation.
+struct Id {
+    bytes: [u8; 21],
+    start: usize,
+}
+
+impl Id {
+    /// `prefix` followed by `n` in `radix` (10..=36).
+    fn new(prefix: u8, mut n: u64, radix: u64) -> Self {
+        const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let radix = radix.clamp(10, 36);
+        let mut bytes = [0u8; 21];
+        let mut start = bytes.len();
+        loop {
+            start -= 1;
+            bytes[start] = DIGITS[(n % radix) as usize];
+            n /= radix;
+            // 20 digits at most in base 10, so `start` stays >= 1.
+            if n == 0 || start == 1 {
+                break;
+            }
         }
+        start -= 1;
+        bytes[start] = prefix;
+        Id { bytes, start }
     }
-    buf.clear();
-    buf.push(prefix);
-    buf.extend(digits[at..].iter().map(|&d| char::from(d)));
+
+    fn as_str(&self) -> &str {
+        // Only ASCII bytes are written, so this never falls back.
+        std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("")
+    }
+}
+
+/// The last id rendered, kept while the key stays the same.
+#[derive(Default)]
+struct RenderedId {
+    key: Option<(u8, u64)>,
+    text: String,
+}
+
+impl RenderedId {
+    /// The text of [`Id::new`]`(prefix, n, radix)`, rendered again only when
+    /// `key` differs from the previous call's.
+    fn get(&mut self, prefix: u8, key: (u8, u64), n: u64, radix: u64) -> &str {
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.text.clear();
+            self.text.push_str(Id::new(prefix, n, radix).as_str());
+        }
+        &self.text
+    }
 }
 
 /// Ids are scrambled within 48 bits (base 36: at most 10 digits).

@@ -338,13 +338,14 @@ fn scramble_is_a_bijection_on_small_ranges() {
         assert!(scramble(x, key) <= ID_BITS_MASK);
     }
     assert_eq!(scramble(u64::MAX, key), u64::MAX);
-    let mut buf = String::new();
-    id_into(&mut buf, 'e', u64::MAX);
-    assert!(buf.len() <= 16);
-    id_into(&mut buf, 'c', 0);
-    assert_eq!(buf, "c0");
-    id_into(&mut buf, 'c', 36 * 36 - 1);
-    assert_eq!(buf, "czz");
+    assert_eq!(Id::new(b'e', u64::MAX, 36).as_str(), "e3w5e11264sgsf");
+    assert_eq!(Id::new(b'c', 0, 36).as_str(), "c0");
+    assert_eq!(Id::new(b'c', 36 * 36 - 1, 36).as_str(), "czz");
+    assert_eq!(
+        Id::new(b'u', u64::MAX, 10).as_str(),
+        "u18446744073709551615"
+    );
+    assert_eq!(Id::new(b'u', 7, 10).as_str(), "u7");
 }
 
 #[test]
@@ -373,6 +374,34 @@ fn parquet_round_trip_and_deterministic_bytes() {
     assert_eq!(to_events(&read), expected);
     std::fs::remove_file(&a).unwrap();
     std::fs::remove_file(&b).unwrap();
+}
+
+#[test]
+fn parquet_row_groups_hold_at_most_262_144_rows() {
+    let path = temp_path("groups.parquet");
+    let config = GeneratorConfig::new(300_000, 2);
+    assert_eq!(write_parquet(&path, &config).unwrap(), 300_000);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap();
+    let metadata = builder.metadata();
+    let groups: Vec<i64> = metadata.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(groups, [262_144, 37_856]);
+    let bot_column = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.name() == col::BOT_ID)
+        .unwrap();
+    // Clustered by bot: the first row group holds the first bots only.
+    let stats = metadata
+        .row_group(0)
+        .column(bot_column)
+        .statistics()
+        .unwrap();
+    assert_eq!(stats.min_bytes_opt(), Some("bot-acme-faq".as_bytes()));
+    assert_eq!(stats.null_count_opt(), Some(0));
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]

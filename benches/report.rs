@@ -1,0 +1,209 @@
+//! One table with the whole performance picture: ingest throughput, warm
+//! query latency, batch query wall time and peak memory, bytes per event,
+//! and scaling (1M vs 10M events, 1 vs 2 threads).
+//!
+//! `cargo bench --bench report` (set `CONVOSTAT_BENCH_EVENTS` for another
+//! size than 10M). Batch queries run in a child process (this binary,
+//! re-executed) so that wall time includes process start and peak memory
+//! (`VmHWM`) is the query's own.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use convostat::batch::{run_files, BatchOptions};
+use convostat::Engine;
+use rayon::prelude::*;
+
+const CHILD: &str = "CONVOSTAT_REPORT_CHILD";
+
+fn peak_rss_bytes() -> u64 {
+    status_kb("VmHWM:") * 1024
+}
+
+fn rss_bytes() -> u64 {
+    status_kb("VmRSS:") * 1024
+}
+
+fn status_kb(key: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+/// Child mode: run one batch query, print `seconds peak_bytes`.
+fn child(name: &str) {
+    let n = common::events_large();
+    let flow = common::flow_target(&common::batches(200_000));
+    let file = common::parquet_file(n);
+    let (_, query) = common::target_queries(&flow)
+        .into_iter()
+        .find(|(q, _)| *q == name)
+        .expect("query name");
+    let t = Instant::now();
+    run_files(&query, &[file], &BatchOptions::default()).expect("batch query");
+    println!("{} {}", t.elapsed().as_secs_f64(), peak_rss_bytes());
+}
+
+/// Runs one batch query in a fresh process: (wall time, peak bytes).
+fn batch_in_child(name: &str, threads: usize) -> (Duration, u64) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut best = (Duration::MAX, 0);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = Command::new(&exe)
+            .env(CHILD, name)
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .output()
+            .expect("spawn child");
+        let wall = t.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let peak: u64 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if wall < best.0 {
+            best = (wall, peak);
+        }
+    }
+    best
+}
+
+fn ingest_arrow(batches: &[arrow_array::RecordBatch]) -> (Duration, Engine) {
+    let engine = Engine::new();
+    let t = Instant::now();
+    batches.par_iter().for_each(|b| {
+        engine.ingest_batch(b).unwrap();
+    });
+    (t.elapsed(), engine)
+}
+
+fn main() {
+    if let Ok(name) = std::env::var(CHILD) {
+        return child(&name);
+    }
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` compatibility
+    }
+    let large = common::events_large();
+    let small = large / 10;
+    let rate =
+        |n: usize, d: Duration| format!("{:.2} M events/s", n as f64 / d.as_secs_f64() / 1e6);
+    let mut rows: Vec<(String, String)> = Vec::new();
+
+    // Ingest, small and large.
+    let batches_small = common::batches(small);
+    let (t_small, _) = ingest_arrow(&batches_small);
+    drop(batches_small);
+    let batches = common::batches(large);
+    let flow = common::flow_target(&batches);
+    let rss_before = rss_bytes();
+    let (t_large, engine) = ingest_arrow(&batches);
+    let rss_after = rss_bytes();
+    rows.push((
+        format!("ingest Arrow, 2 threads, {small} events"),
+        rate(small, t_small),
+    ));
+    rows.push((
+        format!("ingest Arrow, 2 threads, {large} events"),
+        rate(large, t_large),
+    ));
+    rows.push((
+        "scaling: ingest time 10x events".into(),
+        format!("{:.1}x", t_large.as_secs_f64() / t_small.as_secs_f64()),
+    ));
+    let stats = engine.stats();
+    rows.push((
+        "engine memory per event (heap estimate)".into(),
+        format!("{:.0} bytes", stats.heap_bytes as f64 / large as f64),
+    ));
+    rows.push((
+        "engine memory per event (RSS growth)".into(),
+        format!(
+            "{:.0} bytes",
+            rss_after.saturating_sub(rss_before) as f64 / large as f64
+        ),
+    ));
+    rows.push(("conversations held".into(), stats.conversations.to_string()));
+
+    // Warm queries.
+    for (name, query) in common::target_queries(&flow) {
+        let samples: Vec<Duration> = (0..51)
+            .map(|_| {
+                let t = Instant::now();
+                engine.query(&query).unwrap();
+                t.elapsed()
+            })
+            .collect();
+        rows.push((
+            format!("warm {name} (median)"),
+            fmt_duration(median(samples)),
+        ));
+    }
+    drop(engine);
+    drop(batches);
+
+    // NDJSON and Parquet ingest.
+    let ndjson = common::ndjson_bytes(small);
+    let engine = Engine::new();
+    let t = Instant::now();
+    engine.ingest_ndjson(ndjson.as_slice()).unwrap();
+    rows.push((
+        format!("ingest NDJSON, {small} events"),
+        rate(small, t.elapsed()),
+    ));
+    drop((engine, ndjson));
+    let file = common::parquet_file(large);
+    let engine = Engine::new();
+    let t = Instant::now();
+    engine.ingest_parquet(&file).unwrap();
+    rows.push((
+        format!("ingest Parquet, {large} events"),
+        rate(large, t.elapsed()),
+    ));
+    drop(engine);
+
+    // Batch queries in fresh processes.
+    for (name, _) in common::target_queries(&flow) {
+        let (wall2, peak2) = batch_in_child(name, 2);
+        let (wall1, _) = batch_in_child(name, 1);
+        rows.push((
+            format!("batch {name} over {large}-event Parquet (process wall, peak RSS)"),
+            format!("{}, {:.0} MB", fmt_duration(wall2), peak2 as f64 / 1e6),
+        ));
+        rows.push((
+            format!("scaling: batch {name} 1 thread / 2 threads"),
+            format!("{:.2}x", wall1.as_secs_f64() / wall2.as_secs_f64()),
+        ));
+    }
+
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    println!(
+        "\nconvostat performance report ({large} events, seed {})",
+        common::SEED
+    );
+    for (k, v) in rows {
+        println!("  {k:<width$}  {v}");
+    }
+}
