@@ -137,9 +137,13 @@ pub fn run_files(
     let scope = scope(query);
     let report = Mutex::new(IngestReport::default());
     let rows_read = AtomicU64::new(0);
+    // Parquet batches come out of the row filter already in scope.
     let fold = |file: &InputFile, batch: arrow_array::RecordBatch, first_row: u64| -> Result<()> {
         let rows = batch.num_rows() as u64;
-        let batch = keep_scope(&batch, &scope)?;
+        let batch = match file.format {
+            InputFormat::Parquet => batch,
+            InputFormat::Ndjson => keep_scope(&batch, &scope)?,
+        };
         let mut local = IngestReport::default();
         let cols = normalize_projected(
             &batch,

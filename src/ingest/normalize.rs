@@ -108,18 +108,26 @@ fn to_view(name: &str, array: &ArrayRef) -> Result<StringViewArray> {
     Ok(cast.as_string_view().clone())
 }
 
-/// Timestamps as µs since the epoch, floored; `None` for null or
-/// out-of-range values.
-fn to_micros(array: &ArrayRef) -> Vec<Option<i64>> {
+/// Timestamps as µs since the epoch, floored, and whether each is valid
+/// (`false` for null or out-of-range values, whose slot holds 0).
+fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
     fn scaled<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
         array: &ArrayRef,
         f: impl Fn(i64) -> Option<i64>,
-    ) -> Vec<Option<i64>> {
-        array
-            .as_primitive::<T>()
-            .iter()
-            .map(|v| v.and_then(&f))
-            .collect()
+    ) -> (Vec<i64>, Option<Vec<bool>>) {
+        let values = array.as_primitive::<T>();
+        let mut out = Vec::with_capacity(values.len());
+        let mut valid = (values.null_count() > 0).then(|| vec![true; values.len()]);
+        for (i, &v) in values.values().iter().enumerate() {
+            match f(v).filter(|_| values.is_valid(i)) {
+                Some(us) => out.push(us),
+                None => {
+                    out.push(0);
+                    valid.get_or_insert_with(|| vec![true; values.len()])[i] = false;
+                }
+            }
+        }
+        (out, valid)
     }
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
@@ -129,12 +137,15 @@ fn to_micros(array: &ArrayRef) -> Vec<Option<i64>> {
             scaled::<TimestampMillisecondType>(array, |v| v.checked_mul(1_000))
         }
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            scaled::<TimestampMicrosecondType>(array, Some)
+            let values = array.as_primitive::<TimestampMicrosecondType>();
+            let valid = (values.null_count() > 0)
+                .then(|| (0..values.len()).map(|i| values.is_valid(i)).collect());
+            (values.values().to_vec(), valid)
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             scaled::<TimestampNanosecondType>(array, |v| Some(v.div_euclid(1_000)))
         }
-        _ => vec![None; array.len()],
+        _ => (vec![0; array.len()], Some(vec![false; array.len()])),
     }
 }
 
@@ -188,7 +199,8 @@ pub(crate) fn normalize_projected(
 
     let n = batch.num_rows();
     report.rows_seen += n as u64;
-    let micros = to_micros(timestamp);
+    let (micros, micros_valid) = to_micros(timestamp);
+    let micros_ok = |row: usize| micros_valid.as_ref().is_none_or(|v| v[row]);
 
     // Rows with a problem in a required column, with the first reason.
     let required: Vec<(&str, &ArrayRef)> = [
@@ -199,13 +211,12 @@ pub(crate) fn normalize_projected(
     .into_iter()
     .chain(event_type.map(|a| (col::EVENT_TYPE, a)))
     .collect();
-    let has_problems =
-        required.iter().any(|(_, a)| a.null_count() > 0) || micros.iter().any(|t| t.is_none());
+    let has_problems = required.iter().any(|(_, a)| a.null_count() > 0) || micros_valid.is_some();
     let mut keep = BooleanBufferBuilder::new(n);
     keep.append_n(n, true);
     let mut dropped = 0usize;
     for row in (0..n).filter(|_| has_problems) {
-        let problem = if micros[row].is_some() {
+        let problem = if micros_ok(row) {
             required
                 .iter()
                 .find(|(_, a)| a.is_null(row))
@@ -235,11 +246,15 @@ pub(crate) fn normalize_projected(
         *report.skipped.entry(reason).or_default() += 1;
     }
     let keep = keep.finish();
-    let timestamp: Vec<i64> = micros
-        .iter()
-        .zip(keep.iter())
-        .filter_map(|(t, k)| if k { *t } else { None })
-        .collect();
+    let timestamp: Vec<i64> = if dropped == 0 {
+        micros
+    } else {
+        micros
+            .iter()
+            .zip(keep.iter())
+            .filter_map(|(&t, k)| k.then_some(t))
+            .collect()
+    };
 
     let mask = (dropped > 0).then(|| BooleanArray::new(keep, None));
     let view = |name: &str, array: &ArrayRef| -> Result<StringViewArray> {

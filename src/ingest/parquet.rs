@@ -16,7 +16,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
-use arrow_schema::{ArrowError, DataType};
+use std::sync::Arc;
+
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
     RowFilter,
@@ -112,6 +114,21 @@ fn equals(array: &ArrayRef, value: &str) -> std::result::Result<BooleanArray, Ar
         .collect())
 }
 
+/// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`.
+fn with_string_views(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                f.as_ref().clone().with_data_type(DataType::Utf8View)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// Whether row group statistics allow a value of column `leaf` equal to
 /// `value` (`true` when unknown).
 fn may_contain(rg: &RowGroupMetaData, leaf: usize, value: &str) -> bool {
@@ -146,7 +163,19 @@ where
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let metadata = guard(name, || {
-        ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)
+        let metadata =
+            ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)?;
+        // Decode plain strings straight into views: no copy into an offsets
+        // buffer, and the views are what normalisation wants anyway.
+        let hinted = with_string_views(metadata.schema());
+        if hinted == *metadata.schema() {
+            return Ok(metadata);
+        }
+        ArrowReaderMetadata::try_new(
+            metadata.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hinted),
+        )
+        .map_err(context)
     })?;
     let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
     let leaf_of = |column: &str| {
@@ -221,7 +250,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn equality_mask_over_layouts() {

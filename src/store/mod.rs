@@ -96,7 +96,13 @@ pub(crate) struct Store {
 /// Hash of a conversation key; also picks its shard.
 #[inline]
 pub(crate) fn conversation_hash(bot_id: &str, conversation_id: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(conversation_id.as_bytes(), hash_str(bot_id))
+    conversation_hash_seeded(hash_str(bot_id), conversation_id)
+}
+
+/// [`conversation_hash`] with the bot's [`hash_str`] already computed.
+#[inline]
+fn conversation_hash_seeded(bot_hash: u64, conversation_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(conversation_id.as_bytes(), bot_hash)
 }
 
 #[inline]
@@ -122,8 +128,21 @@ impl Store {
             return Applied::default();
         }
         // 1. Hashes, without locks.
+        // Rows of a batch mostly share a few bots: hash each bot once per run.
+        let mut last_bot: Option<(&str, u64)> = None;
         let key_hash: Vec<u64> = (0..n)
-            .map(|r| conversation_hash(cols.bot_id.value(r), cols.conversation_id.value(r)))
+            .map(|r| {
+                let bot = cols.bot_id.value(r);
+                let bot_hash = match last_bot {
+                    Some((b, h)) if b == bot => h,
+                    _ => {
+                        let h = hash_str(bot);
+                        last_bot = Some((bot, h));
+                        h
+                    }
+                };
+                conversation_hash_seeded(bot_hash, cols.conversation_id.value(r))
+            })
             .collect();
         let counted = |r: usize| match &cols.event_type {
             Some(t) if t.is_valid(r) => {

@@ -13,7 +13,7 @@
 //! conversation's transitions and no per-conversation allocation is needed.
 
 use arrow_array::Array;
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 
 use super::strings::{Interner, StringArena, Sym, NULL_SYM};
 use crate::ingest::EventColumns;
@@ -47,6 +47,14 @@ pub(crate) struct TransitionRef<'a> {
     pub steps: [Option<&'a str>; 4],
 }
 
+/// Strings of at most this many bytes are stored inside their Arrow view.
+const INLINE_VIEW_LEN: u32 = 12;
+
+/// Symbols of inline attribute values already interned during one
+/// [`ConversationShard::apply`] call, keyed by their Arrow view.
+#[derive(Default)]
+struct AttributeCache([HashMap<u128, Sym>; Attribute::COUNT]);
+
 /// Conversation summaries of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct ConversationShard {
@@ -75,17 +83,20 @@ impl ConversationShard {
 
     /// The conversation `(bot_id, conversation_id)` with key hash `hash`.
     pub fn find(&self, hash: u64, bot_id: &str, conversation_id: &str) -> Option<usize> {
-        self.index
-            .find(hash, |&c| {
-                self.key_matches(c as usize, bot_id, conversation_id)
-            })
-            .map(|&c| c as usize)
+        let bot = self.bots.lookup(bot_id)?;
+        self.find_by_bot(hash, bot, conversation_id)
     }
 
+    /// [`Self::find`] with the bot's symbol already resolved.
     #[inline]
-    fn key_matches(&self, c: usize, bot_id: &str, conversation_id: &str) -> bool {
-        self.conversation_id.get_bytes(c as u32) == conversation_id.as_bytes()
-            && self.bots.resolve(self.bot[c]) == Some(bot_id)
+    fn find_by_bot(&self, hash: u64, bot: Sym, conversation_id: &str) -> Option<usize> {
+        self.index
+            .find(hash, |&c| {
+                let c = c as usize;
+                self.bot[c] == bot
+                    && self.conversation_id.get_bytes(c as u32) == conversation_id.as_bytes()
+            })
+            .map(|&c| c as usize)
     }
 
     /// The value of `attribute` for conversation `c`.
@@ -124,6 +135,12 @@ impl ConversationShard {
         key_hash: &[u64],
         keep_transitions: bool,
     ) {
+        // Rows mostly share a few bots: resolve each bot once per run.
+        let mut last_bot: Option<(&str, Option<Sym>)> = None;
+        // Events of a conversation often come together: check the previous
+        // row's conversation before probing the index.
+        let mut last_conversation: Option<(u64, usize)> = None;
+        let mut attribute_cache = AttributeCache::default();
         for &row in rows {
             let row = row as usize;
             let hash = key_hash[row];
@@ -131,7 +148,27 @@ impl ConversationShard {
             let conversation_id = cols.conversation_id.value(row);
             let ts = cols.timestamp[row];
             let event_id = cols.event_id.value(row);
-            let c = match self.find(hash, bot_id, conversation_id) {
+            let bot = match last_bot {
+                Some((b, sym)) if b == bot_id => sym,
+                _ => {
+                    let sym = self.bots.lookup(bot_id);
+                    last_bot = Some((bot_id, sym));
+                    sym
+                }
+            };
+            let found = match (bot, last_conversation) {
+                (Some(bot), Some((h, c)))
+                    if h == hash
+                        && self.bot[c] == bot
+                        && self.conversation_id.get_bytes(c as u32)
+                            == conversation_id.as_bytes() =>
+                {
+                    Some(c)
+                }
+                (Some(bot), _) => self.find_by_bot(hash, bot, conversation_id),
+                (None, _) => None,
+            };
+            let c = match found {
                 Some(c) => {
                     if ts > self.end[c] {
                         self.end[c] = ts;
@@ -141,12 +178,18 @@ impl ConversationShard {
                     {
                         self.start[c] = ts;
                         self.first_event_id[c] = event_id.into();
-                        self.set_attributes(c, cols, row);
+                        self.set_attributes(c, cols, row, &mut attribute_cache);
                     }
                     c
                 }
-                None => self.insert(hash, bot_id, conversation_id, ts, event_id, cols, row),
+                None => {
+                    let c = self.insert(hash, bot_id, conversation_id, ts, event_id);
+                    self.set_attributes(c, cols, row, &mut attribute_cache);
+                    last_bot = Some((bot_id, Some(self.bot[c])));
+                    c
+                }
             };
+            last_conversation = Some((hash, c));
             let event_type = cols.event_type.as_ref().filter(|a| a.is_valid(row));
             match event_type.map(|a| a.value(row)) {
                 Some(EVENT_TYPE_MESSAGE) => self.num_messages[c] += 1,
@@ -158,7 +201,6 @@ impl ConversationShard {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn insert(
         &mut self,
         hash: u64,
@@ -166,8 +208,6 @@ impl ConversationShard {
         conversation_id: &str,
         ts: i64,
         event_id: &str,
-        cols: &EventColumns,
-        row: usize,
     ) -> usize {
         let c = self.len();
         self.key_hash.push(hash);
@@ -182,22 +222,39 @@ impl ConversationShard {
             column.push(NULL_SYM);
         }
         self.first_transition.push(NO_TRANSITION);
-        self.set_attributes(c, cols, row);
         let key_hash = &self.key_hash;
         self.index
             .insert_unique(hash, c as u32, |&c| key_hash[c as usize]);
         c
     }
 
-    fn set_attributes(&mut self, c: usize, cols: &EventColumns, row: usize) {
-        for ((column, interner), array) in self
+    fn set_attributes(
+        &mut self,
+        c: usize,
+        cols: &EventColumns,
+        row: usize,
+        cache: &mut AttributeCache,
+    ) {
+        for (((column, interner), array), cache) in self
             .attributes
             .iter_mut()
             .zip(&mut self.interners)
             .zip(&cols.attributes)
+            .zip(&mut cache.0)
         {
             column[c] = match array {
-                Some(a) if a.is_valid(row) => interner.intern(a.value(row)),
+                Some(a) if a.is_valid(row) => {
+                    let view = a.views()[row];
+                    if (view as u32) <= INLINE_VIEW_LEN {
+                        // Short strings live inside their view: equal views
+                        // are equal strings, no lookup by content needed.
+                        *cache
+                            .entry(view)
+                            .or_insert_with(|| interner.intern(a.value(row)))
+                    } else {
+                        interner.intern(a.value(row))
+                    }
+                }
                 _ => NULL_SYM,
             };
         }
