@@ -9,7 +9,9 @@
 //! by construction. What the query does not need is never read or kept:
 //! - only the columns the query uses are decoded ([`plan_columns`]);
 //! - with a bot (and for flow, a conversation) in the query, row groups and
-//!   rows of other bots are skipped ([`ScanScope`]);
+//!   rows of other bots are skipped ([`ScanScope`]); for usage over Parquet
+//!   a first pass over two columns finds the bots that can hold the team's
+//!   conversations, and the second pass reads only theirs;
 //! - event-id dedup covers only events whose duplicates could change the
 //!   answer (messages for `num_messages`, transitions for flow) — a
 //!   duplicate changes neither a conversation's start, end nor attributes;
@@ -21,10 +23,12 @@
 
 mod inputs;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use arrow_array::cast::AsArray;
 use rayon::prelude::*;
 
 pub use inputs::{discover_inputs, InputFile, InputFormat};
@@ -112,14 +116,66 @@ fn store_options(query: &Query) -> StoreOptions {
     }
 }
 
-fn scope(query: &Query) -> ScanScope {
-    ScanScope {
-        bot_id: query.bot_id().map(str::to_owned),
-        conversation_id: match query {
-            Query::Flow(q) => Some(q.conversation_id.clone()),
-            _ => None,
-        },
-    }
+/// The rows `query` can need: a bot's (and for flow, a conversation's)
+/// events; for usage over Parquet, the events of the bots that have any
+/// event of the team ([`team_bots`]).
+fn scope(query: &Query, files: &[InputFile]) -> Result<ScanScope> {
+    Ok(match query {
+        Query::Conversations(q) => ScanScope::all().with(col::BOT_ID, [q.bot_id.as_str()]),
+        Query::Insights(q) => ScanScope::all().with(col::BOT_ID, [q.bot_id.as_str()]),
+        Query::Flow(q) => ScanScope::all()
+            .with(col::BOT_ID, [q.bot_id.as_str()])
+            .with(col::CONVERSATION_ID, [q.conversation_id.as_str()]),
+        Query::Usage(q) if files.iter().all(|f| f.format == InputFormat::Parquet) => {
+            ScanScope::all().with(col::BOT_ID, team_bots(&q.team_id, files)?)
+        }
+        Query::Usage(_) => ScanScope::all(),
+    })
+}
+
+/// First pass of a usage job over Parquet: the bots that have at least one
+/// event with `team_id = team`, read from the `bot_id` and `team_id`
+/// columns only, skipping row groups whose `team_id` statistics exclude the
+/// team. Sound: a conversation belongs to the team when its first event
+/// says so, and that event carries the conversation's bot, so the team's
+/// conversations are all among these bots' conversations.
+fn team_bots(team: &str, files: &[InputFile]) -> Result<BTreeSet<String>> {
+    let bots = Mutex::new(BTreeSet::new());
+    let scope = ScanScope::all().with(col::TEAM_ID, [team]);
+    files.par_iter().try_for_each(|file| -> Result<()> {
+        let name = file.path.display().to_string();
+        let open =
+            || std::fs::File::open(&file.path).map_err(|e| Error::data_from(name.clone(), e));
+        scan_parquet(
+            &name,
+            open,
+            Some(&[col::BOT_ID, col::TEAM_ID]),
+            &scope,
+            |batch, _| {
+                // Without a team column no event names the team.
+                if batch.column_by_name(col::TEAM_ID).is_none() {
+                    return Ok(());
+                }
+                let Some(bot) = batch.column_by_name(col::BOT_ID) else {
+                    return Ok(());
+                };
+                let bot = arrow_cast::cast(bot, &arrow_schema::DataType::Utf8View)
+                    .map_err(|e| Error::data_from(format!("{name}: column `bot_id`"), e))?;
+                let bot = bot.as_string_view();
+                let mut found: Vec<&str> = Vec::new();
+                for v in bot.iter().flatten() {
+                    if found.last() != Some(&v) && !found.contains(&v) {
+                        found.push(v);
+                    }
+                }
+                let mut bots = bots.lock().unwrap_or_else(|p| p.into_inner());
+                bots.extend(found.into_iter().map(str::to_owned));
+                Ok(())
+            },
+        )?;
+        Ok(())
+    })?;
+    Ok(bots.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Runs `query` over the files at `inputs` (files or directories).
@@ -134,7 +190,7 @@ pub fn run_files(
     let files = discover_inputs(inputs)?;
     let engine = Engine::with_store(store_options(query), options.mode);
     let columns = plan_columns(query);
-    let scope = scope(query);
+    let scope = scope(query, &files)?;
     let report = Mutex::new(IngestReport::default());
     let rows_read = AtomicU64::new(0);
     // Parquet batches come out of the row filter already in scope.

@@ -29,20 +29,23 @@ use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::schema::col;
 
 /// Rows per decoded batch: large enough that per-batch costs vanish, small
 /// enough that a batch stays in cache-friendly tens of MB.
 const BATCH_ROWS: usize = 65_536;
 
-/// A restriction of a scan to one bot and/or one conversation: rows of
-/// other conversations cannot change the answer and need not be decoded.
+/// A restriction of a scan to rows whose key columns take given values:
+/// rows outside it cannot change the answer and need not be decoded.
+///
+/// ```
+/// use convostat::ingest::ScanScope;
+/// let scope = ScanScope::all().with("bot_id", ["bot-a", "bot-b"]);
+/// assert!(!scope.is_all());
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanScope {
-    /// Only events of this bot.
-    pub bot_id: Option<String>,
-    /// Only events of this conversation (of any bot unless `bot_id` is set).
-    pub conversation_id: Option<String>,
+    /// `(column, accepted values)`; a row must match every condition.
+    conditions: Vec<(String, Vec<String>)>,
 }
 
 impl ScanScope {
@@ -51,13 +54,29 @@ impl ScanScope {
         Self::default()
     }
 
-    fn conditions(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [
-            (col::BOT_ID, self.bot_id.as_deref()),
-            (col::CONVERSATION_ID, self.conversation_id.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(c, v)| v.map(|v| (c, v)))
+    /// This scope, further restricted to rows whose `column` is one of
+    /// `values` (none = no row).
+    pub fn with<S: Into<String>>(
+        mut self,
+        column: &str,
+        values: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
+        values.sort();
+        values.dedup();
+        self.conditions.push((column.to_owned(), values));
+        self
+    }
+
+    /// Whether the scope keeps everything.
+    pub fn is_all(&self) -> bool {
+        self.conditions.is_empty()
+    }
+
+    fn conditions(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.conditions
+            .iter()
+            .map(|(c, v)| (c.as_str(), v.as_slice()))
     }
 }
 
@@ -80,7 +99,7 @@ pub(crate) fn keep_scope(batch: &RecordBatch, scope: &ScanScope) -> Result<Recor
             continue;
         };
         let eq =
-            equals(array, value).map_err(|e| Error::data_from(format!("column `{column}`"), e))?;
+            one_of(array, value).map_err(|e| Error::data_from(format!("column `{column}`"), e))?;
         mask = Some(match mask {
             None => eq,
             Some(m) => arrow_arith_and(&m, &eq),
@@ -102,15 +121,20 @@ fn arrow_arith_and(a: &BooleanArray, b: &BooleanArray) -> BooleanArray {
         .collect()
 }
 
-/// `array == value` for any string layout; nulls are `false`.
-fn equals(array: &ArrayRef, value: &str) -> std::result::Result<BooleanArray, ArrowError> {
+/// `array ∈ values` for any string layout (`values` sorted); nulls are
+/// `false`.
+fn one_of(array: &ArrayRef, values: &[String]) -> std::result::Result<BooleanArray, ArrowError> {
     let view = match array.data_type() {
         DataType::Utf8View => array.clone(),
         _ => arrow_cast::cast(array, &DataType::Utf8View)?,
     };
     let view = view.as_string_view();
+    let matches = |v: &str| match values {
+        [one] => v == one,
+        _ => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
+    };
     Ok((0..view.len())
-        .map(|i| Some(view.is_valid(i) && view.value(i) == value))
+        .map(|i| Some(view.is_valid(i) && matches(view.value(i))))
         .collect())
 }
 
@@ -129,19 +153,21 @@ fn with_string_views(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-/// Whether row group statistics allow a value of column `leaf` equal to
-/// `value` (`true` when unknown).
-fn may_contain(rg: &RowGroupMetaData, leaf: usize, value: &str) -> bool {
+/// Whether row group statistics allow a value of column `leaf` among
+/// `values` (`true` when unknown).
+fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
     let Some(stats) = rg.column(leaf).statistics() else {
         return true;
     };
     if stats.physical_type() != parquet::basic::Type::BYTE_ARRAY {
         return true;
     }
-    let v = value.as_bytes();
-    let below = stats.min_bytes_opt().is_some_and(|min| v < min);
-    let above = stats.max_bytes_opt().is_some_and(|max| v > max);
-    !(below || above)
+    values.iter().any(|value| {
+        let v = value.as_bytes();
+        let below = stats.min_bytes_opt().is_some_and(|min| v < min);
+        let above = stats.max_bytes_opt().is_some_and(|max| v > max);
+        !(below || above)
+    })
 }
 
 /// Reads a Parquet file or buffer, calling `sink(batch, first_row)` for each
@@ -191,9 +217,9 @@ where
         first_rows.push(total + 1);
         total += rg.num_rows().max(0) as u64;
     }
-    let conditions: Vec<(usize, String)> = scope
+    let conditions: Vec<(usize, Vec<String>)> = scope
         .conditions()
-        .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_owned())))
+        .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_vec())))
         .collect();
     let selected: Vec<usize> = (0..row_groups.len())
         .filter(|&i| {
@@ -218,11 +244,11 @@ where
             } else {
                 let predicates = conditions
                     .iter()
-                    .map(|(leaf, value)| {
-                        let value = value.clone();
+                    .map(|(leaf, values)| {
+                        let values = values.clone();
                         let mask = ProjectionMask::leaves(&parquet_schema, [*leaf]);
                         Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
-                            equals(batch.column(0), &value)
+                            one_of(batch.column(0), &values)
                         }))
                             as Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>
                     })
@@ -259,7 +285,7 @@ mod tests {
             Some("b"),
         ]));
         assert_eq!(
-            equals(&plain, "a").unwrap(),
+            one_of(&plain, &["a".into()]).unwrap(),
             BooleanArray::from(vec![true, false, false])
         );
         let dict: ArrayRef = Arc::new(
@@ -268,8 +294,12 @@ mod tests {
                 .collect::<arrow_array::DictionaryArray<arrow_array::types::Int8Type>>(),
         );
         assert_eq!(
-            equals(&dict, "x").unwrap(),
+            one_of(&dict, &["x".into()]).unwrap(),
             BooleanArray::from(vec![true, false, true])
+        );
+        assert_eq!(
+            one_of(&dict, &["a".into(), "x".into(), "y".into()]).unwrap(),
+            BooleanArray::from(vec![true, true, true])
         );
     }
 

@@ -297,6 +297,7 @@ impl Query {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::query::Aggregate;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
         Params::new(pairs.iter().copied()).unwrap()
