@@ -292,3 +292,175 @@ pub(crate) fn normalize_projected(
         to_step_type: opt_view(col::TO_STEP_TYPE, steps[3])?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::types::Int16Type;
+    use arrow_array::{
+        DictionaryArray, Int64Array, LargeStringArray, NullArray, StringArray,
+        TimestampNanosecondArray, TimestampSecondArray,
+    };
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    /// A batch with the required columns, `bot_id` in the given layout.
+    fn batch(bot_id: ArrayRef, timestamp: ArrayRef) -> RecordBatch {
+        let n = bot_id.len();
+        let strings = |prefix: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(
+                (0..n).map(|i| format!("{prefix}{i}")),
+            ))
+        };
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (col::EVENT_ID, strings("e")),
+            (col::TIMESTAMP, timestamp),
+            (col::BOT_ID, bot_id),
+            (col::CONVERSATION_ID, strings("c")),
+            (col::EVENT_TYPE, strings("t")),
+            ("extra", Arc::new(Int64Array::from(vec![1; n]))),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap()
+    }
+
+    fn micros(values: Vec<i64>) -> ArrayRef {
+        Arc::new(arrow_array::TimestampMicrosecondArray::from(values))
+    }
+
+    fn strict(b: &RecordBatch) -> Result<EventColumns> {
+        normalize(b, IngestMode::Strict, 1, &mut IngestReport::default())
+    }
+
+    #[test]
+    fn every_string_layout_reads_the_same() {
+        let layouts: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec!["a", "b", "a"])),
+            Arc::new(LargeStringArray::from(vec!["a", "b", "a"])),
+            Arc::new(StringViewArray::from(vec!["a", "b", "a"])),
+            Arc::new(
+                vec!["a", "b", "a"]
+                    .into_iter()
+                    .collect::<DictionaryArray<Int16Type>>(),
+            ),
+        ];
+        for bot in layouts {
+            let kind = bot.data_type().clone();
+            let cols = strict(&batch(bot, micros(vec![1, 2, 3]))).unwrap();
+            let got: Vec<&str> = (0..3).map(|i| cols.bot_id.value(i)).collect();
+            assert_eq!(got, ["a", "b", "a"], "{kind}");
+            assert!(
+                cols.attributes.iter().all(Option::is_none),
+                "absent optional columns"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_of_every_unit_become_floored_micros() {
+        let bot = || -> ArrayRef { Arc::new(StringArray::from(vec!["b", "b"])) };
+        let seconds: ArrayRef =
+            Arc::new(TimestampSecondArray::from(vec![-1, 2]).with_timezone("+02:00"));
+        assert_eq!(
+            strict(&batch(bot(), seconds)).unwrap().timestamp,
+            [-1_000_000, 2_000_000]
+        );
+        let nanos: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![-1, 1_999]));
+        assert_eq!(strict(&batch(bot(), nanos)).unwrap().timestamp, [-1, 1]);
+        let overflow: ArrayRef = Arc::new(TimestampSecondArray::from(vec![i64::MAX, 0]));
+        let err = strict(&batch(bot(), overflow)).unwrap_err();
+        assert!(err.to_string().contains("`timestamp`, row 1"), "{err}");
+    }
+
+    #[test]
+    fn schema_errors_name_the_column() {
+        let mut b = batch(Arc::new(StringArray::from(vec!["b"])), micros(vec![0]));
+        let wrong = RecordBatch::try_from_iter(b.schema().fields().iter().zip(b.columns()).map(
+            |(f, c)| {
+                if f.name() == col::BOT_ID {
+                    (
+                        f.name().clone(),
+                        Arc::new(Int64Array::from(vec![7])) as ArrayRef,
+                    )
+                } else {
+                    (f.name().clone(), c.clone())
+                }
+            },
+        ))
+        .unwrap();
+        let err = strict(&wrong).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Data);
+        assert!(err.to_string().contains("column `bot_id`"), "{err}");
+        b.remove_column(b.schema().index_of(col::CONVERSATION_ID).unwrap());
+        let err = strict(&b).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("column `conversation_id`: required column is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nulls_in_required_columns_strict_and_lenient() {
+        let bot: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), None, Some("b"), None]));
+        let ts: ArrayRef = Arc::new(arrow_array::TimestampMicrosecondArray::from(vec![
+            Some(1),
+            Some(2),
+            None,
+            Some(4),
+        ]));
+        let b = batch(bot, ts);
+        let err = strict(&b).unwrap_err();
+        assert!(err.to_string().contains("column `bot_id`, row 2"), "{err}");
+        let mut report = IngestReport::default();
+        let cols = normalize(&b, IngestMode::Lenient, 1, &mut report).unwrap();
+        assert_eq!(cols.len(), 1);
+        assert_eq!(cols.timestamp, [1]);
+        assert_eq!(cols.event_id.value(0), "e0");
+        assert_eq!(report.rows_seen, 4);
+        assert_eq!(report.skipped.get("null bot_id"), Some(&2));
+        assert_eq!(report.skipped.get("null timestamp"), Some(&1));
+    }
+
+    #[test]
+    fn an_all_null_optional_column_is_accepted() {
+        let b = batch(Arc::new(StringArray::from(vec!["b"])), micros(vec![0]));
+        let mut columns = b.columns().to_vec();
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        columns.push(Arc::new(NullArray::new(1)));
+        fields.push(Field::new(col::LANGUAGE, DataType::Null, true));
+        let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        let cols = strict(&b).unwrap();
+        let language = cols.attributes[Attribute::Language.index()]
+            .as_ref()
+            .unwrap();
+        assert!(language.is_null(0));
+    }
+
+    #[test]
+    fn empty_batches_are_fine() {
+        let cols = strict(&batch(
+            Arc::new(StringArray::from(Vec::<&str>::new())),
+            micros(vec![]),
+        ))
+        .unwrap();
+        assert_eq!(cols.len(), 0);
+    }
+}

@@ -324,3 +324,70 @@ impl ConversationShard {
             + v(t.next.capacity(), 4)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport};
+    use crate::schema::Event;
+    use crate::store::conversation_hash;
+
+    fn event(id: &str, ts: i64, kind: &str, channel: Option<&str>) -> Event {
+        Event {
+            event_id: id.into(),
+            timestamp: ts,
+            bot_id: "b".into(),
+            conversation_id: "c".into(),
+            event_type: kind.into(),
+            channel_type: channel.map(Into::into),
+            from_step_id: (kind == "transition").then(|| format!("from-{id}")),
+            ..Default::default()
+        }
+    }
+
+    fn shard_of_events(events: &[Event]) -> ConversationShard {
+        let batch = events_to_batch(events).unwrap();
+        let cols = normalize(&batch, IngestMode::Strict, 1, &mut IngestReport::default()).unwrap();
+        let hashes: Vec<u64> = events
+            .iter()
+            .map(|e| conversation_hash(&e.bot_id, &e.conversation_id))
+            .collect();
+        let rows: Vec<u32> = (0..events.len() as u32).collect();
+        let mut shard = ConversationShard::default();
+        shard.apply(&cols, &rows, &hashes, true);
+        shard
+    }
+
+    #[test]
+    fn summary_follows_the_first_event_whatever_the_order() {
+        let events = [
+            event("e5", 50, "message", Some("late")),
+            event("e2", 10, "message", Some("tie-loses")),
+            event("e1", 10, "transition", None),
+            event("e9", 90, "feedback", Some("last")),
+        ];
+        for order in [[0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]] {
+            let shuffled: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+            let shard = shard_of_events(&shuffled);
+            let c = shard.find(conversation_hash("b", "c"), "b", "c").unwrap();
+            assert_eq!((shard.start[c], shard.end[c]), (10, 90));
+            assert_eq!(shard.num_messages[c], 2);
+            // e1 wins the tie at ts 10 byte-wise, and its null channel stays null.
+            assert_eq!(
+                shard.attribute(c, Attribute::ChannelType),
+                None,
+                "{order:?}"
+            );
+            let transitions: Vec<_> = shard.transitions_of(c).map(|t| t.event_id).collect();
+            assert_eq!(transitions, ["e1"]);
+        }
+    }
+
+    #[test]
+    fn unknown_conversations_are_not_found() {
+        let shard = shard_of_events(&[event("e1", 1, "message", None)]);
+        assert!(shard.find(conversation_hash("b", "x"), "b", "x").is_none());
+        assert!(shard.find(conversation_hash("x", "c"), "x", "c").is_none());
+        assert_eq!(shard.len(), 1);
+    }
+}
