@@ -88,14 +88,15 @@
 //! Local mean time offsets before ~1900 that have seconds
 //! (`+00:17:30`) are written with their seconds so the instant stays exact.
 //! [`format_utc_micros`] writes an instant in UTC with 0, 3 or 6 fractional
-//! digits, as the flow answer does.
+//! digits, as the flow answer does; [`parse_rfc3339_micros`] reads event
+//! timestamps back, strictly (RFC 3339 with `Z` or an offset, nothing
+//! naive: an event's instant must not depend on a zone).
 
 mod bucket;
 mod parse;
+mod rfc3339;
 
 pub use bucket::{format_utc_micros, Bucket, BucketAxis, MAX_BUCKETS};
 pub use chrono_tz::Tz;
 pub use parse::{parse_instant, parse_time_zone, TimeRange};
-
-mod rfc3339;
 pub use rfc3339::parse_rfc3339_micros;
