@@ -99,7 +99,12 @@ pub fn run(events: usize, out: &mut impl Write) -> Result<()> {
     )
     .map_err(write_err)?;
 
-    let series_queries: [(&str, &str, Vec<(&str, &str)>); 3] = [
+    type Example = (
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+    );
+    let series_queries: [Example; 3] = [
         (
             "conversations",
             "conversations of bot-acme-support (LIVE) per week, by channel",

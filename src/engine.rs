@@ -19,9 +19,9 @@ use arrow_array::RecordBatch;
 use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
 use crate::error::{Error, Result};
 use crate::ingest::ndjson::read_ndjson;
-use crate::ingest::parquet::{guard, scan_parquet};
+use crate::ingest::parquet::{guard, scan_parquet, RowsRead};
 use crate::ingest::{
-    events_to_batch, normalize, EventColumns, IngestMode, IngestReport, ScanScope,
+    events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
 };
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
@@ -113,7 +113,7 @@ impl Engine {
     /// Ingests one Arrow batch in any accepted layout (SPEC 1).
     pub fn ingest_batch(&self, batch: &RecordBatch) -> Result<IngestReport> {
         let mut report = IngestReport::default();
-        let cols = normalize(batch, self.mode, 1, &mut report)?;
+        let cols = normalize(batch, self.mode, RowNumbers::From(1), &mut report)?;
         self.apply(&[cols], &mut report);
         Ok(report)
     }
@@ -128,8 +128,13 @@ impl Engine {
         let mut report = IngestReport::default();
         let mut columns = Vec::new();
         guard("ndjson", || {
-            read_ndjson(reader, |batch, first_row| {
-                columns.push(normalize(&batch, self.mode, first_row, &mut report)?);
+            read_ndjson(reader, |batch, lines| {
+                columns.push(normalize(
+                    &batch,
+                    self.mode,
+                    RowNumbers::Lines(lines),
+                    &mut report,
+                )?);
                 Ok(())
             })
         })?;
@@ -166,10 +171,14 @@ impl Engine {
         open: impl Fn() -> Result<R> + Sync,
     ) -> Result<IngestReport> {
         let staged = Mutex::new((IngestReport::default(), Vec::new()));
-        scan_parquet(name, open, None, &ScanScope::all(), |batch, first_row| {
+        scan_parquet(name, open, None, &ScanScope::all(), |batch, read| {
+            let first_row = match read {
+                RowsRead::Whole { first_row } => first_row,
+                RowsRead::Filtered => 0, // not with an empty scope
+            };
             let mut report = IngestReport::default();
-            let cols =
-                normalize(&batch, self.mode, first_row, &mut report).map_err(|e| e.within(name))?;
+            let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)
+                .map_err(|e| e.within(name))?;
             let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
             staged.0.merge(&report);
             staged.1.push((first_row, cols));

@@ -189,27 +189,59 @@ fn fail(e: &Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Decoder panics are caught by the library and reported as data errors;
+    // the default hook would still print them. Keep stderr to one line.
+    std::panic::set_hook(Box::new(|_| {}));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            use clap::error::ErrorKind as K;
-            if matches!(
-                e.kind(),
-                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("error: {}", first.trim_start_matches("error: "));
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(&e),
     };
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+    match std::panic::catch_unwind(|| run(cli.command)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fail(&e),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            eprintln!("error: internal error: {}", what.replace('\n', " "));
+            ExitCode::from(1)
+        }
     }
+}
+
+/// Help and version go to stdout with status 0; any other argument error
+/// is one `error: ` line (clap's first paragraph, joined) with status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as K;
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+        eprintln!(
+            "error: a subcommand is required: conversations, insights, flow, usage, generate or demo (see --help)"
+        );
+        return ExitCode::from(2);
+    }
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = first.join(" ");
+    let line = line.trim_start_matches("error: ");
+    eprintln!(
+        "error: {}",
+        if line.is_empty() {
+            "invalid arguments"
+        } else {
+            line
+        }
+    );
+    ExitCode::from(2)
 }
 
 fn run(command: Command) -> convostat::Result<()> {

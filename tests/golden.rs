@@ -76,13 +76,14 @@ fn golden_answers_hold_for_every_input_path() {
                 (
                     "batch/ndjson",
                     outcome(
-                        run_files(q, &[ndjson.clone()], &BatchOptions::default()).map(|o| o.answer),
+                        run_files(q, std::slice::from_ref(&ndjson), &BatchOptions::default())
+                            .map(|o| o.answer),
                     ),
                 ),
                 (
                     "batch/parquet",
                     outcome(
-                        run_files(q, &[parquet.clone()], &BatchOptions::default())
+                        run_files(q, std::slice::from_ref(&parquet), &BatchOptions::default())
                             .map(|o| o.answer),
                     ),
                 ),

@@ -2,9 +2,10 @@
 //!
 //! `--input` takes files and directories. A directory stands for every
 //! `.parquet`, `.ndjson` and `.jsonl` file under it (recursively, in sorted
-//! order; none is an empty data set). A named file is read by its
-//! extension, Parquet when it is neither `.ndjson` nor `.jsonl`. A missing
-//! path is a data error naming it.
+//! order; none is an empty data set; symbolic links to directories inside
+//! it are not followed, so link cycles cannot trap the walk). A named file
+//! is read by its extension (any case), Parquet when it is neither
+//! `.ndjson` nor `.jsonl`. A missing path is a data error naming it.
 
 use std::path::{Path, PathBuf};
 
@@ -28,8 +29,10 @@ pub struct InputFile {
     pub format: InputFormat,
 }
 
+/// The format of a file by its extension, ignoring case (as `generate`).
 fn format_of(path: &Path) -> Option<InputFormat> {
-    match path.extension()?.to_str()? {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    match extension.as_str() {
         "parquet" => Some(InputFormat::Parquet),
         "ndjson" | "jsonl" => Some(InputFormat::Ndjson),
         _ => None,
@@ -63,10 +66,15 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>) -> Result<()> {
         .map_err(context)?;
     entries.sort();
     for path in entries {
-        if path.is_dir() {
+        // Symbolic links to directories are not followed: they can form
+        // cycles. Links to files are read like files.
+        let link = std::fs::symlink_metadata(&path).map_err(context)?;
+        if link.is_dir() {
             walk(&path, files)?;
-        } else if let Some(format) = format_of(&path) {
-            files.push(InputFile { path, format });
+        } else if path.is_file() {
+            if let Some(format) = format_of(&path) {
+                files.push(InputFile { path, format });
+            }
         }
     }
     Ok(())
@@ -85,12 +93,15 @@ mod tests {
             std::fs::write(dir.path().join(name), b"").unwrap();
         }
         std::fs::write(sub.join("c.jsonl"), b"").unwrap();
+        std::fs::write(sub.join("D.NDJSON"), b"").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path(), sub.join("loop")).unwrap();
         let files = discover_inputs(&[dir.path().to_path_buf()]).unwrap();
         let names: Vec<_> = files
             .iter()
             .map(|f| f.path.file_name().unwrap().to_str().unwrap().to_owned())
             .collect();
-        assert_eq!(names, ["a.parquet", "b.ndjson", "c.jsonl"]);
+        assert_eq!(names, ["a.parquet", "b.ndjson", "D.NDJSON", "c.jsonl"]);
         assert_eq!(files[1].format, InputFormat::Ndjson);
         let empty = tempfile::tempdir().unwrap();
         assert!(discover_inputs(&[empty.path().to_path_buf()])

@@ -37,10 +37,10 @@ use crate::answer::Answer;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ingest::ndjson::read_ndjson;
-use crate::ingest::parquet::{guard, scan_parquet};
-use crate::ingest::{keep_scope, normalize_projected, IngestMode, IngestReport, ScanScope};
+use crate::ingest::parquet::{guard, scan_parquet, RowsRead};
+use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{Query, Stat};
-use crate::schema::{col, COLUMNS};
+use crate::schema::col;
 use crate::store::{Dedup, StoreOptions};
 
 /// Options of a batch job.
@@ -65,25 +65,23 @@ pub struct BatchOutcome {
 
 /// The columns `query` reads.
 pub fn plan_columns(query: &Query) -> Vec<&'static str> {
+    // Required columns are always read: every row is validated (SPEC 1).
     let mut columns = vec![
         col::EVENT_ID,
         col::TIMESTAMP,
         col::BOT_ID,
         col::CONVERSATION_ID,
+        col::EVENT_TYPE,
     ];
     match query {
         Query::Conversations(_) => {
             columns.extend([col::BOT_VERSION, col::CHANNEL_TYPE, col::LANGUAGE]);
         }
-        Query::Insights(q) => {
+        Query::Insights(_) => {
             columns.extend([col::BOT_VERSION, col::CHANNEL_TYPE, col::LANGUAGE]);
-            if q.stat == Stat::NumMessages {
-                columns.push(col::EVENT_TYPE);
-            }
         }
         Query::Flow(_) => {
             columns.extend([
-                col::EVENT_TYPE,
                 col::BOT_VERSION,
                 col::USER_ID,
                 col::MESSAGE_ID,
@@ -193,28 +191,20 @@ pub fn run_files(
     let scope = scope(query, &files)?;
     let report = Mutex::new(IngestReport::default());
     let rows_read = AtomicU64::new(0);
-    // Parquet batches come out of the row filter already in scope.
-    let fold = |file: &InputFile, batch: arrow_array::RecordBatch, first_row: u64| -> Result<()> {
-        let rows = batch.num_rows() as u64;
-        let batch = match file.format {
-            InputFormat::Parquet => batch,
-            InputFormat::Ndjson => keep_scope(&batch, &scope)?,
-        };
+    // Rows are validated (and in lenient mode counted) before the scope is
+    // applied, so null handling never depends on the query. Parquet rows
+    // that come out of the row filter are already in scope and valid.
+    let fold = |batch: arrow_array::RecordBatch, rows: RowNumbers<'_>, in_scope: bool| {
+        let n = batch.num_rows() as u64;
         let mut local = IngestReport::default();
-        let cols = normalize_projected(
-            &batch,
-            options.mode,
-            first_row,
-            &mut local,
-            columns.contains(&col::EVENT_TYPE),
-        )
-        .map_err(|e| e.within(file.path.display()))?;
+        let cols = normalize(&batch, options.mode, rows, &mut local)?;
+        let cols = if in_scope { cols } else { scope.retain(cols)? };
         engine.ingest_columns(&cols, &mut local);
         report
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .merge(&local);
-        let total = rows_read.fetch_add(rows, Ordering::Relaxed) + rows;
+        let total = rows_read.fetch_add(n, Ordering::Relaxed) + n;
         if let Some(progress) = &options.progress {
             progress(total);
         }
@@ -227,9 +217,14 @@ pub fn run_files(
                 let open = || {
                     std::fs::File::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))
                 };
-                check_required_columns(&name, &open()?)?;
-                scan_parquet(&name, open, Some(&columns), &scope, |batch, first_row| {
-                    fold(file, batch, first_row)
+                scan_parquet(&name, open, Some(&columns), &scope, |batch, read| {
+                    match read {
+                        RowsRead::Whole { first_row } => {
+                            fold(batch, RowNumbers::From(first_row), false)
+                        }
+                        RowsRead::Filtered => fold(batch, RowNumbers::From(0), true),
+                    }
+                    .map_err(|e: Error| e.within(&name))
                 })?;
             }
             InputFormat::Ndjson => {
@@ -238,7 +233,7 @@ pub fn run_files(
                 guard(&name, || {
                     read_ndjson(
                         std::io::BufReader::with_capacity(1 << 20, f),
-                        |batch, first| fold(file, batch, first),
+                        |batch, lines| fold(batch, RowNumbers::Lines(lines), false),
                     )
                 })
                 .map_err(|e| e.within(&name))?;
@@ -251,26 +246,4 @@ pub fn run_files(
         answer,
         report: report.into_inner().unwrap_or_else(|p| p.into_inner()),
     })
-}
-
-/// A Parquet file must have every required column even when the query does
-/// not read it (SPEC 1: such input is rejected).
-fn check_required_columns(name: &str, file: &std::fs::File) -> Result<()> {
-    let metadata = guard(name, || {
-        parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
-            file,
-            parquet::arrow::arrow_reader::ArrowReaderOptions::new(),
-        )
-        .map_err(|e| Error::data_from(name, e))
-    })?;
-    let schema = metadata.schema();
-    for (column, required) in COLUMNS {
-        if required && schema.field_with_name(column).is_err() {
-            return Err(Error::data(
-                format!("{name}: column `{column}`"),
-                "required column is missing",
-            ));
-        }
-    }
-    Ok(())
 }

@@ -18,11 +18,11 @@ pub mod ndjson;
 mod normalize;
 pub mod parquet;
 mod rows;
+pub mod scope;
 
-pub(crate) use normalize::{normalize, normalize_projected, opt_str, EventColumns};
-pub(crate) use parquet::keep_scope;
-pub use parquet::ScanScope;
+pub(crate) use normalize::{normalize, opt_str, EventColumns, RowNumbers};
 pub(crate) use rows::events_to_batch;
+pub use scope::ScanScope;
 
 /// What to do with a row that has a null in a required column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]

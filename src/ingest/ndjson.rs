@@ -36,11 +36,53 @@ fn decode_schema() -> SchemaRef {
     ))
 }
 
+/// Deepest nesting of arrays and objects accepted in a line. An event is a
+/// flat object; the limit leaves room for nested values under unknown keys
+/// while keeping hostile input (thousands of levels) away from the
+/// recursive parts of the JSON decoder.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses a line nested deeper than [`MAX_NESTING`]. Cheap in the common
+/// case: only lines with more brackets than the limit are scanned.
+fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
+    let brackets = line.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if brackets <= MAX_NESTING {
+        return Ok(());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in line {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Error::data(
+                        format!("line {line_no}"),
+                        format!("JSON nested deeper than {MAX_NESTING} levels"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
-/// column names, timestamps as µs UTC) and the number of its first row.
+/// column names, timestamps as µs UTC) and the line number of each row.
 pub fn read_ndjson(
     mut reader: impl BufRead,
-    mut sink: impl FnMut(RecordBatch, u64) -> Result<()>,
+    mut sink: impl FnMut(RecordBatch, &[u64]) -> Result<()>,
 ) -> Result<()> {
     let schema = decode_schema();
     let new_decoder = || {
@@ -55,7 +97,6 @@ pub fn read_ndjson(
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut line = Vec::new();
     let mut line_no = 0u64;
-    let mut rows_done = 0u64;
     loop {
         line.clear();
         let n = read_line(&mut reader, &mut line, line_no + 1)?;
@@ -69,18 +110,20 @@ pub fn read_ndjson(
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
+        check_nesting(&line, line_no)?;
         feed(&mut decoder, &line).map_err(|e| at_line(line_no, e))?;
         pending.push((line_no, std::mem::take(&mut line)));
         if pending.len() == BATCH_ROWS {
             let batch = finish(&mut decoder, &pending, &new_decoder)?;
-            sink(batch, rows_done + 1)?;
-            rows_done += pending.len() as u64;
+            let lines: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
+            sink(batch, &lines)?;
             pending.clear();
         }
     }
     if !pending.is_empty() {
         let batch = finish(&mut decoder, &pending, &new_decoder)?;
-        sink(batch, rows_done + 1)?;
+        let lines: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
+        sink(batch, &lines)?;
     }
     Ok(())
 }
@@ -233,6 +276,24 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::Data);
             assert!(err.to_string().contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_shallow_nesting_is_fine() {
+        let deep = format!(
+            "{{\"event_id\":\"e1\",\"x\":{}1{}}}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = read(deep.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 1: JSON nested deeper"),
+            "{err}"
+        );
+        let brackets_in_strings = format!("{{\"event_id\":\"{}\"}}\n", "[".repeat(1000));
+        assert!(read(brackets_in_strings.as_bytes()).is_ok());
+        let shallow = "{\"event_id\":\"e1\",\"x\":{\"a\":[[1]]}}\n";
+        assert!(read(shallow.as_bytes()).is_ok());
     }
 
     #[test]

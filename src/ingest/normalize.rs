@@ -18,7 +18,28 @@ use arrow_schema::{DataType, TimeUnit};
 
 use super::{IngestMode, IngestReport};
 use crate::error::{Error, Result};
-use crate::schema::{col, Attribute};
+use crate::schema::{col, Attribute, COLUMNS};
+
+/// How the rows of a batch are numbered in error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RowNumbers<'a> {
+    /// Consecutive rows, the first with this 1-based number.
+    From(u64),
+    /// The NDJSON line of each row.
+    Lines(&'a [u64]),
+}
+
+impl RowNumbers<'_> {
+    fn name(&self, row: usize) -> String {
+        match self {
+            RowNumbers::From(first) => format!("row {}", first + row as u64),
+            RowNumbers::Lines(lines) => match lines.get(row) {
+                Some(line) => format!("line {line}"),
+                None => format!("row {}", row + 1),
+            },
+        }
+    }
+}
 
 /// Event columns in the one layout the store reads.
 #[derive(Debug, Clone)]
@@ -27,9 +48,7 @@ pub(crate) struct EventColumns {
     pub timestamp: Vec<i64>,
     pub bot_id: StringViewArray,
     pub conversation_id: StringViewArray,
-    /// `None` when the input has no `event_type` column because the caller
-    /// projected it away (only batch scans do that).
-    pub event_type: Option<StringViewArray>,
+    pub event_type: StringViewArray,
     /// Conversation attributes, in [`Attribute::ALL`] order; `None` = absent.
     pub attributes: [Option<StringViewArray>; Attribute::COUNT],
     pub message_id: Option<StringViewArray>,
@@ -42,6 +61,39 @@ pub(crate) struct EventColumns {
 impl EventColumns {
     pub fn len(&self) -> usize {
         self.timestamp.len()
+    }
+
+    /// The rows where `keep` is true.
+    pub fn filter(&self, keep: &BooleanArray) -> Result<EventColumns> {
+        let f = |a: &StringViewArray| -> Result<StringViewArray> {
+            Ok(arrow_select::filter::filter(a, keep)
+                .map_err(|e| Error::data_from("batch", e))?
+                .as_string_view()
+                .clone())
+        };
+        let opt = |a: &Option<StringViewArray>| a.as_ref().map(f).transpose();
+        let mut attributes: [Option<StringViewArray>; Attribute::COUNT] = Default::default();
+        for (slot, a) in attributes.iter_mut().zip(&self.attributes) {
+            *slot = opt(a)?;
+        }
+        Ok(EventColumns {
+            event_id: f(&self.event_id)?,
+            timestamp: self
+                .timestamp
+                .iter()
+                .zip(keep.values().iter())
+                .filter_map(|(&t, k)| k.then_some(t))
+                .collect(),
+            bot_id: f(&self.bot_id)?,
+            conversation_id: f(&self.conversation_id)?,
+            event_type: f(&self.event_type)?,
+            attributes,
+            message_id: opt(&self.message_id)?,
+            from_step_id: opt(&self.from_step_id)?,
+            from_step_type: opt(&self.from_step_type)?,
+            to_step_id: opt(&self.to_step_id)?,
+            to_step_type: opt(&self.to_step_type)?,
+        })
     }
 }
 
@@ -66,6 +118,24 @@ fn column_context(name: &str) -> String {
     format!("column `{name}`")
 }
 
+/// Checks that `schema` has every required column and that every column of
+/// SPEC 1 it has is of an accepted type; other columns are ignored.
+pub(crate) fn check_schema(schema: &arrow_schema::Schema) -> Result<()> {
+    for (name, required) in COLUMNS {
+        match schema.field_with_name(name) {
+            Ok(field) => check_type(name, field.data_type())?,
+            Err(_) if required => {
+                return Err(Error::data(
+                    column_context(name),
+                    "required column is missing",
+                ))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Finds `name` and checks its type; `Ok(None)` when absent.
 fn find<'a>(batch: &'a RecordBatch, name: &str, required: bool) -> Result<Option<&'a ArrayRef>> {
     let Some(array) = batch.column_by_name(name) else {
@@ -78,7 +148,11 @@ fn find<'a>(batch: &'a RecordBatch, name: &str, required: bool) -> Result<Option
             Ok(None)
         };
     };
-    let data_type = array.data_type();
+    check_type(name, array.data_type())?;
+    Ok(Some(array))
+}
+
+fn check_type(name: &str, data_type: &DataType) -> Result<()> {
     let ok = if name == col::TIMESTAMP {
         matches!(data_type, DataType::Timestamp(_, _))
     } else {
@@ -95,7 +169,7 @@ fn find<'a>(batch: &'a RecordBatch, name: &str, required: bool) -> Result<Option
             format!("unsupported type {data_type}; expected {expected}"),
         ));
     }
-    Ok(Some(array))
+    Ok(())
 }
 
 /// Casts a checked string (or all-null) column to `Utf8View`.
@@ -149,8 +223,7 @@ fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
     }
 }
 
-/// Normalises `batch`. `first_row` is the 1-based number of the batch's
-/// first row within its input, for error messages.
+/// Normalises `batch`; `rows` numbers its rows for error messages.
 ///
 /// Strict mode fails on the first null in a required column, naming column
 /// and row; lenient mode drops such rows and counts them in `report`
@@ -158,27 +231,15 @@ fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
 pub(crate) fn normalize(
     batch: &RecordBatch,
     mode: IngestMode,
-    first_row: u64,
+    rows: RowNumbers<'_>,
     report: &mut IngestReport,
-) -> Result<EventColumns> {
-    normalize_projected(batch, mode, first_row, report, true)
-}
-
-/// As [`normalize`]; with `require_event_type = false` the `event_type`
-/// column may be absent (batch scans that do not need it).
-pub(crate) fn normalize_projected(
-    batch: &RecordBatch,
-    mode: IngestMode,
-    first_row: u64,
-    report: &mut IngestReport,
-    require_event_type: bool,
 ) -> Result<EventColumns> {
     // Schema first: every column's presence and type, before any value.
     let event_id = find(batch, col::EVENT_ID, true)?;
     let timestamp = find(batch, col::TIMESTAMP, true)?;
     let bot_id = find(batch, col::BOT_ID, true)?;
     let conversation_id = find(batch, col::CONVERSATION_ID, true)?;
-    let event_type = find(batch, col::EVENT_TYPE, require_event_type)?;
+    let event_type = find(batch, col::EVENT_TYPE, true)?;
     let mut attributes: [Option<&ArrayRef>; Attribute::COUNT] = [None; Attribute::COUNT];
     for (slot, attribute) in attributes.iter_mut().zip(Attribute::ALL) {
         *slot = find(batch, attribute.column(), false)?;
@@ -190,12 +251,11 @@ pub(crate) fn normalize_projected(
         find(batch, col::TO_STEP_ID, false)?,
         find(batch, col::TO_STEP_TYPE, false)?,
     ];
-    let (event_id, timestamp, bot_id, conversation_id) = (
-        event_id.expect("required"),
-        timestamp.expect("required"),
-        bot_id.expect("required"),
-        conversation_id.expect("required"),
-    );
+    let (Some(event_id), Some(timestamp), Some(bot_id), Some(conversation_id), Some(event_type)) =
+        (event_id, timestamp, bot_id, conversation_id, event_type)
+    else {
+        return Err(Error::data("batch", "required column is missing"));
+    };
 
     let n = batch.num_rows();
     report.rows_seen += n as u64;
@@ -203,14 +263,12 @@ pub(crate) fn normalize_projected(
     let micros_ok = |row: usize| micros_valid.as_ref().is_none_or(|v| v[row]);
 
     // Rows with a problem in a required column, with the first reason.
-    let required: Vec<(&str, &ArrayRef)> = [
+    let required: [(&str, &ArrayRef); 4] = [
         (col::EVENT_ID, event_id),
         (col::BOT_ID, bot_id),
         (col::CONVERSATION_ID, conversation_id),
-    ]
-    .into_iter()
-    .chain(event_type.map(|a| (col::EVENT_TYPE, a)))
-    .collect();
+        (col::EVENT_TYPE, event_type),
+    ];
     let has_problems = required.iter().any(|(_, a)| a.null_count() > 0) || micros_valid.is_some();
     let mut keep = BooleanBufferBuilder::new(n);
     keep.append_n(n, true);
@@ -231,7 +289,7 @@ pub(crate) fn normalize_projected(
         };
         if mode == IngestMode::Strict {
             return Err(Error::data(
-                format!("column `{column}`, row {}", first_row + row as u64),
+                format!("column `{column}`, {}", rows.name(row)),
                 format!(
                     "{problem} value in a required column (strict mode rejects the whole input)"
                 ),
@@ -283,7 +341,7 @@ pub(crate) fn normalize_projected(
         timestamp,
         bot_id: view(col::BOT_ID, bot_id)?,
         conversation_id: view(col::CONVERSATION_ID, conversation_id)?,
-        event_type: opt_view(col::EVENT_TYPE, event_type)?,
+        event_type: view(col::EVENT_TYPE, event_type)?,
         attributes: attribute_views,
         message_id: opt_view(col::MESSAGE_ID, message_id)?,
         from_step_id: opt_view(col::FROM_STEP_ID, steps[0])?,
@@ -341,7 +399,12 @@ mod tests {
     }
 
     fn strict(b: &RecordBatch) -> Result<EventColumns> {
-        normalize(b, IngestMode::Strict, 1, &mut IngestReport::default())
+        normalize(
+            b,
+            IngestMode::Strict,
+            RowNumbers::From(1),
+            &mut IngestReport::default(),
+        )
     }
 
     #[test]
@@ -425,7 +488,7 @@ mod tests {
         let err = strict(&b).unwrap_err();
         assert!(err.to_string().contains("column `bot_id`, row 2"), "{err}");
         let mut report = IngestReport::default();
-        let cols = normalize(&b, IngestMode::Lenient, 1, &mut report).unwrap();
+        let cols = normalize(&b, IngestMode::Lenient, RowNumbers::From(1), &mut report).unwrap();
         assert_eq!(cols.len(), 1);
         assert_eq!(cols.timestamp, [1]);
         assert_eq!(cols.event_id.value(0), "e0");

@@ -8,17 +8,20 @@
 //! decoded only for matching rows. Pruning by conversation-key columns is
 //! sound: every event of a conversation carries its key. Nothing is pruned
 //! by time, since a conversation's start needs all its events (SPEC 2).
+//! Only row groups whose statistics prove every row valid are pruned or
+//! filtered; the others are read whole, so that a bad row anywhere still
+//! rejects the file in strict mode and is counted in lenient mode.
 //!
 //! Decoders of third-party data are a trust boundary: a panic inside them
 //! is caught and reported as a data error naming the file.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use std::sync::Arc;
 
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use arrow_array::RecordBatch;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{
     ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
     RowFilter,
@@ -28,57 +31,14 @@ use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
+use super::normalize::check_schema;
+use super::scope::{one_of, ScanScope};
 use crate::error::{Error, Result};
+use crate::schema::{col, COLUMNS};
 
 /// Rows per decoded batch: large enough that per-batch costs vanish, small
 /// enough that a batch stays in cache-friendly tens of MB.
 const BATCH_ROWS: usize = 65_536;
-
-/// A restriction of a scan to rows whose key columns take given values:
-/// rows outside it cannot change the answer and need not be decoded.
-///
-/// ```
-/// use convostat::ingest::ScanScope;
-/// let scope = ScanScope::all().with("bot_id", ["bot-a", "bot-b"]);
-/// assert!(!scope.is_all());
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanScope {
-    /// `(column, accepted values)`; a row must match every condition.
-    conditions: Vec<(String, Vec<String>)>,
-}
-
-impl ScanScope {
-    /// The scope that keeps everything.
-    pub fn all() -> Self {
-        Self::default()
-    }
-
-    /// This scope, further restricted to rows whose `column` is one of
-    /// `values` (none = no row).
-    pub fn with<S: Into<String>>(
-        mut self,
-        column: &str,
-        values: impl IntoIterator<Item = S>,
-    ) -> Self {
-        let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
-        values.sort();
-        values.dedup();
-        self.conditions.push((column.to_owned(), values));
-        self
-    }
-
-    /// Whether the scope keeps everything.
-    pub fn is_all(&self) -> bool {
-        self.conditions.is_empty()
-    }
-
-    fn conditions(&self) -> impl Iterator<Item = (&str, &[String])> {
-        self.conditions
-            .iter()
-            .map(|(c, v)| (c.as_str(), v.as_slice()))
-    }
-}
 
 /// Runs `f`, turning a panic in a third-party decoder into a data error.
 pub(crate) fn guard<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -88,54 +48,6 @@ pub(crate) fn guard<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T
             "the decoder failed on malformed input",
         ))
     })
-}
-
-/// The rows of `batch` inside `scope` (all of it when the scope is empty
-/// or the key columns are absent; normalisation reports the latter).
-pub(crate) fn keep_scope(batch: &RecordBatch, scope: &ScanScope) -> Result<RecordBatch> {
-    let mut mask: Option<BooleanArray> = None;
-    for (column, value) in scope.conditions() {
-        let Some(array) = batch.column_by_name(column) else {
-            continue;
-        };
-        let eq =
-            one_of(array, value).map_err(|e| Error::data_from(format!("column `{column}`"), e))?;
-        mask = Some(match mask {
-            None => eq,
-            Some(m) => arrow_arith_and(&m, &eq),
-        });
-    }
-    match mask {
-        Some(m) if m.true_count() < batch.num_rows() => {
-            arrow_select::filter::filter_record_batch(batch, &m)
-                .map_err(|e| Error::data_from("batch", e))
-        }
-        _ => Ok(batch.clone()),
-    }
-}
-
-fn arrow_arith_and(a: &BooleanArray, b: &BooleanArray) -> BooleanArray {
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| Some(x == Some(true) && y == Some(true)))
-        .collect()
-}
-
-/// `array ∈ values` for any string layout (`values` sorted); nulls are
-/// `false`.
-fn one_of(array: &ArrayRef, values: &[String]) -> std::result::Result<BooleanArray, ArrowError> {
-    let view = match array.data_type() {
-        DataType::Utf8View => array.clone(),
-        _ => arrow_cast::cast(array, &DataType::Utf8View)?,
-    };
-    let view = view.as_string_view();
-    let matches = |v: &str| match values {
-        [one] => v == one,
-        _ => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
-    };
-    Ok((0..view.len())
-        .map(|i| Some(view.is_valid(i) && matches(view.value(i))))
-        .collect())
 }
 
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`.
@@ -170,11 +82,60 @@ fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
     })
 }
 
-/// Reads a Parquet file or buffer, calling `sink(batch, first_row)` for each
+/// How the rows of a decoded batch relate to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowsRead {
+    /// Consecutive rows of the file, the first with this 1-based number;
+    /// the scope was not applied.
+    Whole {
+        /// 1-based number of the batch's first row in the file.
+        first_row: u64,
+    },
+    /// Only rows inside the scope, from a row group whose statistics prove
+    /// every required value present and in range.
+    Filtered,
+}
+
+/// Whether the statistics of `rg` prove that no row of it can be rejected:
+/// no null in a required column and timestamps that fit µs. Only such row
+/// groups may be pruned or filtered by scope, so that strict mode still
+/// rejects a file with a bad row anywhere (SPEC 1).
+fn provably_valid(
+    rg: &RowGroupMetaData,
+    leaf_of: &impl Fn(&str) -> Option<usize>,
+    timestamp: &DataType,
+) -> bool {
+    let no_nulls = COLUMNS
+        .iter()
+        .filter(|(_, required)| *required)
+        .all(|(name, _)| {
+            leaf_of(name).is_some_and(|leaf| {
+                rg.column(leaf)
+                    .statistics()
+                    .and_then(|s| s.null_count_opt())
+                    == Some(0)
+            })
+        });
+    // Seconds and milliseconds can overflow µs; finer units cannot.
+    let fits = matches!(
+        timestamp,
+        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
+    );
+    no_nulls && fits
+}
+
+/// Reads a Parquet file or buffer, calling `sink(batch, rows)` for each
 /// decoded batch (from several threads at once). `open` gives a fresh
 /// reader for each parallel task; `name` names the input in errors;
-/// `columns` (None = all) is the projection. Returns the number of rows the
-/// file holds (before pruning).
+/// `columns` (None = all) is the projection.
+///
+/// The file's schema is checked first (SPEC 1: missing required columns or
+/// unsupported types reject it). With a non-empty `scope`, row groups whose
+/// statistics prove them valid are pruned by the scope's columns and
+/// filtered while decoding ([`RowsRead::Filtered`]); any other row group is
+/// read whole ([`RowsRead::Whole`]) so that its rows can be validated, and
+/// the caller applies the scope after normalisation. Returns the number of
+/// rows the file holds.
 pub(crate) fn scan_parquet<R, O, S>(
     name: &str,
     open: O,
@@ -185,12 +146,13 @@ pub(crate) fn scan_parquet<R, O, S>(
 where
     R: ChunkReader + 'static,
     O: Fn() -> Result<R> + Sync,
-    S: Fn(RecordBatch, u64) -> Result<()> + Sync,
+    S: Fn(RecordBatch, RowsRead) -> Result<()> + Sync,
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let metadata = guard(name, || {
         let metadata =
             ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)?;
+        check_schema(metadata.schema()).map_err(|e| e.within(name))?;
         // Decode plain strings straight into views: no copy into an offsets
         // buffer, and the views are what normalisation wants anyway.
         let hinted = with_string_views(metadata.schema());
@@ -210,6 +172,11 @@ where
             .iter()
             .position(|c| c.path().parts() == [column])
     };
+    let timestamp_type = metadata
+        .schema()
+        .field_with_name(col::TIMESTAMP)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Null);
     let row_groups = metadata.metadata().row_groups();
     let mut first_rows = Vec::with_capacity(row_groups.len());
     let mut total = 0u64;
@@ -221,27 +188,29 @@ where
         .conditions()
         .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_vec())))
         .collect();
-    let selected: Vec<usize> = (0..row_groups.len())
-        .filter(|&i| {
-            conditions
-                .iter()
-                .all(|(leaf, v)| may_contain(&row_groups[i], *leaf, v))
+    // (row group, filtered?) for every row group that must be read.
+    let plan: Vec<(usize, bool)> = (0..row_groups.len())
+        .filter_map(|i| {
+            let rg = &row_groups[i];
+            if scope.is_all() || !provably_valid(rg, &leaf_of, &timestamp_type) {
+                return Some((i, false));
+            }
+            let may_match = conditions.iter().all(|(leaf, v)| may_contain(rg, *leaf, v));
+            may_match.then_some((i, !conditions.is_empty()))
         })
         .collect();
     let projection = match columns {
         None => ProjectionMask::all(),
         Some(names) => ProjectionMask::columns(&parquet_schema, names.iter().copied()),
     };
-    selected.par_iter().try_for_each(|&rg| {
+    plan.par_iter().try_for_each(|&(rg, filtered)| {
         guard(name, || {
             let builder =
                 ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.clone())
                     .with_row_groups(vec![rg])
                     .with_projection(projection.clone())
                     .with_batch_size(BATCH_ROWS);
-            let builder = if conditions.is_empty() {
-                builder
-            } else {
+            let builder = if filtered {
                 let predicates = conditions
                     .iter()
                     .map(|(leaf, values)| {
@@ -254,18 +223,21 @@ where
                     })
                     .collect();
                 builder.with_row_filter(RowFilter::new(predicates))
+            } else {
+                builder
             };
             let reader = builder.build().map_err(context)?;
-            // Row numbers are exact without a filter; with one they give
-            // the row group's first row.
             let mut first_row = first_rows[rg];
             for batch in reader {
                 let batch = batch.map_err(|e| Error::data_from(name, e))?;
                 let rows = batch.num_rows() as u64;
-                sink(batch, first_row)?;
-                if conditions.is_empty() {
-                    first_row += rows;
-                }
+                let read = if filtered {
+                    RowsRead::Filtered
+                } else {
+                    RowsRead::Whole { first_row }
+                };
+                sink(batch, read)?;
+                first_row += rows;
             }
             Ok(())
         })
@@ -276,32 +248,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn equality_mask_over_layouts() {
-        let plain: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
-            Some("a"),
-            None,
-            Some("b"),
-        ]));
-        assert_eq!(
-            one_of(&plain, &["a".into()]).unwrap(),
-            BooleanArray::from(vec![true, false, false])
-        );
-        let dict: ArrayRef = Arc::new(
-            vec!["x", "y", "x"]
-                .into_iter()
-                .collect::<arrow_array::DictionaryArray<arrow_array::types::Int8Type>>(),
-        );
-        assert_eq!(
-            one_of(&dict, &["x".into()]).unwrap(),
-            BooleanArray::from(vec![true, false, true])
-        );
-        assert_eq!(
-            one_of(&dict, &["a".into(), "x".into(), "y".into()]).unwrap(),
-            BooleanArray::from(vec![true, true, true])
-        );
-    }
 
     #[test]
     fn garbage_is_a_data_error() {

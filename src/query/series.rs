@@ -82,6 +82,14 @@ impl SeriesPlan {
     }
 }
 
+/// `floor((end − start) / 1 s)`, in i128: the difference of two i64
+/// microsecond instants can exceed i64.
+#[inline]
+fn duration_seconds(start: i64, end: i64) -> u64 {
+    let seconds = (i128::from(end) - i128::from(start)).div_euclid(1_000_000);
+    u64::try_from(seconds).unwrap_or(0)
+}
+
 /// Group key: one symbol per group-by field (at most 7 fields; unused
 /// slots stay 0).
 type GroupKey = [Sym; 8];
@@ -185,7 +193,7 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
         }
         let value = match plan.stat {
             Stat::NumConversations => 1,
-            Stat::DurationSeconds => (shard.end[c] - shard.start[c]).div_euclid(1_000_000) as u64,
+            Stat::DurationSeconds => duration_seconds(shard.start[c], shard.end[c]),
             Stat::NumMessages => shard.num_messages[c] as u64,
         };
         match &mut single {
@@ -297,5 +305,17 @@ fn finish(mut merged: Partial, plan: &SeriesPlan) -> SeriesAnswer {
             series_labels,
             x_values: plan.axis.x_values(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_floor_and_never_overflow() {
+        assert_eq!(duration_seconds(0, 1_999_999), 1);
+        assert_eq!(duration_seconds(-1, 0), 0);
+        assert_eq!(duration_seconds(i64::MIN, i64::MAX), 18_446_744_073_709);
     }
 }

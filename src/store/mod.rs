@@ -33,7 +33,6 @@ mod strings;
 
 use std::sync::{RwLock, RwLockReadGuard};
 
-use arrow_array::Array;
 use rayon::prelude::*;
 
 pub(crate) use event_ids::{event_id_hash, EventIdSet};
@@ -151,11 +150,11 @@ impl Store {
                 conversation_hash_seeded(bot_hash, cols.conversation_id.value(r))
             })
             .collect();
-        let counted = |r: usize| match &cols.event_type {
-            Some(t) if t.is_valid(r) => {
-                matches!(t.value(r), EVENT_TYPE_MESSAGE | EVENT_TYPE_TRANSITION)
-            }
-            _ => false,
+        let counted = |r: usize| {
+            matches!(
+                cols.event_type.value(r),
+                EVENT_TYPE_MESSAGE | EVENT_TYPE_TRANSITION
+            )
         };
         // 2. Dedup.
         let fresh: Vec<bool> = {

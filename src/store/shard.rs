@@ -190,12 +190,9 @@ impl ConversationShard {
                 }
             };
             last_conversation = Some((hash, c));
-            let event_type = cols.event_type.as_ref().filter(|a| a.is_valid(row));
-            match event_type.map(|a| a.value(row)) {
-                Some(EVENT_TYPE_MESSAGE) => self.num_messages[c] += 1,
-                Some(EVENT_TYPE_TRANSITION) if keep_transitions => {
-                    self.push_transition(c, cols, row)
-                }
+            match cols.event_type.value(row) {
+                EVENT_TYPE_MESSAGE => self.num_messages[c] += 1,
+                EVENT_TYPE_TRANSITION if keep_transitions => self.push_transition(c, cols, row),
                 _ => {}
             }
         }
@@ -328,7 +325,7 @@ impl ConversationShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport};
+    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport, RowNumbers};
     use crate::schema::Event;
     use crate::store::conversation_hash;
 
@@ -347,7 +344,13 @@ mod tests {
 
     fn shard_of_events(events: &[Event]) -> ConversationShard {
         let batch = events_to_batch(events).unwrap();
-        let cols = normalize(&batch, IngestMode::Strict, 1, &mut IngestReport::default()).unwrap();
+        let cols = normalize(
+            &batch,
+            IngestMode::Strict,
+            RowNumbers::From(1),
+            &mut IngestReport::default(),
+        )
+        .unwrap();
         let hashes: Vec<u64> = events
             .iter()
             .map(|e| conversation_hash(&e.bot_id, &e.conversation_id))

@@ -1,0 +1,142 @@
+//! Scan scopes: which rows a query can need.
+//!
+//! A [`ScanScope`] restricts a scan to rows whose key columns (`bot_id`,
+//! `conversation_id`, `team_id` for the usage pre-pass) take given values.
+//! The Parquet reader uses it to skip row groups and to filter rows while
+//! decoding; [`ScanScope::retain`] applies it to rows that were decoded
+//! whole (NDJSON, and Parquet row groups that had to be validated whole).
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray};
+use arrow_schema::{ArrowError, DataType};
+
+use super::EventColumns;
+use crate::error::Result;
+use crate::schema::col;
+
+/// A restriction of a scan to rows whose key columns take given values:
+/// rows outside it cannot change the answer and need not be decoded.
+///
+/// ```
+/// use convostat::ingest::ScanScope;
+/// let scope = ScanScope::all().with("bot_id", ["bot-a", "bot-b"]);
+/// assert!(!scope.is_all());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanScope {
+    /// `(column, accepted values)`; a row must match every condition.
+    conditions: Vec<(String, Vec<String>)>,
+}
+
+impl ScanScope {
+    /// The scope that keeps everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// This scope, further restricted to rows whose `column` is one of
+    /// `values` (none = no row).
+    pub fn with<S: Into<String>>(
+        mut self,
+        column: &str,
+        values: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
+        values.sort();
+        values.dedup();
+        self.conditions.push((column.to_owned(), values));
+        self
+    }
+
+    /// Whether the scope keeps everything.
+    pub fn is_all(&self) -> bool {
+        self.conditions.is_empty()
+    }
+
+    pub(crate) fn conditions(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.conditions
+            .iter()
+            .map(|(c, v)| (c.as_str(), v.as_slice()))
+    }
+}
+
+impl ScanScope {
+    /// The rows of `cols` inside the scope (conditions on columns other
+    /// than `bot_id` and `conversation_id` are not applied here).
+    pub(crate) fn retain(&self, cols: EventColumns) -> Result<EventColumns> {
+        let mut keep: Option<Vec<bool>> = None;
+        for (column, values) in self.conditions() {
+            let array = match column {
+                col::BOT_ID => &cols.bot_id,
+                col::CONVERSATION_ID => &cols.conversation_id,
+                _ => continue,
+            };
+            let keep = keep.get_or_insert_with(|| vec![true; cols.len()]);
+            for (row, k) in keep.iter_mut().enumerate() {
+                *k = *k && contains(values, array.value(row));
+            }
+        }
+        match keep {
+            Some(keep) if keep.iter().any(|k| !k) => cols.filter(&BooleanArray::from(keep)),
+            _ => Ok(cols),
+        }
+    }
+}
+
+/// Whether sorted `values` holds `v`.
+#[inline]
+fn contains(values: &[String], v: &str) -> bool {
+    match values {
+        [one] => v == one,
+        _ => values.binary_search_by(|x| x.as_str().cmp(v)).is_ok(),
+    }
+}
+
+/// `array ∈ values` for any string layout (`values` sorted); nulls are
+/// `false`.
+pub(crate) fn one_of(
+    array: &ArrayRef,
+    values: &[String],
+) -> std::result::Result<BooleanArray, ArrowError> {
+    let view = match array.data_type() {
+        DataType::Utf8View => array.clone(),
+        _ => arrow_cast::cast(array, &DataType::Utf8View)?,
+    };
+    let view = view.as_string_view();
+    Ok((0..view.len())
+        .map(|i| Some(view.is_valid(i) && contains(values, view.value(i))))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn membership_over_layouts() {
+        let plain: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
+            Some("a"),
+            None,
+            Some("b"),
+        ]));
+        assert_eq!(
+            one_of(&plain, &["a".into()]).unwrap(),
+            BooleanArray::from(vec![true, false, false])
+        );
+        let dict: ArrayRef = Arc::new(
+            vec!["x", "y", "x"]
+                .into_iter()
+                .collect::<arrow_array::DictionaryArray<arrow_array::types::Int8Type>>(),
+        );
+        assert_eq!(
+            one_of(&dict, &["x".into()]).unwrap(),
+            BooleanArray::from(vec![true, false, true])
+        );
+        assert_eq!(
+            one_of(&dict, &["a".into(), "x".into(), "y".into()]).unwrap(),
+            BooleanArray::from(vec![true, true, true])
+        );
+    }
+}
