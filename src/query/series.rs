@@ -90,6 +90,62 @@ fn duration_seconds(start: i64, end: i64) -> u64 {
     u64::try_from(seconds).unwrap_or(0)
 }
 
+/// Dense ids of the groups met in one shard, in order of first meeting.
+///
+/// No field: one group. One field (the common case): a table indexed by
+/// the field's symbol, no hashing. More: a hash map over the symbol tuple.
+#[derive(Default)]
+struct GroupIndex {
+    /// `by_symbol[sym + 1]` (slot 0 for null) is the group id + 1, or 0.
+    by_symbol: Vec<u32>,
+    by_key: hashbrown::HashMap<GroupKey, u32>,
+    /// The key of each group id.
+    keys: Vec<GroupKey>,
+}
+
+impl GroupIndex {
+    /// The group of conversation `c`; equal to `self.keys.len() - 1` for a
+    /// group met for the first time.
+    #[inline]
+    fn id_of(&mut self, columns: &[&[Sym]], c: usize) -> usize {
+        let mut key = GroupKey::default();
+        for (slot, column) in key.iter_mut().zip(columns) {
+            *slot = column[c];
+        }
+        match columns.len() {
+            0 => {
+                if self.keys.is_empty() {
+                    self.keys.push(key);
+                }
+                0
+            }
+            1 => {
+                let slot = if key[0] == NULL_SYM {
+                    0
+                } else {
+                    key[0] as usize + 1
+                };
+                if slot >= self.by_symbol.len() {
+                    self.by_symbol.resize(slot + 1, 0);
+                }
+                if self.by_symbol[slot] == 0 {
+                    self.keys.push(key);
+                    self.by_symbol[slot] = self.keys.len() as u32;
+                }
+                self.by_symbol[slot] as usize - 1
+            }
+            _ => {
+                let next = self.keys.len() as u32;
+                let id = *self.by_key.entry(key).or_insert(next);
+                if id == next {
+                    self.keys.push(key);
+                }
+                id as usize
+            }
+        }
+    }
+}
+
 /// Group key: one symbol per group-by field (at most 7 fields; unused
 /// slots stay 0).
 type GroupKey = [Sym; 8];
@@ -172,12 +228,8 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
     let (versions, teams) = (attr(Attribute::BotVersion), attr(Attribute::TeamId));
     let (channel, language) = (attr(Attribute::ChannelType), attr(Attribute::Language));
     let buckets = plan.axis.len();
-    let mut groups: HashMap<GroupKey, BucketStates> = HashMap::new();
-    // The common ungrouped case keeps its one state outside the map.
-    let mut single = plan
-        .group_by
-        .is_empty()
-        .then(|| BucketStates::new(plan.aggregate, buckets));
+    let mut groups = GroupIndex::default();
+    let mut states: Vec<BucketStates> = Vec::new();
     for c in 0..shard.len() {
         if bot.is_some_and(|b| shard.bot[c] != b)
             || version.is_some_and(|v| versions[c] != v)
@@ -196,25 +248,13 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
             Stat::DurationSeconds => duration_seconds(shard.start[c], shard.end[c]),
             Stat::NumMessages => shard.num_messages[c] as u64,
         };
-        match &mut single {
-            Some(states) => states.update(bucket, value),
-            None => {
-                let mut key = GroupKey::default();
-                for (slot, column) in key.iter_mut().zip(&group_columns) {
-                    *slot = column[c];
-                }
-                groups
-                    .entry(key)
-                    .or_insert_with(|| BucketStates::new(plan.aggregate, buckets))
-                    .update(bucket, value);
-            }
+        let group = groups.id_of(&group_columns, c);
+        if group == states.len() {
+            states.push(BucketStates::new(plan.aggregate, buckets));
         }
+        states[group].update(bucket, value);
     }
-    if let Some(states) = single {
-        out.insert(Vec::new(), states);
-        return out;
-    }
-    for (key, states) in groups {
+    for (key, states) in groups.keys.into_iter().zip(states) {
         let labels: GroupLabels = plan
             .group_by
             .iter()

@@ -12,7 +12,7 @@
 //! shard's transition columns, so a flow query touches only its own
 //! conversation's transitions and no per-conversation allocation is needed.
 
-use arrow_array::Array;
+use arrow_array::{Array, StringViewArray};
 use hashbrown::{HashMap, HashTable};
 
 use super::strings::{Interner, StringArena, Sym, NULL_SYM};
@@ -50,10 +50,35 @@ pub(crate) struct TransitionRef<'a> {
 /// Strings of at most this many bytes are stored inside their Arrow view.
 const INLINE_VIEW_LEN: u32 = 12;
 
-/// Symbols of inline attribute values already interned during one
-/// [`ConversationShard::apply`] call, keyed by their Arrow view.
+/// Symbols of short strings already interned during one
+/// [`ConversationShard::apply`] call, keyed by their Arrow view: a string
+/// of at most [`INLINE_VIEW_LEN`] bytes lives inside its view, so equal
+/// views are equal strings and no lookup by content is needed.
 #[derive(Default)]
-struct AttributeCache([HashMap<u128, Sym>; Attribute::COUNT]);
+struct InlineSymbols(HashMap<u128, Sym>);
+
+impl InlineSymbols {
+    /// The symbol of `array[row]` (not null) in `interner`.
+    #[inline]
+    fn intern(&mut self, interner: &mut Interner, array: &StringViewArray, row: usize) -> Sym {
+        let view = array.views()[row];
+        if (view as u32) <= INLINE_VIEW_LEN {
+            *self
+                .0
+                .entry(view)
+                .or_insert_with(|| interner.intern(array.value(row)))
+        } else {
+            interner.intern(array.value(row))
+        }
+    }
+}
+
+/// Per-apply symbol caches: one per attribute, one for step names.
+#[derive(Default)]
+struct ApplyCaches {
+    attributes: [InlineSymbols; Attribute::COUNT],
+    steps: InlineSymbols,
+}
 
 /// Conversation summaries of one shard.
 #[derive(Debug, Default)]
@@ -140,7 +165,7 @@ impl ConversationShard {
         // Events of a conversation often come together: check the previous
         // row's conversation before probing the index.
         let mut last_conversation: Option<(u64, usize)> = None;
-        let mut attribute_cache = AttributeCache::default();
+        let mut caches = ApplyCaches::default();
         for &row in rows {
             let row = row as usize;
             let hash = key_hash[row];
@@ -178,13 +203,13 @@ impl ConversationShard {
                     {
                         self.start[c] = ts;
                         self.first_event_id[c] = event_id.into();
-                        self.set_attributes(c, cols, row, &mut attribute_cache);
+                        self.set_attributes(c, cols, row, &mut caches.attributes);
                     }
                     c
                 }
                 None => {
                     let c = self.insert(hash, bot_id, conversation_id, ts, event_id);
-                    self.set_attributes(c, cols, row, &mut attribute_cache);
+                    self.set_attributes(c, cols, row, &mut caches.attributes);
                     last_bot = Some((bot_id, Some(self.bot[c])));
                     c
                 }
@@ -192,7 +217,9 @@ impl ConversationShard {
             last_conversation = Some((hash, c));
             match cols.event_type.value(row) {
                 EVENT_TYPE_MESSAGE => self.num_messages[c] += 1,
-                EVENT_TYPE_TRANSITION if keep_transitions => self.push_transition(c, cols, row),
+                EVENT_TYPE_TRANSITION if keep_transitions => {
+                    self.push_transition(c, cols, row, &mut caches.steps)
+                }
                 _ => {}
             }
         }
@@ -230,34 +257,29 @@ impl ConversationShard {
         c: usize,
         cols: &EventColumns,
         row: usize,
-        cache: &mut AttributeCache,
+        caches: &mut [InlineSymbols; Attribute::COUNT],
     ) {
         for (((column, interner), array), cache) in self
             .attributes
             .iter_mut()
             .zip(&mut self.interners)
             .zip(&cols.attributes)
-            .zip(&mut cache.0)
+            .zip(caches)
         {
             column[c] = match array {
-                Some(a) if a.is_valid(row) => {
-                    let view = a.views()[row];
-                    if (view as u32) <= INLINE_VIEW_LEN {
-                        // Short strings live inside their view: equal views
-                        // are equal strings, no lookup by content needed.
-                        *cache
-                            .entry(view)
-                            .or_insert_with(|| interner.intern(a.value(row)))
-                    } else {
-                        interner.intern(a.value(row))
-                    }
-                }
+                Some(a) if a.is_valid(row) => cache.intern(interner, a, row),
                 _ => NULL_SYM,
             };
         }
     }
 
-    fn push_transition(&mut self, c: usize, cols: &EventColumns, row: usize) {
+    fn push_transition(
+        &mut self,
+        c: usize,
+        cols: &EventColumns,
+        row: usize,
+        cache: &mut InlineSymbols,
+    ) {
         use crate::ingest::opt_str;
         let t = &mut self.transitions;
         let i = t.timestamp.len() as u32;
@@ -275,9 +297,9 @@ impl ConversationShard {
             &cols.to_step_type,
         ];
         for (column, array) in t.steps.iter_mut().zip(steps) {
-            column.push(match opt_str(array, row) {
-                Some(s) => t.step_names.intern(s),
-                None => NULL_SYM,
+            column.push(match array {
+                Some(a) if a.is_valid(row) => cache.intern(&mut t.step_names, a, row),
+                _ => NULL_SYM,
             });
         }
         t.next.push(self.first_transition[c]);
