@@ -28,6 +28,10 @@ use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Q
 use crate::schema::Event;
 use crate::store::{Store, StoreOptions};
 
+/// Validated input waiting to be applied: the report so far and the
+/// columns of each batch with the number of its first row or line.
+type StagedColumns = (IngestReport, Vec<(u64, EventColumns)>);
+
 /// Size figures of an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
@@ -125,21 +129,18 @@ impl Engine {
 
     /// Ingests NDJSON (one event object per line), atomically.
     pub fn ingest_ndjson(&self, reader: impl BufRead) -> Result<IngestReport> {
-        let mut report = IngestReport::default();
-        let mut columns = Vec::new();
+        let staged = Mutex::new((IngestReport::default(), Vec::new()));
         guard("ndjson", || {
             read_ndjson(reader, |batch, lines| {
-                columns.push(normalize(
-                    &batch,
-                    self.mode,
-                    RowNumbers::Lines(lines),
-                    &mut report,
-                )?);
+                let mut report = IngestReport::default();
+                let cols = normalize(&batch, self.mode, RowNumbers::Lines(lines), &mut report)?;
+                let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
+                staged.0.merge(&report);
+                staged.1.push((lines.first().copied().unwrap_or(0), cols));
                 Ok(())
             })
         })?;
-        self.apply(&columns, &mut report);
-        Ok(report)
+        self.apply_staged(staged)
     }
 
     /// Ingests an NDJSON file, atomically; errors name the file.
@@ -184,6 +185,12 @@ impl Engine {
             staged.1.push((first_row, cols));
             Ok(())
         })?;
+        self.apply_staged(staged)
+    }
+
+    /// Applies validated columns staged by (first row, columns), in input
+    /// order, so that the first of two duplicates in the input wins.
+    fn apply_staged(&self, staged: Mutex<StagedColumns>) -> Result<IngestReport> {
         let (mut report, mut columns) = staged.into_inner().unwrap_or_else(|p| p.into_inner());
         columns.sort_by_key(|(first_row, _)| *first_row);
         let columns: Vec<EventColumns> = columns.into_iter().map(|(_, c)| c).collect();

@@ -14,6 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_json::reader::Decoder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
@@ -78,57 +79,103 @@ fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
     Ok(())
 }
 
-/// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
-/// column names, timestamps as µs UTC) and the line number of each row.
-pub fn read_ndjson(
-    mut reader: impl BufRead,
-    mut sink: impl FnMut(RecordBatch, &[u64]) -> Result<()>,
-) -> Result<()> {
-    let schema = decode_schema();
-    let new_decoder = || {
-        arrow_json::ReaderBuilder::new(schema.clone())
-            .with_batch_size(BATCH_ROWS)
-            .build_decoder()
-            .map_err(|e| Error::data_from("ndjson", e))
-    };
-    let mut decoder = new_decoder()?;
-    // Lines of the batch being decoded: (line number, text), to name the
-    // culprit when a whole batch fails to convert.
-    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        let n = read_line(&mut reader, &mut line, line_no + 1)?;
+/// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
+#[derive(Default)]
+struct Chunk {
+    text: Vec<u8>,
+    /// End offset (exclusive) of each line in `text`, newline included.
+    ends: Vec<usize>,
+    /// 1-based line number of each line.
+    lines: Vec<u64>,
+}
+
+impl Chunk {
+    fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+}
+
+/// Reads the next chunk; `line_no` counts lines read so far.
+fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64) -> Result<Chunk> {
+    let mut chunk = Chunk::default();
+    while chunk.lines.len() < BATCH_ROWS {
+        let start = chunk.text.len();
+        let n = read_line(reader, &mut chunk.text, *line_no + 1)?;
         if n == 0 {
             break;
         }
-        line_no += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
+        *line_no += 1;
+        if chunk.text[start..].iter().all(u8::is_ascii_whitespace) {
+            chunk.text.truncate(start);
             continue;
         }
-        if !line.ends_with(b"\n") {
-            line.push(b'\n');
+        if !chunk.text.ends_with(b"\n") {
+            chunk.text.push(b'\n');
         }
-        check_nesting(&line, line_no)?;
-        feed(&mut decoder, &line).map_err(|e| at_line(line_no, e))?;
-        pending.push((line_no, std::mem::take(&mut line)));
-        if pending.len() == BATCH_ROWS {
-            let batch = finish(&mut decoder, &pending, &new_decoder)?;
-            let lines: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
-            sink(batch, &lines)?;
-            pending.clear();
-        }
+        check_nesting(&chunk.text[start..], *line_no)?;
+        chunk.ends.push(chunk.text.len());
+        chunk.lines.push(*line_no);
     }
-    if !pending.is_empty() {
-        let batch = finish(&mut decoder, &pending, &new_decoder)?;
-        let lines: Vec<u64> = pending.iter().map(|(n, _)| *n).collect();
-        sink(batch, &lines)?;
-    }
-    Ok(())
+    Ok(chunk)
 }
 
-/// Reads one line, refusing lines longer than [`MAX_LINE_BYTES`].
+/// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
+/// column names, timestamps as µs UTC) and the line number of each row.
+///
+/// Lines are read in chunks of [`BATCH_ROWS`] on the calling thread and
+/// decoded in parallel, a round of chunks at a time; `sink` may be called
+/// from several threads. When several lines are bad, the error names the
+/// first.
+pub fn read_ndjson(
+    mut reader: impl BufRead,
+    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
+    let schema = decode_schema();
+    let round = 2 * rayon::current_num_threads().max(1);
+    let mut line_no = 0u64;
+    loop {
+        let mut chunks = Vec::with_capacity(round);
+        let mut read_error = None;
+        let mut done = false;
+        while chunks.len() < round {
+            match read_chunk(&mut reader, &mut line_no) {
+                Ok(chunk) if chunk.lines.is_empty() => {
+                    done = true;
+                    break;
+                }
+                Ok(chunk) => {
+                    let full = chunk.lines.len() == BATCH_ROWS;
+                    chunks.push(chunk);
+                    if !full {
+                        done = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+        }
+        let results: Vec<Result<()>> = chunks
+            .par_iter()
+            .map(|chunk| sink(decode_chunk(&schema, chunk)?, &chunk.lines))
+            .collect();
+        // Errors in line order: decoded chunks come before the line that
+        // stopped reading.
+        results.into_iter().collect::<Result<()>>()?;
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads one line (appended to `line`), refusing lines longer than
+/// [`MAX_LINE_BYTES`]. Returns the bytes read, 0 at the end.
 fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>, line_no: u64) -> Result<usize> {
     let mut limited = std::io::Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1);
     let n = limited
@@ -147,6 +194,7 @@ fn at_line(line_no: u64, e: arrow_schema::ArrowError) -> Error {
     Error::data_from(format!("line {line_no}"), e)
 }
 
+/// Feeds all of `bytes` to the decoder.
 fn feed(
     decoder: &mut Decoder,
     mut bytes: &[u8],
@@ -154,8 +202,11 @@ fn feed(
     while !bytes.is_empty() {
         let used = decoder.decode(bytes)?;
         if used == 0 {
-            // The decoder is full; never happens as we flush every
-            // BATCH_ROWS lines, but must not loop forever.
+            // A full decoder stops before trailing whitespace; anything
+            // else left over is more rows than a chunk holds.
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
             return Err(arrow_schema::ArrowError::JsonError(
                 "decoder made no progress".into(),
             ));
@@ -165,21 +216,25 @@ fn feed(
     Ok(())
 }
 
-/// Flushes the decoder into a batch with parsed timestamps; on failure,
-/// finds the first failing line by decoding lines one at a time.
-fn finish(
-    decoder: &mut Decoder,
-    lines: &[(u64, Vec<u8>)],
-    new_decoder: &impl Fn() -> Result<Decoder>,
-) -> Result<RecordBatch> {
-    match decoder.flush() {
-        Ok(Some(batch)) => with_timestamps(batch, lines),
+fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
+    arrow_json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(BATCH_ROWS)
+        .build_decoder()
+        .map_err(|e| Error::data_from("ndjson", e))
+}
+
+/// Decodes a chunk into a batch with parsed timestamps; on failure, finds
+/// the first failing line by decoding lines one at a time.
+fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
+    let mut decoder = new_decoder(schema)?;
+    let decoded = feed(&mut decoder, &chunk.text).and_then(|_| decoder.flush());
+    match decoded {
+        Ok(Some(batch)) => with_timestamps(batch, &chunk.lines),
         Ok(None) => Err(Error::data("ndjson", "no rows decoded")),
         Err(e) => {
-            *decoder = new_decoder()?;
-            for (line_no, text) in lines {
-                let mut single = new_decoder()?;
-                feed(&mut single, text)
+            for (i, line_no) in chunk.lines.iter().enumerate() {
+                let mut single = new_decoder(schema)?;
+                feed(&mut single, chunk.line(i))
                     .and_then(|_| single.flush())
                     .map_err(|e| at_line(*line_no, e))?;
             }
@@ -189,7 +244,7 @@ fn finish(
 }
 
 /// Replaces the string `timestamp` column by parsed µs timestamps.
-fn with_timestamps(batch: RecordBatch, lines: &[(u64, Vec<u8>)]) -> Result<RecordBatch> {
+fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
     let schema = batch.schema();
     let idx = schema
         .index_of(col::TIMESTAMP)
@@ -200,7 +255,7 @@ fn with_timestamps(batch: RecordBatch, lines: &[(u64, Vec<u8>)]) -> Result<Recor
         micros.push(match value {
             None => None,
             Some(v) => Some(parse_rfc3339_micros(v).map_err(|_| {
-                let line = lines.get(row).map_or(0, |l| l.0);
+                let line = lines.get(row).copied().unwrap_or(0);
                 Error::data(
                     format!("line {line}, column `{}`", col::TIMESTAMP),
                     format!(
@@ -236,12 +291,12 @@ mod tests {
     use crate::error::ErrorKind;
 
     fn read(text: &[u8]) -> Result<Vec<RecordBatch>> {
-        let mut out = Vec::new();
+        let out = std::sync::Mutex::new(Vec::new());
         read_ndjson(text, |b, _| {
-            out.push(b);
+            out.lock().unwrap().push(b);
             Ok(())
         })?;
-        Ok(out)
+        Ok(out.into_inner().unwrap())
     }
 
     #[test]
