@@ -1635,8 +1635,12 @@ proptest! {
 }
 
 /// The number after `row ` in an error message.
+/// The row (or NDJSON line) a message names.
 fn row_named(message: &str) -> Option<u64> {
-    let at = message.find("row ")? + 4;
+    let at = match message.find("row ") {
+        Some(at) => at + 4,
+        None => message.find("line ")? + 5,
+    };
     let digits: String = message[at..]
         .chars()
         .take_while(char::is_ascii_digit)
