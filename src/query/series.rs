@@ -6,8 +6,19 @@
 //! at a time under its read lock), folds matching conversations into
 //! per-group [`BucketStates`] keyed by shard-local symbols, translates the
 //! keys to label strings at the end of the shard, and merges the partial
-//! results of all shards in a fixed order — so the answer never depends on
-//! scheduling.
+//! results of the shards; merging is associative and commutative and the
+//! series are sorted at the end, so the answer never depends on scheduling.
+//!
+//! # Memory
+//!
+//! The number of buckets is capped by [`crate::time::MAX_BUCKETS`]; the
+//! number of groups is bounded by the data (the distinct value combinations
+//! of the group-by fields among matching conversations). A partial result
+//! holds, per group, 40 bytes per bucket (count, sum, min, max), or for
+//! percentiles 8 bytes per matching conversation plus 24 per bucket.
+//! Shard partials are merged as soon as they are built, so a query holds
+//! about `groups × buckets × 40 B × (threads + 1)` at worst — e.g. 500
+//! groups × 365 daily buckets × 40 B ≈ 7 MB per partial.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -92,18 +103,43 @@ fn duration_seconds(start: i64, end: i64) -> u64 {
 
 /// Dense ids of the groups met in one shard, in order of first meeting.
 ///
-/// No field: one group. One field (the common case): a table indexed by
-/// the field's symbol, no hashing. More: a hash map over the symbol tuple.
-#[derive(Default)]
+/// While the symbol tuples of the group-by fields fit a table of
+/// [`MAX_GROUP_TABLE`] slots (every shard-local interner is small for
+/// bots, versions, channels, languages, campaigns), a group's slot is its
+/// tuple read as a mixed-radix number: no hashing. Otherwise a hash map
+/// over the tuple.
 struct GroupIndex {
-    /// `by_symbol[sym + 1]` (slot 0 for null) is the group id + 1, or 0.
-    by_symbol: Vec<u32>,
+    /// Per field: the slot stride (`None`: use `by_key`).
+    strides: Option<Vec<usize>>,
+    /// `by_slot[slot]` is the group id + 1, or 0.
+    by_slot: Vec<u32>,
     by_key: hashbrown::HashMap<GroupKey, u32>,
     /// The key of each group id.
     keys: Vec<GroupKey>,
 }
 
+/// Largest direct group table, in slots (4 bytes each).
+const MAX_GROUP_TABLE: usize = 1 << 16;
+
 impl GroupIndex {
+    /// An index for fields whose symbols are below `cardinalities`.
+    fn new(cardinalities: &[usize]) -> Self {
+        let mut strides = Vec::with_capacity(cardinalities.len());
+        let mut size = 1usize;
+        for &n in cardinalities {
+            strides.push(size);
+            // One more slot for null.
+            size = size.saturating_mul(n + 1);
+        }
+        let table = size <= MAX_GROUP_TABLE;
+        Self {
+            strides: table.then_some(strides),
+            by_slot: if table { vec![0; size] } else { Vec::new() },
+            by_key: hashbrown::HashMap::new(),
+            keys: Vec::new(),
+        }
+    }
+
     /// The group of conversation `c`; equal to `self.keys.len() - 1` for a
     /// group met for the first time.
     #[inline]
@@ -112,29 +148,23 @@ impl GroupIndex {
         for (slot, column) in key.iter_mut().zip(columns) {
             *slot = column[c];
         }
-        match columns.len() {
-            0 => {
-                if self.keys.is_empty() {
+        match &self.strides {
+            Some(strides) => {
+                let slot: usize = key
+                    .iter()
+                    .zip(strides)
+                    .map(|(&sym, stride)| {
+                        let s = if sym == NULL_SYM { 0 } else { sym as usize + 1 };
+                        s * stride
+                    })
+                    .sum();
+                if self.by_slot[slot] == 0 {
                     self.keys.push(key);
+                    self.by_slot[slot] = self.keys.len() as u32;
                 }
-                0
+                self.by_slot[slot] as usize - 1
             }
-            1 => {
-                let slot = if key[0] == NULL_SYM {
-                    0
-                } else {
-                    key[0] as usize + 1
-                };
-                if slot >= self.by_symbol.len() {
-                    self.by_symbol.resize(slot + 1, 0);
-                }
-                if self.by_symbol[slot] == 0 {
-                    self.keys.push(key);
-                    self.by_symbol[slot] = self.keys.len() as u32;
-                }
-                self.by_symbol[slot] as usize - 1
-            }
-            _ => {
+            None => {
                 let next = self.keys.len() as u32;
                 let id = *self.by_key.entry(key).or_insert(next);
                 if id == next {
@@ -228,7 +258,15 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
     let (versions, teams) = (attr(Attribute::BotVersion), attr(Attribute::TeamId));
     let (channel, language) = (attr(Attribute::ChannelType), attr(Attribute::Language));
     let buckets = plan.axis.len();
-    let mut groups = GroupIndex::default();
+    let cardinalities: Vec<usize> = plan
+        .group_by
+        .iter()
+        .map(|g| match g {
+            GroupField::BotId => shard.bots.len(),
+            GroupField::Attribute(a) => shard.interners[a.index()].len(),
+        })
+        .collect();
+    let mut groups = GroupIndex::new(&cardinalities);
     let mut states: Vec<BucketStates> = Vec::new();
     for c in 0..shard.len() {
         if bot.is_some_and(|b| shard.bot[c] != b)
@@ -293,12 +331,14 @@ fn merge(mut a: Partial, b: Partial) -> Partial {
 
 /// Runs `plan` over `store`.
 pub(crate) fn run(store: &Store, plan: &SeriesPlan) -> SeriesAnswer {
-    let partials: Vec<Partial> = store
+    // Partials are merged as they come, so only a few are alive at once.
+    // Merging is associative and commutative (and the answer is sorted), so
+    // the order rayon merges in does not change the answer.
+    let merged = store
         .shards()
         .par_iter()
         .map(|shard| scan_shard(&read(shard), plan))
-        .collect();
-    let merged = partials.into_iter().fold(Partial::new(), merge);
+        .reduce(Partial::new, merge);
     finish(merged, plan)
 }
 

@@ -55,7 +55,6 @@ impl StringArena {
     }
 
     /// Number of strings held.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -109,7 +108,6 @@ impl Interner {
     }
 
     /// Number of distinct strings.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.values.len()
     }
