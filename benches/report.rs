@@ -17,6 +17,9 @@ use convostat::Engine;
 use rayon::prelude::*;
 
 const CHILD: &str = "CONVOSTAT_REPORT_CHILD";
+/// The flow target, `bot\tconversation\tversion`, handed to children so
+/// that they need not generate data to find it.
+const FLOW: &str = "CONVOSTAT_REPORT_FLOW";
 
 fn peak_rss_bytes() -> u64 {
     status_kb("VmHWM:") * 1024
@@ -54,7 +57,13 @@ fn fmt_duration(d: Duration) -> String {
 /// Child mode: run one batch query, print `seconds peak_bytes`.
 fn child(name: &str) {
     let n = common::events_large();
-    let flow = common::flow_target(&common::batches(200_000));
+    let flow = std::env::var(FLOW).expect("flow target");
+    let mut parts = flow.split('\t').map(str::to_owned);
+    let flow = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let file = common::parquet_file(n);
     let (_, query) = common::target_queries(&flow)
         .into_iter()
@@ -66,13 +75,14 @@ fn child(name: &str) {
 }
 
 /// Runs one batch query in a fresh process: (wall time, peak bytes).
-fn batch_in_child(name: &str, threads: usize) -> (Duration, u64) {
+fn batch_in_child(name: &str, threads: usize, flow: &(String, String, String)) -> (Duration, u64) {
     let exe = std::env::current_exe().expect("current exe");
     let mut best = (Duration::MAX, 0);
     for _ in 0..3 {
         let t = Instant::now();
         let out = Command::new(&exe)
             .env(CHILD, name)
+            .env(FLOW, format!("{}\t{}\t{}", flow.0, flow.1, flow.2))
             .env("RAYON_NUM_THREADS", threads.to_string())
             .output()
             .expect("spawn child");
@@ -186,8 +196,8 @@ fn main() {
 
     // Batch queries in fresh processes.
     for (name, _) in common::target_queries(&flow) {
-        let (wall2, peak2) = batch_in_child(name, 2);
-        let (wall1, _) = batch_in_child(name, 1);
+        let (wall2, peak2) = batch_in_child(name, 2, &flow);
+        let (wall1, _) = batch_in_child(name, 1, &flow);
         rows.push((
             format!("batch {name} over {large}-event Parquet (process wall, peak RSS)"),
             format!("{}, {:.0} MB", fmt_duration(wall2), peak2 as f64 / 1e6),
