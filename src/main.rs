@@ -314,9 +314,23 @@ fn run(command: Command) -> convostat::Result<()> {
         } else {
             IngestMode::Strict
         },
-        progress: progress_display(&common.input),
+        progress: None,
     };
-    let outcome = run_files(&query, &common.input, &options)?;
+    let bar = progress_bar(&common.input);
+    let options = BatchOptions {
+        progress: bar.clone().map(|bar| {
+            Box::new(move |rows| {
+                bar.set_position(rows);
+                bar.tick();
+            }) as Box<dyn Fn(u64) + Send + Sync>
+        }),
+        ..options
+    };
+    let outcome = run_files(&query, &common.input, &options);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let outcome = outcome?;
     if common.lenient {
         report_skipped(&outcome.report);
     }
@@ -354,7 +368,7 @@ const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A spinner counting rows on stderr, when stderr is a terminal and the
 /// input is large.
-fn progress_display(inputs: &[PathBuf]) -> Option<Box<dyn Fn(u64) + Send + Sync>> {
+fn progress_bar(inputs: &[PathBuf]) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
@@ -372,8 +386,5 @@ fn progress_display(inputs: &[PathBuf]) -> Option<Box<dyn Fn(u64) + Send + Sync>
         indicatif::ProgressStyle::with_template("{spinner} {human_pos} rows read ({per_sec})")
             .ok()?,
     );
-    Some(Box::new(move |rows| {
-        bar.set_position(rows);
-        bar.tick();
-    }))
+    Some(bar)
 }
