@@ -1,7 +1,7 @@
 //! The embedded engine: ingest events from any thread, query from any other.
 //!
 //! [`Engine`] ties the layers together: [`crate::ingest`] decodes and
-//! validates input, [`crate::store`] folds it into conversation summaries,
+//! validates input, `store` folds it into conversation summaries,
 //! [`crate::query`] answers from those summaries. It is `Send + Sync` and
 //! every method takes `&self`; share it with an `Arc`.
 //!

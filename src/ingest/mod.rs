@@ -2,12 +2,12 @@
 //! event columns.
 //!
 //! Every source ends up as Arrow [`RecordBatch`](arrow_array::RecordBatch)es
-//! in some physical layout; [`normalize`] turns any accepted layout (SPEC 1)
-//! into one internal form, [`EventColumns`]: strings as `Utf8View`, time as
+//! in some physical layout; `normalize` turns any accepted layout (SPEC 1)
+//! into one internal form, `EventColumns`: strings as `Utf8View`, time as
 //! µs since the epoch. It also enforces the null policy: in
 //! [`IngestMode::Strict`] a null in a required column rejects the input, in
 //! [`IngestMode::Lenient`] the row is skipped and counted in the
-//! [`IngestReport`]. The store ([`crate::store`]) only ever sees valid
+//! [`IngestReport`]. The store (`crate::store`) only ever sees valid
 //! normalised columns, so it cannot fail half-way through an input.
 
 use std::collections::BTreeMap;

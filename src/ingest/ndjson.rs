@@ -127,7 +127,7 @@ fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64) -> Result<Chunk> {
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
 /// column names, timestamps as µs UTC) and the line number of each row.
 ///
-/// Lines are read in chunks of [`BATCH_ROWS`] on the calling thread and
+/// Lines are read in chunks of `BATCH_ROWS` on the calling thread and
 /// decoded in parallel, a round of chunks at a time; `sink` may be called
 /// from several threads. When several lines are bad, the error names the
 /// first.

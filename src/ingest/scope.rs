@@ -3,7 +3,7 @@
 //! A [`ScanScope`] restricts a scan to rows whose key columns (`bot_id`,
 //! `conversation_id`, `team_id` for the usage pre-pass) take given values.
 //! The Parquet reader uses it to skip row groups and to filter rows while
-//! decoding; [`ScanScope::retain`] applies it to rows that were decoded
+//! decoding; `ScanScope::retain` applies it to rows that were decoded
 //! whole (NDJSON, and Parquet row groups that had to be validated whole).
 
 use arrow_array::cast::AsArray;

@@ -5,8 +5,8 @@
 //! parameters ([`ConversationsQuery::from_params`] and friends), which
 //! validate everything before any data is read. The three series queries
 //! (conversations, insights, usage) all compile to one internal plan,
-//! executed by [`series`] with mergeable per-bucket states; flow is looked up
-//! directly by [`flow`].
+//! executed by `series` with mergeable per-bucket states; flow is looked up
+//! directly by `flow`.
 
 mod aggregate;
 pub(crate) mod flow;
