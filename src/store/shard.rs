@@ -90,7 +90,12 @@ pub(crate) struct ConversationShard {
     conversation_id: StringArena,
     pub start: Vec<i64>,
     pub end: Vec<i64>,
-    first_event_id: Vec<Box<str>>,
+    /// Position in `first_event_ids` of each conversation's first event id
+    /// (for ties on the first timestamp). A replaced id stays in the arena:
+    /// the first event changes rarely, and an arena needs no allocation per
+    /// conversation.
+    first_event_id: Vec<u32>,
+    first_event_ids: StringArena,
     pub num_messages: Vec<u32>,
     /// Per attribute (in [`Attribute::ALL`] order): the symbol per conversation.
     pub attributes: [Vec<Sym>; Attribute::COUNT],
@@ -199,10 +204,12 @@ impl ConversationShard {
                         self.end[c] = ts;
                     }
                     if ts < self.start[c]
-                        || (ts == self.start[c] && event_id < &*self.first_event_id[c])
+                        || (ts == self.start[c]
+                            && event_id.as_bytes()
+                                < self.first_event_ids.get_bytes(self.first_event_id[c]))
                     {
                         self.start[c] = ts;
-                        self.first_event_id[c] = event_id.into();
+                        self.first_event_id[c] = self.first_event_ids.push(event_id);
                         self.set_attributes(c, cols, row, &mut caches.attributes);
                     }
                     c
@@ -240,7 +247,8 @@ impl ConversationShard {
         self.conversation_id.push(conversation_id);
         self.start.push(ts);
         self.end.push(ts);
-        self.first_event_id.push(event_id.into());
+        let first = self.first_event_ids.push(event_id);
+        self.first_event_id.push(first);
         self.num_messages.push(0);
         for column in &mut self.attributes {
             column.push(NULL_SYM);
@@ -317,11 +325,8 @@ impl ConversationShard {
             + self.conversation_id.heap_bytes()
             + v(self.start.capacity(), 8)
             + v(self.end.capacity(), 8)
-            + self
-                .first_event_id
-                .iter()
-                .map(|s| s.len() + 16)
-                .sum::<usize>()
+            + v(self.first_event_id.capacity(), 4)
+            + self.first_event_ids.heap_bytes()
             + v(self.num_messages.capacity(), 4)
             + self
                 .attributes
