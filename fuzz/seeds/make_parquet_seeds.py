@@ -1,0 +1,48 @@
+"""Writes the small generated Parquet seeds of fuzz/seeds/parquet/ (pyarrow).
+
+Uncompressed files with several encodings and physical layouts: mutations of
+an uncompressed page reach the decoders, where compressed pages mostly just
+fail to decompress. Run from the repository root:
+    python3 fuzz/seeds/make_parquet_seeds.py
+"""
+import json
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+rows = [json.loads(l) for l in open("fixtures/events.ndjson") if l.strip()][:6]
+cols = sorted({k for r in rows for k in r})
+table = pa.table({c: [r.get(c) for r in rows] for c in cols})
+ts = pa.array(
+    [datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) for r in rows],
+    pa.timestamp("us", tz="UTC"),
+)
+table = table.set_column(cols.index("timestamp"), "timestamp", ts)
+
+out = "fuzz/seeds/parquet/"
+# 1. plain, uncompressed, no dictionary, v1 pages, no statistics
+pq.write_table(table, out + "plain_uncompressed.parquet", compression="none",
+               use_dictionary=False, write_statistics=False)
+# 2. dictionary encoded, uncompressed, two row groups, data page v2
+pq.write_table(table, out + "dict_v2_two_groups.parquet", compression="none",
+               use_dictionary=True, data_page_version="2.0", row_group_size=3)
+# 3. large strings, nanosecond timestamps in another zone, snappy
+large = pa.table({
+    c: (table[c].cast(pa.large_string()) if pa.types.is_string(table[c].type)
+        else table[c].cast(pa.timestamp("ns", tz="Europe/Brussels")))
+    for c in cols
+})
+pq.write_table(large, out + "large_string_ns.parquet", compression="snappy")
+# 4. Arrow dictionary columns (stored Arrow schema), millisecond naive timestamps
+dct = pa.table({
+    c: (table[c].dictionary_encode() if pa.types.is_string(table[c].type)
+        else table[c].cast(pa.timestamp("ms")))
+    for c in cols
+})
+pq.write_table(dct, out + "arrow_dictionary_ms.parquet", compression="zstd")
+# 5. delta / byte-stream encodings where applicable, no dictionary
+pq.write_table(table, out + "delta_encodings.parquet", compression="none",
+               use_dictionary=False,
+               column_encoding={c: "DELTA_BYTE_ARRAY" for c in cols if c != "timestamp"}
+               | {"timestamp": "DELTA_BINARY_PACKED"})

@@ -1,0 +1,283 @@
+//! Inputs found by the fuzz targets in `fuzz/` (cargo-fuzz), kept as
+//! regression tests: the library must return `Ok` or `Err` on each of them,
+//! never panic (SPEC 6). The committed seed corpus runs through the same
+//! paths, so a seed that stops working is noticed without cargo-fuzz.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use convostat::{Answer, Engine, IngestMode, Params, Query};
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// Runs `f`, failing the test with `what` if it panics.
+fn no_panic<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(e) => {
+            let msg = e
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| e.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            panic!("{what} panicked: {msg}")
+        }
+    }
+}
+
+fn render(answer: &Answer) {
+    let _ = answer.to_json();
+    let _ = answer.to_csv();
+    let _ = answer.to_table();
+}
+
+/// The queries the `ndjson` and `parquet` targets run after an ingest.
+fn query_after_ingest(engine: &Engine) {
+    let _ = engine.stats();
+    let queries: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "conversations",
+            &[
+                ("bot_id", "b1"),
+                ("version", "LIVE"),
+                ("start_time", "2024-01-01"),
+                ("end_time", "2025-01-01"),
+                ("group_by", "channel_type"),
+            ],
+        ),
+        (
+            "insights",
+            &[
+                ("bot_id", "b1"),
+                ("version", "LIVE"),
+                ("start_time", "1900-01-01"),
+                ("end_time", "2100-01-01"),
+                ("tz", "Europe/Brussels"),
+                ("stat", "duration_seconds"),
+                ("aggregate", "p95"),
+            ],
+        ),
+        (
+            "usage",
+            &[
+                ("team_id", "t1"),
+                ("start_time", "2000-01-01"),
+                ("end_time", "2050-01-01"),
+                ("bucket", "1m"),
+                ("tz", "Europe/Brussels"),
+                (
+                    "group_by",
+                    "bot_id,bot_version,team_id,channel_type,language,campaign_id,campaign_source",
+                ),
+            ],
+        ),
+        (
+            "flow",
+            &[
+                ("bot_id", "b1"),
+                ("conversation_id", "c1"),
+                ("version", "LIVE"),
+                ("start_time", "1900-01-01"),
+                ("end_time", "2100-01-01"),
+            ],
+        ),
+    ];
+    for (kind, pairs) in queries {
+        let query = Query::from_params(kind, &Params::new(pairs.iter().copied()).unwrap()).unwrap();
+        if let Ok(answer) = engine.query(&query) {
+            render(&answer);
+        }
+    }
+}
+
+/// What the `ndjson` target does with one input.
+fn check_ndjson(data: &[u8]) {
+    for mode in [IngestMode::Strict, IngestMode::Lenient] {
+        let engine = Engine::with_mode(mode);
+        let result = no_panic("ingest_ndjson", || engine.ingest_ndjson(data));
+        if result.is_ok() {
+            no_panic("queries after ingest_ndjson", || {
+                query_after_ingest(&engine)
+            });
+        } else {
+            assert_eq!(engine.stats().events, 0);
+        }
+    }
+}
+
+/// What the `parquet` target does with one input.
+fn check_parquet(data: &[u8]) {
+    for mode in [IngestMode::Strict, IngestMode::Lenient] {
+        let engine = Engine::with_mode(mode);
+        let result = no_panic("ingest_parquet_bytes", || {
+            engine.ingest_parquet_bytes(data.to_vec())
+        });
+        if result.is_ok() {
+            no_panic("queries after ingest_parquet_bytes", || {
+                query_after_ingest(&engine)
+            });
+        } else {
+            assert_eq!(engine.stats().events, 0);
+        }
+    }
+}
+
+/// What the `query_params` target does with one input.
+fn check_query_params(data: &[u8]) {
+    let engine = Engine::new();
+    engine
+        .ingest_ndjson(&include_bytes!("../fixtures/events.ndjson")[..])
+        .unwrap();
+    let text = String::from_utf8_lossy(data);
+    let separator = if text.contains('\0') { '\0' } else { '\n' };
+    let pairs: Vec<(&str, &str)> = text
+        .split(separator)
+        .filter(|item| !item.is_empty())
+        .map(|item| item.split_once('=').unwrap_or((item, "")))
+        .collect();
+    for kind in ["conversations", "insights", "flow", "usage"] {
+        no_panic(kind, || {
+            let Ok(params) = Params::new(pairs.iter().copied()) else {
+                return;
+            };
+            let Ok(query) = Query::from_params(kind, &params) else {
+                return;
+            };
+            if let Ok(answer) = engine.query(&query) {
+                render(&answer);
+            }
+        });
+    }
+}
+
+fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fuzz_dir().join("seeds").join(target))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds for {target}");
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn ndjson_seeds() {
+    for (path, bytes) in seeds("ndjson") {
+        eprintln!("{}", path.display());
+        check_ndjson(&bytes);
+    }
+}
+
+#[test]
+fn parquet_seeds() {
+    for (path, bytes) in seeds("parquet") {
+        eprintln!("{}", path.display());
+        check_parquet(&bytes);
+    }
+}
+
+#[test]
+fn query_params_seeds() {
+    for (path, bytes) in seeds("query_params") {
+        eprintln!("{}", path.display());
+        check_query_params(&bytes);
+    }
+}
+
+#[test]
+fn fixture_events_parquet_seed_ingests() {
+    let bytes = std::fs::read(fuzz_dir().join("seeds/parquet/events.parquet")).unwrap();
+    let report = Engine::new().ingest_parquet_bytes(bytes).unwrap();
+    assert_eq!(report.rows_seen, 26);
+    assert_eq!(report.rows_ingested + report.duplicates, 26);
+}
+
+// ---- crashes found by fuzzing -------------------------------------------
+//
+// Parquet inputs on which the `parquet` 60.1 decoder panics (found by the
+// `parquet` and `parquet_raw` targets, minimised with `cargo fuzz tmin`).
+// convostat's decoder guard must turn each into a data error; the engine
+// must stay empty.
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/fuzz")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A corrupt Parquet input: a data error (not a panic), nothing ingested.
+fn assert_parquet_data_error(name: &str) {
+    check_parquet(&fixture(name));
+    let engine = Engine::new();
+    let err = no_panic(name, || engine.ingest_parquet_bytes(fixture(name))).unwrap_err();
+    assert_eq!(err.kind(), convostat::ErrorKind::Data, "{name}: {err}");
+    assert_eq!(engine.stats().events, 0);
+}
+
+/// parquet-60.1.0/src/arrow/decoder/delta_byte_array.rs:101:41:
+/// "slice index starts at 39 but ends at 36" (DELTA_BYTE_ARRAY suffix
+/// lengths beyond the page).
+#[test]
+fn parquet_delta_byte_array_slice() {
+    assert_parquet_data_error("parquet_delta_byte_array_slice.parquet");
+}
+
+/// bytes-1.12.2/src/bytes.rs:374:28 via delta_byte_array.rs:45:
+/// "range start must not be greater than end: 526 <= 48" (prefix-length
+/// block claims more bytes than the page holds).
+#[test]
+fn parquet_delta_prefix_out_of_range() {
+    assert_parquet_data_error("parquet_delta_prefix_out_of_range.parquet");
+}
+
+/// parquet-60.1.0/src/util/bit_util.rs:1189:13:
+/// "Num of bytes exceed MAX_VLQ_BYTE_LEN (10)" (DELTA_BINARY_PACKED header).
+#[test]
+fn parquet_vlq_too_long() {
+    assert_parquet_data_error("parquet_vlq_too_long.parquet");
+}
+
+/// parquet-60.1.0/src/file/metadata/mod.rs:1043:9:
+/// "column start and length should not be negative" (column chunk offsets
+/// in the footer).
+#[test]
+fn parquet_negative_column_range() {
+    assert_parquet_data_error("parquet_negative_column_range.parquet");
+}
+
+/// arrow-buffer-60.1.0/src/util/bit_chunk_iterator.rs:235:9 via
+/// parquet record_reader/definition_levels.rs:447: "offset + len out of
+/// bounds" (definition levels longer than the page).
+#[test]
+fn parquet_def_levels_out_of_bounds() {
+    assert_parquet_data_error("parquet_def_levels_out_of_bounds.parquet");
+}
+
+/// parquet-60.1.0/src/arrow/array_reader/byte_array.rs:391:22: "attempt to
+/// divide by zero". Found by `parquet_raw` only: convostat rejects this
+/// file before decoding it. Either way, no panic.
+#[test]
+fn parquet_raw_divide_by_zero() {
+    check_parquet(&fixture("parquet_raw_divide_by_zero.parquet"));
+}
+
+/// Takes > 10 s (28 s under ASan) in the raw decoder's page-header reader
+/// (`SerializedPageReader::read_page_header_len`); convostat rejects it
+/// before decoding, at once.
+#[test]
+fn parquet_raw_slow_page_header_is_quick_through_the_api() {
+    let started = std::time::Instant::now();
+    check_parquet(&fixture("parquet_raw_slow_page_header.parquet"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
