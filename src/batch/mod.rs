@@ -111,6 +111,7 @@ fn store_options(query: &Query) -> StoreOptions {
             Dedup::Off
         },
         keep_transitions: is_flow,
+        parallel_apply: false,
     }
 }
 

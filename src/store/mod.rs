@@ -73,6 +73,10 @@ pub(crate) enum Dedup {
 pub(crate) struct StoreOptions {
     pub dedup: Dedup,
     pub keep_transitions: bool,
+    /// Fold a batch's shards in parallel. Off when the caller already runs
+    /// several batches at once (batch jobs read row groups in parallel):
+    /// nested parallelism there only adds contention on shard locks.
+    pub parallel_apply: bool,
 }
 
 impl Default for StoreOptions {
@@ -80,6 +84,7 @@ impl Default for StoreOptions {
         Self {
             dedup: Dedup::All,
             keep_transitions: true,
+            parallel_apply: true,
         }
     }
 }
@@ -192,14 +197,26 @@ impl Store {
                     ingested += 1;
                 }
             }
-            self.shards
-                .par_iter()
-                .zip(by_shard.par_iter())
-                .filter(|(_, rows)| !rows.is_empty())
-                .for_each(|(shard, rows)| {
+            let fold = |(shard, rows): (&RwLock<ConversationShard>, &Vec<u32>)| {
+                if !rows.is_empty() {
                     let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
                     shard.apply(cols, rows, &key_hash, keep_transitions);
-                });
+                }
+            };
+            if self.options.parallel_apply {
+                self.shards
+                    .par_iter()
+                    .zip(by_shard.par_iter())
+                    .for_each(fold);
+            } else {
+                // Start at a shard that depends on the batch, so that
+                // concurrent callers do not queue on the same locks.
+                let start = (key_hash[window] as usize) % CONVERSATION_SHARDS;
+                for i in 0..CONVERSATION_SHARDS {
+                    let s = (start + i) % CONVERSATION_SHARDS;
+                    fold((&self.shards[s], &by_shard[s]));
+                }
+            }
         }
         Applied {
             ingested,
