@@ -291,8 +291,6 @@ fn parquet_raw_slow_page_header_is_quick_through_the_api() {
 /// target (ASan: allocation-size-too-big). The check runs in a child
 /// process so that an abort fails this test alone.
 #[test]
-#[ignore = "open: parquet 60.1 aborts the process on this input (allocation failure inside its \
-            DELTA_BYTE_ARRAY decoder, not a catchable panic); run with --ignored to check a fix"]
 fn parquet_delta_huge_value_count() {
     let child = "parquet_delta_huge_value_count_in_child_process";
     let output = std::process::Command::new(std::env::current_exe().unwrap())
@@ -321,4 +319,13 @@ fn parquet_delta_huge_value_count() {
 #[ignore = "run by parquet_delta_huge_value_count in a child process"]
 fn parquet_delta_huge_value_count_in_child_process() {
     assert_parquet_data_error("parquet_delta_huge_value_count.parquet");
+}
+
+/// The DELTA_BYTE_ARRAY page check must not refuse valid delta-encoded
+/// files (pyarrow, `use_dictionary=False`, v2 data pages).
+#[test]
+fn valid_delta_byte_array_file_still_ingests() {
+    let bytes = std::fs::read(fuzz_dir().join("seeds/parquet/delta_encodings.parquet")).unwrap();
+    let report = Engine::new().ingest_parquet_bytes(bytes).unwrap();
+    assert_eq!((report.rows_seen, report.rows_ingested), (6, 5));
 }
