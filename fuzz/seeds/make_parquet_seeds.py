@@ -46,3 +46,7 @@ pq.write_table(table, out + "delta_encodings.parquet", compression="none",
                use_dictionary=False,
                column_encoding={c: "DELTA_BYTE_ARRAY" for c in cols if c != "timestamp"}
                | {"timestamp": "DELTA_BINARY_PACKED"})
+# 6. DELTA_LENGTH_BYTE_ARRAY strings, v2 pages, uncompressed
+pq.write_table(table, out + "delta_length_v2.parquet", compression="none",
+               use_dictionary=False, data_page_version="2.0",
+               column_encoding={c: "DELTA_LENGTH_BYTE_ARRAY" for c in cols if c != "timestamp"})
