@@ -18,8 +18,9 @@ use arrow_array::RecordBatch;
 
 use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
 use crate::error::{Error, Result};
+use crate::ingest::guard::guard;
 use crate::ingest::ndjson::read_ndjson;
-use crate::ingest::parquet::{guard, scan_parquet, RowsRead};
+use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{
     events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
 };

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub(crate) mod guard;
 pub mod ndjson;
 mod normalize;
 pub mod parquet;
