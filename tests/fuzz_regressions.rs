@@ -292,26 +292,9 @@ fn parquet_raw_slow_page_header_is_quick_through_the_api() {
 /// process so that an abort fails this test alone.
 #[test]
 fn parquet_delta_huge_value_count() {
-    let child = "parquet_delta_huge_value_count_in_child_process";
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            child,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ingesting parquet_delta_huge_value_count.parquet killed the process ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-            .lines()
-            .take(20)
-            .collect::<Vec<_>>()
-            .join("\n")
+    assert_child_survives(
+        "parquet_delta_huge_value_count_in_child_process",
+        "parquet_delta_huge_value_count.parquet",
     );
 }
 
