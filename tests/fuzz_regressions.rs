@@ -217,12 +217,24 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// A corrupt Parquet input: a data error (not a panic), nothing ingested.
-fn assert_parquet_data_error(name: &str) {
+fn assert_parquet_data_error(name: &str) -> convostat::Error {
     check_parquet(&fixture(name));
     let engine = Engine::new();
     let err = no_panic(name, || engine.ingest_parquet_bytes(fixture(name))).unwrap_err();
     assert_eq!(err.kind(), convostat::ErrorKind::Data, "{name}: {err}");
     assert_eq!(engine.stats().events, 0);
+    err
+}
+
+/// A Parquet input refused by the page checks (`ingest/guard.rs`) before
+/// the decoder could allocate for the values it declares: the error must
+/// come from the check, not from a later, luckier failure.
+fn assert_page_refused(name: &str, reason: &str) {
+    let err = assert_parquet_data_error(name).to_string();
+    assert!(
+        err.contains("corrupt page") && err.contains(reason),
+        "{name}: {err}"
+    );
 }
 
 /// parquet-60.1.0/src/arrow/decoder/delta_byte_array.rs:101:41:
@@ -301,7 +313,10 @@ fn parquet_delta_huge_value_count() {
 #[test]
 #[ignore = "run by parquet_delta_huge_value_count in a child process"]
 fn parquet_delta_huge_value_count_in_child_process() {
-    assert_parquet_data_error("parquet_delta_huge_value_count.parquet");
+    assert_page_refused(
+        "parquet_delta_huge_value_count.parquet",
+        "DELTA_BYTE_ARRAY page: delta header declares",
+    );
 }
 
 /// The DELTA_BYTE_ARRAY page check must not refuse valid delta-encoded
@@ -338,8 +353,9 @@ fn assert_child_survives(child: &str, input: &str) {
     );
 }
 
-// The same allocation abort through the paths the DELTA_BYTE_ARRAY prefix
-// check of e622718 does not cover. Each file is a valid pyarrow file
+// The same allocation abort through the paths the first DELTA_BYTE_ARRAY
+// check (prefix header only, gated on the footer) did not cover; the page
+// checks of `ingest/guard.rs` now refuse each. Each file is a valid pyarrow file
 // (`fuzz/seeds/parquet/delta_*.parquet`) with 8 bytes of `bot_id`'s first
 // page overwritten by the ULEB128 `80 80 80 80 80 80 80 01` (2^49 values:
 // a 2,251,799,813,685,248-byte allocation).
@@ -350,7 +366,6 @@ fn assert_child_survives(child: &str, input: &str) {
 /// allocation of `parquet_delta_huge_value_count.parquet`, which the prefix
 /// check only rejects because later columns of that file are corrupt.
 #[test]
-#[ignore = "open: parquet 60.1 aborts the process on this input; see the README (Robustness)"]
 fn parquet_delta_suffix_huge_value_count() {
     assert_child_survives(
         "parquet_delta_suffix_huge_value_count_in_child_process",
@@ -361,14 +376,16 @@ fn parquet_delta_suffix_huge_value_count() {
 #[test]
 #[ignore = "run by parquet_delta_suffix_huge_value_count in a child process"]
 fn parquet_delta_suffix_huge_value_count_in_child_process() {
-    assert_parquet_data_error("parquet_delta_suffix_huge_value_count.parquet");
+    assert_page_refused(
+        "parquet_delta_suffix_huge_value_count.parquet",
+        "DELTA_BYTE_ARRAY page: delta header declares",
+    );
 }
 
 /// A DELTA_LENGTH_BYTE_ARRAY page (v2) whose lengths header declares 2^49
 /// values: `vec![0; values]` at byte_view_array.rs:585 (byte_array.rs:459
 /// for non-view strings).
 #[test]
-#[ignore = "open: parquet 60.1 aborts the process on this input; see the README (Robustness)"]
 fn parquet_delta_length_huge_value_count() {
     assert_child_survives(
         "parquet_delta_length_huge_value_count_in_child_process",
@@ -379,7 +396,10 @@ fn parquet_delta_length_huge_value_count() {
 #[test]
 #[ignore = "run by parquet_delta_length_huge_value_count in a child process"]
 fn parquet_delta_length_huge_value_count_in_child_process() {
-    assert_parquet_data_error("parquet_delta_length_huge_value_count.parquet");
+    assert_page_refused(
+        "parquet_delta_length_huge_value_count.parquet",
+        "DELTA_LENGTH_BYTE_ARRAY page: delta header declares",
+    );
 }
 
 /// A DELTA_BYTE_ARRAY page with a huge *prefix* count whose column chunk
@@ -387,7 +407,6 @@ fn parquet_delta_length_huge_value_count_in_child_process() {
 /// DELTA_BYTE_ARRAY]` (one byte changed): the page header, not the footer,
 /// decides the decoder, so a check gated on the footer's list is skipped.
 #[test]
-#[ignore = "open: parquet 60.1 aborts the process on this input; see the README (Robustness)"]
 fn parquet_delta_huge_value_count_footer_lies() {
     assert_child_survives(
         "parquet_delta_huge_value_count_footer_lies_in_child_process",
@@ -398,5 +417,29 @@ fn parquet_delta_huge_value_count_footer_lies() {
 #[test]
 #[ignore = "run by parquet_delta_huge_value_count_footer_lies in a child process"]
 fn parquet_delta_huge_value_count_footer_lies_in_child_process() {
-    assert_parquet_data_error("parquet_delta_huge_value_count_footer_lies.parquet");
+    assert_page_refused(
+        "parquet_delta_huge_value_count_footer_lies.parquet",
+        "DELTA_BYTE_ARRAY page: delta header declares",
+    );
+}
+
+/// A dictionary page of `bot_id` declaring 2^31 - 1 values in a few bytes
+/// (crafted by `fixtures/fuzz/make_crafted.py`): parquet 60.1 sizes the
+/// dictionary by the declared count before reading it
+/// (`ViewBuffer::with_capacity`, 32 GiB here), which aborts the process.
+#[test]
+fn parquet_dictionary_huge_value_count() {
+    assert_child_survives(
+        "parquet_dictionary_huge_value_count_in_child_process",
+        "parquet_dictionary_huge_value_count.parquet",
+    );
+}
+
+#[test]
+#[ignore = "run by parquet_dictionary_huge_value_count in a child process"]
+fn parquet_dictionary_huge_value_count_in_child_process() {
+    assert_page_refused(
+        "parquet_dictionary_huge_value_count.parquet",
+        "dictionary page declares 2147483647 values",
+    );
 }

@@ -5,19 +5,32 @@
 //! file from taking the host process down with it:
 //! - [`guard`] runs a decoder and turns a panic inside it into a data error
 //!   naming the input;
-//! - `check_delta_pages` refuses, before decoding, Parquet
-//!   `DELTA_BYTE_ARRAY` pages that declare more values than they hold:
-//!   parquet 60.1 allocates the declared count up front, and an absurd one
-//!   aborts the process, which no `catch_unwind` can stop (found by the
-//!   `parquet` fuzz target).
+//! - [`check_pages`] refuses, before decoding, Parquet pages whose headers
+//!   declare far more values than they hold. The `parquet` crate (60.1)
+//!   allocates some declared counts up front (dictionary pages, the length
+//!   runs of delta-encoded strings), and an absurd one aborts the process:
+//!   an allocation failure is not a panic, so no `catch_unwind` can stop
+//!   it (found by the `parquet` fuzz target).
+//!
+//! `check_pages` reads every page header of every column chunk the decoder
+//! will read (`page_header`), which costs one small read per page. Only
+//! pages that need their contents checked (delta-encoded strings), or
+//! chunks whose headers it cannot walk, are read and decompressed a second
+//! time, through the `parquet` crate's own page reader, and their delta
+//! runs checked (`delta_header`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use parquet::arrow::ProjectionMask;
+use parquet::basic::{Encoding as ParquetEncoding, Type as PhysicalType};
+use parquet::column::page::{Page, PageReader};
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::ChunkReader;
+use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::schema::types::ColumnDescriptor;
 
+use super::delta_header::packed_run;
+use super::page_header::{encoding, read_page_header, HeaderError, PageHeader, PageKind};
 use crate::error::{Error, Result};
 
 /// Runs `f`, turning a panic in a third-party decoder into a data error.
@@ -30,122 +43,238 @@ pub fn guard<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Reads an unsigned LEB128 integer at `*pos`.
-fn uleb128(bytes: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *bytes.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// The value count a `DELTA_BYTE_ARRAY` page declares: the total count in
-/// the header of its prefix lengths (`DELTA_BINARY_PACKED`), which the
-/// `parquet` crate (60.1) allocates for before checking it against the page.
-/// `None` when the header cannot be read (the decoder reports that).
-fn delta_declared_values(
-    page: &parquet::column::page::Page,
-    max_def: i16,
-    max_rep: i16,
-) -> Option<(u64, u64)> {
-    use parquet::basic::Encoding;
-    use parquet::column::page::Page;
-    let (values, num_values) = match page {
-        Page::DataPage {
-            buf,
-            num_values,
-            encoding: Encoding::DELTA_BYTE_ARRAY,
-            def_level_encoding,
-            rep_level_encoding,
-            ..
-        } => {
-            // V1: RLE levels, each behind a 4-byte little-endian length.
-            let mut pos = 0usize;
-            for (max, level_encoding) in
-                [(max_rep, rep_level_encoding), (max_def, def_level_encoding)]
-            {
-                if max > 0 {
-                    if *level_encoding != Encoding::RLE {
-                        return None;
-                    }
-                    let len = u32::from_le_bytes(buf.get(pos..pos + 4)?.try_into().ok()?);
-                    pos = pos.checked_add(4 + len as usize)?;
-                }
-            }
-            (buf.get(pos..)?, *num_values)
-        }
-        Page::DataPageV2 {
-            buf,
-            num_values,
-            encoding: Encoding::DELTA_BYTE_ARRAY,
-            def_levels_byte_len,
-            rep_levels_byte_len,
-            ..
-        } => {
-            let start =
-                (*def_levels_byte_len as usize).checked_add(*rep_levels_byte_len as usize)?;
-            (buf.get(start..)?, *num_values)
-        }
-        _ => return None,
-    };
-    let mut pos = 0;
-    let _block_size = uleb128(values, &mut pos)?;
-    let _miniblocks = uleb128(values, &mut pos)?;
-    let total = uleb128(values, &mut pos)?;
-    Some((total, u64::from(num_values)))
-}
-
-/// Refuses `DELTA_BYTE_ARRAY` pages that declare more values than they
-/// hold, before the decoder sees them: parquet 60.1 allocates the declared
-/// count up front, and an absurd one aborts the process (an allocation
-/// failure is not a panic that [`guard`] could catch). Only column chunks
-/// whose metadata lists that encoding are read twice.
-pub(crate) fn check_delta_pages<R: ChunkReader + 'static>(
+/// Refuses pages of row group `rg_index` that would make the decoder
+/// allocate for values they do not hold, in every column chunk whose leaf
+/// `read` includes:
+/// - a dictionary page declaring more values than its bytes can encode;
+/// - a `DELTA_BYTE_ARRAY` or `DELTA_LENGTH_BYTE_ARRAY` page whose length
+///   runs declare more values than the page (or, for a flat column, the
+///   row group) holds, or whose runs do not fit in the page.
+///
+/// The page headers decide, not the footer's list of encodings, which may
+/// lie. A chunk whose headers cannot be walked is checked through the
+/// `parquet` crate's page reader, so that what is checked is exactly what
+/// the decoder will see.
+pub(crate) fn check_pages<R: ChunkReader + 'static>(
     name: &str,
     reader: R,
     rg: &RowGroupMetaData,
     rg_index: usize,
-    projection: &ProjectionMask,
+    read: impl Fn(usize) -> bool,
 ) -> Result<()> {
-    use parquet::column::page::PageReader;
     let reader = Arc::new(reader);
     for (leaf, column) in rg.columns().iter().enumerate() {
-        let delta = column
-            .encodings()
-            .any(|e| e == parquet::basic::Encoding::DELTA_BYTE_ARRAY);
-        if !delta || !projection.leaf_included(leaf) {
+        if !read(leaf) {
             continue;
         }
         let descr = column.column_descr();
-        let mut pages = parquet::file::serialized_reader::SerializedPageReader::new(
-            reader.clone(),
-            column,
-            rg.num_rows().max(0) as usize,
-            None,
-        )
-        .map_err(|e| Error::data_from(name, e))?;
+        let refuse = |reason: String| {
+            Error::data(
+                format!("{name}: column `{}`, row group {rg_index}", descr.path()),
+                format!("corrupt page: {reason}"),
+            )
+        };
+        let byte_array = descr.physical_type() == PhysicalType::BYTE_ARRAY;
+        // A flat column holds one value per row at most.
+        let max_values = |page_values: u64| match descr.max_rep_level() {
+            0 => page_values.min(rg.num_rows().max(0) as u64),
+            _ => page_values,
+        };
+        let start = column
+            .dictionary_page_offset()
+            .unwrap_or(column.data_page_offset());
+        let (Ok(start), Ok(len)) = (
+            u64::try_from(start),
+            u64::try_from(column.compressed_size()),
+        ) else {
+            continue; // the decoder refuses (and the guard catches) this
+        };
+        let mut needs_contents = false;
+        let walked = walk_page_headers(reader.as_ref(), start, len, |header| {
+            match header.kind {
+                PageKind::Dictionary => {
+                    check_dictionary(descr, header.num_values, header.uncompressed_size)
+                        .map_err(&refuse)?
+                }
+                PageKind::DataV1 | PageKind::DataV2 => {
+                    needs_contents |= byte_array
+                        && matches!(
+                            header.encoding,
+                            encoding::DELTA_BYTE_ARRAY | encoding::DELTA_LENGTH_BYTE_ARRAY
+                        )
+                }
+                PageKind::Index => {}
+            }
+            Ok(())
+        })?;
+        if walked && !needs_contents {
+            continue;
+        }
+        let mut pages =
+            SerializedPageReader::new(reader.clone(), column, rg.num_rows().max(0) as usize, None)
+                .map_err(|e| Error::data_from(name, e))?;
         while let Some(page) = pages
             .get_next_page()
             .map_err(|e| Error::data_from(name, e))?
         {
-            if let Some((declared, held)) =
-                delta_declared_values(&page, descr.max_def_level(), descr.max_rep_level())
-            {
-                if declared > held {
-                    return Err(Error::data(
-                        format!("{name}: column `{}`, row group {rg_index}", descr.path()),
-                        format!(
-                            "corrupt DELTA_BYTE_ARRAY page: declares {declared} values, holds {held}"
-                        ),
-                    ));
-                }
-            }
+            check_page_contents(&page, descr, max_values).map_err(&refuse)?;
         }
+    }
+    Ok(())
+}
+
+/// Walks the page headers of the column chunk at `start..start + len`,
+/// passing each to `visit`. Returns `false` if the headers cannot be walked
+/// (unreadable, or sizes that do not add up); the decoder will meet the
+/// same trouble, and the caller checks the chunk the slow way.
+fn walk_page_headers<R: ChunkReader>(
+    reader: &R,
+    start: u64,
+    len: u64,
+    mut visit: impl FnMut(&PageHeader) -> Result<()>,
+) -> Result<bool> {
+    const FIRST_WINDOW: u64 = 1024;
+    let (mut offset, mut remaining) = (start, len);
+    while remaining > 0 {
+        let mut window = remaining.min(FIRST_WINDOW);
+        let (header, header_len) = loop {
+            let Ok(bytes) = reader.get_bytes(offset, window as usize) else {
+                return Ok(false);
+            };
+            match read_page_header(&bytes) {
+                Ok(read) => break read,
+                // Large statistics make long headers: read more.
+                Err(HeaderError::Truncated) if window < remaining => {
+                    window = remaining.min(window.saturating_mul(8));
+                }
+                Err(_) => return Ok(false),
+            }
+        };
+        let (Ok(compressed), Ok(_)) = (
+            u64::try_from(header.compressed_size),
+            u64::try_from(header.uncompressed_size),
+        ) else {
+            return Ok(false);
+        };
+        let step = header_len as u64 + compressed;
+        if step > remaining {
+            return Ok(false);
+        }
+        visit(&header)?;
+        offset += step;
+        remaining -= step;
+    }
+    Ok(true)
+}
+
+/// The fewest bits one value of `descr`'s physical type takes in a PLAIN
+/// dictionary page.
+fn min_value_bits(descr: &ColumnDescriptor) -> u64 {
+    match descr.physical_type() {
+        PhysicalType::BOOLEAN => 1,
+        PhysicalType::INT32 | PhysicalType::FLOAT | PhysicalType::BYTE_ARRAY => 32,
+        PhysicalType::INT64 | PhysicalType::DOUBLE => 64,
+        PhysicalType::INT96 => 96,
+        PhysicalType::FIXED_LEN_BYTE_ARRAY => 8 * descr.type_length().max(0) as u64,
+    }
+}
+
+/// A dictionary page's values are PLAIN encoded: their count is bounded by
+/// the page's bytes. The decoder sizes the dictionary by the declared count.
+fn check_dictionary(descr: &ColumnDescriptor, values: i32, bytes: i32) -> Result<(), String> {
+    let (values, bytes) = (values.max(0) as u64, bytes.max(0) as u64);
+    if values * min_value_bits(descr) > bytes * 8 {
+        return Err(format!(
+            "dictionary page declares {values} values in {bytes} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a decompressed page: dictionary counts, and the length runs of
+/// delta-encoded strings (see `delta_header`).
+fn check_page_contents(
+    page: &Page,
+    descr: &ColumnDescriptor,
+    max_values: impl Fn(u64) -> u64,
+) -> Result<(), String> {
+    let (values, page_values, encoding) = match page {
+        Page::DictionaryPage {
+            buf, num_values, ..
+        } => {
+            let values = i32::try_from(*num_values).unwrap_or(i32::MAX);
+            let bytes = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+            return check_dictionary(descr, values, bytes);
+        }
+        Page::DataPage {
+            buf,
+            num_values,
+            encoding,
+            def_level_encoding,
+            rep_level_encoding,
+            ..
+        } => {
+            // V1: the levels come first, inside the compressed bytes.
+            let mut pos = 0usize;
+            for (max, level_encoding) in [
+                (descr.max_rep_level(), rep_level_encoding),
+                (descr.max_def_level(), def_level_encoding),
+            ] {
+                if max <= 0 {
+                    continue;
+                }
+                let level_bytes = match level_encoding {
+                    ParquetEncoding::RLE => {
+                        let Some(Ok(prefix)) = buf.get(pos..pos + 4).map(<[u8; 4]>::try_from)
+                        else {
+                            return Ok(()); // the decoder refuses this page
+                        };
+                        4 + u32::from_le_bytes(prefix) as usize
+                    }
+                    #[allow(deprecated)]
+                    ParquetEncoding::BIT_PACKED => {
+                        let width = 16 - (max as u16).leading_zeros() as usize;
+                        (*num_values as usize * width).div_ceil(8)
+                    }
+                    _ => return Ok(()),
+                };
+                pos = pos.saturating_add(level_bytes);
+            }
+            (buf.get(pos..), *num_values, *encoding)
+        }
+        Page::DataPageV2 {
+            buf,
+            num_values,
+            encoding,
+            def_levels_byte_len,
+            rep_levels_byte_len,
+            ..
+        } => {
+            let levels =
+                (*def_levels_byte_len as usize).saturating_add(*rep_levels_byte_len as usize);
+            (buf.get(levels..), *num_values, *encoding)
+        }
+    };
+    let Some(values) = values else {
+        return Ok(()); // levels past the page: the decoder refuses it
+    };
+    let max = max_values(u64::from(page_values));
+    let what = match encoding {
+        ParquetEncoding::DELTA_LENGTH_BYTE_ARRAY => "DELTA_LENGTH_BYTE_ARRAY",
+        ParquetEncoding::DELTA_BYTE_ARRAY => "DELTA_BYTE_ARRAY",
+        _ => return Ok(()),
+    };
+    let in_page = |e: String| format!("{what} page: {e}");
+    let first = packed_run(values, max).map_err(in_page)?;
+    if encoding == ParquetEncoding::DELTA_BYTE_ARRAY {
+        // Prefix lengths, then suffix lengths.
+        let Some(rest) = usize::try_from(first.end)
+            .ok()
+            .and_then(|end| values.get(end..))
+        else {
+            return Ok(()); // the decoder refuses (and the guard catches) this
+        };
+        packed_run(rest, max).map_err(in_page)?;
     }
     Ok(())
 }
@@ -153,15 +282,6 @@ pub(crate) fn check_delta_pages<R: ChunkReader + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn leb128_reads_and_refuses_overlong_input() {
-        let mut pos = 0;
-        assert_eq!(uleb128(&[0xe5, 0x8e, 0x26, 0x01], &mut pos), Some(624_485));
-        assert_eq!(pos, 3);
-        assert_eq!(uleb128(&[0x80; 11], &mut 0), None);
-        assert_eq!(uleb128(&[], &mut 0), None);
-    }
 
     #[test]
     fn a_panicking_decoder_is_a_data_error() {

@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+mod delta_header;
 pub(crate) mod guard;
 pub mod ndjson;
 mod normalize;
+mod page_header;
 pub mod parquet;
 mod rows;
 pub mod scope;

@@ -28,7 +28,7 @@ use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
-use super::guard::{check_delta_pages, guard};
+use super::guard::{check_pages, guard};
 use super::normalize::check_schema;
 use super::scope::{one_of, ScanScope};
 use crate::error::{Error, Result};
@@ -193,7 +193,10 @@ where
     };
     plan.par_iter().try_for_each(|&(rg, filtered)| {
         guard(name, || {
-            check_delta_pages(name, open()?, &row_groups[rg], rg, &projection)?;
+            check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
+                projection.leaf_included(leaf)
+                    || (filtered && conditions.iter().any(|(l, _)| *l == leaf))
+            })?;
             let builder =
                 ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.clone())
                     .with_row_groups(vec![rg])

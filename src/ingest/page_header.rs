@@ -1,0 +1,414 @@
+//! A small, strict reader of Parquet page headers.
+//!
+//! The `parquet` crate keeps its page header type private, yet the page
+//! checks in `guard` must see every page's type, sizes, value count and
+//! encoding *before* the decoder does, without decompressing pages that
+//! cannot hurt. A page header is a Thrift struct in the compact protocol;
+//! this module reads the handful of fields the checks need and skips the
+//! rest (statistics, CRC, ...). It is strict on purpose: anything it does
+//! not fully understand (an unknown wire type, a repeated field, nesting
+//! deeper than [`MAX_DEPTH`]) is [`HeaderError::Malformed`], and the caller
+//! then falls back to the `parquet` crate's own page reader, so a
+//! disagreement between the two readers can only cost time, never safety.
+
+/// Structs nested deeper than this are refused (a page header nests two
+/// levels; statistics add none).
+const MAX_DEPTH: usize = 16;
+
+/// Parquet's `PageType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageKind {
+    DataV1,
+    Index,
+    Dictionary,
+    DataV2,
+}
+
+/// Parquet's `Encoding` values the checks care about.
+pub(crate) mod encoding {
+    pub const DELTA_LENGTH_BYTE_ARRAY: i32 = 6;
+    pub const DELTA_BYTE_ARRAY: i32 = 7;
+}
+
+/// The fields of a page header the page checks read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageHeader {
+    pub kind: PageKind,
+    pub uncompressed_size: i32,
+    pub compressed_size: i32,
+    /// `num_values` of the page's own header (data v1/v2 or dictionary).
+    pub num_values: i32,
+    /// The values' encoding (Parquet's `Encoding` number).
+    pub encoding: i32,
+}
+
+/// Why a header could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeaderError {
+    /// The bytes end inside the header: read more and try again.
+    Truncated,
+    /// Not a header this reader understands.
+    Malformed,
+}
+
+type Read<T> = Result<T, HeaderError>;
+
+/// Reads one page header from the start of `bytes`; returns it with its
+/// length in bytes.
+pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
+    let mut input = Input { bytes, pos: 0 };
+    let mut kind = None;
+    let mut uncompressed_size = None;
+    let mut compressed_size = None;
+    let mut inner: Option<(PageKind, i32, i32)> = None;
+    let mut seen = 0u32;
+    input.read_struct(0, |input, id, wire| {
+        if (1..=8).contains(&id) {
+            if seen & (1 << id) != 0 {
+                return Err(HeaderError::Malformed);
+            }
+            seen |= 1 << id;
+        }
+        match (id, wire) {
+            (1, I32) => {
+                kind = Some(match input.i32()? {
+                    0 => PageKind::DataV1,
+                    1 => PageKind::Index,
+                    2 => PageKind::Dictionary,
+                    3 => PageKind::DataV2,
+                    _ => return Err(HeaderError::Malformed),
+                })
+            }
+            (2, I32) => uncompressed_size = Some(input.i32()?),
+            (3, I32) => compressed_size = Some(input.i32()?),
+            // data_page_header: num_values 1, encoding 2.
+            (5, STRUCT) => {
+                let (values, encoding) = input.values_and_encoding(1, 2)?;
+                inner = Some((PageKind::DataV1, values, encoding));
+            }
+            // dictionary_page_header: num_values 1, encoding 2.
+            (7, STRUCT) => {
+                let (values, encoding) = input.values_and_encoding(1, 2)?;
+                inner = Some((PageKind::Dictionary, values, encoding));
+            }
+            // data_page_header_v2: num_values 1, encoding 4.
+            (8, STRUCT) => {
+                let (values, encoding) = input.values_and_encoding(1, 4)?;
+                inner = Some((PageKind::DataV2, values, encoding));
+            }
+            (1..=8, _) if !matches!(id, 4 | 6) => return Err(HeaderError::Malformed),
+            _ => input.skip(wire, 1)?,
+        }
+        Ok(())
+    })?;
+    let (kind, uncompressed_size, compressed_size) =
+        match (kind, uncompressed_size, compressed_size) {
+            (Some(k), Some(u), Some(c)) => (k, u, c),
+            _ => return Err(HeaderError::Malformed),
+        };
+    let (num_values, encoding) = match (kind, inner) {
+        (PageKind::Index, _) => (0, 0),
+        (kind, Some((inner_kind, values, encoding))) if kind == inner_kind => (values, encoding),
+        _ => return Err(HeaderError::Malformed),
+    };
+    let header = PageHeader {
+        kind,
+        uncompressed_size,
+        compressed_size,
+        num_values,
+        encoding,
+    };
+    Ok((header, input.pos))
+}
+
+// Compact protocol wire types.
+const BOOL_TRUE: u8 = 1;
+const BOOL_FALSE: u8 = 2;
+const I8: u8 = 3;
+const I16: u8 = 4;
+const I32: u8 = 5;
+const I64: u8 = 6;
+const DOUBLE: u8 = 7;
+const BINARY: u8 = 8;
+const LIST: u8 = 9;
+const SET: u8 = 10;
+const MAP: u8 = 11;
+const STRUCT: u8 = 12;
+
+struct Input<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Input<'_> {
+    fn byte(&mut self) -> Read<u8> {
+        let byte = *self.bytes.get(self.pos).ok_or(HeaderError::Truncated)?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn advance(&mut self, n: u64) -> Read<()> {
+        let end = u64::try_from(self.pos)
+            .ok()
+            .and_then(|pos| pos.checked_add(n))
+            .ok_or(HeaderError::Malformed)?;
+        if end > self.bytes.len() as u64 {
+            return Err(HeaderError::Truncated);
+        }
+        self.pos = end as usize;
+        Ok(())
+    }
+
+    fn varint(&mut self) -> Read<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(HeaderError::Malformed)
+    }
+
+    fn zigzag(&mut self) -> Read<i64> {
+        let v = self.varint()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    fn i32(&mut self) -> Read<i32> {
+        i32::try_from(self.zigzag()?).map_err(|_| HeaderError::Malformed)
+    }
+
+    /// Reads a struct's fields, calling `field(input, id, wire type)` for
+    /// each; `field` must consume the value.
+    fn read_struct(
+        &mut self,
+        depth: usize,
+        mut field: impl FnMut(&mut Self, i16, u8) -> Read<()>,
+    ) -> Read<()> {
+        if depth > MAX_DEPTH {
+            return Err(HeaderError::Malformed);
+        }
+        let mut last_id = 0i16;
+        loop {
+            let head = self.byte()?;
+            if head == 0 {
+                return Ok(());
+            }
+            let wire = head & 0x0f;
+            let delta = head >> 4;
+            let id = if delta == 0 {
+                i16::try_from(self.zigzag()?).map_err(|_| HeaderError::Malformed)?
+            } else {
+                last_id
+                    .checked_add(i16::from(delta))
+                    .ok_or(HeaderError::Malformed)?
+            };
+            last_id = id;
+            field(self, id, wire)?;
+        }
+    }
+
+    /// Reads an inner page header struct for its `num_values` and
+    /// `encoding` fields (by field id); both are required.
+    fn values_and_encoding(&mut self, values_id: i16, encoding_id: i16) -> Read<(i32, i32)> {
+        let mut values = None;
+        let mut encoding = None;
+        self.read_struct(1, |input, id, wire| {
+            let slot = if id == values_id {
+                &mut values
+            } else if id == encoding_id {
+                &mut encoding
+            } else {
+                return input.skip(wire, 2);
+            };
+            if wire != I32 || slot.is_some() {
+                return Err(HeaderError::Malformed);
+            }
+            *slot = Some(input.i32()?);
+            Ok(())
+        })?;
+        values.zip(encoding).ok_or(HeaderError::Malformed)
+    }
+
+    /// Skips one value of wire type `wire` in a field.
+    fn skip(&mut self, wire: u8, depth: usize) -> Read<()> {
+        match wire {
+            BOOL_TRUE | BOOL_FALSE => Ok(()),
+            _ => self.skip_value(wire, depth),
+        }
+    }
+
+    /// Skips one value of wire type `wire` (in a field or a collection,
+    /// where booleans take one byte).
+    fn skip_value(&mut self, wire: u8, depth: usize) -> Read<()> {
+        if depth > MAX_DEPTH {
+            return Err(HeaderError::Malformed);
+        }
+        match wire {
+            BOOL_TRUE | BOOL_FALSE | I8 => self.advance(1),
+            I16 | I32 | I64 => self.varint().map(drop),
+            DOUBLE => self.advance(8),
+            BINARY => {
+                let len = self.varint()?;
+                self.advance(len)
+            }
+            LIST | SET => {
+                let head = self.byte()?;
+                let elem = head & 0x0f;
+                let count = match head >> 4 {
+                    15 => self.varint()?,
+                    n => u64::from(n),
+                };
+                self.skip_elements(count, elem, depth)
+            }
+            MAP => {
+                let count = self.varint()?;
+                if count == 0 {
+                    return Ok(());
+                }
+                let types = self.byte()?;
+                for _ in 0..count {
+                    self.skip_value(types >> 4, depth + 1)?;
+                    self.skip_value(types & 0x0f, depth + 1)?;
+                }
+                Ok(())
+            }
+            STRUCT => self.read_struct(depth + 1, |input, _, wire| input.skip(wire, depth + 1)),
+            _ => Err(HeaderError::Malformed),
+        }
+    }
+
+    fn skip_elements(&mut self, count: u64, elem: u8, depth: usize) -> Read<()> {
+        // Every element takes at least one byte: a count beyond the input
+        // is truncated input, found without looping over it.
+        if count > (self.bytes.len() - self.pos) as u64 {
+            return Err(HeaderError::Truncated);
+        }
+        for _ in 0..count {
+            self.skip_value(elem, depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compact-protocol bytes of a header, written by hand: a v1 data page
+    /// (type 0) of 100 uncompressed, 60 compressed bytes, 10 values,
+    /// DELTA_BYTE_ARRAY, with statistics holding a 3-byte max.
+    fn data_page_v1() -> Vec<u8> {
+        vec![
+            0x15, 0x00, // 1: type = 0 (zigzag)
+            0x15, 0xc8, 0x01, // 2: uncompressed = 100
+            0x15, 0x78, // 3: compressed = 60
+            0x2c, // 5: data_page_header (struct, delta 2)
+            0x15, 0x14, // 1: num_values = 10
+            0x15, 0x0e, // 2: encoding = 7
+            0x15, 0x06, // 3: def level encoding = RLE
+            0x15, 0x06, // 4: rep level encoding = RLE
+            0x1c, // 5: statistics
+            0x18, 0x03, b'a', b'b', b'c', // 1: max (binary)
+            0x00, // end statistics
+            0x00, // end data_page_header
+            0x00, // end page header
+        ]
+    }
+
+    #[test]
+    fn reads_a_v1_data_page_header_and_skips_statistics() {
+        let bytes = data_page_v1();
+        let (header, len) = read_page_header(&bytes).unwrap();
+        assert_eq!(len, bytes.len());
+        assert_eq!(
+            header,
+            PageHeader {
+                kind: PageKind::DataV1,
+                uncompressed_size: 100,
+                compressed_size: 60,
+                num_values: 10,
+                encoding: encoding::DELTA_BYTE_ARRAY,
+            }
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_truncated() {
+        let bytes = data_page_v1();
+        for end in 0..bytes.len() {
+            assert_eq!(
+                read_page_header(&bytes[..end]),
+                Err(HeaderError::Truncated),
+                "{end}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_fields_and_mismatched_kinds_are_malformed() {
+        let mut repeated = data_page_v1();
+        repeated.splice(2..2, [0x05, 0x02, 0x00]); // field 1 again, long form
+        assert_eq!(read_page_header(&repeated), Err(HeaderError::Malformed));
+        let mut dictionary = data_page_v1();
+        dictionary[1] = 0x04; // type = 2 (dictionary) with a data page header
+        assert_eq!(read_page_header(&dictionary), Err(HeaderError::Malformed));
+    }
+
+    #[test]
+    fn absurd_collection_sizes_do_not_loop() {
+        // 1: type, then field 9 (unknown) a list of 2^60 i32 elements.
+        let bytes = [
+            0x15, 0x00, 0x89, 0xf5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10,
+        ];
+        assert_eq!(read_page_header(&bytes), Err(HeaderError::Truncated));
+    }
+
+    #[test]
+    fn reads_headers_written_by_the_parquet_crate() {
+        use arrow_array::{RecordBatch, StringArray};
+        use parquet::arrow::ArrowWriter;
+        use parquet::basic::Encoding;
+        use parquet::file::properties::{WriterProperties, WriterVersion};
+        use std::sync::Arc;
+        for (version, dictionary) in [
+            (WriterVersion::PARQUET_1_0, true),
+            (WriterVersion::PARQUET_2_0, false),
+        ] {
+            let strings: StringArray = (0..1000).map(|i| Some(format!("v{}", i % 7))).collect();
+            let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as _)]).unwrap();
+            let props = WriterProperties::builder()
+                .set_writer_version(version)
+                .set_dictionary_enabled(dictionary)
+                .set_encoding(Encoding::DELTA_BYTE_ARRAY)
+                .build();
+            let mut file = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut file, batch.schema(), Some(props)).unwrap();
+            writer.write(&batch).unwrap();
+            let metadata = writer.close().unwrap();
+            let column = &metadata.row_groups()[0].columns()[0];
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset()) as usize;
+            let (first, len) = read_page_header(&file[start..]).unwrap();
+            let data = if dictionary {
+                assert_eq!(first.kind, PageKind::Dictionary);
+                assert_eq!(first.num_values, 7);
+                let next = start + len + first.compressed_size as usize;
+                read_page_header(&file[next..]).unwrap().0
+            } else {
+                first
+            };
+            if dictionary {
+                assert_eq!(data.kind, PageKind::DataV1);
+                assert!(matches!(data.encoding, 2 | 8), "{data:?}"); // *_DICTIONARY
+            } else {
+                assert_eq!(data.kind, PageKind::DataV2);
+                assert_eq!(data.encoding, encoding::DELTA_BYTE_ARRAY);
+            }
+            assert_eq!(data.num_values, 1000);
+        }
+    }
+}
