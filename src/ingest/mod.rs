@@ -20,6 +20,7 @@ pub mod ndjson;
 mod normalize;
 mod page_header;
 pub mod parquet;
+mod pipeline;
 mod rows;
 pub mod scope;
 

@@ -14,8 +14,8 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_json::reader::Decoder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use rayon::prelude::*;
 
+use super::pipeline::pipeline;
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
 use crate::time::parse_rfc3339_micros;
@@ -46,12 +46,7 @@ pub const MAX_NESTING: usize = 64;
 /// Refuses a line nested deeper than [`MAX_NESTING`]. Cheap in the common
 /// case: only lines with more brackets than the limit are scanned.
 fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
-    // Branch-free so that it vectorises.
-    let brackets: usize = line
-        .iter()
-        .map(|&b| usize::from(b == b'[') + usize::from(b == b'{'))
-        .sum();
-    if brackets <= MAX_NESTING {
+    if !more_brackets_than(line, MAX_NESTING) {
         return Ok(());
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -83,115 +78,154 @@ fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether `line` holds more than `limit` opening brackets (`[` or `{`).
+fn more_brackets_than(line: &[u8], limit: usize) -> bool {
+    let mut count = 0usize;
+    // Byte counters over blocks of 255 vectorise; `[` and `{` differ only
+    // in bit 0x20.
+    for block in line.chunks(255) {
+        count += usize::from(
+            block
+                .iter()
+                .fold(0u8, |n, &b| n + u8::from(b | 0x20 == b'{')),
+        );
+        if count > limit {
+            return true;
+        }
+    }
+    false
+}
+
 /// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
 #[derive(Default)]
 struct Chunk {
     text: Vec<u8>,
     /// End offset (exclusive) of each line in `text`, newline included.
+    /// Blank lines stay in `text`, inside the span of the next line.
     ends: Vec<usize>,
     /// 1-based line number of each line.
     lines: Vec<u64>,
 }
 
 impl Chunk {
+    /// Empties the chunk, keeping its buffers.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+        self.lines.clear();
+    }
+
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text[start..self.ends[i]]
     }
+
+    /// Records the line `text[start..end]` (newline included) as row
+    /// `line_no`, unless it is blank; blank lines stay in the text, where
+    /// the JSON decoder skips them as whitespace.
+    fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) -> Result<()> {
+        let line = &self.text[start..end];
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        check_nesting(line, line_no)?;
+        self.ends.push(end);
+        self.lines.push(line_no);
+        Ok(())
+    }
+
+    /// Records the line from `start` to the end of the text.
+    fn end_line(&mut self, start: usize, line_no: u64) -> Result<()> {
+        self.end_line_at(start, self.text.len(), line_no)
+    }
 }
 
+/// Bytes taken from the reader's buffer at a time: a reader over a slice
+/// offers all of it at once, and a chunk takes only what its lines need.
+const PIECE_BYTES: usize = 64 * 1024;
+
 /// Reads the next chunk; `line_no` counts lines read so far.
-fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64) -> Result<Chunk> {
-    let mut chunk = Chunk::default();
+///
+/// The reader's buffer is copied in pieces and split at newlines in place,
+/// so the cost per line is a newline search and a few checks. A chunk ends
+/// with a complete line; the reader is left just after it.
+fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64, mut chunk: Chunk) -> Result<Chunk> {
+    chunk.clear();
+    // Start of the line being read, in `chunk.text`.
+    let mut line_start = 0;
     while chunk.lines.len() < BATCH_ROWS {
-        let start = chunk.text.len();
-        let n = read_line(reader, &mut chunk.text, *line_no + 1)?;
-        if n == 0 {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| Error::data_from(format!("line {}", *line_no + 1), e))?;
+        if buf.is_empty() {
+            if chunk.text.len() > line_start {
+                // A last line without a newline.
+                *line_no += 1;
+                chunk.text.push(b'\n');
+                chunk.end_line(line_start, *line_no)?;
+            }
             break;
         }
-        *line_no += 1;
-        if chunk.text[start..].iter().all(u8::is_ascii_whitespace) {
-            chunk.text.truncate(start);
-            continue;
+        let piece = &buf[..buf.len().min(PIECE_BYTES)];
+        let old_len = chunk.text.len();
+        chunk.text.extend_from_slice(piece);
+        let mut taken = piece.len();
+        for newline in memchr::memchr_iter(b'\n', piece) {
+            let end = old_len + newline + 1;
+            *line_no += 1;
+            if end - line_start > MAX_LINE_BYTES {
+                return Err(line_too_long(*line_no));
+            }
+            chunk.end_line_at(line_start, end, *line_no)?;
+            line_start = end;
+            if chunk.lines.len() == BATCH_ROWS {
+                taken = newline + 1;
+                chunk.text.truncate(end);
+                break;
+            }
         }
-        if !chunk.text.ends_with(b"\n") {
-            chunk.text.push(b'\n');
+        reader.consume(taken);
+        if chunk.text.len() - line_start > MAX_LINE_BYTES {
+            return Err(line_too_long(*line_no + 1));
         }
-        check_nesting(&chunk.text[start..], *line_no)?;
-        chunk.ends.push(chunk.text.len());
-        chunk.lines.push(*line_no);
     }
     Ok(chunk)
+}
+
+fn line_too_long(line_no: u64) -> Error {
+    Error::data(
+        format!("line {line_no}"),
+        format!("line longer than {MAX_LINE_BYTES} bytes"),
+    )
 }
 
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
 /// column names, timestamps as µs UTC) and the line number of each row.
 ///
-/// Lines are read in chunks of `BATCH_ROWS` on the calling thread and
-/// decoded in parallel, a round of chunks at a time; `sink` may be called
-/// from several threads. When several lines are bad, the error names the
-/// first.
+/// Lines are split into chunks of `BATCH_ROWS` on the calling thread while
+/// earlier chunks are decoded in parallel (see `pipeline`); `sink` may be
+/// called from several threads, in any order. When several lines are bad,
+/// the error names the first.
 pub fn read_ndjson(
     mut reader: impl BufRead,
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
     let schema = decode_schema();
-    let round = 2 * rayon::current_num_threads().max(1);
+    let in_flight = 2 * rayon::current_num_threads().max(1);
     let mut line_no = 0u64;
-    loop {
-        let mut chunks = Vec::with_capacity(round);
-        let mut read_error = None;
-        let mut done = false;
-        while chunks.len() < round {
-            match read_chunk(&mut reader, &mut line_no) {
-                Ok(chunk) if chunk.lines.is_empty() => {
-                    done = true;
-                    break;
-                }
-                Ok(chunk) => {
-                    let full = chunk.lines.len() == BATCH_ROWS;
-                    chunks.push(chunk);
-                    if !full {
-                        done = true;
-                        break;
-                    }
-                }
-                Err(e) => {
-                    read_error = Some(e);
-                    break;
-                }
+    let mut ended = false;
+    pipeline(
+        in_flight,
+        |spare: Option<Chunk>| {
+            if ended {
+                return Ok(None);
             }
-        }
-        let results: Vec<Result<()>> = chunks
-            .par_iter()
-            .map(|chunk| sink(decode_chunk(&schema, chunk)?, &chunk.lines))
-            .collect();
-        // Errors in line order: decoded chunks come before the line that
-        // stopped reading.
-        results.into_iter().collect::<Result<()>>()?;
-        if let Some(e) = read_error {
-            return Err(e);
-        }
-        if done {
-            return Ok(());
-        }
-    }
-}
-
-/// Reads one line (appended to `line`), refusing lines longer than
-/// [`MAX_LINE_BYTES`]. Returns the bytes read, 0 at the end.
-fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>, line_no: u64) -> Result<usize> {
-    let mut limited = std::io::Read::take(&mut *reader, MAX_LINE_BYTES as u64 + 1);
-    let n = limited
-        .read_until(b'\n', line)
-        .map_err(|e| Error::data_from(format!("line {line_no}"), e))?;
-    if n > MAX_LINE_BYTES {
-        return Err(Error::data(
-            format!("line {line_no}"),
-            format!("line longer than {MAX_LINE_BYTES} bytes"),
-        ));
-    }
-    Ok(n)
+            let chunk = read_chunk(&mut reader, &mut line_no, spare.unwrap_or_default())?;
+            ended = chunk.lines.len() < BATCH_ROWS;
+            Ok((!chunk.lines.is_empty()).then_some(chunk))
+        },
+        |chunk| sink(decode_chunk(&schema, chunk)?, &chunk.lines),
+    )
 }
 
 fn at_line(line_no: u64, e: arrow_schema::ArrowError) -> Error {
@@ -353,6 +387,87 @@ mod tests {
         assert!(read(brackets_in_strings.as_bytes()).is_ok());
         let shallow = "{\"event_id\":\"e1\",\"x\":{\"a\":[[1]]}}\n";
         assert!(read(shallow.as_bytes()).is_ok());
+    }
+
+    /// Rows and their line numbers, whatever the reader's buffer size:
+    /// lines split across buffer refills and pieces, blank and CRLF lines,
+    /// chunk boundaries, a last line without a newline.
+    #[test]
+    fn splitting_does_not_depend_on_the_reader_buffer() {
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        let mut line_no = 0u64;
+        for i in 0..(2 * BATCH_ROWS + 37) {
+            line_no += 1;
+            match i % 7 {
+                3 => text.push_str("   \n"),
+                5 => text.push_str("\r\n"),
+                _ => {
+                    let pad = "x".repeat(i % 300);
+                    text.push_str(&format!(
+                        "{{\"event_id\":\"e{i}{pad}\",\"bot_id\":\"b\"}}{}",
+                        if i % 11 == 0 { "\r\n" } else { "\n" }
+                    ));
+                    expected.push((format!("e{i}{pad}"), line_no));
+                }
+            }
+        }
+        text.push_str("{\"event_id\":\"last\"}");
+        expected.push(("last".into(), line_no + 1));
+        for capacity in [1, 7, 4096, 1 << 20] {
+            let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
+            let rows = std::sync::Mutex::new(Vec::new());
+            read_ndjson(reader, |batch, lines| {
+                let ids = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+                let mut rows = rows.lock().unwrap();
+                for (id, line) in ids.iter().zip(lines) {
+                    rows.push((id.unwrap().to_string(), *line));
+                }
+                Ok(())
+            })
+            .unwrap();
+            let mut rows = rows.into_inner().unwrap();
+            rows.sort_by_key(|(_, line)| *line);
+            assert_eq!(rows, expected, "buffer of {capacity} bytes");
+        }
+    }
+
+    #[test]
+    fn line_length_limit_is_exact() {
+        let line = |len: usize| {
+            let mut l = format!("{{\"event_id\":\"{}\"}}", "a".repeat(len - 16));
+            l.push('\n');
+            assert_eq!(l.len(), len);
+            l
+        };
+        let mut ok = line(MAX_LINE_BYTES);
+        ok.push_str(&line(100));
+        assert!(read(ok.as_bytes()).is_ok());
+        let long = format!("{}{}", line(100), line(MAX_LINE_BYTES + 1));
+        let err = read(long.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 2: line longer than"),
+            "{err}"
+        );
+        // Without a newline, the line is refused as soon as it is too long.
+        let unterminated = format!("{}{}", line(100), "a".repeat(MAX_LINE_BYTES + 1));
+        let err = read(unterminated.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("line 2: line longer than"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn brackets_are_counted_in_blocks() {
+        assert!(!more_brackets_than(&[b'['; 64], 64));
+        assert!(more_brackets_than(&[b'{'; 65], 64));
+        let mut spread = vec![b'a'; 10_000];
+        for i in (0..10_000).step_by(100) {
+            spread[i] = if i % 200 == 0 { b'[' } else { b'{' };
+        }
+        assert!(more_brackets_than(&spread, 64)); // 100 brackets over many blocks
+        assert!(!more_brackets_than(b"]}a;{[ ", 2)); // 2 opening brackets
     }
 
     #[test]
