@@ -89,6 +89,16 @@ impl Default for StoreOptions {
     }
 }
 
+/// What [`Store::apply`] computes of every row of a batch before folding.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowKeys<'a> {
+    /// Conversation key hash ([`conversation_hash`]).
+    pub key_hash: &'a [u64],
+    /// Rows with the same number here have the same `bot_id` (numbers grow
+    /// at each change of bot from row to row).
+    pub bot_run: &'a [u32],
+}
+
 /// Outcome of applying one batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Applied {
@@ -139,8 +149,12 @@ impl Store {
             return Applied::default();
         }
         // 1. Hashes, without locks.
-        // Rows of a batch mostly share a few bots: hash each bot once per run.
+        // Rows of a batch mostly share a few bots: hash each bot once per
+        // run of rows with the same bot, and number the runs, so that shards
+        // can tell a row's bot is the previous row's without comparing it.
         let mut last_bot: Option<(&str, u64)> = None;
+        let mut bot_run: Vec<u32> = Vec::with_capacity(n);
+        let mut run = 0u32;
         let key_hash: Vec<u64> = (0..n)
             .map(|r| {
                 let bot = cols.bot_id.value(r);
@@ -149,12 +163,18 @@ impl Store {
                     _ => {
                         let h = hash_str(bot);
                         last_bot = Some((bot, h));
+                        run += 1;
                         h
                     }
                 };
+                bot_run.push(run);
                 conversation_hash_seeded(bot_hash, cols.conversation_id.value(r))
             })
             .collect();
+        let keys = RowKeys {
+            key_hash: &key_hash,
+            bot_run: &bot_run,
+        };
         let counted = |r: usize| {
             matches!(
                 cols.event_type.value(r),
@@ -200,7 +220,7 @@ impl Store {
             let fold = |(shard, rows): (&RwLock<ConversationShard>, &Vec<u32>)| {
                 if !rows.is_empty() {
                     let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-                    shard.apply(cols, rows, &key_hash, keep_transitions);
+                    shard.apply(cols, rows, keys, keep_transitions);
                 }
             };
             if self.options.parallel_apply {

@@ -13,9 +13,10 @@
 //! conversation's transitions and no per-conversation allocation is needed.
 
 use arrow_array::{Array, StringViewArray};
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashTable;
 
 use super::strings::{Interner, StringArena, Sym, NULL_SYM};
+use super::RowKeys;
 use crate::ingest::EventColumns;
 use crate::schema::{Attribute, EVENT_TYPE_MESSAGE, EVENT_TYPE_TRANSITION};
 
@@ -50,26 +51,41 @@ pub(crate) struct TransitionRef<'a> {
 /// Strings of at most this many bytes are stored inside their Arrow view.
 const INLINE_VIEW_LEN: u32 = 12;
 
-/// Symbols of short strings already interned during one
+/// Slots of an [`InlineSymbols`] cache (a power of two).
+const INLINE_SYMBOL_SLOTS: usize = 64;
+
+/// Symbols of short strings recently interned during one
 /// [`ConversationShard::apply`] call, keyed by their Arrow view: a string
 /// of at most [`INLINE_VIEW_LEN`] bytes lives inside its view, so equal
 /// views are equal strings and no lookup by content is needed.
-#[derive(Default)]
-struct InlineSymbols(HashMap<u128, Sym>);
+///
+/// A small direct-mapped cache: a hit costs a multiply and a compare, a
+/// miss (a new or rare value, such as most user ids) costs one interner
+/// lookup, and the cache never grows or allocates, whatever the values.
+struct InlineSymbols([(u128, Sym); INLINE_SYMBOL_SLOTS]);
+
+impl Default for InlineSymbols {
+    fn default() -> Self {
+        Self([(0, NULL_SYM); INLINE_SYMBOL_SLOTS])
+    }
+}
 
 impl InlineSymbols {
     /// The symbol of `array[row]` (not null) in `interner`.
     #[inline]
     fn intern(&mut self, interner: &mut Interner, array: &StringViewArray, row: usize) -> Sym {
         let view = array.views()[row];
-        if (view as u32) <= INLINE_VIEW_LEN {
-            *self
-                .0
-                .entry(view)
-                .or_insert_with(|| interner.intern(array.value(row)))
-        } else {
-            interner.intern(array.value(row))
+        if (view as u32) > INLINE_VIEW_LEN {
+            return interner.intern(array.value(row));
         }
+        let mixed = ((view as u64) ^ ((view >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.0[(mixed >> (64 - INLINE_SYMBOL_SLOTS.trailing_zeros())) as usize];
+        if slot.0 == view && slot.1 != NULL_SYM {
+            return slot.1;
+        }
+        let sym = interner.intern(array.value(row));
+        *slot = (view, sym);
+        sym
     }
 }
 
@@ -156,33 +172,33 @@ impl ConversationShard {
     }
 
     /// Folds the events at `rows` of `cols` (all belonging to this shard,
-    /// already deduplicated) into the summaries. `key_hash[row]` is each
-    /// row's conversation key hash.
+    /// already deduplicated) into the summaries, with each row's key hash
+    /// and bot run from `keys`.
     pub fn apply(
         &mut self,
         cols: &EventColumns,
         rows: &[u32],
-        key_hash: &[u64],
+        keys: RowKeys<'_>,
         keep_transitions: bool,
     ) {
         // Rows mostly share a few bots: resolve each bot once per run.
-        let mut last_bot: Option<(&str, Option<Sym>)> = None;
+        let mut last_bot: Option<(u32, Option<Sym>)> = None;
         // Events of a conversation often come together: check the previous
         // row's conversation before probing the index.
         let mut last_conversation: Option<(u64, usize)> = None;
         let mut caches = ApplyCaches::default();
         for &row in rows {
             let row = row as usize;
-            let hash = key_hash[row];
+            let (hash, run) = (keys.key_hash[row], keys.bot_run[row]);
             let bot_id = cols.bot_id.value(row);
             let conversation_id = cols.conversation_id.value(row);
             let ts = cols.timestamp[row];
             let event_id = cols.event_id.value(row);
             let bot = match last_bot {
-                Some((b, sym)) if b == bot_id => sym,
+                Some((r, sym)) if r == run => sym,
                 _ => {
                     let sym = self.bots.lookup(bot_id);
-                    last_bot = Some((bot_id, sym));
+                    last_bot = Some((run, sym));
                     sym
                 }
             };
@@ -217,7 +233,7 @@ impl ConversationShard {
                 None => {
                     let c = self.insert(hash, bot_id, conversation_id, ts, event_id);
                     self.set_attributes(c, cols, row, &mut caches.attributes);
-                    last_bot = Some((bot_id, Some(self.bot[c])));
+                    last_bot = Some((run, Some(self.bot[c])));
                     c
                 }
             };
@@ -382,9 +398,25 @@ mod tests {
             .iter()
             .map(|e| conversation_hash(&e.bot_id, &e.conversation_id))
             .collect();
+        let bot_run: Vec<u32> = events
+            .iter()
+            .scan(None, |last: &mut Option<(&str, u32)>, e| {
+                let run = match *last {
+                    Some((bot, run)) if bot == e.bot_id => run,
+                    Some((_, run)) => run + 1,
+                    None => 0,
+                };
+                *last = Some((&e.bot_id, run));
+                Some(run)
+            })
+            .collect();
+        let keys = RowKeys {
+            key_hash: &hashes,
+            bot_run: &bot_run,
+        };
         let rows: Vec<u32> = (0..events.len() as u32).collect();
         let mut shard = ConversationShard::default();
-        shard.apply(&cols, &rows, &hashes, true);
+        shard.apply(&cols, &rows, keys, true);
         shard
     }
 
