@@ -8,6 +8,7 @@
 
 use std::sync::Mutex;
 
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 /// Number of independently locked shards (a power of two).
@@ -58,8 +59,8 @@ impl EventIdSet {
             set.reserve(rows.len(), |&h| h as u64);
             for &row in rows {
                 let hash = hashes[row as usize];
-                if set.find(hash as u64, |&h| h == hash).is_none() {
-                    set.insert_unique(hash as u64, hash, |&h| h as u64);
+                if let Entry::Vacant(slot) = set.entry(hash as u64, |&h| h == hash, |&h| h as u64) {
+                    slot.insert(hash);
                     fresh[row as usize] = true;
                 }
             }
