@@ -11,6 +11,8 @@
 //! then falls back to the `parquet` crate's own page reader, so a
 //! disagreement between the two readers can only cost time, never safety.
 
+use super::delta_header::uleb128;
+
 /// Structs nested deeper than this are refused (a page header nests two
 /// levels; statistics add none).
 const MAX_DEPTH: usize = 16;
@@ -160,15 +162,11 @@ impl Input<'_> {
     }
 
     fn varint(&mut self) -> Read<u64> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(HeaderError::Malformed)
+        uleb128(self.bytes, &mut self.pos).ok_or(if self.pos >= self.bytes.len() {
+            HeaderError::Truncated
+        } else {
+            HeaderError::Malformed // longer than 64 bits
+        })
     }
 
     fn zigzag(&mut self) -> Read<i64> {
