@@ -386,6 +386,12 @@ mod tests {
     }
 
     fn shard_of_events(events: &[Event]) -> ConversationShard {
+        shard_of_events_in_calls(events, &[])
+    }
+
+    /// The shard after applying `events` in one call per piece, the pieces
+    /// cut before each row of `cuts`.
+    fn shard_of_events_in_calls(events: &[Event], cuts: &[usize]) -> ConversationShard {
         let batch = events_to_batch(events).unwrap();
         let cols = normalize(
             &batch,
@@ -414,10 +420,70 @@ mod tests {
             key_hash: &hashes,
             bot_run: &bot_run,
         };
-        let rows: Vec<u32> = (0..events.len() as u32).collect();
         let mut shard = ConversationShard::default();
-        shard.apply(&cols, &rows, keys, true);
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(events.len());
+        for piece in bounds.windows(2) {
+            let rows: Vec<u32> = (piece[0] as u32..piece[1] as u32).collect();
+            shard.apply(&cols, &rows, keys, true);
+        }
         shard
+    }
+
+    /// The summaries do not depend on how events are split into calls:
+    /// interleaved conversations, the same conversation id under two bots,
+    /// ties on the first timestamp.
+    #[test]
+    fn summaries_do_not_depend_on_how_calls_are_cut() {
+        let mut events = vec![
+            event("e5", 50, "message", Some("late")),
+            event("e2", 10, "message", Some("tie-loses")),
+            event("e1", 10, "transition", None),
+            event("e9", 90, "feedback", Some("last")),
+            event("f1", 30, "message", Some("other")),
+            event("f0", 30, "transition", Some("other-first")),
+        ];
+        for e in &mut events[4..] {
+            e.conversation_id = "d".into();
+        }
+        let mut other_bot = event("g1", 5, "message", Some("bot-b2"));
+        other_bot.bot_id = "b2".into();
+        events.insert(2, other_bot);
+        let summary = |shard: &ConversationShard, bot: &str, conv: &str| {
+            let c = shard.find(conversation_hash(bot, conv), bot, conv).unwrap();
+            let mut transitions: Vec<_> = shard.transitions_of(c).map(|t| t.event_id).collect();
+            transitions.sort();
+            (
+                shard.start[c],
+                shard.end[c],
+                shard.num_messages[c],
+                shard
+                    .attribute(c, Attribute::ChannelType)
+                    .map(str::to_owned),
+                transitions.join(","),
+            )
+        };
+        let keys = [("b", "c"), ("b", "d"), ("b2", "c")];
+        let whole = shard_of_events(&events);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(summary(&whole, "b", "c"), (10, 90, 2, None, "e1".into()));
+        assert_eq!(
+            summary(&whole, "b", "d"),
+            (30, 30, 1, Some("other-first".into()), "f0".into())
+        );
+        for cut in 1..events.len() {
+            for second in cut + 1..events.len() {
+                let split = shard_of_events_in_calls(&events, &[cut, second]);
+                for (bot, conv) in keys {
+                    assert_eq!(
+                        summary(&split, bot, conv),
+                        summary(&whole, bot, conv),
+                        "{bot}/{conv}, cut at {cut} and {second}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
