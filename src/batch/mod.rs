@@ -40,7 +40,7 @@ use crate::ingest::guard::guard;
 use crate::ingest::ndjson::read_ndjson;
 use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers, ScanScope};
-use crate::query::{Query, Stat};
+use crate::query::{GroupField, ListFilter, Query, Stat};
 use crate::schema::col;
 use crate::store::{Dedup, StoreOptions};
 
@@ -74,12 +74,25 @@ pub fn plan_columns(query: &Query) -> Vec<&'static str> {
         col::CONVERSATION_ID,
         col::EVENT_TYPE,
     ];
-    match query {
-        Query::Conversations(_) => {
-            columns.extend([col::BOT_VERSION, col::CHANNEL_TYPE, col::LANGUAGE]);
+    // The attribute columns a conversations or insights query filters or
+    // splits on; the others would be decoded for nothing.
+    let series_columns = |channel: &ListFilter, language: &ListFilter, group: Option<GroupField>| {
+        let mut columns = vec![col::BOT_VERSION];
+        if !channel.matches_all() {
+            columns.push(col::CHANNEL_TYPE);
         }
-        Query::Insights(_) => {
-            columns.extend([col::BOT_VERSION, col::CHANNEL_TYPE, col::LANGUAGE]);
+        if !language.matches_all() {
+            columns.push(col::LANGUAGE);
+        }
+        columns.extend(group.map(GroupField::name));
+        columns
+    };
+    match query {
+        Query::Conversations(q) => {
+            columns.extend(series_columns(&q.channel_type, &q.language, q.group_by));
+        }
+        Query::Insights(q) => {
+            columns.extend(series_columns(&q.channel_type, &q.language, q.group_by));
         }
         Query::Flow(_) => {
             columns.extend([
