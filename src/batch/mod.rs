@@ -76,17 +76,18 @@ pub fn plan_columns(query: &Query) -> Vec<&'static str> {
     ];
     // The attribute columns a conversations or insights query filters or
     // splits on; the others would be decoded for nothing.
-    let series_columns = |channel: &ListFilter, language: &ListFilter, group: Option<GroupField>| {
-        let mut columns = vec![col::BOT_VERSION];
-        if !channel.matches_all() {
-            columns.push(col::CHANNEL_TYPE);
-        }
-        if !language.matches_all() {
-            columns.push(col::LANGUAGE);
-        }
-        columns.extend(group.map(GroupField::name));
-        columns
-    };
+    let series_columns =
+        |channel: &ListFilter, language: &ListFilter, group: Option<GroupField>| {
+            let mut columns = vec![col::BOT_VERSION];
+            if !channel.matches_all() {
+                columns.push(col::CHANNEL_TYPE);
+            }
+            if !language.matches_all() {
+                columns.push(col::LANGUAGE);
+            }
+            columns.extend(group.map(GroupField::name));
+            columns
+        };
     match query {
         Query::Conversations(q) => {
             columns.extend(series_columns(&q.channel_type, &q.language, q.group_by));
