@@ -114,7 +114,7 @@ struct IndexEntry {
 /// which must still be compared in full.
 #[inline]
 fn conversation_key(view: u128) -> u128 {
-    if (view as u32) <= 12 {
+    if (view as u32) <= INLINE_VIEW_LEN {
         view
     } else {
         view & u128::from(u64::MAX)
@@ -177,16 +177,22 @@ impl ConversationShard {
     /// [`conversation_key`] already computed.
     #[inline]
     fn find_by_bot(&self, hash: u64, bot: Sym, key: u128, conversation_id: &str) -> Option<usize> {
-        let whole = (key as u32) <= 12;
         self.index
             .find(hash, |e| {
                 e.key == halves(key)
                     && e.bot == bot
-                    && (whole
-                        || self.conversation_id.get_bytes(e.conversation)
-                            == conversation_id.as_bytes())
+                    && self.same_long_id(e.conversation, key, conversation_id)
             })
             .map(|e| e.conversation as usize)
+    }
+
+    /// Whether conversation `c`, whose key equals `key`, has the id
+    /// `conversation_id`: the key holds ids of up to 12 bytes whole, longer
+    /// ones are compared byte by byte.
+    #[inline]
+    fn same_long_id(&self, c: u32, key: u128, conversation_id: &str) -> bool {
+        (key as u32) <= INLINE_VIEW_LEN
+            || self.conversation_id.get_bytes(c) == conversation_id.as_bytes()
     }
 
     /// The value of `attribute` for conversation `c`.
@@ -252,9 +258,7 @@ impl ConversationShard {
                     if h == hash
                         && k == key
                         && b == bot
-                        && ((key as u32) <= 12
-                            || self.conversation_id.get_bytes(c as u32)
-                                == conversation_id.as_bytes()) =>
+                        && self.same_long_id(c as u32, key, conversation_id) =>
                 {
                     Some(c)
                 }
