@@ -43,6 +43,14 @@ pub fn guard<T>(context: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// The most values a delta length run may declare. The decoder (parquet
+/// 60.1) materialises a page's whole run at once, 4 bytes a value, and a
+/// run of equal lengths takes almost no bytes, so neither the page's size
+/// nor a footer's row count (a crafted file may declare 2³¹ rows) bounds
+/// that memory. Writers cut pages at 20,000 rows by default (parquet-rs,
+/// Arrow C++, parquet-mr); 2²⁴ values (64 MiB of lengths) leaves ample room.
+const MAX_DELTA_RUN_VALUES: u64 = 1 << 24;
+
 /// Refuses pages of row group `rg_index` that would make the decoder
 /// allocate for values they do not hold, in every column chunk whose leaf
 /// `read` includes:
@@ -258,7 +266,7 @@ fn check_page_contents(
     let Some(values) = values else {
         return Ok(()); // levels past the page: the decoder refuses it
     };
-    let max = max_values(u64::from(page_values));
+    let max = max_values(u64::from(page_values)).min(MAX_DELTA_RUN_VALUES);
     let what = match encoding {
         ParquetEncoding::DELTA_LENGTH_BYTE_ARRAY => "DELTA_LENGTH_BYTE_ARRAY",
         ParquetEncoding::DELTA_BYTE_ARRAY => "DELTA_BYTE_ARRAY",
@@ -282,6 +290,69 @@ fn check_page_contents(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DELTA_LENGTH_BYTE_ARRAY page (v2, uncompressed) of `values`
+    /// strings whose lengths run is `run`.
+    fn delta_length_page(values: u32, run: Vec<u8>) -> Page {
+        Page::DataPageV2 {
+            buf: run.into(),
+            num_values: values,
+            encoding: ParquetEncoding::DELTA_LENGTH_BYTE_ARRAY,
+            num_nulls: 0,
+            num_rows: values,
+            def_levels_byte_len: 0,
+            rep_levels_byte_len: 0,
+            is_compressed: false,
+            statistics: None,
+        }
+    }
+
+    fn byte_array_column() -> ColumnDescriptor {
+        use parquet::schema::types::{ColumnPath, Type};
+        let leaf = Type::primitive_type_builder("s", PhysicalType::BYTE_ARRAY)
+            .build()
+            .unwrap();
+        ColumnDescriptor::new(Arc::new(leaf), 0, 0, ColumnPath::from("s"))
+    }
+
+    /// A run of `n` empty strings: block 128, 4 miniblocks, first value 0,
+    /// then blocks of bit width 0 (2 bytes of header, 4 of widths each).
+    fn empty_strings_run(n: u64) -> Vec<u8> {
+        let mut run = vec![0x80, 0x01, 0x04];
+        let mut count = n;
+        loop {
+            let byte = (count & 0x7f) as u8;
+            count >>= 7;
+            if count == 0 {
+                run.push(byte);
+                break;
+            }
+            run.push(byte | 0x80);
+        }
+        run.push(0x00);
+        for _ in 0..(n.saturating_sub(1)).div_ceil(128) {
+            run.extend([0x00, 0, 0, 0, 0]);
+        }
+        run
+    }
+
+    #[test]
+    fn delta_runs_are_bounded_by_the_page_and_an_absolute_cap() {
+        let column = byte_array_column();
+        let all = |v: u64| v;
+        let ok = delta_length_page(1000, empty_strings_run(1000));
+        assert_eq!(check_page_contents(&ok, &column, all), Ok(()));
+        // More values than the page holds.
+        let over = delta_length_page(999, empty_strings_run(1000));
+        let err = check_page_contents(&over, &column, all).unwrap_err();
+        assert!(err.contains("declares 1000 values"), "{err}");
+        // A legitimately encoded run of 2^25 empty strings, in 1.3 MB:
+        // the decoder would fill 128 MiB for it.
+        let huge = 1u32 << 25;
+        let bomb = delta_length_page(huge, empty_strings_run(u64::from(huge)));
+        let err = check_page_contents(&bomb, &column, all).unwrap_err();
+        assert!(err.contains("at most 16777216"), "{err}");
+    }
 
     #[test]
     fn a_panicking_decoder_is_a_data_error() {
