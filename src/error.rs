@@ -5,6 +5,14 @@
 //! (the flow of an unknown conversation) and a data error (I/O, schema or
 //! corrupt input). Every message is one line and names the offending
 //! parameter, column or file, so a CLI can print it as it is.
+//!
+//! Messages echo text that comes from users and data (parameter values,
+//! paths, bad NDJSON values). The constructors make that text safe to
+//! print: control characters are escaped (a newline becomes `\n`, ESC
+//! `\u{1b}`), and a piece longer than [`MAX_ECHO_CHARS`] keeps its head and
+//! tail around a note of how much was left out. So a 5 MB bad value gives
+//! a short line, and a newline in a `--group-by` value or a path cannot
+//! split it.
 
 use std::fmt;
 
@@ -60,21 +68,21 @@ impl Error {
     /// An invalid-query error about `parameter`.
     pub fn invalid(parameter: impl Into<String>, reason: impl fmt::Display) -> Self {
         Error::InvalidQuery {
-            parameter: parameter.into(),
-            reason: reason.to_string(),
+            parameter: echo(&parameter.into()),
+            reason: echo(&reason.to_string()),
         }
     }
 
     /// A not-found error.
     pub fn not_found(what: impl fmt::Display) -> Self {
-        Error::NotFound(what.to_string())
+        Error::NotFound(echo(&what.to_string()))
     }
 
     /// A data error about `context` (a file, column or row).
     pub fn data(context: impl Into<String>, reason: impl fmt::Display) -> Self {
         Error::Data {
-            context: context.into(),
-            reason: single_line(&reason.to_string()),
+            context: echo(&context.into()),
+            reason: echo(&reason.to_string()),
             source: None,
         }
     }
@@ -85,8 +93,8 @@ impl Error {
         E: std::error::Error + Send + Sync + 'static,
     {
         Error::Data {
-            context: context.into(),
-            reason: single_line(&source.to_string()),
+            context: echo(&context.into()),
+            reason: echo(&collapse_whitespace(&source.to_string())),
             source: Some(Box::new(source)),
         }
     }
@@ -109,7 +117,7 @@ impl Error {
                 reason,
                 source,
             } => Error::Data {
-                context: format!("{outer}: {context}"),
+                context: format!("{}: {context}", echo(&outer.to_string())),
                 reason,
                 source,
             },
@@ -118,8 +126,55 @@ impl Error {
     }
 }
 
-/// Messages are one line (SPEC 6): underlying errors sometimes are not.
-fn single_line(s: &str) -> String {
+/// Longest piece of echoed text, in characters, kept whole in a message.
+pub const MAX_ECHO_CHARS: usize = 512;
+
+/// `text` made safe to echo in a one-line message: control characters
+/// (newlines, tabs, ESC, DEL, C1 controls, line and paragraph separators)
+/// are escaped, and text longer than [`MAX_ECHO_CHARS`] characters keeps
+/// its first and last characters around a note of how much was left out.
+///
+/// ```
+/// use convostat::error::echo;
+/// assert_eq!(echo("a\nb\tc\u{1b}[31m"), "a\\nb\\tc\\u{1b}[31m");
+/// let long = "x".repeat(10_000);
+/// assert!(echo(&long).len() < 700);
+/// assert!(echo(&long).contains("9489 characters left out"));
+/// ```
+pub fn echo(text: &str) -> String {
+    let needs_escape = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    let chars = text.chars().count();
+    if chars <= MAX_ECHO_CHARS && !text.chars().any(needs_escape) {
+        return text.to_owned();
+    }
+    let (head, tail) = if chars <= MAX_ECHO_CHARS {
+        (chars, 0)
+    } else {
+        (MAX_ECHO_CHARS * 2 / 3, MAX_ECHO_CHARS / 3)
+    };
+    let mut out = String::with_capacity(MAX_ECHO_CHARS + 64);
+    let push = |out: &mut String, c: char| match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => out.push_str(&c.escape_unicode().to_string()),
+        c => out.push(c),
+    };
+    for c in text.chars().take(head) {
+        push(&mut out, c);
+    }
+    if tail > 0 {
+        out.push_str(&format!("…[{} characters left out]…", chars - head - tail));
+        for c in text.chars().skip(chars - tail) {
+            push(&mut out, c);
+        }
+    }
+    out
+}
+
+/// Underlying errors (arrow, parquet, I/O) sometimes span lines; their
+/// line breaks are layout, not content, so they become single spaces.
+fn collapse_whitespace(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -134,12 +189,33 @@ mod tests {
             e.to_string(),
             "invalid query: `tz`: unknown time zone `Mars/Base`"
         );
-        let e = Error::data("events.parquet", "line one\nline two").within("input");
+        let e = Error::data("events.parquet", "line one\nline two").within("in\tput");
         assert_eq!(e.kind(), ErrorKind::Data);
         assert_eq!(
             e.to_string(),
-            "data error: input: events.parquet: line one line two"
+            "data error: in\\tput: events.parquet: line one\\nline two"
+        );
+        let io = std::io::Error::other("first line\n  second line");
+        assert_eq!(
+            Error::data_from("f", io).to_string(),
+            "data error: f: first line second line"
         );
         assert_eq!(Error::not_found("x").kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn echoed_text_is_escaped_and_shortened() {
+        let e = Error::invalid("group_by", "unknown field `a\nb\u{1b}[2J`");
+        let line = e.to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("a\\nb\\u{1b}[2J"), "{line}");
+        let huge = format!("start{}end", "é".repeat(5_000_000));
+        let line = Error::data(huge.clone(), huge).to_string();
+        assert!(line.len() < 4 * MAX_ECHO_CHARS * 2, "{}", line.len());
+        assert!(line.contains("start") && line.ends_with("end"));
+        assert!(line.contains("4999497 characters left out"), "{line}");
+        let exact = "y".repeat(MAX_ECHO_CHARS);
+        assert_eq!(echo(&exact), exact);
+        assert_eq!(echo("\u{2028}"), "\\u{2028}");
     }
 }
