@@ -142,7 +142,6 @@ pub const MAX_ECHO_CHARS: usize = 512;
 /// assert!(echo(&long).contains("9489 characters left out"));
 /// ```
 pub fn echo(text: &str) -> String {
-    let needs_escape = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
     let chars = text.chars().count();
     if chars <= MAX_ECHO_CHARS && !text.chars().any(needs_escape) {
         return text.to_owned();
@@ -153,23 +152,34 @@ pub fn echo(text: &str) -> String {
         (MAX_ECHO_CHARS * 2 / 3, MAX_ECHO_CHARS / 3)
     };
     let mut out = String::with_capacity(MAX_ECHO_CHARS + 64);
-    let push = |out: &mut String, c: char| match c {
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        c if needs_escape(c) => out.push_str(&c.escape_unicode().to_string()),
-        c => out.push(c),
-    };
     for c in text.chars().take(head) {
-        push(&mut out, c);
+        push_escaped(&mut out, c);
     }
     if tail > 0 {
         out.push_str(&format!("…[{} characters left out]…", chars - head - tail));
         for c in text.chars().skip(chars - tail) {
-            push(&mut out, c);
+            push_escaped(&mut out, c);
         }
     }
     out
+}
+
+/// Whether `c` would break a line or a terminal: control characters and
+/// the Unicode line and paragraph separators.
+pub(crate) fn needs_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// Appends `c`, escaped as Rust writes it when [`needs_escape`] says so
+/// (`\n`, `\t`, `\r`, `\u{1b}`).
+pub(crate) fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => out.extend(c.escape_unicode()),
+        c => out.push(c),
+    }
 }
 
 /// Underlying errors (arrow, parquet, I/O) sometimes span lines; their

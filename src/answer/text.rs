@@ -8,6 +8,7 @@
 use std::fmt::Write;
 
 use super::{Answer, FlowAnswer, SeriesAnswer};
+use crate::error::{needs_escape, push_escaped};
 
 /// Quotes a CSV field when it needs it (RFC 4180).
 fn csv_field(s: &str) -> String {
@@ -24,8 +25,24 @@ fn csv_line(out: &mut String, fields: &[&str]) {
     out.push('\n');
 }
 
+/// A table cell: labels and ids come from the data, and a newline, tab or
+/// escape sequence in one would break the layout or the terminal, so
+/// control characters are written escaped (`\n`, `\t`, `\u{1b}`).
+fn table_cell(s: &str) -> String {
+    if !s.chars().any(needs_escape) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    s.chars().for_each(|c| push_escaped(&mut out, c));
+    out
+}
+
 /// Lays out rows as columns padded to their widest cell.
 fn aligned(rows: &[Vec<String>], right_from: usize) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|s| table_cell(s)).collect())
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -37,7 +54,7 @@ fn aligned(rows: &[Vec<String>], right_from: usize) -> String {
         })
         .collect();
     let mut out = String::new();
-    for row in rows {
+    for row in &rows {
         let cells: Vec<String> = row
             .iter()
             .enumerate()
@@ -217,5 +234,16 @@ mod tests {
         assert_eq!(lines[0], "x_value               en  a,b");
         assert_eq!(lines[2], "2024-03-02T00:00:00Z  20    0");
         assert_eq!(lines[3], "sum                   21    3");
+    }
+
+    #[test]
+    fn table_escapes_line_breaks_tabs_and_escapes_in_labels() {
+        let mut a = answer();
+        a.data.series_labels = vec!["e\nn".into(), "a\tb\u{1b}[31m".into()];
+        let table = a.to_table();
+        assert_eq!(table.lines().count(), 7, "{table}");
+        assert!(!table.contains(['\t', '\u{1b}']), "{table:?}");
+        let header = table.lines().next().unwrap();
+        assert_eq!(header, "x_value               e\\nn  a\\tb\\u{1b}[31m");
     }
 }
