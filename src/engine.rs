@@ -35,6 +35,7 @@ type StagedColumns = (IngestReport, Vec<(u64, EventColumns)>);
 
 /// Size figures of an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EngineStats {
     /// Distinct conversations held.
     pub conversations: usize,

@@ -100,10 +100,10 @@ pub mod time;
 pub use answer::{Answer, FlowAnswer, FlowTransition, Series, SeriesAnswer, SeriesData, Step};
 pub use engine::{Engine, EngineStats};
 pub use error::{Error, ErrorKind, Result};
-pub use ingest::{IngestMode, IngestReport};
+pub use ingest::{IngestMode, IngestReport, RequiredColumn, SkipReason};
 pub use query::{
-    Aggregate, ConversationsQuery, FlowQuery, GroupField, InsightsQuery, ListFilter, Params, Query,
-    Stat, UsageQuery,
+    Aggregate, ConversationsQuery, FlowQuery, GroupField, InsightsQuery, ListFilter, Params,
+    Percentile, Query, Stat, UsageQuery,
 };
 pub use schema::{event_schema, Attribute, Event};
 pub use time::{Bucket, TimeRange, Tz};

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use convostat::batch::{run_files, BatchOptions};
+use convostat::error::echo;
 use convostat::generate::{write_file, GeneratorConfig};
 use convostat::{Answer, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
 
@@ -183,6 +184,18 @@ fn exit_code(kind: ErrorKind) -> u8 {
     }
 }
 
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+fn is_broken_pipe(e: &Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        source = s.source();
+    }
+    false
+}
+
 fn fail(e: &Error) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(exit_code(e.kind()))
@@ -198,6 +211,9 @@ fn main() -> ExitCode {
     };
     match std::panic::catch_unwind(|| run(cli.command)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        // A reader that closed early (`| head`) is not an error: end
+        // quietly, as Unix tools do.
+        Ok(Err(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => fail(&e),
         Err(panic) => {
             let what = panic
@@ -205,7 +221,7 @@ fn main() -> ExitCode {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            eprintln!("error: internal error: {}", what.replace('\n', " "));
+            eprintln!("error: internal error: {}", echo(&what));
             ExitCode::from(1)
         }
     }
@@ -232,13 +248,13 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         .map(str::trim)
         .collect();
     let line = first.join(" ");
-    let line = line.trim_start_matches("error: ");
+    let line = echo(line.trim_start_matches("error: "));
     eprintln!(
         "error: {}",
         if line.is_empty() {
             "invalid arguments"
         } else {
-            line
+            &line
         }
     );
     ExitCode::from(2)

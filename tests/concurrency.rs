@@ -442,7 +442,7 @@ fn check_series(probe: &Probe, answer: &SeriesAnswer) -> Option<u64> {
     let counts = match &probe.query {
         Query::Conversations(_) | Query::Usage(_) => true,
         Query::Insights(q) => q.aggregate == convostat::Aggregate::Count,
-        Query::Flow(_) => false,
+        _ => false,
     };
     counts.then(|| data.series.iter().map(|s| s.sum).sum())
 }

@@ -10,8 +10,6 @@
 //! [`IngestReport`]. The store (`crate::store`) only ever sees valid
 //! normalised columns, so it cannot fail half-way through an input.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 mod delta_header;
@@ -21,51 +19,22 @@ mod normalize;
 mod page_header;
 pub mod parquet;
 mod pipeline;
+mod report;
 mod rows;
 pub mod scope;
 
 pub(crate) use normalize::{normalize, opt_str, EventColumns, RowNumbers};
+pub use report::{IngestReport, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
 pub use scope::ScanScope;
 
 /// What to do with a row that has a null in a required column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
 pub enum IngestMode {
     /// Reject the whole batch or file, atomically (the default).
     #[default]
     Strict,
     /// Skip the row and count it in [`IngestReport::skipped`].
     Lenient,
-}
-
-/// What one ingest call did.
-///
-/// `rows_seen = rows_ingested + duplicates + sum(skipped)`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct IngestReport {
-    /// Rows read from the input.
-    pub rows_seen: u64,
-    /// Rows that became part of the engine's data.
-    pub rows_ingested: u64,
-    /// Rows dropped because their `event_id` had been ingested before.
-    pub duplicates: u64,
-    /// Rows skipped in lenient mode, per reason (e.g. `null bot_id`).
-    pub skipped: BTreeMap<String, u64>,
-}
-
-impl IngestReport {
-    /// Adds `other`'s counts to this report.
-    pub fn merge(&mut self, other: &IngestReport) {
-        self.rows_seen += other.rows_seen;
-        self.rows_ingested += other.rows_ingested;
-        self.duplicates += other.duplicates;
-        for (reason, n) in &other.skipped {
-            *self.skipped.entry(reason.clone()).or_default() += n;
-        }
-    }
-
-    /// Total number of skipped rows.
-    pub fn skipped_rows(&self) -> u64 {
-        self.skipped.values().sum()
-    }
 }

@@ -16,7 +16,7 @@ use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringViewArray};
 use arrow_buffer::BooleanBufferBuilder;
 use arrow_schema::{DataType, TimeUnit};
 
-use super::{IngestMode, IngestReport};
+use super::{IngestMode, IngestReport, RequiredColumn, SkipReason};
 use crate::error::{Error, Result};
 use crate::schema::{col, Attribute, COLUMNS};
 
@@ -330,31 +330,35 @@ pub(crate) fn normalize(
     let micros_ok = |row: usize| micros_valid.as_ref().is_none_or(|v| v[row]);
 
     // Rows with a problem in a required column, with the first reason.
-    let required: [(&str, &ArrayRef); 4] = [
-        (col::EVENT_ID, event_id),
-        (col::BOT_ID, bot_id),
-        (col::CONVERSATION_ID, conversation_id),
-        (col::EVENT_TYPE, event_type),
+    let required: [(RequiredColumn, &ArrayRef); 4] = [
+        (RequiredColumn::EventId, event_id),
+        (RequiredColumn::BotId, bot_id),
+        (RequiredColumn::ConversationId, conversation_id),
+        (RequiredColumn::EventType, event_type),
     ];
     let has_problems = required.iter().any(|(_, a)| a.null_count() > 0) || micros_valid.is_some();
     let mut keep = BooleanBufferBuilder::new(n);
     keep.append_n(n, true);
     let mut dropped = 0usize;
     for row in (0..n).filter(|_| has_problems) {
-        let problem = if micros_ok(row) {
+        let reason = if micros_ok(row) {
             required
                 .iter()
                 .find(|(_, a)| a.is_null(row))
-                .map(|&(name, _)| (name, "null"))
+                .map(|&(column, _)| SkipReason::Null(column))
         } else if timestamp.is_null(row) {
-            Some((col::TIMESTAMP, "null"))
+            Some(SkipReason::Null(RequiredColumn::Timestamp))
         } else {
-            Some((col::TIMESTAMP, "out of range"))
+            Some(SkipReason::TimestampOutOfRange)
         };
-        let Some((column, problem)) = problem else {
+        let Some(reason) = reason else {
             continue;
         };
         if mode == IngestMode::Strict {
+            let (column, problem) = match reason {
+                SkipReason::Null(column) => (column.name(), "null"),
+                _ => (col::TIMESTAMP, "out of range"),
+            };
             return Err(Error::data(
                 format!("column `{column}`, {}", rows.name(row)),
                 format!(
@@ -364,11 +368,7 @@ pub(crate) fn normalize(
         }
         keep.set_bit(row, false);
         dropped += 1;
-        let reason = match problem {
-            "null" => format!("null {column}"),
-            _ => format!("{column} {problem}"),
-        };
-        *report.skipped.entry(reason).or_default() += 1;
+        report.skip(reason);
     }
     let keep = keep.finish();
     let timestamp: Vec<i64> = if dropped == 0 {
@@ -560,8 +560,9 @@ mod tests {
         assert_eq!(cols.timestamp, [1]);
         assert_eq!(cols.event_id.value(0), "e0");
         assert_eq!(report.rows_seen, 4);
-        assert_eq!(report.skipped.get("null bot_id"), Some(&2));
-        assert_eq!(report.skipped.get("null timestamp"), Some(&1));
+        let null = |c| report.skipped.get(&SkipReason::Null(c)).copied();
+        assert_eq!(null(RequiredColumn::BotId), Some(2));
+        assert_eq!(null(RequiredColumn::Timestamp), Some(1));
     }
 
     #[test]

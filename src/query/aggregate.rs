@@ -92,20 +92,56 @@ pub enum Aggregate {
     /// Largest.
     Max,
     /// Exact nearest-rank percentile: the value at rank `ceil(p/100 × n)`.
-    /// One of 50, 90, 95, 99.
-    Percentile(u8),
+    Percentile(Percentile),
+}
+
+/// The percentiles SPEC 4.2 defines; no others can be asked for.
+///
+/// ```
+/// use convostat::{Aggregate, Percentile};
+/// let p95: Aggregate = "p95".parse()?;
+/// assert_eq!(p95, Aggregate::Percentile(Percentile::P95));
+/// assert_eq!(Percentile::P95.rank_percent(), 95);
+/// assert!("p37".parse::<Aggregate>().is_err());
+/// # Ok::<(), convostat::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Percentile {
+    /// The median (`p50`).
+    P50,
+    /// `p90`.
+    P90,
+    /// `p95`.
+    P95,
+    /// `p99`.
+    P99,
+}
+
+impl Percentile {
+    /// `NN` of `pNN`.
+    pub fn rank_percent(self) -> u8 {
+        match self {
+            Percentile::P50 => 50,
+            Percentile::P90 => 90,
+            Percentile::P95 => 95,
+            Percentile::P99 => 99,
+        }
+    }
 }
 
 impl Aggregate {
     /// The aggregate's name (`count`, ..., `p95`).
-    pub fn name(self) -> String {
+    pub fn name(self) -> &'static str {
         match self {
-            Aggregate::Count => "count".into(),
-            Aggregate::Sum => "sum".into(),
-            Aggregate::Mean => "mean".into(),
-            Aggregate::Min => "min".into(),
-            Aggregate::Max => "max".into(),
-            Aggregate::Percentile(p) => format!("p{p}"),
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Mean => "mean",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::Percentile(Percentile::P50) => "p50",
+            Aggregate::Percentile(Percentile::P90) => "p90",
+            Aggregate::Percentile(Percentile::P95) => "p95",
+            Aggregate::Percentile(Percentile::P99) => "p99",
         }
     }
 }
@@ -119,10 +155,10 @@ impl FromStr for Aggregate {
             "mean" => Aggregate::Mean,
             "min" => Aggregate::Min,
             "max" => Aggregate::Max,
-            "p50" => Aggregate::Percentile(50),
-            "p90" => Aggregate::Percentile(90),
-            "p95" => Aggregate::Percentile(95),
-            "p99" => Aggregate::Percentile(99),
+            "p50" => Aggregate::Percentile(Percentile::P50),
+            "p90" => Aggregate::Percentile(Percentile::P90),
+            "p95" => Aggregate::Percentile(Percentile::P95),
+            "p99" => Aggregate::Percentile(Percentile::P99),
             _ => {
                 return Err(Error::invalid(
                     "aggregate",
@@ -138,7 +174,7 @@ impl FromStr for Aggregate {
 
 impl std::fmt::Display for Aggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name())
+        f.write_str(self.name())
     }
 }
 
@@ -242,7 +278,7 @@ impl BucketStates {
                 .collect(),
             BucketStates::Values(v) => {
                 let p = match aggregate {
-                    Aggregate::Percentile(p) => p as usize,
+                    Aggregate::Percentile(p) => usize::from(p.rank_percent()),
                     _ => 100,
                 };
                 v.into_iter()

@@ -116,10 +116,7 @@ impl Params {
             Some("language") => Ok(Some(GroupField::Attribute(Attribute::Language))),
             Some(other) => Err(Error::invalid(
                 "group_by",
-                format!(
-                    "unknown field `{}`; expected channel_type or language",
-                    truncate(other)
-                ),
+                format!("unknown field `{other}`; expected channel_type or language"),
             )),
         }
     }
@@ -246,20 +243,7 @@ impl UsageQuery {
         let tz = params.tz()?;
         let range = params.range(tz)?;
         let bucket: Bucket = params.required("bucket")?.parse()?;
-        let mut group_by: Vec<GroupField> = Vec::new();
-        for name in params.get("group_by").unwrap_or("").split(',') {
-            if name.is_empty() {
-                continue;
-            }
-            let field = GroupField::parse(&truncate(name))?;
-            if group_by.contains(&field) {
-                return Err(Error::invalid(
-                    "group_by",
-                    format!("field `{name}` is repeated"),
-                ));
-            }
-            group_by.push(field);
-        }
+        let group_by = GroupField::parse_list(params.get("group_by").unwrap_or(""))?;
         crate::time::BucketAxis::new(range, Some(bucket), tz)?;
         Ok(Self {
             team_id,
@@ -363,6 +347,12 @@ mod tests {
         assert!(err_of(usage("bot_id,bot_id")).contains("repeated"));
         assert!(err_of(usage("colour")).contains("colour"));
         assert!(usage("").unwrap().group_by.is_empty());
+        for empty_item in ["bot_id,,channel_type", "bot_id,", ",bot_id", ","] {
+            assert!(
+                err_of(usage(empty_item)).contains("empty item"),
+                "{empty_item}"
+            );
+        }
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub(crate) struct SeriesPlan {
 
 impl SeriesPlan {
     pub fn conversations(q: &ConversationsQuery) -> Result<Self> {
+        q.validate()?;
         Ok(Self {
             bot_id: Some(q.bot_id.clone()),
             version: Some(q.version.clone()),
@@ -64,7 +65,7 @@ impl SeriesPlan {
     }
 
     pub fn insights(q: &InsightsQuery) -> Result<Self> {
-        q.stat.check(q.aggregate)?;
+        q.validate()?;
         Ok(Self {
             bot_id: Some(q.bot_id.clone()),
             version: Some(q.version.clone()),
@@ -79,6 +80,7 @@ impl SeriesPlan {
     }
 
     pub fn usage(q: &UsageQuery) -> Result<Self> {
+        q.validate()?;
         Ok(Self {
             bot_id: None,
             version: None,

@@ -171,6 +171,7 @@ impl BucketAxis {
         let start_secs = range.start.div_euclid(MICROS_PER_SECOND);
         let Some(kind) = bucket else {
             let offset = offset_at(tz, start_secs).ok_or_else(outside)?;
+            check_writable(&[range.start], &[offset])?;
             return Ok(BucketAxis {
                 range,
                 bucket,
@@ -200,6 +201,7 @@ impl BucketAxis {
         let Builder {
             starts, offsets, ..
         } = builder;
+        check_writable(&starts, &offsets)?;
         let step = even_step(&starts);
         Ok(BucketAxis {
             range,
@@ -442,6 +444,37 @@ fn check_range(range: TimeRange) -> Result<()> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// RFC 3339 writes years 0000 to 9999 only: an axis whose first or last
+/// x value (local wall time) falls outside them is an invalid query.
+fn check_writable(starts: &[i64], offsets: &[i32]) -> Result<()> {
+    let local_year = |i: usize| {
+        let local = starts[i].saturating_add(i64::from(offsets[i]) * MICROS_PER_SECOND);
+        let days = local
+            .div_euclid(MICROS_PER_SECOND)
+            .div_euclid(SECONDS_PER_DAY);
+        civil_from_days(days).0
+    };
+    let (first, last) = (local_year(0), local_year(starts.len() - 1));
+    if first < 0 {
+        return Err(Error::invalid(
+            "start_time",
+            format!(
+                "the first x value would be in year {first}; RFC 3339 writes years 0000 to 9999"
+            ),
+        ));
+    }
+    if last > 9999 {
+        return Err(Error::invalid(
+            "end_time",
+            format!(
+                "the last x value would be in year {last}, past 9999-12-31; \
+                 RFC 3339 writes years 0000 to 9999"
+            ),
+        ));
     }
     Ok(())
 }
@@ -1125,21 +1158,22 @@ mod tests {
         let err = BucketAxis::new(TimeRange { start: 1, end: 0 }, None, Tz::UTC).unwrap_err();
         assert!(err.to_string().contains("`end_time`"));
         assert!(err.to_string().contains("must be after start_time"));
-        // Near the limit still works.
+        // Near the limit the calendar arithmetic still works, and the axis
+        // is refused only because RFC 3339 cannot write its years.
         let start = INSTANT_LIMIT - D;
         for bucket in [Bucket::Hour, Bucket::Day, Bucket::Week, Bucket::Month] {
             let r = TimeRange {
                 start,
                 end: INSTANT_LIMIT,
             };
-            let a = BucketAxis::new(r, Some(bucket), Tz::Pacific__Kiritimati).unwrap();
-            check_invariants(&a);
+            let err = BucketAxis::new(r, Some(bucket), Tz::Pacific__Kiritimati).unwrap_err();
+            assert!(err.to_string().contains("past 9999-12-31"), "{err}");
             let r = TimeRange {
                 start: -INSTANT_LIMIT,
                 end: -INSTANT_LIMIT + D,
             };
-            let a = BucketAxis::new(r, Some(bucket), Tz::Etc__GMTPlus12).unwrap();
-            check_invariants(&a);
+            let err = BucketAxis::new(r, Some(bucket), Tz::Etc__GMTPlus12).unwrap_err();
+            assert!(err.to_string().contains("years 0000 to 9999"), "{err}");
         }
     }
 
@@ -1255,6 +1289,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn x_values_past_year_9999_or_before_0000_are_invalid_queries() {
+        let axis = |start: &str, end: &str, bucket: Option<Bucket>| {
+            let range = TimeRange::parse(start, end, Tz::UTC).unwrap();
+            BucketAxis::new(range, bucket, Tz::UTC)
+        };
+        // The last hour would start at 10000-01-01T03:00:00Z.
+        let err = axis(
+            "9999-12-31T20:00:00Z",
+            "9999-12-31T23:00:00-05:00",
+            Some(Bucket::Hour),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidQuery);
+        assert!(err.to_string().contains("`end_time`"), "{err}");
+        assert!(err.to_string().contains("10000"), "{err}");
+        // Up to the last second of 9999 is fine.
+        let a = axis("9999-12-01", "9999-12-31T23:59:59Z", Some(Bucket::Month)).unwrap();
+        assert_eq!(a.x_values(), ["9999-12-01T00:00:00Z"]);
+        // A week bucket aligned before year 0, and a start before it.
+        let err = axis("0000-01-01", "0000-02-01", Some(Bucket::Week)).unwrap_err();
+        assert!(err.to_string().contains("`start_time`"), "{err}");
+        let err = axis("0000-01-01T00:00:00+01:00", "0000-02-01", None).unwrap_err();
+        assert!(err.to_string().contains("year -1"), "{err}");
+        assert!(axis("0000-01-03", "0000-02-01", Some(Bucket::Week)).is_ok());
     }
 
     #[test]
