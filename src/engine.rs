@@ -207,12 +207,12 @@ impl Engine {
 
     /// SPEC 4.1: the number of a bot's conversations over time.
     pub fn conversations(&self, query: &ConversationsQuery) -> Result<SeriesAnswer> {
-        Ok(series::run(&self.store, &SeriesPlan::conversations(query)?))
+        series::run(&self.store, &SeriesPlan::conversations(query)?)
     }
 
     /// SPEC 4.2: one statistic aggregated per bucket.
     pub fn insights(&self, query: &InsightsQuery) -> Result<SeriesAnswer> {
-        Ok(series::run(&self.store, &SeriesPlan::insights(query)?))
+        series::run(&self.store, &SeriesPlan::insights(query)?)
     }
 
     /// SPEC 4.3: one conversation's transitions; not found when the
@@ -223,7 +223,7 @@ impl Engine {
 
     /// SPEC 4.4: a team's conversations over time.
     pub fn usage(&self, query: &UsageQuery) -> Result<SeriesAnswer> {
-        Ok(series::run(&self.store, &SeriesPlan::usage(query)?))
+        series::run(&self.store, &SeriesPlan::usage(query)?)
     }
 
     /// Any query.

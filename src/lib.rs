@@ -76,7 +76,15 @@
 //! normalise) → `store` (conversation summaries, dedup) → [`query`]
 //! (plans and execution) → [`answer`] (SPEC JSON, Arrow, CSV, tables).
 //! [`time`] holds every calendar and DST rule; [`engine`] is the embedded
-//! face, [`batch`] the file-scanning one, [`generate`] makes synthetic data.
+//! face, [`batch`] the file-scanning one; `generate` makes synthetic data
+//! and `demo` runs the demo.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `convostat` binary, the `generate` module (the
+//!   synthetic data generator) and the `demo` module, with their
+//!   dependencies (clap, indicatif, rand). A host application that links
+//!   only the engine depends on `convostat` with `default-features = false`.
 //!
 //! ## Not supported
 //!
@@ -87,9 +95,11 @@
 
 pub mod answer;
 pub mod batch;
+#[cfg(feature = "cli")]
 pub mod demo;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "cli")]
 pub mod generate;
 pub mod ingest;
 pub mod query;
@@ -103,7 +113,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use ingest::{IngestMode, IngestReport, RequiredColumn, SkipReason};
 pub use query::{
     Aggregate, ConversationsQuery, FlowQuery, GroupField, InsightsQuery, ListFilter, Params,
-    Percentile, Query, Stat, UsageQuery,
+    Percentile, Query, Stat, UsageQuery, MAX_ANSWER_CELLS,
 };
 pub use schema::{event_schema, Attribute, Event};
 pub use time::{Bucket, TimeRange, Tz};

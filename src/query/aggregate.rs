@@ -188,69 +188,93 @@ pub(crate) fn div_round_half_up(numerator: u128, denominator: u128) -> u64 {
     u64::try_from(q).unwrap_or(u64::MAX)
 }
 
-/// Count, sum, min and max of one bucket.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Moments {
-    count: u64,
-    sum: u128,
-    min: u64,
-    max: u64,
-}
-
-impl Default for Moments {
-    fn default() -> Self {
-        Self {
-            count: 0,
-            sum: 0,
-            min: u64::MAX,
-            max: 0,
-        }
-    }
-}
-
-/// The per-bucket states of one series.
+/// The per-bucket states of one series, as small as its aggregate allows:
+/// 8 bytes per bucket for `count`, `sum`, `min` and `max`, 24 for `mean`
+/// (an exact 128-bit sum and a count), and for percentiles 24 per bucket
+/// plus 8 per value. [`BucketStates::evaluate`] turns them into the final
+/// values in place where it can.
 #[derive(Debug, Clone)]
 pub(crate) enum BucketStates {
-    /// `count`, `sum`, `mean`, `min`, `max`.
-    Moments(Vec<Moments>),
+    /// `count`: conversations per bucket.
+    Counts(Vec<u64>),
+    /// `sum`: totals, saturating at `u64::MAX` as the answer does.
+    Sums(Vec<u64>),
+    /// `mean`: exact totals and counts.
+    Means { sums: Vec<u128>, counts: Vec<u64> },
+    /// `min`: `u64::MAX` marks an empty bucket (no stat reaches it:
+    /// durations stay below 2^45 seconds, message counts below 2^32).
+    Mins(Vec<u64>),
+    /// `max`: 0 for an empty bucket, as the answer wants.
+    Maxes(Vec<u64>),
     /// Percentiles keep every value.
     Values(Vec<Vec<u64>>),
 }
 
+/// `n` copies of `value`, or an invalid-query error when the memory for
+/// them cannot be had (an allocation failure would abort the process).
+pub(crate) fn filled<T: Clone>(value: T, n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::invalid(
+            "group_by",
+            format!("not enough memory for an answer of {n} buckets per series"),
+        )
+    })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
 impl BucketStates {
     /// Empty states for `buckets` buckets.
-    pub fn new(aggregate: Aggregate, buckets: usize) -> Self {
-        match aggregate {
-            Aggregate::Percentile(_) => BucketStates::Values(vec![Vec::new(); buckets]),
-            _ => BucketStates::Moments(vec![Moments::default(); buckets]),
-        }
+    pub fn new(aggregate: Aggregate, buckets: usize) -> Result<Self> {
+        Ok(match aggregate {
+            Aggregate::Count => BucketStates::Counts(filled(0, buckets)?),
+            Aggregate::Sum => BucketStates::Sums(filled(0, buckets)?),
+            Aggregate::Mean => BucketStates::Means {
+                sums: filled(0, buckets)?,
+                counts: filled(0, buckets)?,
+            },
+            Aggregate::Min => BucketStates::Mins(filled(u64::MAX, buckets)?),
+            Aggregate::Max => BucketStates::Maxes(filled(0, buckets)?),
+            Aggregate::Percentile(_) => BucketStates::Values(filled(Vec::new(), buckets)?),
+        })
     }
 
     /// Folds one value into bucket `bucket`.
     #[inline]
     pub fn update(&mut self, bucket: usize, value: u64) {
         match self {
-            BucketStates::Moments(m) => {
-                let m = &mut m[bucket];
-                m.count += 1;
-                m.sum += value as u128;
-                m.min = m.min.min(value);
-                m.max = m.max.max(value);
+            BucketStates::Counts(c) => c[bucket] += 1,
+            BucketStates::Sums(s) => s[bucket] = s[bucket].saturating_add(value),
+            BucketStates::Means { sums, counts } => {
+                sums[bucket] += u128::from(value);
+                counts[bucket] += 1;
             }
+            BucketStates::Mins(m) => m[bucket] = m[bucket].min(value),
+            BucketStates::Maxes(m) => m[bucket] = m[bucket].max(value),
             BucketStates::Values(v) => v[bucket].push(value),
         }
     }
 
     /// Merges `other` (same aggregate, same buckets) into `self`.
     pub fn merge(&mut self, other: BucketStates) {
+        fn zip_with(a: &mut [u64], b: Vec<u64>, f: impl Fn(u64, u64) -> u64) {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a = f(*a, b));
+        }
         match (self, other) {
-            (BucketStates::Moments(a), BucketStates::Moments(b)) => {
-                for (a, b) in a.iter_mut().zip(b) {
-                    a.count += b.count;
-                    a.sum += b.sum;
-                    a.min = a.min.min(b.min);
-                    a.max = a.max.max(b.max);
-                }
+            (BucketStates::Counts(a), BucketStates::Counts(b)) => zip_with(a, b, |a, b| a + b),
+            (BucketStates::Sums(a), BucketStates::Sums(b)) => zip_with(a, b, u64::saturating_add),
+            (BucketStates::Mins(a), BucketStates::Mins(b)) => zip_with(a, b, u64::min),
+            (BucketStates::Maxes(a), BucketStates::Maxes(b)) => zip_with(a, b, u64::max),
+            (
+                BucketStates::Means { sums, counts },
+                BucketStates::Means {
+                    sums: other_sums,
+                    counts: other_counts,
+                },
+            ) => {
+                sums.iter_mut().zip(other_sums).for_each(|(a, b)| *a += b);
+                zip_with(counts, other_counts, |a, b| a + b);
             }
             (BucketStates::Values(a), BucketStates::Values(b)) => {
                 for (a, mut b) in a.iter_mut().zip(b) {
@@ -261,21 +285,23 @@ impl BucketStates {
         }
     }
 
-    /// The final value of every bucket; an empty bucket is 0.
+    /// The final value of every bucket; an empty bucket is 0. Reuses the
+    /// states' memory where the aggregate allows.
     pub fn evaluate(self, aggregate: Aggregate) -> Vec<u64> {
         match self {
-            BucketStates::Moments(m) => m
-                .into_iter()
-                .map(|m| match (m.count, aggregate) {
-                    (0, _) => 0,
-                    (n, Aggregate::Count) => n,
-                    (_, Aggregate::Sum) => u64::try_from(m.sum).unwrap_or(u64::MAX),
-                    (n, Aggregate::Mean) => div_round_half_up(m.sum, n as u128),
-                    (_, Aggregate::Min) => m.min,
-                    (_, Aggregate::Max) => m.max,
-                    (_, Aggregate::Percentile(_)) => 0,
-                })
-                .collect(),
+            BucketStates::Counts(v) | BucketStates::Sums(v) | BucketStates::Maxes(v) => v,
+            BucketStates::Mins(mut v) => {
+                v.iter_mut()
+                    .filter(|m| **m == u64::MAX)
+                    .for_each(|m| *m = 0);
+                v
+            }
+            BucketStates::Means { sums, mut counts } => {
+                for (count, sum) in counts.iter_mut().zip(sums) {
+                    *count = div_round_half_up(sum, u128::from(*count));
+                }
+                counts
+            }
             BucketStates::Values(v) => {
                 let p = match aggregate {
                     Aggregate::Percentile(p) => usize::from(p.rank_percent()),
@@ -334,9 +360,9 @@ mod tests {
         ] {
             let aggregate: Aggregate = aggregate.parse().unwrap();
             let values: Vec<u64> = (0..257).map(|i| (i * 7919) % 1000).collect();
-            let mut whole = BucketStates::new(aggregate, 3);
-            let mut left = BucketStates::new(aggregate, 3);
-            let mut right = BucketStates::new(aggregate, 3);
+            let mut whole = BucketStates::new(aggregate, 3).unwrap();
+            let mut left = BucketStates::new(aggregate, 3).unwrap();
+            let mut right = BucketStates::new(aggregate, 3).unwrap();
             for (i, &v) in values.iter().enumerate() {
                 whole.update(i % 2, v);
                 if i < 100 {
@@ -350,5 +376,38 @@ mod tests {
             assert_eq!(w, m, "{aggregate}");
             assert_eq!(w[2], 0, "empty bucket of {aggregate}");
         }
+    }
+
+    #[test]
+    fn every_aggregate_of_one_bucket() {
+        let expected = [
+            ("count", 4),
+            ("sum", 13),
+            ("mean", 3),
+            ("min", 1),
+            ("max", 7),
+            ("p50", 2),
+            ("p99", 7),
+        ];
+        for (name, want) in expected {
+            let aggregate: Aggregate = name.parse().unwrap();
+            let mut states = BucketStates::new(aggregate, 2).unwrap();
+            for v in [3, 1, 7, 2] {
+                states.update(0, v);
+            }
+            assert_eq!(states.evaluate(aggregate), [want, 0], "{name}");
+        }
+        let mut sums = BucketStates::new(Aggregate::Sum, 1).unwrap();
+        sums.update(0, u64::MAX - 1);
+        sums.update(0, 5);
+        assert_eq!(sums.evaluate(Aggregate::Sum), [u64::MAX], "sums saturate");
+        let mut means = BucketStates::new(Aggregate::Mean, 1).unwrap();
+        means.update(0, u64::MAX);
+        means.update(0, u64::MAX - 2);
+        assert_eq!(
+            means.evaluate(Aggregate::Mean),
+            [u64::MAX - 1],
+            "means are exact"
+        );
     }
 }

@@ -21,6 +21,7 @@ pub(crate) mod series;
 pub(crate) use aggregate::div_round_half_up;
 pub use aggregate::{Aggregate, Percentile, Stat};
 pub use params::Params;
+pub use series::MAX_ANSWER_CELLS;
 
 use crate::error::{Error, Result};
 use crate::schema::{col, Attribute};

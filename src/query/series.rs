@@ -11,14 +11,16 @@
 //!
 //! # Memory
 //!
-//! The number of buckets is capped by [`crate::time::MAX_BUCKETS`]; the
-//! number of groups is bounded by the data (the distinct value combinations
-//! of the group-by fields among matching conversations). A partial result
-//! holds, per group, 40 bytes per bucket (count, sum, min, max), or for
-//! percentiles 8 bytes per matching conversation plus 24 per bucket.
-//! Shard partials are merged as soon as they are built, so a query holds
-//! about `groups × buckets × 40 B × (threads + 1)` at worst — e.g. 500
-//! groups × 365 daily buckets × 40 B ≈ 7 MB per partial.
+//! The number of buckets is capped by [`crate::time::MAX_BUCKETS`], and an
+//! answer's cells (series × buckets) by [`MAX_ANSWER_CELLS`]: a scan stops
+//! with an invalid-query error as soon as one shard, or a merge of shards,
+//! has met more groups than that allows, before the answer is built. A
+//! partial result holds, per group and bucket, 8 bytes (`count`, `sum`,
+//! `min`, `max`), 24 (`mean`) or 24 plus 8 per value (percentiles); shard
+//! partials are merged as soon as they are built, so at most a few are
+//! alive at once, and the merged states become the answer's values in
+//! place. Peak memory is therefore proportional to the answer's size;
+//! `cargo bench --bench answer_memory` measures bytes per cell.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,10 +31,38 @@ use super::{
     Aggregate, ConversationsQuery, GroupField, InsightsQuery, ListFilter, Stat, UsageQuery,
 };
 use crate::answer::{Series, SeriesAnswer, SeriesData, NULL_LABEL};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::schema::Attribute;
 use crate::store::{read, ConversationShard, Store, Sym, NULL_SYM};
 use crate::time::BucketAxis;
+
+/// Most cells (series × buckets) one answer may have. A dashboard shows a
+/// few dozen series; 5M cells is e.g. 50 series of the longest axis
+/// (100,000 buckets) or 13,000 series of a year of days, and its JSON is
+/// tens of megabytes.
+pub const MAX_ANSWER_CELLS: usize = 5_000_000;
+
+/// The invalid-query error of an answer that would have `groups` series or
+/// more, of `buckets` buckets each.
+fn too_many_cells(groups: usize, buckets: usize) -> Error {
+    Error::invalid(
+        "group_by",
+        format!(
+            "the answer would have at least {groups} series × {buckets} buckets = {} cells, \
+             over the limit of {MAX_ANSWER_CELLS}; narrow the range, use a larger bucket or \
+             split by fewer fields",
+            groups.saturating_mul(buckets)
+        ),
+    )
+}
+
+/// Fails when `groups` series of `buckets` buckets pass [`MAX_ANSWER_CELLS`].
+fn check_cells(groups: usize, buckets: usize) -> Result<()> {
+    if groups.saturating_mul(buckets) > MAX_ANSWER_CELLS {
+        return Err(too_many_cells(groups, buckets));
+    }
+    Ok(())
+}
 
 /// What a series query asks of the conversation table.
 #[derive(Debug, Clone)]
@@ -233,7 +263,7 @@ fn resolve_eq(value: &Option<String>, lookup: impl Fn(&str) -> Option<Sym>) -> O
 
 /// Folds one shard into per-group states keyed by shard symbols, then
 /// returns them keyed by labels.
-fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
+fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     let mut out = Partial::new();
     let attr = |a: Attribute| &shard.attributes[a.index()];
     let (Some(bot), Some(version), Some(team), Some(channels), Some(languages)) = (
@@ -247,7 +277,7 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
         SymSet::resolve(&plan.channel_type, shard, Attribute::ChannelType),
         SymSet::resolve(&plan.language, shard, Attribute::Language),
     ) else {
-        return out;
+        return Ok(out);
     };
     let group_columns: Vec<&[Sym]> = plan
         .group_by
@@ -290,7 +320,8 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
         };
         let group = groups.id_of(&group_columns, c);
         if group == states.len() {
-            states.push(BucketStates::new(plan.aggregate, buckets));
+            check_cells(group + 1, buckets)?;
+            states.push(BucketStates::new(plan.aggregate, buckets)?);
         }
         states[group].update(bucket, value);
     }
@@ -311,7 +342,7 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Partial {
             .collect();
         merge_into(&mut out, labels, states);
     }
-    out
+    Ok(out)
 }
 
 fn merge_into(out: &mut Partial, labels: GroupLabels, states: BucketStates) {
@@ -323,32 +354,36 @@ fn merge_into(out: &mut Partial, labels: GroupLabels, states: BucketStates) {
     }
 }
 
-/// Merges partial results; `b` into `a`.
-fn merge(mut a: Partial, b: Partial) -> Partial {
+/// Merges partial results; `b` into `a`. Fails when the merged groups pass
+/// the cell limit.
+fn merge(mut a: Partial, b: Partial, buckets: usize) -> Result<Partial> {
     for (labels, states) in b {
         merge_into(&mut a, labels, states);
     }
-    a
+    check_cells(a.len(), buckets)?;
+    Ok(a)
 }
 
-/// Runs `plan` over `store`.
-pub(crate) fn run(store: &Store, plan: &SeriesPlan) -> SeriesAnswer {
+/// Runs `plan` over `store`; fails only when the answer would pass
+/// [`MAX_ANSWER_CELLS`] or its memory cannot be had.
+pub(crate) fn run(store: &Store, plan: &SeriesPlan) -> Result<SeriesAnswer> {
     // Partials are merged as they come, so only a few are alive at once.
     // Merging is associative and commutative (and the answer is sorted), so
     // the order rayon merges in does not change the answer.
+    let buckets = plan.axis.len();
     let merged = store
         .shards()
         .par_iter()
         .map(|shard| scan_shard(&read(shard), plan))
-        .reduce(Partial::new, merge);
+        .try_reduce(Partial::new, |a, b| merge(a, b, buckets))?;
     finish(merged, plan)
 }
 
 /// Final answer from merged states: evaluate, label, sort.
-fn finish(mut merged: Partial, plan: &SeriesPlan) -> SeriesAnswer {
+fn finish(mut merged: Partial, plan: &SeriesPlan) -> Result<SeriesAnswer> {
     let buckets = plan.axis.len();
     if plan.group_by.is_empty() && merged.is_empty() {
-        merged.insert(Vec::new(), BucketStates::new(plan.aggregate, buckets));
+        merged.insert(Vec::new(), BucketStates::new(plan.aggregate, buckets)?);
     }
     let mut series: Vec<(String, GroupLabels, Series)> = merged
         .into_iter()
@@ -381,13 +416,13 @@ fn finish(mut merged: Partial, plan: &SeriesPlan) -> SeriesAnswer {
     // "(none)" share a label, and then null comes first.
     series.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let (series_labels, series) = series.into_iter().map(|(l, _, s)| (l, s)).unzip();
-    SeriesAnswer {
+    Ok(SeriesAnswer {
         data: SeriesData {
             series,
             series_labels,
             x_values: plan.axis.x_values(),
         },
-    }
+    })
 }
 
 #[cfg(test)]
