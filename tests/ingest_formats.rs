@@ -1,0 +1,423 @@
+//! Input formats as other tools write them (SPEC 1, 7): null-typed columns
+//! (pandas), every Parquet compression codec, NDJSON layout (BOM, gzip,
+//! objects across lines), file types and directory walks.
+//!
+//! Every case runs through the engine (`Engine::ingest_*`) and through a
+//! batch job (`batch::run_files`), which have their own paths (projection,
+//! row-group pruning, row filters on `bot_id` / `conversation_id`).
+//! `fixtures/ingest/` holds files written by pyarrow / pandas
+//! (`fixtures/ingest/make_fixtures.py`); the others are written here.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, NullArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use convostat::batch::{run_files, BatchOptions};
+use convostat::{Engine, ErrorKind, IngestMode, Params, Query};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{BrotliLevel, Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/ingest")
+        .join(name)
+}
+
+fn query(kind: &str, params: &[(&str, &str)]) -> Query {
+    Query::from_params(kind, &Params::new(params.iter().copied()).unwrap()).unwrap()
+}
+
+/// One query of each kind over bot `b1`, team `t1`, conversation `c1`,
+/// 2024-03-01.
+fn queries() -> Vec<Query> {
+    let range = [("start_time", "2024-03-01"), ("end_time", "2024-03-02")];
+    let bot = [("bot_id", "b1"), ("version", "LIVE")];
+    vec![
+        query("conversations", &[&bot[..], &range[..]].concat()),
+        query(
+            "insights",
+            &[
+                &bot[..],
+                &range[..],
+                &[("stat", "duration_seconds"), ("aggregate", "sum")],
+            ]
+            .concat(),
+        ),
+        query(
+            "insights",
+            &[
+                &bot[..],
+                &range[..],
+                &[("stat", "num_messages"), ("aggregate", "sum")],
+            ]
+            .concat(),
+        ),
+        query(
+            "usage",
+            &[
+                &range[..],
+                &[
+                    ("team_id", "t1"),
+                    ("bucket", "1d"),
+                    ("group_by", "language"),
+                ],
+            ]
+            .concat(),
+        ),
+        query(
+            "flow",
+            &[&bot[..], &range[..], &[("conversation_id", "c1")]].concat(),
+        ),
+    ]
+}
+
+/// The answers (or error kinds) of [`queries`] on `engine`.
+fn answers(engine: &Engine) -> Vec<String> {
+    queries()
+        .iter()
+        .map(|q| match engine.query(q) {
+            Ok(a) => a.to_json(),
+            Err(e) => format!("{:?}", e.kind()),
+        })
+        .collect()
+}
+
+/// The answers of [`queries`] as batch jobs over `inputs`.
+fn batch_answers(inputs: &[PathBuf], mode: IngestMode) -> convostat::Result<Vec<String>> {
+    queries()
+        .iter()
+        .map(|q| {
+            let options = BatchOptions {
+                mode,
+                ..Default::default()
+            };
+            match run_files(q, inputs, &options) {
+                Ok(outcome) => Ok(outcome.answer.to_json()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok("NotFound".to_owned()),
+                Err(e) => Err(e),
+            }
+        })
+        .collect()
+}
+
+fn assert_data_error(result: convostat::Result<impl std::fmt::Debug>, names: &[&str]) {
+    let err = match result {
+        Ok(v) => panic!("accepted, expected a data error naming {names:?}: {v:?}"),
+        Err(e) => e,
+    };
+    let message = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::Data, "{message}");
+    assert!(!message.contains('\n'), "{message:?}");
+    for name in names {
+        assert!(message.contains(name), "must name `{name}`: {message}");
+    }
+}
+
+fn strings(values: &[&str]) -> ArrayRef {
+    Arc::new(StringArray::from(values.to_vec()))
+}
+
+/// The events of `fixtures/ingest/codec_*.parquet`: conversation `c1` (two
+/// messages and a transition over 125 s) and `c2` (one other event) of bot
+/// `b1`, version LIVE, team `t1`.
+fn events_batch() -> RecordBatch {
+    RecordBatch::try_from_iter([
+        ("event_id", strings(&["k1", "k2", "k3", "k4"])),
+        (
+            "timestamp",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    1_709_287_200_000_000,
+                    1_709_287_260_000_000,
+                    1_709_287_325_000_000,
+                    1_709_290_800_000_000,
+                ])
+                .with_timezone("UTC"),
+            ) as ArrayRef,
+        ),
+        ("bot_id", strings(&["b1"; 4])),
+        ("conversation_id", strings(&["c1", "c1", "c1", "c2"])),
+        (
+            "event_type",
+            strings(&["message", "transition", "message", "other"]),
+        ),
+        ("bot_version", strings(&["LIVE"; 4])),
+        ("team_id", strings(&["t1"; 4])),
+    ])
+    .unwrap()
+}
+
+fn parquet_bytes(batch: &RecordBatch, compression: Compression) -> Vec<u8> {
+    let props = WriterProperties::builder()
+        .set_compression(compression)
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    out
+}
+
+/// The reference answers: the events ingested as an Arrow batch.
+fn expected_answers() -> Vec<String> {
+    let engine = Engine::new();
+    engine.ingest_batch(&events_batch()).unwrap();
+    let expected = answers(&engine);
+    // Sanity: 2 conversations, c1 lasts 125 s with 2 messages.
+    assert!(expected[0].contains("\"values\":[2]"), "{}", expected[0]);
+    assert!(expected[1].contains("\"values\":[125]"), "{}", expected[1]);
+    assert!(expected[2].contains("\"values\":[2]"), "{}", expected[2]);
+    expected
+}
+
+// ---- Null-typed columns ---------------------------------------------------
+
+/// pandas writes an all-`None` column with Arrow type `null` (Parquet INT32,
+/// logical type UNKNOWN). In a required column every row is a null: strict
+/// mode rejects the file naming the column, lenient mode skips and counts
+/// every row — through the engine and through every batch query (whose bot
+/// / conversation filters must not drop the rows silently).
+#[test]
+fn pandas_null_typed_required_columns_are_nulls() {
+    for column in ["conversation_id", "event_id", "bot_id"] {
+        let path = fixture(&format!("pandas_null_{column}.parquet"));
+        let name = path.display().to_string();
+        let engine = Engine::new();
+        assert_data_error(
+            engine.ingest_parquet(&path),
+            &[&name, &format!("`{column}`")],
+        );
+        assert_eq!(engine.stats().events, 0);
+        let lenient = Engine::with_mode(IngestMode::Lenient);
+        let report = lenient.ingest_parquet(&path).unwrap();
+        assert_eq!(report.rows_seen, 3);
+        assert_eq!(report.rows_ingested, 0);
+        assert_eq!(
+            report.skipped.get(&format!("null {column}")),
+            Some(&3),
+            "{report:?}"
+        );
+        for q in queries() {
+            assert_data_error(
+                run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+                &[&name, &format!("`{column}`")],
+            );
+            let outcome = run_files(
+                &q,
+                std::slice::from_ref(&path),
+                &BatchOptions {
+                    mode: IngestMode::Lenient,
+                    ..Default::default()
+                },
+            );
+            match outcome {
+                Ok(outcome) => assert_eq!(
+                    outcome.report.skipped.get(&format!("null {column}")),
+                    Some(&3),
+                    "{q:?}"
+                ),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "{q:?}: {e}"),
+            }
+        }
+    }
+}
+
+/// A null-typed *optional* column is an all-null column: accepted, its
+/// attribute is null (`(none)` in grouped answers).
+#[test]
+fn a_pandas_null_typed_optional_column_is_all_null() {
+    let path = fixture("pandas_null_language.parquet");
+    let engine = Engine::new();
+    let report = engine.ingest_parquet(&path).unwrap();
+    assert_eq!(report.rows_ingested, 3);
+    let usage = answers(&engine)[3].clone();
+    assert!(
+        usage.contains("\"labels\":{\"language\":\"(none)\"}"),
+        "{usage}"
+    );
+    let batch = batch_answers(&[path], IngestMode::Strict).unwrap();
+    assert_eq!(batch, answers(&engine));
+}
+
+/// The same through Arrow batches (`Engine::ingest_batch` with a
+/// `NullArray`) and NDJSON (a key that is null on every line).
+#[test]
+fn null_typed_columns_through_arrow_and_ndjson() {
+    let batch = events_batch();
+    for column in ["event_id", "timestamp", "conversation_id", "event_type"] {
+        let nulls: Vec<(String, ArrayRef)> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| {
+                let c = if f.name() == column {
+                    Arc::new(NullArray::new(4)) as ArrayRef
+                } else {
+                    c.clone()
+                };
+                (f.name().clone(), c)
+            })
+            .collect();
+        let nulls = RecordBatch::try_from_iter(nulls).unwrap();
+        assert_data_error(
+            Engine::new().ingest_batch(&nulls),
+            &[&format!("`{column}`")],
+        );
+        let report = Engine::with_mode(IngestMode::Lenient)
+            .ingest_batch(&nulls)
+            .unwrap();
+        assert_eq!(
+            (report.rows_ingested, report.skipped_rows()),
+            (0, 4),
+            "{report:?}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("null_conversation.ndjson");
+    let line = |i: usize| {
+        format!(
+            "{{\"event_id\":\"n{i}\",\"timestamp\":\"2024-03-01T10:00:0{i}Z\",\"bot_id\":\"b1\",\
+             \"conversation_id\":null,\"event_type\":\"message\",\"bot_version\":\"LIVE\",\"team_id\":\"t1\"}}\n"
+        )
+    };
+    std::fs::write(&path, (0..3).map(line).collect::<String>()).unwrap();
+    assert_data_error(
+        Engine::new().ingest_ndjson_file(&path),
+        &["null_conversation.ndjson", "`conversation_id`", "line 1"],
+    );
+    let report = Engine::with_mode(IngestMode::Lenient)
+        .ingest_ndjson_file(&path)
+        .unwrap();
+    assert_eq!(report.skipped.get("null conversation_id"), Some(&3));
+    for q in queries() {
+        assert_data_error(
+            run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+            &["`conversation_id`"],
+        );
+    }
+}
+
+// ---- Compression codecs ---------------------------------------------------
+
+/// Every codec the parquet crate writes (LZ4 is the deprecated Hadoop
+/// framing, LZ4_RAW the current one) reads back with the right answers,
+/// through the engine and batch jobs.
+#[test]
+fn every_parquet_codec_reads_back() {
+    let expected = expected_answers();
+    let dir = tempfile::tempdir().unwrap();
+    let codecs = [
+        Compression::UNCOMPRESSED,
+        Compression::SNAPPY,
+        Compression::GZIP(GzipLevel::default()),
+        Compression::BROTLI(BrotliLevel::default()),
+        Compression::LZ4,
+        Compression::LZ4_RAW,
+        Compression::ZSTD(ZstdLevel::default()),
+    ];
+    for codec in codecs {
+        let path = dir.path().join(format!("events_{codec:?}.parquet"));
+        std::fs::write(&path, parquet_bytes(&events_batch(), codec)).unwrap();
+        let engine = Engine::new();
+        engine
+            .ingest_parquet(&path)
+            .unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+        assert_eq!(answers(&engine), expected, "{codec:?}");
+        assert_eq!(
+            batch_answers(&[path], IngestMode::Strict).unwrap(),
+            expected,
+            "{codec:?}"
+        );
+    }
+}
+
+/// The same with files pyarrow wrote (`compression=` none, snappy, gzip,
+/// brotli, lz4, zstd).
+#[test]
+fn every_pyarrow_codec_reads_back() {
+    let expected = expected_answers();
+    for codec in ["none", "snappy", "gzip", "brotli", "lz4", "zstd"] {
+        let path = fixture(&format!("codec_{codec}.parquet"));
+        let engine = Engine::new();
+        engine
+            .ingest_parquet(&path)
+            .unwrap_or_else(|e| panic!("{codec}: {e}"));
+        assert_eq!(answers(&engine), expected, "{codec}");
+        assert_eq!(
+            batch_answers(&[path], IngestMode::Strict).unwrap(),
+            expected,
+            "{codec}"
+        );
+    }
+}
+
+/// `bytes`, a Parquet file, with every column chunk's codec in the footer
+/// set to `codec` (the pages are left as they are).
+fn with_codec(bytes: Vec<u8>, codec: Compression) -> Vec<u8> {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let data = bytes::Bytes::from(bytes.clone());
+    let metadata = ParquetMetaDataReader::new()
+        .parse_and_finish(&data)
+        .unwrap();
+    let footer_len =
+        u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap());
+    let data_end = bytes.len() - 8 - footer_len as usize;
+    let row_groups = metadata
+        .row_groups()
+        .iter()
+        .map(|rg| {
+            let columns = rg
+                .columns()
+                .iter()
+                .map(|c| {
+                    c.clone()
+                        .into_builder()
+                        .set_compression(codec)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            rg.clone()
+                .into_builder()
+                .set_column_metadata(columns)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let metadata = metadata.into_builder().set_row_groups(row_groups).build();
+    let mut out = bytes[..data_end].to_vec();
+    ParquetMetaDataWriter::new(&mut out, &metadata)
+        .finish()
+        .unwrap();
+    out
+}
+
+/// LZO, which no Rust Parquet reader decompresses: a one-line data error
+/// naming the codec and the file, through every entry point.
+#[test]
+fn an_lzo_file_is_a_data_error_naming_the_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events_lzo.parquet");
+    let bytes = with_codec(
+        parquet_bytes(&events_batch(), Compression::UNCOMPRESSED),
+        Compression::LZO,
+    );
+    std::fs::write(&path, &bytes).unwrap();
+    let name = path.display().to_string();
+    assert_data_error(Engine::new().ingest_parquet(&path), &[&name, "LZO"]);
+    assert_data_error(Engine::new().ingest_parquet_bytes(bytes), &["LZO"]);
+    for q in queries() {
+        assert_data_error(
+            run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+            &[&name, "LZO"],
+        );
+    }
+    // The footer rewrite itself is sound: with the real codec it reads.
+    let same = with_codec(
+        parquet_bytes(&events_batch(), Compression::UNCOMPRESSED),
+        Compression::UNCOMPRESSED,
+    );
+    Engine::new().ingest_parquet_bytes(same).unwrap();
+}
