@@ -19,7 +19,7 @@ use arrow_array::RecordBatch;
 use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::read_ndjson;
+use crate::ingest::ndjson::{is_gzip_name, open_ndjson_file, read_ndjson};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{
     events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
@@ -144,12 +144,12 @@ impl Engine {
         self.apply_staged(staged)
     }
 
-    /// Ingests an NDJSON file, atomically; errors name the file.
+    /// Ingests an NDJSON file, atomically; errors name the file. A file
+    /// whose name ends in `.gz` is decompressed (gzip) on the fly.
     pub fn ingest_ndjson_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::data_from(path.display().to_string(), e))?;
-        self.ingest_ndjson(std::io::BufReader::with_capacity(1 << 20, file))
+        let reader = open_ndjson_file(path, is_gzip_name(path))?;
+        self.ingest_ndjson(reader)
             .map_err(|e| e.within(path.display()))
     }
 

@@ -421,3 +421,214 @@ fn an_lzo_file_is_a_data_error_naming_the_codec() {
     );
     Engine::new().ingest_parquet_bytes(same).unwrap();
 }
+
+// ---- NDJSON layout --------------------------------------------------------
+
+/// The events of [`events_batch`] as NDJSON lines.
+fn events_ndjson() -> String {
+    let events = [
+        ("k1", "2024-03-01T10:00:00Z", "c1", "message"),
+        ("k2", "2024-03-01T10:01:00Z", "c1", "transition"),
+        ("k3", "2024-03-01T10:02:05Z", "c1", "message"),
+        ("k4", "2024-03-01T11:00:00Z", "c2", "other"),
+    ];
+    events
+        .iter()
+        .map(|(id, ts, conversation, kind)| {
+            format!(
+                "{{\"event_id\":\"{id}\",\"timestamp\":\"{ts}\",\"bot_id\":\"b1\",\
+                 \"conversation_id\":\"{conversation}\",\"event_type\":\"{kind}\",\
+                 \"bot_version\":\"LIVE\",\"team_id\":\"t1\"}}\n"
+            )
+        })
+        .collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The answers of the engine after `Engine::ingest_ndjson_file(path)` and
+/// of batch jobs over `path`.
+fn ndjson_answers(path: &Path) -> (Vec<String>, Vec<String>) {
+    let engine = Engine::new();
+    engine
+        .ingest_ndjson_file(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let batch = batch_answers(&[path.to_path_buf()], IngestMode::Strict).unwrap();
+    (answers(&engine), batch)
+}
+
+/// `.ndjson.gz` and `.jsonl.gz` files are read through gzip (also several
+/// concatenated gzip members), named or found in a directory.
+#[test]
+fn gzipped_ndjson_reads_back() {
+    let expected = expected_answers();
+    let dir = tempfile::tempdir().unwrap();
+    let text = events_ndjson();
+    let one = dir.path().join("events.ndjson.gz");
+    std::fs::write(&one, gzip(text.as_bytes())).unwrap();
+    // Two members, split in the middle of a line, as `cat a.gz b.gz`.
+    let (a, b) = text.split_at(100);
+    let two = dir.path().join("members.JSONL.GZ");
+    std::fs::write(&two, [gzip(a.as_bytes()), gzip(b.as_bytes())].concat()).unwrap();
+    for path in [&one, &two] {
+        let (engine, batch) = ndjson_answers(path);
+        assert_eq!(engine, expected, "{}", path.display());
+        assert_eq!(batch, expected, "{}", path.display());
+    }
+    let sub = tempfile::tempdir().unwrap();
+    std::fs::copy(&one, sub.path().join("events.jsonl.gz")).unwrap();
+    assert_eq!(
+        batch_answers(&[sub.path().to_path_buf()], IngestMode::Strict).unwrap(),
+        expected
+    );
+}
+
+/// A corrupt or truncated gzip file is a one-line data error naming the
+/// file, and nothing of it is ingested.
+#[test]
+fn corrupt_gzip_is_a_data_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = gzip(events_ndjson().repeat(50).as_bytes());
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0xff;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage.ndjson.gz", b"this is not gzip at all\n".to_vec()),
+        ("truncated.ndjson.gz", good[..good.len() / 2].to_vec()),
+        ("flipped.ndjson.gz", flipped),
+        ("plain.jsonl.gz", events_ndjson().into_bytes()),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let engine = Engine::new();
+        assert_data_error(engine.ingest_ndjson_file(&path), &[name]);
+        assert_eq!(engine.stats().events, 0, "{name}");
+        for q in queries() {
+            assert_data_error(
+                run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+                &[name],
+            );
+        }
+    }
+}
+
+/// A UTF-8 byte order mark at the start of a file is skipped.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let expected = expected_answers();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.ndjson");
+    std::fs::write(&path, format!("\u{feff}{}", events_ndjson())).unwrap();
+    let (engine, batch) = ndjson_answers(&path);
+    assert_eq!(engine, expected);
+    assert_eq!(batch, expected);
+    let gz = dir.path().join("bom.ndjson.gz");
+    std::fs::write(&gz, gzip(format!("\u{feff}{}", events_ndjson()).as_bytes())).unwrap();
+    assert_eq!(ndjson_answers(&gz).0, expected);
+}
+
+/// An object that spans lines (pretty-printed JSON) or two objects on one
+/// line: a data error naming the file and the physical line.
+#[test]
+fn objects_across_or_within_lines_are_refused_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = events_ndjson();
+    let lines: Vec<&str> = text.lines().collect();
+    let spanning = format!(
+        "{}\n{}\n{}",
+        lines[0],
+        lines[1].replace(",\"bot_id\"", ",\n\"bot_id\""),
+        lines[2..].join("\n")
+    );
+    let two = format!("{}\n{} {}\n{}\n", lines[0], lines[1], lines[2], lines[3]);
+    for (name, text) in [("spanning.ndjson", spanning), ("two.ndjson", two)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        assert_data_error(Engine::new().ingest_ndjson_file(&path), &[name, "line 2"]);
+        for q in queries() {
+            assert_data_error(
+                run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+                &[name, "line 2"],
+            );
+        }
+    }
+}
+
+// ---- File types and directory walks ---------------------------------------
+
+/// A named file that is neither Parquet nor NDJSON (by its name) is a data
+/// error naming it and the supported types, not a "corrupt footer".
+#[test]
+fn unknown_file_types_are_refused_naming_the_supported_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["events.csv", "events", "events.json", "events.parquet.gz"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, events_ndjson()).unwrap();
+        for q in queries() {
+            assert_data_error(
+                run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+                &[
+                    name,
+                    "unsupported file type",
+                    ".parquet",
+                    ".ndjson",
+                    ".jsonl.gz",
+                ],
+            );
+        }
+    }
+    // `.parq` is Parquet.
+    let parq = dir.path().join("events.parq");
+    std::fs::copy(fixture("codec_none.parquet"), &parq).unwrap();
+    assert_eq!(
+        batch_answers(&[parq], IngestMode::Strict).unwrap(),
+        expected_answers()
+    );
+}
+
+/// Directory walks skip `.` and `_` entries, as Spark, Hive and Arrow
+/// datasets do: `_SUCCESS`, `_temporary/`, macOS `._x.parquet` sidecars
+/// (AppleDouble, not Parquet), hidden directories. A sidecar used to fail
+/// the whole query. Named explicitly, such a file is read.
+#[test]
+fn directory_walks_skip_hidden_and_underscore_entries() {
+    let expected = expected_answers();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(fixture("codec_snappy.parquet"), root.join("part-0.parquet")).unwrap();
+    std::fs::write(root.join("_SUCCESS"), b"").unwrap();
+    std::fs::write(
+        root.join("._part-0.parquet"),
+        b"\x00\x05\x16\x07AppleDouble",
+    )
+    .unwrap();
+    std::fs::write(root.join("notes.csv"), b"a,b\n").unwrap();
+    for sub in ["_temporary", ".hidden"] {
+        std::fs::create_dir(root.join(sub)).unwrap();
+        std::fs::write(root.join(sub).join("part-1.parquet"), b"not parquet").unwrap();
+    }
+    assert_eq!(
+        batch_answers(&[root.to_path_buf()], IngestMode::Strict).unwrap(),
+        expected
+    );
+    // Named explicitly, the sidecar is read (and is no Parquet file).
+    let sidecar = root.join("._part-0.parquet");
+    assert_data_error(
+        run_files(&queries()[0], &[sidecar], &BatchOptions::default()),
+        &["._part-0.parquet"],
+    );
+    // A named `_` directory is walked.
+    let named = root.join("_named");
+    std::fs::create_dir(&named).unwrap();
+    std::fs::copy(fixture("codec_zstd.parquet"), named.join("p.parquet")).unwrap();
+    assert_eq!(
+        batch_answers(&[named], IngestMode::Strict).unwrap(),
+        expected
+    );
+}
