@@ -26,7 +26,7 @@ use crate::ingest::{
 };
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
-use crate::schema::Event;
+use crate::schema::{Event, COLUMNS};
 use crate::store::{Store, StoreOptions};
 
 /// Validated input waiting to be applied: the report so far and the
@@ -153,7 +153,8 @@ impl Engine {
             .map_err(|e| e.within(path.display()))
     }
 
-    /// Ingests a Parquet file, atomically; errors name the file.
+    /// Ingests a Parquet file, atomically; errors name the file. Only the
+    /// columns of the event schema are decoded; others are never read.
     pub fn ingest_parquet(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -173,19 +174,28 @@ impl Engine {
         open: impl Fn() -> Result<R> + Sync,
     ) -> Result<IngestReport> {
         let staged = Mutex::new((IngestReport::default(), Vec::new()));
-        scan_parquet(name, open, None, &ScanScope::all(), |batch, read| {
-            let first_row = match read {
-                RowsRead::Whole { first_row } => first_row,
-                RowsRead::Filtered => 0, // not with an empty scope
-            };
-            let mut report = IngestReport::default();
-            let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)
-                .map_err(|e| e.within(name))?;
-            let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
-            staged.0.merge(&report);
-            staged.1.push((first_row, cols));
-            Ok(())
-        })?;
+        // Only the event columns are decoded (and their pages checked):
+        // extra columns, however wide or odd, are never read.
+        let columns = COLUMNS.map(|(name, _)| name);
+        scan_parquet(
+            name,
+            open,
+            Some(&columns),
+            &ScanScope::all(),
+            |batch, read| {
+                let first_row = match read {
+                    RowsRead::Whole { first_row } => first_row,
+                    RowsRead::Filtered => 0, // not with an empty scope
+                };
+                let mut report = IngestReport::default();
+                let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)
+                    .map_err(|e| e.within(name))?;
+                let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
+                staged.0.merge(&report);
+                staged.1.push((first_row, cols));
+                Ok(())
+            },
+        )?;
         self.apply_staged(staged)
     }
 

@@ -632,3 +632,61 @@ fn directory_walks_skip_hidden_and_underscore_entries() {
         expected
     );
 }
+
+// ---- Projection -------------------------------------------------------------
+
+/// `Engine::ingest_parquet` decodes only the event columns: a file with a
+/// wide extra binary column (4 MB a row) and an extra list column whose
+/// pages are garbage ingests fine and gives the right answers — the
+/// garbage would be a data error if it were read.
+#[test]
+fn engine_parquet_ingest_reads_only_the_event_columns() {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    let events = events_batch();
+    let wide: ArrayRef = Arc::new(arrow_array::BinaryArray::from_iter_values(
+        (0..4).map(|i| vec![i as u8; 4 << 20]),
+    ));
+    let mut list = ListBuilder::new(StringBuilder::new());
+    for i in 0..4 {
+        list.values().append_value(format!("v{i}"));
+        list.append(true);
+    }
+    let list: ArrayRef = Arc::new(list.finish());
+    let mut columns: Vec<(String, ArrayRef)> = events
+        .schema()
+        .fields()
+        .iter()
+        .zip(events.columns())
+        .map(|(f, c)| (f.name().clone(), c.clone()))
+        .collect();
+    columns.push(("payload".into(), wide));
+    columns.push(("tags".into(), list));
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut bytes = parquet_bytes(&batch, Compression::UNCOMPRESSED);
+    // Overwrite the `tags` column chunk with garbage.
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::from(bytes.clone()))
+        .unwrap();
+    let chunk = metadata.row_group(0).columns().last().unwrap();
+    assert_eq!(chunk.column_descr().path().string(), "tags.list.item");
+    let start = chunk
+        .dictionary_page_offset()
+        .unwrap_or(chunk.data_page_offset()) as usize;
+    let len = chunk.compressed_size() as usize;
+    bytes[start..start + len].fill(0xa5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.parquet");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let expected = expected_answers();
+    let engine = Engine::new();
+    engine.ingest_parquet(&path).unwrap();
+    assert_eq!(answers(&engine), expected);
+    let engine = Engine::new();
+    engine.ingest_parquet_bytes(bytes).unwrap();
+    assert_eq!(answers(&engine), expected);
+    assert_eq!(
+        batch_answers(&[path], IngestMode::Strict).unwrap(),
+        expected
+    );
+}
