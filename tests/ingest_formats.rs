@@ -299,6 +299,64 @@ fn null_typed_columns_through_arrow_and_ndjson() {
     }
 }
 
+/// A Null-typed `conversation_id` whose footer statistics claim no nulls
+/// (a lying or buggy writer): batch jobs must not trust them to prune or
+/// row-filter the row group — the conversation filter would drop every
+/// row and flow would answer "not found" with exit 0.
+#[test]
+fn null_typed_keys_are_never_pruned_or_filtered_by_statistics() {
+    let batch = events_batch();
+    let columns: Vec<(String, ArrayRef, bool)> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(f, c)| {
+            let c = if f.name() == "conversation_id" {
+                Arc::new(NullArray::new(4)) as ArrayRef
+            } else {
+                c.clone()
+            };
+            (f.name().clone(), c, true)
+        })
+        .collect();
+    let nulls = RecordBatch::try_from_iter_with_nullable(columns).unwrap();
+    let bytes = with_footer(parquet_bytes(&nulls, Compression::SNAPPY), |c| {
+        if c.column_path().string() == "conversation_id" {
+            let no_nulls =
+                parquet::file::statistics::Statistics::int32(None, None, None, Some(0), false);
+            c.into_builder().set_statistics(no_nulls).build().unwrap()
+        } else {
+            c
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lying_stats.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    for q in queries() {
+        assert_data_error(
+            run_files(&q, std::slice::from_ref(&path), &BatchOptions::default()),
+            &["lying_stats.parquet", "`conversation_id`"],
+        );
+        let options = BatchOptions {
+            mode: IngestMode::Lenient,
+            ..Default::default()
+        };
+        let report = match run_files(&q, std::slice::from_ref(&path), &options) {
+            Ok(outcome) => outcome.report,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NotFound, "{q:?}: {e}");
+                continue;
+            }
+        };
+        assert_eq!(
+            report.skipped.get("null conversation_id"),
+            Some(&4),
+            "{q:?}"
+        );
+    }
+}
+
 // ---- Compression codecs ---------------------------------------------------
 
 /// Every codec the parquet crate writes (LZ4 is the deprecated Hadoop
@@ -356,6 +414,19 @@ fn every_pyarrow_codec_reads_back() {
 /// `bytes`, a Parquet file, with every column chunk's codec in the footer
 /// set to `codec` (the pages are left as they are).
 fn with_codec(bytes: Vec<u8>, codec: Compression) -> Vec<u8> {
+    with_footer(bytes, |c| {
+        c.into_builder().set_compression(codec).build().unwrap()
+    })
+}
+
+/// `bytes`, a Parquet file, with every column chunk's metadata in the
+/// footer passed through `edit` (the pages are left as they are).
+fn with_footer(
+    bytes: Vec<u8>,
+    edit: impl Fn(
+        parquet::file::metadata::ColumnChunkMetaData,
+    ) -> parquet::file::metadata::ColumnChunkMetaData,
+) -> Vec<u8> {
     use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
     let data = bytes::Bytes::from(bytes.clone());
     let metadata = ParquetMetaDataReader::new()
@@ -368,17 +439,7 @@ fn with_codec(bytes: Vec<u8>, codec: Compression) -> Vec<u8> {
         .row_groups()
         .iter()
         .map(|rg| {
-            let columns = rg
-                .columns()
-                .iter()
-                .map(|c| {
-                    c.clone()
-                        .into_builder()
-                        .set_compression(codec)
-                        .build()
-                        .unwrap()
-                })
-                .collect();
+            let columns = rg.columns().iter().map(|c| edit(c.clone())).collect();
             rg.clone()
                 .into_builder()
                 .set_column_metadata(columns)
