@@ -71,7 +71,7 @@ fn main() {
         }
         let t = Instant::now();
         let answer = engine.usage(&query).expect("answer under the limit");
-        let json = answer.to_json();
+        let json = serde_json::to_string(&answer).expect("JSON");
         let elapsed = t.elapsed();
         let peak = status_kb("VmHWM:") * 1024;
         let cells = answer.data.series.len() * answer.data.x_values.len();

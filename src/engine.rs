@@ -19,14 +19,14 @@ use arrow_array::RecordBatch;
 use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::read_ndjson;
+use crate::ingest::ndjson::{is_gzip_name, open_ndjson_file, read_ndjson};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{
     events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
 };
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
-use crate::schema::Event;
+use crate::schema::{Event, COLUMNS};
 use crate::store::{Store, StoreOptions};
 
 /// Validated input waiting to be applied: the report so far and the
@@ -145,16 +145,17 @@ impl Engine {
         self.apply_staged(staged)
     }
 
-    /// Ingests an NDJSON file, atomically; errors name the file.
+    /// Ingests an NDJSON file, atomically; errors name the file. A file
+    /// whose name ends in `.gz` is decompressed (gzip) on the fly.
     pub fn ingest_ndjson_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::data_from(path.display().to_string(), e))?;
-        self.ingest_ndjson(std::io::BufReader::with_capacity(1 << 20, file))
+        let reader = open_ndjson_file(path, is_gzip_name(path))?;
+        self.ingest_ndjson(reader)
             .map_err(|e| e.within(path.display()))
     }
 
-    /// Ingests a Parquet file, atomically; errors name the file.
+    /// Ingests a Parquet file, atomically; errors name the file. Only the
+    /// columns of the event schema are decoded; others are never read.
     pub fn ingest_parquet(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -174,19 +175,28 @@ impl Engine {
         open: impl Fn() -> Result<R> + Sync,
     ) -> Result<IngestReport> {
         let staged = Mutex::new((IngestReport::default(), Vec::new()));
-        scan_parquet(name, open, None, &ScanScope::all(), |batch, read| {
-            let first_row = match read {
-                RowsRead::Whole { first_row } => first_row,
-                RowsRead::Filtered => 0, // not with an empty scope
-            };
-            let mut report = IngestReport::default();
-            let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)
-                .map_err(|e| e.within(name))?;
-            let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
-            staged.0.merge(&report);
-            staged.1.push((first_row, cols));
-            Ok(())
-        })?;
+        // Only the event columns are decoded (and their pages checked):
+        // extra columns, however wide or odd, are never read.
+        let columns = COLUMNS.map(|(name, _)| name);
+        scan_parquet(
+            name,
+            open,
+            Some(&columns),
+            &ScanScope::all(),
+            |batch, read| {
+                let first_row = match read {
+                    RowsRead::Whole { first_row } => first_row,
+                    RowsRead::Filtered => 0, // not with an empty scope
+                };
+                let mut report = IngestReport::default();
+                let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)
+                    .map_err(|e| e.within(name))?;
+                let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
+                staged.0.merge(&report);
+                staged.1.push((first_row, cols));
+                Ok(())
+            },
+        )?;
         self.apply_staged(staged)
     }
 

@@ -520,9 +520,9 @@ fn lenient_reports_skipped_rows_per_reason_and_strict_names_column_and_row() {
 /// `event_type` in row 3; `null_required.ndjson` null `bot_id` on lines 2
 /// and 3 and no `conversation_id` on line 4. Whatever the query, strict mode
 /// must reject the file (SPEC 1) and lenient mode must skip and count those
-/// rows. Batch execution only checks the columns a query reads and only the
-/// rows of the queried bot / conversation (or, for usage over Parquet, of
-/// the team's bots), so today the outcome depends on the query.
+/// rows, although batch execution reads only some columns and, once rows
+/// are validated, only the queried bot / conversation (or, for usage over
+/// Parquet, the team's bots).
 #[test]
 fn null_handling_does_not_depend_on_the_query() {
     let mut failures = Vec::new();
@@ -674,9 +674,8 @@ fn odd_but_valid_inputs_answer() {
     check_case("usage_by_bot_and_version", &case, &args, &out);
 }
 
-/// A value nested 100,000 levels deep in a known column: today the JSON
-/// decoder's error path recurses and the process dies of a stack overflow
-/// (SIGABRT) instead of reporting a data error.
+/// A value nested 100,000 levels deep in a known column: a data error, not
+/// a stack overflow in the JSON decoder's (recursive) error path.
 #[test]
 fn deeply_nested_json_is_a_data_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
@@ -914,9 +913,9 @@ fn convostat_with_timeout(args: &[String], limit: std::time::Duration) -> Option
 
 /// A directory input whose tree contains symlinks back to itself: every
 /// file is still read (at most a bounded number of times) and the answer
-/// is the single file's. Today the walk follows directory symlinks without
-/// cycle detection: with two links to `.` it visits 2^40 paths (until the
-/// kernel's 40-symlink limit), growing to many GB of memory.
+/// is the single file's. A walk following directory symlinks would, with
+/// two links to `.`, visit 2^40 paths (until the kernel's 40-symlink
+/// limit), growing to many GB of memory.
 #[cfg(unix)]
 #[test]
 fn a_directory_with_symlink_cycles_terminates() {

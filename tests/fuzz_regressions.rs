@@ -328,8 +328,19 @@ fn valid_delta_byte_array_file_still_ingests() {
     assert_eq!((report.rows_seen, report.rows_ingested), (6, 5));
 }
 
+/// Whether libtest's output says it ran exactly one test, which passed.
+/// A filter that matches no test (a renamed child) runs zero tests and
+/// exits 0, so the exit status alone proves nothing.
+fn ran_one_test(stdout: &str) -> bool {
+    stdout.lines().any(|l| l.trim() == "running 1 test")
+        && stdout
+            .lines()
+            .any(|l| l.starts_with("test result: ok. 1 passed; 0 failed;"))
+}
+
 /// Runs the ignored test `child` in a child process and fails if that
-/// process dies (an abort inside a decoder must fail one test, not all).
+/// process dies (an abort inside a decoder must fail one test, not all) or
+/// if it did not run exactly that one test.
 fn assert_child_survives(child: &str, input: &str) {
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
@@ -351,6 +362,26 @@ fn assert_child_survives(child: &str, input: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        ran_one_test(&stdout),
+        "the child process did not run exactly the test `{child}`:\n{stdout}"
+    );
+}
+
+/// A child test that does not exist runs zero tests and exits 0: the
+/// parent must see that.
+#[test]
+fn a_missing_child_test_is_noticed() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["no_such_test_anywhere", "--exact", "--ignored"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!ran_one_test(&String::from_utf8_lossy(&output.stdout)));
+    assert!(ran_one_test(
+        "\nrunning 1 test\ntest x ... ok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 40 filtered out; finished in 0.01s\n"
+    ));
 }
 
 // The same allocation abort through the paths the first DELTA_BYTE_ARRAY

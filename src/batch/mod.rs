@@ -37,7 +37,7 @@ use crate::answer::Answer;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::read_ndjson;
+use crate::ingest::ndjson::{open_ndjson_file, read_ndjson};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
@@ -243,14 +243,13 @@ pub fn run_files(
                     .map_err(|e: Error| e.within(&name))
                 })?;
             }
-            InputFormat::Ndjson => {
-                let f = std::fs::File::open(&file.path)
-                    .map_err(|e| Error::data_from(name.clone(), e))?;
+            InputFormat::Ndjson | InputFormat::NdjsonGzip => {
+                let gzip = file.format == InputFormat::NdjsonGzip;
+                let reader = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
-                    read_ndjson(
-                        std::io::BufReader::with_capacity(1 << 20, f),
-                        |batch, lines| fold(batch, RowNumbers::Lines(lines), false),
-                    )
+                    read_ndjson(reader, |batch, lines| {
+                        fold(batch, RowNumbers::Lines(lines), false)
+                    })
                 })
                 .map_err(|e| e.within(&name))?;
             }

@@ -73,7 +73,7 @@ pub(crate) fn packed_run(bytes: &[u8], max_values: u64) -> Result<PackedRun, Str
             }
             let used = remaining.min(per_miniblock);
             // The decoder needs the bits of the values it reads ...
-            if end.saturating_add((used * width).div_ceil(8)) > len {
+            if end.saturating_add(used.saturating_mul(width).div_ceil(8)) > len {
                 return Err(missing());
             }
             // ... and steps over the whole miniblock.

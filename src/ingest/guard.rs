@@ -176,14 +176,18 @@ fn walk_page_headers<R: ChunkReader>(
 }
 
 /// The fewest bits one value of `descr`'s physical type takes in a PLAIN
-/// dictionary page.
+/// dictionary page. A FIXED_LEN_BYTE_ARRAY type length comes from the
+/// footer, up to `i32::MAX`: at most 2^34 bits, so every product of this
+/// with a count is computed saturating.
 fn min_value_bits(descr: &ColumnDescriptor) -> u64 {
     match descr.physical_type() {
         PhysicalType::BOOLEAN => 1,
         PhysicalType::INT32 | PhysicalType::FLOAT | PhysicalType::BYTE_ARRAY => 32,
         PhysicalType::INT64 | PhysicalType::DOUBLE => 64,
         PhysicalType::INT96 => 96,
-        PhysicalType::FIXED_LEN_BYTE_ARRAY => 8 * descr.type_length().max(0) as u64,
+        PhysicalType::FIXED_LEN_BYTE_ARRAY => {
+            8u64.saturating_mul(descr.type_length().max(0) as u64)
+        }
     }
 }
 
@@ -191,7 +195,7 @@ fn min_value_bits(descr: &ColumnDescriptor) -> u64 {
 /// the page's bytes. The decoder sizes the dictionary by the declared count.
 fn check_dictionary(descr: &ColumnDescriptor, values: i32, bytes: i32) -> Result<(), String> {
     let (values, bytes) = (values.max(0) as u64, bytes.max(0) as u64);
-    if values * min_value_bits(descr) > bytes * 8 {
+    if values.saturating_mul(min_value_bits(descr)) > bytes.saturating_mul(8) {
         return Err(format!(
             "dictionary page declares {values} values in {bytes} bytes"
         ));
@@ -233,16 +237,19 @@ fn check_page_contents(
                 }
                 let level_bytes = match level_encoding {
                     ParquetEncoding::RLE => {
-                        let Some(Ok(prefix)) = buf.get(pos..pos + 4).map(<[u8; 4]>::try_from)
+                        let Some(Ok(prefix)) = pos
+                            .checked_add(4)
+                            .and_then(|end| buf.get(pos..end))
+                            .map(<[u8; 4]>::try_from)
                         else {
                             return Ok(()); // the decoder refuses this page
                         };
-                        4 + u32::from_le_bytes(prefix) as usize
+                        (u32::from_le_bytes(prefix) as usize).saturating_add(4)
                     }
                     #[allow(deprecated)]
                     ParquetEncoding::BIT_PACKED => {
                         let width = 16 - (max as u16).leading_zeros() as usize;
-                        (*num_values as usize * width).div_ceil(8)
+                        (*num_values as usize).saturating_mul(width).div_ceil(8)
                     }
                     _ => return Ok(()),
                 };
@@ -352,6 +359,61 @@ mod tests {
         let bomb = delta_length_page(huge, empty_strings_run(u64::from(huge)));
         let err = check_page_contents(&bomb, &column, all).unwrap_err();
         assert!(err.contains("at most 16777216"), "{err}");
+    }
+
+    fn fixed_len_column(type_length: i32) -> ColumnDescriptor {
+        use parquet::schema::types::{ColumnPath, Type};
+        let leaf = Type::primitive_type_builder("f", PhysicalType::FIXED_LEN_BYTE_ARRAY)
+            .with_length(type_length)
+            .build()
+            .unwrap();
+        ColumnDescriptor::new(Arc::new(leaf), 0, 0, ColumnPath::from("f"))
+    }
+
+    /// A FIXED_LEN_BYTE_ARRAY of type length `i32::MAX` (2^34 bits a
+    /// value) with 2^31 - 1 declared values: the bit count overflows u64.
+    /// It must be refused, not wrap around (or panic in debug builds).
+    #[test]
+    fn a_huge_fixed_type_length_cannot_overflow_the_dictionary_check() {
+        let column = fixed_len_column(i32::MAX);
+        let err = check_dictionary(&column, i32::MAX, 1024).unwrap_err();
+        assert!(err.contains("declares 2147483647 values"), "{err}");
+        assert!(check_dictionary(&column, 2, i32::MAX).is_err());
+        assert_eq!(check_dictionary(&column, 1, i32::MAX), Ok(()));
+        assert_eq!(check_dictionary(&column, 0, 0), Ok(()));
+        let page = Page::DictionaryPage {
+            buf: vec![0u8; 16].into(),
+            num_values: u32::MAX,
+            encoding: ParquetEncoding::PLAIN,
+            is_sorted: false,
+        };
+        assert!(check_page_contents(&page, &column, |v| v).is_err());
+    }
+
+    /// A v1 page whose repetition-level length prefix is `u32::MAX`: the
+    /// position arithmetic saturates and the page is left to the decoder.
+    #[test]
+    fn huge_level_lengths_do_not_overflow() {
+        use parquet::schema::types::{ColumnPath, Type};
+        let leaf = Type::primitive_type_builder("s", PhysicalType::BYTE_ARRAY)
+            .with_repetition(parquet::basic::Repetition::OPTIONAL)
+            .build()
+            .unwrap();
+        let column = ColumnDescriptor::new(Arc::new(leaf), 1, 1, ColumnPath::from("s"));
+        for level_encoding in [ParquetEncoding::RLE, {
+            #[allow(deprecated)]
+            ParquetEncoding::BIT_PACKED
+        }] {
+            let page = Page::DataPage {
+                buf: vec![0xff; 8].into(),
+                num_values: u32::MAX,
+                encoding: ParquetEncoding::DELTA_LENGTH_BYTE_ARRAY,
+                def_level_encoding: level_encoding,
+                rep_level_encoding: level_encoding,
+                statistics: None,
+            };
+            assert_eq!(check_page_contents(&page, &column, |v| v), Ok(()));
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! the line (1-based, counting blank lines).
 
 use std::io::BufRead;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -96,6 +97,10 @@ fn more_brackets_than(line: &[u8], limit: usize) -> bool {
     false
 }
 
+/// The UTF-8 byte order mark some Windows tools write at the start of a
+/// text file; skipped there.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
 #[derive(Default)]
 struct Chunk {
@@ -124,6 +129,11 @@ impl Chunk {
     /// `line_no`, unless it is blank; blank lines stay in the text, where
     /// the JSON decoder skips them as whitespace.
     fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) -> Result<()> {
+        if line_no == 1 && self.text[start..end].starts_with(UTF8_BOM) {
+            // A byte order mark opens the file: blank it out for the
+            // decoder (line 1 starts the first chunk).
+            self.text[start..start + UTF8_BOM.len()].fill(b' ');
+        }
         let line = &self.text[start..end];
         if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
@@ -199,6 +209,41 @@ fn line_too_long(line_no: u64) -> Error {
     )
 }
 
+/// A reader of gzip-compressed bytes whose errors say so.
+struct Gunzip<R>(flate2::read::MultiGzDecoder<R>);
+
+impl<R: std::io::Read> std::io::Read for Gunzip<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("corrupt gzip stream: {e}")))
+    }
+}
+
+/// Buffer size for reading NDJSON files.
+const FILE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Opens the NDJSON file `path` for [`read_ndjson`], decompressing it when
+/// `gzip` (a `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are
+/// read one after the other, as `zcat` does). Errors name the file.
+pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>> {
+    let file =
+        std::fs::File::open(path).map_err(|e| Error::data_from(path.display().to_string(), e))?;
+    Ok(if gzip {
+        let gunzip = Gunzip(flate2::read::MultiGzDecoder::new(file));
+        Box::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, gunzip))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, file))
+    })
+}
+
+/// Whether `path` names a gzip-compressed file (`.gz`, any case).
+pub(crate) fn is_gzip_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
 /// column names, timestamps as µs UTC) and the line number of each row.
 ///
@@ -261,24 +306,53 @@ fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
         .map_err(|e| Error::data_from("ndjson", e))
 }
 
-/// Decodes a chunk into a batch with parsed timestamps; on failure, finds
-/// the first failing line by decoding lines one at a time.
+/// Decodes a chunk into a batch with parsed timestamps, one row per
+/// non-blank line. The decoder reads the chunk as one stream of JSON
+/// values, so an object spanning lines or two objects on one line show as
+/// a row count different from the line count (or a decoding error); the
+/// first offending line is then found by decoding lines one at a time.
 fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
     let mut decoder = new_decoder(schema)?;
     let decoded = feed(&mut decoder, &chunk.text).and_then(|_| decoder.flush());
     match decoded {
-        Ok(Some(batch)) => with_timestamps(batch, &chunk.lines),
-        Ok(None) => Err(Error::data("ndjson", "no rows decoded")),
+        Ok(Some(batch)) if batch.num_rows() == chunk.lines.len() => {
+            with_timestamps(batch, &chunk.lines)
+        }
+        Ok(_) => Err(first_bad_line(schema, chunk)?
+            .unwrap_or_else(|| Error::data("ndjson", "rows do not match lines"))),
         Err(e) => {
-            for (i, line_no) in chunk.lines.iter().enumerate() {
-                let mut single = new_decoder(schema)?;
-                feed(&mut single, chunk.line(i))
-                    .and_then(|_| single.flush())
-                    .map_err(|e| at_line(*line_no, e))?;
-            }
-            Err(Error::data_from("ndjson", e))
+            Err(first_bad_line(schema, chunk)?.unwrap_or_else(|| Error::data_from("ndjson", e)))
         }
     }
+}
+
+/// The error of the first line of `chunk` that is not exactly one JSON
+/// value on its own, if any.
+fn first_bad_line(schema: &SchemaRef, chunk: &Chunk) -> Result<Option<Error>> {
+    for (i, &line_no) in chunk.lines.iter().enumerate() {
+        let mut single = new_decoder(schema)?;
+        let rows = feed(&mut single, chunk.line(i))
+            .and_then(|_| single.flush())
+            .map(|batch| batch.map_or(0, |b| b.num_rows()));
+        match rows {
+            Ok(1) => {}
+            Ok(_) => {
+                return Ok(Some(Error::data(
+                    format!("line {line_no}"),
+                    "more than one JSON value on one line (NDJSON holds one object per line)",
+                )))
+            }
+            // The decoder's word for a line that ends inside a value.
+            Err(e) if e.to_string().contains("Truncated record") => {
+                return Ok(Some(Error::data(
+                    format!("line {line_no}"),
+                    "the JSON value does not end on its line (NDJSON holds one object per line)",
+                )))
+            }
+            Err(e) => return Ok(Some(at_line(line_no, e))),
+        }
+    }
+    Ok(None)
 }
 
 /// Replaces the string `timestamp` column by parsed µs timestamps.
@@ -468,6 +542,56 @@ mod tests {
         }
         assert!(more_brackets_than(&spread, 64)); // 100 brackets over many blocks
         assert!(!more_brackets_than(b"]}a;{[ ", 2)); // 2 opening brackets
+    }
+
+    /// A byte order mark at the start of the file is skipped (also when
+    /// the reader hands it over a byte at a time); elsewhere it is an error.
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let line = "{\"event_id\":\"e1\",\"timestamp\":\"2024-03-01T10:00:00Z\"}\n";
+        for text in [format!("\u{feff}{line}{line}"), format!("\u{feff}\n{line}")] {
+            let batches = read(text.as_bytes()).unwrap();
+            assert_eq!(batches[0].num_rows(), text.matches("e1").count());
+            let out = std::sync::Mutex::new(Vec::new());
+            let slow = std::io::BufReader::with_capacity(1, text.as_bytes());
+            read_ndjson(slow, |b, lines| {
+                out.lock().unwrap().push((b.num_rows(), lines.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(out.into_inner().unwrap()[0].0, text.matches("e1").count());
+        }
+        let err = read(format!("{line}\u{feff}{line}").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    /// One object per line: an object spanning lines, or two objects on
+    /// one line, is refused naming the physical line, wherever it falls
+    /// in a chunk.
+    #[test]
+    fn objects_must_match_lines() {
+        let good = "{\"event_id\":\"e\"}\n";
+        for at in [0, 5, BATCH_ROWS - 1, BATCH_ROWS + 3] {
+            let before = good.repeat(at);
+            let spanning = format!("{before}\n{{\"event_id\":\n\"e1\"}}\n{good}");
+            let err = read(spanning.as_bytes()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Data);
+            assert!(
+                err.to_string().contains(&format!(
+                    "line {}: the JSON value does not end on its line",
+                    at + 2
+                )),
+                "{at}: {err}"
+            );
+            let two =
+                format!("{before}{good}{{\"event_id\":\"a\"}} {{\"event_id\":\"b\"}}\n{good}");
+            let err = read(two.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("line {}: more than one JSON value", at + 2)),
+                "{at}: {err}"
+            );
+        }
     }
 
     #[test]

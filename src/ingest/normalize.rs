@@ -13,7 +13,7 @@ use arrow_array::types::{
     TimestampSecondType,
 };
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringViewArray};
-use arrow_buffer::BooleanBufferBuilder;
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
 use arrow_schema::{DataType, TimeUnit};
 
 use super::{IngestMode, IngestReport, RequiredColumn, SkipReason};
@@ -152,12 +152,17 @@ fn find<'a>(batch: &'a RecordBatch, name: &str, required: bool) -> Result<Option
     Ok(Some(array))
 }
 
+/// A column of type `Null` (pandas writes one for an all-`None` column) is
+/// accepted everywhere as a column whose every value is null: all null for
+/// an optional column, a null in every row for a required one (rejected in
+/// strict mode, every row skipped in lenient mode).
 fn check_type(name: &str, data_type: &DataType) -> Result<()> {
-    let ok = if name == col::TIMESTAMP {
-        matches!(data_type, DataType::Timestamp(_, _))
-    } else {
-        is_string_type(data_type) || *data_type == DataType::Null
-    };
+    let ok = *data_type == DataType::Null
+        || if name == col::TIMESTAMP {
+            matches!(data_type, DataType::Timestamp(_, _))
+        } else {
+            is_string_type(data_type)
+        };
     if !ok {
         let expected = if name == col::TIMESTAMP {
             "a timestamp (any unit, any zone)"
@@ -330,13 +335,42 @@ pub(crate) fn normalize(
     let micros_ok = |row: usize| micros_valid.as_ref().is_none_or(|v| v[row]);
 
     // Rows with a problem in a required column, with the first reason.
-    let required: [(RequiredColumn, &ArrayRef); 4] = [
-        (RequiredColumn::EventId, event_id),
-        (RequiredColumn::BotId, bot_id),
-        (RequiredColumn::ConversationId, conversation_id),
-        (RequiredColumn::EventType, event_type),
+    // Nulls are logical nulls: a `Null`-typed column is null in every row,
+    // a dictionary key pointing at a null value is null.
+    let required: [(RequiredColumn, Option<NullBuffer>); 4] = [
+        (RequiredColumn::EventId, event_id.logical_nulls()),
+        (RequiredColumn::BotId, bot_id.logical_nulls()),
+        (
+            RequiredColumn::ConversationId,
+            conversation_id.logical_nulls(),
+        ),
+        (RequiredColumn::EventType, event_type.logical_nulls()),
     ];
-    let has_problems = required.iter().any(|(_, a)| a.null_count() > 0) || micros_valid.is_some();
+    let timestamp_nulls = timestamp.logical_nulls();
+    let is_null =
+        |nulls: &Option<NullBuffer>, row: usize| nulls.as_ref().is_some_and(|n| n.is_null(row));
+    let has_problems = required
+        .iter()
+        .any(|(_, nulls)| nulls.as_ref().is_some_and(|n| n.null_count() > 0))
+        || micros_valid.is_some();
+    if mode == IngestMode::Strict && n > 0 {
+        // A whole column of type `Null`: say so rather than name row 1.
+        let all_null = [
+            (col::EVENT_ID, event_id),
+            (col::TIMESTAMP, timestamp),
+            (col::BOT_ID, bot_id),
+            (col::CONVERSATION_ID, conversation_id),
+            (col::EVENT_TYPE, event_type),
+        ]
+        .into_iter()
+        .find(|(_, a)| *a.data_type() == DataType::Null);
+        if let Some((column, _)) = all_null {
+            return Err(Error::data(
+                column_context(column),
+                "required column has type Null (every value is null; strict mode rejects the whole input)",
+            ));
+        }
+    }
     let mut keep = BooleanBufferBuilder::new(n);
     keep.append_n(n, true);
     let mut dropped = 0usize;
@@ -344,9 +378,9 @@ pub(crate) fn normalize(
         let reason = if micros_ok(row) {
             required
                 .iter()
-                .find(|(_, a)| a.is_null(row))
-                .map(|&(column, _)| SkipReason::Null(column))
-        } else if timestamp.is_null(row) {
+                .find(|(_, nulls)| is_null(nulls, row))
+                .map(|(column, _)| SkipReason::Null(*column))
+        } else if is_null(&timestamp_nulls, row) {
             Some(SkipReason::Null(RequiredColumn::Timestamp))
         } else {
             Some(SkipReason::TimestampOutOfRange)
@@ -420,6 +454,7 @@ pub(crate) fn normalize(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use arrow_array::types::Int16Type;
@@ -583,6 +618,97 @@ mod tests {
             .as_ref()
             .unwrap();
         assert!(language.is_null(0));
+    }
+
+    /// `b` with column `name` replaced by (or, if absent, extended with)
+    /// `array`.
+    fn with_column(b: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
+        let mut columns: Vec<(String, ArrayRef)> = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .filter(|(f, _)| f.name() != name)
+            .map(|(f, c)| (f.name().clone(), c.clone()))
+            .collect();
+        columns.push((name.to_owned(), array));
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    fn lenient(b: &RecordBatch) -> (EventColumns, IngestReport) {
+        let mut report = IngestReport::default();
+        let cols = normalize(b, IngestMode::Lenient, RowNumbers::From(1), &mut report).unwrap();
+        (cols, report)
+    }
+
+    /// A required column of type `Null` (pandas' all-`None` column) is a
+    /// null in every row: strict mode names the column, lenient mode skips
+    /// and counts every row. It used to be read as empty strings.
+    #[test]
+    fn null_typed_required_columns_are_nulls_in_every_row() {
+        let b = batch(
+            Arc::new(StringArray::from(vec!["b", "b", "b"])),
+            micros(vec![1, 2, 3]),
+        );
+        for (name, _) in COLUMNS.iter().filter(|(_, required)| *required) {
+            let nulls = with_column(&b, name, Arc::new(NullArray::new(3)));
+            let err = strict(&nulls).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Data);
+            assert!(
+                err.to_string().contains(&format!("column `{name}`")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("type Null"), "{err}");
+            let (cols, report) = lenient(&nulls);
+            assert_eq!(cols.len(), 0, "{name}");
+            assert_eq!(report.rows_seen, 3);
+            let texts: Vec<(String, u64)> = report
+                .skipped
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect();
+            assert_eq!(texts, [(format!("null {name}"), 3)], "{name}");
+            // Zero rows of type Null: nothing is wrong.
+            let empty = with_column(&b.slice(0, 0), name, Arc::new(NullArray::new(0)));
+            assert_eq!(strict(&empty).unwrap().len(), 0);
+        }
+    }
+
+    /// A dictionary key pointing at a null value is a null: in a required
+    /// column (rejected or skipped) and in an optional one (a null
+    /// attribute).
+    #[test]
+    fn dictionary_null_values_are_nulls() {
+        let dict = |values: Vec<Option<&str>>| -> ArrayRef {
+            let keys = arrow_array::Int8Array::from(vec![0, 1, 0, 2]);
+            let values: ArrayRef = Arc::new(StringArray::from(values));
+            Arc::new(
+                DictionaryArray::<arrow_array::types::Int8Type>::try_new(keys, values).unwrap(),
+            )
+        };
+        let b = batch(
+            dict(vec![Some("b"), None, Some("c")]),
+            micros(vec![1, 2, 3, 4]),
+        );
+        let err = strict(&b).unwrap_err();
+        assert!(err.to_string().contains("column `bot_id`, row 2"), "{err}");
+        let (cols, report) = lenient(&b);
+        assert_eq!(cols.len(), 3);
+        assert_eq!(
+            report.skipped,
+            BTreeMap::from([(SkipReason::Null(RequiredColumn::BotId), 1)])
+        );
+        let b = batch(
+            Arc::new(StringArray::from(vec!["b"; 4])),
+            micros(vec![1, 2, 3, 4]),
+        );
+        let b = with_column(&b, col::LANGUAGE, dict(vec![Some("en"), None, Some("nl")]));
+        let cols = strict(&b).unwrap();
+        let language = cols.attributes[Attribute::Language.index()]
+            .as_ref()
+            .unwrap();
+        let got: Vec<Option<&str>> = language.iter().collect();
+        assert_eq!(got, [Some("en"), None, Some("en"), Some("nl")]);
     }
 
     #[test]

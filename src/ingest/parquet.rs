@@ -24,6 +24,7 @@ use parquet::arrow::arrow_reader::{
     RowFilter,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::Compression;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
@@ -72,6 +73,34 @@ fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
         let above = stats.max_bytes_opt().is_some_and(|max| v > max);
         !(below || above)
     })
+}
+
+/// Refuses, before anything is decoded, a column chunk to be read whose
+/// compression codec this build cannot decompress (LZO, which no Parquet
+/// implementation in Rust reads), naming the codec, the column and the file.
+/// Every other codec of the format is built in.
+fn check_codecs(
+    name: &str,
+    row_groups: &[RowGroupMetaData],
+    plan: &[(usize, bool)],
+    read: impl Fn(usize) -> bool,
+) -> Result<()> {
+    for &(rg, _) in plan {
+        for (leaf, column) in row_groups[rg].columns().iter().enumerate() {
+            let codec = column.compression();
+            let supported = !matches!(codec, Compression::LZO);
+            if !supported && read(leaf) {
+                return Err(Error::data(
+                    format!("{name}: column `{}`", column.column_descr().path()),
+                    format!(
+                        "Parquet compression codec {codec} is not supported (supported: \
+                         UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4, LZ4_RAW, ZSTD)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How the rows of a decoded batch relate to the file.
@@ -169,6 +198,17 @@ where
         .field_with_name(col::TIMESTAMP)
         .map(|f| f.data_type().clone())
         .unwrap_or(DataType::Null);
+    // A required column of type `Null` is null in every row: no row group
+    // of it is valid, none may be pruned or filtered.
+    let typed_keys = COLUMNS
+        .iter()
+        .filter(|(_, required)| *required)
+        .all(|(name, _)| {
+            metadata
+                .schema()
+                .field_with_name(name)
+                .is_ok_and(|f| *f.data_type() != DataType::Null)
+        });
     let row_groups = metadata.metadata().row_groups();
     let mut first_rows = Vec::with_capacity(row_groups.len());
     let mut total = 0u64;
@@ -184,7 +224,7 @@ where
     let plan: Vec<(usize, bool)> = (0..row_groups.len())
         .filter_map(|i| {
             let rg = &row_groups[i];
-            if scope.is_all() || !provably_valid(rg, &leaf_of, &timestamp_type) {
+            if scope.is_all() || !typed_keys || !provably_valid(rg, &leaf_of, &timestamp_type) {
                 return Some((i, false));
             }
             let may_match = conditions.iter().all(|(leaf, v)| may_contain(rg, *leaf, v));
@@ -195,6 +235,9 @@ where
         None => ProjectionMask::all(),
         Some(names) => ProjectionMask::columns(&parquet_schema, names.iter().copied()),
     };
+    check_codecs(name, row_groups, &plan, |leaf| {
+        projection.leaf_included(leaf) || conditions.iter().any(|(l, _)| *l == leaf)
+    })?;
     plan.par_iter().try_for_each(|&(rg, filtered)| {
         guard(name, || {
             check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
