@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use convostat::batch::{run_files, BatchOptions};
 use convostat::error::echo;
-use convostat::generate::{write_file, GeneratorConfig};
+use convostat::generate::{write_file, write_parquet_parts, GeneratorConfig, Layout};
 use convostat::{Answer, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
 
 #[derive(Parser)]
@@ -96,6 +96,14 @@ enum Command {
         events: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Row order: interleaved (time order, every bot mixed, as a
+        /// pipeline writes) or clustered (by bot, as a per-tenant export).
+        #[arg(long, value_enum, default_value_t = LayoutArg::Interleaved)]
+        layout: LayoutArg,
+        /// Write this many Parquet files part-NNNNN.parquet into the
+        /// directory --out, consecutive in row order (time partitions).
+        #[arg(long)]
+        files: Option<usize>,
     },
     /// Generates data in memory and runs every query kind, with timings.
     Demo {
@@ -145,6 +153,12 @@ struct BotSeries {
     /// IANA time zone (default UTC).
     #[arg(long)]
     tz: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Interleaved,
+    Clustered,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -262,8 +276,22 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 
 fn run(command: Command) -> convostat::Result<()> {
     let (kind, common, pairs) = match command {
-        Command::Generate { out, events, seed } => {
-            let rows = write_file(&out, &GeneratorConfig::new(events, seed))?;
+        Command::Generate {
+            out,
+            events,
+            seed,
+            layout,
+            files,
+        } => {
+            let layout = match layout {
+                LayoutArg::Interleaved => Layout::Interleaved,
+                LayoutArg::Clustered => Layout::Clustered,
+            };
+            let config = GeneratorConfig::new(events, seed).with_layout(layout);
+            let rows = match files {
+                Some(files) => write_parquet_parts(&out, &config, files)?,
+                None => write_file(&out, &config)?,
+            };
             eprintln!("wrote {rows} events to {}", out.display());
             return Ok(());
         }

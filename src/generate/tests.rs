@@ -18,6 +18,7 @@ fn generate(events: usize, seed: u64, batch_rows: usize) -> Vec<RecordBatch> {
         events,
         seed,
         batch_rows,
+        layout: Layout::Clustered,
     })
     .collect()
 }
@@ -354,6 +355,7 @@ fn parquet_round_trip_and_deterministic_bytes() {
         events: 12_345,
         seed: 99,
         batch_rows: 4_000,
+        layout: Layout::Clustered,
     };
     let (a, b) = (temp_path("a.parquet"), temp_path("b.parquet"));
     assert_eq!(write_parquet(&a, &config).unwrap(), 12_345);
@@ -410,6 +412,7 @@ fn ndjson_round_trip_and_deterministic_bytes() {
         events: 3_001,
         seed: 5,
         batch_rows: 1_000,
+        layout: Layout::Clustered,
     };
     let (a, b) = (temp_path("a.ndjson"), temp_path("b.jsonl"));
     assert_eq!(write_ndjson(&a, &config).unwrap(), 3_001);
@@ -460,4 +463,68 @@ fn write_errors_name_the_file() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn interleaved_rows_are_the_clustered_rows_in_time_order_with_every_bot_mixed() {
+    let config = GeneratorConfig {
+        events: 30_000,
+        seed: 5,
+        batch_rows: 4_096,
+        layout: Layout::Interleaved,
+    };
+    let interleaved: Vec<RecordBatch> = EventGenerator::new(config.clone()).collect();
+    let again: Vec<RecordBatch> = EventGenerator::new(config.clone()).collect();
+    assert_eq!(interleaved, again, "deterministic");
+    assert!(interleaved[..interleaved.len() - 1]
+        .iter()
+        .all(|b| b.num_rows() == 4_096));
+    let mut a = to_events(&interleaved);
+    let mut b = to_events(&generate(30_000, 5, 4_096));
+    assert_eq!(a.len(), 30_000);
+    // Time order, but for the ~1 % of late rows.
+    let backwards = a
+        .windows(2)
+        .filter(|w| w[1].timestamp < w[0].timestamp)
+        .count();
+    assert!(backwards < a.len() / 50, "{backwards} steps back in time");
+    // Every batch mixes (nearly) all bots.
+    for batch in &interleaved {
+        let bots: BTreeSet<&str> = batch
+            .column_by_name(col::BOT_ID)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
+        assert!(bots.len() >= 10, "{bots:?}");
+    }
+    // The same rows as the clustered layout.
+    let key = |e: &Event| (e.event_id.clone(), e.timestamp, e.conversation_id.clone());
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert!(a == b, "the layouts hold different rows");
+}
+
+#[test]
+fn parquet_parts_split_the_rows_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GeneratorConfig::new(10_001, 3).with_layout(Layout::Interleaved);
+    assert_eq!(write_parquet_parts(dir.path(), &config, 4).unwrap(), 10_001);
+    let mut rows = Vec::new();
+    for i in 0..4 {
+        let file = std::fs::File::open(dir.path().join(format!("part-{i:05}.parquet"))).unwrap();
+        let batches: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(n, if i < 3 { 2_501 } else { 2_498 });
+        rows.extend(to_events(&batches));
+    }
+    assert!(!dir.path().join("part-00004.parquet").exists());
+    let whole = to_events(&EventGenerator::new(config).collect::<Vec<_>>());
+    assert!(rows == whole, "the parts are not the whole in order");
 }

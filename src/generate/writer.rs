@@ -48,26 +48,93 @@ pub fn write_file(path: &Path, config: &GeneratorConfig) -> Result<u64> {
 /// # Errors
 /// A data error naming the file when it cannot be created or written.
 pub fn write_parquet(path: &Path, config: &GeneratorConfig) -> Result<u64> {
-    let context = || path.display().to_string();
-    let file = File::create(path).map_err(|e| Error::data_from(context(), e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
-        .build();
-    // The writer buffers its output itself.
-    let mut writer = ArrowWriter::try_new(file, event_schema(), Some(props))
-        .map_err(|e| Error::data_from(context(), e))?;
-    let mut rows = 0u64;
+    let mut writer = ParquetPart::create(path)?;
     for batch in EventGenerator::new(config.clone()) {
-        writer
-            .write(&batch)
-            .map_err(|e| Error::data_from(context(), e))?;
-        rows += batch.num_rows() as u64;
+        writer.write(&batch)?;
     }
-    writer.close().map_err(|e| Error::data_from(context(), e))?;
-    Ok(rows)
+    writer.close()
+}
+
+/// Writes the data set of `config` as `files` Parquet files
+/// `part-00000.parquet`, ... in the directory `dir` (created if needed),
+/// consecutive in row order with equal row counts (the last may be
+/// shorter): with [`super::Layout::Interleaved`], time partitions such as
+/// a pipeline's hourly files. Returns the number of rows written.
+///
+/// # Errors
+/// A data error naming the directory or file when it cannot be written.
+pub fn write_parquet_parts(dir: &Path, config: &GeneratorConfig, files: usize) -> Result<u64> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::data_from(dir.display().to_string(), e))?;
+    let files = files.max(1);
+    let per_file = config.events.div_ceil(files).max(1);
+    let mut written = 0u64;
+    let mut part: Option<ParquetPart> = None;
+    let mut parts = 0usize;
+    for batch in EventGenerator::new(config.clone()) {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let current = match part.as_mut() {
+                Some(p) => p,
+                None => {
+                    let path = dir.join(format!("part-{parts:05}.parquet"));
+                    parts += 1;
+                    part.insert(ParquetPart::create(&path)?)
+                }
+            };
+            let take = (per_file - current.rows as usize).min(batch.num_rows() - offset);
+            current.write(&batch.slice(offset, take))?;
+            offset += take;
+            if current.rows as usize == per_file {
+                written += part.take().map_or(Ok(0), ParquetPart::close)?;
+            }
+        }
+    }
+    if let Some(p) = part {
+        written += p.close()?;
+    }
+    Ok(written)
+}
+
+/// One Parquet file being written with the generator's settings.
+struct ParquetPart {
+    path: String,
+    writer: ArrowWriter<File>,
+    rows: u64,
+}
+
+impl ParquetPart {
+    fn create(path: &Path) -> Result<Self> {
+        let path = path.display().to_string();
+        let file = File::create(&path).map_err(|e| Error::data_from(path.clone(), e))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+            .build();
+        // The writer buffers its output itself.
+        let writer = ArrowWriter::try_new(file, event_schema(), Some(props))
+            .map_err(|e| Error::data_from(path.clone(), e))?;
+        Ok(Self {
+            path,
+            writer,
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer
+            .write(batch)
+            .map_err(|e| Error::data_from(self.path.clone(), e))?;
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    fn close(self) -> Result<u64> {
+        let path = self.path;
+        self.writer.close().map_err(|e| Error::data_from(path, e))?;
+        Ok(self.rows)
+    }
 }
 
 /// Writes the data set of `config` to `path` as NDJSON: one JSON object per
