@@ -115,7 +115,7 @@ enum Command {
 
 #[derive(Args)]
 struct Common {
-    /// Parquet / NDJSON files or directories.
+    /// Parquet (.parquet, .parq) / NDJSON (.ndjson, .jsonl, also .gz) files or directories.
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<PathBuf>,
     /// Output format.
