@@ -149,6 +149,7 @@ pub struct EngineOptions {
     sync: SyncPolicy,
     checkpoint_log_bytes: u64,
     retention: Option<Duration>,
+    checkpoint_on_close: bool,
 }
 
 impl Default for EngineOptions {
@@ -158,6 +159,7 @@ impl Default for EngineOptions {
             sync: SyncPolicy::EveryCall,
             checkpoint_log_bytes: DEFAULT_CHECKPOINT_LOG_BYTES,
             retention: None,
+            checkpoint_on_close: true,
         }
     }
 }
@@ -192,6 +194,16 @@ impl EngineOptions {
     pub fn retention(self, period: Duration) -> Self {
         Self {
             retention: Some(period),
+            ..self
+        }
+    }
+
+    /// Whether closing (or dropping) the engine writes a checkpoint when the
+    /// log holds anything (default: yes). Without it, closing is instant
+    /// and the next open replays the log.
+    pub fn checkpoint_on_close(self, checkpoint_on_close: bool) -> Self {
+        Self {
+            checkpoint_on_close,
             ..self
         }
     }
@@ -367,7 +379,7 @@ impl Engine {
     }
 
     fn close_durable(&self, d: &Durable) -> Result<()> {
-        if d.dirty.load(Ordering::SeqCst) {
+        if d.options.checkpoint_on_close && d.dirty.load(Ordering::SeqCst) {
             self.checkpoint_durable(d)?;
         }
         Ok(())

@@ -91,7 +91,7 @@ enum Command {
     },
     /// Ingests files into a durable data directory (SPEC 9), one atomic and
     /// durable call per file; prints the summed ingest report as one JSON
-    /// line on stdout.
+    /// line on stdout (and on stderr what recovery found, if anything).
     Ingest {
         /// The data directory (created if missing).
         #[arg(long)]
@@ -378,6 +378,23 @@ fn ingest(data: &std::path::Path, inputs: &[PathBuf], lenient: bool) -> convosta
     };
     let files = discover_inputs(inputs)?;
     let engine = EngineOptions::new().mode(mode).open(data)?;
+    if let Some(r) = engine.open_report() {
+        if r.records_replayed > 0 || r.dropped_tail_bytes > 0 {
+            eprintln!(
+                "recovered {}: replayed {} log records ({} events){}",
+                data.display(),
+                r.records_replayed,
+                r.events_replayed,
+                match &r.dropped_tail {
+                    Some(why) => format!(
+                        ", dropped a torn tail of {} bytes ({why})",
+                        r.dropped_tail_bytes
+                    ),
+                    None => String::new(),
+                }
+            );
+        }
+    }
     let mut total = IngestReport::default();
     for file in &files {
         let report = match file.format {

@@ -63,6 +63,7 @@ pub(crate) struct DataDir {
     /// the file is closed.
     _lock: File,
     pub log: Log,
+    policy: SyncPolicy,
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -85,25 +86,35 @@ fn parse_number(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 }
 
 /// Fsyncs a directory, so that entries created, renamed or removed in it
-/// survive a power cut.
-fn sync_dir(path: &Path) -> Result<()> {
+/// survive a power cut (not with [`SyncPolicy::Never`]).
+fn sync_dir(path: &Path, policy: SyncPolicy) -> Result<()> {
+    if policy == SyncPolicy::Never {
+        return Ok(());
+    }
     File::open(path)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(path, e))
 }
 
+/// Fsyncs a file (not with [`SyncPolicy::Never`]).
+fn sync_file(file: &File, path: &Path, policy: SyncPolicy) -> Result<()> {
+    if policy == SyncPolicy::Never {
+        return Ok(());
+    }
+    file.sync_all().map_err(|e| io(path, e))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename,
 /// fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8], policy: SyncPolicy) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    sync_file(&file, &tmp, policy)?;
     drop(file);
     let path = dir.join(name);
     fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-    sync_dir(dir)
+    sync_dir(dir, policy)
 }
 
 fn manifest_text(version: u32) -> String {
@@ -205,7 +216,12 @@ impl DataDir {
                         "the manifest is missing but the directory holds data",
                     ));
                 }
-                write_atomic(path, MANIFEST, manifest_text(FORMAT_VERSION).as_bytes())?;
+                write_atomic(
+                    path,
+                    MANIFEST,
+                    manifest_text(FORMAT_VERSION).as_bytes(),
+                    policy,
+                )?;
             }
             Err(e) => return Err(io(&manifest, e)),
         }
@@ -236,14 +252,21 @@ impl DataDir {
             .collect();
         for (i, &n) in segments.iter().enumerate() {
             let last = i + 1 == segments.len();
-            replay_segment(&path.join(segment_name(n)), last, store, &mut report)?;
+            replay_segment(
+                &path.join(segment_name(n)),
+                last,
+                store,
+                &mut report,
+                policy,
+            )?;
         }
         let next = segments.last().map_or(base, |&n| n + 1).max(base);
-        let (file, _) = create_segment(path, next)?;
+        let (file, _) = create_segment(path, next, policy)?;
         let dir = DataDir {
             path: path.to_path_buf(),
             _lock: lock,
             log: Log::new(file, next, 0, policy),
+            policy,
         };
         Ok((dir, report))
     }
@@ -266,11 +289,11 @@ impl DataDir {
         let (n, bytes) = quiescent(&|| {
             let (segment, _) = self.log.position();
             let next = segment + 1;
-            let (file, _) = create_segment(&self.path, next)?;
+            let (file, _) = create_segment(&self.path, next, self.policy)?;
             self.log.rotate(file, next)?;
             Ok((next, checkpoint::encode(store)?))
         })?;
-        write_atomic(&self.path, &checkpoint_name(n), &bytes)?;
+        write_atomic(&self.path, &checkpoint_name(n), &bytes, self.policy)?;
         let files = list(&self.path)?;
         for &old in files.segments.iter().filter(|&&s| s < n) {
             remove(&self.path.join(segment_name(old)))?;
@@ -283,20 +306,26 @@ impl DataDir {
 }
 
 /// Creates segment `n` (empty) and makes its entry durable.
-fn create_segment(dir: &Path, n: u64) -> Result<(File, PathBuf)> {
+fn create_segment(dir: &Path, n: u64, policy: SyncPolicy) -> Result<(File, PathBuf)> {
     let path = dir.join(segment_name(n));
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(|e| io(&path, e))?;
-    sync_dir(dir)?;
+    sync_dir(dir, policy)?;
     Ok((file, path))
 }
 
 /// Replays one segment into `store`. Damage in the last segment with no
 /// valid record after it is a torn tail: truncated and reported.
-fn replay_segment(path: &Path, last: bool, store: &Store, report: &mut OpenReport) -> Result<()> {
+fn replay_segment(
+    path: &Path,
+    last: bool,
+    store: &Store,
+    report: &mut OpenReport,
+    policy: SyncPolicy,
+) -> Result<()> {
     let context = path.display().to_string();
     let bytes = fs::read(path).map_err(|e| io(path, e))?;
     let scan = wal::scan_segment(&bytes);
@@ -325,8 +354,8 @@ fn replay_segment(path: &Path, last: bool, store: &Store, report: &mut OpenRepor
             .open(path)
             .map_err(|e| io(path, e))?;
         file.set_len(scan.valid_len as u64)
-            .and_then(|_| file.sync_all())
             .map_err(|e| io(path, e))?;
+        sync_file(&file, path, policy)?;
         report.dropped_tail_bytes = (bytes.len() - scan.valid_len) as u64;
         report.dropped_tail = Some(format!("{context}: {reason}"));
     }

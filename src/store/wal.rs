@@ -272,9 +272,9 @@ pub enum SyncPolicy {
     /// between concurrent calls): acknowledged data survives a power cut.
     #[default]
     EveryCall,
-    /// Never sync the log: acknowledged data survives the process being
-    /// killed (the kernel holds it) but not a power cut or OS crash.
-    /// Checkpoints are still synced before old segments are removed.
+    /// Never sync (log, checkpoints, directory): acknowledged data
+    /// survives the process being killed (the kernel holds it) but not a
+    /// power cut or an OS crash. For tests and data that can be rebuilt.
     Never,
 }
 
