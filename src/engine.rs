@@ -181,7 +181,9 @@ impl EngineOptions {
         Self { sync, ..self }
     }
 
-    /// Checkpoint once the current log segment holds this many bytes.
+    /// Checkpoint once the current log segment holds this many bytes, or
+    /// as many as the newest checkpoint file if that is more (so that the
+    /// cost of checkpoints stays proportional to what is ingested).
     pub fn checkpoint_log_bytes(self, bytes: u64) -> Self {
         Self {
             checkpoint_log_bytes: bytes.max(1),
@@ -430,7 +432,15 @@ impl Engine {
                 report.duplicates += applied.duplicates;
             }
         }
-        if d.dir.log.position().1 >= d.options.checkpoint_log_bytes {
+        // The threshold grows with the checkpoint: rewriting a snapshot
+        // after a log much smaller than it would make ingest cost
+        // quadratic; replaying a log at most its size keeps reopening
+        // within a small factor of loading the snapshot.
+        let threshold = d
+            .options
+            .checkpoint_log_bytes
+            .max(d.dir.checkpoint_bytes());
+        if d.dir.log.position().1 >= threshold {
             if let Ok(_one) = d.checkpointing.try_lock() {
                 drop(_one);
                 self.checkpoint_durable(d).map_err(|e| {

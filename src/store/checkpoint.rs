@@ -53,6 +53,9 @@ const ZSTD_LEVEL: i32 = 1;
 /// store is quiescent; kept so that a race can never corrupt the file).
 const NO_OWNER: u32 = u32::MAX;
 
+/// A section ready to write: kind, index, raw length, stored bytes.
+type Compressed = (u32, u32, u64, Vec<u8>);
+
 /// The snapshot of `store`, as file bytes. The caller keeps the store
 /// quiescent (no ingest between claim and fold) while this runs.
 pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
@@ -87,7 +90,7 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
             .collect::<Vec<_>>(),
     );
     drop(guards);
-    let sections: Vec<Result<(u32, u32, u64, Vec<u8>)>> = raw
+    let sections: Vec<Result<Compressed>> = raw
         .into_par_iter()
         .map(|(kind, index, bytes)| {
             let stored = zstd::bulk::compress(&bytes, ZSTD_LEVEL)

@@ -25,6 +25,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use fs4::fs_std::FileExt;
 
@@ -64,6 +65,8 @@ pub(crate) struct DataDir {
     _lock: File,
     pub log: Log,
     policy: SyncPolicy,
+    /// Size of the newest checkpoint file.
+    checkpoint_bytes: AtomicU64,
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -231,11 +234,13 @@ impl DataDir {
         let mut report = OpenReport::default();
         // The newest checkpoint, then the log after it.
         let base = files.checkpoints.last().copied().unwrap_or(0);
+        let mut checkpoint_bytes = 0;
         if let Some(&n) = files.checkpoints.last() {
             let file = path.join(checkpoint_name(n));
             let context = file.display().to_string();
             let bytes = fs::read(&file).map_err(|e| io(&file, e))?;
             checkpoint::decode_into(&bytes, &context, store)?;
+            checkpoint_bytes = bytes.len() as u64;
             report.checkpoint = Some(n);
         }
         for &n in files.checkpoints.iter().filter(|&&n| n < base) {
@@ -267,8 +272,14 @@ impl DataDir {
             _lock: lock,
             log: Log::new(file, next, 0, policy),
             policy,
+            checkpoint_bytes: AtomicU64::new(checkpoint_bytes),
         };
         Ok((dir, report))
+    }
+
+    /// Size in bytes of the newest checkpoint (0 without one).
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes.load(Ordering::Relaxed)
     }
 
     /// The directory's path.
@@ -294,6 +305,8 @@ impl DataDir {
             Ok((next, checkpoint::encode(store)?))
         })?;
         write_atomic(&self.path, &checkpoint_name(n), &bytes, self.policy)?;
+        self.checkpoint_bytes
+            .store(bytes.len() as u64, Ordering::Relaxed);
         let files = list(&self.path)?;
         for &old in files.segments.iter().filter(|&&s| s < n) {
             remove(&self.path.join(segment_name(old)))?;
