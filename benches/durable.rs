@@ -82,7 +82,10 @@ fn main() {
     );
     let t = Instant::now();
     engine.checkpoint().expect("checkpoint");
-    row("checkpoint of everything", format!("{:.2} s", t.elapsed().as_secs_f64()));
+    row(
+        "checkpoint of everything",
+        format!("{:.2} s", t.elapsed().as_secs_f64()),
+    );
     let disk = dir_bytes(&dir);
     row(
         "disk after a checkpoint",
@@ -209,8 +212,10 @@ fn with_id_prefix(batch: &arrow_array::RecordBatch, prefix: &str) -> arrow_array
     use std::sync::Arc;
     let i = batch.schema().index_of("event_id").expect("event_id");
     let ids = batch.column(i).as_string::<i32>();
-    let renamed: arrow_array::StringArray =
-        ids.iter().map(|v| v.map(|v| format!("{prefix}{v}"))).collect();
+    let renamed: arrow_array::StringArray = ids
+        .iter()
+        .map(|v| v.map(|v| format!("{prefix}{v}")))
+        .collect();
     let mut columns = batch.columns().to_vec();
     columns[i] = Arc::new(renamed);
     arrow_array::RecordBatch::try_new(batch.schema(), columns).expect("batch")

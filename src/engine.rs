@@ -299,6 +299,11 @@ impl Engine {
 
     fn checkpoint_durable(&self, d: &Durable) -> Result<()> {
         let _one = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        self.checkpoint_locked(d)
+    }
+
+    /// A checkpoint, the caller holding `d.checkpointing`.
+    fn checkpoint_locked(&self, d: &Durable) -> Result<()> {
         if let Some(period) = d.options.retention {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -436,16 +441,20 @@ impl Engine {
         // after a log much smaller than it would make ingest cost
         // quadratic; replaying a log at most its size keeps reopening
         // within a small factor of loading the snapshot.
-        let threshold = d
-            .options
-            .checkpoint_log_bytes
-            .max(d.dir.checkpoint_bytes());
-        if d.dir.log.position().1 >= threshold {
+        let due = || {
+            let threshold = d.options.checkpoint_log_bytes.max(d.dir.checkpoint_bytes());
+            d.dir.log.position().1 >= threshold
+        };
+        if due() {
+            // One caller checkpoints; the others carry on ingesting.
             if let Ok(_one) = d.checkpointing.try_lock() {
-                drop(_one);
-                self.checkpoint_durable(d).map_err(|e| {
-                    e.within("the call's events are durable, but the checkpoint after it failed")
-                })?;
+                if due() {
+                    self.checkpoint_locked(d).map_err(|e| {
+                        e.within(
+                            "the call's events are durable, but the checkpoint after it failed",
+                        )
+                    })?;
+                }
             }
         }
         Ok(())

@@ -465,3 +465,103 @@ fn decode_ids(raw: &[u8], context: &str, owners: &[u64], shard: usize) -> Result
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport, RowNumbers};
+    use crate::schema::Event;
+    use crate::store::{conversation_hash, StoreOptions};
+
+    fn store_of(events: &[Event]) -> Store {
+        let store = Store::new(StoreOptions::default());
+        let batch = events_to_batch(events).unwrap();
+        let cols = normalize(
+            &batch,
+            IngestMode::Strict,
+            RowNumbers::From(1),
+            &mut IngestReport::default(),
+        )
+        .unwrap();
+        store.apply(&cols);
+        store
+    }
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n)
+            .map(|i| Event {
+                event_id: format!("e{i}"),
+                timestamp: (i as i64 * 7919) % 1000,
+                bot_id: format!("b{}", i % 3),
+                conversation_id: format!("conversation-with-a-long-id-{}", i % 17),
+                event_type: ["message", "transition", "other"][i % 3].into(),
+                channel_type: (i % 4 != 0).then(|| format!("ch{}", i % 5)),
+                message_id: (i % 2 == 0).then(|| format!("m{i}")),
+                from_step_id: Some(format!("s{}", i % 6)),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// Everything a conversation answers with, by key.
+    fn summary(store: &Store, bot: &str, conversation: &str) -> Option<String> {
+        let hash = conversation_hash(bot, conversation);
+        let shard = store.read_shard(hash);
+        let c = shard.find(hash, bot, conversation)?;
+        let mut transitions: Vec<String> =
+            shard.transitions_of(c).map(|t| format!("{t:?}")).collect();
+        transitions.sort();
+        Some(format!(
+            "{} {} {} {:?} {:?}",
+            shard.start[c],
+            shard.end[c],
+            shard.num_messages[c],
+            shard.attribute(c, Attribute::ChannelType),
+            transitions
+        ))
+    }
+
+    #[test]
+    fn a_snapshot_loads_back_the_same_store() {
+        for n in [0, 1, 255, 256, 257, 1000] {
+            let all = events(n);
+            let store = store_of(&all);
+            let bytes = encode(&store).unwrap();
+            let loaded = Store::new(StoreOptions::default());
+            decode_into(&bytes, "ckpt", &loaded).unwrap();
+            assert_eq!(loaded.conversations(), store.conversations(), "{n}");
+            assert_eq!(loaded.distinct_events(), n);
+            for e in &all {
+                assert_eq!(
+                    summary(&loaded, &e.bot_id, &e.conversation_id),
+                    summary(&store, &e.bot_id, &e.conversation_id)
+                );
+            }
+            // Dedup entries came back with their owners.
+            let again = store_of(&[]);
+            decode_into(&bytes, "ckpt", &again).unwrap();
+            let retained = again.retain(500);
+            let reference = store_of(&all);
+            assert_eq!(retained, reference.retain(500), "{n}");
+            assert_eq!(again.distinct_events(), reference.distinct_events());
+        }
+    }
+
+    #[test]
+    fn a_cut_or_damaged_snapshot_is_an_error() {
+        let bytes = encode(&store_of(&events(50))).unwrap();
+        for cut in [0, 7, 20, bytes.len() / 2, bytes.len() - 1] {
+            let err = decode_into(&bytes[..cut], "ckpt", &Store::new(StoreOptions::default()));
+            assert!(
+                err.unwrap_err().to_string().contains("ckpt"),
+                "cut at {cut}"
+            );
+        }
+        for at in (0..bytes.len()).step_by(41) {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            let err = decode_into(&damaged, "ckpt", &Store::new(StoreOptions::default()));
+            assert!(err.is_err(), "flip at {at}");
+        }
+    }
+}

@@ -25,7 +25,43 @@
 //! shards updated and others not yet — never a half-updated conversation.
 //!
 //! Input is validated before step 1 ([`crate::ingest`]), and nothing after
-//! it can fail, so a rejected batch leaves the store as it was.
+//! it can fail, so a rejected batch leaves the store as it was. Steps 1–2
+//! ([`Store::claim`]) and 3 ([`Store::fold`]) are separate calls so that a
+//! durable engine can log a batch between them, in claim order.
+//!
+//! **Retention** ([`Store::retain`]) rebuilds each shard without the
+//! conversations that ended before a cut-off and removes their event ids
+//! from the dedup set, which therefore records each id's owner (the
+//! conversation's key hash): 8 more bytes an event in memory.
+//!
+//! # Durability (SPEC 9)
+//!
+//! A durable engine keeps a data directory ([`directory`]: lock, manifest,
+//! recovery, checkpoint protocol) with a write-ahead log ([`wal`]: framed
+//! records, group commit) and checkpoints (`checkpoint`: a compact snapshot
+//! of this store). `codec` holds the checked little-endian reader both use.
+//!
+//! Crates, and why:
+//! - **arrow-ipc** for log records: an ingest record *is* a set of Arrow
+//!   batches, and IPC is their standard, versioned, self-describing form;
+//!   it was already built (parquet depends on it), and replay goes back
+//!   through the same normalisation as ingest. (A bespoke encoding would
+//!   be smaller for tiny records, where the IPC schema dominates, but not
+//!   for the 64K-row batches that matter for throughput.)
+//! - **crc32fast** for checksums: SIMD (PCLMULQDQ) CRC-32, many GB/s, tiny,
+//!   and already in the registry cache of most Rust toolchains.
+//! - **fs4** for the directory lock: `flock` (or `LockFileEx`) without
+//!   libc, released by the kernel when the process dies, so a `kill -9`
+//!   never leaves a stale lock. (`File::try_lock` is in std since 1.89;
+//!   the crate's MSRV is 1.85.)
+//! - **zstd** (level 1) for checkpoint sections: already built (parquet's
+//!   zstd codec); it halves strings and transition columns and makes
+//!   sorted owner deltas about a byte, which keeps a checkpoint near 30
+//!   bytes an event, 16 of them the incompressible id hashes.
+//!
+//! A key-value store (redb, fjall) was not used: the engine's state is a
+//! few large columnar vectors, rebuilt in bulk; a B-tree of rows would be
+//! both larger on disk and slower to load than one snapshot file.
 
 mod checkpoint;
 mod codec;

@@ -739,6 +739,43 @@ mod tests {
             .is_none());
     }
 
+    /// Retention keeps exactly the conversations that end at or after the
+    /// cut-off, whole (summaries, attributes, transitions in order).
+    #[test]
+    fn retain_keeps_whole_conversations() {
+        let mut events = Vec::new();
+        for (conv, end) in [("a", 10), ("b", 20), ("c", 30)] {
+            for (k, ts) in [(0, 1), (1, end)] {
+                let mut e = event(&format!("{conv}{k}"), ts, "transition", Some(conv));
+                e.conversation_id = conv.into();
+                events.push(e);
+            }
+        }
+        let mut shard = shard_of_events(&events);
+        let before = |shard: &ConversationShard, conv: &str| {
+            let c = shard.find(conversation_hash("b", conv), "b", conv)?;
+            let t: Vec<String> = shard.transitions_of(c).map(|t| format!("{t:?}")).collect();
+            Some((
+                shard.start[c],
+                shard.end[c],
+                shard
+                    .attribute(c, Attribute::ChannelType)
+                    .map(str::to_owned),
+                t,
+            ))
+        };
+        let c_before = before(&shard, "c");
+        let dropped = shard.retain_ended_after(20);
+        assert_eq!(dropped, [conversation_hash("b", "a")]);
+        assert_eq!(shard.len(), 2);
+        assert!(before(&shard, "a").is_none());
+        assert_eq!(before(&shard, "c"), c_before);
+        assert_eq!(shard.transitions.timestamp.len(), 4);
+        assert!(shard.retain_ended_after(i64::MIN).is_empty());
+        assert_eq!(shard.retain_ended_after(i64::MAX).len(), 2);
+        assert_eq!(shard.len(), 0);
+    }
+
     #[test]
     fn unknown_conversations_are_not_found() {
         let shard = shard_of_events(&[event("e1", 1, "message", None)]);
