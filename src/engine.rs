@@ -9,10 +9,26 @@
 //! NDJSON stream or Parquet file) is decoded and validated completely before
 //! anything of it is applied, so a rejected input leaves the engine exactly
 //! as it was.
+//!
+//! # Durability (SPEC 9)
+//!
+//! [`Engine::open`] (or [`EngineOptions::open`]) gives an engine backed by
+//! a data directory. Every ingest call funnels through one place
+//! (`commit`): the validated, normalised columns of the whole call are
+//! appended to the write-ahead log as one record and synced (group commit:
+//! concurrent calls share an fsync) before they are applied and the call
+//! returns `Ok`. Log order is apply order: the record is appended and the
+//! call's dedup claims made under the same lock, so replay picks the same
+//! first-ingested duplicates. Checkpoints ([`Engine::checkpoint`],
+//! automatic by log size, and on [`Engine::close`] or drop) snapshot the
+//! store so that reopening replays only the log written since. See
+//! `store::directory` for the files and the recovery rules.
 
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 
@@ -27,6 +43,10 @@ use crate::ingest::{
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
 use crate::schema::{Event, COLUMNS};
+use crate::store::directory::DataDir;
+pub use crate::store::directory::{OpenReport, FORMAT_VERSION};
+pub use crate::store::wal::SyncPolicy;
+use crate::store::wal::{self, RecordKind};
 use crate::store::{Store, StoreOptions};
 
 /// Validated input waiting to be applied: the report so far and the
@@ -77,6 +97,141 @@ pub struct EngineStats {
 pub struct Engine {
     store: Store,
     mode: IngestMode,
+    /// Ingest calls hold it for reading from their dedup claims to their
+    /// fold; checkpoints and retention take it for writing, so that they
+    /// see a store that matches the log exactly.
+    gate: RwLock<()>,
+    durable: Option<Durable>,
+}
+
+/// The durable part of an engine opened on a directory.
+#[derive(Debug)]
+struct Durable {
+    dir: DataDir,
+    options: EngineOptions,
+    report: OpenReport,
+    /// One checkpoint at a time.
+    checkpointing: Mutex<()>,
+    /// Something not covered by the newest checkpoint: records replayed
+    /// on open or appended since.
+    dirty: AtomicBool,
+}
+
+/// What [`Engine::retain`] dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetainReport {
+    /// Conversations dropped.
+    pub conversations: usize,
+    /// Event ids dropped from the dedup set.
+    pub events: usize,
+}
+
+/// Log bytes after which an ingest call checkpoints (64 MiB: about 400K
+/// events of generated data, which replay in well under a second).
+pub const DEFAULT_CHECKPOINT_LOG_BYTES: u64 = 64 << 20;
+
+/// How to open a durable engine: a builder.
+///
+/// ```
+/// use convostat::{EngineOptions, IngestMode, SyncPolicy};
+/// let dir = tempfile::tempdir()?;
+/// let engine = EngineOptions::new()
+///     .mode(IngestMode::Lenient)
+///     .sync(SyncPolicy::EveryCall)
+///     .checkpoint_log_bytes(16 << 20)
+///     .open(dir.path())?;
+/// assert_eq!(engine.open_report().unwrap().records_replayed, 0);
+/// engine.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    mode: IngestMode,
+    sync: SyncPolicy,
+    checkpoint_log_bytes: u64,
+    retention: Option<Duration>,
+    checkpoint_on_close: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            mode: IngestMode::Strict,
+            sync: SyncPolicy::EveryCall,
+            checkpoint_log_bytes: DEFAULT_CHECKPOINT_LOG_BYTES,
+            retention: None,
+            checkpoint_on_close: true,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Strict mode, a sync per call, checkpoints every
+    /// [`DEFAULT_CHECKPOINT_LOG_BYTES`] of log, no retention.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The null policy of ingest calls.
+    pub fn mode(self, mode: IngestMode) -> Self {
+        Self { mode, ..self }
+    }
+
+    /// When log records reach the disk.
+    pub fn sync(self, sync: SyncPolicy) -> Self {
+        Self { sync, ..self }
+    }
+
+    /// Checkpoint once the current log segment holds this many bytes, or
+    /// as many as the newest checkpoint file if that is more (so that the
+    /// cost of checkpoints stays proportional to what is ingested).
+    pub fn checkpoint_log_bytes(self, bytes: u64) -> Self {
+        Self {
+            checkpoint_log_bytes: bytes.max(1),
+            ..self
+        }
+    }
+
+    /// Before every checkpoint, drop the conversations that ended more than
+    /// `period` before now (system clock); see [`Engine::retain`].
+    pub fn retention(self, period: Duration) -> Self {
+        Self {
+            retention: Some(period),
+            ..self
+        }
+    }
+
+    /// Whether closing (or dropping) the engine writes a checkpoint when the
+    /// log holds anything (default: yes). Without it, closing is instant
+    /// and the next open replays the log.
+    pub fn checkpoint_on_close(self, checkpoint_on_close: bool) -> Self {
+        Self {
+            checkpoint_on_close,
+            ..self
+        }
+    }
+
+    /// Opens (creating if needed) the data directory `dir` and recovers
+    /// its contents: the newest checkpoint, then the log after it.
+    pub fn open(self, dir: impl AsRef<Path>) -> Result<Engine> {
+        let store = Store::new(StoreOptions::default());
+        let (dir, report) = DataDir::open(dir.as_ref(), self.sync, &store)?;
+        let dirty = report.records_replayed > 0 || report.dropped_tail_bytes > 0;
+        let engine = Engine {
+            store,
+            mode: self.mode,
+            gate: RwLock::new(()),
+            durable: Some(Durable {
+                dir,
+                options: self,
+                report,
+                checkpointing: Mutex::new(()),
+                dirty: AtomicBool::new(dirty),
+            }),
+        };
+        Ok(engine)
+    }
 }
 
 impl Default for Engine {
@@ -100,7 +255,143 @@ impl Engine {
         Self {
             store: Store::new(options),
             mode,
+            gate: RwLock::new(()),
+            durable: None,
         }
+    }
+
+    /// A durable engine on the data directory `dir` with default options
+    /// ([`EngineOptions`]): every ingest call that returns `Ok` survives a
+    /// crash, and reopening the directory restores every answer.
+    ///
+    /// ```
+    /// use convostat::Engine;
+    /// let dir = tempfile::tempdir()?;
+    /// let line = r#"{"event_id":"e1","timestamp":"2024-03-01T10:00:00Z","bot_id":"b1","conversation_id":"c1","event_type":"message"}"#;
+    /// let engine = Engine::open(dir.path())?;
+    /// engine.ingest_ndjson(line.as_bytes())?; // durable once it returns
+    /// drop(engine); // or engine.close()?, which reports errors
+    /// let engine = Engine::open(dir.path())?;
+    /// assert_eq!(engine.stats().events, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        EngineOptions::new().open(dir)
+    }
+
+    /// What opening the data directory found (`None` in memory).
+    pub fn open_report(&self) -> Option<&OpenReport> {
+        self.durable.as_ref().map(|d| &d.report)
+    }
+
+    /// The data directory (`None` in memory).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.durable.as_ref().map(|d| d.dir.path())
+    }
+
+    /// Writes a checkpoint now: afterwards the directory is one snapshot
+    /// and an empty log, and a copy of the checkpoint file, `MANIFEST` and
+    /// the log segments is a consistent backup. A no-op in memory.
+    pub fn checkpoint(&self) -> Result<()> {
+        match &self.durable {
+            Some(d) => self.checkpoint_durable(d),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_durable(&self, d: &Durable) -> Result<()> {
+        let _one = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        self.checkpoint_locked(d)
+    }
+
+    /// A checkpoint, the caller holding `d.checkpointing`.
+    fn checkpoint_locked(&self, d: &Durable) -> Result<()> {
+        if let Some(period) = d.options.retention {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let before = now.saturating_sub(period).as_micros();
+            self.retain_logged(d, i64::try_from(before).unwrap_or(i64::MAX))?;
+        }
+        d.dir.checkpoint(&self.store, |steps| {
+            let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            let out = steps()?;
+            d.dirty.store(false, Ordering::SeqCst);
+            Ok(out)
+        })
+    }
+
+    /// Drops every conversation whose last event is before `before` (µs
+    /// since the epoch, like [`Event::timestamp`]), with its transitions
+    /// and the dedup entries of its events; memory shrinks, and on a
+    /// durable engine the disk too (retention is logged, then a checkpoint
+    /// is written).
+    ///
+    /// A later event of a dropped conversation is new: its id is no longer
+    /// known, and it starts a new conversation made of the events that
+    /// arrive from then on (its start, attributes and counts are theirs).
+    ///
+    /// ```
+    /// use convostat::{Engine, Event};
+    /// let engine = Engine::new();
+    /// let event = |id: &str, conversation: &str, ts: i64| Event {
+    ///     event_id: id.into(), timestamp: ts, bot_id: "b".into(),
+    ///     conversation_id: conversation.into(), event_type: "message".into(),
+    ///     ..Default::default()
+    /// };
+    /// engine.ingest_events(&[event("e1", "old", 10), event("e2", "new", 20)])?;
+    /// let dropped = engine.retain(15)?;
+    /// assert_eq!((dropped.conversations, dropped.events), (1, 1));
+    /// // The id of a dropped event is new again.
+    /// assert_eq!(engine.ingest_events(&[event("e1", "old", 10)])?.rows_ingested, 1);
+    /// # Ok::<(), convostat::Error>(())
+    /// ```
+    pub fn retain(&self, before: i64) -> Result<RetainReport> {
+        match &self.durable {
+            None => {
+                let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
+                let r = self.store.retain(before);
+                Ok(RetainReport {
+                    conversations: r.conversations,
+                    events: r.events,
+                })
+            }
+            Some(d) => {
+                let r = self.retain_logged(d, before)?;
+                self.checkpoint_durable(d)?;
+                Ok(r)
+            }
+        }
+    }
+
+    fn retain_logged(&self, d: &Durable, before: i64) -> Result<RetainReport> {
+        let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let record = wal::frame(RecordKind::Retain, &wal::encode_retain(before))?;
+        let (seq, ()) = d.dir.log.append(&record, || ())?;
+        d.dirty.store(true, Ordering::SeqCst);
+        d.dir.log.sync(seq)?;
+        let r = self.store.retain(before);
+        Ok(RetainReport {
+            conversations: r.conversations,
+            events: r.events,
+        })
+    }
+
+    /// Closes a durable engine: a checkpoint when anything is not covered
+    /// by one, then the lock is released. Dropping the engine does the
+    /// same but cannot report errors. A no-op in memory.
+    pub fn close(mut self) -> Result<()> {
+        match self.durable.take() {
+            Some(d) => self.close_durable(&d),
+            None => Ok(()),
+        }
+    }
+
+    fn close_durable(&self, d: &Durable) -> Result<()> {
+        if d.options.checkpoint_on_close && d.dirty.load(Ordering::SeqCst) {
+            self.checkpoint_durable(d)?;
+        }
+        Ok(())
     }
 
     /// The engine's null policy.
@@ -116,11 +407,66 @@ impl Engine {
         }
     }
 
+    /// The one place every ingest call's validated columns go through. In
+    /// memory: apply. Durable: append the whole call to the log as one
+    /// record, claiming its dedup entries under the log's lock (log order
+    /// = apply order), wait for the sync, fold, and only then return.
+    fn commit(&self, columns: &[EventColumns], report: &mut IngestReport) -> Result<()> {
+        let Some(d) = &self.durable else {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.apply(columns, report);
+            return Ok(());
+        };
+        if columns.iter().all(|c| c.len() == 0) {
+            return Ok(());
+        }
+        let record = wal::frame(RecordKind::Ingest, &wal::encode_ingest(columns)?)?;
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let (seq, claims) = d.dir.log.append(&record, || {
+                columns
+                    .iter()
+                    .map(|c| self.store.claim(c))
+                    .collect::<Vec<_>>()
+            })?;
+            d.dirty.store(true, Ordering::SeqCst);
+            // A failed sync fails the log for good: the claims stay unfolded
+            // and every later call errors until the directory is reopened.
+            d.dir.log.sync(seq)?;
+            for (cols, claimed) in columns.iter().zip(&claims) {
+                let applied = self.store.fold(cols, claimed);
+                report.rows_ingested += applied.ingested;
+                report.duplicates += applied.duplicates;
+            }
+        }
+        // The threshold grows with the checkpoint: rewriting a snapshot
+        // after a log much smaller than it would make ingest cost
+        // quadratic; replaying a log at most its size keeps reopening
+        // within a small factor of loading the snapshot.
+        let due = || {
+            let threshold = d.options.checkpoint_log_bytes.max(d.dir.checkpoint_bytes());
+            d.dir.log.position().1 >= threshold
+        };
+        if due() {
+            // One caller checkpoints; the others carry on ingesting.
+            if let Ok(_one) = d.checkpointing.try_lock() {
+                if due() {
+                    self.checkpoint_locked(d).map_err(|e| {
+                        e.within(
+                            "the call's events are durable, but the checkpoint after it failed",
+                        )
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Ingests one Arrow batch in any accepted layout (SPEC 1).
     pub fn ingest_batch(&self, batch: &RecordBatch) -> Result<IngestReport> {
         let mut report = IngestReport::default();
         let cols = normalize(batch, self.mode, RowNumbers::From(1), &mut report)?;
-        self.apply(&[cols], &mut report);
+        self.commit(&[cols], &mut report)?;
         Ok(report)
     }
 
@@ -206,7 +552,7 @@ impl Engine {
         let (mut report, mut columns) = staged.into_inner().unwrap_or_else(|p| p.into_inner());
         columns.sort_by_key(|(first_row, _)| *first_row);
         let columns: Vec<EventColumns> = columns.into_iter().map(|(_, c)| c).collect();
-        self.apply(&columns, &mut report);
+        self.commit(&columns, &mut report)?;
         Ok(report)
     }
 
@@ -252,6 +598,16 @@ impl Engine {
             conversations: self.store.conversations(),
             events: self.store.distinct_events(),
             heap_bytes: self.store.heap_bytes(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    /// A durable engine checkpoints on the way out (see [`Engine::close`]);
+    /// errors are ignored here: the log still holds everything.
+    fn drop(&mut self) {
+        if let Some(d) = self.durable.take() {
+            let _ = self.close_durable(&d);
         }
     }
 }

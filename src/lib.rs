@@ -88,8 +88,17 @@
 //!
 //! ## Not supported
 //!
-//! Deleting or updating events, persistence (the engine is in memory;
-//! re-ingest from your files), and queries other than the four above.
+//! Deleting or updating single events (retention drops whole
+//! conversations: [`Engine::retain`]), and queries other than the four
+//! above.
+//!
+//! ## Durability
+//!
+//! [`Engine::new`] keeps everything in memory. [`Engine::open`] (or
+//! [`EngineOptions`]) keeps it in a data directory too: an ingest call that
+//! returned `Ok` survives `kill -9` and power loss, and reopening restores
+//! every answer (SPEC 9); see [`engine`] and the README for the files and
+//! how to back them up.
 
 #![deny(missing_docs)]
 
@@ -108,7 +117,10 @@ mod store;
 pub mod time;
 
 pub use answer::{Answer, FlowAnswer, FlowTransition, Series, SeriesAnswer, SeriesData, Step};
-pub use engine::{Engine, EngineStats};
+pub use engine::{
+    Engine, EngineOptions, EngineStats, OpenReport, RetainReport, SyncPolicy,
+    DEFAULT_CHECKPOINT_LOG_BYTES,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{IngestMode, IngestReport, RequiredColumn, SkipReason};
 pub use query::{

@@ -1,8 +1,9 @@
 //! The `convostat` command line: a thin shell over the library (SPEC 7).
 //!
 //! It parses arguments, turns them into the API's string parameters (the
-//! library validates them), runs a batch job or the generator or the demo,
-//! prints the answer and maps errors to exit codes: 0 success, 2 invalid
+//! library validates them), runs a batch job (`--input`), a query on a
+//! durable data directory (`--data`), an ingest into one, the generator or
+//! the demo, prints the answer and maps errors to exit codes: 0 success, 2 invalid
 //! query or arguments, 3 not found, 1 data or I/O error. Every error is one
 //! stderr line starting with `error: `.
 
@@ -10,11 +11,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use convostat::batch::{discover_inputs, InputFormat};
 use convostat::batch::{run_files, BatchOptions};
 use convostat::error::echo;
 use convostat::generate::{write_file, write_parquet_parts, GeneratorConfig, Layout};
-use convostat::{Answer, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
+use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
 
 #[derive(Parser)]
 #[command(
@@ -88,6 +90,20 @@ enum Command {
         #[arg(long)]
         tz: Option<String>,
     },
+    /// Ingests files into a durable data directory (SPEC 9), one atomic and
+    /// durable call per file; prints the summed ingest report as one JSON
+    /// line on stdout (and on stderr what recovery found, if anything).
+    Ingest {
+        /// The data directory (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Parquet / NDJSON files or directories.
+        #[arg(long, required = true, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Skip rows with nulls in required columns (counted in the report).
+        #[arg(long)]
+        lenient: bool,
+    },
     /// Writes a realistic synthetic data set (Parquet, or NDJSON for .ndjson).
     Generate {
         #[arg(long)]
@@ -114,10 +130,14 @@ enum Command {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["input", "data"])))]
 struct Common {
     /// Parquet (.parquet, .parq) / NDJSON (.ndjson, .jsonl, also .gz) files or directories.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1..)]
     input: Vec<PathBuf>,
+    /// A durable data directory (`convostat ingest`) to query instead.
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -251,7 +271,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
         eprintln!(
-            "error: a subcommand is required: conversations, insights, flow, usage, generate or demo (see --help)"
+            "error: a subcommand is required: conversations, insights, flow, usage, ingest, generate or demo (see --help)"
         );
         return ExitCode::from(2);
     }
@@ -298,6 +318,11 @@ fn run(command: Command) -> convostat::Result<()> {
         Command::Demo { events } => {
             return convostat::demo::run(events, &mut std::io::stdout().lock());
         }
+        Command::Ingest {
+            data,
+            input,
+            lenient,
+        } => return ingest(&data, &input, lenient),
         Command::Conversations { common, bot } => ("conversations", common, bot.pairs()),
         Command::Insights {
             common,
@@ -352,12 +377,19 @@ fn run(command: Command) -> convostat::Result<()> {
     };
     // Validate the query before touching any data (SPEC 4).
     let query = Query::from_params(kind, &params(pairs)?)?;
+    let mode = if common.lenient {
+        IngestMode::Lenient
+    } else {
+        IngestMode::Strict
+    };
+    if let Some(dir) = &common.data {
+        let engine = EngineOptions::new().mode(mode).open(dir)?;
+        let answer = engine.query(&query)?;
+        engine.close()?;
+        return print_answer(&answer, common.format);
+    }
     let options = BatchOptions {
-        mode: if common.lenient {
-            IngestMode::Lenient
-        } else {
-            IngestMode::Strict
-        },
+        mode,
         progress: None,
     };
     let bar = progress_bar(&common.input);
@@ -379,6 +411,50 @@ fn run(command: Command) -> convostat::Result<()> {
         report_skipped(&outcome.report);
     }
     print_answer(&outcome.answer, common.format)
+}
+
+/// `convostat ingest`: each file is one durable ingest call.
+fn ingest(data: &std::path::Path, inputs: &[PathBuf], lenient: bool) -> convostat::Result<()> {
+    let mode = if lenient {
+        IngestMode::Lenient
+    } else {
+        IngestMode::Strict
+    };
+    let files = discover_inputs(inputs)?;
+    let engine = EngineOptions::new().mode(mode).open(data)?;
+    if let Some(r) = engine.open_report() {
+        if r.records_replayed > 0 || r.dropped_tail_bytes > 0 {
+            eprintln!(
+                "recovered {}: replayed {} log records ({} events){}",
+                data.display(),
+                r.records_replayed,
+                r.events_replayed,
+                match &r.dropped_tail {
+                    Some(why) => format!(
+                        ", dropped a torn tail of {} bytes ({why})",
+                        r.dropped_tail_bytes
+                    ),
+                    None => String::new(),
+                }
+            );
+        }
+    }
+    let mut total = IngestReport::default();
+    for file in &files {
+        let report = match file.format {
+            InputFormat::Parquet => engine.ingest_parquet(&file.path)?,
+            InputFormat::Ndjson | InputFormat::NdjsonGzip => {
+                engine.ingest_ndjson_file(&file.path)?
+            }
+        };
+        total.merge(&report);
+    }
+    engine.close()?;
+    let json = serde_json::to_string(&total).map_err(|e| Error::data_from("report", e))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{json}")
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::data_from("stdout", e))
 }
 
 fn print_answer(answer: &Answer, format: Format) -> convostat::Result<()> {

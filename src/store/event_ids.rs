@@ -5,19 +5,49 @@
 //! n²/2¹²⁹ (≈ 10⁻²⁵ for 10⁸ events), far below any hardware error rate.
 //! The set is split into independently locked shards so that ingest threads
 //! rarely wait for each other.
+//!
+//! Each id also records its **owner**: the key hash of the conversation its
+//! first occurrence belonged to, so that retention (`Store::retain`) can
+//! drop the ids of the conversations it drops. That costs 8 bytes an event
+//! (an entry is 24 bytes instead of 16).
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 
 /// Number of independently locked shards (a power of two).
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
+
+/// One id of the set: its hash (as two halves, so that the entry is 24
+/// bytes rather than the 32 a 16-byte-aligned `u128` would take) and the
+/// key hash of the conversation that owns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdEntry {
+    pub hash: [u64; 2],
+    pub owner: u64,
+}
+
+impl IdEntry {
+    #[inline]
+    pub fn new(hash: u128, owner: u64) -> Self {
+        Self {
+            hash: [hash as u64, (hash >> 64) as u64],
+            owner,
+        }
+    }
+
+    #[inline]
+    pub fn hash(&self) -> u128 {
+        u128::from(self.hash[0]) | (u128::from(self.hash[1]) << 64)
+    }
+}
 
 /// A concurrent set of event-id hashes.
 #[derive(Debug)]
 pub(crate) struct EventIdSet {
-    shards: Box<[Mutex<HashTable<u128>>]>,
+    shards: Box<[Mutex<HashTable<IdEntry>>]>,
 }
 
 impl Default for EventIdSet {
@@ -34,16 +64,22 @@ pub(crate) fn event_id_hash(id: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
+/// The shard of an id hash.
 #[inline]
-fn shard_of(hash: u128) -> usize {
+pub(crate) fn shard_of(hash: u128) -> usize {
     (hash >> (128 - SHARDS.trailing_zeros())) as usize
 }
 
 impl EventIdSet {
-    /// Inserts the hashes of the rows where `candidate` is true; returns,
-    /// per row, whether it was new (`false` for duplicates and for rows that
-    /// were not candidates).
-    pub fn insert_all(&self, hashes: &[u128], candidate: impl Fn(usize) -> bool) -> Vec<bool> {
+    /// Inserts the hashes of the rows where `candidate` is true, each owned
+    /// by the conversation `owners[row]`; returns, per row, whether it was
+    /// new (`false` for duplicates and for rows that were not candidates).
+    pub fn insert_all(
+        &self,
+        hashes: &[u128],
+        owners: &[u64],
+        candidate: impl Fn(usize) -> bool,
+    ) -> Vec<bool> {
         let mut fresh = vec![false; hashes.len()];
         let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
         for (row, &hash) in hashes.iter().enumerate() {
@@ -55,12 +91,15 @@ impl EventIdSet {
             if rows.is_empty() {
                 continue;
             }
-            let mut set = shard.lock().unwrap_or_else(|poison| poison.into_inner());
-            set.reserve(rows.len(), |&h| h as u64);
+            let mut set = lock(shard);
+            set.reserve(rows.len(), |e| e.hash[0]);
             for &row in rows {
                 let hash = hashes[row as usize];
-                if let Entry::Vacant(slot) = set.entry(hash as u64, |&h| h == hash, |&h| h as u64) {
-                    slot.insert(hash);
+                let entry = IdEntry::new(hash, owners[row as usize]);
+                if let Entry::Vacant(slot) =
+                    set.entry(entry.hash[0], |e| e.hash == entry.hash, |e| e.hash[0])
+                {
+                    slot.insert(entry);
                     fresh[row as usize] = true;
                 }
             }
@@ -68,21 +107,53 @@ impl EventIdSet {
         fresh
     }
 
+    /// Removes the ids owned by a conversation in `owners`; returns how
+    /// many were removed. Tables shrink to what they keep.
+    pub fn remove_owned_by(&self, owners: &HashSet<u64>) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut set = lock(shard);
+            let before = set.len();
+            set.retain(|e| !owners.contains(&e.owner));
+            removed += before - set.len();
+            set.shrink_to_fit(|e| e.hash[0]);
+        }
+        removed
+    }
+
+    /// Calls `f` with each shard's entries, in shard order.
+    pub fn for_each_shard(&self, mut f: impl FnMut(usize, &HashTable<IdEntry>)) {
+        for (i, shard) in self.shards.iter().enumerate() {
+            f(i, &lock(shard));
+        }
+    }
+
+    /// Replaces shard `i` with `entries` (which must all belong to it and
+    /// be distinct: a checkpoint wrote them from a set).
+    pub fn load_shard(&self, i: usize, entries: &[IdEntry]) {
+        let mut table = HashTable::with_capacity(entries.len());
+        for &e in entries {
+            table.insert_unique(e.hash[0], e, |e| e.hash[0]);
+        }
+        *lock(&self.shards[i]) = table;
+    }
+
     /// Number of ids held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+        self.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Bytes of heap memory in use.
     pub fn heap_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).capacity() * 17)
+            .map(|s| lock(s).capacity() * (std::mem::size_of::<IdEntry>() + 1))
             .sum()
     }
+}
+
+fn lock(shard: &Mutex<HashTable<IdEntry>>) -> std::sync::MutexGuard<'_, HashTable<IdEntry>> {
+    shard.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]
@@ -96,10 +167,30 @@ mod tests {
             .iter()
             .map(|s| event_id_hash(s))
             .collect();
-        assert_eq!(set.insert_all(&ids, |_| true), [true, true, false, true]);
+        let owners = [1, 2, 3, 4];
+        assert_eq!(
+            set.insert_all(&ids, &owners, |_| true),
+            [true, true, false, true]
+        );
         let again: Vec<u128> = ["c", "d"].iter().map(|s| event_id_hash(s)).collect();
-        assert_eq!(set.insert_all(&again, |_| true), [false, true]);
-        assert_eq!(set.insert_all(&again, |row| row == 0), [false, false]);
+        assert_eq!(set.insert_all(&again, &[5, 6], |_| true), [false, true]);
+        assert_eq!(
+            set.insert_all(&again, &[5, 6], |row| row == 0),
+            [false, false]
+        );
         assert_eq!(set.len(), 4);
+    }
+
+    #[test]
+    fn ids_go_with_their_owner() {
+        let set = EventIdSet::default();
+        let ids: Vec<u128> = (0..300).map(|i| event_id_hash(&format!("e{i}"))).collect();
+        let owners: Vec<u64> = (0..300).map(|i| i % 3).collect();
+        set.insert_all(&ids, &owners, |_| true);
+        assert_eq!(set.remove_owned_by(&HashSet::from([1])), 100);
+        assert_eq!(set.len(), 200);
+        // Ids of the dropped owner are new again; the others are not.
+        let fresh = set.insert_all(&ids[..3], &owners[..3], |_| true);
+        assert_eq!(fresh, [false, true, false]);
     }
 }

@@ -21,7 +21,7 @@ use crate::ingest::EventColumns;
 use crate::schema::{Attribute, EVENT_TYPE_MESSAGE, EVENT_TYPE_TRANSITION};
 
 /// End of a transition list.
-const NO_TRANSITION: u32 = u32::MAX;
+pub(super) const NO_TRANSITION: u32 = u32::MAX;
 
 /// Columns of the transition events of a shard.
 #[derive(Debug, Default)]
@@ -35,7 +35,7 @@ pub(crate) struct TransitionTable {
     pub steps: [Vec<Sym>; 4],
     pub step_names: Interner,
     /// Next transition of the same conversation.
-    next: Vec<u32>,
+    pub(super) next: Vec<u32>,
 }
 
 /// One transition, borrowed from a shard.
@@ -135,24 +135,24 @@ fn conversation_key_of(id: &str) -> u128 {
 #[derive(Debug, Default)]
 pub(crate) struct ConversationShard {
     index: HashTable<IndexEntry>,
-    key_hash: Vec<u64>,
+    pub(super) key_hash: Vec<u64>,
     pub bots: Interner,
     pub bot: Vec<Sym>,
-    conversation_id: StringArena,
+    pub(super) conversation_id: StringArena,
     pub start: Vec<i64>,
     pub end: Vec<i64>,
     /// Position in `first_event_ids` of each conversation's first event id
     /// (for ties on the first timestamp). A replaced id stays in the arena:
     /// the first event changes rarely, and an arena needs no allocation per
     /// conversation.
-    first_event_id: Vec<u32>,
-    first_event_ids: StringArena,
+    pub(super) first_event_id: Vec<u32>,
+    pub(super) first_event_ids: StringArena,
     pub num_messages: Vec<u32>,
     /// Per attribute (in [`Attribute::ALL`] order): the symbol per conversation.
     pub attributes: [Vec<Sym>; Attribute::COUNT],
     /// Per attribute: the interner its symbols refer to.
     pub interners: [Interner; Attribute::COUNT],
-    first_transition: Vec<u32>,
+    pub(super) first_transition: Vec<u32>,
     pub transitions: TransitionTable,
 }
 
@@ -388,6 +388,133 @@ impl ConversationShard {
         self.first_transition[c] = i;
     }
 
+    /// Keeps only the conversations whose last event is at or after
+    /// `before`, rebuilding the shard (interned strings, arenas and
+    /// transitions included) so that memory shrinks. Returns the key
+    /// hashes of the dropped conversations, except those a kept
+    /// conversation shares (a 64-bit hash collision), whose event ids the
+    /// caller must therefore keep.
+    pub fn retain_ended_after(&mut self, before: i64) -> Vec<u64> {
+        if self.end.iter().all(|&end| end >= before) {
+            return Vec::new();
+        }
+        let old = std::mem::take(self);
+        let mut dropped = Vec::new();
+        for c in 0..old.len() {
+            if old.end[c] < before {
+                dropped.push(old.key_hash[c]);
+            } else {
+                self.copy_conversation(&old, c);
+            }
+        }
+        dropped.retain(|&h| {
+            self.index
+                .find(h, |e| self.key_hash[e.conversation as usize] == h)
+                .is_none()
+        });
+        dropped
+    }
+
+    /// Appends conversation `c` of `old` to this shard.
+    fn copy_conversation(&mut self, old: &Self, c: usize) {
+        let id = old.conversation_id.get(c as u32);
+        let n = self.insert(
+            old.key_hash[c],
+            conversation_key_of(id),
+            old.bots.resolve(old.bot[c]).unwrap_or_default(),
+            id,
+            old.start[c],
+            old.first_event_ids.get(old.first_event_id[c]),
+        );
+        self.end[n] = old.end[c];
+        self.num_messages[n] = old.num_messages[c];
+        for i in 0..Attribute::COUNT {
+            self.attributes[i][n] = match old.interners[i].resolve(old.attributes[i][c]) {
+                Some(value) => self.interners[i].intern(value),
+                None => NULL_SYM,
+            };
+        }
+        // Lists are pushed at the front: copy back to front to keep order.
+        let list: Vec<TransitionRef<'_>> = old.transitions_of(c).collect();
+        for t in list.iter().rev() {
+            let tt = &mut self.transitions;
+            let i = tt.timestamp.len() as u32;
+            tt.timestamp.push(t.timestamp);
+            tt.event_id.push(t.event_id);
+            let message = match t.message_id {
+                Some(m) => tt.message_ids.push(m),
+                None => NULL_SYM,
+            };
+            tt.message_id.push(message);
+            for (column, step) in tt.steps.iter_mut().zip(t.steps) {
+                column.push(match step {
+                    Some(s) => tt.step_names.intern(s),
+                    None => NULL_SYM,
+                });
+            }
+            tt.next.push(self.first_transition[n]);
+            self.first_transition[n] = i;
+        }
+    }
+
+    /// Rebuilds what a checkpoint does not store: the key hashes and index
+    /// from `bot` and `conversation_id`, and the transition lists from the
+    /// number of transitions of each conversation (stored contiguously, in
+    /// conversation order). The caller has checked every length and symbol.
+    pub(super) fn rebuild(&mut self, transitions_per_conversation: &[u32]) {
+        let n = self.len();
+        self.key_hash.clear();
+        self.index = HashTable::with_capacity(n);
+        for c in 0..n {
+            let bot = self.bot[c];
+            let id = self.conversation_id.get(c as u32);
+            let hash = super::conversation_hash(self.bots.resolve(bot).unwrap_or_default(), id);
+            self.key_hash.push(hash);
+            let key_hash = &self.key_hash;
+            let entry = IndexEntry {
+                key: halves(conversation_key_of(id)),
+                bot,
+                conversation: c as u32,
+            };
+            self.index
+                .insert_unique(hash, entry, |e| key_hash[e.conversation as usize]);
+        }
+        self.first_transition = vec![NO_TRANSITION; n];
+        let t = &mut self.transitions;
+        t.next = vec![NO_TRANSITION; t.timestamp.len()];
+        let mut i = 0u32;
+        for (c, &count) in transitions_per_conversation.iter().enumerate() {
+            // Stored in list order: link each to the one after it.
+            for k in 0..count {
+                t.next[(i + k) as usize] = if k + 1 < count {
+                    i + k + 1
+                } else {
+                    NO_TRANSITION
+                };
+            }
+            if count > 0 {
+                self.first_transition[c] = i;
+            }
+            i += count;
+        }
+    }
+
+    /// The position of the conversation with key hash `hash`, if any.
+    pub(super) fn position_of_hash(&self, hash: u64) -> Option<u32> {
+        self.index
+            .find(hash, |e| self.key_hash[e.conversation as usize] == hash)
+            .map(|e| e.conversation)
+    }
+
+    /// The transition positions of conversation `c`, in list order.
+    pub(super) fn transition_positions(&self, c: usize) -> impl Iterator<Item = u32> + '_ {
+        let t = &self.transitions;
+        std::iter::successors(
+            Some(self.first_transition[c]).filter(|&i| i != NO_TRANSITION),
+            move |&i| Some(t.next[i as usize]).filter(|&n| n != NO_TRANSITION),
+        )
+    }
+
     /// Bytes of heap memory in use (approximate: capacities).
     pub fn heap_bytes(&self) -> usize {
         let v = |cap: usize, size: usize| cap * size;
@@ -610,6 +737,43 @@ mod tests {
                 "conversation-000003"
             )
             .is_none());
+    }
+
+    /// Retention keeps exactly the conversations that end at or after the
+    /// cut-off, whole (summaries, attributes, transitions in order).
+    #[test]
+    fn retain_keeps_whole_conversations() {
+        let mut events = Vec::new();
+        for (conv, end) in [("a", 10), ("b", 20), ("c", 30)] {
+            for (k, ts) in [(0, 1), (1, end)] {
+                let mut e = event(&format!("{conv}{k}"), ts, "transition", Some(conv));
+                e.conversation_id = conv.into();
+                events.push(e);
+            }
+        }
+        let mut shard = shard_of_events(&events);
+        let before = |shard: &ConversationShard, conv: &str| {
+            let c = shard.find(conversation_hash("b", conv), "b", conv)?;
+            let t: Vec<String> = shard.transitions_of(c).map(|t| format!("{t:?}")).collect();
+            Some((
+                shard.start[c],
+                shard.end[c],
+                shard
+                    .attribute(c, Attribute::ChannelType)
+                    .map(str::to_owned),
+                t,
+            ))
+        };
+        let c_before = before(&shard, "c");
+        let dropped = shard.retain_ended_after(20);
+        assert_eq!(dropped, [conversation_hash("b", "a")]);
+        assert_eq!(shard.len(), 2);
+        assert!(before(&shard, "a").is_none());
+        assert_eq!(before(&shard, "c"), c_before);
+        assert_eq!(shard.transitions.timestamp.len(), 4);
+        assert!(shard.retain_ended_after(i64::MIN).is_empty());
+        assert_eq!(shard.retain_ended_after(i64::MAX).len(), 2);
+        assert_eq!(shard.len(), 0);
     }
 
     #[test]

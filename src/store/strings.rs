@@ -59,6 +59,21 @@ impl StringArena {
         self.ends.len()
     }
 
+    /// An arena from its parts; `None` unless `ends` is non-decreasing,
+    /// ends at `bytes.len()` and cuts `bytes` (valid UTF-8) on character
+    /// boundaries, so that every later access is in bounds and valid.
+    pub fn from_parts(bytes: Vec<u8>, ends: Vec<usize>) -> Option<Self> {
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let mut last = 0;
+        for &end in &ends {
+            if end < last || !text.is_char_boundary(end) {
+                return None;
+            }
+            last = end;
+        }
+        (last == bytes.len()).then_some(Self { bytes, ends })
+    }
+
     /// Bytes of heap memory in use.
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
@@ -90,6 +105,34 @@ impl Interner {
         hashes.push(hash);
         table.insert_unique(hash, sym, |&sym| hashes[sym as usize]);
         sym
+    }
+
+    /// An interner of the strings of `values`, in order (the first of two
+    /// equal strings keeps its id; the second is unreachable but harmless).
+    pub fn from_arena(values: StringArena) -> Self {
+        let hashes: Vec<u64> = (0..values.len() as u32)
+            .map(|i| hash_str(values.get(i)))
+            .collect();
+        let mut table = HashTable::with_capacity(values.len());
+        for (sym, &hash) in hashes.iter().enumerate() {
+            let sym = sym as Sym;
+            if table
+                .find(hash, |&s| values.get_bytes(s) == values.get_bytes(sym))
+                .is_none()
+            {
+                table.insert_unique(hash, sym, |&s| hashes[s as usize]);
+            }
+        }
+        Self {
+            values,
+            hashes,
+            table,
+        }
+    }
+
+    /// The strings, in id order.
+    pub fn arena(&self) -> &StringArena {
+        &self.values
     }
 
     /// The id of `s` if it was interned.

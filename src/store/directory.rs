@@ -1,0 +1,399 @@
+//! The data directory: lock, manifest, file names, recovery on open, and
+//! the checkpoint protocol.
+//!
+//! ```text
+//! DIR/LOCK                              held (flock) while open
+//! DIR/MANIFEST                          format version, checksummed
+//! DIR/checkpoint-NNNNNNNNNNNNNNNNNNNN.ckpt   snapshot covering segments < N
+//! DIR/wal-NNNNNNNNNNNNNNNNNNNN.log      log segments, replayed in order
+//! DIR/*.tmp                             a checkpoint being written
+//! ```
+//!
+//! **Open**: lock (a second process gets a one-line error), check or
+//! create the manifest, remove `*.tmp` files, load the newest checkpoint
+//! N, remove older checkpoints and segments below N (left by a checkpoint
+//! cut short), replay segments ≥ N in order, and start a new segment. A
+//! torn tail in the last segment is truncated away and reported; any other
+//! damage is a data error naming the file.
+//!
+//! **Checkpoint** (the store quiescent): start segment N+1, write the
+//! snapshot to `checkpoint-(N+1).tmp`, fsync it, rename it into place,
+//! fsync the directory, then remove the segments and checkpoints below
+//! N+1. A crash at any step leaves either the old checkpoint with all its
+//! segments, or the new one (segments it covers are ignored and removed).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fs4::fs_std::FileExt;
+
+use super::checkpoint;
+use super::wal::{self, Log, RecordKind, SyncPolicy};
+use super::Store;
+use crate::error::{Error, Result};
+
+/// The directory layout written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "MANIFEST";
+const LOCK: &str = "LOCK";
+const MANIFEST_TITLE: &str = "convostat data directory";
+
+/// What opening a directory found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpenReport {
+    /// The checkpoint loaded (its number), if any.
+    pub checkpoint: Option<u64>,
+    /// Log records replayed after it.
+    pub records_replayed: u64,
+    /// Events in the replayed ingest records (duplicates included).
+    pub events_replayed: u64,
+    /// Bytes of a torn or corrupt tail dropped from the last log segment
+    /// (an ingest call cut off by a crash, never acknowledged).
+    pub dropped_tail_bytes: u64,
+    /// Why the tail was dropped, naming the file, when it was.
+    pub dropped_tail: Option<String>,
+}
+
+/// An open data directory.
+#[derive(Debug)]
+pub(crate) struct DataDir {
+    path: PathBuf,
+    /// Held for the lifetime of the directory: the flock is released when
+    /// the file is closed.
+    _lock: File,
+    pub log: Log,
+    policy: SyncPolicy,
+    /// Size of the newest checkpoint file.
+    checkpoint_bytes: AtomicU64,
+}
+
+fn io(path: &Path, e: std::io::Error) -> Error {
+    Error::data_from(path.display().to_string(), e)
+}
+
+fn segment_name(n: u64) -> String {
+    format!("wal-{n:020}.log")
+}
+
+fn checkpoint_name(n: u64) -> String {
+    format!("checkpoint-{n:020}.ckpt")
+}
+
+fn parse_number(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?
+        .strip_suffix(suffix)?
+        .parse()
+        .ok()
+}
+
+/// Fsyncs a directory, so that entries created, renamed or removed in it
+/// survive a power cut (not with [`SyncPolicy::Never`]).
+fn sync_dir(path: &Path, policy: SyncPolicy) -> Result<()> {
+    if policy == SyncPolicy::Never {
+        return Ok(());
+    }
+    File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(path, e))
+}
+
+/// Fsyncs a file (not with [`SyncPolicy::Never`]).
+fn sync_file(file: &File, path: &Path, policy: SyncPolicy) -> Result<()> {
+    if policy == SyncPolicy::Never {
+        return Ok(());
+    }
+    file.sync_all().map_err(|e| io(path, e))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename,
+/// fsync of the directory.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8], policy: SyncPolicy) -> Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    sync_file(&file, &tmp, policy)?;
+    drop(file);
+    let path = dir.join(name);
+    fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+    sync_dir(dir, policy)
+}
+
+fn manifest_text(version: u32) -> String {
+    let body = format!("{MANIFEST_TITLE}\nformat {version}\n");
+    format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()))
+}
+
+/// Checks the manifest's checksum and version.
+fn check_manifest(path: &Path, text: &str) -> Result<()> {
+    let bad = |reason: &str| Error::data(path.display().to_string(), reason);
+    let mut lines = text.lines();
+    let (title, format, crc) = (lines.next(), lines.next(), lines.next());
+    if title != Some(MANIFEST_TITLE) {
+        return Err(bad("not a convostat manifest"));
+    }
+    let body = format!("{MANIFEST_TITLE}\n{}\n", format.unwrap_or_default());
+    let expected = format!("crc32 {:08x}", crc32fast::hash(body.as_bytes()));
+    if crc != Some(expected.as_str()) || lines.next().is_some() {
+        return Err(bad("the manifest fails its checksum"));
+    }
+    let version: u32 = format
+        .and_then(|f| f.strip_prefix("format "))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| bad("the manifest has no format version"))?;
+    if version != FORMAT_VERSION {
+        return Err(bad(&format!(
+            "format version {version} is not supported (this build reads version {FORMAT_VERSION})"
+        )));
+    }
+    Ok(())
+}
+
+/// The directory's files by kind.
+#[derive(Default)]
+struct Listing {
+    checkpoints: Vec<u64>,
+    segments: Vec<u64>,
+    temporary: Vec<PathBuf>,
+}
+
+fn list(dir: &Path) -> Result<Listing> {
+    let mut out = Listing::default();
+    for entry in fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = parse_number(name, "checkpoint-", ".ckpt") {
+            out.checkpoints.push(n);
+        } else if let Some(n) = parse_number(name, "wal-", ".log") {
+            out.segments.push(n);
+        } else if name.ends_with(".tmp") {
+            out.temporary.push(entry.path());
+        }
+    }
+    out.checkpoints.sort_unstable();
+    out.segments.sort_unstable();
+    Ok(out)
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(path, e)),
+    }
+}
+
+impl DataDir {
+    /// Opens (creating if needed) the directory at `path` and recovers its
+    /// contents into `store`, which must be empty.
+    pub fn open(path: &Path, policy: SyncPolicy, store: &Store) -> Result<(Self, OpenReport)> {
+        fs::create_dir_all(path).map_err(|e| io(path, e))?;
+        let lock_path = path.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io(&lock_path, e))?;
+        match FileExt::try_lock_exclusive(&lock) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Error::data(
+                    path.display().to_string(),
+                    "the data directory is in use by another process",
+                ))
+            }
+            Err(e) => return Err(io(&lock_path, e)),
+        }
+        let manifest = path.join(MANIFEST);
+        let mut files = list(path)?;
+        match fs::read(&manifest) {
+            Ok(bytes) => check_manifest(&manifest, &String::from_utf8_lossy(&bytes))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !files.checkpoints.is_empty() || !files.segments.is_empty() {
+                    return Err(Error::data(
+                        manifest.display().to_string(),
+                        "the manifest is missing but the directory holds data",
+                    ));
+                }
+                write_atomic(
+                    path,
+                    MANIFEST,
+                    manifest_text(FORMAT_VERSION).as_bytes(),
+                    policy,
+                )?;
+            }
+            Err(e) => return Err(io(&manifest, e)),
+        }
+        for tmp in std::mem::take(&mut files.temporary) {
+            remove(&tmp)?;
+        }
+        let mut report = OpenReport::default();
+        // The newest checkpoint, then the log after it.
+        let base = files.checkpoints.last().copied().unwrap_or(0);
+        let mut checkpoint_bytes = 0;
+        if let Some(&n) = files.checkpoints.last() {
+            let file = path.join(checkpoint_name(n));
+            let context = file.display().to_string();
+            let bytes = fs::read(&file).map_err(|e| io(&file, e))?;
+            checkpoint::decode_into(&bytes, &context, store)?;
+            checkpoint_bytes = bytes.len() as u64;
+            report.checkpoint = Some(n);
+        }
+        for &n in files.checkpoints.iter().filter(|&&n| n < base) {
+            remove(&path.join(checkpoint_name(n)))?;
+        }
+        for &n in files.segments.iter().filter(|&&n| n < base) {
+            remove(&path.join(segment_name(n)))?;
+        }
+        let segments: Vec<u64> = files
+            .segments
+            .iter()
+            .copied()
+            .filter(|&n| n >= base)
+            .collect();
+        for (i, &n) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            replay_segment(
+                &path.join(segment_name(n)),
+                last,
+                store,
+                &mut report,
+                policy,
+            )?;
+        }
+        let next = segments.last().map_or(base, |&n| n + 1).max(base);
+        let (file, _) = create_segment(path, next, policy)?;
+        let dir = DataDir {
+            path: path.to_path_buf(),
+            _lock: lock,
+            log: Log::new(file, next, 0, policy),
+            policy,
+            checkpoint_bytes: AtomicU64::new(checkpoint_bytes),
+        };
+        Ok((dir, report))
+    }
+
+    /// Size in bytes of the newest checkpoint (0 without one).
+    pub fn checkpoint_bytes(&self) -> u64 {
+        self.checkpoint_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes a checkpoint of `store`. `quiescent` runs the steps that
+    /// need the store and log still (starting a new segment, taking the
+    /// snapshot); the caller makes them so, e.g. with a write lock that
+    /// ingest calls take for reading, and releases them when `quiescent`
+    /// returns.
+    pub fn checkpoint(
+        &self,
+        store: &Store,
+        quiescent: impl FnOnce(&dyn Fn() -> Result<(u64, Vec<u8>)>) -> Result<(u64, Vec<u8>)>,
+    ) -> Result<()> {
+        let (n, bytes) = quiescent(&|| {
+            let (segment, _) = self.log.position();
+            let next = segment + 1;
+            let (file, _) = create_segment(&self.path, next, self.policy)?;
+            self.log.rotate(file, next)?;
+            Ok((next, checkpoint::encode(store)?))
+        })?;
+        write_atomic(&self.path, &checkpoint_name(n), &bytes, self.policy)?;
+        self.checkpoint_bytes
+            .store(bytes.len() as u64, Ordering::Relaxed);
+        let files = list(&self.path)?;
+        for &old in files.segments.iter().filter(|&&s| s < n) {
+            remove(&self.path.join(segment_name(old)))?;
+        }
+        for &old in files.checkpoints.iter().filter(|&&c| c < n) {
+            remove(&self.path.join(checkpoint_name(old)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates segment `n` (empty) and makes its entry durable.
+fn create_segment(dir: &Path, n: u64, policy: SyncPolicy) -> Result<(File, PathBuf)> {
+    let path = dir.join(segment_name(n));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| io(&path, e))?;
+    sync_dir(dir, policy)?;
+    Ok((file, path))
+}
+
+/// Replays one segment into `store`. Damage in the last segment with no
+/// valid record after it is a torn tail: truncated and reported.
+fn replay_segment(
+    path: &Path,
+    last: bool,
+    store: &Store,
+    report: &mut OpenReport,
+    policy: SyncPolicy,
+) -> Result<()> {
+    let context = path.display().to_string();
+    let bytes = fs::read(path).map_err(|e| io(path, e))?;
+    let scan = wal::scan_segment(&bytes);
+    if let Some((reason, later)) = &scan.damage {
+        if !last || *later {
+            return Err(Error::data(&context, reason));
+        }
+    }
+    for record in &scan.records {
+        match record.kind {
+            RecordKind::Ingest => {
+                for cols in wal::decode_ingest(record.payload, &context)? {
+                    report.events_replayed += cols.len() as u64;
+                    store.apply(&cols);
+                }
+            }
+            RecordKind::Retain => {
+                store.retain(wal::decode_retain(record.payload, &context)?);
+            }
+        }
+        report.records_replayed += 1;
+    }
+    if let Some((reason, _)) = scan.damage {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io(path, e))?;
+        file.set_len(scan.valid_len as u64)
+            .map_err(|e| io(path, e))?;
+        sync_file(&file, path, policy)?;
+        report.dropped_tail_bytes = (bytes.len() - scan.valid_len) as u64;
+        report.dropped_tail = Some(format!("{context}: {reason}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_rejects_other_versions() {
+        let path = Path::new("MANIFEST");
+        check_manifest(path, &manifest_text(FORMAT_VERSION)).unwrap();
+        let err = check_manifest(path, &manifest_text(FORMAT_VERSION + 1)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("format version 2 is not supported"),
+            "{err}"
+        );
+        let damaged = manifest_text(FORMAT_VERSION).replace("format 1", "format 7");
+        assert!(check_manifest(path, &damaged)
+            .unwrap_err()
+            .to_string()
+            .contains("checksum"));
+    }
+}

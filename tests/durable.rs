@@ -1,0 +1,631 @@
+//! SPEC 9, the durable data directory: what is acknowledged survives,
+//! damage is found, and a reopened directory answers exactly as an
+//! in-memory engine fed the same acknowledged inputs.
+//!
+//! - `kill_loop_loses_nothing_acknowledged`: `convostat ingest --data` is
+//!   SIGKILLed at random moments (recovery, ingest, checkpoint) at least 20
+//!   times; every acknowledged input is present, every killed one present
+//!   or absent as a whole, and all four query kinds equal the reference;
+//! - `torn_tail_at_every_byte_offset_drops_exactly_that_record`;
+//! - `flipped_log_bytes_are_a_dropped_tail_or_a_data_error` and
+//!   `flipped_checkpoint_bytes_are_a_data_error`;
+//! - `a_second_opener_gets_a_one_line_error`, `the_format_version_is_checked`;
+//! - `random_sequences_match_an_in_memory_engine` (proptest: ingest,
+//!   checkpoint, retain, close and reopen, crash and reopen);
+//! - `concurrent_ingests_share_syncs_and_replay_the_same`.
+//!
+//! A crash is simulated in process by copying the directory's files while
+//! the engine is open (what a `kill -9` would leave: every acknowledged
+//! record is in the files) and opening the copy.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use convostat::{Engine, EngineOptions, ErrorKind, Params, Query, SyncPolicy};
+use proptest::prelude::*;
+
+// ---------------------------------------------------------------------------
+// Data: small alphabets so that conversations span inputs and collide.
+
+const BOTS: [&str; 3] = ["b0", "b1", "b2"];
+const VERSIONS: [&str; 2] = ["LIVE", "DRAFT"];
+const TEAMS: [&str; 2] = ["t0", "t1"];
+const CONVERSATIONS: usize = 8;
+/// 2024-03-01T00:00:00Z in µs.
+const T0: i64 = 1_709_251_200_000_000;
+const HOUR: i64 = 3_600_000_000;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn rfc3339(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let dt = chrono::DateTime::from_timestamp(secs, micros as u32 * 1000).unwrap();
+    dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// One NDJSON event line.
+fn line(rng: &mut Rng, id: &str) -> String {
+    let bot = BOTS[rng.below(3) as usize];
+    let conversation = format!("c{}", rng.below(CONVERSATIONS as u64));
+    let ts = T0 + rng.below(96) as i64 * HOUR + rng.below(1000) as i64;
+    let kind = ["message", "transition", "feedback"][rng.below(3) as usize];
+    let mut fields = vec![
+        format!(r#""event_id":"{id}""#),
+        format!(r#""timestamp":"{}""#, rfc3339(ts)),
+        format!(r#""bot_id":"{bot}""#),
+        format!(r#""conversation_id":"{conversation}""#),
+        format!(r#""event_type":"{kind}""#),
+    ];
+    let mut opt = |rng: &mut Rng, name: &str, values: &[&str]| {
+        if rng.below(5) > 0 {
+            let v = values[rng.below(values.len() as u64) as usize];
+            fields.push(format!(r#""{name}":"{v}""#));
+        }
+    };
+    opt(rng, "team_id", &TEAMS);
+    opt(rng, "bot_version", &VERSIONS);
+    opt(rng, "user_id", &["u1", "u2", "ü3"]);
+    opt(rng, "channel_type", &["web", "voice"]);
+    opt(rng, "language", &["en", "nl"]);
+    opt(rng, "campaign_id", &["k1"]);
+    opt(rng, "campaign_source", &["ads", "mail"]);
+    opt(rng, "message_id", &["m1", "m2", "m3"]);
+    if kind == "transition" {
+        opt(rng, "from_step_id", &["s1", "s2"]);
+        opt(rng, "from_step_type", &["dialog"]);
+        opt(rng, "to_step_id", &["s2", "s3"]);
+        opt(rng, "to_step_type", &["input", "end"]);
+    }
+    format!("{{{}}}\n", fields.join(","))
+}
+
+/// Input number `i`: `n` events with ids of their own, and the first
+/// three of input `i - 1` re-sent (identical duplicates, as SPEC 1
+/// assumes: an event is a function of its id).
+fn input(seed: u64, i: usize, n: usize) -> String {
+    let own = (0..n).map(|k| (i, k));
+    let resent = (0..3.min(i * 3)).map(|k| (i.wrapping_sub(1), k));
+    let mut out = String::new();
+    for (owner, k) in own.chain(resent) {
+        let mut rng = Rng((seed << 40) ^ ((owner as u64) << 20) ^ k as u64 | 1);
+        rng.next();
+        out.push_str(&line(&mut rng, &format!("e{owner}-{k}")));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Answers of every query kind over the whole alphabet.
+
+fn query(kind: &str, params: &[(&str, &str)]) -> Query {
+    Query::from_params(kind, &Params::new(params.iter().copied()).unwrap()).unwrap()
+}
+
+fn answer(engine: &Engine, q: &Query) -> String {
+    match engine.query(q) {
+        Ok(a) => a.to_json(),
+        Err(e) => format!("{:?}", e.kind()),
+    }
+}
+
+/// Everything an engine answers about the test alphabet, and its sizes.
+fn fingerprint(engine: &Engine) -> Vec<String> {
+    let (start, end) = ("2024-02-28", "2024-03-08");
+    let mut out = Vec::new();
+    for bot in BOTS {
+        for version in VERSIONS {
+            let base = [
+                ("bot_id", bot),
+                ("version", version),
+                ("start_time", start),
+                ("end_time", end),
+            ];
+            let mut p = base.to_vec();
+            p.extend([("bucket", "1d"), ("group_by", "channel_type")]);
+            out.push(answer(engine, &query("conversations", &p)));
+            for (stat, aggregate) in [("duration_seconds", "max"), ("num_messages", "sum")] {
+                let mut p = base.to_vec();
+                p.extend([("stat", stat), ("aggregate", aggregate), ("bucket", "1d")]);
+                out.push(answer(engine, &query("insights", &p)));
+            }
+            for c in 0..CONVERSATIONS {
+                let conversation = format!("c{c}");
+                let mut p = base.to_vec();
+                p.push(("conversation_id", &conversation));
+                out.push(answer(engine, &query("flow", &p)));
+            }
+        }
+    }
+    for team in TEAMS {
+        let p = [
+            ("team_id", team),
+            ("start_time", start),
+            ("end_time", end),
+            ("bucket", "1d"),
+            (
+                "group_by",
+                "bot_id,bot_version,channel_type,language,campaign_id,campaign_source",
+            ),
+        ];
+        out.push(answer(engine, &query("usage", &p)));
+    }
+    let stats = engine.stats();
+    out.push(format!(
+        "{} conversations, {} events",
+        stats.conversations, stats.events
+    ));
+    out
+}
+
+fn reference(inputs: &[&str]) -> Engine {
+    let engine = Engine::new();
+    for i in inputs {
+        engine.ingest_ndjson(i.as_bytes()).unwrap();
+    }
+    engine
+}
+
+/// A copy of the files of `dir`: what a crash now would leave on disk.
+fn crash_image(dir: &Path) -> tempfile::TempDir {
+    let image = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), image.path().join(entry.file_name())).unwrap();
+    }
+    image
+}
+
+fn files_named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The log segment holding records, when a directory has one.
+fn last_segment(dir: &Path) -> PathBuf {
+    files_named(dir, "wal-")
+        .into_iter()
+        .rfind(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a non-empty segment")
+}
+
+// ---------------------------------------------------------------------------
+// Kill loop over the binary.
+
+const EVENTS_PER_RUN: usize = 400;
+
+#[test]
+fn kill_loop_loses_nothing_acknowledged() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let inputs: Vec<String> = (0..60).map(|i| input(11, i, EVENTS_PER_RUN)).collect();
+    let exe = env!("CARGO_BIN_EXE_convostat");
+    // Calibrate: how long one uninterrupted run takes here.
+    let mut acknowledged: Vec<usize> = Vec::new();
+    let mut killed: Vec<usize> = Vec::new();
+    let mut typical = Duration::from_millis(200);
+    let (mut kills, mut recoveries) = (0, 0);
+    for (i, text) in inputs.iter().enumerate() {
+        let file = work.path().join(format!("in-{i}.ndjson"));
+        std::fs::write(&file, text).unwrap();
+        let started = Instant::now();
+        let mut child = Command::new(exe)
+            .args(["ingest", "--data"])
+            .arg(&data)
+            .arg("--input")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Every run but the first few is killed at a random moment: while
+        // it recovers what the last kill left, ingests, or checkpoints.
+        let kill = i >= 3 && kills < 24;
+        if kill {
+            let delay = typical.mul_f64(rng.below(1000) as f64 / 1000.0);
+            std::thread::sleep(delay);
+            let _ = child.kill(); // SIGKILL
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("recovered") {
+            recoveries += 1;
+        }
+        if out.status.success() {
+            acknowledged.push(i);
+            if !kill {
+                typical = started.elapsed();
+            }
+        } else {
+            assert!(out.status.code().is_none(), "run {i} failed: {stderr}");
+            kills += 1;
+            killed.push(i);
+        }
+        if kills >= 24 && i >= 30 {
+            break;
+        }
+    }
+    assert!(kills >= 20, "only {kills} runs were killed");
+    // Decide presence exactly: a killed input is present iff its ids are
+    // in the directory; the reference then gets exactly those inputs.
+    let image = crash_image(&data);
+    let probe = Engine::open(image.path()).unwrap();
+    let mut fed: Vec<&str> = Vec::new();
+    for (i, text) in inputs.iter().enumerate() {
+        if acknowledged.contains(&i) {
+            fed.push(text);
+        } else if killed.contains(&i) {
+            // Its last own event (ids past the third are never re-sent by
+            // the next input) is a duplicate exactly when it is present.
+            let own = text.lines().nth(EVENTS_PER_RUN - 1).unwrap();
+            let report = probe.ingest_ndjson(own.as_bytes()).unwrap();
+            if report.duplicates == 1 {
+                fed.push(text);
+            }
+        }
+    }
+    drop(probe);
+    let expected = fingerprint(&reference(&fed));
+    let engine = Engine::open(&data).unwrap();
+    assert_eq!(fingerprint(&engine), expected);
+    // Every acknowledged input is there in full.
+    for &i in &acknowledged {
+        let report = engine.ingest_ndjson(inputs[i].as_bytes()).unwrap();
+        assert_eq!(report.rows_ingested, 0, "input {i} lost events");
+    }
+    eprintln!(
+        "kill loop: {} runs, {kills} killed, {recoveries} recovered a log, {} acknowledged",
+        acknowledged.len() + killed.len(),
+        acknowledged.len()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Damage.
+
+/// An engine on `dir` that skips fsyncs (the damage tests open hundreds).
+fn unsynced(dir: &Path) -> Engine {
+    quick().open(dir).unwrap()
+}
+
+/// Options that skip fsyncs and the checkpoint on close.
+fn quick() -> EngineOptions {
+    EngineOptions::new()
+        .sync(SyncPolicy::Never)
+        .checkpoint_on_close(false)
+}
+
+/// A directory holding two ingest records (inputs A and B, B last), and
+/// the size of the log before B.
+fn two_records(dir: &Path, a: &str, b: &str) -> (tempfile::TempDir, u64) {
+    let engine = Engine::open(dir).unwrap();
+    engine.ingest_ndjson(a.as_bytes()).unwrap();
+    let before = std::fs::metadata(last_segment(dir)).unwrap().len();
+    engine.ingest_ndjson(b.as_bytes()).unwrap();
+    let image = crash_image(dir);
+    drop(engine);
+    (image, before)
+}
+
+#[test]
+fn torn_tail_at_every_byte_offset_drops_exactly_that_record() {
+    let work = tempfile::tempdir().unwrap();
+    // The last record as small as a record gets: one event, required
+    // columns only (most of its bytes are the Arrow IPC schema).
+    let b = r#"{"event_id":"z","timestamp":"2024-03-02T00:00:00Z","bot_id":"b0","conversation_id":"c1","event_type":"message"}"#;
+    let a = input(3, 0, 40);
+    let (image, before) = two_records(&work.path().join("d"), &a, b);
+    let segment_name = last_segment(image.path()).file_name().unwrap().to_owned();
+    let whole = std::fs::read(image.path().join(&segment_name)).unwrap();
+    eprintln!("last record: {} bytes", whole.len() as u64 - before);
+    let only_a = fingerprint(&reference(&[&a]));
+    let both = fingerprint(&reference(&[&a, b]));
+    for cut in before..=whole.len() as u64 {
+        let copy = crash_image(image.path());
+        std::fs::write(copy.path().join(&segment_name), &whole[..cut as usize]).unwrap();
+        let engine = unsynced(copy.path());
+        let report = engine.open_report().unwrap().clone();
+        if cut == whole.len() as u64 {
+            assert_eq!(report.dropped_tail_bytes, 0);
+            assert_eq!(fingerprint(&engine), both);
+            continue;
+        }
+        assert_eq!(report.dropped_tail_bytes, cut - before, "cut at {cut}");
+        assert_eq!(report.records_replayed, 1, "cut at {cut}");
+        if cut > before {
+            assert!(report.dropped_tail.unwrap().contains("wal-"));
+        }
+        // Answers are checked at a sample of offsets (each costs a dozen ms).
+        if cut % 97 == 0 || cut == before || cut + 1 == whole.len() as u64 {
+            assert_eq!(fingerprint(&engine), only_a, "cut at {cut}");
+        }
+        if cut % 97 == 0 {
+            // The tail was truncated away: reopening finds nothing to drop.
+            drop(engine);
+            let engine = unsynced(copy.path());
+            assert_eq!(engine.open_report().unwrap().dropped_tail_bytes, 0);
+        }
+    }
+}
+
+#[test]
+fn flipped_log_bytes_are_a_dropped_tail_or_a_data_error() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (input(5, 0, 20), input(5, 1, 2));
+    let (image, before) = two_records(&work.path().join("d"), &a, &b);
+    let segment_name = last_segment(image.path()).file_name().unwrap().to_owned();
+    let whole = std::fs::read(image.path().join(&segment_name)).unwrap();
+    let only_a = fingerprint(&reference(&[&a]));
+    for offset in (0..whole.len())
+        .step_by(13)
+        .chain([before as usize, whole.len() - 1])
+    {
+        let copy = crash_image(image.path());
+        let mut bytes = whole.clone();
+        bytes[offset] ^= 0x20;
+        std::fs::write(copy.path().join(&segment_name), &bytes).unwrap();
+        match EngineOptions::new()
+            .sync(SyncPolicy::Never)
+            .open(copy.path())
+        {
+            Ok(engine) => {
+                // Only damage in the last record may be dropped, as a tail.
+                assert!(
+                    offset as u64 >= before,
+                    "flip at {offset} of the first record was accepted"
+                );
+                let report = engine.open_report().unwrap();
+                assert_eq!(report.dropped_tail_bytes, whole.len() as u64 - before);
+                assert_eq!(fingerprint(&engine), only_a, "flip at {offset}");
+            }
+            Err(e) => {
+                assert!((offset as u64) < before, "flip at {offset}: {e}");
+                assert_eq!(e.kind(), ErrorKind::Data);
+                let message = e.to_string();
+                assert!(
+                    message.contains("wal-") && !message.contains('\n'),
+                    "{message}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn flipped_checkpoint_bytes_are_a_data_error() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("d");
+    let engine = Engine::open(&dir).unwrap();
+    engine.ingest_ndjson(input(7, 0, 30).as_bytes()).unwrap();
+    engine.checkpoint().unwrap();
+    let image = crash_image(&dir);
+    drop(engine);
+    let checkpoint = files_named(image.path(), "checkpoint-").pop().unwrap();
+    let name = checkpoint.file_name().unwrap().to_owned();
+    let whole = std::fs::read(&checkpoint).unwrap();
+    let step = (whole.len() / 300).max(1);
+    for offset in (0..whole.len()).step_by(step).chain([whole.len() - 1]) {
+        let copy = crash_image(image.path());
+        let mut bytes = whole.clone();
+        bytes[offset] ^= 0x01;
+        std::fs::write(copy.path().join(&name), &bytes).unwrap();
+        let e = quick()
+            .open(copy.path())
+            .expect_err("a damaged checkpoint was accepted");
+        assert_eq!(e.kind(), ErrorKind::Data);
+        assert!(e.to_string().contains("checkpoint-"), "{e}");
+    }
+    // A checkpoint cut short too.
+    let copy = crash_image(image.path());
+    std::fs::write(copy.path().join(&name), &whole[..whole.len() / 2]).unwrap();
+    assert_eq!(
+        Engine::open(copy.path()).unwrap_err().kind(),
+        ErrorKind::Data
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Lock and format version.
+
+#[test]
+fn a_second_opener_gets_a_one_line_error() {
+    let work = tempfile::tempdir().unwrap();
+    let engine = Engine::open(work.path()).unwrap();
+    let e = Engine::open(work.path()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data);
+    let message = e.to_string();
+    assert!(message.contains("in use by another process"), "{message}");
+    assert!(message.contains(&work.path().display().to_string()));
+    // Another process: the CLI says the same on one line, exit status 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_convostat"))
+        .args([
+            "usage",
+            "--team-id",
+            "t0",
+            "--start",
+            "2024-03-01",
+            "--end",
+            "2024-03-02",
+        ])
+        .args(["--bucket", "1d", "--data"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("in use"),
+        "{stderr}"
+    );
+    drop(engine);
+    Engine::open(work.path()).unwrap();
+}
+
+#[test]
+fn the_format_version_is_checked() {
+    let work = tempfile::tempdir().unwrap();
+    drop(Engine::open(work.path()).unwrap());
+    let manifest = work.path().join("MANIFEST");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("format 1"), "{text}");
+    let body = "convostat data directory\nformat 99\n";
+    let future = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+    std::fs::write(&manifest, future).unwrap();
+    let e = Engine::open(work.path()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data);
+    assert!(
+        e.to_string().contains("format version 99 is not supported"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("MANIFEST"), "{e}");
+    std::fs::write(&manifest, text.replace("format 1", "format 2")).unwrap();
+    assert!(Engine::open(work.path())
+        .unwrap_err()
+        .to_string()
+        .contains("checksum"));
+    // No manifest next to data is an error too, not a fresh directory.
+    std::fs::remove_file(&manifest).unwrap();
+    std::fs::write(work.path().join("wal-00000000000000000009.log"), b"").unwrap();
+    assert!(Engine::open(work.path())
+        .unwrap_err()
+        .to_string()
+        .contains("manifest is missing"));
+}
+
+// ---------------------------------------------------------------------------
+// Random sequences against an in-memory engine.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Ingest {
+        events: usize,
+        batch: bool,
+    },
+    Checkpoint,
+    /// Retain conversations that end at or after T0 + hours.
+    Retain(i64),
+    CloseReopen,
+    CrashReopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1usize..40, any::<bool>()).prop_map(|(events, batch)| Op::Ingest { events, batch }),
+        1 => Just(Op::Checkpoint),
+        1 => (0i64..100).prop_map(Op::Retain),
+        1 => Just(Op::CloseReopen),
+        1 => Just(Op::CrashReopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_sequences_match_an_in_memory_engine(
+        ops in proptest::collection::vec(op(), 1..10),
+        seed in 1u64..1000,
+        tiny_log in any::<bool>(),
+    ) {
+        let work = tempfile::tempdir().unwrap();
+        let mut dir = work.path().join("d0");
+        let options = || {
+            let o = EngineOptions::new().sync(SyncPolicy::Never);
+            if tiny_log { o.checkpoint_log_bytes(4096) } else { o }
+        };
+        let mut durable = options().open(&dir).unwrap();
+        let memory = Engine::new();
+        let mut images = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                Op::Ingest { events, batch } => {
+                    let text = input(seed, i, *events);
+                    if *batch {
+                        let events: Vec<convostat::Event> = text
+                            .lines()
+                            .map(|l| serde_json::from_str(l).unwrap())
+                            .collect();
+                        let a = durable.ingest_events(&events).unwrap();
+                        let b = memory.ingest_events(&events).unwrap();
+                        prop_assert_eq!(a, b);
+                    } else {
+                        let a = durable.ingest_ndjson(text.as_bytes()).unwrap();
+                        let b = memory.ingest_ndjson(text.as_bytes()).unwrap();
+                        prop_assert_eq!(a, b);
+                    }
+                }
+                Op::Checkpoint => durable.checkpoint().unwrap(),
+                Op::Retain(hours) => {
+                    let before = T0 + hours * HOUR;
+                    prop_assert_eq!(durable.retain(before).unwrap(), memory.retain(before).unwrap());
+                }
+                Op::CloseReopen => {
+                    durable.close().unwrap();
+                    durable = options().open(&dir).unwrap();
+                }
+                Op::CrashReopen => {
+                    let image = crash_image(&dir);
+                    dir = image.path().to_path_buf();
+                    images.push(image);
+                    durable = options().open(&dir).unwrap();
+                }
+            }
+            prop_assert_eq!(fingerprint(&durable), fingerprint(&memory), "after {:?}", op);
+        }
+        durable.close().unwrap();
+        let reopened = Engine::open(&dir).unwrap();
+        prop_assert_eq!(fingerprint(&reopened), fingerprint(&memory));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Group commit.
+
+#[test]
+fn concurrent_ingests_share_syncs_and_replay_the_same() {
+    let work = tempfile::tempdir().unwrap();
+    let inputs: Vec<String> = (0..24).map(|i| input(17, i, 50)).collect();
+    let engine = Engine::open(work.path()).unwrap();
+    std::thread::scope(|s| {
+        for chunk in inputs.chunks(6) {
+            let engine = &engine;
+            s.spawn(move || {
+                for text in chunk {
+                    engine.ingest_ndjson(text.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    let all: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let expected = fingerprint(&reference(&all));
+    assert_eq!(fingerprint(&engine), expected);
+    let image = crash_image(work.path());
+    drop(engine);
+    let replayed = Engine::open(image.path()).unwrap();
+    assert_eq!(replayed.open_report().unwrap().records_replayed, 24);
+    assert_eq!(fingerprint(&replayed), expected);
+}
