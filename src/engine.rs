@@ -117,10 +117,31 @@ impl Engine {
 
     /// Ingests one Arrow batch in any accepted layout (SPEC 1).
     pub fn ingest_batch(&self, batch: &RecordBatch) -> Result<IngestReport> {
-        let mut report = IngestReport::default();
-        let cols = normalize(batch, self.mode, RowNumbers::From(1), &mut report)?;
-        self.apply(&[cols], &mut report);
-        Ok(report)
+        self.ingest_batches_with(std::slice::from_ref(batch), self.mode)
+    }
+
+    /// Ingests several Arrow batches as one atomic input: every batch is
+    /// validated before any is applied, so one bad batch rejects them all.
+    /// Rows are numbered across the batches in error messages.
+    pub fn ingest_batches(&self, batches: &[RecordBatch]) -> Result<IngestReport> {
+        self.ingest_batches_with(batches, self.mode)
+    }
+
+    /// [`Engine::ingest_batches`] with the null policy `mode` for this call
+    /// only (a server's `?mode=lenient`), whatever the engine's own mode.
+    pub fn ingest_batches_with(
+        &self,
+        batches: &[RecordBatch],
+        mode: IngestMode,
+    ) -> Result<IngestReport> {
+        let mut staged = (IngestReport::default(), Vec::with_capacity(batches.len()));
+        let mut first_row = 1u64;
+        for batch in batches {
+            let cols = normalize(batch, mode, RowNumbers::From(first_row), &mut staged.0)?;
+            staged.1.push((first_row, cols));
+            first_row += batch.num_rows() as u64;
+        }
+        self.apply_staged(Mutex::new(staged))
     }
 
     /// Ingests rows.
@@ -130,11 +151,21 @@ impl Engine {
 
     /// Ingests NDJSON (one event object per line), atomically.
     pub fn ingest_ndjson(&self, reader: impl BufRead) -> Result<IngestReport> {
+        self.ingest_ndjson_with(reader, self.mode)
+    }
+
+    /// [`Engine::ingest_ndjson`] with the null policy `mode` for this call
+    /// only, whatever the engine's own mode.
+    pub fn ingest_ndjson_with(
+        &self,
+        reader: impl BufRead,
+        mode: IngestMode,
+    ) -> Result<IngestReport> {
         let staged = Mutex::new((IngestReport::default(), Vec::new()));
         guard("ndjson", || {
             read_ndjson(reader, |batch, lines| {
                 let mut report = IngestReport::default();
-                let cols = normalize(&batch, self.mode, RowNumbers::Lines(lines), &mut report)?;
+                let cols = normalize(&batch, mode, RowNumbers::Lines(lines), &mut report)?;
                 let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
                 staged.0.merge(&report);
                 staged.1.push((lines.first().copied().unwrap_or(0), cols));

@@ -94,13 +94,15 @@ pub mod generate;
 pub mod ingest;
 pub mod query;
 pub mod schema;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 pub mod time;
 
 pub use answer::{Answer, FlowAnswer, FlowTransition, Series, SeriesAnswer, SeriesData, Step};
 pub use engine::{Engine, EngineStats};
 pub use error::{Error, ErrorKind, Result};
-pub use ingest::{IngestMode, IngestReport};
+pub use ingest::{IngestMode, IngestReport, IngestSummary};
 pub use query::{
     Aggregate, ConversationsQuery, FlowQuery, GroupField, InsightsQuery, ListFilter, Params, Query,
     Stat, UsageQuery,

@@ -102,6 +102,13 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+    /// Serves the four queries and event ingest over HTTP (SPEC 8).
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
+    /// Reads a secret on stdin and prints its argon2id PHC string, for a
+    /// `user:role:phc` line of a credentials file.
+    #[cfg(feature = "server")]
+    HashSecret,
 }
 
 #[derive(Args)]
@@ -221,7 +228,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
         eprintln!(
-            "error: a subcommand is required: conversations, insights, flow, usage, generate or demo (see --help)"
+            "error: a subcommand is required: conversations, insights, flow, usage, generate, demo, serve or hash-secret (see --help)"
         );
         return ExitCode::from(2);
     }
@@ -254,6 +261,10 @@ fn run(command: Command) -> convostat::Result<()> {
         Command::Demo { events } => {
             return convostat::demo::run(events, &mut std::io::stdout().lock());
         }
+        #[cfg(feature = "server")]
+        Command::Serve(args) => return serve::serve(args),
+        #[cfg(feature = "server")]
+        Command::HashSecret => return serve::hash_secret(),
         Command::Conversations { common, bot } => ("conversations", common, bot.pairs()),
         Command::Insights {
             common,
@@ -387,4 +398,126 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<indicatif::ProgressBar> {
             .ok()?,
     );
     Some(bar)
+}
+
+/// `serve` and `hash-secret`: arguments to a [`convostat::server`] call.
+#[cfg(feature = "server")]
+mod serve {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use clap::Args;
+    use convostat::batch::{discover_inputs, InputFormat};
+    use convostat::server::{self, Credentials, Server, ServerConfig};
+    use convostat::{Engine, Error};
+
+    #[derive(Args)]
+    pub struct ServeArgs {
+        /// Parquet / NDJSON files or directories to load at start.
+        #[arg(long, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = server::DEFAULT_LISTEN)]
+        listen: String,
+        /// Accounts file: one `user:role:phc` line each (see hash-secret).
+        #[arg(long, conflicts_with = "no_auth")]
+        credentials: Option<PathBuf>,
+        /// Serve without authentication (loopback addresses only).
+        #[arg(long)]
+        no_auth: bool,
+        /// Largest request body in bytes (413 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_MAX_BODY)]
+        max_body: usize,
+        /// Longest time a request may take, in seconds (503 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_TIMEOUT.as_secs())]
+        timeout: u64,
+        /// Most requests running or waiting for CPU work (429 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+        max_in_flight: usize,
+    }
+
+    /// Invalid arguments: one `error: ` line and exit status 2, as for
+    /// clap's own argument errors (nothing has started yet).
+    fn usage(message: &str) -> ! {
+        eprintln!("error: {message}");
+        std::process::exit(2)
+    }
+
+    pub fn serve(args: ServeArgs) -> convostat::Result<()> {
+        let credentials = match (&args.credentials, args.no_auth) {
+            (Some(path), _) => Some(Arc::new(Credentials::load(path)?)),
+            (None, true) => {
+                let loopback = args
+                    .listen
+                    .to_socket_addrs()
+                    .map(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
+                    .unwrap_or(false);
+                if !loopback {
+                    usage(&format!(
+                        "--no-auth needs a loopback --listen address, not `{}`",
+                        args.listen
+                    ));
+                }
+                None
+            }
+            (None, false) => {
+                usage("refusing to start without --credentials FILE (or --no-auth on loopback)")
+            }
+        };
+        let config = ServerConfig {
+            listen: args.listen,
+            credentials,
+            max_body: args.max_body,
+            timeout: Duration::from_secs(args.timeout.max(1)),
+            max_in_flight: args.max_in_flight.max(1),
+            workers: 0,
+        };
+        // Bind first, so that a taken port is reported before any loading.
+        let server = Server::bind(config)?;
+        let engine = Arc::new(Engine::new());
+        if !args.input.is_empty() {
+            let started = Instant::now();
+            let files = discover_inputs(&args.input)?;
+            for file in &files {
+                match file.format {
+                    InputFormat::Parquet => engine.ingest_parquet(&file.path)?,
+                    InputFormat::Ndjson => engine.ingest_ndjson_file(&file.path)?,
+                };
+            }
+            eprintln!(
+                "loaded {} events from {} files in {:.1}s",
+                engine.stats().events,
+                files.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        server.run(engine, |addr| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}").and_then(|_| out.flush());
+        })
+    }
+
+    pub fn hash_secret() -> convostat::Result<()> {
+        let mut secret = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut secret)
+            .map_err(|e| Error::data_from("stdin", e))?;
+        if secret.last() == Some(&b'\n') {
+            secret.pop();
+            if secret.last() == Some(&b'\r') {
+                secret.pop();
+            }
+        }
+        if secret.is_empty() {
+            usage("the secret on stdin is empty");
+        }
+        let phc = server::hash_secret(&secret)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{phc}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::data_from("stdout", e))
+    }
 }
