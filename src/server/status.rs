@@ -181,7 +181,8 @@ impl IntoResponse for ApiError {
 }
 
 /// Rewrites every error answer that is not JSON yet into a google.rpc.Status
-/// body, keeping its status (and its `Allow` header for a 405).
+/// body, keeping its status (axum adds the `Allow` header of a 405 outside
+/// this layer).
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
@@ -194,7 +195,107 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
+    let error = match status {
+        StatusCode::NOT_FOUND => ApiError::no_route(&method, &path),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
+            code::UNIMPLEMENTED,
+            format!("method not allowed: {method} {}", shorten(&path)),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            format!("request body too large: the limit is {limit} bytes (--max-body)"),
+        )
+    }
+
+    /// 429/8: too much work in progress; the client should retry later.
+    pub fn overloaded(limit: usize) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RESOURCE_EXHAUSTED,
+            format!("overloaded: {limit} requests already in progress; retry later"),
+        )
+    }
+
+    /// 503/14: the request did not finish in time, or the server is
+    /// shutting down.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, message)
+    }
+
+    /// 500/13: a bug.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            "internal error: this is a bug in convostat",
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The google.rpc.Status JSON body, with a trailing newline.
+    pub fn body(&self) -> String {
+        let body = serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+            "details": [],
+        });
+        body.to_string() + "\n"
+    }
+}
+
+impl From<&Error> for ApiError {
+    fn from(e: &Error) -> Self {
+        match e.kind() {
+            ErrorKind::InvalidQuery | ErrorKind::Data => Self::invalid(e.to_string()),
+            ErrorKind::NotFound => Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, e.to_string()),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            );
+        }
+        response
+    }
+}
+
+/// Rewrites every error answer that is not JSON yet into a google.rpc.Status
+/// body, keeping its status (axum adds the `Allow` header of a 405 outside
+/// this layer).
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
     let error = match status {
         StatusCode::NOT_FOUND => ApiError::no_route(&method, &path),
         StatusCode::METHOD_NOT_ALLOWED => {
@@ -230,11 +331,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             ),
         ),
     };
-    let mut rewritten = error.into_response();
-    if let Some(allow) = allow {
-        rewritten.headers_mut().insert(header::ALLOW, allow);
-    }
-    rewritten
+    error.into_response()
 }
 
 /// Client-supplied text in messages is cut short to keep them one short
