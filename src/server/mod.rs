@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Request, StatusCode};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
@@ -160,7 +160,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(TraceLayer::new_for_http())
                 .layer(from_fn_with_state(Arc::clone(&state), gate::record))
-                .layer(from_fn(status::json_errors))
+                .layer(from_fn_with_state(config.max_body, status::json_errors))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     config.timeout,

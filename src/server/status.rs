@@ -9,7 +9,7 @@
 //! limit's 413, the timeout's 503, the panic catcher's 500) is rewritten
 //! into one, so that clients only ever parse one error shape.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -182,8 +182,8 @@ impl IntoResponse for ApiError {
 
 /// Rewrites every error answer that is not JSON yet into a google.rpc.Status
 /// body, keeping its status (axum adds the `Allow` header of a 405 outside
-/// this layer).
-pub async fn json_errors(request: Request, next: Next) -> Response {
+/// this layer). `max_body` is `--max-body`, for the message of a 413.
+pub async fn json_errors(State(max_body): State<usize>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
@@ -202,11 +202,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             code::UNIMPLEMENTED,
             format!("method not allowed: {method} {}", shorten(&path)),
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            code::RESOURCE_EXHAUSTED,
-            "request body too large (--max-body)",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(max_body),
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
             ApiError::unavailable("unavailable: the request did not finish in time (--timeout)")
         }

@@ -23,10 +23,10 @@ pub struct WorkPool {
 
 impl WorkPool {
     /// A pool running `running` closures at once, with at most `admitted`
-    /// requests running or waiting.
+    /// requests running or waiting (`running` is capped at `admitted`).
     pub fn new(running: usize, admitted: usize) -> Self {
-        let running = running.max(1);
-        let admitted = admitted.max(running);
+        let admitted = admitted.max(1);
+        let running = running.clamp(1, admitted);
         Self {
             admitted: Arc::new(Semaphore::new(admitted)),
             running: Arc::new(Semaphore::new(running)),
