@@ -77,6 +77,8 @@
 //! (plans and execution) → [`answer`] (SPEC JSON, Arrow, CSV, tables).
 //! [`time`] holds every calendar and DST rule; [`engine`] is the embedded
 //! face, [`batch`] the file-scanning one, [`generate`] makes synthetic data.
+//! `server` (behind the default feature `server`) is `convostat serve`:
+//! the same questions and ingest over HTTP (SPEC 8).
 //!
 //! ## Not supported
 //!
