@@ -9,7 +9,7 @@
 //! per-request timeout (503), a panic catcher (500, the last line of
 //! defence) and the body limit (413); the `/v1/` routes then through the
 //! authentication gate ([`auth`], `gate`), and reach a handler
-//! ([`routes`]) that makes one library call. Queries, ingest and argon2
+//! (`routes`) that makes one library call. Queries, ingest and argon2
 //! run on the blocking pool under a bound (`work`): beyond it a request
 //! is answered 429 at once.
 //!

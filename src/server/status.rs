@@ -2,7 +2,7 @@
 //! (SPEC 8), `{"code": C, "message": "...", "details": []}`.
 //!
 //! [`ApiError`] is the one error type of the handlers; it maps the
-//! library's [`Error`](crate::Error) kinds and the server's own refusals
+//! library's [`Error`] kinds and the server's own refusals
 //! (credentials, role, media type, size, overload) to a status and a gRPC
 //! code. [`json_errors`] is the last middleware before the client: any
 //! error answer that is not already such a body (axum's own 405, the body
