@@ -280,6 +280,59 @@ impl Engine {
 mod tests {
     use super::*;
 
+    fn line(id: &str, bot: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","timestamp":"2024-03-01T10:00:00Z","bot_id":{bot},"conversation_id":"c1","event_type":"message"}}"#
+        )
+    }
+
+    #[test]
+    fn ingest_batches_is_atomic_over_all_batches() {
+        let engine = Engine::new();
+        let good = events_to_batch(&[Event {
+            event_id: "e1".into(),
+            bot_id: "b1".into(),
+            conversation_id: "c1".into(),
+            event_type: "message".into(),
+            ..Default::default()
+        }])
+        .unwrap();
+        // The same row with a null in a required column.
+        let (schema, mut columns, _) = good.clone().into_parts();
+        let fields: Vec<arrow_schema::Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        columns[0] = std::sync::Arc::new(arrow_array::StringArray::from(vec![None::<&str>]));
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+        let bad = RecordBatch::try_new(schema, columns).unwrap();
+        let e = engine
+            .ingest_batches(&[good.clone(), bad.clone()])
+            .unwrap_err();
+        assert!(e.to_string().contains("row 2"), "{e}");
+        assert_eq!(engine.stats().events, 0);
+        let report = engine
+            .ingest_batches_with(&[good.clone(), bad], IngestMode::Lenient)
+            .unwrap();
+        assert_eq!((report.rows_ingested, report.skipped_rows()), (1, 1));
+        let report = engine.ingest_batches(&[good.clone(), good]).unwrap();
+        assert_eq!((report.rows_ingested, report.duplicates), (0, 2));
+    }
+
+    #[test]
+    fn the_mode_of_one_ndjson_call_overrides_the_engines() {
+        let engine = Engine::new();
+        let text = format!("{}\n{}\n", line("e1", "\"b1\""), line("e2", "null"));
+        assert!(engine.ingest_ndjson(text.as_bytes()).is_err());
+        let report = engine
+            .ingest_ndjson_with(text.as_bytes(), IngestMode::Lenient)
+            .unwrap();
+        assert_eq!(report.rows_ingested, 1);
+        assert_eq!(report.summary().skipped.values().sum::<u64>(), 1);
+        assert_eq!(engine.mode(), IngestMode::Strict);
+    }
+
     #[test]
     fn engine_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
