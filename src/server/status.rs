@@ -265,6 +265,50 @@ mod tests {
         );
     }
 
+    /// A panicking handler (a bug) is answered 500/13 in JSON through the
+    /// same layers as the server's, and plain-text errors are rewritten.
+    #[test]
+    fn panics_and_plain_errors_become_status_bodies() {
+        use axum::routing::get;
+        use tower::ServiceExt;
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if true {
+                        panic!("a bug");
+                    }
+                    StatusCode::OK
+                }),
+            )
+            .route("/teapot", get(|| async { StatusCode::IM_A_TEAPOT }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::new())
+            .layer(axum::middleware::from_fn_with_state(1024usize, json_errors));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let call = |path: &'static str| {
+            let request = Request::builder().uri(path).body(axum::body::Body::empty());
+            let response = runtime
+                .block_on(app.clone().oneshot(request.unwrap()))
+                .unwrap();
+            let status = response.status();
+            let body = runtime
+                .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+                .unwrap();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let (status, body) = call("/boom");
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.starts_with("{\"code\":13,"), "{body}");
+        let (status, body) = call("/teapot");
+        assert_eq!(status, StatusCode::IM_A_TEAPOT);
+        assert!(body.starts_with("{\"code\":3,"), "{body}");
+        let (status, body) = call("/nowhere");
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body.contains("no route for GET /nowhere"), "{body}");
+    }
+
     #[test]
     fn messages_stay_short_and_on_one_line() {
         let long = "x\n".repeat(500);
