@@ -12,6 +12,7 @@
 
 use std::io::BufRead;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
@@ -76,6 +77,8 @@ pub struct EngineStats {
 pub struct Engine {
     store: Store,
     mode: IngestMode,
+    /// Bumped after every ingest call that added rows (see `generation`).
+    generation: AtomicU64,
 }
 
 impl Default for Engine {
@@ -99,6 +102,7 @@ impl Engine {
         Self {
             store: Store::new(options),
             mode,
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -107,11 +111,23 @@ impl Engine {
         self.mode
     }
 
+    /// The data's version: a number that changes after every ingest call
+    /// that added rows, and only then. A host may cache answers tagged with
+    /// the generation read before the query ran, and serve them while the
+    /// generation is unchanged (duplicates and rejected inputs keep it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     fn apply(&self, columns: &[EventColumns], report: &mut IngestReport) {
+        let before = report.rows_ingested;
         for cols in columns {
             let applied = self.store.apply(cols);
             report.rows_ingested += applied.ingested;
             report.duplicates += applied.duplicates;
+        }
+        if report.rows_ingested > before {
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -316,8 +332,10 @@ mod tests {
             .ingest_batches_with(&[good.clone(), bad], IngestMode::Lenient)
             .unwrap();
         assert_eq!((report.rows_ingested, report.skipped_rows()), (1, 1));
+        let generation = engine.generation();
         let report = engine.ingest_batches(&[good.clone(), good]).unwrap();
         assert_eq!((report.rows_ingested, report.duplicates), (0, 2));
+        assert_eq!(engine.generation(), generation, "duplicates change nothing");
     }
 
     #[test]
@@ -325,12 +343,14 @@ mod tests {
         let engine = Engine::new();
         let text = format!("{}\n{}\n", line("e1", "\"b1\""), line("e2", "null"));
         assert!(engine.ingest_ndjson(text.as_bytes()).is_err());
+        assert_eq!(engine.generation(), 0, "a rejected input changes nothing");
         let report = engine
             .ingest_ndjson_with(text.as_bytes(), IngestMode::Lenient)
             .unwrap();
         assert_eq!(report.rows_ingested, 1);
         assert_eq!(report.summary().skipped.values().sum::<u64>(), 1);
         assert_eq!(engine.mode(), IngestMode::Strict);
+        assert_eq!(engine.generation(), 1);
     }
 
     #[test]

@@ -437,6 +437,10 @@ mod serve {
         /// Most requests running or waiting for CPU work (429 beyond).
         #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
         max_in_flight: usize,
+        /// Answers kept for repeated queries while the data is unchanged
+        /// (0 turns the cache off).
+        #[arg(long, default_value_t = server::DEFAULT_ANSWER_CACHE)]
+        answer_cache: usize,
     }
 
     /// Invalid arguments: one `error: ` line and exit status 2, as for
@@ -474,6 +478,7 @@ mod serve {
             timeout: Duration::from_secs(args.timeout.max(1)),
             max_in_flight: args.max_in_flight.max(1),
             workers: 0,
+            answer_cache: args.answer_cache,
         };
         // Bind first, so that a taken port is reported before any loading.
         let server = Server::bind(config)?;

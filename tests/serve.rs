@@ -860,7 +860,8 @@ fn decode(s: &str) -> String {
 /// Beyond `--max-in-flight` a request is answered 429 at once, not queued.
 #[test]
 fn overload_is_answered_429() {
-    let server = Served::start(&["--no-auth", "--max-in-flight", "1"]);
+    // Without the answer cache, every query needs the one slot.
+    let server = Served::start(&["--no-auth", "--max-in-flight", "1", "--answer-cache", "0"]);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
     convostat::generate::write_ndjson(

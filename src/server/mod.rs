@@ -11,7 +11,8 @@
 //! authentication gate ([`auth`], `gate`), and reach a handler
 //! (`routes`) that makes one library call. Queries, ingest and argon2
 //! run on the blocking pool under a bound (`work`): beyond it a request
-//! is answered 429 at once.
+//! is answered 429 at once. Answers are cached while the engine's data is
+//! unchanged ([`cache`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 
 pub mod auth;
+pub mod cache;
 mod gate;
 pub mod metrics;
 pub mod openapi;
@@ -68,6 +70,8 @@ pub const DEFAULT_MAX_BODY: usize = 64 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on requests running or waiting for CPU work.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Default number of cached answer bodies.
+pub const DEFAULT_ANSWER_CACHE: usize = 1024;
 /// How long requests in flight may still run after SIGTERM / SIGINT.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -102,6 +106,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// CPU work running at once; 0 means the number of cores.
     pub workers: usize,
+    /// Answer bodies kept for repeated queries while the data is
+    /// unchanged ([`cache`]); 0 disables the cache.
+    pub answer_cache: usize,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +120,7 @@ impl Default for ServerConfig {
             timeout: DEFAULT_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             workers: 0,
+            answer_cache: DEFAULT_ANSWER_CACHE,
         }
     }
 }
@@ -124,6 +132,7 @@ struct AppState {
     credentials: Option<Arc<Credentials>>,
     metrics: metrics::Metrics,
     work: work::WorkPool,
+    answers: cache::AnswerCache,
     max_body: usize,
 }
 
@@ -139,6 +148,7 @@ pub fn router(engine: Arc<Engine>, config: &ServerConfig) -> Router {
         credentials: config.credentials.clone(),
         metrics: metrics::Metrics::default(),
         work: work::WorkPool::new(workers, config.max_in_flight),
+        answers: cache::AnswerCache::new(config.answer_cache),
         max_body: config.max_body,
     });
     let v1 = Router::new()

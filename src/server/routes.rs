@@ -84,8 +84,9 @@ fn path_error(rejection: PathRejection) -> ApiError {
     ))
 }
 
-/// Validates the query on the async worker (cheap), runs it on the work
-/// pool, and answers the CLI's bytes: the JSON and a newline.
+/// Validates the query on the async worker (cheap), answers from the
+/// answer cache when the data has not changed since, or runs it on the
+/// work pool; the body is the CLI's bytes: the JSON and a newline.
 async fn answer(
     app: &AppState,
     kind: &'static str,
@@ -96,12 +97,20 @@ async fn answer(
         path.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     pairs.extend(query_pairs(query.as_deref().unwrap_or(""))?);
     let query = Query::from_params(kind, &Params::new(pairs)?)?;
+    let key = format!("{query:?}");
+    let generation = app.engine.generation();
+    if let Some(body) = app.answers.get(&key, generation) {
+        return Ok(json(StatusCode::OK, body.to_string()));
+    }
     let engine = Arc::clone(&app.engine);
-    let body = app
+    let body: Arc<str> = app
         .work
         .run(move || engine.query(&query).map(|a| a.to_json() + "\n"))
-        .await??;
-    Ok(json(StatusCode::OK, body))
+        .await??
+        .into();
+    let current = app.engine.generation();
+    app.answers.put(key, generation, current, Arc::clone(&body));
+    Ok(json(StatusCode::OK, body.to_string()))
 }
 
 /// `POST /v1/events`: NDJSON or an Arrow IPC stream, all or nothing.
