@@ -9,6 +9,9 @@
 # CONVOSTAT_BENCH_INGEST_RATE events/s (default 100k). Before that it
 # measures HTTP NDJSON ingest alone: 1M fresh events (seed 8) posted in
 # 50k-event bodies, back to back. Prints a Markdown table for the README.
+# CONVOSTAT_BENCH_ANSWER_CACHE sets the server's --answer-cache (default
+# 1024; 0 makes every request run its query: wrk repeats one URL, which
+# the cache answers until the next ingest).
 #
 # Needs wrk (Debian: apt-get install wrk) and python3 (the ingest poster).
 #
@@ -19,6 +22,7 @@ cd "$(dirname "$0")/.."
 EVENTS=${CONVOSTAT_BENCH_EVENTS:-10000000}
 SECONDS_PER_RUN=${CONVOSTAT_BENCH_SECONDS:-10}
 RATE=${CONVOSTAT_BENCH_INGEST_RATE:-100000}
+ANSWER_CACHE=${CONVOSTAT_BENCH_ANSWER_CACHE:-1024}
 INGEST_EVENTS=3000000
 command -v wrk > /dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
 
@@ -40,7 +44,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN" serve --no-auth --listen 127.0.0.1:0 --input "$DATA" --max-in-flight 4096 \
+"$BIN" serve --no-auth --listen 127.0.0.1:0 --input "$DATA" --max-in-flight 4096 --answer-cache "$ANSWER_CACHE" \
     > "$WORK/stdout" 2> "$WORK/stderr" &
 SERVER_PID=$!
 until grep -q '^listening on ' "$WORK/stdout"; do
@@ -141,7 +145,7 @@ for ingest in no yes; do
 done
 
 echo
-echo "Events preloaded: $EVENTS; ${SECONDS_PER_RUN}s per run; $(nproc) cores; $(date -u +%Y-%m-%d)."
+echo "Events preloaded: $EVENTS; ${SECONDS_PER_RUN}s per run; --answer-cache $ANSWER_CACHE; $(nproc) cores; $(date -u +%Y-%m-%d)."
 echo "HTTP NDJSON ingest alone: $INGEST_RATE events/s. Concurrent ingest achieved: ${POSTED_RATE:-?} events/s."
 echo
 echo "| route | connections | with ingest | p50 | p99 | requests/s | non-2xx |"
