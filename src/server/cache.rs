@@ -8,6 +8,11 @@
 //! never older than what an uncached query would have seen. The cache
 //! holds at most `capacity` bodies; when full, stale entries go first, and
 //! if none is stale, everything goes.
+//!
+//! After an ingest every cached answer is stale at once, and all the
+//! clients asking the same question would run the same query together.
+//! [`AnswerCache::turn`] lets one of them compute it while the others wait
+//! for its answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +22,29 @@ use std::sync::{Arc, Mutex};
 pub struct AnswerCache {
     entries: Mutex<HashMap<String, (u64, Arc<str>)>>,
     capacity: usize,
+    /// One lock per key being computed; removed by the last user.
+    turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// The right to compute one key's answer; see [`AnswerCache::turn`].
+#[derive(Debug)]
+pub struct Turn {
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if turns
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
 }
 
 impl AnswerCache {
@@ -25,7 +53,27 @@ impl AnswerCache {
         Self {
             entries: Mutex::new(HashMap::new()),
             capacity,
+            turns: Arc::default(),
         }
+    }
+
+    /// Waits until no other request is computing `key`, and holds that
+    /// right until the returned value is dropped; `None` when the cache is
+    /// off. Look the key up again after this returns: the request that had
+    /// the turn before may have stored the answer.
+    pub async fn turn(&self, key: &str) -> Option<Turn> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(turns.entry(key.to_owned()).or_default())
+        };
+        Some(Turn {
+            key: key.to_owned(),
+            guard: Some(lock.lock_owned().await),
+            turns: Arc::clone(&self.turns),
+        })
     }
 
     /// The body stored for `key` at `generation`, if any.
@@ -69,6 +117,39 @@ mod tests {
         assert_eq!(cache.get("a", 2), None);
         cache.put("b".into(), 1, 2, "B1".into()); // stale on arrival
         assert_eq!(cache.get("b", 1), None);
+    }
+
+    #[test]
+    fn turns_are_taken_one_at_a_time_and_cleaned_up() {
+        let cache = AnswerCache::new(4);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let first = cache.turn("k").await.unwrap();
+            let waiting = cache.turn("k");
+            tokio::pin!(waiting);
+            let poll = futures_poll_once(waiting.as_mut()).await;
+            assert!(poll.is_none(), "a second turn waits for the first");
+            drop(first);
+            let second = waiting.await.unwrap();
+            drop(second);
+        });
+        assert!(cache.turns.lock().unwrap().is_empty());
+        assert!(runtime.block_on(AnswerCache::new(0).turn("k")).is_none());
+    }
+
+    /// Polls a future once: `Some` if it finished.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(f: F) -> Option<F::Output> {
+        let mut f = Some(f);
+        std::future::poll_fn(move |cx| {
+            let mut inner = f.take().unwrap();
+            match std::pin::Pin::new(&mut inner).poll(cx) {
+                std::task::Poll::Ready(v) => std::task::Poll::Ready(Some(v)),
+                std::task::Poll::Pending => std::task::Poll::Ready(None),
+            }
+        })
+        .await
     }
 
     #[test]

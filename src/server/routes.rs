@@ -102,6 +102,12 @@ async fn answer(
     if let Some(body) = app.answers.get(&key, generation) {
         return Ok(json(StatusCode::OK, body.to_string()));
     }
+    // One request computes; the others asking the same wait for its answer.
+    let _turn = app.answers.turn(&key).await;
+    let generation = app.engine.generation();
+    if let Some(body) = app.answers.get(&key, generation) {
+        return Ok(json(StatusCode::OK, body.to_string()));
+    }
     let engine = Arc::clone(&app.engine);
     let body: Arc<str> = app
         .work
