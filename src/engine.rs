@@ -26,13 +26,14 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
 
 use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
+use crate::batch::InputFormat;
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{is_gzip_name, open_ndjson_file, read_ndjson};
@@ -97,6 +98,9 @@ pub struct EngineStats {
 pub struct Engine {
     store: Store,
     mode: IngestMode,
+    /// Bumped after every ingest or retention that changed the data (see
+    /// [`Engine::generation`]).
+    generation: AtomicU64,
     /// Ingest calls hold it for reading from their dedup claims to their
     /// fold; checkpoints and retention take it for writing, so that they
     /// see a store that matches the log exactly.
@@ -221,6 +225,7 @@ impl EngineOptions {
         let engine = Engine {
             store,
             mode: self.mode,
+            generation: AtomicU64::new(0),
             gate: RwLock::new(()),
             durable: Some(Durable {
                 dir,
@@ -255,6 +260,7 @@ impl Engine {
         Self {
             store: Store::new(options),
             mode,
+            generation: AtomicU64::new(0),
             gate: RwLock::new(()),
             durable: None,
         }
@@ -347,21 +353,25 @@ impl Engine {
     /// # Ok::<(), convostat::Error>(())
     /// ```
     pub fn retain(&self, before: i64) -> Result<RetainReport> {
-        match &self.durable {
+        let report = match &self.durable {
             None => {
                 let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
                 let r = self.store.retain(before);
-                Ok(RetainReport {
+                RetainReport {
                     conversations: r.conversations,
                     events: r.events,
-                })
+                }
             }
             Some(d) => {
                 let r = self.retain_logged(d, before)?;
                 self.checkpoint_durable(d)?;
-                Ok(r)
+                r
             }
+        };
+        if report.conversations > 0 || report.events > 0 {
+            self.generation.fetch_add(1, Ordering::Release);
         }
+        Ok(report)
     }
 
     fn retain_logged(&self, d: &Durable, before: i64) -> Result<RetainReport> {
@@ -399,11 +409,23 @@ impl Engine {
         self.mode
     }
 
+    /// The data's version: a number that changes after every ingest call
+    /// that added rows, and only then. A host may cache answers tagged with
+    /// the generation read before the query ran, and serve them while the
+    /// generation is unchanged (duplicates and rejected inputs keep it).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     fn apply(&self, columns: &[EventColumns], report: &mut IngestReport) {
+        let before = report.rows_ingested;
         for cols in columns {
             let applied = self.store.apply(cols);
             report.rows_ingested += applied.ingested;
             report.duplicates += applied.duplicates;
+        }
+        if report.rows_ingested > before {
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -433,10 +455,14 @@ impl Engine {
             // A failed sync fails the log for good: the claims stay unfolded
             // and every later call errors until the directory is reopened.
             d.dir.log.sync(seq)?;
+            let before = report.rows_ingested;
             for (cols, claimed) in columns.iter().zip(&claims) {
                 let applied = self.store.fold(cols, claimed);
                 report.rows_ingested += applied.ingested;
                 report.duplicates += applied.duplicates;
+            }
+            if report.rows_ingested > before {
+                self.generation.fetch_add(1, Ordering::Release);
             }
         }
         // The threshold grows with the checkpoint: rewriting a snapshot
@@ -464,10 +490,49 @@ impl Engine {
 
     /// Ingests one Arrow batch in any accepted layout (SPEC 1).
     pub fn ingest_batch(&self, batch: &RecordBatch) -> Result<IngestReport> {
-        let mut report = IngestReport::default();
-        let cols = normalize(batch, self.mode, RowNumbers::From(1), &mut report)?;
-        self.commit(&[cols], &mut report)?;
-        Ok(report)
+        self.ingest_batches_with(std::slice::from_ref(batch), self.mode)
+    }
+
+    /// Ingests several Arrow batches as one atomic input: every batch is
+    /// validated before any is applied, so one bad batch rejects them all.
+    /// Rows are numbered across the batches in error messages.
+    pub fn ingest_batches(&self, batches: &[RecordBatch]) -> Result<IngestReport> {
+        self.ingest_batches_with(batches, self.mode)
+    }
+
+    /// [`Engine::ingest_batches`] with the null policy `mode` for this call
+    /// only (a server's `?mode=lenient`), whatever the engine's own mode.
+    pub fn ingest_batches_with(
+        &self,
+        batches: &[RecordBatch],
+        mode: IngestMode,
+    ) -> Result<IngestReport> {
+        let mut staged = (IngestReport::default(), Vec::with_capacity(batches.len()));
+        let mut first_row = 1u64;
+        for batch in batches {
+            let cols = normalize(batch, mode, RowNumbers::From(first_row), &mut staged.0)?;
+            staged.1.push((first_row, cols));
+            first_row += batch.num_rows() as u64;
+        }
+        self.apply_staged(Mutex::new(staged))
+    }
+
+    /// Ingests every input under `paths`, as the CLI's `--input` reads
+    /// them (Parquet and NDJSON files, directories walked): one atomic call
+    /// per file, in path order, and the summed report. The first bad file
+    /// stops it with its error; the files before it stay ingested.
+    pub fn ingest_paths(&self, paths: &[std::path::PathBuf]) -> Result<IngestReport> {
+        let mut total = IngestReport::default();
+        for file in crate::batch::discover_inputs(paths)? {
+            let report = match file.format {
+                InputFormat::Parquet => self.ingest_parquet(&file.path)?,
+                InputFormat::Ndjson | InputFormat::NdjsonGzip => {
+                    self.ingest_ndjson_file(&file.path)?
+                }
+            };
+            total.merge(&report);
+        }
+        Ok(total)
     }
 
     /// Ingests rows.
@@ -477,11 +542,21 @@ impl Engine {
 
     /// Ingests NDJSON (one event object per line), atomically.
     pub fn ingest_ndjson(&self, reader: impl BufRead) -> Result<IngestReport> {
+        self.ingest_ndjson_with(reader, self.mode)
+    }
+
+    /// [`Engine::ingest_ndjson`] with the null policy `mode` for this call
+    /// only, whatever the engine's own mode.
+    pub fn ingest_ndjson_with(
+        &self,
+        reader: impl BufRead,
+        mode: IngestMode,
+    ) -> Result<IngestReport> {
         let staged = Mutex::new((IngestReport::default(), Vec::new()));
         guard("ndjson", || {
             read_ndjson(reader, |batch, lines| {
                 let mut report = IngestReport::default();
-                let cols = normalize(&batch, self.mode, RowNumbers::Lines(lines), &mut report)?;
+                let cols = normalize(&batch, mode, RowNumbers::Lines(lines), &mut report)?;
                 let mut staged = staged.lock().unwrap_or_else(|p| p.into_inner());
                 staged.0.merge(&report);
                 staged.1.push((lines.first().copied().unwrap_or(0), cols));
@@ -615,6 +690,63 @@ impl Drop for Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(id: &str, bot: &str) -> String {
+        format!(
+            r#"{{"event_id":"{id}","timestamp":"2024-03-01T10:00:00Z","bot_id":{bot},"conversation_id":"c1","event_type":"message"}}"#
+        )
+    }
+
+    #[test]
+    fn ingest_batches_is_atomic_over_all_batches() {
+        let engine = Engine::new();
+        let good = events_to_batch(&[Event {
+            event_id: "e1".into(),
+            bot_id: "b1".into(),
+            conversation_id: "c1".into(),
+            event_type: "message".into(),
+            ..Default::default()
+        }])
+        .unwrap();
+        // The same row with a null in a required column.
+        let (schema, mut columns, _) = good.clone().into_parts();
+        let fields: Vec<arrow_schema::Field> = schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        columns[0] = std::sync::Arc::new(arrow_array::StringArray::from(vec![None::<&str>]));
+        let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+        let bad = RecordBatch::try_new(schema, columns).unwrap();
+        let e = engine
+            .ingest_batches(&[good.clone(), bad.clone()])
+            .unwrap_err();
+        assert!(e.to_string().contains("row 2"), "{e}");
+        assert_eq!(engine.stats().events, 0);
+        let report = engine
+            .ingest_batches_with(&[good.clone(), bad], IngestMode::Lenient)
+            .unwrap();
+        assert_eq!((report.rows_ingested, report.skipped_rows()), (1, 1));
+        let generation = engine.generation();
+        let report = engine.ingest_batches(&[good.clone(), good]).unwrap();
+        assert_eq!((report.rows_ingested, report.duplicates), (0, 2));
+        assert_eq!(engine.generation(), generation, "duplicates change nothing");
+    }
+
+    #[test]
+    fn the_mode_of_one_ndjson_call_overrides_the_engines() {
+        let engine = Engine::new();
+        let text = format!("{}\n{}\n", line("e1", "\"b1\""), line("e2", "null"));
+        assert!(engine.ingest_ndjson(text.as_bytes()).is_err());
+        assert_eq!(engine.generation(), 0, "a rejected input changes nothing");
+        let report = engine
+            .ingest_ndjson_with(text.as_bytes(), IngestMode::Lenient)
+            .unwrap();
+        assert_eq!(report.rows_ingested, 1);
+        assert_eq!(report.summary().skipped.values().sum::<u64>(), 1);
+        assert_eq!(engine.mode(), IngestMode::Strict);
+        assert_eq!(engine.generation(), 1);
+    }
 
     #[test]
     fn engine_is_send_and_sync() {

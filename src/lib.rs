@@ -77,14 +77,19 @@
 //! (plans and execution) → [`answer`] (SPEC JSON, Arrow, CSV, tables).
 //! [`time`] holds every calendar and DST rule; [`engine`] is the embedded
 //! face, [`batch`] the file-scanning one; `generate` makes synthetic data
-//! and `demo` runs the demo.
+//! and `demo` runs the demo; `server` is `convostat serve`: the same
+//! questions and ingest over HTTP (SPEC 8).
 //!
 //! ## Features
 //!
 //! - `cli` (default): the `convostat` binary, the `generate` module (the
 //!   synthetic data generator) and the `demo` module, with their
-//!   dependencies (clap, indicatif, rand). A host application that links
-//!   only the engine depends on `convostat` with `default-features = false`.
+//!   dependencies (clap, indicatif, rand).
+//! - `server` (default): the `server` module, `convostat serve`, with
+//!   axum, tokio, tower-http and argon2.
+//!
+//! A host application that links only the engine depends on `convostat`
+//! with `default-features = false`.
 //!
 //! ## Not supported
 //!
@@ -113,6 +118,8 @@ pub mod generate;
 pub mod ingest;
 pub mod query;
 pub mod schema;
+#[cfg(feature = "server")]
+pub mod server;
 mod store;
 pub mod time;
 
@@ -122,7 +129,7 @@ pub use engine::{
     DEFAULT_CHECKPOINT_LOG_BYTES,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use ingest::{IngestMode, IngestReport, RequiredColumn, SkipReason};
+pub use ingest::{IngestMode, IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub use query::{
     Aggregate, ConversationsQuery, FlowQuery, GroupField, InsightsQuery, ListFilter, Params,
     Percentile, Query, Stat, UsageQuery, MAX_ANSWER_CELLS,

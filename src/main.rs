@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use convostat::batch::{discover_inputs, InputFormat};
+use convostat::batch::discover_inputs;
 use convostat::batch::{run_files, BatchOptions};
 use convostat::error::echo;
 use convostat::generate::{write_file, write_parquet_parts, GeneratorConfig, Layout};
@@ -127,6 +127,13 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         events: usize,
     },
+    /// Serves the four queries and event ingest over HTTP (SPEC 8).
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
+    /// Reads a secret on stdin and prints its argon2id PHC string, for a
+    /// `user:role:phc` line of a credentials file.
+    #[cfg(feature = "server")]
+    HashSecret,
 }
 
 #[derive(Args)]
@@ -271,7 +278,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     }
     if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
         eprintln!(
-            "error: a subcommand is required: conversations, insights, flow, usage, ingest, generate or demo (see --help)"
+            "error: a subcommand is required: conversations, insights, flow, usage, ingest, generate, demo, serve or hash-secret (see --help)"
         );
         return ExitCode::from(2);
     }
@@ -323,6 +330,10 @@ fn run(command: Command) -> convostat::Result<()> {
             input,
             lenient,
         } => return ingest(&data, &input, lenient),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => return serve::serve(args),
+        #[cfg(feature = "server")]
+        Command::HashSecret => return serve::hash_secret(),
         Command::Conversations { common, bot } => ("conversations", common, bot.pairs()),
         Command::Insights {
             common,
@@ -420,41 +431,40 @@ fn ingest(data: &std::path::Path, inputs: &[PathBuf], lenient: bool) -> convosta
     } else {
         IngestMode::Strict
     };
-    let files = discover_inputs(inputs)?;
+    // Missing inputs are reported before the directory is touched.
+    discover_inputs(inputs)?;
     let engine = EngineOptions::new().mode(mode).open(data)?;
-    if let Some(r) = engine.open_report() {
-        if r.records_replayed > 0 || r.dropped_tail_bytes > 0 {
-            eprintln!(
-                "recovered {}: replayed {} log records ({} events){}",
-                data.display(),
-                r.records_replayed,
-                r.events_replayed,
-                match &r.dropped_tail {
-                    Some(why) => format!(
-                        ", dropped a torn tail of {} bytes ({why})",
-                        r.dropped_tail_bytes
-                    ),
-                    None => String::new(),
-                }
-            );
-        }
-    }
-    let mut total = IngestReport::default();
-    for file in &files {
-        let report = match file.format {
-            InputFormat::Parquet => engine.ingest_parquet(&file.path)?,
-            InputFormat::Ndjson | InputFormat::NdjsonGzip => {
-                engine.ingest_ndjson_file(&file.path)?
-            }
-        };
-        total.merge(&report);
-    }
+    report_recovery(data, &engine);
+    let total = engine.ingest_paths(inputs)?;
     engine.close()?;
     let json = serde_json::to_string(&total).map_err(|e| Error::data_from("report", e))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{json}")
         .and_then(|_| out.flush())
         .map_err(|e| Error::data_from("stdout", e))
+}
+
+/// Says on stderr what opening a data directory recovered, if anything.
+fn report_recovery(data: &std::path::Path, engine: &convostat::Engine) {
+    let Some(r) = engine.open_report() else {
+        return;
+    };
+    if r.records_replayed > 0 || r.dropped_tail_bytes > 0 {
+        eprintln!(
+            "recovered {}: replayed {} log records ({} events){}",
+            data.display(),
+            r.records_replayed,
+            r.events_replayed,
+            match &r.dropped_tail {
+                Some(why) => format!(
+                    ", dropped a torn tail of {} bytes ({})",
+                    r.dropped_tail_bytes,
+                    echo(why)
+                ),
+                None => String::new(),
+            }
+        );
+    }
 }
 
 fn print_answer(answer: &Answer, format: Format) -> convostat::Result<()> {
@@ -507,4 +517,141 @@ fn progress_bar(inputs: &[PathBuf]) -> Option<indicatif::ProgressBar> {
             .ok()?,
     );
     Some(bar)
+}
+
+/// `serve` and `hash-secret`: arguments to a [`convostat::server`] call.
+#[cfg(feature = "server")]
+mod serve {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use clap::Args;
+    use convostat::server::{self, Credentials, Server, ServerConfig};
+    use convostat::{Engine, Error};
+
+    #[derive(Args)]
+    pub struct ServeArgs {
+        /// Parquet / NDJSON files or directories to load at start.
+        #[arg(long, num_args = 1..)]
+        input: Vec<PathBuf>,
+        /// A durable data directory (SPEC 9): opened (recovered) at start,
+        /// every acknowledged POST is in it, checkpointed at shutdown.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = server::DEFAULT_LISTEN)]
+        listen: String,
+        /// Accounts file: one `user:role:phc` line each (see hash-secret).
+        #[arg(long, conflicts_with = "no_auth")]
+        credentials: Option<PathBuf>,
+        /// Serve without authentication (loopback addresses only).
+        #[arg(long)]
+        no_auth: bool,
+        /// Largest request body in bytes (413 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_MAX_BODY)]
+        max_body: usize,
+        /// Longest time a request may take, in seconds (503 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_TIMEOUT.as_secs())]
+        timeout: u64,
+        /// Most requests running or waiting for CPU work (429 beyond).
+        #[arg(long, default_value_t = server::DEFAULT_MAX_IN_FLIGHT)]
+        max_in_flight: usize,
+        /// Answers kept for repeated queries while the data is unchanged
+        /// (0 turns the cache off).
+        #[arg(long, default_value_t = server::DEFAULT_ANSWER_CACHE)]
+        answer_cache: usize,
+    }
+
+    /// Invalid arguments: one `error: ` line and exit status 2, as for
+    /// clap's own argument errors (nothing has started yet).
+    fn usage(message: &str) -> ! {
+        eprintln!("error: {message}");
+        std::process::exit(2)
+    }
+
+    pub fn serve(args: ServeArgs) -> convostat::Result<()> {
+        let credentials = match (&args.credentials, args.no_auth) {
+            (Some(path), _) => Some(Arc::new(Credentials::load(path)?)),
+            (None, true) => {
+                let loopback = args
+                    .listen
+                    .to_socket_addrs()
+                    .map(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
+                    .unwrap_or(false);
+                if !loopback {
+                    usage(&format!(
+                        "--no-auth needs a loopback --listen address, not `{}`",
+                        args.listen
+                    ));
+                }
+                None
+            }
+            (None, false) => {
+                usage("refusing to start without --credentials FILE (or --no-auth on loopback)")
+            }
+        };
+        let config = ServerConfig {
+            listen: args.listen,
+            credentials,
+            max_body: args.max_body,
+            timeout: Duration::from_secs(args.timeout.max(1)),
+            max_in_flight: args.max_in_flight.max(1),
+            workers: 0,
+            answer_cache: args.answer_cache,
+        };
+        // Bind first, so that a taken port is reported before any loading.
+        let server = Server::bind(config)?;
+        let engine = Arc::new(match &args.data {
+            Some(dir) => {
+                let engine = Engine::open(dir)?;
+                super::report_recovery(dir, &engine);
+                engine
+            }
+            None => Engine::new(),
+        });
+        if !args.input.is_empty() {
+            let started = Instant::now();
+            let report = engine.ingest_paths(&args.input)?;
+            eprintln!(
+                "loaded {} events ({} new) in {:.1}s",
+                report.rows_seen,
+                report.rows_ingested,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        server.run(Arc::clone(&engine), |addr| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}").and_then(|_| out.flush());
+        })?;
+        // Requests have drained: leave the data directory checkpointed and
+        // unlocked (a remaining reference does the same when it drops).
+        match Arc::try_unwrap(engine) {
+            Ok(engine) => engine.close(),
+            Err(_) => Ok(()),
+        }
+    }
+
+    pub fn hash_secret() -> convostat::Result<()> {
+        let mut secret = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut secret)
+            .map_err(|e| Error::data_from("stdin", e))?;
+        if secret.last() == Some(&b'\n') {
+            secret.pop();
+            if secret.last() == Some(&b'\r') {
+                secret.pop();
+            }
+        }
+        if secret.is_empty() {
+            usage("the secret on stdin is empty");
+        }
+        let phc = server::hash_secret(&secret)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{phc}")
+            .and_then(|_| out.flush())
+            .map_err(|e| Error::data_from("stdout", e))
+    }
 }

@@ -24,7 +24,7 @@ mod rows;
 pub mod scope;
 
 pub(crate) use normalize::{normalize, opt_str, EventColumns, RowNumbers};
-pub use report::{IngestReport, RequiredColumn, SkipReason};
+pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
 pub use scope::ScanScope;
 

@@ -116,6 +116,49 @@ impl IngestReport {
     pub fn skipped_rows(&self) -> u64 {
         self.skipped.values().sum()
     }
+
+    /// The answer to give a client that sent the input (SPEC 8).
+    pub fn summary(&self) -> IngestSummary {
+        IngestSummary::from(self)
+    }
+}
+
+/// The client-facing outcome of one ingest call, as `convostat serve`
+/// answers `POST /v1/events` (SPEC 8):
+/// `{"accepted": N, "duplicates": D, "skipped": {"<reason>": n}}`.
+///
+/// ```
+/// use convostat::Engine;
+/// let engine = Engine::new();
+/// let line = r#"{"event_id":"e1","timestamp":"2024-03-01T10:00:00Z","bot_id":"b1","conversation_id":"c1","event_type":"message"}"#;
+/// engine.ingest_ndjson(line.as_bytes())?;
+/// let again = engine.ingest_ndjson(line.as_bytes())?.summary();
+/// assert_eq!(
+///     serde_json::to_string(&again).unwrap(),
+///     r#"{"accepted":0,"duplicates":1,"skipped":{}}"#
+/// );
+/// # Ok::<(), convostat::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IngestSummary {
+    /// Rows that became part of the engine's data.
+    pub accepted: u64,
+    /// Rows dropped because their `event_id` had been ingested before.
+    pub duplicates: u64,
+    /// Rows skipped in lenient mode, per reason (serialised as its text,
+    /// `null bot_id`).
+    pub skipped: BTreeMap<SkipReason, u64>,
+}
+
+impl From<&IngestReport> for IngestSummary {
+    fn from(report: &IngestReport) -> Self {
+        Self {
+            accepted: report.rows_ingested,
+            duplicates: report.duplicates,
+            skipped: report.skipped.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
