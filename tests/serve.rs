@@ -10,8 +10,9 @@
 //! Covered: every route and status code of SPEC 8, bodies byte-identical
 //! to the CLI's stdout over the golden cases, ingest atomicity (NDJSON and
 //! Arrow IPC), concurrent queries and posts against a single-threaded
-//! engine, overload (429) and timeout (503), graceful SIGTERM, and the
-//! start-up refusals.
+//! engine, overload (429) and timeout (503), graceful SIGTERM, the
+//! start-up refusals, and `serve --data` killed (SIGKILL) during ingest
+//! and recovery without losing an acknowledged POST.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1031,4 +1032,199 @@ fn refuses_to_start_without_credentials_or_with_bad_inputs() {
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ------------------------------------------------------- durable serving
+
+/// The events count of `/metrics` (`convostat_events N`).
+fn events_metric(server: &Served) -> u64 {
+    let text = server.get("/metrics", None).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix("convostat_events "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no convostat_events in {text}"))
+}
+
+/// `serve --data`: a POST answered 200 survives SIGKILL. Posters send
+/// chunks of generated events (with duplicates across chunks) while the
+/// server is killed at random moments, some of them during recovery,
+/// before it even listens. After each restart every acknowledged chunk is
+/// present, and the chunk in flight is wholly present or absent; the
+/// client then re-posts it, as a client does without an answer. At the
+/// end every answer equals a single-threaded engine fed every chunk.
+#[test]
+fn serve_data_survives_sigkill_during_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let file = dir.path().join("events.ndjson");
+    convostat::generate::write_ndjson(
+        &file,
+        &convostat::generate::GeneratorConfig::new(30_000, 17),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Overlapping chunks: each repeats the last 50 lines of the previous.
+    let chunks: Vec<String> = (0..lines.len())
+        .step_by(500)
+        .map(|i| lines[i.saturating_sub(50)..(i + 500).min(lines.len())].join("\n") + "\n")
+        .collect();
+    let engine_of = |n: usize| {
+        let engine = Engine::new();
+        for chunk in &chunks[..n] {
+            engine.ingest_ndjson(chunk.as_bytes()).unwrap();
+        }
+        engine
+    };
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("kill seed {seed}");
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let args = ["--no-auth", "--data", data_arg.as_str()];
+    let mut acknowledged = 0usize;
+    let mut kills = 0;
+    while kills < 20 || acknowledged < chunks.len() {
+        if random(5) == 0 {
+            // Killed during start-up: recovery, before listening.
+            let mut child = binary()
+                .arg("serve")
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(random(40)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
+        }
+        let server = Served::start(&args);
+        // Everything acknowledged is there; the chunk after it may be.
+        let events = events_metric(&server);
+        let with = |n: usize| engine_of(n.min(chunks.len())).stats().events as u64;
+        if events != with(acknowledged) {
+            assert_eq!(
+                events,
+                with(acknowledged + 1),
+                "after {kills} kills with {acknowledged} chunks acknowledged"
+            );
+        }
+        if kills >= 20 && acknowledged == chunks.len() {
+            break;
+        }
+        // Post until killed: the poster keeps the count of 200s.
+        let done = Arc::new(AtomicU64::new(acknowledged as u64));
+        let poster = {
+            let (addr, done, chunks) = (server.addr, Arc::clone(&done), chunks.clone());
+            std::thread::spawn(move || {
+                let client = ClientOf(addr);
+                while (done.load(Ordering::SeqCst) as usize) < chunks.len() {
+                    let next = done.load(Ordering::SeqCst) as usize;
+                    match client.post_ndjson(chunks[next].as_bytes()) {
+                        Some(200) => done.fetch_add(1, Ordering::SeqCst),
+                        Some(other) => panic!("POST answered {other}"),
+                        None => return, // killed mid-request
+                    };
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(random(300)));
+        drop(server); // SIGKILL
+        kills += 1;
+        poster.join().unwrap();
+        acknowledged = done.load(Ordering::SeqCst) as usize;
+    }
+    // A last start, and every answer.
+    let server = Served::start(&args);
+    let expected = engine_of(chunks.len());
+    assert_eq!(events_metric(&server), expected.stats().events as u64);
+    let range = "start_time=2024-01-01&end_time=2024-06-01";
+    for (kind, target, params) in [
+        (
+            "conversations",
+            format!("/v1/bots/bot-acme-support/conversations?version=LIVE&{range}&group_by=channel_type"),
+            vec![("bot_id", "bot-acme-support"), ("version", "LIVE"), ("group_by", "channel_type")],
+        ),
+        (
+            "insights",
+            format!("/v1/bots/bot-acme-support/conversations/insights?version=LIVE&{range}&stat=num_messages&aggregate=p90&bucket=1w"),
+            vec![("bot_id", "bot-acme-support"), ("version", "LIVE"), ("stat", "num_messages"), ("aggregate", "p90"), ("bucket", "1w")],
+        ),
+        (
+            "usage",
+            format!("/v1/teams/team-acme/conversations?{range}&bucket=1d&group_by=bot_id,language"),
+            vec![("team_id", "team-acme"), ("bucket", "1d"), ("group_by", "bot_id,language")],
+        ),
+    ] {
+        let mut params = params;
+        params.extend([("start_time", "2024-01-01"), ("end_time", "2024-06-01")]);
+        let query = Query::from_params(kind, &Params::new(params).unwrap()).unwrap();
+        let want = expected.query(&query).unwrap().to_json() + "\n";
+        let reply = server.get(&target, None);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(reply.text() == want, "{kind} differs after {kills} kills");
+    }
+    // Flow of a conversation with transitions.
+    let first: Value = serde_json::from_str(
+        lines
+            .iter()
+            .find(|l| l.contains("\"transition\"") && l.contains("\"bot_version\""))
+            .unwrap(),
+    )
+    .unwrap();
+    let s = |k: &str| first[k].as_str().unwrap().to_owned();
+    let (bot, conv, version) = (s("bot_id"), s("conversation_id"), s("bot_version"));
+    let query = Query::from_params(
+        "flow",
+        &Params::new([
+            ("bot_id", bot.as_str()),
+            ("conversation_id", conv.as_str()),
+            ("version", version.as_str()),
+            ("start_time", "2024-01-01"),
+            ("end_time", "2024-06-01"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    let want = expected.query(&query).unwrap().to_json() + "\n";
+    let reply = server.get(
+        &format!("/v1/bots/{bot}/conversations/{conv}/flow?version={version}&{range}"),
+        None,
+    );
+    assert!(reply.text() == want, "flow differs: {}", reply.text());
+}
+
+/// A client for a server that may die under it.
+struct ClientOf(SocketAddr);
+
+impl ClientOf {
+    /// POSTs NDJSON; `None` when the connection breaks before an answer.
+    fn post_ndjson(&self, body: &[u8]) -> Option<u16> {
+        let mut stream = TcpStream::connect(self.0).ok()?;
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            self.0,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).ok()?;
+        stream.write_all(body).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let head = String::from_utf8_lossy(&raw);
+        head.split(' ').nth(1)?.parse().ok()
+    }
 }
