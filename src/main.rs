@@ -18,6 +18,14 @@ use convostat::error::echo;
 use convostat::generate::{write_file, write_parquet_parts, GeneratorConfig, Layout};
 use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
 
+/// Batch jobs allocate and free decode buffers of the same sizes batch
+/// after batch on every thread; mimalloc keeps and reuses them where the
+/// system allocator returns pages to the kernel and faults fresh zeroed
+/// ones back in. Measured on 10M interleaved events (README,
+/// "Performance"): 20–35% less wall time, about twice the peak RSS.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "convostat",

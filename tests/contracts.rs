@@ -327,7 +327,15 @@ fn the_library_alone_pulls_no_cli_dependency() {
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert!(crates.contains(&"arrow-array"), "{tree}");
-    for cli_only in ["clap", "indicatif", "rand", "rand_chacha", "axum", "tokio"] {
+    for cli_only in [
+        "clap",
+        "indicatif",
+        "mimalloc",
+        "rand",
+        "rand_chacha",
+        "axum",
+        "tokio",
+    ] {
         assert!(!crates.contains(&cli_only), "{cli_only} in\n{tree}");
     }
 }
