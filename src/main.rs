@@ -252,8 +252,11 @@ fn fail(e: &Error) -> ExitCode {
 
 fn main() -> ExitCode {
     // Decoder panics are caught by the library and reported as data errors;
-    // the default hook would still print them. Keep stderr to one line.
-    std::panic::set_hook(Box::new(|_| {}));
+    // the default hook would still print them. Keep stderr to one line,
+    // unless a backtrace is asked for (debugging a decoder).
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

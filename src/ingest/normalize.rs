@@ -9,10 +9,10 @@
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    Int32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringViewArray};
+use arrow_array::{Array, ArrayRef, BooleanArray, DictionaryArray, RecordBatch, StringViewArray};
 use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
 use arrow_schema::{DataType, TimeUnit};
 
@@ -187,6 +187,11 @@ fn to_view(name: &str, array: &ArrayRef) -> Result<StringViewArray> {
             return Ok(view);
         }
     }
+    if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
+        if let Some(view) = utf8_dictionary_to_view(dict) {
+            return Ok(view);
+        }
+    }
     let cast = arrow_cast::cast(array, &DataType::Utf8View)
         .map_err(|e| Error::data_from(column_context(name), e))?;
     Ok(cast.as_string_view().clone())
@@ -220,6 +225,44 @@ fn utf8_to_view(array: &arrow_array::StringArray) -> Option<StringViewArray> {
             views.into(),
             vec![values.clone()].into(),
             array.nulls().cloned(),
+        )
+    })
+}
+
+/// A dictionary of `Utf8` values as `Utf8View`, one view per row made from
+/// the row's dictionary entry (as [`utf8_to_view`] does), so the cost is
+/// per row, not per dictionary entry: a batch of a few selected rows from a
+/// column chunk with a large dictionary converts only what it holds. Nulls
+/// are logical: a null key or a key of a null entry. `None` when the values
+/// are not `Utf8`, too large for 32-bit view offsets, or a key is out of
+/// range (then arrow's cast reports it).
+fn utf8_dictionary_to_view(dict: &DictionaryArray<Int32Type>) -> Option<StringViewArray> {
+    let strings = dict.values().as_string_opt::<i32>()?;
+    let values = strings.values();
+    let offsets = strings.value_offsets();
+    if *offsets.last()? as usize > u32::MAX as usize {
+        return None;
+    }
+    let entries = strings.len();
+    let keys = dict.keys().values();
+    if keys.iter().any(|&k| k < 0 || k as usize >= entries) {
+        // Null slots may hold any key: let the general path sort them out.
+        return None;
+    }
+    let views: Vec<u128> = keys
+        .iter()
+        .map(|&k| {
+            let k = k as usize;
+            view_at(values, offsets[k] as usize, offsets[k + 1] as usize)
+        })
+        .collect();
+    // SAFETY: as in `utf8_to_view`: every view is made by `view_at` from a
+    // valid `StringArray`'s offset range in its only buffer.
+    Some(unsafe {
+        StringViewArray::new_unchecked(
+            views.into(),
+            vec![values.clone()].into(),
+            dict.logical_nulls(),
         )
     })
 }

@@ -7,6 +7,7 @@
 //! whole (NDJSON, and Parquet row groups that had to be validated whole).
 
 use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, BooleanArray};
 use arrow_schema::{ArrowError, DataType};
 
@@ -98,6 +99,27 @@ pub(crate) fn one_of(
     array: &ArrayRef,
     values: &[String],
 ) -> std::result::Result<BooleanArray, ArrowError> {
+    // A dictionary: one comparison per distinct value, then a lookup per
+    // row by key.
+    if let Some(dict) = array.as_dictionary_opt::<Int32Type>() {
+        let matches = one_of(dict.values(), values)?;
+        let matches = matches.values();
+        let nulls = dict.keys().nulls();
+        return Ok(dict
+            .keys()
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(row, &key)| {
+                let valid = nulls.is_none_or(|n| n.is_valid(row));
+                Some(
+                    valid
+                        && usize::try_from(key)
+                            .is_ok_and(|k| k < matches.len() && matches.value(k)),
+                )
+            })
+            .collect());
+    }
     let view = match array.data_type() {
         DataType::Utf8View => array.clone(),
         _ => arrow_cast::cast(array, &DataType::Utf8View)?,

@@ -1,0 +1,349 @@
+//! The Parquet RLE / bit-packing hybrid encoding, decoded in bulk.
+//!
+//! Definition levels and dictionary indices are stored in this encoding: a
+//! sequence of runs, each introduced by a ULEB128 header whose low bit says
+//! whether it is a repeated value (`count << 1`, then the value in
+//! `ceil(bit_width / 8)` little-endian bytes) or bit-packed groups of eight
+//! values (`groups << 1 | 1`, then `groups * bit_width` bytes, values
+//! packed least significant bit first). [`decode_hybrid`] expands the
+//! first `count` values of such a sequence into a buffer the caller
+//! reuses, which is what the selective reader (`super::selected`) needs: a
+//! page's indices or levels as plain integers, then any row by position.
+//!
+//! Input is third-party data: every length is checked, and a malformed
+//! sequence is an error, never a panic or a read out of bounds.
+
+/// Decodes `count` values of bit width `bit_width` from `data` into `out`
+/// (cleared first). Fails when `data` ends early or the width is above 32.
+pub(super) fn decode_hybrid(
+    data: &[u8],
+    bit_width: u8,
+    count: usize,
+    out: &mut Vec<u32>,
+) -> Result<(), &'static str> {
+    out.clear();
+    if bit_width > 32 {
+        return Err("bit width above 32");
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    if bit_width == 0 {
+        // Every value is 0 and no byte is stored.
+        out.resize(count, 0);
+        return Ok(());
+    }
+    out.reserve(count);
+    let width = usize::from(bit_width);
+    let value_bytes = width.div_ceil(8);
+    let mask: u64 = (1u64 << width) - 1;
+    let mut pos = 0usize;
+    while out.len() < count {
+        let header = read_uleb128(data, &mut pos)?;
+        let wanted = count - out.len();
+        if header & 1 == 0 {
+            let run = usize::try_from(header >> 1).map_err(|_| "run too long")?;
+            let bytes = data
+                .get(pos..pos + value_bytes)
+                .ok_or("repeated run past the end of the data")?;
+            pos += value_bytes;
+            let mut value = 0u32;
+            for (i, b) in bytes.iter().enumerate() {
+                value |= u32::from(*b) << (8 * i);
+            }
+            if run == 0 {
+                continue;
+            }
+            out.resize(out.len() + run.min(wanted), value);
+        } else {
+            let groups = usize::try_from(header >> 1).map_err(|_| "run too long")?;
+            let values = groups.checked_mul(8).ok_or("run too long")?;
+            let bytes = groups.checked_mul(width).ok_or("run too long")?;
+            // A writer may end the last run early: decode what is there.
+            let available = data.len().saturating_sub(pos).min(bytes);
+            let packed = &data[pos..pos + available];
+            let take = values.min(wanted).min(available * 8 / width);
+            if take == 0 && values > 0 {
+                return Err("bit-packed run past the end of the data");
+            }
+            unpack(packed, width, mask, take, out);
+            pos += available;
+        }
+    }
+    Ok(())
+}
+
+/// Appends `take` values of `width` bits from `packed` (which holds at
+/// least `take * width` bits) to `out`.
+#[inline]
+fn unpack(packed: &[u8], width: usize, mask: u64, take: usize, out: &mut Vec<u32>) {
+    let mut bit = 0usize;
+    // Fast path: a whole 8-byte word can be read at the value's first byte.
+    let fast_end = packed.len().saturating_sub(8);
+    for _ in 0..take {
+        let byte = bit / 8;
+        let shift = bit % 8;
+        let word = if byte <= fast_end && packed.len() >= 8 {
+            u64::from_le_bytes(packed[byte..byte + 8].try_into().unwrap_or([0; 8]))
+        } else {
+            let mut word = [0u8; 8];
+            let end = packed.len().min(byte + 8);
+            word[..end - byte].copy_from_slice(&packed[byte..end]);
+            u64::from_le_bytes(word)
+        };
+        // width <= 32 and shift < 8: the value lies inside the word.
+        out.push(((word >> shift) & mask) as u32);
+        bit += width;
+    }
+}
+
+/// One run of a hybrid-encoded sequence, for random access.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Run {
+    /// Position of the run's first value in the sequence.
+    first: usize,
+    /// Number of values in the run.
+    len: usize,
+    /// The repeated value, or the byte offset of the packed values.
+    body: RunBody,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RunBody {
+    Repeated(u32),
+    Packed(usize),
+}
+
+/// Parses the run headers of the first `count` values of `data` into
+/// `runs` (cleared first), so that [`HybridValues::get`] can read any value
+/// without expanding the others: what a reader wants that needs a few
+/// values of a page. Checks what [`decode_hybrid`] checks.
+pub(super) fn parse_runs(
+    data: &[u8],
+    bit_width: u8,
+    count: usize,
+    runs: &mut Vec<Run>,
+) -> Result<(), &'static str> {
+    runs.clear();
+    if bit_width > 32 {
+        return Err("bit width above 32");
+    }
+    if bit_width == 0 {
+        if count > 0 {
+            runs.push(Run {
+                first: 0,
+                len: count,
+                body: RunBody::Repeated(0),
+            });
+        }
+        return Ok(());
+    }
+    let width = usize::from(bit_width);
+    let value_bytes = width.div_ceil(8);
+    let mut pos = 0usize;
+    let mut first = 0usize;
+    while first < count {
+        let header = read_uleb128(data, &mut pos)?;
+        let wanted = count - first;
+        if header & 1 == 0 {
+            let run = usize::try_from(header >> 1).map_err(|_| "run too long")?;
+            let bytes = data
+                .get(pos..pos + value_bytes)
+                .ok_or("repeated run past the end of the data")?;
+            pos += value_bytes;
+            let mut value = 0u32;
+            for (i, b) in bytes.iter().enumerate() {
+                value |= u32::from(*b) << (8 * i);
+            }
+            let len = run.min(wanted);
+            if len > 0 {
+                runs.push(Run {
+                    first,
+                    len,
+                    body: RunBody::Repeated(value),
+                });
+                first += len;
+            }
+        } else {
+            let groups = usize::try_from(header >> 1).map_err(|_| "run too long")?;
+            let values = groups.checked_mul(8).ok_or("run too long")?;
+            let bytes = groups.checked_mul(width).ok_or("run too long")?;
+            let available = data.len().saturating_sub(pos).min(bytes);
+            let len = values.min(wanted).min(available * 8 / width);
+            if len == 0 && values > 0 {
+                return Err("bit-packed run past the end of the data");
+            }
+            if len > 0 {
+                runs.push(Run {
+                    first,
+                    len,
+                    body: RunBody::Packed(pos),
+                });
+                first += len;
+            }
+            pos += available;
+        }
+    }
+    Ok(())
+}
+
+/// Random access into a hybrid-encoded sequence whose runs were parsed by
+/// [`parse_runs`], for positions asked in ascending order.
+pub(super) struct HybridValues<'a> {
+    data: &'a [u8],
+    runs: &'a [Run],
+    width: usize,
+    mask: u64,
+    /// The run of the last position asked.
+    run: usize,
+}
+
+impl<'a> HybridValues<'a> {
+    pub(super) fn new(data: &'a [u8], bit_width: u8, runs: &'a [Run]) -> Self {
+        let width = usize::from(bit_width.min(32));
+        Self {
+            data,
+            runs,
+            width,
+            mask: (1u64 << width) - 1,
+            run: 0,
+        }
+    }
+
+    /// The value at position `i` (not below the previous one asked), or
+    /// `None` past the parsed values.
+    #[inline]
+    pub(super) fn get(&mut self, i: usize) -> Option<u32> {
+        loop {
+            let run = self.runs.get(self.run)?;
+            if i < run.first + run.len {
+                if i < run.first {
+                    return None;
+                }
+                return Some(match run.body {
+                    RunBody::Repeated(v) => v,
+                    RunBody::Packed(offset) => {
+                        let bit = (i - run.first) * self.width;
+                        let at = offset + bit / 8;
+                        let mut word = [0u8; 8];
+                        let end = self.data.len().min(at + 8);
+                        let have = self.data.get(at..end)?;
+                        word[..have.len()].copy_from_slice(have);
+                        ((u64::from_le_bytes(word) >> (bit % 8)) & self.mask) as u32
+                    }
+                });
+            }
+            self.run += 1;
+        }
+    }
+}
+
+fn read_uleb128(data: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *data
+            .get(*pos)
+            .ok_or("run header past the end of the data")?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("run header longer than 64 bits")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes `values` as one bit-packed run (padded to groups of 8).
+    fn bit_packed(values: &[u32], width: usize) -> Vec<u8> {
+        let groups = values.len().div_ceil(8);
+        let mut out = vec![((groups << 1) | 1) as u8];
+        let mut bits = vec![false; groups * 8 * width];
+        for (i, v) in values.iter().enumerate() {
+            for b in 0..width {
+                bits[i * width + b] = (v >> b) & 1 == 1;
+            }
+        }
+        for chunk in bits.chunks(8) {
+            out.push(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| u8::from(b) << i)
+                    .sum(),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn repeated_and_packed_runs() {
+        let mut data = vec![10 << 1, 7]; // 10 × 7, width 3 → 1 byte
+        data.extend(bit_packed(&[1, 2, 3, 4, 5, 6, 7, 0, 1], 3));
+        let mut out = Vec::new();
+        decode_hybrid(&data, 3, 19, &mut out).unwrap();
+        let mut want = vec![7; 10];
+        want.extend([1, 2, 3, 4, 5, 6, 7, 0, 1]);
+        assert_eq!(out, want);
+        // Fewer than stored.
+        decode_hybrid(&data, 3, 12, &mut out).unwrap();
+        assert_eq!(out, want[..12]);
+    }
+
+    #[test]
+    fn wide_values_and_long_runs() {
+        let values: Vec<u32> = (0..1000u32)
+            .map(|i| i.wrapping_mul(2654435761) >> 12)
+            .collect();
+        let data = bit_packed(&values[..], 20);
+        // One header byte cannot hold 125 groups: build a 2-byte header.
+        let groups = values.len().div_ceil(8);
+        let header = (groups << 1) | 1;
+        let mut long = vec![(header as u8 & 0x7f) | 0x80, (header >> 7) as u8];
+        long.extend(&data[1..]);
+        let mut out = Vec::new();
+        decode_hybrid(&long, 20, values.len(), &mut out).unwrap();
+        assert_eq!(out, values);
+        let mut rle = vec![0xe8, 0x0f]; // 1000 << 1 as ULEB128 = 2000
+        rle.extend([0x34, 0x12, 0x05]); // value 0x051234, width 20 → 3 bytes
+        decode_hybrid(&rle, 20, 1000, &mut out).unwrap();
+        assert!(out.iter().all(|&v| v == 0x051234) && out.len() == 1000);
+    }
+
+    #[test]
+    fn random_access_equals_bulk_decoding() {
+        let values: Vec<u32> = (0..300u32).map(|i| (i * 7919) % 1000).collect();
+        let mut data = vec![20 << 1, 0xe7, 0x03]; // 20 × 999, width 10 → 2 bytes
+        data.extend(bit_packed(&values, 10));
+        data.extend([5 << 1, 0x2a, 0x00]);
+        let count = 20 + values.len().div_ceil(8) * 8 + 5;
+        let mut all = Vec::new();
+        decode_hybrid(&data, 10, count, &mut all).unwrap();
+        let mut runs = Vec::new();
+        parse_runs(&data, 10, count, &mut runs).unwrap();
+        let mut access = HybridValues::new(&data, 10, &runs);
+        for i in (0..count).step_by(3) {
+            assert_eq!(access.get(i), Some(all[i]), "value {i}");
+        }
+        assert_eq!(access.get(count), None);
+        assert!(parse_runs(&data[..10], 10, count, &mut runs).is_err());
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        let mut out = Vec::new();
+        assert!(decode_hybrid(&[], 3, 1, &mut out).is_err());
+        assert!(decode_hybrid(&[0x80], 3, 1, &mut out).is_err());
+        assert!(decode_hybrid(&[4 << 1], 9, 4, &mut out).is_err()); // value bytes missing
+        assert!(decode_hybrid(&[3], 3, 8, &mut out).is_err()); // packed bytes missing
+        assert!(decode_hybrid(&[2, 1], 33, 1, &mut out).is_err());
+        assert!(decode_hybrid(&[0xff; 20], 3, 1, &mut out).is_err());
+        // Zero-length runs forever end with the data.
+        assert!(decode_hybrid(&[0, 0, 0, 0], 3, 1, &mut out).is_err());
+        decode_hybrid(&[], 0, 5, &mut out).unwrap();
+        assert_eq!(out, [0; 5]);
+    }
+}

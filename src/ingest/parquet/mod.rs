@@ -1,0 +1,725 @@
+//! Parquet input, with the pruning a conversation-key restriction allows.
+//!
+//! A scan reads only the columns asked for, splits the work by row group
+//! (rayon; each task opens its own reader) and, when a [`ScanScope`] names a
+//! bot or conversation, skips row groups whose `bot_id` /
+//! `conversation_id` statistics cannot contain it and filters rows on those
+//! columns while decoding (a Parquet row filter), so the other columns are
+//! decoded only for matching rows. Pruning by conversation-key columns is
+//! sound: every event of a conversation carries its key. Nothing is pruned
+//! by time, since a conversation's start needs all its events (SPEC 2).
+//! Only row groups whose statistics prove every row valid are pruned or
+//! filtered; the others are read whole, so that a bad row anywhere still
+//! rejects the file in strict mode and is counted in lenient mode.
+//!
+//! Decoders of third-party data are a trust boundary: see `ingest::guard`.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::basic::{Compression, Encoding};
+use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::reader::ChunkReader;
+use rayon::prelude::*;
+
+mod hybrid;
+mod selected;
+
+use super::guard::{check_pages, guard};
+use super::normalize::check_schema;
+use super::scope::{one_of, ScanScope};
+use crate::error::{Error, Result};
+use crate::schema::{col, COLUMNS};
+
+/// Rows per decoded batch: large enough that per-batch costs vanish, small
+/// enough that a batch's columns stay in the CPU's L2 cache while they are
+/// decoded, normalised and folded into the store. Measured with
+/// `perf stat -r 10 convostat conversations|insights|usage ...` on the
+/// 10M-event file (2 threads, 2 MiB L2 per core): 4K rows 195/186/365 ms,
+/// 8K 175/168/348, 16K 170/157/341, 32K 175/166/340, 64K 213/207/395.
+const BATCH_ROWS: usize = 16_384;
+
+/// `schema` with its top-level string fields in the layout cheapest to
+/// decode: `Dictionary(Int32, Utf8)` for a column whose every data page, in
+/// every row group, is dictionary-encoded (`dictionary_encoded(leaf)`), so
+/// that rows are read as integer keys into a dictionary decoded once per
+/// column chunk and skipped rows cost a run-length skip; `Utf8View` for the
+/// others, so that plain strings are decoded straight into views without a
+/// copy into an offsets buffer.
+fn with_decoding_hints(schema: &SchemaRef, dictionary_encoded: impl Fn(&str) -> bool) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                if dictionary_encoded(f.name()) =>
+            {
+                f.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(DataType::Utf8),
+                ))
+            }
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                f.as_ref().clone().with_data_type(DataType::Utf8View)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// Whether every data page of column `leaf` in every row group is
+/// dictionary-encoded, as the chunks' page encoding statistics say (`false`
+/// when a writer left them out).
+fn all_dictionary_encoded(row_groups: &[RowGroupMetaData], leaf: usize) -> bool {
+    !row_groups.is_empty()
+        && row_groups.iter().all(|rg| {
+            let chunk = rg.column(leaf);
+            chunk.dictionary_page_offset().is_some()
+                && chunk.page_encoding_stats_mask().is_some_and(|mask| {
+                    mask.is_only(Encoding::RLE_DICTIONARY)
+                        || mask.is_only(Encoding::PLAIN_DICTIONARY)
+                })
+        })
+}
+
+/// Whether row group statistics allow a value of column `leaf` among
+/// `values` (`true` when unknown).
+fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
+    let Some(stats) = rg.column(leaf).statistics() else {
+        return true;
+    };
+    if stats.physical_type() != parquet::basic::Type::BYTE_ARRAY {
+        return true;
+    }
+    values.iter().any(|value| {
+        let v = value.as_bytes();
+        let below = stats.min_bytes_opt().is_some_and(|min| v < min);
+        let above = stats.max_bytes_opt().is_some_and(|max| v > max);
+        !(below || above)
+    })
+}
+
+/// Refuses, before anything is decoded, a column chunk to be read whose
+/// compression codec this build cannot decompress (LZO, which no Parquet
+/// implementation in Rust reads), naming the codec, the column and the file.
+/// Every other codec of the format is built in.
+fn check_codecs(
+    name: &str,
+    row_groups: &[RowGroupMetaData],
+    plan: &[(usize, bool)],
+    read: impl Fn(usize) -> bool,
+) -> Result<()> {
+    for &(rg, _) in plan {
+        for (leaf, column) in row_groups[rg].columns().iter().enumerate() {
+            let codec = column.compression();
+            let supported = !matches!(codec, Compression::LZO);
+            if !supported && read(leaf) {
+                return Err(Error::data(
+                    format!("{name}: column `{}`", column.column_descr().path()),
+                    format!(
+                        "Parquet compression codec {codec} is not supported (supported: \
+                         UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4, LZ4_RAW, ZSTD)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the rows of a decoded batch relate to the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowsRead {
+    /// Consecutive rows of the file, the first with this 1-based number;
+    /// the scope was not applied.
+    Whole {
+        /// 1-based number of the batch's first row in the file.
+        first_row: u64,
+    },
+    /// Only rows inside the scope, from a row group whose statistics prove
+    /// every required value present and in range.
+    Filtered,
+}
+
+/// Whether the statistics of `rg` prove that no row of it can be rejected:
+/// no null in a required column and timestamps that fit µs. Only such row
+/// groups may be pruned or filtered by scope, so that strict mode still
+/// rejects a file with a bad row anywhere (SPEC 1).
+fn provably_valid(
+    rg: &RowGroupMetaData,
+    leaf_of: &impl Fn(&str) -> Option<usize>,
+    timestamp: &DataType,
+) -> bool {
+    let no_nulls = COLUMNS
+        .iter()
+        .filter(|(_, required)| *required)
+        .all(|(name, _)| {
+            leaf_of(name).is_some_and(|leaf| {
+                rg.column(leaf)
+                    .statistics()
+                    .and_then(|s| s.null_count_opt())
+                    == Some(0)
+            })
+        });
+    // Seconds and milliseconds can overflow µs; finer units cannot.
+    let fits = matches!(
+        timestamp,
+        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
+    );
+    no_nulls && fits
+}
+
+/// Reads a Parquet file or buffer, calling `sink(batch, rows)` for each
+/// decoded batch (from several threads at once). `open` gives a fresh
+/// reader for each parallel task; `name` names the input in errors;
+/// `columns` (None = all) is the projection.
+///
+/// The file's schema is checked first (SPEC 1: missing required columns or
+/// unsupported types reject it). With a non-empty `scope`, row groups whose
+/// statistics prove them valid are pruned by the scope's columns and
+/// filtered while decoding ([`RowsRead::Filtered`]); any other row group is
+/// read whole ([`RowsRead::Whole`]) so that its rows can be validated, and
+/// the caller applies the scope after normalisation. Returns the number of
+/// rows the file holds.
+pub(crate) fn scan_parquet<R, O, S>(
+    name: &str,
+    open: O,
+    columns: Option<&[&str]>,
+    scope: &ScanScope,
+    sink: S,
+) -> Result<u64>
+where
+    R: ChunkReader + 'static,
+    O: Fn() -> Result<R> + Sync,
+    S: Fn(RecordBatch, RowsRead) -> Result<()> + Sync,
+{
+    let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
+    let metadata = guard(name, || {
+        let metadata =
+            ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)?;
+        check_schema(metadata.schema()).map_err(|e| e.within(name))?;
+        let parquet_schema = metadata.metadata().file_metadata().schema_descr();
+        let row_groups = metadata.metadata().row_groups();
+        let hinted = with_decoding_hints(metadata.schema(), |column| {
+            parquet_schema
+                .columns()
+                .iter()
+                .position(|c| c.path().parts() == [column])
+                .is_some_and(|leaf| all_dictionary_encoded(row_groups, leaf))
+        });
+        if hinted == *metadata.schema() {
+            return Ok(metadata);
+        }
+        ArrowReaderMetadata::try_new(
+            metadata.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hinted),
+        )
+        .map_err(context)
+    })?;
+    let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
+    let leaf_of = |column: &str| {
+        parquet_schema
+            .columns()
+            .iter()
+            .position(|c| c.path().parts() == [column])
+    };
+    let timestamp_type = metadata
+        .schema()
+        .field_with_name(col::TIMESTAMP)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Null);
+    // A required column of type `Null` is null in every row: no row group
+    // of it is valid, none may be pruned or filtered.
+    let typed_keys = COLUMNS
+        .iter()
+        .filter(|(_, required)| *required)
+        .all(|(name, _)| {
+            metadata
+                .schema()
+                .field_with_name(name)
+                .is_ok_and(|f| *f.data_type() != DataType::Null)
+        });
+    let row_groups = metadata.metadata().row_groups();
+    let mut first_rows = Vec::with_capacity(row_groups.len());
+    let mut total = 0u64;
+    for rg in row_groups {
+        first_rows.push(total + 1);
+        total += rg.num_rows().max(0) as u64;
+    }
+    let conditions: Vec<(usize, Vec<String>)> = scope
+        .conditions()
+        .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_vec())))
+        .collect();
+    // (row group, filtered?) for every row group that must be read.
+    let plan: Vec<(usize, bool)> = (0..row_groups.len())
+        .filter_map(|i| {
+            let rg = &row_groups[i];
+            if scope.is_all() || !typed_keys || !provably_valid(rg, &leaf_of, &timestamp_type) {
+                return Some((i, false));
+            }
+            let may_match = conditions.iter().all(|(leaf, v)| may_contain(rg, *leaf, v));
+            may_match.then_some((i, !conditions.is_empty()))
+        })
+        .collect();
+    let projection = match columns {
+        None => ProjectionMask::all(),
+        Some(names) => ProjectionMask::columns(&parquet_schema, names.iter().copied()),
+    };
+    check_codecs(name, row_groups, &plan, |leaf| {
+        projection.leaf_included(leaf) || conditions.iter().any(|(l, _)| *l == leaf)
+    })?;
+    plan.par_iter().try_for_each(|&(rg, filtered)| {
+        guard(name, || {
+            check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
+                projection.leaf_included(leaf)
+                    || (filtered && conditions.iter().any(|(l, _)| *l == leaf))
+            })?;
+            if filtered
+                && read_selected(
+                    name,
+                    &open,
+                    &row_groups[rg],
+                    metadata.schema(),
+                    &leaf_of,
+                    columns,
+                    &conditions,
+                    &sink,
+                )?
+            {
+                return Ok(());
+            }
+            let builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.clone())
+                    .with_row_groups(vec![rg])
+                    .with_projection(projection.clone())
+                    .with_batch_size(BATCH_ROWS);
+            let builder = if filtered {
+                // A fallback for columns the selective reader does not
+                // handle: skip runs of unselected rows rather than decode
+                // them all and filter (measured faster on interleaved files).
+                let builder = builder.with_row_selection_policy(
+                    parquet::arrow::arrow_reader::RowSelectionPolicy::Selectors,
+                );
+                let predicates = conditions
+                    .iter()
+                    .map(|(leaf, values)| {
+                        let values = values.clone();
+                        let mask = ProjectionMask::leaves(&parquet_schema, [*leaf]);
+                        Box::new(ArrowPredicateFn::new(mask, move |batch: RecordBatch| {
+                            one_of(batch.column(0), &values)
+                        }))
+                            as Box<dyn parquet::arrow::arrow_reader::ArrowPredicate>
+                    })
+                    .collect();
+                builder.with_row_filter(RowFilter::new(predicates))
+            } else {
+                builder
+            };
+            let reader = builder.build().map_err(context)?;
+            let mut first_row = first_rows[rg];
+            for batch in reader {
+                let batch = batch.map_err(|e| Error::data_from(name, e))?;
+                let rows = batch.num_rows() as u64;
+                let read = if filtered {
+                    RowsRead::Filtered
+                } else {
+                    RowsRead::Whole { first_row }
+                };
+                sink(batch, read)?;
+                first_row += rows;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(total)
+}
+
+/// Reads the rows of row group `rg` that match every condition with the
+/// selective reader ([`selected`]), handing them to `sink` in batches of
+/// [`BATCH_ROWS`] as [`RowsRead::Filtered`]. Returns `false`, having read
+/// nothing, when a column to read is not of a kind that reader handles.
+#[allow(clippy::too_many_arguments)]
+fn read_selected<R, O, S>(
+    name: &str,
+    open: &O,
+    rg: &RowGroupMetaData,
+    schema: &Schema,
+    leaf_of: &impl Fn(&str) -> Option<usize>,
+    columns: Option<&[&str]>,
+    conditions: &[(usize, Vec<String>)],
+    sink: &S,
+) -> Result<bool>
+where
+    R: ChunkReader + 'static,
+    O: Fn() -> Result<R> + Sync,
+    S: Fn(RecordBatch, RowsRead) -> Result<()> + Sync,
+{
+    let Ok(rows_in_group) = u32::try_from(rg.num_rows()) else {
+        return Ok(false);
+    };
+    let rows_in_group = rows_in_group as usize;
+    let context = |column: &str| format!("{name}: column `{column}`");
+    // (field, leaf, kind) of every column to output.
+    let mut plan = Vec::new();
+    for field in schema.fields() {
+        if columns.is_some_and(|c| !c.contains(&field.name().as_str())) {
+            continue;
+        }
+        let Some(leaf) = leaf_of(field.name()) else {
+            return Ok(false);
+        };
+        let Some(kind) = selected::column_kind(rg.column(leaf), field.data_type()) else {
+            return Ok(false);
+        };
+        plan.push((field, leaf, kind));
+    }
+    let conditions_readable = conditions.iter().all(|(leaf, _)| {
+        let column = rg.column(*leaf);
+        // The type of a condition column is the file's string type.
+        selected::column_kind(column, &DataType::Utf8) == Some(selected::ColumnKind::Strings)
+    });
+    if !conditions_readable {
+        return Ok(false);
+    }
+    let mut rows: Option<Vec<u32>> = None;
+    for (leaf, values) in conditions {
+        let column = rg.column(*leaf);
+        let path = column.column_descr().path().string();
+        let matching =
+            selected::matching_rows(&open()?, column, rows_in_group, values, &context(&path))?;
+        rows = Some(match rows {
+            None => matching,
+            Some(before) => intersect(&before, &matching),
+        });
+    }
+    let rows = rows.unwrap_or_else(|| (0..rows_in_group as u32).collect());
+    if rows.is_empty() {
+        #[cfg(test)]
+        tests::SELECTED_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Ok(true);
+    }
+    let arrays = plan
+        .par_iter()
+        .map(|(field, leaf, kind)| {
+            let timezone = match field.data_type() {
+                DataType::Timestamp(_, tz) => tz.clone(),
+                _ => None,
+            };
+            selected::gather(
+                &open()?,
+                rg.column(*leaf),
+                *kind,
+                rows_in_group,
+                &rows,
+                timezone,
+                &context(field.name()),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fields: Vec<Field> = plan
+        .iter()
+        .zip(&arrays)
+        .map(|((field, _, _), array)| Field::new(field.name(), array.data_type().clone(), true))
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| Error::data_from(name, e))?;
+    #[cfg(test)]
+    tests::SELECTED_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let len = BATCH_ROWS.min(batch.num_rows() - offset);
+        sink(batch.slice(offset, len), RowsRead::Filtered)?;
+        offset += len;
+    }
+    Ok(true)
+}
+
+/// The values in both ascending lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
+    use arrow_array::{
+        Array, ArrayRef, StringArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    };
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+
+    use super::*;
+
+    /// Row groups read by the selective reader (all tests of this binary).
+    pub(super) static SELECTED_READS: AtomicUsize = AtomicUsize::new(0);
+
+    /// A batch of `n` rows: required `bot_id` / `conversation_id` /
+    /// `event_id` / `event_type`, a timestamp of type `ts`, and an optional
+    /// `channel_type` with nulls, long and non-ASCII strings.
+    fn events(n: usize, ts: &DataType) -> RecordBatch {
+        let bots = ["bot-a", "bot-b-with-a-long-name", "bot-ç"];
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+            Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
+        };
+        let channel: ArrayRef = Arc::new(StringArray::from(
+            (0..n)
+                .map(|i| match i % 7 {
+                    0 => None,
+                    1 => Some("a channel name longer than twelve".to_owned()),
+                    _ => Some(format!("ch{}", i % 5)),
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let micros: Vec<i64> = (0..n as i64)
+            .map(|i| 1_700_000_000_000_000 + i * 1_003)
+            .collect();
+        let timestamp: ArrayRef = match ts {
+            DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::new(
+                TimestampMillisecondArray::from(
+                    micros.iter().map(|m| m / 1000).collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => Arc::new(
+                TimestampNanosecondArray::from(micros.iter().map(|m| m * 1000).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            _ => {
+                Arc::new(arrow_array::TimestampMicrosecondArray::from(micros).with_timezone("UTC"))
+            }
+        };
+        let fields = vec![
+            Field::new(col::EVENT_ID, DataType::Utf8, false),
+            Field::new(col::TIMESTAMP, timestamp.data_type().clone(), false),
+            Field::new(col::BOT_ID, DataType::Utf8, false),
+            Field::new(col::CONVERSATION_ID, DataType::Utf8, false),
+            Field::new(col::EVENT_TYPE, DataType::Utf8, false),
+            Field::new(col::CHANNEL_TYPE, DataType::Utf8, true),
+        ];
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![
+                text(&|i| format!("event-{i:08}-{}", "x".repeat(i % 17))),
+                timestamp,
+                text(&|i| bots[(i * 7 + i / 3) % 3].to_owned()),
+                text(&|i| format!("c{}", (i * 13) % 301)),
+                text(&|i| if i % 3 == 0 { "transition" } else { "message" }.to_owned()),
+                channel,
+            ],
+        )
+        .unwrap()
+    }
+
+    fn write(batch: &RecordBatch, props: WriterProperties) -> bytes::Bytes {
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        writer.write(batch).unwrap();
+        writer.close().unwrap();
+        out.into()
+    }
+
+    /// `(event_id, micros, bot, conversation, channel)` of every row read.
+    type Row = (String, i64, String, String, Option<String>);
+
+    fn rows_of(batch: &RecordBatch) -> Vec<Row> {
+        let s = |name: &str| {
+            arrow_cast::cast(batch.column_by_name(name).unwrap(), &DataType::Utf8).unwrap()
+        };
+        let (e, b, c, ch) = (
+            s(col::EVENT_ID),
+            s(col::BOT_ID),
+            s(col::CONVERSATION_ID),
+            s(col::CHANNEL_TYPE),
+        );
+        let ts = arrow_cast::cast(
+            batch.column_by_name(col::TIMESTAMP).unwrap(),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )
+        .unwrap();
+        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+        (0..batch.num_rows())
+            .map(|i| {
+                (
+                    e.as_string::<i32>().value(i).to_owned(),
+                    ts.value(i),
+                    b.as_string::<i32>().value(i).to_owned(),
+                    c.as_string::<i32>().value(i).to_owned(),
+                    ch.is_valid(i)
+                        .then(|| ch.as_string::<i32>().value(i).to_owned()),
+                )
+            })
+            .collect()
+    }
+
+    /// Every layout a writer may choose gives, through the selective
+    /// reader, exactly the rows in scope, in file order.
+    #[test]
+    fn selective_reader_reads_what_arrow_reads() {
+        let units = [
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+        ];
+        let n = 5_000;
+        for (case, ts) in units.iter().enumerate() {
+            let batch = events(n, ts);
+            let all = rows_of(&batch);
+            let layouts = [
+                WriterProperties::builder().build(),
+                WriterProperties::builder()
+                    .set_dictionary_page_size_limit(256) // dictionary, then plain pages
+                    .set_data_page_row_count_limit(300)
+                    .set_write_batch_size(100)
+                    .set_max_row_group_row_count(Some(1_700))
+                    .set_writer_version(WriterVersion::PARQUET_2_0)
+                    .set_compression(parquet::basic::Compression::SNAPPY)
+                    .build(),
+                WriterProperties::builder()
+                    .set_dictionary_enabled(false)
+                    .set_data_page_row_count_limit(1_000)
+                    .set_write_batch_size(250)
+                    .set_statistics_enabled(EnabledStatistics::Page)
+                    .build(),
+            ];
+            for (layout, props) in layouts.into_iter().enumerate() {
+                let file = write(&batch, props);
+                for (scope, keep) in [
+                    (
+                        ScanScope::all().with(col::BOT_ID, ["bot-a"]),
+                        Box::new(|r: &Row| r.2 == "bot-a") as Box<dyn Fn(&Row) -> bool + Sync>,
+                    ),
+                    (
+                        ScanScope::all()
+                            .with(col::BOT_ID, ["bot-ç", "bot-b-with-a-long-name"])
+                            .with(col::CONVERSATION_ID, ["c7", "c300", "c12"]),
+                        Box::new(|r: &Row| {
+                            r.2 != "bot-a" && ["c7", "c300", "c12"].contains(&r.3.as_str())
+                        }),
+                    ),
+                    (
+                        ScanScope::all().with(col::BOT_ID, ["none"]),
+                        Box::new(|_: &Row| false),
+                    ),
+                ] {
+                    let before = SELECTED_READS.load(Ordering::Relaxed);
+                    let got = Mutex::new(Vec::new());
+                    scan_parquet(
+                        "t.parquet",
+                        || Ok(file.clone()),
+                        None,
+                        &scope,
+                        |b, read| {
+                            // Whole row groups (millisecond timestamps may
+                            // not fit µs: never filtered) are scoped here.
+                            let rows = rows_of(&b).into_iter();
+                            let rows: Vec<Row> = match read {
+                                RowsRead::Filtered => rows.collect(),
+                                RowsRead::Whole { .. } => rows.filter(|r| keep(r)).collect(),
+                            };
+                            got.lock().unwrap().extend(rows);
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+                    let mut got = got.into_inner().unwrap();
+                    // Row groups are read in parallel: compare in event order.
+                    got.sort();
+                    let want: Vec<Row> = all.iter().filter(|r| keep(r)).cloned().collect();
+                    assert_eq!(got, want, "unit case {case}, layout {layout}, {scope:?}");
+                    // (A scope no row group may hold is pruned by statistics.)
+                    assert!(
+                        want.is_empty()
+                            || case == 1
+                            || SELECTED_READS.load(Ordering::Relaxed) > before,
+                        "layout {layout}: the selective reader was not used"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Damaged pages give an error, never a panic, and never wrong rows.
+    #[test]
+    fn selective_reader_on_damaged_files() {
+        let batch = events(3_000, &DataType::Timestamp(TimeUnit::Microsecond, None));
+        let file = write(
+            &batch,
+            WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+                .set_data_page_row_count_limit(500)
+                .set_write_batch_size(100)
+                .build(),
+        );
+        let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]);
+        // Flip bytes throughout the data (not the footer, which would only
+        // fail metadata parsing).
+        let data_end = file.len() - 2_000.min(file.len() / 3);
+        for at in (4..data_end).step_by(37) {
+            let mut damaged = file.to_vec();
+            damaged[at] ^= 0x5a;
+            let damaged = bytes::Bytes::from(damaged);
+            let got = Mutex::new(Vec::new());
+            let result = scan_parquet(
+                "d.parquet",
+                || Ok(damaged.clone()),
+                None,
+                &scope,
+                |b, _| {
+                    got.lock().unwrap().extend(rows_of(&b));
+                    Ok(())
+                },
+            );
+            match result {
+                // A flipped byte in a value may still read as a value: a
+                // changed bot id drops or adds rows, nothing else.
+                Ok(_) => assert!(
+                    got.into_inner().unwrap().len() <= batch.num_rows(),
+                    "offset {at}"
+                ),
+                // A panic caught by `guard` would read "the decoder failed".
+                Err(e) => assert!(
+                    !e.to_string().contains("decoder failed"),
+                    "offset {at}: {e}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_data_error() {
+        let bytes = bytes::Bytes::from_static(b"PAR1 this is not parquet at all PAR1");
+        let err = scan_parquet(
+            "junk.parquet",
+            || Ok(bytes.clone()),
+            None,
+            &ScanScope::all(),
+            |_, _| Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("junk.parquet"), "{err}");
+    }
+}

@@ -1,0 +1,853 @@
+//! Late materialisation: decoding only the rows of a row group that a scan
+//! scope selects.
+//!
+//! In a file written in time order with every tenant mixed, a bot's rows are
+//! spread thinly over every page of every row group, so statistics prune
+//! nothing, and arrow's record reader, asked for a fragmented selection,
+//! either decodes every row and filters afterwards or pays a call per run
+//! of rows. This reader instead works a column chunk at a time, page by
+//! page:
+//! - the scope's key columns are decoded to find the matching rows: on a
+//!   dictionary-encoded page, the condition is evaluated once per
+//!   dictionary entry and each row costs an integer lookup;
+//! - every other column then yields just those rows: dictionary indices and
+//!   definition levels are expanded in bulk ([`super::hybrid`]), plain
+//!   values are stepped over, and only the selected values are copied out,
+//!   as string views or timestamps. A page holding none of them is skipped
+//!   without being decompressed.
+//!
+//! It handles what event pipelines write (flat columns of strings and
+//! `INT64` timestamps, plain or dictionary pages, data page v1 or v2, any
+//! codec): [`column_kind`] says whether a column chunk qualifies, and the
+//! caller falls back to arrow's reader otherwise. Only row groups whose
+//! statistics prove every row valid come here (`provably_valid`), so rows
+//! outside the scope need no validation (SPEC 1). Strings are checked to be
+//! UTF-8 as arrow would; any inconsistency in the data is an error naming
+//! the column, never a panic or a read out of bounds.
+
+use std::sync::Arc;
+
+use arrow_array::types::{
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+};
+use arrow_array::{ArrayRef, PrimitiveArray, StringViewArray};
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer, ScalarBuffer};
+use arrow_schema::{DataType, TimeUnit};
+use bytes::{Buf, Bytes};
+use parquet::basic::{ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type};
+use parquet::column::page::{Page, PageReader};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::serialized_reader::SerializedPageReader;
+
+use super::hybrid::{decode_hybrid, parse_runs, HybridValues, Run};
+use crate::error::{Error, Result};
+
+/// What a column chunk holds, for the selective reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ColumnKind {
+    /// `BYTE_ARRAY` strings, read as `Utf8View`.
+    Strings,
+    /// `INT64` timestamps in this unit.
+    Timestamps(TimeUnit),
+}
+
+/// How the selective reader reads `chunk` (a column of arrow type
+/// `arrow_type` in the file's schema), or `None` when it cannot: nested or
+/// repeated columns, other physical types, encodings other than plain and
+/// dictionary.
+pub(super) fn column_kind(
+    chunk: &ColumnChunkMetaData,
+    arrow_type: &DataType,
+) -> Option<ColumnKind> {
+    let descr = chunk.column_descr();
+    if descr.max_rep_level() != 0 || descr.max_def_level() > 1 || descr.path().parts().len() != 1 {
+        return None;
+    }
+    let plain_or_dictionary = chunk.encodings().all(|e| {
+        matches!(
+            e,
+            Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
+        )
+    });
+    if !plain_or_dictionary {
+        return None;
+    }
+    let string_type =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    match (descr.physical_type(), arrow_type) {
+        (Type::BYTE_ARRAY, DataType::Dictionary(_, value)) if string_type(value) => {
+            Some(ColumnKind::Strings)
+        }
+        (Type::BYTE_ARRAY, t) if string_type(t) => Some(ColumnKind::Strings),
+        // The unit stored in the file: an embedded arrow schema may name
+        // another one (pyarrow stores seconds as milliseconds).
+        (Type::INT64, DataType::Timestamp(_, _)) => {
+            let unit = match descr.logical_type_ref() {
+                Some(LogicalType::Timestamp(t)) => match t.unit {
+                    ParquetTimeUnit::MILLIS => TimeUnit::Millisecond,
+                    ParquetTimeUnit::MICROS => TimeUnit::Microsecond,
+                    ParquetTimeUnit::NANOS => TimeUnit::Nanosecond,
+                },
+                Some(_) => return None,
+                None => match descr.converted_type() {
+                    ConvertedType::TIMESTAMP_MILLIS => TimeUnit::Millisecond,
+                    ConvertedType::TIMESTAMP_MICROS => TimeUnit::Microsecond,
+                    _ => return None,
+                },
+            };
+            Some(ColumnKind::Timestamps(unit))
+        }
+        _ => None,
+    }
+}
+
+/// The rows (0-based, ascending) of the row group whose value in `chunk`
+/// is one of `values` (sorted); nulls match nothing.
+pub(super) fn matching_rows<R: ChunkReader>(
+    reader: &R,
+    chunk: &ColumnChunkMetaData,
+    rows: usize,
+    values: &[String],
+    context: &str,
+) -> Result<Vec<u32>> {
+    let wanted = |v: &[u8]| values.binary_search_by(|x| x.as_bytes().cmp(v)).is_ok();
+    let mut out = Vec::new();
+    let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
+    // Per dictionary (by its number in the chunk): whether each entry matches.
+    let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
+    let mut cursor = PlainCursor::default();
+    while let Some(page) = column.next_page(|_| true)? {
+        let first = page.first_row;
+        match page.values {
+            PageValues::Indices(indices) => {
+                if dictionary_matches
+                    .as_ref()
+                    .is_none_or(|(id, _)| *id != page.dictionary_id)
+                {
+                    let dict = page.string_dictionary(context)?;
+                    let matches = (0..dict.len()).map(|i| wanted(dict.get(i))).collect();
+                    dictionary_matches = Some((page.dictionary_id, matches));
+                }
+                let matches = dictionary_matches
+                    .as_ref()
+                    .map(|(_, m)| m.as_slice())
+                    .unwrap_or(&[]);
+                let mut value = 0usize;
+                for row in 0..page.rows {
+                    if page.is_present(row) {
+                        let index = *indices.get(value).ok_or_else(|| short(context))?;
+                        value += 1;
+                        let hit = *matches
+                            .get(index as usize)
+                            .ok_or_else(|| bad_index(context))?;
+                        if hit {
+                            out.push(first + row as u32);
+                        }
+                    }
+                }
+            }
+            PageValues::Runs { .. } => unreachable_runs(context)?,
+            PageValues::Plain(data) => {
+                cursor.reset();
+                for row in 0..page.rows {
+                    if page.is_present(row) {
+                        let v = cursor.next_bytes(data).ok_or_else(|| short(context))?;
+                        if wanted(v) {
+                            out.push(first + row as u32);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The values of `chunk` at `rows` (0-based, ascending) of the row group,
+/// as a `Utf8View` or timestamp array.
+pub(super) fn gather<R: ChunkReader>(
+    reader: &R,
+    chunk: &ColumnChunkMetaData,
+    kind: ColumnKind,
+    rows_in_group: usize,
+    rows: &[u32],
+    timezone: Option<Arc<str>>,
+    context: &str,
+) -> Result<ArrayRef> {
+    let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, false)?;
+    let mut nulls = NullsBuilder::new(rows.len());
+    let mut strings = StringsBuilder::with_capacity(rows.len());
+    let mut ints: Vec<i64> = Vec::with_capacity(if kind == ColumnKind::Strings {
+        0
+    } else {
+        rows.len()
+    });
+    let mut next = 0usize; // index into `rows` of the next row to emit
+    let mut cursor = PlainCursor::default();
+    while next < rows.len() {
+        let wanted_from = rows[next];
+        let Some(page) = column.next_page(|range| range.contains(&wanted_from))? else {
+            return Err(short(context));
+        };
+        let end = page.first_row + page.rows as u32;
+        let selected = rows[next..].partition_point(|&r| r < end);
+        let selected = &rows[next..next + selected];
+        next += selected.len();
+        if selected.is_empty() {
+            continue;
+        }
+        cursor.reset();
+        let mut indices = match &page.values {
+            PageValues::Runs { data, width, runs } => Some(HybridValues::new(data, *width, runs)),
+            _ => None,
+        };
+        // Walk the page's rows up to each selected one, counting values.
+        let mut row = 0usize;
+        let mut value = 0usize;
+        for &target in selected {
+            let target = (target - page.first_row) as usize;
+            while row < target {
+                if page.is_present(row) {
+                    value += 1;
+                }
+                row += 1;
+            }
+            let present = page.is_present(row);
+            nulls.append(present);
+            if !present {
+                match kind {
+                    ColumnKind::Strings => strings.push_null(),
+                    ColumnKind::Timestamps(_) => ints.push(0),
+                }
+                continue;
+            }
+            match (&page.values, kind) {
+                (PageValues::Indices(_), _) => unreachable_runs(context)?,
+                (PageValues::Runs { .. }, ColumnKind::Strings) => {
+                    let index = indices.as_mut().and_then(|i| i.get(value));
+                    let index = index.ok_or_else(|| short(context))? as usize;
+                    let dict = page.string_dictionary(context)?;
+                    if index >= dict.len() {
+                        return Err(bad_index(context));
+                    }
+                    let (start, end) = dict.range(index);
+                    strings.push(&dict.data, start, end, context, false)?;
+                }
+                (PageValues::Runs { .. }, ColumnKind::Timestamps(_)) => {
+                    let index = indices.as_mut().and_then(|i| i.get(value));
+                    let index = index.ok_or_else(|| short(context))? as usize;
+                    let dict = page.int_dictionary(context)?;
+                    ints.push(*dict.get(index).ok_or_else(|| bad_index(context))?);
+                }
+                (PageValues::Plain(data), ColumnKind::Strings) => {
+                    cursor.skip_to(data, value).ok_or_else(|| short(context))?;
+                    let (start, end) = cursor.next_range(data).ok_or_else(|| short(context))?;
+                    strings.push(data, start, end, context, true)?;
+                }
+                (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
+                    let at = value * 8;
+                    let bytes = data.get(at..at + 8).ok_or_else(|| short(context))?;
+                    ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
+                }
+            }
+        }
+    }
+    let nulls = nulls.finish();
+    Ok(match kind {
+        ColumnKind::Strings => Arc::new(strings.finish(nulls)?),
+        ColumnKind::Timestamps(unit) => {
+            let values = ScalarBuffer::from(ints);
+            match unit {
+                TimeUnit::Millisecond => Arc::new(
+                    PrimitiveArray::<TimestampMillisecondType>::new(values, nulls)
+                        .with_timezone_opt(timezone),
+                ),
+                TimeUnit::Microsecond => Arc::new(
+                    PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls)
+                        .with_timezone_opt(timezone),
+                ),
+                TimeUnit::Nanosecond => Arc::new(
+                    PrimitiveArray::<TimestampNanosecondType>::new(values, nulls)
+                        .with_timezone_opt(timezone),
+                ),
+                TimeUnit::Second => return Err(Error::data(context, "unsupported unit")),
+            }
+        }
+    })
+}
+
+/// A page decoded for the other reader: a bug, reported as an error.
+fn unreachable_runs(context: &str) -> Result<()> {
+    Err(Error::data(
+        context,
+        "internal error: page decoded for the wrong reader",
+    ))
+}
+
+fn short(context: &str) -> Error {
+    Error::data(
+        context,
+        "a data page holds fewer values than its header says",
+    )
+}
+
+fn bad_index(context: &str) -> Error {
+    Error::data(context, "dictionary index out of range")
+}
+
+/// A column chunk's bytes, served at their file offsets to the page reader
+/// (one read per chunk instead of one per page).
+struct ChunkBytes {
+    start: u64,
+    bytes: Bytes,
+}
+
+impl ChunkBytes {
+    fn slice(&self, start: u64, length: Option<usize>) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|&o| o <= self.bytes.len())
+            .ok_or_else(|| ParquetError::EOF(format!("offset {start} outside the column chunk")))?;
+        let to = match length {
+            None => self.bytes.len(),
+            Some(n) => from
+                .checked_add(n)
+                .filter(|&e| e <= self.bytes.len())
+                .ok_or_else(|| ParquetError::EOF("read past the column chunk".into()))?,
+        };
+        Ok(self.bytes.slice(from..to))
+    }
+}
+
+impl Length for ChunkBytes {
+    fn len(&self) -> u64 {
+        self.start + self.bytes.len() as u64
+    }
+}
+
+impl ChunkReader for ChunkBytes {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(self.slice(start, None)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.slice(start, Some(length))
+    }
+}
+
+/// A dictionary page of strings: entry `i` is `data[offsets[i]..offsets[i + 1]]`;
+/// `data` holds 16 more bytes than the last entry needs, so that any entry
+/// can be read as one 16-byte word.
+struct StringDictionary {
+    data: Vec<u8>,
+    offsets: Vec<u32>,
+}
+
+impl StringDictionary {
+    fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    fn range(&self, i: usize) -> (usize, usize) {
+        (self.offsets[i] as usize, self.offsets[i + 1] as usize)
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let (start, end) = self.range(i);
+        &self.data[start..end]
+    }
+}
+
+enum Dictionary {
+    Strings(StringDictionary),
+    Ints(Vec<i64>),
+}
+
+/// The values of one data page.
+enum PageValues<'a> {
+    /// Plain-encoded values.
+    Plain(&'a [u8]),
+    /// Dictionary indices, one per non-null value, decoded.
+    Indices(&'a [u32]),
+    /// Dictionary indices, one per non-null value, to be read by position.
+    Runs {
+        data: &'a [u8],
+        width: u8,
+        runs: &'a [Run],
+    },
+}
+
+/// One decoded data page: its rows, definition levels and values.
+struct DataPage<'a> {
+    first_row: u32,
+    rows: usize,
+    /// Definition levels (1 = present), when the column is nullable.
+    levels: Option<&'a [u32]>,
+    values: PageValues<'a>,
+    dictionary: Option<&'a Dictionary>,
+    /// Which dictionary page of the chunk `dictionary` is (a writer may
+    /// start a new one).
+    dictionary_id: u32,
+}
+
+impl DataPage<'_> {
+    fn string_dictionary(&self, context: &str) -> Result<&StringDictionary> {
+        match self.dictionary {
+            Some(Dictionary::Strings(d)) => Ok(d),
+            _ => Err(Error::data(
+                context,
+                "dictionary-encoded page without a dictionary",
+            )),
+        }
+    }
+
+    fn int_dictionary(&self, context: &str) -> Result<&[i64]> {
+        match self.dictionary {
+            Some(Dictionary::Ints(d)) => Ok(d),
+            _ => Err(Error::data(
+                context,
+                "dictionary-encoded page without a dictionary",
+            )),
+        }
+    }
+
+    #[inline]
+    fn is_present(&self, row: usize) -> bool {
+        self.levels.is_none_or(|l| l.get(row) == Some(&1))
+    }
+}
+
+/// The pages of one column chunk, read in order.
+struct ColumnPages {
+    pages: SerializedPageReader<ChunkBytes>,
+    nullable: bool,
+    physical: Type,
+    dictionary: Option<Dictionary>,
+    dictionary_id: u32,
+    context: String,
+    next_row: u32,
+    rows: usize,
+    /// The current page's buffer, levels and indices (reused).
+    buf: Bytes,
+    levels: Vec<u32>,
+    indices: Vec<u32>,
+    runs: Vec<Run>,
+    /// Whether dictionary indices are decoded in bulk ([`PageValues::Indices`],
+    /// to read every row) or parsed for random access ([`PageValues::Runs`]).
+    decode_all: bool,
+}
+
+impl ColumnPages {
+    fn open<R: ChunkReader>(
+        reader: &R,
+        chunk: &ColumnChunkMetaData,
+        rows: usize,
+        context: &str,
+        decode_all: bool,
+    ) -> Result<Self> {
+        let (start, length) = chunk.byte_range();
+        let length =
+            usize::try_from(length).map_err(|_| Error::data(context, "column chunk too large"))?;
+        let bytes = reader
+            .get_bytes(start, length)
+            .map_err(|e| Error::data_from(context, e))?;
+        let pages =
+            SerializedPageReader::new(Arc::new(ChunkBytes { start, bytes }), chunk, rows, None)
+                .map_err(|e| Error::data_from(context, e))?;
+        Ok(Self {
+            pages,
+            nullable: chunk.column_descr().max_def_level() == 1,
+            physical: chunk.column_descr().physical_type(),
+            dictionary: None,
+            dictionary_id: 0,
+            context: context.to_owned(),
+            next_row: 0,
+            rows,
+            buf: Bytes::new(),
+            levels: Vec::new(),
+            indices: Vec::new(),
+            runs: Vec::new(),
+            decode_all,
+        })
+    }
+
+    /// The next data page, or `None` at the end of the chunk. A page whose
+    /// row range `wanted` rejects is skipped without being decompressed
+    /// (the dictionary page is always read).
+    fn next_page(
+        &mut self,
+        wanted: impl Fn(std::ops::Range<u32>) -> bool,
+    ) -> Result<Option<DataPage<'_>>> {
+        let context = || self.context.clone();
+        loop {
+            if let Some(meta) = self
+                .pages
+                .peek_next_page()
+                .map_err(|e| Error::data_from(context(), e))?
+            {
+                if !meta.is_dict {
+                    let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
+                    let range = self.next_row..self.next_row.saturating_add(rows);
+                    if rows > 0 && !wanted(range) {
+                        self.pages
+                            .skip_next_page()
+                            .map_err(|e| Error::data_from(context(), e))?;
+                        self.next_row = self.next_row.saturating_add(rows);
+                        continue;
+                    }
+                }
+            }
+            let Some(page) = self
+                .pages
+                .get_next_page()
+                .map_err(|e| Error::data_from(context(), e))?
+            else {
+                return Ok(None);
+            };
+            match page {
+                Page::DictionaryPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    ..
+                } => {
+                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return Err(Error::data(
+                            context(),
+                            format!("dictionary page encoding {encoding}"),
+                        ));
+                    }
+                    self.dictionary =
+                        Some(self.read_dictionary(buf, num_values as usize, &context())?);
+                    self.dictionary_id += 1;
+                }
+                Page::DataPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_level_encoding,
+                    ..
+                } => {
+                    let rows = num_values as usize;
+                    let mut pos = 0usize;
+                    if self.nullable {
+                        if def_level_encoding != Encoding::RLE {
+                            return Err(Error::data(
+                                context(),
+                                format!("definition level encoding {def_level_encoding}"),
+                            ));
+                        }
+                        let len = buf.get(0..4).ok_or_else(|| short(&context()))?;
+                        let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+                        let levels = buf
+                            .get(4..4usize.saturating_add(len))
+                            .ok_or_else(|| short(&context()))?;
+                        decode_hybrid(levels, 1, rows, &mut self.levels)
+                            .map_err(|e| Error::data(context(), e))?;
+                        pos = 4 + len;
+                    }
+                    return self.data_page(buf, pos, rows, encoding).map(Some);
+                }
+                Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    num_rows,
+                    encoding,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                } => {
+                    let rows = num_rows as usize;
+                    if num_values != num_rows {
+                        return Err(Error::data(
+                            context(),
+                            "a flat column's page has more values than rows",
+                        ));
+                    }
+                    let start = rep_levels_byte_len as usize;
+                    let end = start.saturating_add(def_levels_byte_len as usize);
+                    if self.nullable {
+                        let levels = buf.get(start..end).ok_or_else(|| short(&context()))?;
+                        decode_hybrid(levels, 1, rows, &mut self.levels)
+                            .map_err(|e| Error::data(context(), e))?;
+                    }
+                    return self.data_page(buf, end, rows, encoding).map(Some);
+                }
+            }
+        }
+    }
+
+    fn data_page(
+        &mut self,
+        buf: Bytes,
+        values_at: usize,
+        rows: usize,
+        encoding: Encoding,
+    ) -> Result<DataPage<'_>> {
+        let context = self.context.as_str();
+        let first_row = self.next_row;
+        if rows > self.rows.saturating_sub(first_row as usize) {
+            return Err(Error::data(
+                context,
+                "pages hold more rows than the row group",
+            ));
+        }
+        self.next_row += rows as u32;
+        if self.nullable && self.levels.len() < rows {
+            return Err(short(context));
+        }
+        let present = if self.nullable {
+            self.levels[..rows].iter().filter(|&&l| l == 1).count()
+        } else {
+            rows
+        };
+        self.buf = buf;
+        let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
+        let values = match encoding {
+            Encoding::PLAIN => {
+                if self.physical == Type::INT64 && values.len() < present * 8 {
+                    return Err(short(context));
+                }
+                PageValues::Plain(values)
+            }
+            Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+                if self.dictionary.is_none() {
+                    return Err(Error::data(
+                        context,
+                        "dictionary-encoded page without a dictionary",
+                    ));
+                }
+                let (&width, indices) = values.split_first().ok_or_else(|| short(context))?;
+                if self.decode_all {
+                    decode_hybrid(indices, width, present, &mut self.indices)
+                        .map_err(|e| Error::data(context, e))?;
+                    if self.indices.len() < present {
+                        return Err(short(context));
+                    }
+                    PageValues::Indices(&self.indices)
+                } else {
+                    parse_runs(indices, width, present, &mut self.runs)
+                        .map_err(|e| Error::data(context, e))?;
+                    PageValues::Runs {
+                        data: indices,
+                        width,
+                        runs: &self.runs,
+                    }
+                }
+            }
+            other => return Err(Error::data(context, format!("data page encoding {other}"))),
+        };
+        Ok(DataPage {
+            first_row,
+            rows,
+            levels: if self.nullable {
+                Some(&self.levels[..rows])
+            } else {
+                None
+            },
+            values,
+            dictionary: self.dictionary.as_ref(),
+            dictionary_id: self.dictionary_id,
+        })
+    }
+
+    fn read_dictionary(&self, buf: Bytes, entries: usize, context: &str) -> Result<Dictionary> {
+        match self.physical {
+            Type::BYTE_ARRAY => {
+                let mut data = Vec::with_capacity(buf.len() + 16);
+                let mut offsets = Vec::with_capacity(entries.min(buf.len() / 4) + 1);
+                offsets.push(0u32);
+                let mut cursor = PlainCursor::default();
+                for _ in 0..entries {
+                    let v = cursor.next_bytes(&buf).ok_or_else(|| short(context))?;
+                    data.extend_from_slice(v);
+                    let end = u32::try_from(data.len())
+                        .map_err(|_| Error::data(context, "dictionary too large"))?;
+                    offsets.push(end);
+                }
+                // Valid UTF-8 as a whole, and every entry starts on a
+                // character boundary: then every entry is valid UTF-8.
+                let boundaries = offsets
+                    .iter()
+                    .all(|&o| data.get(o as usize).is_none_or(|&b| (b as i8) >= -0x40));
+                if std::str::from_utf8(&data).is_err() || !boundaries {
+                    return Err(Error::data(context, "invalid UTF-8 in a dictionary entry"));
+                }
+                data.extend_from_slice(&[0; 16]);
+                Ok(Dictionary::Strings(StringDictionary { data, offsets }))
+            }
+            Type::INT64 => {
+                let bytes = entries
+                    .checked_mul(8)
+                    .and_then(|n| buf.get(..n))
+                    .ok_or_else(|| short(context))?;
+                Ok(Dictionary::Ints(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                        .collect(),
+                ))
+            }
+            other => Err(Error::data(context, format!("physical type {other}"))),
+        }
+    }
+}
+
+/// A position in plain-encoded `BYTE_ARRAY` values (`u32` length, bytes).
+#[derive(Default)]
+struct PlainCursor {
+    pos: usize,
+    index: usize,
+}
+
+impl PlainCursor {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    #[inline]
+    fn next_bytes<'a>(&mut self, data: &'a [u8]) -> Option<&'a [u8]> {
+        let len = data.get(self.pos..self.pos + 4)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        let start = self.pos + 4;
+        let v = data.get(start..start.checked_add(len)?)?;
+        self.pos = start + len;
+        self.index += 1;
+        Some(v)
+    }
+
+    /// The byte range of the next value in `data`.
+    #[inline]
+    fn next_range(&mut self, data: &[u8]) -> Option<(usize, usize)> {
+        let len = data.get(self.pos..self.pos + 4)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        let start = self.pos + 4;
+        let end = start.checked_add(len).filter(|&e| e <= data.len())?;
+        self.pos = end;
+        self.index += 1;
+        Some((start, end))
+    }
+
+    /// Moves to value `index` (at or after the current one).
+    #[inline]
+    fn skip_to(&mut self, data: &[u8], index: usize) -> Option<()> {
+        while self.index < index {
+            self.next_bytes(data)?;
+        }
+        Some(())
+    }
+}
+
+/// Validity of gathered rows, allocated only once a null is seen.
+struct NullsBuilder {
+    capacity: usize,
+    len: usize,
+    bits: Option<BooleanBufferBuilder>,
+}
+
+impl NullsBuilder {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            len: 0,
+            bits: None,
+        }
+    }
+
+    #[inline]
+    fn append(&mut self, valid: bool) {
+        if !valid && self.bits.is_none() {
+            let mut bits = BooleanBufferBuilder::new(self.capacity);
+            bits.append_n(self.len, true);
+            self.bits = Some(bits);
+        }
+        if let Some(bits) = &mut self.bits {
+            bits.append(valid);
+        }
+        self.len += 1;
+    }
+
+    fn finish(self) -> Option<NullBuffer> {
+        self.bits.map(|mut b| NullBuffer::new(b.finish()))
+    }
+}
+
+/// Views of gathered strings; strings longer than 12 bytes are copied into
+/// one buffer.
+struct StringsBuilder {
+    views: Vec<u128>,
+    data: Vec<u8>,
+}
+
+impl StringsBuilder {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            views: Vec::with_capacity(rows),
+            data: Vec::new(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        self.views.push(0);
+    }
+
+    /// Appends `buf[start..end]`, checking it is UTF-8 when `check`
+    /// (dictionary entries were checked once). A short string is read as
+    /// one 16-byte word and masked when `buf` has the bytes, so that
+    /// lengths varying from row to row cost no call to `memcpy`.
+    #[inline]
+    fn push(
+        &mut self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        context: &str,
+        check: bool,
+    ) -> Result<()> {
+        let v = &buf[start..end];
+        if check && std::str::from_utf8(v).is_err() {
+            return Err(Error::data(context, "invalid UTF-8 in a string value"));
+        }
+        let len = v.len();
+        if len <= 12 {
+            let word = match buf.get(start..start + 16) {
+                Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
+                None => {
+                    let mut word = [0u8; 16];
+                    word[..len].copy_from_slice(v);
+                    u128::from_le_bytes(word)
+                }
+            };
+            let mask = (1u128 << (8 * len)) - 1;
+            self.views.push(len as u128 | ((word & mask) << 32));
+            return Ok(());
+        }
+        let offset = u32::try_from(self.data.len())
+            .ok()
+            .filter(|_| u32::try_from(len).is_ok())
+            .ok_or_else(|| Error::data(context, "selected strings exceed 4 GiB"))?;
+        let prefix = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+        self.data.extend_from_slice(v);
+        self.views
+            .push(len as u128 | (u128::from(prefix) << 32) | (u128::from(offset) << 96));
+        Ok(())
+    }
+
+    fn finish(self, nulls: Option<NullBuffer>) -> Result<StringViewArray> {
+        let buffers = if self.data.is_empty() {
+            vec![]
+        } else {
+            vec![self.data.into()]
+        };
+        // SAFETY: every view is either null, an inline string of at most 12
+        // checked UTF-8 bytes, or points at a checked string copied whole
+        // into buffer 0 at the view's offset with the view's length and
+        // prefix — the invariants `StringViewArray::try_new` checks.
+        Ok(unsafe { StringViewArray::new_unchecked(self.views.into(), buffers.into(), nulls) })
+    }
+}
