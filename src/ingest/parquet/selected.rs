@@ -31,7 +31,7 @@ use arrow_array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
 };
 use arrow_array::{ArrayRef, PrimitiveArray, StringViewArray};
-use arrow_buffer::{BooleanBufferBuilder, NullBuffer, ScalarBuffer};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{Buf, Bytes};
 use parquet::basic::{ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type};
@@ -178,12 +178,21 @@ pub(super) fn gather<R: ChunkReader>(
 ) -> Result<ArrayRef> {
     let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, false)?;
     let mut nulls = NullsBuilder::new(rows.len());
-    let mut strings = StringsBuilder::with_capacity(rows.len());
+    let mut strings = StringsBuilder::with_capacity(if kind == ColumnKind::Strings {
+        rows.len()
+    } else {
+        0
+    });
     let mut ints: Vec<i64> = Vec::with_capacity(if kind == ColumnKind::Strings {
         0
     } else {
         rows.len()
     });
+    // The views of the current dictionary's entries, pointing into its
+    // buffer in the output (made once per dictionary, then copied per row).
+    let mut dictionary_views: (u32, Vec<u128>) = (0, Vec::new());
+    // Per selected row of a page: its value's position, or `NULL_ROW`.
+    let mut positions: Vec<u32> = Vec::new();
     let mut next = 0usize; // index into `rows` of the next row to emit
     let mut cursor = PlainCursor::default();
     while next < rows.len() {
@@ -198,56 +207,65 @@ pub(super) fn gather<R: ChunkReader>(
         if selected.is_empty() {
             continue;
         }
-        cursor.reset();
-        let mut indices = match &page.values {
-            PageValues::Runs { data, width, runs } => Some(HybridValues::new(data, *width, runs)),
-            _ => None,
-        };
-        // Walk the page's rows up to each selected one, counting values.
-        let mut row = 0usize;
-        let mut value = 0usize;
-        for &target in selected {
-            let target = (target - page.first_row) as usize;
-            while row < target {
-                if page.is_present(row) {
-                    value += 1;
+        page.value_positions(selected, &mut positions);
+        for &p in &positions {
+            nulls.append(p != NULL_ROW);
+        }
+        match (&page.values, kind) {
+            (PageValues::Indices(_), _) => unreachable_runs(context)?,
+            (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
+                let dict = page.string_dictionary(context)?;
+                if dictionary_views.0 != page.dictionary_id {
+                    let buffer = strings.add_buffer(dict.data.clone(), context)?;
+                    dictionary_views = (page.dictionary_id, dict.views(buffer));
                 }
-                row += 1;
-            }
-            let present = page.is_present(row);
-            nulls.append(present);
-            if !present {
-                match kind {
-                    ColumnKind::Strings => strings.push_null(),
-                    ColumnKind::Timestamps(_) => ints.push(0),
-                }
-                continue;
-            }
-            match (&page.values, kind) {
-                (PageValues::Indices(_), _) => unreachable_runs(context)?,
-                (PageValues::Runs { .. }, ColumnKind::Strings) => {
-                    let index = indices.as_mut().and_then(|i| i.get(value));
-                    let index = index.ok_or_else(|| short(context))? as usize;
-                    let dict = page.string_dictionary(context)?;
-                    if index >= dict.len() {
-                        return Err(bad_index(context));
+                let views = &dictionary_views.1;
+                let mut indices = HybridValues::new(data, *width, runs);
+                for &p in &positions {
+                    if p == NULL_ROW {
+                        strings.views.push(0);
+                        continue;
                     }
-                    let (start, end) = dict.range(index);
-                    strings.push(&dict.data, start, end, context, false)?;
+                    let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                    let view = *views
+                        .get(index as usize)
+                        .ok_or_else(|| bad_index(context))?;
+                    strings.views.push(view);
                 }
-                (PageValues::Runs { .. }, ColumnKind::Timestamps(_)) => {
-                    let index = indices.as_mut().and_then(|i| i.get(value));
-                    let index = index.ok_or_else(|| short(context))? as usize;
-                    let dict = page.int_dictionary(context)?;
-                    ints.push(*dict.get(index).ok_or_else(|| bad_index(context))?);
+            }
+            (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
+                let dict = page.int_dictionary(context)?;
+                let mut indices = HybridValues::new(data, *width, runs);
+                for &p in &positions {
+                    if p == NULL_ROW {
+                        ints.push(0);
+                        continue;
+                    }
+                    let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                    ints.push(*dict.get(index as usize).ok_or_else(|| bad_index(context))?);
                 }
-                (PageValues::Plain(data), ColumnKind::Strings) => {
-                    cursor.skip_to(data, value).ok_or_else(|| short(context))?;
+            }
+            (PageValues::Plain(data), ColumnKind::Strings) => {
+                cursor.reset();
+                for &p in &positions {
+                    if p == NULL_ROW {
+                        strings.views.push(0);
+                        continue;
+                    }
+                    cursor
+                        .skip_to(data, p as usize)
+                        .ok_or_else(|| short(context))?;
                     let (start, end) = cursor.next_range(data).ok_or_else(|| short(context))?;
-                    strings.push(data, start, end, context, true)?;
+                    strings.push(data, start, end, context)?;
                 }
-                (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
-                    let at = value * 8;
+            }
+            (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
+                for &p in &positions {
+                    if p == NULL_ROW {
+                        ints.push(0);
+                        continue;
+                    }
+                    let at = p as usize * 8;
                     let bytes = data.get(at..at + 8).ok_or_else(|| short(context))?;
                     ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
                 }
@@ -277,6 +295,9 @@ pub(super) fn gather<R: ChunkReader>(
         }
     })
 }
+
+/// The position of a null row's value: it has none.
+const NULL_ROW: u32 = u32::MAX;
 
 /// A page decoded for the other reader: a bug, reported as an error.
 fn unreachable_runs(context: &str) -> Result<()> {
@@ -344,7 +365,7 @@ impl ChunkReader for ChunkBytes {
 /// `data` holds 16 more bytes than the last entry needs, so that any entry
 /// can be read as one 16-byte word.
 struct StringDictionary {
-    data: Vec<u8>,
+    data: Buffer,
     offsets: Vec<u32>,
 }
 
@@ -353,14 +374,48 @@ impl StringDictionary {
         self.offsets.len() - 1
     }
 
-    fn range(&self, i: usize) -> (usize, usize) {
-        (self.offsets[i] as usize, self.offsets[i + 1] as usize)
+    fn get(&self, i: usize) -> &[u8] {
+        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
-    fn get(&self, i: usize) -> &[u8] {
-        let (start, end) = self.range(i);
-        &self.data[start..end]
+    /// The view of every entry, as a string of buffer `buffer`.
+    fn views(&self, buffer: u32) -> Vec<u128> {
+        self.offsets
+            .windows(2)
+            .map(|w| view_of(&self.data, w[0] as usize, w[1] as usize, buffer))
+            .collect()
     }
+}
+
+/// The Arrow view of `data[start..end]` as a string of buffer `buffer`. A
+/// short string (at most 12 bytes) is read as one 16-byte word and masked
+/// when `data` has the bytes, so that lengths varying from row to row cost
+/// no call to `memcpy`.
+#[inline]
+fn view_of(data: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
+    let len = end - start;
+    if len > 12 {
+        let prefix = u32::from_le_bytes([
+            data[start],
+            data[start + 1],
+            data[start + 2],
+            data[start + 3],
+        ]);
+        return len as u128
+            | (u128::from(prefix) << 32)
+            | (u128::from(buffer) << 64)
+            | ((start as u128) << 96);
+    }
+    let word = match data.get(start..start + 16) {
+        Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
+        None => {
+            let mut word = [0u8; 16];
+            word[..len].copy_from_slice(&data[start..end]);
+            u128::from_le_bytes(word)
+        }
+    };
+    let mask = (1u128 << (8 * len)) - 1;
+    len as u128 | ((word & mask) << 32)
 }
 
 enum Dictionary {
@@ -396,6 +451,26 @@ struct DataPage<'a> {
 }
 
 impl DataPage<'_> {
+    /// For each of `selected` (rows of the row group inside this page,
+    /// ascending), the position of its value among the page's values, or
+    /// [`NULL_ROW`].
+    fn value_positions(&self, selected: &[u32], out: &mut Vec<u32>) {
+        out.clear();
+        let Some(levels) = self.levels else {
+            out.extend(selected.iter().map(|&r| r - self.first_row));
+            return;
+        };
+        let mut row = 0usize;
+        let mut value = 0u32;
+        for &target in selected {
+            let target = (target - self.first_row) as usize;
+            // Levels are 0 or 1 (checked when decoded): count the present.
+            value += levels[row..target].iter().sum::<u32>();
+            row = target;
+            out.push(if levels[target] == 1 { value } else { NULL_ROW });
+        }
+    }
+
     fn string_dictionary(&self, context: &str) -> Result<&StringDictionary> {
         match self.dictionary {
             Some(Dictionary::Strings(d)) => Ok(d),
@@ -679,7 +754,10 @@ impl ColumnPages {
                     return Err(Error::data(context, "invalid UTF-8 in a dictionary entry"));
                 }
                 data.extend_from_slice(&[0; 16]);
-                Ok(Dictionary::Strings(StringDictionary { data, offsets }))
+                Ok(Dictionary::Strings(StringDictionary {
+                    data: Buffer::from_vec(data),
+                    offsets,
+                }))
             }
             Type::INT64 => {
                 let bytes = entries
@@ -777,11 +855,13 @@ impl NullsBuilder {
     }
 }
 
-/// Views of gathered strings; strings longer than 12 bytes are copied into
-/// one buffer.
+/// Views of gathered strings: plain strings longer than 12 bytes are
+/// copied into buffer 0; dictionary entries point into their dictionary's
+/// buffer, shared ([`StringsBuilder::add_buffer`]).
 struct StringsBuilder {
     views: Vec<u128>,
     data: Vec<u8>,
+    shared: Vec<Buffer>,
 }
 
 impl StringsBuilder {
@@ -789,65 +869,49 @@ impl StringsBuilder {
         Self {
             views: Vec::with_capacity(rows),
             data: Vec::new(),
+            shared: Vec::new(),
         }
     }
 
-    fn push_null(&mut self) {
-        self.views.push(0);
+    /// Adds `buffer` to the output's buffers; returns its index.
+    fn add_buffer(&mut self, buffer: Buffer, context: &str) -> Result<u32> {
+        if buffer.len() > u32::MAX as usize {
+            return Err(Error::data(context, "dictionary exceeds 4 GiB"));
+        }
+        self.shared.push(buffer);
+        Ok(self.shared.len() as u32)
     }
 
-    /// Appends `buf[start..end]`, checking it is UTF-8 when `check`
-    /// (dictionary entries were checked once). A short string is read as
-    /// one 16-byte word and masked when `buf` has the bytes, so that
-    /// lengths varying from row to row cost no call to `memcpy`.
+    /// Appends `buf[start..end]`, a plain value, checking it is UTF-8.
     #[inline]
-    fn push(
-        &mut self,
-        buf: &[u8],
-        start: usize,
-        end: usize,
-        context: &str,
-        check: bool,
-    ) -> Result<()> {
+    fn push(&mut self, buf: &[u8], start: usize, end: usize, context: &str) -> Result<()> {
         let v = &buf[start..end];
-        if check && std::str::from_utf8(v).is_err() {
+        if std::str::from_utf8(v).is_err() {
             return Err(Error::data(context, "invalid UTF-8 in a string value"));
         }
-        let len = v.len();
-        if len <= 12 {
-            let word = match buf.get(start..start + 16) {
-                Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
-                None => {
-                    let mut word = [0u8; 16];
-                    word[..len].copy_from_slice(v);
-                    u128::from_le_bytes(word)
-                }
-            };
-            let mask = (1u128 << (8 * len)) - 1;
-            self.views.push(len as u128 | ((word & mask) << 32));
+        if v.len() <= 12 {
+            self.views.push(view_of(buf, start, end, 0));
             return Ok(());
         }
-        let offset = u32::try_from(self.data.len())
-            .ok()
-            .filter(|_| u32::try_from(len).is_ok())
-            .ok_or_else(|| Error::data(context, "selected strings exceed 4 GiB"))?;
-        let prefix = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+        let offset = self.data.len();
+        if offset + v.len() > u32::MAX as usize {
+            return Err(Error::data(context, "selected strings exceed 4 GiB"));
+        }
         self.data.extend_from_slice(v);
         self.views
-            .push(len as u128 | (u128::from(prefix) << 32) | (u128::from(offset) << 96));
+            .push(view_of(&self.data, offset, offset + v.len(), 0));
         Ok(())
     }
 
     fn finish(self, nulls: Option<NullBuffer>) -> Result<StringViewArray> {
-        let buffers = if self.data.is_empty() {
-            vec![]
-        } else {
-            vec![self.data.into()]
-        };
-        // SAFETY: every view is either null, an inline string of at most 12
-        // checked UTF-8 bytes, or points at a checked string copied whole
-        // into buffer 0 at the view's offset with the view's length and
-        // prefix — the invariants `StringViewArray::try_new` checks.
+        let mut buffers = Vec::with_capacity(1 + self.shared.len());
+        buffers.push(Buffer::from_vec(self.data));
+        buffers.extend(self.shared);
+        // SAFETY: every view is null (0), or made by `view_of` from a
+        // checked UTF-8 string: inline, or at its offset in buffer 0 (plain
+        // strings, copied whole) or in the shared dictionary buffer whose
+        // index it names (entries checked when the dictionary was read) —
+        // the invariants `StringViewArray::try_new` checks.
         Ok(unsafe { StringViewArray::new_unchecked(self.views.into(), buffers.into(), nulls) })
     }
 }
