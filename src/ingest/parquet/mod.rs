@@ -406,38 +406,46 @@ where
         tests::SELECTED_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Ok(true);
     }
-    let arrays = plan
-        .par_iter()
+    let mut gathers = plan
+        .iter()
         .map(|(field, leaf, kind)| {
             let timezone = match field.data_type() {
                 DataType::Timestamp(_, tz) => tz.clone(),
                 _ => None,
             };
-            selected::gather(
+            selected::ColumnGather::open(
                 &open()?,
                 rg.column(*leaf),
                 *kind,
                 rows_in_group,
-                &rows,
                 timezone,
                 &context(field.name()),
             )
         })
         .collect::<Result<Vec<_>>>()?;
-    let fields: Vec<Field> = plan
-        .iter()
-        .zip(&arrays)
-        .map(|((field, _, _), array)| Field::new(field.name(), array.data_type().clone(), true))
-        .collect();
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
-        .map_err(|e| Error::data_from(name, e))?;
     #[cfg(test)]
     tests::SELECTED_READS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = BATCH_ROWS.min(batch.num_rows() - offset);
-        sink(batch.slice(offset, len), RowsRead::Filtered)?;
-        offset += len;
+    // A batch at a time: buffers stay small and cache-resident, and the
+    // columns of a batch are gathered in parallel.
+    let mut schema: Option<SchemaRef> = None;
+    for batch_rows in rows.chunks(BATCH_ROWS) {
+        let arrays = gathers
+            .par_iter_mut()
+            .map(|g| g.next(batch_rows))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = schema.get_or_insert_with(|| {
+            let fields: Vec<Field> = plan
+                .iter()
+                .zip(&arrays)
+                .map(|((field, _, _), array)| {
+                    Field::new(field.name(), array.data_type().clone(), true)
+                })
+                .collect();
+            Arc::new(Schema::new(fields))
+        });
+        let batch =
+            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::data_from(name, e))?;
+        sink(batch, RowsRead::Filtered)?;
     }
     Ok(true)
 }

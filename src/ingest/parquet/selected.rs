@@ -118,7 +118,8 @@ pub(super) fn matching_rows<R: ChunkReader>(
     // Per dictionary (by its number in the chunk): whether each entry matches.
     let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
     let mut cursor = PlainCursor::default();
-    while let Some(page) = column.next_page(|_| true)? {
+    while column.advance(|_| true)? {
+        let Some(page) = column.page() else { break };
         let first = page.first_row;
         match page.values {
             PageValues::Indices(indices) => {
@@ -165,135 +166,185 @@ pub(super) fn matching_rows<R: ChunkReader>(
     Ok(out)
 }
 
-/// The values of `chunk` at `rows` (0-based, ascending) of the row group,
-/// as a `Utf8View` or timestamp array.
-pub(super) fn gather<R: ChunkReader>(
-    reader: &R,
-    chunk: &ColumnChunkMetaData,
+/// Reads the values of one column chunk at given rows, a batch of rows at a
+/// time, so that the output buffers stay small and are reused by the
+/// allocator instead of being faulted in fresh for every row group.
+pub(super) struct ColumnGather {
+    column: ColumnPages,
     kind: ColumnKind,
-    rows_in_group: usize,
-    rows: &[u32],
     timezone: Option<Arc<str>>,
-    context: &str,
-) -> Result<ArrayRef> {
-    let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, false)?;
-    let mut nulls = NullsBuilder::new(rows.len());
-    let mut strings = StringsBuilder::with_capacity(if kind == ColumnKind::Strings {
-        rows.len()
-    } else {
-        0
-    });
-    let mut ints: Vec<i64> = Vec::with_capacity(if kind == ColumnKind::Strings {
-        0
-    } else {
-        rows.len()
-    });
-    // The views of the current dictionary's entries, pointing into its
-    // buffer in the output (made once per dictionary, then copied per row).
-    let mut dictionary_views: (u32, Vec<u128>) = (0, Vec::new());
-    // Per selected row of a page: its value's position, or `NULL_ROW`.
-    let mut positions: Vec<u32> = Vec::new();
-    let mut next = 0usize; // index into `rows` of the next row to emit
-    let mut cursor = PlainCursor::default();
-    while next < rows.len() {
-        let wanted_from = rows[next];
-        let Some(page) = column.next_page(|range| range.contains(&wanted_from))? else {
-            return Err(short(context));
-        };
-        let end = page.first_row + page.rows as u32;
-        let selected = rows[next..].partition_point(|&r| r < end);
-        let selected = &rows[next..next + selected];
-        next += selected.len();
-        if selected.is_empty() {
-            continue;
-        }
-        page.value_positions(selected, &mut positions);
-        for &p in &positions {
-            nulls.append(p != NULL_ROW);
-        }
-        match (&page.values, kind) {
-            (PageValues::Indices(_), _) => unreachable_runs(context)?,
-            (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
-                let dict = page.string_dictionary(context)?;
-                if dictionary_views.0 != page.dictionary_id {
-                    let buffer = strings.add_buffer(dict.data.clone(), context)?;
-                    dictionary_views = (page.dictionary_id, dict.views(buffer));
-                }
-                let views = &dictionary_views.1;
-                let mut indices = HybridValues::new(data, *width, runs);
-                for &p in &positions {
-                    if p == NULL_ROW {
-                        strings.views.push(0);
-                        continue;
-                    }
-                    let index = indices.get(p as usize).ok_or_else(|| short(context))?;
-                    let view = *views
-                        .get(index as usize)
-                        .ok_or_else(|| bad_index(context))?;
-                    strings.views.push(view);
-                }
-            }
-            (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
-                let dict = page.int_dictionary(context)?;
-                let mut indices = HybridValues::new(data, *width, runs);
-                for &p in &positions {
-                    if p == NULL_ROW {
-                        ints.push(0);
-                        continue;
-                    }
-                    let index = indices.get(p as usize).ok_or_else(|| short(context))?;
-                    ints.push(*dict.get(index as usize).ok_or_else(|| bad_index(context))?);
-                }
-            }
-            (PageValues::Plain(data), ColumnKind::Strings) => {
-                cursor.reset();
-                for &p in &positions {
-                    if p == NULL_ROW {
-                        strings.views.push(0);
-                        continue;
-                    }
-                    cursor
-                        .skip_to(data, p as usize)
-                        .ok_or_else(|| short(context))?;
-                    let (start, end) = cursor.next_range(data).ok_or_else(|| short(context))?;
-                    strings.push(data, start, end, context)?;
-                }
-            }
-            (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
-                for &p in &positions {
-                    if p == NULL_ROW {
-                        ints.push(0);
-                        continue;
-                    }
-                    let at = p as usize * 8;
-                    let bytes = data.get(at..at + 8).ok_or_else(|| short(context))?;
-                    ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
-                }
-            }
-        }
+    /// The views of the current dictionary's entries, pointing into its
+    /// buffer in the output (made once per dictionary and batch, then
+    /// copied per row), and that buffer's index in the output.
+    dictionary_views: Option<(u32, u32, Vec<u128>)>,
+    /// Per selected row of a page: its value's position, or `NULL_ROW`.
+    positions: Vec<u32>,
+    /// Position in the current page's plain values.
+    cursor: PlainCursor,
+}
+
+impl ColumnGather {
+    /// Opens column chunk `chunk` of a row group of `rows_in_group` rows.
+    pub(super) fn open<R: ChunkReader>(
+        reader: &R,
+        chunk: &ColumnChunkMetaData,
+        kind: ColumnKind,
+        rows_in_group: usize,
+        timezone: Option<Arc<str>>,
+        context: &str,
+    ) -> Result<Self> {
+        Ok(Self {
+            column: ColumnPages::open(reader, chunk, rows_in_group, context, false)?,
+            kind,
+            timezone,
+            dictionary_views: None,
+            positions: Vec::new(),
+            cursor: PlainCursor::default(),
+        })
     }
-    let nulls = nulls.finish();
-    Ok(match kind {
-        ColumnKind::Strings => Arc::new(strings.finish(nulls)?),
-        ColumnKind::Timestamps(unit) => {
-            let values = ScalarBuffer::from(ints);
-            match unit {
-                TimeUnit::Millisecond => Arc::new(
-                    PrimitiveArray::<TimestampMillisecondType>::new(values, nulls)
-                        .with_timezone_opt(timezone),
-                ),
-                TimeUnit::Microsecond => Arc::new(
-                    PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls)
-                        .with_timezone_opt(timezone),
-                ),
-                TimeUnit::Nanosecond => Arc::new(
-                    PrimitiveArray::<TimestampNanosecondType>::new(values, nulls)
-                        .with_timezone_opt(timezone),
-                ),
-                TimeUnit::Second => return Err(Error::data(context, "unsupported unit")),
+
+    /// The values at `rows` (0-based rows of the row group, ascending, and
+    /// after every row of the previous calls), as a `Utf8View` or
+    /// timestamp array.
+    pub(super) fn next(&mut self, rows: &[u32]) -> Result<ArrayRef> {
+        let context = self.column.context.clone();
+        let context = context.as_str();
+        let kind = self.kind;
+        let mut nulls = NullsBuilder::new(rows.len());
+        let mut strings = StringsBuilder::with_capacity(if kind == ColumnKind::Strings {
+            rows.len()
+        } else {
+            0
+        });
+        let mut ints: Vec<i64> = Vec::with_capacity(if kind == ColumnKind::Strings {
+            0
+        } else {
+            rows.len()
+        });
+        // Dictionary buffers are added to this batch's output afresh.
+        let mut shared_dictionary: Option<u32> = None;
+        let mut next = 0usize; // index into `rows` of the next row to emit
+        while next < rows.len() {
+            let wanted_from = rows[next];
+            let covered =
+                self.column.current.as_ref().is_some_and(|p| {
+                    (p.first_row..p.first_row + p.rows as u32).contains(&wanted_from)
+                });
+            if !covered {
+                if !self.column.advance(|range| range.contains(&wanted_from))? {
+                    return Err(short(context));
+                }
+                self.cursor.reset();
+                continue;
+            }
+            let Some(page) = self.column.page() else {
+                return Err(short(context));
+            };
+            let end = page.first_row + page.rows as u32;
+            let selected = rows[next..].partition_point(|&r| r < end);
+            let selected = &rows[next..next + selected];
+            next += selected.len();
+            page.value_positions(selected, &mut self.positions);
+            let positions = &self.positions;
+            for &p in positions {
+                nulls.append(p != NULL_ROW);
+            }
+            match (&page.values, kind) {
+                (PageValues::Indices(_), _) => unreachable_runs(context)?,
+                (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
+                    let dict = page.string_dictionary(context)?;
+                    if shared_dictionary != Some(page.dictionary_id) {
+                        let buffer = strings.add_buffer(dict.data.clone(), context)?;
+                        shared_dictionary = Some(page.dictionary_id);
+                        let stale = self
+                            .dictionary_views
+                            .as_ref()
+                            .is_none_or(|(id, b, _)| (*id, *b) != (page.dictionary_id, buffer));
+                        if stale {
+                            self.dictionary_views =
+                                Some((page.dictionary_id, buffer, dict.views(buffer)));
+                        }
+                    }
+                    let views = self
+                        .dictionary_views
+                        .as_ref()
+                        .map_or(&[][..], |(_, _, v)| v.as_slice());
+                    let mut indices = HybridValues::new(data, *width, runs);
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            strings.views.push(0);
+                            continue;
+                        }
+                        let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                        let view = *views
+                            .get(index as usize)
+                            .ok_or_else(|| bad_index(context))?;
+                        strings.views.push(view);
+                    }
+                }
+                (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
+                    let dict = page.int_dictionary(context)?;
+                    let mut indices = HybridValues::new(data, *width, runs);
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            ints.push(0);
+                            continue;
+                        }
+                        let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                        ints.push(*dict.get(index as usize).ok_or_else(|| bad_index(context))?);
+                    }
+                }
+                (PageValues::Plain(data), ColumnKind::Strings) => {
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            strings.views.push(0);
+                            continue;
+                        }
+                        self.cursor
+                            .skip_to(data, p as usize)
+                            .ok_or_else(|| short(context))?;
+                        let (start, end) =
+                            self.cursor.next_range(data).ok_or_else(|| short(context))?;
+                        strings.push(data, start, end, context)?;
+                    }
+                }
+                (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            ints.push(0);
+                            continue;
+                        }
+                        let at = p as usize * 8;
+                        let bytes = data.get(at..at + 8).ok_or_else(|| short(context))?;
+                        ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
+                    }
+                }
             }
         }
-    })
+        let nulls = nulls.finish();
+        Ok(match kind {
+            ColumnKind::Strings => Arc::new(strings.finish(nulls)?),
+            ColumnKind::Timestamps(unit) => {
+                let values = ScalarBuffer::from(ints);
+                let timezone = self.timezone.clone();
+                match unit {
+                    TimeUnit::Millisecond => Arc::new(
+                        PrimitiveArray::<TimestampMillisecondType>::new(values, nulls)
+                            .with_timezone_opt(timezone),
+                    ),
+                    TimeUnit::Microsecond => Arc::new(
+                        PrimitiveArray::<TimestampMicrosecondType>::new(values, nulls)
+                            .with_timezone_opt(timezone),
+                    ),
+                    TimeUnit::Nanosecond => Arc::new(
+                        PrimitiveArray::<TimestampNanosecondType>::new(values, nulls)
+                            .with_timezone_opt(timezone),
+                    ),
+                    TimeUnit::Second => return Err(Error::data(context, "unsupported unit")),
+                }
+            }
+        })
+    }
 }
 
 /// The position of a null row's value: it has none.
@@ -497,6 +548,23 @@ impl DataPage<'_> {
     }
 }
 
+/// Where the current data page's values are, in `ColumnPages::buf`.
+struct CurrentPage {
+    first_row: u32,
+    rows: usize,
+    values_at: usize,
+    layout: ValuesLayout,
+}
+
+#[derive(Clone, Copy)]
+enum ValuesLayout {
+    Plain,
+    /// Decoded into `ColumnPages::indices`.
+    Indices,
+    /// Parsed into `ColumnPages::runs`; the bit width is the first byte.
+    Runs(u8),
+}
+
 /// The pages of one column chunk, read in order.
 struct ColumnPages {
     pages: SerializedPageReader<ChunkBytes>,
@@ -512,6 +580,7 @@ struct ColumnPages {
     levels: Vec<u32>,
     indices: Vec<u32>,
     runs: Vec<Run>,
+    current: Option<CurrentPage>,
     /// Whether dictionary indices are decoded in bulk ([`PageValues::Indices`],
     /// to read every row) or parsed for random access ([`PageValues::Runs`]).
     decode_all: bool,
@@ -547,6 +616,7 @@ impl ColumnPages {
             levels: Vec::new(),
             indices: Vec::new(),
             runs: Vec::new(),
+            current: None,
             decode_all,
         })
     }
@@ -554,10 +624,8 @@ impl ColumnPages {
     /// The next data page, or `None` at the end of the chunk. A page whose
     /// row range `wanted` rejects is skipped without being decompressed
     /// (the dictionary page is always read).
-    fn next_page(
-        &mut self,
-        wanted: impl Fn(std::ops::Range<u32>) -> bool,
-    ) -> Result<Option<DataPage<'_>>> {
+    fn advance(&mut self, wanted: impl Fn(std::ops::Range<u32>) -> bool) -> Result<bool> {
+        self.current = None;
         let context = || self.context.clone();
         loop {
             if let Some(meta) = self
@@ -582,7 +650,7 @@ impl ColumnPages {
                 .get_next_page()
                 .map_err(|e| Error::data_from(context(), e))?
             else {
-                return Ok(None);
+                return Ok(false);
             };
             match page {
                 Page::DictionaryPage {
@@ -626,7 +694,8 @@ impl ColumnPages {
                             .map_err(|e| Error::data(context(), e))?;
                         pos = 4 + len;
                     }
-                    return self.data_page(buf, pos, rows, encoding).map(Some);
+                    self.data_page(buf, pos, rows, encoding)?;
+                    return Ok(true);
                 }
                 Page::DataPageV2 {
                     buf,
@@ -651,19 +720,21 @@ impl ColumnPages {
                         decode_hybrid(levels, 1, rows, &mut self.levels)
                             .map_err(|e| Error::data(context(), e))?;
                     }
-                    return self.data_page(buf, end, rows, encoding).map(Some);
+                    self.data_page(buf, end, rows, encoding)?;
+                    return Ok(true);
                 }
             }
         }
     }
 
+    /// Makes the page in `buf` (values from `values_at`) the current one.
     fn data_page(
         &mut self,
         buf: Bytes,
         values_at: usize,
         rows: usize,
         encoding: Encoding,
-    ) -> Result<DataPage<'_>> {
+    ) -> Result<()> {
         let context = self.context.as_str();
         let first_row = self.next_row;
         if rows > self.rows.saturating_sub(first_row as usize) {
@@ -683,12 +754,12 @@ impl ColumnPages {
         };
         self.buf = buf;
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
-        let values = match encoding {
+        let layout = match encoding {
             Encoding::PLAIN => {
                 if self.physical == Type::INT64 && values.len() < present * 8 {
                     return Err(short(context));
                 }
-                PageValues::Plain(values)
+                ValuesLayout::Plain
             }
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
                 if self.dictionary.is_none() {
@@ -704,24 +775,42 @@ impl ColumnPages {
                     if self.indices.len() < present {
                         return Err(short(context));
                     }
-                    PageValues::Indices(&self.indices)
+                    ValuesLayout::Indices
                 } else {
                     parse_runs(indices, width, present, &mut self.runs)
                         .map_err(|e| Error::data(context, e))?;
-                    PageValues::Runs {
-                        data: indices,
-                        width,
-                        runs: &self.runs,
-                    }
+                    ValuesLayout::Runs(width)
                 }
             }
             other => return Err(Error::data(context, format!("data page encoding {other}"))),
         };
-        Ok(DataPage {
+        self.current = Some(CurrentPage {
             first_row,
             rows,
+            values_at,
+            layout,
+        });
+        Ok(())
+    }
+
+    /// The current data page (after [`ColumnPages::advance`] returned true).
+    fn page(&self) -> Option<DataPage<'_>> {
+        let current = self.current.as_ref()?;
+        let values = &self.buf[current.values_at..];
+        let values = match current.layout {
+            ValuesLayout::Plain => PageValues::Plain(values),
+            ValuesLayout::Indices => PageValues::Indices(&self.indices),
+            ValuesLayout::Runs(width) => PageValues::Runs {
+                data: &values[1..],
+                width,
+                runs: &self.runs,
+            },
+        };
+        Some(DataPage {
+            first_row: current.first_row,
+            rows: current.rows,
             levels: if self.nullable {
-                Some(&self.levels[..rows])
+                Some(&self.levels[..current.rows])
             } else {
                 None
             },
