@@ -1,72 +1,209 @@
 #!/usr/bin/env python3
-"""Time the batch target queries with DuckDB on the same Parquet file, for
-comparison with `cargo bench --bench report` (not part of the test suite).
+"""convostat against DuckDB on the batch questions, side by side, from one run
+(not part of the test suite).
 
-    pip install duckdb
-    python3 benches/compare_duckdb.py target/bench-data/events-10000000-7.parquet
+    pip install duckdb pyarrow
+    cargo build --release
+    python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
 
-Each query is written to mean what SPEC 2/4 say: a conversation's start is
-its earliest event, its attributes those of its first event by
-(timestamp, event_id); DuckDB runs with `SET threads=2`, and the time
-reported is the best of three runs of the query inside one connection
-(engine time, without process start).
+The data sets are made once under `target/bench-compare/` with
+`convostat generate` (seed 7), as users have them:
+- `clustered`: one Parquet file clustered by bot (a per-tenant export);
+- `interleaved`: time order with every bot and team mixed, as an event
+  pipeline writes it (parquet-rs, 256K-row groups);
+- `interleaved-pyarrow`: the same rows rewritten by pyarrow with its default
+  settings (1M-row groups, dictionary strings, snappy, no page index);
+- `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
+- `ndjson`: the interleaved rows as one NDJSON file.
+
+For each data set and question, convostat's figure is the whole process
+(`convostat <query> --input ...`, start-up and metadata included) and
+DuckDB's is the engine time of the query in one connection with Python's
+start-up left out; both use 2 threads, both take the best of three runs,
+and DuckDB's answers are checked to have as many rows as convostat's. Each
+query is written to mean what SPEC 2/4 say: a conversation's start is its
+earliest event, its attributes those of its first event by
+(timestamp, event_id). A markdown table is printed at the end.
 """
+import argparse
+import json
+import os
+import subprocess
 import sys
 import time
 
 import duckdb
 
-path = sys.argv[1]
-bot, team = "bot-acme-support", "team-acme"
-conversations = f"""
+BOT, TEAM = "bot-acme-support", "team-acme"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sql(source):
+    """The four questions over the DuckDB table expression `source`."""
+    period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
+              "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
+    return {
+        "conversations": f"""
 WITH c AS (
   SELECT min(timestamp) AS start,
          first(bot_version ORDER BY timestamp, event_id) AS version,
          first(channel_type ORDER BY timestamp, event_id) AS channel
-  FROM read_parquet('{path}') WHERE bot_id = '{bot}'
+  FROM {source} WHERE bot_id = '{BOT}'
   GROUP BY conversation_id)
 SELECT date_trunc('day', start) AS day, coalesce(channel, '(none)'), count(*)
-FROM c WHERE version = 'LIVE' AND start >= TIMESTAMPTZ '2024-01-01 00:00:00+00'
-  AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'
-GROUP BY ALL ORDER BY ALL"""
-insights = f"""
+FROM c WHERE version = 'LIVE' AND {period}
+GROUP BY ALL ORDER BY ALL""",
+        "insights": f"""
 WITH c AS (
   SELECT min(timestamp) AS start,
          floor(epoch_us(max(timestamp)) / 1e6 - epoch_us(min(timestamp)) / 1e6) AS duration,
          first(bot_version ORDER BY timestamp, event_id) AS version
-  FROM read_parquet('{path}') WHERE bot_id = '{bot}'
+  FROM {source} WHERE bot_id = '{BOT}'
   GROUP BY conversation_id)
 SELECT date_trunc('day', start) AS day, quantile_disc(duration, 0.95)
-FROM c WHERE version = 'LIVE' AND start >= TIMESTAMPTZ '2024-01-01 00:00:00+00'
-  AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'
-GROUP BY ALL ORDER BY ALL"""
-usage = f"""
+FROM c WHERE version = 'LIVE' AND {period}
+GROUP BY ALL ORDER BY ALL""",
+        "usage": f"""
 WITH c AS (
   SELECT bot_id, min(timestamp) AS start,
          first(team_id ORDER BY timestamp, event_id) AS team,
          first(channel_type ORDER BY timestamp, event_id) AS channel
-  FROM read_parquet('{path}')
+  FROM {source}
   GROUP BY bot_id, conversation_id)
 SELECT date_trunc('day', start) AS day, bot_id, coalesce(channel, '(none)'), count(*)
-FROM c WHERE team = '{team}' AND start >= TIMESTAMPTZ '2024-01-01 00:00:00+00'
-  AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'
-GROUP BY ALL ORDER BY ALL"""
-flow = f"""
+FROM c WHERE team = '{TEAM}' AND {period}
+GROUP BY ALL ORDER BY ALL""",
+        "flow": f"""
 WITH t AS (
   SELECT event_id, timestamp, from_step_id, to_step_id,
          row_number() OVER (ORDER BY timestamp, event_id) AS depth
-  FROM read_parquet('{path}')
-  WHERE bot_id = '{bot}' AND conversation_id = 'c1' AND event_type = 'transition')
-SELECT * FROM t ORDER BY depth"""
+  FROM {source}
+  WHERE bot_id = '{BOT}' AND conversation_id = 'c1' AND event_type = 'transition')
+SELECT * FROM t ORDER BY depth""",
+    }
 
-con = duckdb.connect()
-con.execute("SET threads=2")
-con.execute("SET TimeZone='UTC'")
-for name, sql in [("conversations", conversations), ("insights", insights),
-                  ("usage", usage), ("flow", flow)]:
+
+CLI = {
+    "conversations": ["conversations", "--bot-id", BOT, "--version", "LIVE", "--start",
+                      "2024-01-01", "--end", "2024-05-01", "--bucket", "1d",
+                      "--group-by", "channel_type"],
+    "insights": ["insights", "--bot-id", BOT, "--version", "LIVE", "--start", "2024-01-01",
+                 "--end", "2024-05-01", "--bucket", "1d", "--stat", "duration_seconds",
+                 "--aggregate", "p95"],
+    "usage": ["usage", "--team-id", TEAM, "--start", "2024-01-01", "--end", "2024-05-01",
+              "--bucket", "1d", "--group-by", "bot_id,channel_type"],
+    "flow": ["flow", "--bot-id", BOT, "--conversation-id", "c1", "--version", "LIVE",
+             "--start", "2024-01-01", "--end", "2024-05-01"],
+}
+
+
+def answer_rows(name, text):
+    """Rows of a convostat JSON answer, counted as DuckDB's query counts them
+    (DuckDB has no row for an empty bucket)."""
+    answer = json.loads(text)
+    if name == "flow":
+        return len(answer["transitions"])
+    return sum(1 for s in answer["data"]["series"] for v in s["values"]
+               if v is not None and (name == "insights" or v != 0))
+
+
+def make_data(convostat, events, out):
+    os.makedirs(out, exist_ok=True)
+    gen = [convostat, "generate", "--events", str(events), "--seed", "7"]
+    sets = {}
+
+    def once(path, args):
+        if not os.path.exists(path):
+            tmp = path + ".partial"
+            subprocess.run(gen + ["--out", tmp] + args, check=True,
+                           stdout=subprocess.DEVNULL)
+            os.rename(tmp, path)
+        return path
+
+    sets["clustered"] = once(f"{out}/clustered.parquet", ["--layout", "clustered"])
+    inter = once(f"{out}/interleaved.parquet", ["--layout", "interleaved"])
+    sets["interleaved"] = inter
+    pa_path = f"{out}/interleaved-pyarrow.parquet"
+    if not os.path.exists(pa_path):
+        try:
+            import pyarrow.parquet as pq
+            pq.write_table(pq.read_table(inter), pa_path + ".partial")
+            os.rename(pa_path + ".partial", pa_path)
+        except ImportError:
+            print("pyarrow is not installed: skipping interleaved-pyarrow", file=sys.stderr)
+    if os.path.exists(pa_path):
+        sets["interleaved-pyarrow"] = pa_path
+    hourly = f"{out}/hourly"
+    if not os.path.exists(hourly):
+        subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.rename(hourly + ".partial", hourly)
+    sets["hourly"] = hourly
+    ndjson = f"{out}/events.ndjson"
+    if not os.path.exists(ndjson):
+        # The NDJSON writer gives the same rows in the same (interleaved) order.
+        subprocess.run(gen + ["--out", ndjson + ".partial.ndjson"], check=True,
+                       stdout=subprocess.DEVNULL)
+        os.rename(ndjson + ".partial.ndjson", ndjson)
+    sets["ndjson"] = ndjson
+    return sets
+
+
+def duckdb_source(path):
+    if path.endswith(".ndjson"):
+        return f"read_json('{path}', format='newline_delimited')"
+    if os.path.isdir(path):
+        return f"read_parquet('{path}/*.parquet')"
+    return f"read_parquet('{path}')"
+
+
+def best_of(runs, f):
     best = float("inf")
-    for _ in range(3):
+    result = None
+    for _ in range(runs):
         t = time.perf_counter()
-        rows = con.execute(sql).fetchall()
+        result = f()
         best = min(best, time.perf_counter() - t)
-    print(f"duckdb {name:<14} {best * 1000:8.1f} ms  ({len(rows)} rows)")
+    return best, result
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--convostat", default=os.path.join(ROOT, "target/release/convostat"))
+    p.add_argument("--events", type=int, default=10_000_000)
+    p.add_argument("--data", default=os.path.join(ROOT, "target/bench-compare"))
+    p.add_argument("--only", action="append", help="data set(s) to run")
+    p.add_argument("--runs", type=int, default=3)
+    args = p.parse_args()
+    sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}")
+    con = duckdb.connect()
+    con.execute("SET threads=2")
+    con.execute("SET TimeZone='UTC'")
+    env = dict(os.environ, RAYON_NUM_THREADS="2")
+    table = []
+    for data, path in sets.items():
+        if args.only and data not in args.only:
+            continue
+        queries = sql(duckdb_source(path))
+        for name, cli in CLI.items():
+            def run_convostat():
+                out = subprocess.run([args.convostat] + cli + ["--input", path], env=env,
+                                     check=True, capture_output=True, text=True)
+                return out.stdout
+            ours, text = best_of(args.runs, run_convostat)
+            theirs, rows = best_of(args.runs, lambda: con.execute(queries[name]).fetchall())
+            ratio = theirs / ours
+            check = answer_rows(name, text)
+            note = "" if check == len(rows) else f" (rows: {check} vs {len(rows)})"
+            print(f"{data:<20} {name:<14} convostat {ours:7.3f} s   duckdb {theirs:7.3f} s"
+                  f"   {ratio:5.2f}x{note}", flush=True)
+            table.append((data, name, ours, theirs, ratio, note))
+    print()
+    print("| data set | question | convostat (process) | DuckDB (engine) | DuckDB time / convostat time |")
+    print("|---|---|---:|---:|---:|")
+    for data, name, ours, theirs, ratio, note in table:
+        print(f"| {data} | {name} | {ours:.3f} s | {theirs:.3f} s | {ratio:.2f}×{note} |")
+
+
+if __name__ == "__main__":
+    main()
