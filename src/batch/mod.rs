@@ -37,7 +37,7 @@ use crate::answer::Answer;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::{open_ndjson_file, read_ndjson};
+use crate::ingest::ndjson::{open_ndjson_file, read_ndjson_columns};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
 use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
@@ -247,7 +247,7 @@ pub fn run_files(
                 let gzip = file.format == InputFormat::NdjsonGzip;
                 let reader = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
-                    read_ndjson(reader, |batch, lines| {
+                    read_ndjson_columns(reader, Some(&columns), |batch, lines| {
                         fold(batch, RowNumbers::Lines(lines), false)
                     })
                 })
