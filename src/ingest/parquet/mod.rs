@@ -390,7 +390,12 @@ where
         return Ok(false);
     }
     let mut rows: Option<Vec<u32>> = None;
-    for (leaf, values) in conditions {
+    // Scopes add narrower conditions last (a bot, then one of its
+    // conversations): test those first, and stop once no row is left.
+    for (leaf, values) in conditions.iter().rev() {
+        if rows.as_ref().is_some_and(Vec::is_empty) {
+            break;
+        }
         let column = rg.column(*leaf);
         let path = column.column_descr().path().string();
         let matching =

@@ -114,6 +114,9 @@ pub(super) fn matching_rows<R: ChunkReader>(
 ) -> Result<Vec<u32>> {
     let wanted = |v: &[u8]| values.binary_search_by(|x| x.as_bytes().cmp(v)).is_ok();
     let mut out = Vec::new();
+    let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
+        mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
+    });
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     // Per dictionary (by its number in the chunk): whether each entry matches.
     let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
@@ -128,7 +131,13 @@ pub(super) fn matching_rows<R: ChunkReader>(
                     .is_none_or(|(id, _)| *id != page.dictionary_id)
                 {
                     let dict = page.string_dictionary(context)?;
-                    let matches = (0..dict.len()).map(|i| wanted(dict.get(i))).collect();
+                    let matches: Vec<bool> = (0..dict.len()).map(|i| wanted(dict.get(i))).collect();
+                    // A chunk all of whose pages use this dictionary holds
+                    // no matching row if no entry matches: its other pages
+                    // need not be read.
+                    if only_dictionary_pages && !matches.contains(&true) {
+                        return Ok(Vec::new());
+                    }
                     dictionary_matches = Some((page.dictionary_id, matches));
                 }
                 let matches = dictionary_matches
