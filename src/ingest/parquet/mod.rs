@@ -3,14 +3,26 @@
 //! A scan reads only the columns asked for, splits the work by row group
 //! (rayon; each task opens its own reader) and, when a [`ScanScope`] names a
 //! bot or conversation, skips row groups whose `bot_id` /
-//! `conversation_id` statistics cannot contain it and filters rows on those
-//! columns while decoding (a Parquet row filter), so the other columns are
-//! decoded only for matching rows. Pruning by conversation-key columns is
+//! `conversation_id` statistics cannot contain it and reads only the
+//! matching rows of the others. Pruning by conversation-key columns is
 //! sound: every event of a conversation carries its key. Nothing is pruned
 //! by time, since a conversation's start needs all its events (SPEC 2).
 //! Only row groups whose statistics prove every row valid are pruned or
 //! filtered; the others are read whole, so that a bad row anywhere still
 //! rejects the file in strict mode and is counted in lenient mode.
+//!
+//! Three readers, from the most to the least specific:
+//! - `selected` (late materialisation) reads a filtered row group whose
+//!   columns are flat strings and timestamps in plain or dictionary pages —
+//!   what pipelines, pyarrow, Spark and DuckDB write: it finds the matching
+//!   rows from the key columns and decodes only those rows of the others
+//!   (RLE / bit-packed runs by `hybrid`);
+//! - arrow's record reader with a row filter on the key columns, for a
+//!   filtered row group in other encodings (delta, byte-stream split);
+//! - arrow's record reader over whole row groups otherwise. String columns
+//!   whose pages are all dictionary-encoded are then decoded as
+//!   `Dictionary(Int32, Utf8)` (one decode per dictionary entry, integer
+//!   keys per row), others straight into `Utf8View`.
 //!
 //! Decoders of third-party data are a trust boundary: see `ingest::guard`.
 
