@@ -29,13 +29,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fs4::fs_std::FileExt;
 
-use super::checkpoint;
 use super::wal::{self, Log, RecordKind, SyncPolicy};
 use super::Store;
+use super::{checkpoint, ingest_record};
 use crate::error::{Error, Result};
 
-/// The directory layout written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// The directory layout written by this build. Version 2 (log records in
+/// the columnar encoding of `ingest_record`) replaced version 1 (Arrow IPC
+/// and zstd); a version-1 directory is refused with a one-line error.
+pub const FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "MANIFEST";
 const LOCK: &str = "LOCK";
 const MANIFEST_TITLE: &str = "convostat data directory";
@@ -351,7 +353,7 @@ fn replay_segment(
     for record in &scan.records {
         match record.kind {
             RecordKind::Ingest => {
-                for cols in wal::decode_ingest(record.payload, &context)? {
+                for cols in ingest_record::decode(record.payload, &context)? {
                     report.events_replayed += cols.len() as u64;
                     store.apply(&cols);
                 }
@@ -385,12 +387,17 @@ mod tests {
         let path = Path::new("MANIFEST");
         check_manifest(path, &manifest_text(FORMAT_VERSION)).unwrap();
         let err = check_manifest(path, &manifest_text(FORMAT_VERSION + 1)).unwrap_err();
+        let expected = format!("format version {} is not supported", FORMAT_VERSION + 1);
+        assert!(err.to_string().contains(&expected), "{err}");
+        // A directory of format 1 (Arrow IPC + zstd log records) is refused
+        // in one line, not misread.
+        let err = check_manifest(path, &manifest_text(1)).unwrap_err();
         assert!(
             err.to_string()
-                .contains("format version 2 is not supported"),
+                .contains("format version 1 is not supported"),
             "{err}"
         );
-        let damaged = manifest_text(FORMAT_VERSION).replace("format 1", "format 7");
+        let damaged = manifest_text(FORMAT_VERSION).replace("format 2", "format 7");
         assert!(check_manifest(path, &damaged)
             .unwrap_err()
             .to_string()
