@@ -241,9 +241,10 @@ impl DataDir {
         if let Some(&n) = files.checkpoints.last() {
             let file = path.join(checkpoint_name(n));
             let context = file.display().to_string();
-            let bytes = fs::read(&file).map_err(|e| io(&file, e))?;
-            checkpoint::decode_into(&bytes, &context, store)?;
-            checkpoint_bytes = bytes.len() as u64;
+            let len = fs::metadata(&file).map_err(|e| io(&file, e))?.len();
+            let source = checkpoint::FileSource { path: &file, len };
+            checkpoint::load(&source, &context, store)?;
+            checkpoint_bytes = len;
             report.checkpoint = Some(n);
         }
         for &n in files.checkpoints.iter().filter(|&&n| n < base) {
