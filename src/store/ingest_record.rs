@@ -231,30 +231,22 @@ fn code_width(entries: usize) -> usize {
     }
 }
 
-/// The bytes of the non-null string whose view is `view` in `array`.
+/// The bytes of a non-null string longer than [`INLINE_VIEW_LEN`], whose
+/// view is `view` in `array`.
 #[inline]
-fn view_bytes<'a>(array: &'a StringViewArray, view: &'a u128) -> &'a [u8] {
-    let len = *view as u32;
-    if len <= INLINE_VIEW_LEN {
-        // Inline: the bytes follow the length in the view itself (Arrow's
-        // layout is little-endian, as are the targets convostat builds for).
-        let bytes: &[u8; 16] = bytemuck_view(view);
-        &bytes[4..4 + len as usize]
-    } else {
-        let buffer = (*view >> 64) as u32 as usize;
-        let offset = (*view >> 96) as u32 as usize;
-        &array.data_buffers()[buffer][offset..offset + len as usize]
-    }
+fn long_bytes(array: &StringViewArray, view: u128) -> &[u8] {
+    let len = view as u32 as usize;
+    let buffer = (view >> 64) as u32 as usize;
+    let offset = (view >> 96) as u32 as usize;
+    &array.data_buffers()[buffer][offset..offset + len]
 }
 
-/// The 16 bytes of a view, in memory order.
+/// A view's 16 bytes: for a string of at most [`INLINE_VIEW_LEN`] bytes,
+/// its length (4 bytes) and then the string itself (Arrow's layout,
+/// little-endian).
 #[inline]
-fn bytemuck_view(view: &u128) -> &[u8; 16] {
-    // SAFETY: a u128 is 16 initialised bytes with no padding, and [u8; 16]
-    // has alignment 1, so reinterpreting the reference is sound. Benefit:
-    // reading an inline string without `StringViewArray::value`'s buffer
-    // lookups (one per row of every plain column).
-    unsafe { &*(view as *const u128).cast::<[u8; 16]>() }
+fn inline_bytes(view: u128) -> [u8; 16] {
+    view.to_le_bytes()
 }
 
 /// A strings block of every value of `array`, nulls included.
@@ -283,10 +275,15 @@ fn put_plain(out: &mut Vec<u8>, array: &StringViewArray) {
     let mut at = 0usize;
     for (row, view) in views.iter().enumerate() {
         let len = if valid(row) {
-            let v = view_bytes(array, view);
-            bytes[at..at + v.len()].copy_from_slice(v);
-            at += v.len();
-            v.len() as u32
+            let len = *view as u32;
+            let end = at + len as usize;
+            if len <= INLINE_VIEW_LEN {
+                bytes[at..end].copy_from_slice(&inline_bytes(*view)[4..4 + len as usize]);
+            } else {
+                bytes[at..end].copy_from_slice(long_bytes(array, *view));
+            }
+            at = end;
+            len
         } else if wide {
             NULL_LEN_4
         } else {
@@ -384,7 +381,7 @@ impl Dictionary {
             if *view == previous.0
                 || (!inline
                     && (*view as u64) == (previous.0 as u64)
-                    && view_bytes(array, view) == view_bytes(array, &previous.0))
+                    && long_bytes(array, *view) == long_bytes(array, previous.0))
             {
                 codes.push(previous.1);
                 continue;
@@ -397,14 +394,15 @@ impl Dictionary {
                         if entries.len() >= DICTIONARY_MIN_GIVE_UP.max(valid / 2) {
                             return None;
                         }
-                        let e = entries.push(view_bytes(array, view), *view, hash);
+                        let bytes = inline_bytes(*view);
+                        let e = entries.push(&bytes[4..4 + len as usize], *view, hash);
                         let hashes = &entries.hashes;
                         table.insert_unique(hash, e, |&e| hashes[e as usize]);
                         e + 1
                     }
                 }
             } else {
-                let v = view_bytes(array, view);
+                let v = long_bytes(array, *view);
                 let hash = xxhash_rust::xxh3::xxh3_64(v);
                 match table.find(hash, |&e| entries.get(e) == v) {
                     Some(&e) => e + 1,
