@@ -3,7 +3,8 @@
 //! `cargo bench --bench durable` (set `CONVOSTAT_BENCH_EVENTS` for another
 //! size than 10M) prints one table:
 //! - durable ingest of the generated 64K-row Arrow batches, one call each,
-//!   fsync per call (and, for comparison, without fsync, and in memory);
+//!   fsync per call, from 1 and from 2 threads (and, for comparison,
+//!   without fsync, and in memory from 1 and 2 threads);
 //! - durable NDJSON ingest, 10K lines per call (the shape of `serve` POSTs);
 //! - reopen after a checkpoint, and after 1M (or N/10) events of log;
 //! - disk bytes per event after a checkpoint;
@@ -67,6 +68,32 @@ fn main() {
     );
     let memory_heap = memory.stats().heap_bytes;
     drop(memory);
+    let t = Instant::now();
+    let memory = Engine::new();
+    ingest_from_threads(&memory, &batches, 2);
+    row(
+        "in-memory ingest, 64K-row batches, 2 threads",
+        rate(n, t.elapsed()),
+    );
+    drop(memory);
+
+    // Durable, fsync per call, from 2 threads (a host ingesting from
+    // several threads: their fsyncs are shared, encoding and folding of
+    // one call overlap the other's fsync).
+    let dir = root.join("fsync-2-threads");
+    let engine = EngineOptions::new()
+        .checkpoint_log_bytes(u64::MAX)
+        .checkpoint_on_close(false)
+        .open(&dir)
+        .expect("open");
+    let t = Instant::now();
+    ingest_from_threads(&engine, &batches, 2);
+    row(
+        "durable ingest, 64K-row batches, fsync per call, 2 threads, no auto checkpoint",
+        rate(n, t.elapsed()),
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&dir);
 
     // Durable, fsync per call: the log path alone (automatic checkpoints
     // off), then with the default automatic checkpoints.
@@ -225,6 +252,20 @@ fn main() {
     );
     drop(engine);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// Ingests `batches` from `threads` threads, each taking every
+/// `threads`-th batch, one call each.
+fn ingest_from_threads(engine: &Engine, batches: &[arrow_array::RecordBatch], threads: usize) {
+    std::thread::scope(|s| {
+        for k in 0..threads {
+            s.spawn(move || {
+                for b in batches.iter().skip(k).step_by(threads) {
+                    engine.ingest_batch(b).expect("ingest");
+                }
+            });
+        }
+    });
 }
 
 /// `batch` with `prefix` before every event id.

@@ -46,6 +46,7 @@ use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Q
 use crate::schema::{Event, COLUMNS};
 use crate::store::directory::DataDir;
 pub use crate::store::directory::{OpenReport, FORMAT_VERSION};
+use crate::store::ingest_record;
 pub use crate::store::wal::SyncPolicy;
 use crate::store::wal::{self, RecordKind};
 use crate::store::{Store, StoreOptions};
@@ -442,13 +443,24 @@ impl Engine {
         if columns.iter().all(|c| c.len() == 0) {
             return Ok(());
         }
-        let record = wal::frame(RecordKind::Ingest, &wal::encode_ingest(columns)?)?;
+        // The record is encoded while the rows are hashed (both use the
+        // rayon pool): neither changes anything yet.
+        let (record, hashes) = rayon::join(
+            || ingest_record::encode_record(columns),
+            || {
+                columns
+                    .iter()
+                    .map(|c| self.store.hash_rows(c))
+                    .collect::<Vec<_>>()
+            },
+        );
+        let record = record?;
         {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let (seq, claims) = d.dir.log.append(&record, || {
-                columns
-                    .iter()
-                    .map(|c| self.store.claim(c))
+                hashes
+                    .into_iter()
+                    .map(|h| self.store.claim_hashed(h))
                     .collect::<Vec<_>>()
             })?;
             d.dirty.store(true, Ordering::SeqCst);

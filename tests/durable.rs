@@ -487,7 +487,7 @@ fn the_format_version_is_checked() {
     drop(Engine::open(work.path()).unwrap());
     let manifest = work.path().join("MANIFEST");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("format 1"), "{text}");
+    assert!(text.contains("format 2"), "{text}");
     let body = "convostat data directory\nformat 99\n";
     let future = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
     std::fs::write(&manifest, future).unwrap();
@@ -498,7 +498,7 @@ fn the_format_version_is_checked() {
         "{e}"
     );
     assert!(e.to_string().contains("MANIFEST"), "{e}");
-    std::fs::write(&manifest, text.replace("format 1", "format 2")).unwrap();
+    std::fs::write(&manifest, text.replace("format 2", "format 3")).unwrap();
     assert!(Engine::open(work.path())
         .unwrap_err()
         .to_string()

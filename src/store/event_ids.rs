@@ -128,13 +128,9 @@ impl EventIdSet {
         }
     }
 
-    /// Replaces shard `i` with `entries` (which must all belong to it and
-    /// be distinct: a checkpoint wrote them from a set).
-    pub fn load_shard(&self, i: usize, entries: &[IdEntry]) {
-        let mut table = HashTable::with_capacity(entries.len());
-        for &e in entries {
-            table.insert_unique(e.hash[0], e, |e| e.hash[0]);
-        }
+    /// Replaces shard `i` with `table` (whose entries must all belong to
+    /// it and be distinct: a checkpoint wrote them from a set).
+    pub fn replace_shard(&self, i: usize, table: HashTable<IdEntry>) {
         *lock(&self.shards[i]) = table;
     }
 

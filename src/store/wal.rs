@@ -15,11 +15,11 @@
 //!
 //! The header has its own checksum so that a damaged length is never
 //! trusted. An ingest payload is the accepted input of one ingest call,
-//! after validation and normalisation: its uncompressed length, then zstd
-//! (level 1) of a count and, per batch, a length and an Arrow IPC stream of
-//! the normalised columns (strings as Utf8, timestamps as µs). Replaying it goes through the same normalisation and
-//! store code as the original call. A retain payload is the cut-off instant
-//! (i64 µs).
+//! after validation and normalisation, in the columnar encoding of
+//! `ingest_record` (per-column dictionaries, no general-purpose
+//! compression; format 1 of the directory used zstd-compressed Arrow IPC).
+//! Replaying it goes through the same normalisation and store code as the
+//! original call. A retain payload is the cut-off instant (i64 µs).
 //!
 //! # Damage
 //!
@@ -45,14 +45,8 @@ use std::fs::File;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use arrow_array::{ArrayRef, RecordBatch, StringViewArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
-
 use super::codec::{Put, Reader};
 use crate::error::{Error, Result};
-use crate::ingest::guard::guard;
-use crate::ingest::{normalize, EventColumns, IngestMode, IngestReport, RowNumbers};
-use crate::schema::{col, Attribute};
 
 /// Bytes of a record header.
 pub(crate) const HEADER_LEN: usize = 16;
@@ -78,20 +72,35 @@ impl RecordKind {
 
 /// A record ready to append: header and payload.
 pub(crate) fn frame(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>> {
+    let mut record = Vec::with_capacity(HEADER_LEN + payload.len());
+    record.resize(HEADER_LEN, 0);
+    record.extend_from_slice(payload);
+    seal(kind, record)
+}
+
+/// Fills in the header of `record`: its first [`HEADER_LEN`] bytes were
+/// left for it, the payload follows them.
+pub(crate) fn seal(kind: RecordKind, mut record: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(payload) = record.get(HEADER_LEN..) else {
+        return Err(Error::data(
+            "write-ahead log",
+            "a record without room for its header",
+        ));
+    };
     let len = u32::try_from(payload.len()).map_err(|_| {
         Error::data(
             "write-ahead log",
             "an ingest call over 4 GiB cannot be logged",
         )
     })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.put_u32(len);
-    out.put_u32(kind as u32);
-    out.put_u32(crc32fast::hash(payload));
-    let header_crc = crc32fast::hash(&out);
-    out.put_u32(header_crc);
-    out.extend_from_slice(payload);
-    Ok(out)
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.put_u32(len);
+    header.put_u32(kind as u32);
+    header.put_u32(crc32fast::hash(payload));
+    let header_crc = crc32fast::hash(&header);
+    header.put_u32(header_crc);
+    record[..HEADER_LEN].copy_from_slice(&header);
+    Ok(record)
 }
 
 /// A record found in a segment: its kind and payload.
@@ -163,84 +172,6 @@ pub(crate) fn scan_segment(bytes: &[u8]) -> SegmentScan<'_> {
     }
 }
 
-/// zstd level of ingest payloads: level 1 compresses the generated data's
-/// records about 4× (164 → ~40 bytes an event) at several hundred MB/s a
-/// core; measured with `cargo bench --bench durable`, where the log write
-/// bandwidth, not the CPU, bounded durable ingest.
-const LOG_ZSTD_LEVEL: i32 = 1;
-
-/// The payload of an ingest record: the raw length, then zstd of
-/// `columns` as Arrow IPC streams.
-pub(crate) fn encode_ingest(columns: &[EventColumns]) -> Result<Vec<u8>> {
-    let raw = encode_ingest_raw(columns)?;
-    let mut out = Vec::with_capacity(raw.len() / 3 + 16);
-    out.put_u64(raw.len() as u64);
-    let compressed = zstd::bulk::compress(&raw, LOG_ZSTD_LEVEL)
-        .map_err(|e| Error::data_from("write-ahead log", e))?;
-    out.extend_from_slice(&compressed);
-    Ok(out)
-}
-
-fn encode_ingest_raw(columns: &[EventColumns]) -> Result<Vec<u8>> {
-    let err = |e: arrow_schema::ArrowError| Error::data_from("write-ahead log", e);
-    let mut out = Vec::new();
-    out.put_u32(columns.len() as u32);
-    for cols in columns {
-        let batch = to_batch(cols).map_err(err)?;
-        let mut writer =
-            arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &batch.schema()).map_err(err)?;
-        writer.write(&batch).map_err(err)?;
-        writer.finish().map_err(err)?;
-        let bytes = writer.into_inner().map_err(err)?;
-        out.put_u64(bytes.len() as u64);
-        out.extend_from_slice(&bytes);
-    }
-    Ok(out)
-}
-
-/// The columns of an ingest record, normalised again as on ingest.
-pub(crate) fn decode_ingest(payload: &[u8], context: &str) -> Result<Vec<EventColumns>> {
-    use std::io::Read;
-    let mut r = Reader::new(payload, context);
-    let raw_len = r.u64()?;
-    let compressed = r.take(r.remaining())?;
-    // Grown as decoded, never sized by the stored length alone.
-    let mut raw = Vec::with_capacity(compressed.len().saturating_mul(4));
-    zstd::stream::read::Decoder::new(compressed)
-        .and_then(|d| d.take(raw_len).read_to_end(&mut raw))
-        .map_err(|e| Error::data_from(context, e))?;
-    if raw.len() as u64 != raw_len {
-        return Err(Error::data(context, "a log record is shorter than it says"));
-    }
-    decode_ingest_raw(&raw, context)
-}
-
-fn decode_ingest_raw(payload: &[u8], context: &str) -> Result<Vec<EventColumns>> {
-    let mut r = Reader::new(payload, context);
-    let n = r.u32()? as usize;
-    let mut out = Vec::with_capacity(n.min(r.remaining()));
-    for _ in 0..n {
-        let len = r.count(1)?;
-        let bytes = r.take(len)?;
-        let batches = guard(context, || {
-            let reader =
-                arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-                    .map_err(|e| Error::data_from(context, e))?;
-            reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::data_from(context, e))
-        })?;
-        for batch in batches {
-            let mut report = IngestReport::default();
-            let cols = normalize(&batch, IngestMode::Strict, RowNumbers::From(1), &mut report)
-                .map_err(|e| e.within(context))?;
-            out.push(cols);
-        }
-    }
-    r.finish()?;
-    Ok(out)
-}
-
 /// The payload of a retain record.
 pub(crate) fn encode_retain(before: i64) -> Vec<u8> {
     (before as u64).to_le_bytes().to_vec()
@@ -252,50 +183,6 @@ pub(crate) fn decode_retain(payload: &[u8], context: &str) -> Result<i64> {
     let before = r.u64()? as i64;
     r.finish()?;
     Ok(before)
-}
-
-/// Normalised columns as a record batch (strings as Utf8: 4 bytes of
-/// offset a value instead of a view's 16).
-fn to_batch(cols: &EventColumns) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
-    let mut fields = Vec::new();
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    let mut push = |name: &str,
-                    array: &StringViewArray|
-     -> std::result::Result<(), arrow_schema::ArrowError> {
-        fields.push(Field::new(name, DataType::Utf8, true));
-        arrays.push(arrow_cast::cast(array, &DataType::Utf8)?);
-        Ok(())
-    };
-    push(col::EVENT_ID, &cols.event_id)?;
-    push(col::BOT_ID, &cols.bot_id)?;
-    push(col::CONVERSATION_ID, &cols.conversation_id)?;
-    push(col::EVENT_TYPE, &cols.event_type)?;
-    for (attribute, array) in Attribute::ALL.iter().zip(&cols.attributes) {
-        if let Some(a) = array {
-            push(attribute.column(), a)?;
-        }
-    }
-    let optional = [
-        (col::MESSAGE_ID, &cols.message_id),
-        (col::FROM_STEP_ID, &cols.from_step_id),
-        (col::FROM_STEP_TYPE, &cols.from_step_type),
-        (col::TO_STEP_ID, &cols.to_step_id),
-        (col::TO_STEP_TYPE, &cols.to_step_type),
-    ];
-    for (name, array) in optional {
-        if let Some(a) = array {
-            push(name, a)?;
-        }
-    }
-    fields.push(Field::new(
-        col::TIMESTAMP,
-        DataType::Timestamp(TimeUnit::Microsecond, None),
-        false,
-    ));
-    arrays.push(Arc::new(TimestampMicrosecondArray::from(
-        cols.timestamp.clone(),
-    )));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
 }
 
 /// When appended records reach the disk.
