@@ -187,6 +187,11 @@ pub(super) fn parse_runs(
     Ok(())
 }
 
+/// How many values `runs` (from [`parse_runs`]) hold.
+pub(super) fn parsed_len(runs: &[Run]) -> usize {
+    runs.last().map_or(0, |r| r.first + r.len)
+}
+
 /// Random access into a hybrid-encoded sequence whose runs were parsed by
 /// [`parse_runs`], for positions asked in ascending order.
 pub(super) struct HybridValues<'a> {

@@ -119,6 +119,24 @@ fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
     })
 }
 
+/// Whether row group statistics prove every value of column `leaf` to be
+/// one of `values`: its minimum and maximum are equal and among them, and
+/// it has no null.
+fn holds_only(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
+    let Some(stats) = rg.column(leaf).statistics() else {
+        return false;
+    };
+    if stats.physical_type() != parquet::basic::Type::BYTE_ARRAY
+        || stats.null_count_opt() != Some(0)
+    {
+        return false;
+    }
+    match (stats.min_bytes_opt(), stats.max_bytes_opt()) {
+        (Some(min), Some(max)) => min == max && values.iter().any(|v| v.as_bytes() == min),
+        _ => false,
+    }
+}
+
 /// Refuses, before anything is decoded, a column chunk to be read whose
 /// compression codec this build cannot decompress (LZO, which no Parquet
 /// implementation in Rust reads), naming the codec, the column and the file.
@@ -278,7 +296,11 @@ where
                 return Some((i, false));
             }
             let may_match = conditions.iter().all(|(leaf, v)| may_contain(rg, *leaf, v));
-            may_match.then_some((i, !conditions.is_empty()))
+            // A row group whose every row is in scope (a file clustered by
+            // bot) is read whole: nothing to select, and arrow's reader
+            // decodes contiguous rows fastest.
+            let all_match = conditions.iter().all(|(leaf, v)| holds_only(rg, *leaf, v));
+            may_match.then_some((i, !conditions.is_empty() && !all_match))
         })
         .collect();
     let projection = match columns {

@@ -41,7 +41,7 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
-use super::hybrid::{decode_hybrid, parse_runs, HybridValues, Run};
+use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
 use crate::error::{Error, Result};
 
 /// What a column chunk holds, for the selective reader.
@@ -190,6 +190,42 @@ pub(super) struct ColumnGather {
     positions: Vec<u32>,
     /// Position in the current page's plain values.
     cursor: PlainCursor,
+    /// A page's dictionary indices, when most of them are wanted.
+    decoded: Vec<u32>,
+}
+
+/// The dictionary indices of a page's values, read by position: decoded in
+/// bulk when the wanted positions are a large part of the page (a clustered
+/// file selects whole row groups), else read one by one from the runs.
+enum PageIndices<'a> {
+    Decoded(&'a [u32]),
+    Runs(HybridValues<'a>),
+}
+
+impl<'a> PageIndices<'a> {
+    fn new(
+        data: &'a [u8],
+        width: u8,
+        runs: &'a [Run],
+        positions: &[u32],
+        decoded: &'a mut Vec<u32>,
+        context: &str,
+    ) -> Result<Self> {
+        let values = parsed_len(runs);
+        if positions.len() * 4 < values {
+            return Ok(Self::Runs(HybridValues::new(data, width, runs)));
+        }
+        decode_hybrid(data, width, values, decoded).map_err(|e| Error::data(context, e))?;
+        Ok(Self::Decoded(decoded))
+    }
+
+    #[inline]
+    fn get(&mut self, position: u32) -> Option<u32> {
+        match self {
+            Self::Decoded(d) => d.get(position as usize).copied(),
+            Self::Runs(r) => r.get(position as usize),
+        }
+    }
 }
 
 impl ColumnGather {
@@ -209,6 +245,7 @@ impl ColumnGather {
             dictionary_views: None,
             positions: Vec::new(),
             cursor: PlainCursor::default(),
+            decoded: Vec::new(),
         })
     }
 
@@ -278,13 +315,20 @@ impl ColumnGather {
                         .dictionary_views
                         .as_ref()
                         .map_or(&[][..], |(_, _, v)| v.as_slice());
-                    let mut indices = HybridValues::new(data, *width, runs);
+                    let mut indices = PageIndices::new(
+                        data,
+                        *width,
+                        runs,
+                        positions,
+                        &mut self.decoded,
+                        context,
+                    )?;
                     for &p in positions {
                         if p == NULL_ROW {
                             strings.views.push(0);
                             continue;
                         }
-                        let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                        let index = indices.get(p).ok_or_else(|| short(context))?;
                         let view = *views
                             .get(index as usize)
                             .ok_or_else(|| bad_index(context))?;
@@ -293,13 +337,20 @@ impl ColumnGather {
                 }
                 (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
                     let dict = page.int_dictionary(context)?;
-                    let mut indices = HybridValues::new(data, *width, runs);
+                    let mut indices = PageIndices::new(
+                        data,
+                        *width,
+                        runs,
+                        positions,
+                        &mut self.decoded,
+                        context,
+                    )?;
                     for &p in positions {
                         if p == NULL_ROW {
                             ints.push(0);
                             continue;
                         }
-                        let index = indices.get(p as usize).ok_or_else(|| short(context))?;
+                        let index = indices.get(p).ok_or_else(|| short(context))?;
                         ints.push(*dict.get(index as usize).ok_or_else(|| bad_index(context))?);
                     }
                 }
