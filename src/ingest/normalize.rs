@@ -754,6 +754,41 @@ mod tests {
         assert_eq!(got, [Some("en"), None, Some("en"), Some("nl")]);
     }
 
+    /// `Int32` keys take the per-row fast path: null keys, keys of null
+    /// entries, long and short entries read as arrow's cast reads them.
+    #[test]
+    fn int32_dictionaries_read_as_arrow_casts_them() {
+        let values: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("short"),
+            None,
+            Some("a value longer than twelve bytes"),
+            Some(""),
+        ]));
+        let keys =
+            arrow_array::Int32Array::from(vec![Some(2), None, Some(0), Some(1), Some(3), Some(2)]);
+        let dict: ArrayRef =
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap());
+        let fast = to_view("language", &dict).unwrap();
+        let cast = arrow_cast::cast(&dict, &DataType::Utf8View).unwrap();
+        let cast = cast.as_string_view();
+        let got: Vec<Option<&str>> = fast.iter().collect();
+        let want: Vec<Option<&str>> = cast.iter().collect();
+        assert_eq!(got, want);
+        assert_eq!(got[3], None); // a key of a null entry
+                                  // A null slot holding an out-of-range key: the general path.
+        let keys = arrow_array::Int32Array::new(
+            vec![0, 99].into(),
+            Some(NullBuffer::from(vec![true, false])),
+        );
+        let dict: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).unwrap());
+        let got: Vec<Option<String>> = to_view("language", &dict)
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_owned))
+            .collect();
+        assert_eq!(got, [Some("short".to_owned()), None]);
+    }
+
     #[test]
     fn views_are_those_arrow_makes() {
         let values: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();

@@ -19,10 +19,8 @@
 //!   (RLE / bit-packed runs by `hybrid`);
 //! - arrow's record reader with a row filter on the key columns, for a
 //!   filtered row group in other encodings (delta, byte-stream split);
-//! - arrow's record reader over whole row groups otherwise. String columns
-//!   whose pages are all dictionary-encoded are then decoded as
-//!   `Dictionary(Int32, Utf8)` (one decode per dictionary entry, integer
-//!   keys per row), others straight into `Utf8View`.
+//! - arrow's record reader over whole row groups otherwise, strings
+//!   decoded straight into `Utf8View`.
 //!
 //! Decoders of third-party data are a trust boundary: see `ingest::guard`.
 
@@ -36,7 +34,7 @@ use parquet::arrow::arrow_reader::{
     RowFilter,
 };
 use parquet::arrow::ProjectionMask;
-use parquet::basic::{Compression, Encoding};
+use parquet::basic::Compression;
 use parquet::file::metadata::RowGroupMetaData;
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
@@ -58,26 +56,16 @@ use crate::schema::{col, COLUMNS};
 /// 8K 175/168/348, 16K 170/157/341, 32K 175/166/340, 64K 213/207/395.
 const BATCH_ROWS: usize = 16_384;
 
-/// `schema` with its top-level string fields in the layout cheapest to
-/// decode: `Dictionary(Int32, Utf8)` for a column whose every data page, in
-/// every row group, is dictionary-encoded (`dictionary_encoded(leaf)`), so
-/// that rows are read as integer keys into a dictionary decoded once per
-/// column chunk and skipped rows cost a run-length skip; `Utf8View` for the
-/// others, so that plain strings are decoded straight into views without a
-/// copy into an offsets buffer.
-fn with_decoding_hints(schema: &SchemaRef, dictionary_encoded: impl Fn(&str) -> bool) -> SchemaRef {
+/// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
+/// plain strings are decoded straight into views, without a copy into an
+/// offsets buffer, and views are what normalisation wants anyway. (Asking
+/// for `Dictionary(Int32, Utf8)` where every page is dictionary-encoded was
+/// measured too: no faster on whole row groups of a clustered file.)
+fn with_string_views(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                if dictionary_encoded(f.name()) =>
-            {
-                f.as_ref().clone().with_data_type(DataType::Dictionary(
-                    Box::new(DataType::Int32),
-                    Box::new(DataType::Utf8),
-                ))
-            }
             DataType::Utf8 | DataType::LargeUtf8 => {
                 f.as_ref().clone().with_data_type(DataType::Utf8View)
             }
@@ -85,21 +73,6 @@ fn with_decoding_hints(schema: &SchemaRef, dictionary_encoded: impl Fn(&str) -> 
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
-}
-
-/// Whether every data page of column `leaf` in every row group is
-/// dictionary-encoded, as the chunks' page encoding statistics say (`false`
-/// when a writer left them out).
-fn all_dictionary_encoded(row_groups: &[RowGroupMetaData], leaf: usize) -> bool {
-    !row_groups.is_empty()
-        && row_groups.iter().all(|rg| {
-            let chunk = rg.column(leaf);
-            chunk.dictionary_page_offset().is_some()
-                && chunk.page_encoding_stats_mask().is_some_and(|mask| {
-                    mask.is_only(Encoding::RLE_DICTIONARY)
-                        || mask.is_only(Encoding::PLAIN_DICTIONARY)
-                })
-        })
 }
 
 /// Whether row group statistics allow a value of column `leaf` among
@@ -236,15 +209,7 @@ where
         let metadata =
             ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)?;
         check_schema(metadata.schema()).map_err(|e| e.within(name))?;
-        let parquet_schema = metadata.metadata().file_metadata().schema_descr();
-        let row_groups = metadata.metadata().row_groups();
-        let hinted = with_decoding_hints(metadata.schema(), |column| {
-            parquet_schema
-                .columns()
-                .iter()
-                .position(|c| c.path().parts() == [column])
-                .is_some_and(|leaf| all_dictionary_encoded(row_groups, leaf))
-        });
+        let hinted = with_string_views(metadata.schema());
         if hinted == *metadata.schema() {
             return Ok(metadata);
         }
