@@ -10,11 +10,13 @@
 //! - the scope's key columns are decoded to find the matching rows: on a
 //!   dictionary-encoded page, the condition is evaluated once per
 //!   dictionary entry and each row costs an integer lookup;
-//! - every other column then yields just those rows: dictionary indices and
-//!   definition levels are expanded in bulk ([`super::hybrid`]), plain
-//!   values are stepped over, and only the selected values are copied out,
-//!   as string views or timestamps. A page holding none of them is skipped
-//!   without being decompressed.
+//! - every other column then yields just those rows, a batch of rows at a
+//!   time ([`ColumnGather`]): definition levels are expanded in bulk,
+//!   dictionary indices are read by position from the parsed runs (or in
+//!   bulk when most of a page is wanted; [`super::hybrid`]), plain values
+//!   are stepped over, and dictionary entries become string views once,
+//!   sharing the dictionary's buffer with the output. A page holding no
+//!   selected row is skipped without being decompressed.
 //!
 //! It handles what event pipelines write (flat columns of strings and
 //! `INT64` timestamps, plain or dictionary pages, data page v1 or v2, any
