@@ -209,7 +209,7 @@ fn utf8_to_view(array: &arrow_array::StringArray) -> Option<StringViewArray> {
     }
     let views: Vec<u128> = offsets
         .windows(2)
-        .map(|w| view_at(values, w[0] as usize, w[1] as usize))
+        .map(|w| view_at(values, w[0] as usize, w[1] as usize, 0))
         .collect();
     // SAFETY: every view is made by `view_at` from the slice of buffer 0
     // between two consecutive offsets of a valid `StringArray`, at that
@@ -253,7 +253,7 @@ fn utf8_dictionary_to_view(dict: &DictionaryArray<Int32Type>) -> Option<StringVi
         .iter()
         .map(|&k| {
             let k = k as usize;
-            view_at(values, offsets[k] as usize, offsets[k + 1] as usize)
+            view_at(values, offsets[k] as usize, offsets[k + 1] as usize, 0)
         })
         .collect();
     // SAFETY: as in `utf8_to_view`: every view is made by `view_at` from a
@@ -267,13 +267,13 @@ fn utf8_dictionary_to_view(dict: &DictionaryArray<Int32Type>) -> Option<StringVi
     })
 }
 
-/// The Arrow view of `values[start..end]` as a string of buffer 0: what
-/// `arrow_array::builder::make_view` returns, without its jump on the
+/// The Arrow view of `values[start..end]` as a string of buffer `buffer`:
+/// what `arrow_array::builder::make_view` returns, without its jump on the
 /// length. A short string (at most 12 bytes) is read as one 16-byte word
-/// and masked, so that lengths varying from row to row cost no branch
-/// mispredictions.
+/// and masked when `values` has the bytes, so that lengths varying from row
+/// to row cost no branch mispredictions and no call to `memcpy`.
 #[inline]
-fn view_at(values: &[u8], start: usize, end: usize) -> u128 {
+pub(crate) fn view_at(values: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
     let len = end - start;
     if len > 12 {
         let prefix = u32::from_le_bytes([
@@ -282,7 +282,10 @@ fn view_at(values: &[u8], start: usize, end: usize) -> u128 {
             values[start + 2],
             values[start + 3],
         ]);
-        return len as u128 | (u128::from(prefix) << 32) | ((start as u128) << 96);
+        return len as u128
+            | (u128::from(prefix) << 32)
+            | (u128::from(buffer) << 64)
+            | ((start as u128) << 96);
     }
     let word = match values.get(start..start + 16) {
         Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
@@ -795,7 +798,7 @@ mod tests {
         for start in 0..values.len() {
             for end in start..values.len().min(start + 20) + 1 {
                 assert_eq!(
-                    view_at(&values, start, end),
+                    view_at(&values, start, end, 0),
                     arrow_array::builder::make_view(&values[start..end], 0, start as u32),
                     "{start}..{end}"
                 );

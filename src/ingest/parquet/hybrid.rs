@@ -22,52 +22,16 @@ pub(super) fn decode_hybrid(
     out: &mut Vec<u32>,
 ) -> Result<(), &'static str> {
     out.clear();
-    if bit_width > 32 {
-        return Err("bit width above 32");
-    }
-    if count == 0 {
-        return Ok(());
-    }
-    if bit_width == 0 {
-        // Every value is 0 and no byte is stored.
-        out.resize(count, 0);
-        return Ok(());
-    }
+    let mut runs = Vec::new();
+    parse_runs(data, bit_width, count, &mut runs)?;
     out.reserve(count);
     let width = usize::from(bit_width);
-    let value_bytes = width.div_ceil(8);
     let mask: u64 = (1u64 << width) - 1;
-    let mut pos = 0usize;
-    while out.len() < count {
-        let header = read_uleb128(data, &mut pos)?;
-        let wanted = count - out.len();
-        if header & 1 == 0 {
-            let run = usize::try_from(header >> 1).map_err(|_| "run too long")?;
-            let bytes = data
-                .get(pos..pos + value_bytes)
-                .ok_or("repeated run past the end of the data")?;
-            pos += value_bytes;
-            let mut value = 0u32;
-            for (i, b) in bytes.iter().enumerate() {
-                value |= u32::from(*b) << (8 * i);
-            }
-            if run == 0 {
-                continue;
-            }
-            out.resize(out.len() + run.min(wanted), value);
-        } else {
-            let groups = usize::try_from(header >> 1).map_err(|_| "run too long")?;
-            let values = groups.checked_mul(8).ok_or("run too long")?;
-            let bytes = groups.checked_mul(width).ok_or("run too long")?;
-            // A writer may end the last run early: decode what is there.
-            let available = data.len().saturating_sub(pos).min(bytes);
-            let packed = &data[pos..pos + available];
-            let take = values.min(wanted).min(available * 8 / width);
-            if take == 0 && values > 0 {
-                return Err("bit-packed run past the end of the data");
-            }
-            unpack(packed, width, mask, take, out);
-            pos += available;
+    for run in &runs {
+        match run.body {
+            RunBody::Repeated(value) => out.resize(out.len() + run.len, value),
+            // `parse_runs` checked that the run's bits are in `data`.
+            RunBody::Packed(offset) => unpack(&data[offset..], width, mask, run.len, out),
         }
     }
     Ok(())

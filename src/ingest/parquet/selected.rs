@@ -43,6 +43,8 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
+use crate::ingest::normalize::view_at;
+
 use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
 use crate::error::{Error, Result};
 
@@ -495,40 +497,9 @@ impl StringDictionary {
     fn views(&self, buffer: u32) -> Vec<u128> {
         self.offsets
             .windows(2)
-            .map(|w| view_of(&self.data, w[0] as usize, w[1] as usize, buffer))
+            .map(|w| view_at(&self.data, w[0] as usize, w[1] as usize, buffer))
             .collect()
     }
-}
-
-/// The Arrow view of `data[start..end]` as a string of buffer `buffer`. A
-/// short string (at most 12 bytes) is read as one 16-byte word and masked
-/// when `data` has the bytes, so that lengths varying from row to row cost
-/// no call to `memcpy`.
-#[inline]
-fn view_of(data: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
-    let len = end - start;
-    if len > 12 {
-        let prefix = u32::from_le_bytes([
-            data[start],
-            data[start + 1],
-            data[start + 2],
-            data[start + 3],
-        ]);
-        return len as u128
-            | (u128::from(prefix) << 32)
-            | (u128::from(buffer) << 64)
-            | ((start as u128) << 96);
-    }
-    let word = match data.get(start..start + 16) {
-        Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
-        None => {
-            let mut word = [0u8; 16];
-            word[..len].copy_from_slice(&data[start..end]);
-            u128::from_le_bytes(word)
-        }
-    };
-    let mask = (1u128 << (8 * len)) - 1;
-    len as u128 | ((word & mask) << 32)
 }
 
 enum Dictionary {
@@ -1041,7 +1012,7 @@ impl StringsBuilder {
             return Err(Error::data(context, "invalid UTF-8 in a string value"));
         }
         if v.len() <= 12 {
-            self.views.push(view_of(buf, start, end, 0));
+            self.views.push(view_at(buf, start, end, 0));
             return Ok(());
         }
         let offset = self.data.len();
@@ -1050,7 +1021,7 @@ impl StringsBuilder {
         }
         self.data.extend_from_slice(v);
         self.views
-            .push(view_of(&self.data, offset, offset + v.len(), 0));
+            .push(view_at(&self.data, offset, offset + v.len(), 0));
         Ok(())
     }
 
