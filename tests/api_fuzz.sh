@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --quiet --bin convostat
-BIN=target/debug/convostat
+BIN="${CARGO_TARGET_DIR:-target}/debug/convostat"
 
 if [ ! -x "$VENV/bin/schemathesis" ] ||
     ! "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -q "^Version: $SCHEMATHESIS_VERSION$"; then
