@@ -26,6 +26,8 @@ pub mod scope;
 pub(crate) use normalize::{normalize, opt_str, EventColumns, RowNumbers};
 pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
+#[cfg(test)]
+pub(crate) use rows::events_to_columns;
 pub use scope::ScanScope;
 
 /// What to do with a row that has a null in a required column.

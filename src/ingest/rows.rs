@@ -8,6 +8,20 @@ use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use crate::error::{Error, Result};
 use crate::schema::{event_schema, Event};
 
+/// `events` as the store reads them (strict mode): what unit tests of the
+/// store and the log feed in.
+#[cfg(test)]
+pub(crate) fn events_to_columns(events: &[Event]) -> super::EventColumns {
+    let batch = events_to_batch(events).expect("events to a batch");
+    super::normalize(
+        &batch,
+        super::IngestMode::Strict,
+        super::RowNumbers::From(1),
+        &mut super::IngestReport::default(),
+    )
+    .expect("valid events")
+}
+
 /// Builds a batch in [`event_schema`] from rows.
 pub(crate) fn events_to_batch(events: &[Event]) -> Result<RecordBatch> {
     type Pick = fn(&Event) -> Option<&str>;

@@ -657,20 +657,13 @@ fn decode_ids(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport, RowNumbers};
+    use crate::ingest::events_to_columns;
     use crate::schema::Event;
     use crate::store::{conversation_hash, StoreOptions};
 
     fn store_of(events: &[Event]) -> Store {
         let store = Store::new(StoreOptions::default());
-        let batch = events_to_batch(events).unwrap();
-        let cols = normalize(
-            &batch,
-            IngestMode::Strict,
-            RowNumbers::From(1),
-            &mut IngestReport::default(),
-        )
-        .unwrap();
+        let cols = events_to_columns(events);
         store.apply(&cols);
         store
     }

@@ -604,7 +604,7 @@ fn strings(r: &mut Reader<'_>, rows: Option<usize>, nullable: bool) -> Result<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::events_to_batch;
+    use crate::ingest::events_to_columns;
     use crate::schema::Event;
 
     fn columns(n: usize, distinct: usize) -> EventColumns {
@@ -622,14 +622,7 @@ mod tests {
                 ..Default::default()
             })
             .collect();
-        let batch = events_to_batch(&events).unwrap();
-        normalize(
-            &batch,
-            IngestMode::Strict,
-            RowNumbers::From(1),
-            &mut IngestReport::default(),
-        )
-        .unwrap()
+        events_to_columns(&events)
     }
 
     fn as_rows(cols: &EventColumns) -> Vec<String> {

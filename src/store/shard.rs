@@ -553,7 +553,7 @@ impl ConversationShard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{events_to_batch, normalize, IngestMode, IngestReport, RowNumbers};
+    use crate::ingest::events_to_columns;
     use crate::schema::Event;
     use crate::store::conversation_hash;
 
@@ -577,14 +577,7 @@ mod tests {
     /// The shard after applying `events` in one call per piece, the pieces
     /// cut before each row of `cuts`.
     fn shard_of_events_in_calls(events: &[Event], cuts: &[usize]) -> ConversationShard {
-        let batch = events_to_batch(events).unwrap();
-        let cols = normalize(
-            &batch,
-            IngestMode::Strict,
-            RowNumbers::From(1),
-            &mut IngestReport::default(),
-        )
-        .unwrap();
+        let cols = events_to_columns(events);
         let hashes: Vec<u64> = events
             .iter()
             .map(|e| conversation_hash(&e.bot_id, &e.conversation_id))

@@ -319,7 +319,7 @@ impl ColumnGather {
                         .dictionary_views
                         .as_ref()
                         .map_or(&[][..], |(_, _, v)| v.as_slice());
-                    let mut indices = PageIndices::new(
+                    let indices = PageIndices::new(
                         data,
                         *width,
                         runs,
@@ -327,21 +327,11 @@ impl ColumnGather {
                         &mut self.decoded,
                         context,
                     )?;
-                    for &p in positions {
-                        if p == NULL_ROW {
-                            strings.views.push(0);
-                            continue;
-                        }
-                        let index = indices.get(p).ok_or_else(|| short(context))?;
-                        let view = *views
-                            .get(index as usize)
-                            .ok_or_else(|| bad_index(context))?;
-                        strings.views.push(view);
-                    }
+                    gather_entries(indices, positions, views, 0, &mut strings.views, context)?;
                 }
                 (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
                     let dict = page.int_dictionary(context)?;
-                    let mut indices = PageIndices::new(
+                    let indices = PageIndices::new(
                         data,
                         *width,
                         runs,
@@ -349,14 +339,7 @@ impl ColumnGather {
                         &mut self.decoded,
                         context,
                     )?;
-                    for &p in positions {
-                        if p == NULL_ROW {
-                            ints.push(0);
-                            continue;
-                        }
-                        let index = indices.get(p).ok_or_else(|| short(context))?;
-                        ints.push(*dict.get(index as usize).ok_or_else(|| bad_index(context))?);
-                    }
+                    gather_entries(indices, positions, dict, 0, &mut ints, context)?;
                 }
                 (PageValues::Plain(data), ColumnKind::Strings) => {
                     for &p in positions {
@@ -409,6 +392,31 @@ impl ColumnGather {
             }
         })
     }
+}
+
+/// Appends, for each of `positions`, the dictionary entry its index names
+/// (`null` for [`NULL_ROW`]).
+fn gather_entries<T: Copy>(
+    mut indices: PageIndices<'_>,
+    positions: &[u32],
+    entries: &[T],
+    null: T,
+    out: &mut Vec<T>,
+    context: &str,
+) -> Result<()> {
+    for &p in positions {
+        if p == NULL_ROW {
+            out.push(null);
+            continue;
+        }
+        let index = indices.get(p).ok_or_else(|| short(context))?;
+        out.push(
+            *entries
+                .get(index as usize)
+                .ok_or_else(|| bad_index(context))?,
+        );
+    }
+    Ok(())
 }
 
 /// The position of a null row's value: it has none.
