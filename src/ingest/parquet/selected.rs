@@ -319,27 +319,29 @@ impl ColumnGather {
                         .dictionary_views
                         .as_ref()
                         .map_or(&[][..], |(_, _, v)| v.as_slice());
-                    let indices = PageIndices::new(
-                        data,
-                        *width,
-                        runs,
+                    let indices = (*data, *width, *runs);
+                    gather_entries(
+                        indices,
                         positions,
                         &mut self.decoded,
+                        views,
+                        0,
+                        &mut strings.views,
                         context,
                     )?;
-                    gather_entries(indices, positions, views, 0, &mut strings.views, context)?;
                 }
                 (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
                     let dict = page.int_dictionary(context)?;
-                    let indices = PageIndices::new(
-                        data,
-                        *width,
-                        runs,
+                    let indices = (*data, *width, *runs);
+                    gather_entries(
+                        indices,
                         positions,
                         &mut self.decoded,
+                        dict,
+                        0,
+                        &mut ints,
                         context,
                     )?;
-                    gather_entries(indices, positions, dict, 0, &mut ints, context)?;
                 }
                 (PageValues::Plain(data), ColumnKind::Strings) => {
                     for &p in positions {
@@ -396,14 +398,18 @@ impl ColumnGather {
 
 /// Appends, for each of `positions`, the dictionary entry its index names
 /// (`null` for [`NULL_ROW`]).
+/// `runs` (with their `data` and bit width) are the page's parsed indices;
+/// `decoded` is a buffer for them when they are decoded in bulk.
 fn gather_entries<T: Copy>(
-    mut indices: PageIndices<'_>,
+    (data, width, runs): (&[u8], u8, &[Run]),
     positions: &[u32],
+    decoded: &mut Vec<u32>,
     entries: &[T],
     null: T,
     out: &mut Vec<T>,
     context: &str,
 ) -> Result<()> {
+    let mut indices = PageIndices::new(data, width, runs, positions, decoded, context)?;
     for &p in positions {
         if p == NULL_ROW {
             out.push(null);
