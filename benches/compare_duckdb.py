@@ -13,6 +13,10 @@ The data sets are made once under `target/bench-compare/` with
   pipeline writes it (parquet-rs, 256K-row groups);
 - `interleaved-pyarrow`: the same rows rewritten by pyarrow with its default
   settings (1M-row groups, dictionary strings, snappy, no page index);
+- `interleaved-spark`: the pyarrow file as Spark writes it by default:
+  every column nullable, INT96 timestamps without statistics;
+- `interleaved-duckdb`: the interleaved rows rewritten by DuckDB's own
+  writer (122,880-row groups);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -133,6 +137,25 @@ def make_data(convostat, events, out):
             print("pyarrow is not installed: skipping interleaved-pyarrow", file=sys.stderr)
     if os.path.exists(pa_path):
         sets["interleaved-pyarrow"] = pa_path
+        # Spark writes every column nullable and timestamps as INT96 (with
+        # no statistics) unless told otherwise; pyarrow can write the same.
+        spark_path = f"{out}/interleaved-spark.parquet"
+        if not os.path.exists(spark_path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            table = pq.read_table(pa_path)
+            table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
+            pq.write_table(table, spark_path + ".partial", use_deprecated_int96_timestamps=True)
+            os.rename(spark_path + ".partial", spark_path)
+        sets["interleaved-spark"] = spark_path
+    # DuckDB's own writer: 122,880-row row groups, plain event ids.
+    duck_path = f"{out}/interleaved-duckdb.parquet"
+    if not os.path.exists(duck_path):
+        duckdb.connect().execute(
+            f"COPY (SELECT * FROM read_parquet('{inter}')) "
+            f"TO '{duck_path}.partial' (FORMAT parquet)")
+        os.rename(duck_path + ".partial", duck_path)
+    sets["interleaved-duckdb"] = duck_path
     hourly = f"{out}/hourly"
     if not os.path.exists(hourly):
         subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,

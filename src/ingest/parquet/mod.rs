@@ -117,10 +117,10 @@ fn holds_only(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
 fn check_codecs(
     name: &str,
     row_groups: &[RowGroupMetaData],
-    plan: &[(usize, bool)],
+    plan: &[RowGroupRead],
     read: impl Fn(usize) -> bool,
 ) -> Result<()> {
-    for &(rg, _) in plan {
+    for &RowGroupRead { index: rg, .. } in plan {
         for (leaf, column) in row_groups[rg].columns().iter().enumerate() {
             let codec = column.compression();
             let supported = !matches!(codec, Compression::LZO);
@@ -152,32 +152,58 @@ pub(crate) enum RowsRead {
     Filtered,
 }
 
-/// Whether the statistics of `rg` prove that no row of it can be rejected:
+/// Whether the metadata of `rg` proves that no row of it can be rejected:
 /// no null in a required column and timestamps that fit µs. Only such row
 /// groups may be pruned or filtered by scope, so that strict mode still
 /// rejects a file with a bad row anywhere (SPEC 1).
-fn provably_valid(
+///
+/// `None` when it cannot be proven; else the required columns for which
+/// it holds only if their definition levels, read first, show no null:
+/// optional columns without a null count in their statistics (Spark and
+/// pyarrow write no statistics for `INT96` timestamps).
+fn validity_proof(
     rg: &RowGroupMetaData,
     leaf_of: &impl Fn(&str) -> Option<usize>,
     timestamp: &DataType,
-) -> bool {
-    let no_nulls = COLUMNS
-        .iter()
-        .filter(|(_, required)| *required)
-        .all(|(name, _)| {
-            leaf_of(name).is_some_and(|leaf| {
-                rg.column(leaf)
-                    .statistics()
-                    .and_then(|s| s.null_count_opt())
-                    == Some(0)
-            })
-        });
+) -> Option<Vec<usize>> {
     // Seconds and milliseconds can overflow µs; finer units cannot.
     let fits = matches!(
         timestamp,
         DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
     );
-    no_nulls && fits
+    if !fits {
+        return None;
+    }
+    let mut to_check = Vec::new();
+    for (name, _) in COLUMNS.iter().filter(|(_, required)| *required) {
+        let leaf = leaf_of(name)?;
+        let column = rg.column(leaf);
+        let descr = column.column_descr();
+        // A leaf without definition levels cannot hold a null.
+        if descr.max_def_level() == 0 {
+            continue;
+        }
+        match column.statistics().and_then(|s| s.null_count_opt()) {
+            Some(0) => {}
+            Some(_) => return None,
+            None if descr.max_def_level() == 1 && descr.max_rep_level() == 0 => to_check.push(leaf),
+            None => return None,
+        }
+    }
+    Some(to_check)
+}
+
+/// How one row group of a scan is read.
+struct RowGroupRead {
+    index: usize,
+    /// Only the rows in scope (else every row, for the caller to validate
+    /// and scope).
+    filtered: bool,
+    /// Whether any row may be in scope, if the row group is valid.
+    may_match: bool,
+    /// Required columns whose levels are read first (see
+    /// [`validity_proof`]): with a null, the row group is read whole.
+    to_check: Vec<usize>,
 }
 
 /// Reads a Parquet file or buffer, calling `sink(batch, rows)` for each
@@ -253,19 +279,33 @@ where
         .conditions()
         .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_vec())))
         .collect();
-    // (row group, filtered?) for every row group that must be read.
-    let plan: Vec<(usize, bool)> = (0..row_groups.len())
-        .filter_map(|i| {
-            let rg = &row_groups[i];
-            if scope.is_all() || !typed_keys || !provably_valid(rg, &leaf_of, &timestamp_type) {
-                return Some((i, false));
+    // Every row group that may have to be read.
+    let plan: Vec<RowGroupRead> = (0..row_groups.len())
+        .filter_map(|index| {
+            let rg = &row_groups[index];
+            let whole = RowGroupRead {
+                index,
+                filtered: false,
+                may_match: true,
+                to_check: Vec::new(),
+            };
+            if scope.is_all() || !typed_keys {
+                return Some(whole);
             }
+            let Some(to_check) = validity_proof(rg, &leaf_of, &timestamp_type) else {
+                return Some(whole);
+            };
             let may_match = conditions.iter().all(|(leaf, v)| may_contain(rg, *leaf, v));
             // A row group whose every row is in scope (a file clustered by
             // bot) is read whole: nothing to select, and arrow's reader
             // decodes contiguous rows fastest.
             let all_match = conditions.iter().all(|(leaf, v)| holds_only(rg, *leaf, v));
-            may_match.then_some((i, !conditions.is_empty() && !all_match))
+            (may_match || !to_check.is_empty()).then_some(RowGroupRead {
+                index,
+                filtered: !conditions.is_empty() && !all_match,
+                may_match,
+                to_check,
+            })
         })
         .collect();
     let projection = match columns {
@@ -275,8 +315,27 @@ where
     check_codecs(name, row_groups, &plan, |leaf| {
         projection.leaf_included(leaf) || conditions.iter().any(|(l, _)| *l == leaf)
     })?;
-    plan.par_iter().try_for_each(|&(rg, filtered)| {
+    plan.par_iter().try_for_each(|read| {
         guard(name, || {
+            let rg = read.index;
+            let mut filtered = read.filtered;
+            if !read.to_check.is_empty() {
+                let mut valid = true;
+                for &leaf in &read.to_check {
+                    let column = row_groups[rg].column(leaf);
+                    let context = format!("{name}: column `{}`", column.column_descr().path());
+                    let rows = row_groups[rg].num_rows().max(0) as usize;
+                    if !selected::holds_no_null(&open()?, column, rows, &context)? {
+                        valid = false;
+                        break;
+                    }
+                }
+                if !valid {
+                    filtered = false;
+                } else if !read.may_match {
+                    return Ok(());
+                }
+            }
             check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
                 projection.leaf_included(leaf)
                     || (filtered && conditions.iter().any(|(l, _)| *l == leaf))
@@ -687,6 +746,66 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Spark-style files (nullable columns, `INT96` timestamps without
+    /// statistics) are read selectively once their timestamps' levels show
+    /// no null, with the values arrow's reader gives; a row group holding
+    /// a null timestamp is read whole, for the caller to reject or count.
+    #[test]
+    fn selective_reader_on_int96_files() {
+        let fixture = |name: &str| -> bytes::Bytes {
+            let path = format!("{}/fixtures/ingest/{name}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read(path).unwrap().into()
+        };
+        for (fixture_name, whole_rows) in [
+            ("spark_int96_dictionary.parquet", 0),
+            ("spark_int96_plain.parquet", 0),
+            ("spark_int96_null_timestamp.parquet", 200),
+        ] {
+            let file = fixture(fixture_name);
+            let scan = |name: &str, scope: &ScanScope| {
+                let got = Mutex::new((Vec::new(), 0usize));
+                scan_parquet(
+                    name,
+                    || Ok(file.clone()),
+                    None,
+                    scope,
+                    |b, read| {
+                        let mut got = got.lock().unwrap();
+                        if let RowsRead::Whole { .. } = read {
+                            got.1 += b.num_rows();
+                        }
+                        got.0.extend(rows_of(&b));
+                        Ok(())
+                    },
+                )
+                .unwrap();
+                let (mut rows, whole) = got.into_inner().unwrap();
+                rows.sort();
+                (rows, whole)
+            };
+            let (all, _) = scan(&format!("all-{fixture_name}"), &ScanScope::all());
+            assert_eq!(all.len(), 600);
+            // Arrow's conversion, before 1970 and below the millisecond.
+            assert_eq!(all[0].1, -86_400_000_000);
+            assert_eq!(all[1].1, -86_400_000_000 + 3_600_123_457);
+            let name = format!("bot-{fixture_name}");
+            let (got, whole) = scan(&name, &ScanScope::all().with(col::BOT_ID, ["b-a"]));
+            assert_eq!(whole, whole_rows, "{fixture_name}: rows read whole");
+            let want: Vec<Row> = all
+                .iter()
+                .filter(|r| r.2 == "b-a" || (whole_rows > 0 && (200..400).contains(&row_of(r))))
+                .cloned()
+                .collect();
+            assert_eq!(got, want, "{fixture_name}");
+            assert!(was_read_selectively(&name), "{fixture_name}");
+        }
+    }
+
+    /// The row number of a Spark fixture's event (`e0042` is row 42).
+    fn row_of(row: &Row) -> usize {
+        row.0[1..].parse().unwrap()
     }
 
     /// Damaged pages give an error, never a panic, and never wrong rows.

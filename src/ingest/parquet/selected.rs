@@ -38,6 +38,7 @@ use arrow_schema::{DataType, TimeUnit};
 use bytes::{Buf, Bytes};
 use parquet::basic::{ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type};
 use parquet::column::page::{Page, PageReader};
+use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::{ChunkReader, Length};
@@ -55,6 +56,24 @@ pub(super) enum ColumnKind {
     Strings,
     /// `INT64` timestamps in this unit.
     Timestamps(TimeUnit),
+    /// `INT96` timestamps (Spark's default), converted to this unit (the
+    /// one the file's arrow schema names) as arrow's reader converts them.
+    Int96Timestamps(TimeUnit),
+}
+
+/// An `INT96` timestamp (nanoseconds of the day as a little-endian `i64`,
+/// then the Julian day as an `i32`) in `unit`, with the parquet crate's
+/// conversion, so that both readers give the same values.
+fn int96_in(bytes: &[u8; 12], unit: TimeUnit) -> i64 {
+    let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let mut value = Int96::new();
+    value.set_data(word(0), word(4), word(8));
+    match unit {
+        TimeUnit::Second => value.to_seconds(),
+        TimeUnit::Millisecond => value.to_millis(),
+        TimeUnit::Microsecond => value.to_micros(),
+        TimeUnit::Nanosecond => value.to_nanos(),
+    }
 }
 
 /// How the selective reader reads `chunk` (a column of arrow type
@@ -103,8 +122,37 @@ pub(super) fn column_kind(
             };
             Some(ColumnKind::Timestamps(unit))
         }
+        // Arrow's reader gives nanoseconds unless the embedded arrow schema
+        // names another unit; seconds are left to it.
+        (Type::INT96, DataType::Timestamp(unit, _)) if *unit != TimeUnit::Second => {
+            Some(ColumnKind::Int96Timestamps(*unit))
+        }
         _ => None,
     }
+}
+
+/// Whether no row of `chunk` (a flat optional column of a row group of
+/// `rows` rows) is null, from its definition levels: for a column whose
+/// statistics do not say. Reads every page.
+pub(super) fn holds_no_null<R: ChunkReader>(
+    reader: &R,
+    chunk: &ColumnChunkMetaData,
+    rows: usize,
+    context: &str,
+) -> Result<bool> {
+    let mut column = ColumnPages::open(reader, chunk, rows, context, false)?;
+    let mut seen = 0usize;
+    while column.advance(|_| true)? {
+        let Some(page) = column.page() else { break };
+        if page.levels.is_some_and(|l| l.iter().any(|&l| l != 1)) {
+            return Ok(false);
+        }
+        seen += page.rows;
+    }
+    if seen != rows {
+        return Err(short(context));
+    }
+    Ok(true)
 }
 
 /// The rows (0-based, ascending) of the row group whose value in `chunk`
@@ -242,8 +290,12 @@ impl ColumnGather {
         timezone: Option<Arc<str>>,
         context: &str,
     ) -> Result<Self> {
+        let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, false)?;
+        if let ColumnKind::Int96Timestamps(unit) = kind {
+            column.int96_unit = unit;
+        }
         Ok(Self {
-            column: ColumnPages::open(reader, chunk, rows_in_group, context, false)?,
+            column,
             kind,
             timezone,
             dictionary_views: None,
@@ -330,7 +382,10 @@ impl ColumnGather {
                         context,
                     )?;
                 }
-                (PageValues::Runs { data, width, runs }, ColumnKind::Timestamps(_)) => {
+                (
+                    PageValues::Runs { data, width, runs },
+                    ColumnKind::Timestamps(_) | ColumnKind::Int96Timestamps(_),
+                ) => {
                     let dict = page.int_dictionary(context)?;
                     let indices = (*data, *width, *runs);
                     gather_entries(
@@ -368,12 +423,23 @@ impl ColumnGather {
                         ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
                     }
                 }
+                (PageValues::Plain(data), ColumnKind::Int96Timestamps(unit)) => {
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            ints.push(0);
+                            continue;
+                        }
+                        let at = p as usize * 12;
+                        let bytes = data.get(at..at + 12).ok_or_else(|| short(context))?;
+                        ints.push(int96_in(bytes.try_into().unwrap_or(&[0; 12]), unit));
+                    }
+                }
             }
         }
         let nulls = nulls.finish();
         Ok(match kind {
             ColumnKind::Strings => Arc::new(strings.finish(nulls)?),
-            ColumnKind::Timestamps(unit) => {
+            ColumnKind::Timestamps(unit) | ColumnKind::Int96Timestamps(unit) => {
                 let values = ScalarBuffer::from(ints);
                 let timezone = self.timezone.clone();
                 match unit {
@@ -617,6 +683,8 @@ struct ColumnPages {
     pages: SerializedPageReader<ChunkBytes>,
     nullable: bool,
     physical: Type,
+    /// The unit `INT96` values are converted to.
+    int96_unit: TimeUnit,
     dictionary: Option<Dictionary>,
     dictionary_id: u32,
     context: String,
@@ -654,6 +722,7 @@ impl ColumnPages {
             pages,
             nullable: chunk.column_descr().max_def_level() == 1,
             physical: chunk.column_descr().physical_type(),
+            int96_unit: TimeUnit::Nanosecond,
             dictionary: None,
             dictionary_id: 0,
             context: context.to_owned(),
@@ -803,7 +872,12 @@ impl ColumnPages {
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
         let layout = match encoding {
             Encoding::PLAIN => {
-                if self.physical == Type::INT64 && values.len() < present * 8 {
+                let width = match self.physical {
+                    Type::INT64 => 8,
+                    Type::INT96 => 12,
+                    _ => 0,
+                };
+                if values.len() < present.saturating_mul(width) {
                     return Err(short(context));
                 }
                 ValuesLayout::Plain
@@ -904,6 +978,18 @@ impl ColumnPages {
                     bytes
                         .chunks_exact(8)
                         .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                        .collect(),
+                ))
+            }
+            Type::INT96 => {
+                let bytes = entries
+                    .checked_mul(12)
+                    .and_then(|n| buf.get(..n))
+                    .ok_or_else(|| short(context))?;
+                Ok(Dictionary::Ints(
+                    bytes
+                        .chunks_exact(12)
+                        .map(|b| int96_in(b.try_into().unwrap_or(&[0; 12]), self.int96_unit))
                         .collect(),
                 ))
             }
