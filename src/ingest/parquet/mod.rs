@@ -56,6 +56,10 @@ use crate::schema::{col, COLUMNS};
 /// 8K 175/168/348, 16K 170/157/341, 32K 175/166/340, 64K 213/207/395.
 const BATCH_ROWS: usize = 16_384;
 
+/// The selective reader reads a row group's chunks page by page when at
+/// most one row in this many is selected, else each chunk at once.
+const SPARSE_ROWS: usize = 1024;
+
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
 /// plain strings are decoded straight into views, without a copy into an
 /// offsets buffer, and views are what normalisation wants anyway. (Asking
@@ -325,7 +329,7 @@ where
                     let column = row_groups[rg].column(leaf);
                     let context = format!("{name}: column `{}`", column.column_descr().path());
                     let rows = row_groups[rg].num_rows().max(0) as usize;
-                    if !selected::holds_no_null(&open()?, column, rows, &context)? {
+                    if !selected::holds_no_null(open()?, column, rows, &context)? {
                         valid = false;
                         break;
                     }
@@ -457,7 +461,7 @@ where
         let column = rg.column(*leaf);
         let path = column.column_descr().path().string();
         let matching =
-            selected::matching_rows(&open()?, column, rows_in_group, values, &context(&path))?;
+            selected::matching_rows(open()?, column, rows_in_group, values, &context(&path))?;
         rows = Some(match rows {
             None => matching,
             Some(before) => intersect(&before, &matching),
@@ -469,6 +473,14 @@ where
         tests::selected_read(name);
         return Ok(true);
     }
+    // A few rows (one conversation's) are read page by page, skipping
+    // the rest of each chunk; more are spread over most pages, and each
+    // chunk is read at once.
+    let whole_chunks = rows.len().saturating_mul(SPARSE_ROWS) > rows_in_group;
+    #[cfg(test)]
+    if !whole_chunks {
+        tests::read_by_page(name);
+    }
     let mut gathers = plan
         .iter()
         .map(|(field, leaf, kind)| {
@@ -477,12 +489,13 @@ where
                 _ => None,
             };
             selected::ColumnGather::open(
-                &open()?,
+                open()?,
                 rg.column(*leaf),
                 *kind,
                 rows_in_group,
                 timezone,
                 &context(field.name()),
+                whole_chunks,
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -555,6 +568,17 @@ mod tests {
         SELECTED_READS.lock().unwrap().iter().any(|n| n == name)
     }
 
+    /// Inputs whose selected rows were read page by page.
+    static PAGE_READS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(super) fn read_by_page(name: &str) {
+        PAGE_READS.lock().unwrap().push(name.to_owned());
+    }
+
+    fn was_read_by_page(name: &str) -> bool {
+        PAGE_READS.lock().unwrap().iter().any(|n| n == name)
+    }
+
     /// A batch of `n` rows: required `bot_id` / `conversation_id` /
     /// `event_id` / `event_type`, a timestamp of type `ts`, and an optional
     /// `channel_type` with nulls, long and non-ASCII strings.
@@ -604,7 +628,14 @@ mod tests {
                 text(&|i| format!("event-{i:08}-{}", "x".repeat(i % 17))),
                 timestamp,
                 text(&|i| bots[(i * 7 + i / 3) % 3].to_owned()),
-                text(&|i| format!("c{}", (i * 13) % 301)),
+                // A conversation rare enough to be read page by page.
+                text(&|i| {
+                    if i % 2000 == 1999 {
+                        "rare".to_owned()
+                    } else {
+                        format!("c{}", (i * 13) % 301)
+                    }
+                }),
                 text(&|i| if i % 3 == 0 { "transition" } else { "message" }.to_owned()),
                 channel,
             ],
@@ -708,6 +739,10 @@ mod tests {
                         ScanScope::all().with(col::BOT_ID, ["none"]),
                         Box::new(|_: &Row| false),
                     ),
+                    (
+                        ScanScope::all().with(col::CONVERSATION_ID, ["rare"]),
+                        Box::new(|r: &Row| r.3 == "rare"),
+                    ),
                 ] {
                     let name = format!("t-{case}-{layout}-{scope:?}.parquet");
                     let got = Mutex::new(Vec::new());
@@ -742,6 +777,12 @@ mod tests {
                         was_read_selectively(&name),
                         selective,
                         "layout {layout}, case {case}: selective reader used?"
+                    );
+                    // At most one row in 1,024 of a row group: by page.
+                    assert_eq!(
+                        was_read_by_page(&name),
+                        selective && want.len() < 5,
+                        "layout {layout}, case {case}, {scope:?}: read by page?"
                     );
                 }
             }
@@ -820,11 +861,18 @@ mod tests {
                 .set_write_batch_size(100)
                 .build(),
         );
-        let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]);
+        // Many rows (each chunk read at once) and one (page by page).
+        let scopes = [
+            ScanScope::all().with(col::BOT_ID, ["bot-a"]),
+            ScanScope::all().with(col::CONVERSATION_ID, ["rare"]),
+        ];
         // Flip bytes throughout the data (not the footer, which would only
         // fail metadata parsing).
         let data_end = file.len() - 2_000.min(file.len() / 3);
-        for at in (4..data_end).step_by(37) {
+        for (at, scope) in (4..data_end)
+            .step_by(37)
+            .flat_map(|at| scopes.iter().map(move |s| (at, s)))
+        {
             let mut damaged = file.to_vec();
             damaged[at] ^= 0x5a;
             let damaged = bytes::Bytes::from(damaged);
@@ -833,7 +881,7 @@ mod tests {
                 "d.parquet",
                 || Ok(damaged.clone()),
                 None,
-                &scope,
+                scope,
                 |b, _| {
                     got.lock().unwrap().extend(rows_of(&b));
                     Ok(())

@@ -134,13 +134,13 @@ pub(super) fn column_kind(
 /// Whether no row of `chunk` (a flat optional column of a row group of
 /// `rows` rows) is null, from its definition levels: for a column whose
 /// statistics do not say. Reads every page.
-pub(super) fn holds_no_null<R: ChunkReader>(
-    reader: &R,
+pub(super) fn holds_no_null<R: ChunkReader + 'static>(
+    reader: R,
     chunk: &ColumnChunkMetaData,
     rows: usize,
     context: &str,
 ) -> Result<bool> {
-    let mut column = ColumnPages::open(reader, chunk, rows, context, false)?;
+    let mut column = ColumnPages::open(reader, chunk, rows, context, false, true)?;
     let mut seen = 0usize;
     while column.advance(|_| true)? {
         let Some(page) = column.page() else { break };
@@ -157,8 +157,8 @@ pub(super) fn holds_no_null<R: ChunkReader>(
 
 /// The rows (0-based, ascending) of the row group whose value in `chunk`
 /// is one of `values` (sorted); nulls match nothing.
-pub(super) fn matching_rows<R: ChunkReader>(
-    reader: &R,
+pub(super) fn matching_rows<R: ChunkReader + 'static>(
+    reader: R,
     chunk: &ColumnChunkMetaData,
     rows: usize,
     values: &[String],
@@ -169,7 +169,7 @@ pub(super) fn matching_rows<R: ChunkReader>(
     let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
     });
-    let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
+    let mut column = ColumnPages::open(reader, chunk, rows, context, true, true)?;
     // Per dictionary (by its number in the chunk): whether each entry matches.
     let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
     let mut cursor = PlainCursor::default();
@@ -282,15 +282,21 @@ impl<'a> PageIndices<'a> {
 
 impl ColumnGather {
     /// Opens column chunk `chunk` of a row group of `rows_in_group` rows.
-    pub(super) fn open<R: ChunkReader>(
-        reader: &R,
+    /// With `whole_chunk`, the chunk is read at once (the rows wanted are
+    /// spread over most of its pages); else page by page, and the pages
+    /// without a wanted row are never read (a few rows, such as one
+    /// conversation's).
+    pub(super) fn open<R: ChunkReader + 'static>(
+        reader: R,
         chunk: &ColumnChunkMetaData,
         kind: ColumnKind,
         rows_in_group: usize,
         timezone: Option<Arc<str>>,
         context: &str,
+        whole_chunk: bool,
     ) -> Result<Self> {
-        let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, false)?;
+        let mut column =
+            ColumnPages::open(reader, chunk, rows_in_group, context, false, whole_chunk)?;
         if let ColumnKind::Int96Timestamps(unit) = kind {
             column.int96_unit = unit;
         }
@@ -680,7 +686,7 @@ enum ValuesLayout {
 
 /// The pages of one column chunk, read in order.
 struct ColumnPages {
-    pages: SerializedPageReader<ChunkBytes>,
+    pages: Box<dyn PageReader>,
     nullable: bool,
     physical: Type,
     /// The unit `INT96` values are converted to.
@@ -702,22 +708,33 @@ struct ColumnPages {
 }
 
 impl ColumnPages {
-    fn open<R: ChunkReader>(
-        reader: &R,
+    /// Opens the pages of `chunk`, read from `reader` in one piece
+    /// (`whole_chunk`) or one page at a time.
+    fn open<R: ChunkReader + 'static>(
+        reader: R,
         chunk: &ColumnChunkMetaData,
         rows: usize,
         context: &str,
         decode_all: bool,
+        whole_chunk: bool,
     ) -> Result<Self> {
-        let (start, length) = chunk.byte_range();
-        let length =
-            usize::try_from(length).map_err(|_| Error::data(context, "column chunk too large"))?;
-        let bytes = reader
-            .get_bytes(start, length)
-            .map_err(|e| Error::data_from(context, e))?;
-        let pages =
-            SerializedPageReader::new(Arc::new(ChunkBytes { start, bytes }), chunk, rows, None)
+        let pages: Box<dyn PageReader> = if whole_chunk {
+            let (start, length) = chunk.byte_range();
+            let length = usize::try_from(length)
+                .map_err(|_| Error::data(context, "column chunk too large"))?;
+            let bytes = reader
+                .get_bytes(start, length)
                 .map_err(|e| Error::data_from(context, e))?;
+            Box::new(
+                SerializedPageReader::new(Arc::new(ChunkBytes { start, bytes }), chunk, rows, None)
+                    .map_err(|e| Error::data_from(context, e))?,
+            )
+        } else {
+            Box::new(
+                SerializedPageReader::new(Arc::new(reader), chunk, rows, None)
+                    .map_err(|e| Error::data_from(context, e))?,
+            )
+        };
         Ok(Self {
             pages,
             nullable: chunk.column_descr().max_def_level() == 1,
