@@ -648,6 +648,12 @@ impl Engine {
         self.apply(std::slice::from_ref(cols), report);
     }
 
+    /// The conversations a batch job must fold in again with event ids
+    /// (see `Store::take_undecided`), reset.
+    pub(crate) fn take_undecided(&self) -> Vec<(String, String)> {
+        self.store.take_undecided()
+    }
+
     /// SPEC 4.1: the number of a bot's conversations over time.
     pub fn conversations(&self, query: &ConversationsQuery) -> Result<SeriesAnswer> {
         series::run(&self.store, &SeriesPlan::conversations(query)?)

@@ -15,7 +15,13 @@
 //! - event-id dedup covers only events whose duplicates could change the
 //!   answer (messages for `num_messages`, transitions for flow) — a
 //!   duplicate changes neither a conversation's start, end nor attributes;
-//! - transitions are kept only for flow.
+//! - transitions are kept only for flow;
+//! - without dedup, event ids only order a conversation's events at its
+//!   first timestamp, so Parquet rows selected by the scope are read
+//!   without them (`ScanScope::eliding`); a conversation with events tied
+//!   there whose attributes differ is then undecided, and its events are
+//!   read again, ids included (`Store::take_undecided`). With timestamps
+//!   in µs such ties are rare; the answer is the same either way.
 //!
 //! Peak memory therefore grows with the number of conversations, not of
 //! events. Unlike [`Engine::ingest_parquet`], a batch job is not atomic per
@@ -23,12 +29,14 @@
 
 mod inputs;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
+use arrow_array::{BooleanArray, RecordBatch, StringViewArray};
+use arrow_schema::{DataType, Field, Schema};
 use rayon::prelude::*;
 
 pub use inputs::{discover_inputs, InputFile, InputFormat};
@@ -202,9 +210,52 @@ pub fn run_files(
     options: &BatchOptions,
 ) -> Result<BatchOutcome> {
     let files = discover_inputs(inputs)?;
-    let engine = Engine::with_store(store_options(query), options.mode);
+    let store_options = store_options(query);
+    // Without dedup, event ids only order the events of a conversation at
+    // its first timestamp: the rows the scope selects are read without
+    // them, and the rare conversation whose first event that leaves
+    // undecided is read again below.
+    let elide_ids = store_options.dedup == Dedup::Off;
+    let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
-    let scope = scope(query, &files)?;
+    let mut scope = scope(query, &files)?;
+    if elide_ids {
+        scope = scope.eliding(col::EVENT_ID);
+    }
+    let report = fold_files(&engine, &files, &columns, &scope, None, options)?;
+    let undecided = engine.take_undecided();
+    if !undecided.is_empty() {
+        let mut pairs: HashMap<String, HashSet<String>> = HashMap::new();
+        for (bot, conversation) in undecided {
+            pairs.entry(bot).or_default().insert(conversation);
+        }
+        let again = ScanScope::all()
+            .with(col::BOT_ID, pairs.keys().map(String::as_str))
+            .with(
+                col::CONVERSATION_ID,
+                pairs.values().flatten().map(String::as_str),
+            );
+        // Rows read again are not counted again.
+        let quiet = BatchOptions {
+            mode: options.mode,
+            progress: None,
+        };
+        fold_files(&engine, &files, &columns, &again, Some(&pairs), &quiet)?;
+    }
+    let answer = engine.query(query)?;
+    Ok(BatchOutcome { answer, report })
+}
+
+/// Folds the rows of `files` in `scope` (and, with `pairs`, of those
+/// `bot_id → conversation ids` only) into `engine`, reading `columns`.
+fn fold_files(
+    engine: &Engine,
+    files: &[InputFile],
+    columns: &[&str],
+    scope: &ScanScope,
+    pairs: Option<&HashMap<String, HashSet<String>>>,
+    options: &BatchOptions,
+) -> Result<IngestReport> {
     let report = Mutex::new(IngestReport::default());
     let rows_read = AtomicU64::new(0);
     // Rows are validated (and in lenient mode counted) before the scope is
@@ -213,8 +264,28 @@ pub fn run_files(
     let fold = |batch: arrow_array::RecordBatch, rows: RowNumbers<'_>, in_scope: bool| {
         let n = batch.num_rows() as u64;
         let mut local = IngestReport::default();
-        let cols = normalize(&batch, options.mode, rows, &mut local)?;
+        let elided = in_scope && batch.column_by_name(col::EVENT_ID).is_none();
+        let batch = if elided {
+            with_placeholder_ids(&batch)?
+        } else {
+            batch
+        };
+        let mut cols = normalize(&batch, options.mode, rows, &mut local)?;
+        cols.event_ids_elided = elided;
         let cols = if in_scope { cols } else { scope.retain(cols)? };
+        let cols = match pairs {
+            Some(pairs) => {
+                let keep: BooleanArray = (0..cols.len())
+                    .map(|r| {
+                        let bot = cols.bot_id.value(r);
+                        let conversation = cols.conversation_id.value(r);
+                        Some(pairs.get(bot).is_some_and(|c| c.contains(conversation)))
+                    })
+                    .collect();
+                cols.filter(&keep)?
+            }
+            None => cols,
+        };
         engine.ingest_columns(&cols, &mut local);
         report
             .lock()
@@ -233,7 +304,7 @@ pub fn run_files(
                 let open = || {
                     std::fs::File::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))
                 };
-                scan_parquet(&name, open, Some(&columns), &scope, |batch, read| {
+                scan_parquet(&name, open, Some(columns), scope, |batch, read| {
                     match read {
                         RowsRead::Whole { first_row } => {
                             fold(batch, RowNumbers::From(first_row), false)
@@ -247,7 +318,7 @@ pub fn run_files(
                 let gzip = file.format == InputFormat::NdjsonGzip;
                 let reader = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
-                    read_ndjson_columns(reader, Some(&columns), |batch, lines| {
+                    read_ndjson_columns(reader, Some(columns), |batch, lines| {
                         fold(batch, RowNumbers::Lines(lines), false)
                     })
                 })
@@ -256,9 +327,22 @@ pub fn run_files(
         }
         Ok(())
     })?;
-    let answer = engine.query(query)?;
-    Ok(BatchOutcome {
-        answer,
-        report: report.into_inner().unwrap_or_else(|p| p.into_inner()),
-    })
+    Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// `batch` with an `event_id` column of placeholders (empty strings), for
+/// rows read without ids ([`ScanScope::eliding`]).
+fn with_placeholder_ids(batch: &RecordBatch) -> Result<RecordBatch> {
+    let n = batch.num_rows();
+    let ids = StringViewArray::new(vec![0u128; n].into(), vec![], None);
+    let mut fields = batch.schema().fields().to_vec();
+    fields.push(Arc::new(Field::new(
+        col::EVENT_ID,
+        DataType::Utf8View,
+        false,
+    )));
+    let mut columns = batch.columns().to_vec();
+    columns.push(Arc::new(ids));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::data_from("batch", e))
 }

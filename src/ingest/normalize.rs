@@ -56,6 +56,10 @@ pub(crate) struct EventColumns {
     pub from_step_type: Option<StringViewArray>,
     pub to_step_id: Option<StringViewArray>,
     pub to_step_type: Option<StringViewArray>,
+    /// Whether `event_id` holds placeholders: a batch job reads no ids for
+    /// the rows its scope selects when its answer needs them only to order
+    /// events with the same timestamp (see `ConversationShard::apply`).
+    pub event_ids_elided: bool,
 }
 
 impl EventColumns {
@@ -93,6 +97,7 @@ impl EventColumns {
             from_step_type: opt(&self.from_step_type)?,
             to_step_id: opt(&self.to_step_id)?,
             to_step_type: opt(&self.to_step_type)?,
+            event_ids_elided: self.event_ids_elided,
         })
     }
 }
@@ -495,6 +500,7 @@ pub(crate) fn normalize(
         from_step_type: opt_view(col::FROM_STEP_TYPE, steps[1])?,
         to_step_id: opt_view(col::TO_STEP_ID, steps[2])?,
         to_step_type: opt_view(col::TO_STEP_TYPE, steps[3])?,
+        event_ids_elided: false,
     })
 }
 

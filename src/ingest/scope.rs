@@ -27,6 +27,8 @@ use crate::schema::col;
 pub struct ScanScope {
     /// `(column, accepted values)`; a row must match every condition.
     conditions: Vec<(String, Vec<String>)>,
+    /// Columns that rows read through the scope may come without.
+    elided: Vec<String>,
 }
 
 impl ScanScope {
@@ -47,6 +49,19 @@ impl ScanScope {
         values.dedup();
         self.conditions.push((column.to_owned(), values));
         self
+    }
+
+    /// This scope, whose rows selected by condition (`RowsRead::Filtered`)
+    /// may come without `column`: a column the reader would decode only
+    /// for them (rows read whole carry every column, to be validated).
+    pub(crate) fn eliding(mut self, column: &str) -> Self {
+        self.elided.push(column.to_owned());
+        self
+    }
+
+    /// Columns rows selected by condition may come without.
+    pub(crate) fn elided(&self) -> &[String] {
+        &self.elided
     }
 
     /// Whether the scope keeps everything.

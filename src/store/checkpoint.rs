@@ -169,7 +169,16 @@ fn encode_shard(s: &ConversationShard) -> Vec<u8> {
     out.put_i64s(&s.end);
     put_arena(
         &mut out,
-        (0..n).map(|c| Some(s.first_event_ids.get_bytes(s.first_event_id[c]))),
+        // Engines read every id: a first event is never unknown here
+        // (batch jobs, which may not read them, are not checkpointed).
+        (0..n).map(|c| {
+            let i = s.first_event_id[c];
+            Some(if (i as usize) < s.first_event_ids.len() {
+                s.first_event_ids.get_bytes(i)
+            } else {
+                &[][..]
+            })
+        }),
     );
     out.put_u32s(&s.num_messages);
     for (interner, syms) in s.interners.iter().zip(&s.attributes) {

@@ -359,6 +359,21 @@ impl Store {
         }
     }
 
+    /// The conversations whose first event is undecided because the ids of
+    /// tied events were not read, reset for their events to be folded in
+    /// again with ids (see `ConversationShard::take_undecided`).
+    pub fn take_undecided(&self) -> Vec<(String, String)> {
+        self.shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take_undecided()
+            })
+            .collect()
+    }
+
     /// Drops the conversations whose last event is before `before` (µs),
     /// with their transitions and the ids of their events (so a late event
     /// of a dropped conversation is new again and starts a new

@@ -23,6 +23,18 @@ use crate::schema::{Attribute, EVENT_TYPE_MESSAGE, EVENT_TYPE_TRANSITION};
 /// End of a transition list.
 pub(super) const NO_TRANSITION: u32 = u32::MAX;
 
+/// A conversation's `first_event_id` when the ids of some of the events at
+/// its first timestamp were not read (a batch job that leaves `event_id`
+/// out of the rows its scope selects), all of which have the same
+/// attributes: they are right, whichever event is first.
+pub(super) const FIRST_ID_UNKNOWN: u32 = u32::MAX;
+
+/// A conversation's `first_event_id` when events at its first timestamp
+/// have different attributes and not every one's id was read: which is
+/// first is undecided, and the batch job reads its events again, ids
+/// included ([`ConversationShard::take_undecided`]).
+pub(super) const FIRST_UNDECIDED: u32 = u32::MAX - 1;
+
 /// Columns of the transition events of a shard.
 #[derive(Debug, Default)]
 pub(crate) struct TransitionTable {
@@ -270,19 +282,18 @@ impl ConversationShard {
                     if ts > self.end[c] {
                         self.end[c] = ts;
                     }
-                    if ts < self.start[c]
-                        || (ts == self.start[c]
-                            && event_id.as_bytes()
-                                < self.first_event_ids.get_bytes(self.first_event_id[c]))
-                    {
+                    if ts < self.start[c] {
                         self.start[c] = ts;
-                        self.first_event_id[c] = self.first_event_ids.push(event_id);
+                        self.first_event_id[c] = self.first_id(cols, event_id);
                         self.set_attributes(c, cols, row, &mut caches.attributes);
+                    } else if ts == self.start[c] {
+                        self.tie_at_start(c, cols, row, event_id, &mut caches.attributes);
                     }
                     c
                 }
                 None => {
-                    let c = self.insert(hash, key, bot_id, conversation_id, ts, event_id);
+                    let first = self.first_id(cols, event_id);
+                    let c = self.insert(hash, key, bot_id, conversation_id, ts, first);
                     self.set_attributes(c, cols, row, &mut caches.attributes);
                     last_bot = Some((run, Some(self.bot[c])));
                     c
@@ -300,6 +311,88 @@ impl ConversationShard {
         }
     }
 
+    /// The `first_event_id` of an event that becomes a conversation's
+    /// first: its id, or [`FIRST_ID_UNKNOWN`] when `cols` come without ids.
+    fn first_id(&mut self, cols: &EventColumns, event_id: &str) -> u32 {
+        if cols.event_ids_elided {
+            FIRST_ID_UNKNOWN
+        } else {
+            self.first_event_ids.push(event_id)
+        }
+    }
+
+    /// Folds in an event at `row` of `cols` whose timestamp equals the
+    /// start of conversation `c`: the smaller `(timestamp, event_id)` is
+    /// first (SPEC 2). When an id is missing on either side, the first
+    /// event is undecided unless both have the same attributes.
+    fn tie_at_start(
+        &mut self,
+        c: usize,
+        cols: &EventColumns,
+        row: usize,
+        event_id: &str,
+        caches: &mut [InlineSymbols; Attribute::COUNT],
+    ) {
+        let first = self.first_event_id[c];
+        if first == FIRST_UNDECIDED {
+            return;
+        }
+        if first != FIRST_ID_UNKNOWN && !cols.event_ids_elided {
+            if event_id.as_bytes() < self.first_event_ids.get_bytes(first) {
+                self.first_event_id[c] = self.first_event_ids.push(event_id);
+                self.set_attributes(c, cols, row, caches);
+            }
+            return;
+        }
+        self.first_event_id[c] = if self.same_attributes(c, cols, row) {
+            FIRST_ID_UNKNOWN
+        } else {
+            FIRST_UNDECIDED
+        };
+    }
+
+    /// Whether the event at `row` of `cols` has the attributes conversation
+    /// `c` holds.
+    fn same_attributes(&self, c: usize, cols: &EventColumns, row: usize) -> bool {
+        (0..Attribute::COUNT).all(|i| {
+            let held = self.attributes[i][c];
+            match &cols.attributes[i] {
+                Some(a) if a.is_valid(row) => self.interners[i].lookup(a.value(row)) == Some(held),
+                _ => held == NULL_SYM,
+            }
+        })
+    }
+
+    /// The conversations whose first event is undecided
+    /// ([`FIRST_UNDECIDED`]) as `(bot_id, conversation_id)`, each reset to
+    /// no event at all (the caller folds all their events in again, ids
+    /// included).
+    pub fn take_undecided(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for c in 0..self.len() {
+            if self.first_event_id[c] != FIRST_UNDECIDED {
+                continue;
+            }
+            out.push((
+                self.bots
+                    .resolve(self.bot[c])
+                    .unwrap_or_default()
+                    .to_owned(),
+                self.conversation_id.get(c as u32).to_owned(),
+            ));
+            self.start[c] = i64::MAX;
+            self.end[c] = i64::MIN;
+            self.first_event_id[c] = FIRST_ID_UNKNOWN;
+            self.num_messages[c] = 0;
+            for column in &mut self.attributes {
+                column[c] = NULL_SYM;
+            }
+        }
+        out
+    }
+
+    /// Adds a conversation whose first event is at `ts`, with
+    /// `first_event_id` `first`.
     fn insert(
         &mut self,
         hash: u64,
@@ -307,7 +400,7 @@ impl ConversationShard {
         bot_id: &str,
         conversation_id: &str,
         ts: i64,
-        event_id: &str,
+        first: u32,
     ) -> usize {
         let c = self.len();
         self.key_hash.push(hash);
@@ -316,7 +409,6 @@ impl ConversationShard {
         self.conversation_id.push(conversation_id);
         self.start.push(ts);
         self.end.push(ts);
-        let first = self.first_event_ids.push(event_id);
         self.first_event_id.push(first);
         self.num_messages.push(0);
         for column in &mut self.attributes {
@@ -418,13 +510,17 @@ impl ConversationShard {
     /// Appends conversation `c` of `old` to this shard.
     fn copy_conversation(&mut self, old: &Self, c: usize) {
         let id = old.conversation_id.get(c as u32);
+        let first = match old.first_event_id[c] {
+            sentinel @ (FIRST_ID_UNKNOWN | FIRST_UNDECIDED) => sentinel,
+            i => self.first_event_ids.push(old.first_event_ids.get(i)),
+        };
         let n = self.insert(
             old.key_hash[c],
             conversation_key_of(id),
             old.bots.resolve(old.bot[c]).unwrap_or_default(),
             id,
             old.start[c],
-            old.first_event_ids.get(old.first_event_id[c]),
+            first,
         );
         self.end[n] = old.end[c];
         self.num_messages[n] = old.num_messages[c];
@@ -607,6 +703,103 @@ mod tests {
             shard.apply(&cols, &rows, keys, true);
         }
         shard
+    }
+
+    /// Folds `events` into `shard` one call each, the ids of those marked
+    /// `false` not read ([`EventColumns::event_ids_elided`]).
+    fn fold_with_ids(shard: &mut ConversationShard, events: &[(Event, bool)]) {
+        for (e, id_read) in events {
+            let mut cols = events_to_columns(std::slice::from_ref(e));
+            cols.event_ids_elided = !id_read;
+            let hash = [conversation_hash(&e.bot_id, &e.conversation_id)];
+            let keys = RowKeys {
+                key_hash: &hash,
+                bot_run: &[0],
+            };
+            shard.apply(&cols, &[0], keys, false);
+        }
+    }
+
+    /// Events tied at a conversation's first timestamp, some without their
+    /// ids, in every order: the first event's attributes are those of the
+    /// smallest id, or the conversation is undecided (and read again by
+    /// the batch job); never another event's. With every id read it is
+    /// never undecided; with identical attributes neither.
+    #[test]
+    fn ties_without_ids_are_decided_or_undecided_never_wrong() {
+        let at = 1_000;
+        let cases: [&[(&str, Option<&str>, bool)]; 5] = [
+            // The smallest id, unread, shares the first read id's channel;
+            // a read id between them has another.
+            &[
+                ("e5", Some("web"), true),
+                ("e1", Some("web"), false),
+                ("e3", Some("sms"), true),
+            ],
+            &[("e2", Some("web"), false), ("e1", Some("sms"), true)],
+            &[
+                ("e2", Some("web"), false),
+                ("e1", Some("web"), false),
+                ("e3", None, true),
+            ],
+            &[
+                ("e2", Some("web"), true),
+                ("e1", Some("web"), false),
+                ("e0", Some("web"), true),
+            ],
+            &[
+                ("e4", Some("sms"), true),
+                ("e1", Some("web"), true),
+                ("e3", None, true),
+            ],
+        ];
+        for case in cases {
+            let smallest = case.iter().min_by_key(|(id, _, _)| *id).unwrap();
+            let mut orders = vec![vec![]];
+            for i in 0..case.len() {
+                orders = orders
+                    .into_iter()
+                    .flat_map(|o: Vec<usize>| {
+                        (0..=o.len()).map(move |p| {
+                            let mut o = o.clone();
+                            o.insert(p, i);
+                            o
+                        })
+                    })
+                    .collect();
+            }
+            for order in orders {
+                let events: Vec<(Event, bool)> = order
+                    .iter()
+                    .map(|&i| {
+                        let (id, channel, read) = case[i];
+                        (event(id, at, "message", channel), read)
+                    })
+                    .collect();
+                let mut shard = ConversationShard::default();
+                // A later event never changes the first one.
+                fold_with_ids(
+                    &mut shard,
+                    &[(event("z", at + 1, "message", Some("x")), true)],
+                );
+                fold_with_ids(&mut shard, &events);
+                assert_eq!(shard.start[0], at);
+                let all_read = case.iter().all(|(_, _, read)| *read);
+                let same = case.iter().all(|(_, channel, _)| *channel == case[0].1);
+                if shard.first_event_id[0] == FIRST_UNDECIDED {
+                    assert!(!all_read && !same, "{case:?} in order {order:?}: undecided");
+                    let undecided = shard.take_undecided();
+                    assert_eq!(undecided, [("b".to_owned(), "c".to_owned())]);
+                    assert_eq!((shard.start[0], shard.end[0]), (i64::MAX, i64::MIN));
+                } else {
+                    assert_eq!(
+                        shard.attribute(0, Attribute::ChannelType),
+                        smallest.1,
+                        "{case:?} in order {order:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// The summaries do not depend on how events are split into calls:

@@ -220,8 +220,9 @@ struct RowGroupRead {
 /// statistics prove them valid are pruned by the scope's columns and
 /// filtered while decoding ([`RowsRead::Filtered`]); any other row group is
 /// read whole ([`RowsRead::Whole`]) so that its rows can be validated, and
-/// the caller applies the scope after normalisation. Returns the number of
-/// rows the file holds.
+/// the caller applies the scope after normalisation. Rows read by the
+/// selective reader leave out the scope's elided columns
+/// ([`ScanScope::eliding`]). Returns the number of rows the file holds.
 pub(crate) fn scan_parquet<R, O, S>(
     name: &str,
     open: O,
@@ -353,6 +354,7 @@ where
                     &leaf_of,
                     columns,
                     &conditions,
+                    scope.elided(),
                     &sink,
                 )?
             {
@@ -417,6 +419,7 @@ fn read_selected<R, O, S>(
     leaf_of: &impl Fn(&str) -> Option<usize>,
     columns: Option<&[&str]>,
     conditions: &[(usize, Vec<String>)],
+    elided: &[String],
     sink: &S,
 ) -> Result<bool>
 where
@@ -432,7 +435,9 @@ where
     // (field, leaf, kind) of every column to output.
     let mut plan = Vec::new();
     for field in schema.fields() {
-        if columns.is_some_and(|c| !c.contains(&field.name().as_str())) {
+        if columns.is_some_and(|c| !c.contains(&field.name().as_str()))
+            || elided.contains(field.name())
+        {
             continue;
         }
         let Some(leaf) = leaf_of(field.name()) else {
