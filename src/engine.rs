@@ -654,6 +654,11 @@ impl Engine {
         self.store.take_undecided()
     }
 
+    /// How many conversations [`Engine::take_undecided`] would return.
+    pub(crate) fn undecided_count(&self) -> usize {
+        self.store.undecided_count()
+    }
+
     /// SPEC 4.1: the number of a bot's conversations over time.
     pub fn conversations(&self, query: &ConversationsQuery) -> Result<SeriesAnswer> {
         series::run(&self.store, &SeriesPlan::conversations(query)?)

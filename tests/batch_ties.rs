@@ -146,3 +146,39 @@ proptest! {
         }
     }
 }
+
+/// So many undecided conversations that the batch job reads ids again
+/// part-way through the file (after 256): answers are still the engine's.
+#[test]
+fn many_undecided_conversations_turn_ids_back_on() {
+    let mut events = Vec::new();
+    for c in 0..3_000usize {
+        for (k, channel) in [(2usize, 0u8), (1, 1), (3, 2)] {
+            // Two bots mixed in every row group, three events at one
+            // instant per conversation, channels all different, ids in
+            // another order than the rows.
+            let spec: EventSpec = ((c % 2) as u8, 0, 0, channel, 0, 0, (k * 7 + c) as u16);
+            let mut e = event(events.len(), &spec);
+            e.conversation_id = format!("c{c}");
+            events.push(e);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.parquet"), parquet(&batch(&events), 600)).unwrap();
+    let engine = Engine::new();
+    engine.ingest_events(&events).unwrap();
+    for bot in ["b1", "b2"] {
+        let q = query(
+            "conversations",
+            &[
+                ("bot_id", bot),
+                ("version", "LIVE"),
+                ("group_by", "channel_type"),
+            ],
+        );
+        let got = run_files(&q, &[dir.path().to_path_buf()], &BatchOptions::default())
+            .unwrap()
+            .answer;
+        assert_eq!(got, engine.query(&q).unwrap(), "{bot}");
+    }
+}

@@ -47,7 +47,7 @@ use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{open_ndjson_file, read_ndjson_columns};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
-use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers, ScanScope};
+use crate::ingest::{normalize, Elision, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
 use crate::schema::col;
 use crate::store::{Dedup, StoreOptions};
@@ -214,15 +214,27 @@ pub fn run_files(
     // Without dedup, event ids only order the events of a conversation at
     // its first timestamp: the rows the scope selects are read without
     // them, and the rare conversation whose first event that leaves
-    // undecided is read again below.
-    let elide_ids = store_options.dedup == Dedup::Off;
+    // undecided is read again below. Data where that is not rare (second
+    // timestamps, attributes that change within a conversation) turns
+    // this off after `UNDECIDED_LIMIT` such conversations.
     let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
-    let mut scope = scope(query, &files)?;
-    if elide_ids {
-        scope = scope.eliding(col::EVENT_ID);
-    }
-    let report = fold_files(&engine, &files, &columns, &scope, None, options)?;
+    let (scope, elision) = match scope(query, &files)? {
+        scope if store_options.dedup == Dedup::Off => {
+            let (scope, elision) = scope.eliding(col::EVENT_ID);
+            (scope, Some(elision))
+        }
+        scope => (scope, None),
+    };
+    let report = fold_files(
+        &engine,
+        &files,
+        &columns,
+        &scope,
+        None,
+        elision.as_ref(),
+        options,
+    )?;
     let undecided = engine.take_undecided();
     if !undecided.is_empty() {
         let mut pairs: HashMap<String, HashSet<String>> = HashMap::new();
@@ -240,20 +252,34 @@ pub fn run_files(
             mode: options.mode,
             progress: None,
         };
-        fold_files(&engine, &files, &columns, &again, Some(&pairs), &quiet)?;
+        fold_files(
+            &engine,
+            &files,
+            &columns,
+            &again,
+            Some(&pairs),
+            None,
+            &quiet,
+        )?;
     }
     let answer = engine.query(query)?;
     Ok(BatchOutcome { answer, report })
 }
 
+/// Undecided conversations after which a batch job reads event ids again.
+const UNDECIDED_LIMIT: usize = 256;
+
 /// Folds the rows of `files` in `scope` (and, with `pairs`, of those
-/// `bot_id → conversation ids` only) into `engine`, reading `columns`.
+/// `bot_id → conversation ids` only) into `engine`, reading `columns`;
+/// `elision` is turned off once [`UNDECIDED_LIMIT`] conversations are
+/// undecided.
 fn fold_files(
     engine: &Engine,
     files: &[InputFile],
     columns: &[&str],
     scope: &ScanScope,
     pairs: Option<&HashMap<String, HashSet<String>>>,
+    elision: Option<&Elision>,
     options: &BatchOptions,
 ) -> Result<IngestReport> {
     let report = Mutex::new(IngestReport::default());
@@ -287,6 +313,11 @@ fn fold_files(
             None => cols,
         };
         engine.ingest_columns(&cols, &mut local);
+        if let Some(elision) = elision {
+            if elided && engine.undecided_count() > UNDECIDED_LIMIT {
+                elision.set(false);
+            }
+        }
         report
             .lock()
             .unwrap_or_else(|p| p.into_inner())

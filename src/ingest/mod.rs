@@ -28,6 +28,7 @@ pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
 #[cfg(test)]
 pub(crate) use rows::events_to_columns;
+pub(crate) use scope::Elision;
 pub use scope::ScanScope;
 
 /// What to do with a row that has a null in a required column.

@@ -6,6 +6,9 @@
 //! decoding; `ScanScope::retain` applies it to rows that were decoded
 //! whole (NDJSON, and Parquet row groups that had to be validated whole).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, BooleanArray};
@@ -27,9 +30,36 @@ use crate::schema::col;
 pub struct ScanScope {
     /// `(column, accepted values)`; a row must match every condition.
     conditions: Vec<(String, Vec<String>)>,
-    /// Columns that rows read through the scope may come without.
+    /// Columns that rows read through the scope may come without, while
+    /// the switch is on.
     elided: Vec<String>,
+    elision: Elision,
 }
+
+/// Whether a scope's elided columns are still left out: a switch its
+/// owner turns off mid-scan (shared by the scan's tasks).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Elision(Arc<AtomicBool>);
+
+impl Elision {
+    /// Columns are left out from now on (`true`) or read again (`false`).
+    pub(crate) fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Scopes are equal whatever the state of their switches.
+impl PartialEq for Elision {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Elision {}
 
 impl ScanScope {
     /// The scope that keeps everything.
@@ -52,16 +82,24 @@ impl ScanScope {
     }
 
     /// This scope, whose rows selected by condition (`RowsRead::Filtered`)
-    /// may come without `column`: a column the reader would decode only
-    /// for them (rows read whole carry every column, to be validated).
-    pub(crate) fn eliding(mut self, column: &str) -> Self {
+    /// may come without `column` (rows read whole carry every column, to
+    /// be validated), for as long as the returned switch is on (it starts
+    /// on; each batch read checks it).
+    pub(crate) fn eliding(mut self, column: &str) -> (Self, Elision) {
         self.elided.push(column.to_owned());
-        self
+        self.elision.set(true);
+        let switch = self.elision.clone();
+        (self, switch)
     }
 
     /// Columns rows selected by condition may come without.
     pub(crate) fn elided(&self) -> &[String] {
         &self.elided
+    }
+
+    /// Whether [`ScanScope::elided`] columns are left out now.
+    pub(crate) fn eliding_now(&self) -> bool {
+        self.elision.is_on()
     }
 
     /// Whether the scope keeps everything.

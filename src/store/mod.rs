@@ -374,6 +374,14 @@ impl Store {
             .collect()
     }
 
+    /// How many conversations [`Store::take_undecided`] would return.
+    pub fn undecided_count(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).undecided)
+            .sum()
+    }
+
     /// Drops the conversations whose last event is before `before` (µs),
     /// with their transitions and the ids of their events (so a late event
     /// of a dropped conversation is new again and starts a new

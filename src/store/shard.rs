@@ -166,6 +166,8 @@ pub(crate) struct ConversationShard {
     pub interners: [Interner; Attribute::COUNT],
     pub(super) first_transition: Vec<u32>,
     pub transitions: TransitionTable,
+    /// How many conversations are [`FIRST_UNDECIDED`].
+    pub(super) undecided: usize,
 }
 
 impl ConversationShard {
@@ -283,6 +285,9 @@ impl ConversationShard {
                         self.end[c] = ts;
                     }
                     if ts < self.start[c] {
+                        if self.first_event_id[c] == FIRST_UNDECIDED {
+                            self.undecided -= 1;
+                        }
                         self.start[c] = ts;
                         self.first_event_id[c] = self.first_id(cols, event_id);
                         self.set_attributes(c, cols, row, &mut caches.attributes);
@@ -344,11 +349,12 @@ impl ConversationShard {
             }
             return;
         }
-        self.first_event_id[c] = if self.same_attributes(c, cols, row) {
-            FIRST_ID_UNKNOWN
+        if self.same_attributes(c, cols, row) {
+            self.first_event_id[c] = FIRST_ID_UNKNOWN;
         } else {
-            FIRST_UNDECIDED
-        };
+            self.first_event_id[c] = FIRST_UNDECIDED;
+            self.undecided += 1;
+        }
     }
 
     /// Whether the event at `row` of `cols` has the attributes conversation
@@ -369,6 +375,7 @@ impl ConversationShard {
     /// included).
     pub fn take_undecided(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        self.undecided = 0;
         for c in 0..self.len() {
             if self.first_event_id[c] != FIRST_UNDECIDED {
                 continue;
@@ -511,7 +518,11 @@ impl ConversationShard {
     fn copy_conversation(&mut self, old: &Self, c: usize) {
         let id = old.conversation_id.get(c as u32);
         let first = match old.first_event_id[c] {
-            sentinel @ (FIRST_ID_UNKNOWN | FIRST_UNDECIDED) => sentinel,
+            FIRST_UNDECIDED => {
+                self.undecided += 1;
+                FIRST_UNDECIDED
+            }
+            FIRST_ID_UNKNOWN => FIRST_ID_UNKNOWN,
             i => self.first_event_ids.push(old.first_event_ids.get(i)),
         };
         let n = self.insert(
@@ -786,7 +797,18 @@ mod tests {
                 assert_eq!(shard.start[0], at);
                 let all_read = case.iter().all(|(_, _, read)| *read);
                 let same = case.iter().all(|(_, channel, _)| *channel == case[0].1);
-                if shard.first_event_id[0] == FIRST_UNDECIDED {
+                let undecided = shard.first_event_id[0] == FIRST_UNDECIDED;
+                assert_eq!(shard.undecided, usize::from(undecided));
+                // An earlier event decides it.
+                let mut earlier = ConversationShard::default();
+                fold_with_ids(&mut earlier, &events);
+                fold_with_ids(
+                    &mut earlier,
+                    &[(event("y", at - 1, "message", None), false)],
+                );
+                assert_eq!(earlier.undecided, 0);
+                assert_eq!(earlier.attribute(0, Attribute::ChannelType), None);
+                if undecided {
                     assert!(!all_read && !same, "{case:?} in order {order:?}: undecided");
                     let undecided = shard.take_undecided();
                     assert_eq!(undecided, [("b".to_owned(), "c".to_owned())]);

@@ -354,7 +354,7 @@ where
                     &leaf_of,
                     columns,
                     &conditions,
-                    scope.elided(),
+                    scope,
                     &sink,
                 )?
             {
@@ -419,7 +419,7 @@ fn read_selected<R, O, S>(
     leaf_of: &impl Fn(&str) -> Option<usize>,
     columns: Option<&[&str]>,
     conditions: &[(usize, Vec<String>)],
-    elided: &[String],
+    scope: &ScanScope,
     sink: &S,
 ) -> Result<bool>
 where
@@ -435,9 +435,7 @@ where
     // (field, leaf, kind) of every column to output.
     let mut plan = Vec::new();
     for field in schema.fields() {
-        if columns.is_some_and(|c| !c.contains(&field.name().as_str()))
-            || elided.contains(field.name())
-        {
+        if columns.is_some_and(|c| !c.contains(&field.name().as_str())) {
             continue;
         }
         let Some(leaf) = leaf_of(field.name()) else {
@@ -486,9 +484,17 @@ where
     if !whole_chunks {
         tests::read_by_page(name);
     }
+    // Columns the scope may leave out are read page by page: none is read
+    // while they are left out, and the pages of the rows wanted are read
+    // after that.
+    let elidable: Vec<bool> = plan
+        .iter()
+        .map(|(field, _, _)| scope.elided().contains(field.name()))
+        .collect();
     let mut gathers = plan
         .iter()
-        .map(|(field, leaf, kind)| {
+        .zip(&elidable)
+        .map(|((field, leaf, kind), &elidable)| {
             let timezone = match field.data_type() {
                 DataType::Timestamp(_, tz) => tz.clone(),
                 _ => None,
@@ -500,7 +506,7 @@ where
                 rows_in_group,
                 timezone,
                 &context(field.name()),
-                whole_chunks,
+                whole_chunks && !elidable,
             )
         })
         .collect::<Result<Vec<_>>>()?;
@@ -508,24 +514,26 @@ where
     tests::selected_read(name);
     // A batch at a time: buffers stay small and cache-resident, and the
     // columns of a batch are gathered in parallel.
-    let mut schema: Option<SchemaRef> = None;
     for batch_rows in rows.chunks(BATCH_ROWS) {
+        let eliding = scope.eliding_now();
         let arrays = gathers
             .par_iter_mut()
-            .map(|g| g.next(batch_rows))
+            .zip(&elidable)
+            .map(|(g, &elidable)| {
+                (!(elidable && eliding))
+                    .then(|| g.next(batch_rows))
+                    .transpose()
+            })
             .collect::<Result<Vec<_>>>()?;
-        let schema = schema.get_or_insert_with(|| {
-            let fields: Vec<Field> = plan
-                .iter()
-                .zip(&arrays)
-                .map(|((field, _, _), array)| {
-                    Field::new(field.name(), array.data_type().clone(), true)
-                })
-                .collect();
-            Arc::new(Schema::new(fields))
-        });
-        let batch =
-            RecordBatch::try_new(schema.clone(), arrays).map_err(|e| Error::data_from(name, e))?;
+        let (fields, arrays): (Vec<Field>, Vec<arrow_array::ArrayRef>) = plan
+            .iter()
+            .zip(arrays)
+            .filter_map(|((field, _, _), array)| {
+                array.map(|a| (Field::new(field.name(), a.data_type().clone(), true), a))
+            })
+            .unzip();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| Error::data_from(name, e))?;
         sink(batch, RowsRead::Filtered)?;
     }
     Ok(true)
