@@ -46,7 +46,7 @@ use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::ingest::normalize::view_at;
 
-use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
+use super::hybrid::{decode_hybrid, decode_levels, parse_runs, parsed_len, HybridValues, Run};
 use crate::error::{Error, Result};
 
 /// What a column chunk holds, for the selective reader.
@@ -699,6 +699,10 @@ struct ColumnPages {
     /// The current page's buffer, levels and indices (reused).
     buf: Bytes,
     levels: Vec<u32>,
+    /// Whether the last levels read were all 1 (then not expanded).
+    all_present: bool,
+    /// Whether the current page has levels: nullable, and not all 1.
+    page_has_levels: bool,
     indices: Vec<u32>,
     runs: Vec<Run>,
     current: Option<CurrentPage>,
@@ -747,6 +751,8 @@ impl ColumnPages {
             rows,
             buf: Bytes::new(),
             levels: Vec::new(),
+            all_present: false,
+            page_has_levels: false,
             indices: Vec::new(),
             runs: Vec::new(),
             current: None,
@@ -823,7 +829,7 @@ impl ColumnPages {
                         let levels = buf
                             .get(4..4usize.saturating_add(len))
                             .ok_or_else(|| short(&context()))?;
-                        decode_hybrid(levels, 1, rows, &mut self.levels)
+                        self.all_present = decode_levels(levels, rows, &mut self.levels)
                             .map_err(|e| Error::data(context(), e))?;
                         pos = 4 + len;
                     }
@@ -850,7 +856,7 @@ impl ColumnPages {
                     let end = start.saturating_add(def_levels_byte_len as usize);
                     if self.nullable {
                         let levels = buf.get(start..end).ok_or_else(|| short(&context()))?;
-                        decode_hybrid(levels, 1, rows, &mut self.levels)
+                        self.all_present = decode_levels(levels, rows, &mut self.levels)
                             .map_err(|e| Error::data(context(), e))?;
                     }
                     self.data_page(buf, end, rows, encoding)?;
@@ -877,10 +883,11 @@ impl ColumnPages {
             ));
         }
         self.next_row += rows as u32;
-        if self.nullable && self.levels.len() < rows {
+        self.page_has_levels = self.nullable && !self.all_present;
+        if self.page_has_levels && self.levels.len() < rows {
             return Err(short(context));
         }
-        let present = if self.nullable {
+        let present = if self.page_has_levels {
             self.levels[..rows].iter().filter(|&&l| l == 1).count()
         } else {
             rows
@@ -947,7 +954,7 @@ impl ColumnPages {
         Some(DataPage {
             first_row: current.first_row,
             rows: current.rows,
-            levels: if self.nullable {
+            levels: if self.page_has_levels {
                 Some(&self.levels[..current.rows])
             } else {
                 None
