@@ -18,6 +18,9 @@ use convostat::batch::{run_files, BatchOptions};
 use convostat::{Engine, Event, Params, Query};
 use proptest::prelude::*;
 
+mod common;
+use common::parquet_bytes;
+
 /// 2024-03-01T10:00:00Z in µs.
 const T0: i64 = 1_709_287_200_000_000;
 
@@ -84,18 +87,6 @@ fn batch(events: &[Event]) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
 }
 
-fn parquet(batch: &RecordBatch, rows_per_group: usize) -> Vec<u8> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(rows_per_group.max(1)))
-        .build();
-    let mut out = Vec::new();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
-    out
-}
-
 fn query(kind: &str, params: &[(&str, &str)]) -> Query {
     let mut all = vec![
         ("start_time", "2024-03-01"),
@@ -120,7 +111,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("a.parquet"),
-            parquet(&batch(&events[..cut]), rows_per_group),
+            parquet_bytes(&batch(&events[..cut]), rows_per_group),
         )
         .unwrap();
         let lines: Vec<String> =
@@ -164,7 +155,11 @@ fn many_undecided_conversations_turn_ids_back_on() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.parquet"), parquet(&batch(&events), 600)).unwrap();
+    std::fs::write(
+        dir.path().join("a.parquet"),
+        parquet_bytes(&batch(&events), 600),
+    )
+    .unwrap();
     let engine = Engine::new();
     engine.ingest_events(&events).unwrap();
     for bot in ["b1", "b2"] {

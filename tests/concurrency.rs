@@ -23,6 +23,9 @@ use convostat::{
     Answer, Engine, EngineStats, ErrorKind, Event, IngestMode, Params, Query, SeriesAnswer,
 };
 
+mod common;
+use common::parquet_bytes;
+
 /// xorshift64*, seeded: the same run every time.
 struct Rng(u64);
 
@@ -172,18 +175,6 @@ fn batch_with_null_bots(events: &[Event], null_bot_rows: &[usize]) -> RecordBatc
         arrays.push(Arc::new(StringArray::from(values)));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
-}
-
-fn parquet_bytes(batch: &RecordBatch, rows_per_group: usize) -> Vec<u8> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(rows_per_group))
-        .build();
-    let mut out = Vec::new();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
-    out
 }
 
 /// A query of the run, with what is known of its answer in advance.

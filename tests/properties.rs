@@ -48,6 +48,9 @@ use convostat::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::parquet_bytes;
+
 // ---------------------------------------------------------------------------
 // Calendar of the reference (independent of the library).
 
@@ -618,19 +621,6 @@ fn arrow_batch(
     rng.shuffle(&mut columns);
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("valid batch")
-}
-
-/// A Parquet file of `batch`, with small row groups.
-fn parquet_bytes(batch: &RecordBatch, rows_per_group: usize) -> Vec<u8> {
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(rows_per_group.max(1)))
-        .build();
-    let mut out = Vec::new();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-    writer.write(batch).unwrap();
-    writer.close().unwrap();
-    out
 }
 
 /// Required columns, in the order `nulls` indexes them.
