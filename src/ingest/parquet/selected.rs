@@ -61,6 +61,42 @@ pub(super) enum ColumnKind {
     Int96Timestamps(TimeUnit),
 }
 
+/// How a column's timestamps are stored: `INT64` in the output unit, or
+/// `INT96` converted to this unit.
+#[derive(Clone, Copy)]
+enum StoredTimestamps {
+    Int64,
+    Int96(TimeUnit),
+}
+
+impl StoredTimestamps {
+    /// For a column of physical type `physical` (`INT64` or `INT96`).
+    fn of(physical: Type, int96_unit: TimeUnit) -> Self {
+        if physical == Type::INT96 {
+            Self::Int96(int96_unit)
+        } else {
+            Self::Int64
+        }
+    }
+
+    /// Bytes per plain value.
+    fn width(self) -> usize {
+        match self {
+            Self::Int64 => 8,
+            Self::Int96(_) => 12,
+        }
+    }
+
+    /// The value in `bytes` (of [`Self::width`]).
+    #[inline]
+    fn value(self, bytes: &[u8]) -> i64 {
+        match self {
+            Self::Int64 => i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
+            Self::Int96(unit) => int96_in(bytes.try_into().unwrap_or(&[0; 12]), unit),
+        }
+    }
+}
+
 /// An `INT96` timestamp (nanoseconds of the day as a little-endian `i64`,
 /// then the Julian day as an `i32`) in `unit`, with the parquet crate's
 /// conversion, so that both readers give the same values.
@@ -418,26 +454,20 @@ impl ColumnGather {
                         strings.push(data, start, end, context)?;
                     }
                 }
-                (PageValues::Plain(data), ColumnKind::Timestamps(_)) => {
+                (
+                    PageValues::Plain(data),
+                    ColumnKind::Timestamps(_) | ColumnKind::Int96Timestamps(_),
+                ) => {
+                    let stored = StoredTimestamps::of(self.column.physical, self.column.int96_unit);
+                    let width = stored.width();
                     for &p in positions {
                         if p == NULL_ROW {
                             ints.push(0);
                             continue;
                         }
-                        let at = p as usize * 8;
-                        let bytes = data.get(at..at + 8).ok_or_else(|| short(context))?;
-                        ints.push(i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])));
-                    }
-                }
-                (PageValues::Plain(data), ColumnKind::Int96Timestamps(unit)) => {
-                    for &p in positions {
-                        if p == NULL_ROW {
-                            ints.push(0);
-                            continue;
-                        }
-                        let at = p as usize * 12;
-                        let bytes = data.get(at..at + 12).ok_or_else(|| short(context))?;
-                        ints.push(int96_in(bytes.try_into().unwrap_or(&[0; 12]), unit));
+                        let at = p as usize * width;
+                        let bytes = data.get(at..at + width).ok_or_else(|| short(context))?;
+                        ints.push(stored.value(bytes));
                     }
                 }
             }
@@ -897,8 +927,9 @@ impl ColumnPages {
         let layout = match encoding {
             Encoding::PLAIN => {
                 let width = match self.physical {
-                    Type::INT64 => 8,
-                    Type::INT96 => 12,
+                    Type::INT64 | Type::INT96 => {
+                        StoredTimestamps::of(self.physical, self.int96_unit).width()
+                    }
                     _ => 0,
                 };
                 if values.len() < present.saturating_mul(width) {
@@ -993,27 +1024,16 @@ impl ColumnPages {
                     offsets,
                 }))
             }
-            Type::INT64 => {
+            Type::INT64 | Type::INT96 => {
+                let stored = StoredTimestamps::of(self.physical, self.int96_unit);
                 let bytes = entries
-                    .checked_mul(8)
+                    .checked_mul(stored.width())
                     .and_then(|n| buf.get(..n))
                     .ok_or_else(|| short(context))?;
                 Ok(Dictionary::Ints(
                     bytes
-                        .chunks_exact(8)
-                        .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                        .collect(),
-                ))
-            }
-            Type::INT96 => {
-                let bytes = entries
-                    .checked_mul(12)
-                    .and_then(|n| buf.get(..n))
-                    .ok_or_else(|| short(context))?;
-                Ok(Dictionary::Ints(
-                    bytes
-                        .chunks_exact(12)
-                        .map(|b| int96_in(b.try_into().unwrap_or(&[0; 12]), self.int96_unit))
+                        .chunks_exact(stored.width())
+                        .map(|b| stored.value(b))
                         .collect(),
                 ))
             }
