@@ -68,14 +68,10 @@ fn main() {
     );
     let memory_heap = memory.stats().heap_bytes;
     drop(memory);
-    let t = Instant::now();
-    let memory = Engine::new();
-    ingest_from_threads(&memory, &batches, 2);
     row(
         "in-memory ingest, 64K-row batches, 2 threads",
-        rate(n, t.elapsed()),
+        rate(n, ingest_from_threads(&Engine::new(), &batches, 2)),
     );
-    drop(memory);
 
     // Durable, fsync per call, from 2 threads (a host ingesting from
     // several threads: their fsyncs are shared, encoding and folding of
@@ -86,11 +82,9 @@ fn main() {
         .checkpoint_on_close(false)
         .open(&dir)
         .expect("open");
-    let t = Instant::now();
-    ingest_from_threads(&engine, &batches, 2);
     row(
         "durable ingest, 64K-row batches, fsync per call, 2 threads, no auto checkpoint",
-        rate(n, t.elapsed()),
+        rate(n, ingest_from_threads(&engine, &batches, 2)),
     );
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
@@ -255,8 +249,13 @@ fn main() {
 }
 
 /// Ingests `batches` from `threads` threads, each taking every
-/// `threads`-th batch, one call each.
-fn ingest_from_threads(engine: &Engine, batches: &[arrow_array::RecordBatch], threads: usize) {
+/// `threads`-th batch, one call each; returns the time it took.
+fn ingest_from_threads(
+    engine: &Engine,
+    batches: &[arrow_array::RecordBatch],
+    threads: usize,
+) -> Duration {
+    let t = Instant::now();
     std::thread::scope(|s| {
         for k in 0..threads {
             s.spawn(move || {
@@ -266,6 +265,7 @@ fn ingest_from_threads(engine: &Engine, batches: &[arrow_array::RecordBatch], th
             });
         }
     });
+    t.elapsed()
 }
 
 /// `batch` with `prefix` before every event id.
