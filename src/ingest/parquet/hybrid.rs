@@ -28,26 +28,6 @@ pub(super) fn decode_hybrid(
     Ok(())
 }
 
-/// Decodes the `count` one-bit definition levels of a flat optional column
-/// into `out`, like [`decode_hybrid`], except when every level is 1 (no
-/// null in the page, the usual case): then returns `true` and leaves `out`
-/// empty instead of writing a 1 per row.
-pub(super) fn decode_levels(
-    data: &[u8],
-    count: usize,
-    out: &mut Vec<u32>,
-) -> Result<bool, &'static str> {
-    out.clear();
-    let mut runs = Vec::new();
-    parse_runs(data, 1, count, &mut runs)?;
-    let all_present =
-        parsed_len(&runs) == count && runs.iter().all(|r| matches!(r.body, RunBody::Repeated(1)));
-    if !all_present {
-        expand(data, 1, &runs, count, out);
-    }
-    Ok(all_present)
-}
-
 /// Appends the values of `runs` (parsed from `data`) to `out`.
 fn expand(data: &[u8], bit_width: u8, runs: &[Run], count: usize, out: &mut Vec<u32>) {
     out.reserve(count);
@@ -123,15 +103,15 @@ fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut Vec<u32>)
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Run {
     /// Position of the run's first value in the sequence.
-    first: usize,
+    pub(super) first: usize,
     /// Number of values in the run.
-    len: usize,
+    pub(super) len: usize,
     /// The repeated value, or the byte offset of the packed values.
-    body: RunBody,
+    pub(super) body: RunBody,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum RunBody {
+pub(super) enum RunBody {
     Repeated(u32),
     Packed(usize),
 }
@@ -378,27 +358,6 @@ mod tests {
             decode_hybrid(&data[..1 + cut], width as u8, 203, &mut out).unwrap();
             assert_eq!(out, values, "width {width}, cut data");
         }
-    }
-
-    #[test]
-    fn levels_all_present_are_not_expanded() {
-        let mut out = vec![7];
-        // 300 × 1, then 5 × 1: all present.
-        assert_eq!(
-            decode_levels(&[0xd8, 0x04, 1, 10, 1], 305, &mut out),
-            Ok(true)
-        );
-        assert!(out.is_empty());
-        // A 0 among them: expanded.
-        let mut data = vec![4 << 1, 1];
-        data.extend(bit_packed(&[1, 0, 1, 1, 1, 1, 1, 1], 1));
-        assert_eq!(decode_levels(&data, 12, &mut out), Ok(false));
-        assert_eq!(out, [1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1]);
-        // Bit-packed ones are expanded too (they are still all present).
-        assert_eq!(decode_levels(&data[2..], 8, &mut out), Ok(false));
-        assert_eq!(out, [1, 0, 1, 1, 1, 1, 1, 1]);
-        // Too few levels: an error.
-        assert!(decode_levels(&[10, 1], 9, &mut out).is_err());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
 mod hybrid;
+mod levels;
 mod selected;
 
 use super::guard::{check_pages, guard};

@@ -46,7 +46,8 @@ use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::ingest::normalize::view_at;
 
-use super::hybrid::{decode_hybrid, decode_levels, parse_runs, parsed_len, HybridValues, Run};
+use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
+use super::levels::PresentBits;
 use crate::error::{Error, Result};
 
 /// What a column chunk holds, for the selective reader.
@@ -180,7 +181,7 @@ pub(super) fn holds_no_null<R: ChunkReader + 'static>(
     let mut seen = 0usize;
     while column.advance(|_| true)? {
         let Some(page) = column.page() else { break };
-        if page.levels.is_some_and(|l| l.iter().any(|&l| l != 1)) {
+        if page.levels.is_some_and(|l| l.count_present() != page.rows) {
             return Ok(false);
         }
         seen += page.rows;
@@ -641,8 +642,8 @@ enum PageValues<'a> {
 struct DataPage<'a> {
     first_row: u32,
     rows: usize,
-    /// Definition levels (1 = present), when the column is nullable.
-    levels: Option<&'a [u32]>,
+    /// The present rows, when the column is nullable and some row is not.
+    levels: Option<&'a PresentBits>,
     values: PageValues<'a>,
     dictionary: Option<&'a Dictionary>,
     /// Which dictionary page of the chunk `dictionary` is (a writer may
@@ -656,18 +657,10 @@ impl DataPage<'_> {
     /// [`NULL_ROW`].
     fn value_positions(&self, selected: &[u32], out: &mut Vec<u32>) {
         out.clear();
-        let Some(levels) = self.levels else {
-            out.extend(selected.iter().map(|&r| r - self.first_row));
-            return;
-        };
-        let mut row = 0usize;
-        let mut value = 0u32;
-        for &target in selected {
-            let target = (target - self.first_row) as usize;
-            // Levels are 0 or 1 (checked when decoded): count the present.
-            value += levels[row..target].iter().sum::<u32>();
-            row = target;
-            out.push(if levels[target] == 1 { value } else { NULL_ROW });
+        let rows = selected.iter().map(|&r| (r - self.first_row) as usize);
+        match self.levels {
+            None => out.extend(rows.map(|r| r as u32)),
+            Some(levels) => levels.positions(rows, NULL_ROW, out),
         }
     }
 
@@ -693,7 +686,7 @@ impl DataPage<'_> {
 
     #[inline]
     fn is_present(&self, row: usize) -> bool {
-        self.levels.is_none_or(|l| l.get(row) == Some(&1))
+        self.levels.is_none_or(|l| l.is_present(row))
     }
 }
 
@@ -728,9 +721,7 @@ struct ColumnPages {
     rows: usize,
     /// The current page's buffer, levels and indices (reused).
     buf: Bytes,
-    levels: Vec<u32>,
-    /// Whether the last levels read were all 1 (then not expanded).
-    all_present: bool,
+    present: PresentBits,
     /// Whether the current page has levels: nullable, and not all 1.
     page_has_levels: bool,
     indices: Vec<u32>,
@@ -780,8 +771,7 @@ impl ColumnPages {
             next_row: 0,
             rows,
             buf: Bytes::new(),
-            levels: Vec::new(),
-            all_present: false,
+            present: PresentBits::default(),
             page_has_levels: false,
             indices: Vec::new(),
             runs: Vec::new(),
@@ -859,7 +849,8 @@ impl ColumnPages {
                         let levels = buf
                             .get(4..4usize.saturating_add(len))
                             .ok_or_else(|| short(&context()))?;
-                        self.all_present = decode_levels(levels, rows, &mut self.levels)
+                        self.present
+                            .decode(levels, rows)
                             .map_err(|e| Error::data(context(), e))?;
                         pos = 4 + len;
                     }
@@ -886,7 +877,8 @@ impl ColumnPages {
                     let end = start.saturating_add(def_levels_byte_len as usize);
                     if self.nullable {
                         let levels = buf.get(start..end).ok_or_else(|| short(&context()))?;
-                        self.all_present = decode_levels(levels, rows, &mut self.levels)
+                        self.present
+                            .decode(levels, rows)
                             .map_err(|e| Error::data(context(), e))?;
                     }
                     self.data_page(buf, end, rows, encoding)?;
@@ -913,12 +905,9 @@ impl ColumnPages {
             ));
         }
         self.next_row += rows as u32;
-        self.page_has_levels = self.nullable && !self.all_present;
-        if self.page_has_levels && self.levels.len() < rows {
-            return Err(short(context));
-        }
+        self.page_has_levels = self.nullable && !self.present.all_present();
         let present = if self.page_has_levels {
-            self.levels[..rows].iter().filter(|&&l| l == 1).count()
+            self.present.count_present()
         } else {
             rows
         };
@@ -985,11 +974,7 @@ impl ColumnPages {
         Some(DataPage {
             first_row: current.first_row,
             rows: current.rows,
-            levels: if self.page_has_levels {
-                Some(&self.levels[..current.rows])
-            } else {
-                None
-            },
+            levels: self.page_has_levels.then_some(&self.present),
             values,
             dictionary: self.dictionary.as_ref(),
             dictionary_id: self.dictionary_id,

@@ -1,0 +1,231 @@
+//! Definition levels of a flat optional column's page, as a bitmap.
+//!
+//! A flat optional column has one-bit definition levels: 1 where the row
+//! holds a value, 0 where it is null, stored in the RLE / bit-packing
+//! hybrid encoding (`super::hybrid`). The selective reader (`super::selected`)
+//! asks three things of them: whether a row is present, how many rows of
+//! the page are, and, for each selected row, the position of its value
+//! among the page's values (the present rows before it). [`PresentBits`]
+//! answers them from a bitmap: a repeated run sets or skips whole words, a
+//! bit-packed run (already a bitmap, least significant bit first) is
+//! copied eight bytes at a time, and counting is a popcount per word. A
+//! page with no null (the usual case) is not expanded at all.
+//!
+//! Levels are third-party data: a level above 1 or levels that end early
+//! are an error, never a panic.
+
+use super::hybrid::{parse_runs, parsed_len, Run, RunBody};
+
+/// The present rows of a page, from its definition levels; reused from
+/// page to page.
+#[derive(Default)]
+pub(super) struct PresentBits {
+    /// Bit `i` is set when row `i` holds a value (empty when all do).
+    words: Vec<u64>,
+    /// Rows in the page.
+    len: usize,
+    all_present: bool,
+    /// Parsed runs (a buffer kept between pages).
+    runs: Vec<Run>,
+}
+
+impl PresentBits {
+    /// Decodes the `count` levels in `data`.
+    pub(super) fn decode(&mut self, data: &[u8], count: usize) -> Result<(), &'static str> {
+        parse_runs(data, 1, count, &mut self.runs)?;
+        if parsed_len(&self.runs) < count {
+            return Err("definition levels end before the page's rows");
+        }
+        self.len = count;
+        self.words.clear();
+        self.all_present = self
+            .runs
+            .iter()
+            .all(|r| matches!(r.body, RunBody::Repeated(1)));
+        if self.all_present {
+            return Ok(());
+        }
+        // One spare word: a bit-packed run is or-ed in at a shift.
+        self.words.resize(count.div_ceil(64) + 1, 0);
+        for run in &self.runs {
+            match run.body {
+                RunBody::Repeated(0) => {}
+                RunBody::Repeated(1) => set_range(&mut self.words, run.first, run.len),
+                RunBody::Repeated(_) => return Err("a definition level above 1 in a flat column"),
+                // `parse_runs` checked that the run's bits are in `data`.
+                RunBody::Packed(offset) => {
+                    or_packed(&mut self.words, run.first, &data[offset..], run.len)
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every row holds a value.
+    #[inline]
+    pub(super) fn all_present(&self) -> bool {
+        self.all_present
+    }
+
+    /// Whether row `row` (below the page's rows) holds a value.
+    #[inline]
+    pub(super) fn is_present(&self, row: usize) -> bool {
+        self.all_present || (row < self.len && self.words[row / 64] >> (row % 64) & 1 == 1)
+    }
+
+    /// How many rows hold a value.
+    pub(super) fn count_present(&self) -> usize {
+        if self.all_present {
+            return self.len;
+        }
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// For each of `rows` (ascending, below the page's rows), the position
+    /// of its value among the page's values, or `null` when it has none;
+    /// appended to `out`.
+    pub(super) fn positions(
+        &self,
+        rows: impl Iterator<Item = usize>,
+        null: u32,
+        out: &mut Vec<u32>,
+    ) {
+        if self.all_present {
+            out.extend(rows.map(|r| r as u32));
+            return;
+        }
+        // Present rows in the words before `word`.
+        let mut word = 0usize;
+        let mut before = 0u32;
+        for row in rows {
+            let at = row / 64;
+            while word < at {
+                before += self.words[word].count_ones();
+                word += 1;
+            }
+            let bits = self.words.get(at).copied().unwrap_or(0);
+            let below = bits & ((1u64 << (row % 64)) - 1);
+            let present = row < self.len && bits >> (row % 64) & 1 == 1;
+            out.push(if present {
+                before + below.count_ones()
+            } else {
+                null
+            });
+        }
+    }
+}
+
+/// Sets bits `first .. first + len` of `words`.
+fn set_range(words: &mut [u64], first: usize, len: usize) {
+    let end = first + len;
+    let mut bit = first;
+    while bit < end {
+        let shift = bit % 64;
+        let take = (64 - shift).min(end - bit);
+        let mask = if take == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << take) - 1) << shift
+        };
+        words[bit / 64] |= mask;
+        bit += take;
+    }
+}
+
+/// Or-s `len` bits of `packed` (least significant bit first) into `words`
+/// from bit `first`.
+fn or_packed(words: &mut [u64], first: usize, packed: &[u8], len: usize) {
+    let mut done = 0usize;
+    while done < len {
+        let take = (len - done).min(64);
+        let at = done / 8;
+        let mut chunk = [0u8; 8];
+        let have = packed.len().saturating_sub(at).min(8);
+        chunk[..have].copy_from_slice(&packed[at..at + have]);
+        let mut bits = u64::from_le_bytes(chunk);
+        if take < 64 {
+            bits &= (1u64 << take) - 1;
+        }
+        let bit = first + done;
+        let shift = bit % 64;
+        words[bit / 64] |= bits << shift;
+        if shift > 0 {
+            if let Some(next) = words.get_mut(bit / 64 + 1) {
+                *next |= bits >> (64 - shift);
+            }
+        }
+        done += take;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Levels as one bit-packed run of `levels.len()` (a multiple of 8).
+    fn packed(levels: &[u8]) -> Vec<u8> {
+        let mut data = vec![((levels.len() / 8) << 1 | 1) as u8];
+        for group in levels.chunks(8) {
+            data.push(group.iter().enumerate().map(|(i, &l)| l << i).sum());
+        }
+        data
+    }
+
+    /// The naive answers, from levels as integers.
+    fn check(bits: &PresentBits, levels: &[u8]) {
+        assert_eq!(
+            bits.count_present(),
+            levels.iter().filter(|&&l| l == 1).count()
+        );
+        let mut out = Vec::new();
+        bits.positions(0..levels.len(), u32::MAX, &mut out);
+        let mut value = 0;
+        for (row, &l) in levels.iter().enumerate() {
+            assert_eq!(bits.is_present(row), l == 1, "row {row}");
+            assert_eq!(out[row], if l == 1 { value } else { u32::MAX }, "row {row}");
+            value += u32::from(l);
+        }
+    }
+
+    #[test]
+    fn all_present_pages_are_not_expanded() {
+        let mut bits = PresentBits::default();
+        // 300 × 1, then 5 × 1.
+        bits.decode(&[0xd8, 0x04, 1, 10, 1], 305).unwrap();
+        assert!(bits.all_present());
+        assert!(bits.words.is_empty());
+        check(&bits, &[1; 305]);
+    }
+
+    #[test]
+    fn repeated_and_packed_runs_at_any_offset() {
+        // Runs of 3 × 1, 50 × 0, 1 × 1, then 72 packed levels, then 61 × 1:
+        // a packed run starting off a byte and word boundary.
+        let mut levels = vec![1u8; 3];
+        levels.extend([0; 50]);
+        levels.push(1);
+        let pattern: Vec<u8> = (0..72).map(|i| u8::from(i % 3 != 1)).collect();
+        let mut data = vec![3 << 1, 1, 50 << 1, 0, 1 << 1, 1];
+        data.extend(packed(&pattern));
+        levels.extend(&pattern);
+        data.extend([61 << 1, 1]);
+        levels.extend([1; 61]);
+        let mut bits = PresentBits::default();
+        bits.decode(&data, levels.len()).unwrap();
+        assert!(!bits.all_present());
+        check(&bits, &levels);
+        // A packed run cut short by the page's rows keeps no padding bit.
+        let short: Vec<u8> = vec![1; 16];
+        bits.decode(&packed(&short), 11).unwrap();
+        check(&bits, &short[..11]);
+        assert_eq!(bits.count_present(), 11);
+    }
+
+    #[test]
+    fn malformed_levels_are_errors() {
+        let mut bits = PresentBits::default();
+        assert!(bits.decode(&[10, 1], 9).is_err(), "too few levels");
+        assert!(bits.decode(&[10, 2], 5).is_err(), "a level of 2");
+        assert!(bits.decode(&[3], 8).is_err(), "packed run past the end");
+    }
+}
