@@ -16,6 +16,9 @@
 //!   answer (messages for `num_messages`, transitions for flow) — a
 //!   duplicate changes neither a conversation's start, end nor attributes;
 //! - transitions are kept only for flow;
+//! - when the store keeps no message count, transition or event id, only
+//!   the rows that can be a conversation's first or last event in their
+//!   batch are folded in (`bounds`);
 //! - without dedup, event ids only order a conversation's events at its
 //!   first timestamp, so Parquet rows selected by the scope are read
 //!   without them (`ScanScope::eliding`); a conversation with events tied
@@ -27,6 +30,7 @@
 //! events. Unlike [`Engine::ingest_parquet`], a batch job is not atomic per
 //! file: any error fails the whole job.
 
+mod bounds;
 mod inputs;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -226,6 +230,7 @@ pub fn run_files(
         }
         scope => (scope, None),
     };
+    let bounds_only = store_options.dedup == Dedup::Off && !store_options.keep_transitions;
     let report = fold_files(
         &engine,
         &files,
@@ -233,6 +238,7 @@ pub fn run_files(
         &scope,
         None,
         elision.as_ref(),
+        bounds_only,
         options,
     )?;
     let undecided = engine.take_undecided();
@@ -259,6 +265,7 @@ pub fn run_files(
             &again,
             Some(&pairs),
             None,
+            bounds_only,
             &quiet,
         )?;
     }
@@ -272,7 +279,10 @@ const UNDECIDED_LIMIT: usize = 256;
 /// Folds the rows of `files` in `scope` (and, with `pairs`, of those
 /// `bot_id → conversation ids` only) into `engine`, reading `columns`;
 /// `elision` is turned off once [`UNDECIDED_LIMIT`] conversations are
-/// undecided.
+/// undecided. With `bounds_only` (the store keeps no message count,
+/// transition or event id), only the rows that can bound a conversation
+/// are folded ([`bounds::bounding_rows`]).
+#[allow(clippy::too_many_arguments)]
 fn fold_files(
     engine: &Engine,
     files: &[InputFile],
@@ -280,6 +290,7 @@ fn fold_files(
     scope: &ScanScope,
     pairs: Option<&HashMap<String, HashSet<String>>>,
     elision: Option<&Elision>,
+    bounds_only: bool,
     options: &BatchOptions,
 ) -> Result<IngestReport> {
     let report = Mutex::new(IngestReport::default());
@@ -308,6 +319,14 @@ fn fold_files(
                         Some(pairs.get(bot).is_some_and(|c| c.contains(conversation)))
                     })
                     .collect();
+                cols.filter(&keep)?
+            }
+            None => cols,
+        };
+        let cols = match bounds_only.then(|| bounds::bounding_rows(&cols)).flatten() {
+            Some(keep) => {
+                // The rows left out are part of the data all the same.
+                local.rows_ingested += (cols.len() - keep.true_count()) as u64;
                 cols.filter(&keep)?
             }
             None => cols,

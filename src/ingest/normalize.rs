@@ -69,8 +69,13 @@ impl EventColumns {
 
     /// The rows where `keep` is true.
     pub fn filter(&self, keep: &BooleanArray) -> Result<EventColumns> {
+        // One predicate (the selected rows, found once) for every column.
+        let predicate = arrow_select::filter::FilterBuilder::new(keep)
+            .optimize()
+            .build();
         let f = |a: &StringViewArray| -> Result<StringViewArray> {
-            Ok(arrow_select::filter::filter(a, keep)
+            Ok(predicate
+                .filter(a)
                 .map_err(|e| Error::data_from("batch", e))?
                 .as_string_view()
                 .clone())

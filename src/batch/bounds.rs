@@ -1,0 +1,186 @@
+//! The rows of a batch that can bound a conversation, for the batch jobs
+//! whose answer reads nothing else of a conversation's events.
+//!
+//! A conversation's summary is its start (the smallest timestamp), its end
+//! (the largest), the attributes of its first event by
+//! `(timestamp, event_id)`, and, when a query needs them, its message
+//! count, transitions and event ids (SPEC 2). A conversations, usage or
+//! insights job on conversations or duration uses only the first three: an
+//! event later than its conversation's earliest and earlier than its latest
+//! changes none of them. [`bounding_rows`] finds, within one batch, the rows
+//! that can: every row at its conversation's earliest timestamp in the
+//! batch (ties are ordered by event id, so all of them are kept) and one row
+//! at its latest. The others are counted as ingested and not folded into
+//! the store, which then hashes and probes a few rows per conversation and
+//! batch instead of every event: in a time-ordered file a conversation's
+//! events mostly fall into one batch.
+//!
+//! Rows are grouped by `bot_id` and `conversation_id`, mostly without
+//! touching the strings: an id of up to 12 bytes is whole in its view, and
+//! rows read from one dictionary entry share a view; other strings are
+//! hashed and compared byte by byte.
+
+use arrow_array::BooleanArray;
+use arrow_buffer::BooleanBufferBuilder;
+use hashbrown::HashTable;
+
+use crate::ingest::EventColumns;
+
+/// Bounds of one group of rows (one conversation, or part of one).
+struct GroupBounds {
+    /// The group's first row.
+    row: u32,
+    hash: u64,
+    earliest: i64,
+    latest: i64,
+    /// The first row at `latest`.
+    latest_row: u32,
+}
+
+/// Which rows of `cols` can bound their conversation (see the module
+/// documentation), or `None` when nearly all can and filtering would cost
+/// more than it saves.
+pub(super) fn bounding_rows(cols: &EventColumns) -> Option<BooleanArray> {
+    let n = cols.len();
+    let bots = cols.bot_id.views();
+    let conversations = cols.conversation_id.views();
+    let timestamps = &cols.timestamp;
+    // Whether rows `a` and `b` hold the same bot and conversation id:
+    // equal views do; else the strings are compared (views of long
+    // strings differ when their bytes are stored apart).
+    let same = |a: usize, b: usize| {
+        let same_view_or_bytes = |array: &arrow_array::StringViewArray, views: &[u128]| {
+            views[a] == views[b] || array.value(a) == array.value(b)
+        };
+        same_view_or_bytes(&cols.conversation_id, conversations)
+            && same_view_or_bytes(&cols.bot_id, bots)
+    };
+    let mut table: HashTable<u32> = HashTable::with_capacity(n / 4);
+    let mut groups: Vec<GroupBounds> = Vec::with_capacity(n / 4);
+    let mut group_of: Vec<u32> = Vec::with_capacity(n);
+    for row in 0..n {
+        let ts = timestamps[row];
+        let hash = conversation_hash(conversations[row], || cols.conversation_id.value(row));
+        let g = match table.find(hash, |&g| same(groups[g as usize].row as usize, row)) {
+            Some(&g) => {
+                let b = &mut groups[g as usize];
+                b.earliest = b.earliest.min(ts);
+                if ts > b.latest {
+                    b.latest = ts;
+                    b.latest_row = row as u32;
+                }
+                g
+            }
+            None => {
+                let g = groups.len() as u32;
+                groups.push(GroupBounds {
+                    row: row as u32,
+                    hash,
+                    earliest: ts,
+                    latest: ts,
+                    latest_row: row as u32,
+                });
+                table.insert_unique(hash, g, |&g| groups[g as usize].hash);
+                g
+            }
+        };
+        group_of.push(g);
+    }
+    let mut keep = BooleanBufferBuilder::new(n);
+    let mut kept = 0usize;
+    for (row, &g) in group_of.iter().enumerate() {
+        let b = &groups[g as usize];
+        let bounds = timestamps[row] == b.earliest || row as u32 == b.latest_row;
+        kept += usize::from(bounds);
+        keep.append(bounds);
+    }
+    // Filtering copies every column: not worth it for a few rows.
+    if kept * 10 >= n * 8 {
+        return None;
+    }
+    Some(BooleanArray::new(keep.finish(), None))
+}
+
+/// A hash of a conversation id from its view: the view itself when it
+/// holds the whole id (up to 12 bytes), else the id's bytes (`id`).
+/// High bits are well mixed (the table's control bytes come from them).
+/// The bot is left out: a batch mostly holds one bot, and it is compared.
+#[inline]
+fn conversation_hash<'a>(view: u128, id: impl FnOnce() -> &'a str) -> u64 {
+    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+    if view as u32 > 12 {
+        return xxhash_rust::xxh3::xxh3_64(id().as_bytes());
+    }
+    let h = (view as u64).wrapping_mul(K1).rotate_left(31) ^ (view >> 64) as u64;
+    let h = h.wrapping_mul(K2);
+    h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::RecordBatch;
+    use std::sync::Arc;
+
+    use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers};
+
+    /// Event columns of `(bot, conversation, timestamp)` rows.
+    fn columns(rows: &[(&str, &str, i64)]) -> EventColumns {
+        use arrow_array::{StringArray, TimestampMicrosecondArray};
+        let strings = |f: &dyn Fn(usize) -> String| {
+            Arc::new(StringArray::from_iter_values((0..rows.len()).map(f)))
+        };
+        let batch = RecordBatch::try_from_iter([
+            ("event_id", strings(&|i| format!("e{i}")) as _),
+            (
+                "timestamp",
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.2))
+                        .with_timezone("UTC"),
+                ) as _,
+            ),
+            ("bot_id", strings(&|i| rows[i].0.to_owned()) as _),
+            ("conversation_id", strings(&|i| rows[i].1.to_owned()) as _),
+            ("event_type", strings(&|_| "message".to_owned()) as _),
+        ])
+        .unwrap();
+        let mut report = IngestReport::default();
+        normalize(&batch, IngestMode::Strict, RowNumbers::From(0), &mut report).unwrap()
+    }
+
+    #[test]
+    fn keeps_each_conversations_earliest_rows_and_one_latest() {
+        // Two conversations of 40 events each, interleaved, and the same
+        // conversation id under another bot; ties at the earliest time.
+        let mut rows = Vec::new();
+        for i in 0..40i64 {
+            rows.push(("b1", "c1", 1_000 + i));
+            rows.push(("b1", "a-long-conversation-id-2", 2_000 - i));
+            rows.push(("b2", "c1", 5));
+        }
+        rows.push(("b1", "c1", 1_000)); // tie at c1's start
+        rows.push(("b1", "c1", 1_039)); // tie at c1's end: not kept
+        let cols = columns(&rows);
+        let keep = bounding_rows(&cols).expect("worth filtering");
+        let kept: Vec<usize> = (0..rows.len()).filter(|&r| keep.value(r)).collect();
+        let c1 = rows.len() - 2;
+        // c1: row 0 and its tie (earliest), row 117 (the first at 1_039);
+        // the other conversation: row 1 (latest) and row 118 (earliest);
+        // b2's c1: every row (all at its earliest time).
+        let mut expected = vec![0, 1, 3 * 39, 3 * 39 + 1, c1];
+        expected.extend((0..40).map(|i| 3 * i + 2));
+        expected.sort_unstable();
+        assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn nearly_every_row_kept_is_no_filter() {
+        let rows: Vec<_> = (0..100).map(|i| ("b", "c", i64::from(i % 2))).collect();
+        // Half the rows at the earliest time, one at the latest.
+        assert!(bounding_rows(&columns(&rows)).is_some());
+        let rows: Vec<_> = (0..100).map(|_| ("b", "c", 7)).collect();
+        assert!(bounding_rows(&columns(&rows)).is_none());
+        assert!(bounding_rows(&columns(&[])).is_none());
+    }
+}
