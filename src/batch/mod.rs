@@ -220,12 +220,14 @@ pub fn run_files(
     // them, and the rare conversation whose first event that leaves
     // undecided is read again below. Data where that is not rare (second
     // timestamps, attributes that change within a conversation) turns
-    // this off after `UNDECIDED_LIMIT` such conversations.
+    // this off after `UNDECIDED_LIMIT` such conversations. Event types
+    // then matter to nothing (they decide dedup candidates, message counts
+    // and transitions) and are not read either.
     let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
     let (scope, elision) = match scope(query, &files)? {
         scope if store_options.dedup == Dedup::Off => {
-            let (scope, elision) = scope.eliding(col::EVENT_ID);
+            let (scope, elision) = scope.eliding(&[col::EVENT_ID, col::EVENT_TYPE]);
             (scope, Some(elision))
         }
         scope => (scope, None),
@@ -302,8 +304,8 @@ fn fold_files(
         let n = batch.num_rows() as u64;
         let mut local = IngestReport::default();
         let elided = in_scope && batch.column_by_name(col::EVENT_ID).is_none();
-        let batch = if elided {
-            with_placeholder_ids(&batch)?
+        let batch = if in_scope {
+            with_placeholders(&batch, &[col::EVENT_ID, col::EVENT_TYPE])?
         } else {
             batch
         };
@@ -380,19 +382,26 @@ fn fold_files(
     Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// `batch` with an `event_id` column of placeholders (empty strings), for
-/// rows read without ids ([`ScanScope::eliding`]).
-fn with_placeholder_ids(batch: &RecordBatch) -> Result<RecordBatch> {
+/// `batch` with a column of placeholders (empty strings) for each of
+/// `columns` it lacks: rows read without them ([`ScanScope::eliding`]).
+fn with_placeholders(batch: &RecordBatch, columns: &[&str]) -> Result<RecordBatch> {
+    let missing: Vec<&str> = columns
+        .iter()
+        .copied()
+        .filter(|&c| batch.column_by_name(c).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(batch.clone());
+    }
     let n = batch.num_rows();
-    let ids = StringViewArray::new(vec![0u128; n].into(), vec![], None);
+    let placeholders: arrow_array::ArrayRef =
+        Arc::new(StringViewArray::new(vec![0u128; n].into(), vec![], None));
     let mut fields = batch.schema().fields().to_vec();
-    fields.push(Arc::new(Field::new(
-        col::EVENT_ID,
-        DataType::Utf8View,
-        false,
-    )));
-    let mut columns = batch.columns().to_vec();
-    columns.push(Arc::new(ids));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    let mut arrays = batch.columns().to_vec();
+    for column in missing {
+        fields.push(Arc::new(Field::new(column, DataType::Utf8View, false)));
+        arrays.push(placeholders.clone());
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .map_err(|e| Error::data_from("batch", e))
 }

@@ -82,11 +82,11 @@ impl ScanScope {
     }
 
     /// This scope, whose rows selected by condition (`RowsRead::Filtered`)
-    /// may come without `column` (rows read whole carry every column, to
+    /// may come without `columns` (rows read whole carry every column, to
     /// be validated), for as long as the returned switch is on (it starts
     /// on; each batch read checks it).
-    pub(crate) fn eliding(mut self, column: &str) -> (Self, Elision) {
-        self.elided.push(column.to_owned());
+    pub(crate) fn eliding(mut self, columns: &[&str]) -> (Self, Elision) {
+        self.elided.extend(columns.iter().map(|&c| c.to_owned()));
         self.elision.set(true);
         let switch = self.elision.clone();
         (self, switch)
