@@ -619,7 +619,7 @@ impl Engine {
             |batch, read| {
                 let first_row = match read {
                     RowsRead::Whole { first_row } => first_row,
-                    RowsRead::Filtered => 0, // not with an empty scope
+                    RowsRead::Filtered { .. } => 0, // not with an empty scope
                 };
                 let mut report = IngestReport::default();
                 let cols = normalize(&batch, self.mode, RowNumbers::From(first_row), &mut report)

@@ -18,7 +18,7 @@
 //! - transitions are kept only for flow;
 //! - when the store keeps no message count, transition or event id, only
 //!   the rows that can be a conversation's first or last event in their
-//!   batch are folded in (`bounds`);
+//!   batch are folded in (`ingest::bounds`);
 //! - without dedup, event ids only order a conversation's events at its
 //!   first timestamp, so Parquet rows selected by the scope are read
 //!   without them (`ScanScope::eliding`); a conversation with events tied
@@ -30,7 +30,6 @@
 //! events. Unlike [`Engine::ingest_parquet`], a batch job is not atomic per
 //! file: any error fails the whole job.
 
-mod bounds;
 mod inputs;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -48,6 +47,7 @@ pub use inputs::{discover_inputs, InputFile, InputFormat};
 use crate::answer::Answer;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::ingest::bounds::bounding_rows;
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{open_ndjson_file, read_ndjson_columns};
 use crate::ingest::parquet::{scan_parquet, RowsRead};
@@ -225,6 +225,7 @@ pub fn run_files(
     // and transitions) and are not read either.
     let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
+    let bounds_only = store_options.dedup == Dedup::Off && !store_options.keep_transitions;
     let (scope, elision) = match scope(query, &files)? {
         scope if store_options.dedup == Dedup::Off => {
             let (scope, elision) = scope.eliding(&[col::EVENT_ID, col::EVENT_TYPE]);
@@ -232,7 +233,7 @@ pub fn run_files(
         }
         scope => (scope, None),
     };
-    let bounds_only = store_options.dedup == Dedup::Off && !store_options.keep_transitions;
+    let scope = if bounds_only { scope.bounding() } else { scope };
     let report = fold_files(
         &engine,
         &files,
@@ -283,7 +284,7 @@ const UNDECIDED_LIMIT: usize = 256;
 /// `elision` is turned off once [`UNDECIDED_LIMIT`] conversations are
 /// undecided. With `bounds_only` (the store keeps no message count,
 /// transition or event id), only the rows that can bound a conversation
-/// are folded ([`bounds::bounding_rows`]).
+/// are folded (`ingest::bounds`).
 #[allow(clippy::too_many_arguments)]
 fn fold_files(
     engine: &Engine,
@@ -300,9 +301,18 @@ fn fold_files(
     // Rows are validated (and in lenient mode counted) before the scope is
     // applied, so null handling never depends on the query. Parquet rows
     // that come out of the row filter are already in scope and valid.
-    let fold = |batch: arrow_array::RecordBatch, rows: RowNumbers<'_>, in_scope: bool| {
-        let n = batch.num_rows() as u64;
+    // `left_out`: rows of a bounding scope the reader left out (they
+    // count as read and ingested; see `ingest::bounds`).
+    let fold = |batch: arrow_array::RecordBatch,
+                rows: RowNumbers<'_>,
+                in_scope: bool,
+                left_out: Option<u64>| {
+        let n = batch.num_rows() as u64 + left_out.unwrap_or(0);
         let mut local = IngestReport::default();
+        if let Some(left_out) = left_out {
+            local.rows_seen += left_out;
+            local.rows_ingested += left_out;
+        }
         let elided = in_scope && batch.column_by_name(col::EVENT_ID).is_none();
         let batch = if in_scope {
             with_placeholders(&batch, &[col::EVENT_ID, col::EVENT_TYPE])?
@@ -325,7 +335,10 @@ fn fold_files(
             }
             None => cols,
         };
-        let cols = match bounds_only.then(|| bounds::bounding_rows(&cols)).flatten() {
+        // Rows the reader bounded already are not bounded again.
+        let keep = (bounds_only && left_out.is_none())
+            .then(|| bounding_rows(&cols.timestamp, &cols.bot_id, &cols.conversation_id));
+        let cols = match keep.flatten() {
             Some(keep) => {
                 // The rows left out are part of the data all the same.
                 local.rows_ingested += (cols.len() - keep.true_count()) as u64;
@@ -359,9 +372,11 @@ fn fold_files(
                 scan_parquet(&name, open, Some(columns), scope, |batch, read| {
                     match read {
                         RowsRead::Whole { first_row } => {
-                            fold(batch, RowNumbers::From(first_row), false)
+                            fold(batch, RowNumbers::From(first_row), false, None)
                         }
-                        RowsRead::Filtered => fold(batch, RowNumbers::From(0), true),
+                        RowsRead::Filtered { left_out } => {
+                            fold(batch, RowNumbers::From(0), true, left_out)
+                        }
                     }
                     .map_err(|e: Error| e.within(&name))
                 })?;
@@ -371,7 +386,7 @@ fn fold_files(
                 let reader = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
                     read_ndjson_columns(reader, Some(columns), |batch, lines| {
-                        fold(batch, RowNumbers::Lines(lines), false)
+                        fold(batch, RowNumbers::Lines(lines), false, None)
                     })
                 })
                 .map_err(|e| e.within(&name))?;

@@ -12,6 +12,7 @@
 
 use serde::Serialize;
 
+pub(crate) mod bounds;
 mod delta_header;
 pub(crate) mod guard;
 pub mod ndjson;
@@ -23,7 +24,7 @@ mod report;
 mod rows;
 pub mod scope;
 
-pub(crate) use normalize::{normalize, opt_str, EventColumns, RowNumbers};
+pub(crate) use normalize::{normalize, opt_str, to_micros, EventColumns, RowNumbers};
 pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
 #[cfg(test)]

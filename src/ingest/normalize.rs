@@ -312,7 +312,7 @@ pub(crate) fn view_at(values: &[u8], start: usize, end: usize, buffer: u32) -> u
 
 /// Timestamps as µs since the epoch, floored, and whether each is valid
 /// (`false` for null or out-of-range values, whose slot holds 0).
-fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
+pub(crate) fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
     fn scaled<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
         array: &ArrayRef,
         f: impl Fn(i64) -> Option<i64>,

@@ -34,6 +34,9 @@ pub struct ScanScope {
     /// the switch is on.
     elided: Vec<String>,
     elision: Elision,
+    /// Whether rows selected by condition may come as only those that can
+    /// bound their conversation (`super::bounds`).
+    bounding: bool,
 }
 
 /// Whether a scope's elided columns are still left out: a switch its
@@ -90,6 +93,21 @@ impl ScanScope {
         self.elision.set(true);
         let switch = self.elision.clone();
         (self, switch)
+    }
+
+    /// This scope, whose rows selected by condition (`RowsRead::Filtered`)
+    /// may come as only those that can bound their conversation in their
+    /// batch (`super::bounds`), the others being counted: for a job whose
+    /// answer depends on a conversation's first event and last time only.
+    pub(crate) fn bounding(mut self) -> Self {
+        self.bounding = true;
+        self
+    }
+
+    /// Whether rows selected by condition may come bounded
+    /// ([`ScanScope::bounding`]).
+    pub(crate) fn is_bounding(&self) -> bool {
+        self.bounding
     }
 
     /// Columns rows selected by condition may come without.

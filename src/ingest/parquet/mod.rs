@@ -26,7 +26,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_select::filter::FilterBuilder;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{
@@ -43,9 +45,11 @@ mod hybrid;
 mod levels;
 mod selected;
 
+use super::bounds::bounding_rows;
 use super::guard::{check_pages, guard};
 use super::normalize::check_schema;
 use super::scope::{one_of, ScanScope};
+use super::to_micros;
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
 
@@ -154,7 +158,12 @@ pub(crate) enum RowsRead {
     },
     /// Only rows inside the scope, from a row group whose statistics prove
     /// every required value present and in range.
-    Filtered,
+    Filtered {
+        /// With a bounding scope (`ScanScope::bounding`), the number of
+        /// rows inside the scope left out of the batch: only the rows that
+        /// can bound their conversation came. `None`: every row came.
+        left_out: Option<u64>,
+    },
 }
 
 /// Whether the metadata of `rg` proves that no row of it can be rejected:
@@ -394,7 +403,7 @@ where
                 let batch = batch.map_err(|e| Error::data_from(name, e))?;
                 let rows = batch.num_rows() as u64;
                 let read = if filtered {
-                    RowsRead::Filtered
+                    RowsRead::Filtered { left_out: None }
                 } else {
                     RowsRead::Whole { first_row }
                 };
@@ -513,20 +522,67 @@ where
         .collect::<Result<Vec<_>>>()?;
     #[cfg(test)]
     tests::selected_read(name);
+    // With a bounding scope, a batch's key columns are read first, and the
+    // others only at the rows that can bound their conversation.
+    let key_columns = [col::TIMESTAMP, col::BOT_ID, col::CONVERSATION_ID];
+    let key_of = |name: &str| plan.iter().position(|(field, _, _)| field.name() == name);
+    let keys: Option<[usize; 3]> = if scope.is_bounding() {
+        match key_columns.map(key_of) {
+            [Some(t), Some(b), Some(c)] => Some([t, b, c]),
+            _ => None,
+        }
+    } else {
+        None
+    };
     // A batch at a time: buffers stay small and cache-resident, and the
     // columns of a batch are gathered in parallel.
     for batch_rows in rows.chunks(BATCH_ROWS) {
         let eliding = scope.eliding_now();
-        let arrays = gathers
+        let wanted = |i: usize| !(elidable[i] && eliding);
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; plan.len()];
+        let mut rows_of_others = batch_rows;
+        let kept_rows: Vec<u32>;
+        let mut left_out = None;
+        if let Some(keys) = keys {
+            let gathered = gathers
+                .par_iter_mut()
+                .enumerate()
+                .filter(|(i, _)| keys.contains(i))
+                .map(|(i, g)| g.next(batch_rows).map(|a| (i, a)))
+                .collect::<Result<Vec<_>>>()?;
+            for (i, array) in gathered {
+                arrays[i] = Some(array);
+            }
+            if let Some(keep) = bounding_rows_of(&arrays, keys) {
+                let predicate = FilterBuilder::new(&keep).optimize().build();
+                for i in keys {
+                    if let Some(array) = &arrays[i] {
+                        arrays[i] = Some(
+                            predicate
+                                .filter(array)
+                                .map_err(|e| Error::data_from(name, e))?,
+                        );
+                    }
+                }
+                kept_rows = batch_rows
+                    .iter()
+                    .zip(keep.values().iter())
+                    .filter_map(|(&r, k)| k.then_some(r))
+                    .collect();
+                left_out = Some((batch_rows.len() - kept_rows.len()) as u64);
+                rows_of_others = &kept_rows;
+            }
+        }
+        let others = gathers
             .par_iter_mut()
-            .zip(&elidable)
-            .map(|(g, &elidable)| {
-                (!(elidable && eliding))
-                    .then(|| g.next(batch_rows))
-                    .transpose()
-            })
+            .enumerate()
+            .filter(|(i, _)| keys.is_none_or(|k| !k.contains(i)) && wanted(*i))
+            .map(|(i, g)| g.next(rows_of_others).map(|a| (i, a)))
             .collect::<Result<Vec<_>>>()?;
-        let (fields, arrays): (Vec<Field>, Vec<arrow_array::ArrayRef>) = plan
+        for (i, array) in others {
+            arrays[i] = Some(array);
+        }
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = plan
             .iter()
             .zip(arrays)
             .filter_map(|((field, _, _), array)| {
@@ -535,9 +591,23 @@ where
             .unzip();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| Error::data_from(name, e))?;
-        sink(batch, RowsRead::Filtered)?;
+        sink(batch, RowsRead::Filtered { left_out })?;
     }
     Ok(true)
+}
+
+/// [`bounding_rows`] of a batch's gathered key columns (timestamp, bot,
+/// conversation at `keys`), or `None` when they do not allow it (a
+/// timestamp out of the µs range keeps every row, to be reported).
+fn bounding_rows_of(arrays: &[Option<ArrayRef>], keys: [usize; 3]) -> Option<BooleanArray> {
+    let [t, b, c] = keys.map(|i| arrays[i].as_ref());
+    let (timestamps, valid) = to_micros(t?);
+    if valid.is_some_and(|v| v.contains(&false)) {
+        return None;
+    }
+    let bots = b?.as_string_view_opt()?;
+    let conversations = c?.as_string_view_opt()?;
+    bounding_rows(&timestamps, bots, conversations)
 }
 
 /// The values in both ascending lists.
@@ -698,6 +768,64 @@ mod tests {
             .collect()
     }
 
+    /// A bounding scope gives, of the rows in scope, at least every row at
+    /// its conversation's earliest time and one at its latest, and counts
+    /// the others it leaves out.
+    #[test]
+    fn bounding_scope_keeps_each_conversations_bounds_and_counts_the_rest() {
+        let n = 5_000;
+        let batch = events(n, &DataType::Timestamp(TimeUnit::Microsecond, None));
+        // 23 conversations, each with many events in every batch.
+        let mut columns = batch.columns().to_vec();
+        columns[3] = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("c{}", i % 23)),
+        ));
+        let batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+        let want: Vec<Row> = rows_of(&batch)
+            .into_iter()
+            .filter(|r| r.2 == "bot-a")
+            .collect();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(1_700))
+            .build();
+        let file = write(&batch, props);
+        let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]).bounding();
+        let got = Mutex::new((Vec::new(), 0u64));
+        scan_parquet(
+            "bounding.parquet",
+            || Ok(file.clone()),
+            None,
+            &scope,
+            |b, read| {
+                let RowsRead::Filtered { left_out } = read else {
+                    panic!("a row group read whole");
+                };
+                let mut got = got.lock().unwrap();
+                got.0.extend(rows_of(&b));
+                got.1 += left_out.unwrap_or(0);
+                Ok(())
+            },
+        )
+        .unwrap();
+        let (got, left_out) = got.into_inner().unwrap();
+        assert!(left_out > 0);
+        assert_eq!(got.len() as u64 + left_out, want.len() as u64);
+        assert!(got.iter().all(|r| want.contains(r)));
+        let mut bounds: std::collections::HashMap<&str, (i64, i64)> = Default::default();
+        for r in &want {
+            let b = bounds.entry(r.3.as_str()).or_insert((r.1, r.1));
+            *b = (b.0.min(r.1), b.1.max(r.1));
+        }
+        for (conversation, (earliest, latest)) in bounds {
+            let of = |ts: i64| {
+                want.iter()
+                    .filter(move |r| r.3 == conversation && r.1 == ts)
+            };
+            assert!(of(earliest).all(|r| got.contains(r)), "{conversation}");
+            assert!(of(latest).any(|r| got.contains(r)), "{conversation}");
+        }
+    }
+
     /// Every layout a writer may choose gives, through the selective
     /// reader, exactly the rows in scope, in file order.
     #[test]
@@ -770,7 +898,7 @@ mod tests {
                             // not fit µs: never filtered) are scoped here.
                             let rows = rows_of(&b).into_iter();
                             let rows: Vec<Row> = match read {
-                                RowsRead::Filtered => rows.collect(),
+                                RowsRead::Filtered { .. } => rows.collect(),
                                 RowsRead::Whole { .. } => rows.filter(|r| keep(r)).collect(),
                             };
                             got.lock().unwrap().extend(rows);

@@ -10,21 +10,25 @@
 //! changes none of them. [`bounding_rows`] finds, within one batch, the rows
 //! that can: every row at its conversation's earliest timestamp in the
 //! batch (ties are ordered by event id, so all of them are kept) and one row
-//! at its latest. The others are counted as ingested and not folded into
-//! the store, which then hashes and probes a few rows per conversation and
-//! batch instead of every event: in a time-ordered file a conversation's
-//! events mostly fall into one batch.
+//! at its latest. In a time-ordered file a conversation's events mostly
+//! fall into one batch, so a few rows per conversation remain:
+//! - the selective Parquet reader (`parquet::selected`) reads the key
+//!   columns of a batch's rows, and the other columns of these rows only
+//!   ([`ScanScope::bounding`](super::ScanScope::bounding));
+//! - a batch job folds only these rows of a batch read otherwise into the
+//!   store (`crate::batch`), which then hashes and probes a few rows per
+//!   conversation instead of every event.
+//!
+//! The rows left out are counted as ingested all the same.
 //!
 //! Rows are grouped by `bot_id` and `conversation_id`, mostly without
 //! touching the strings: an id of up to 12 bytes is whole in its view, and
 //! rows read from one dictionary entry share a view; other strings are
 //! hashed and compared byte by byte.
 
-use arrow_array::BooleanArray;
+use arrow_array::{BooleanArray, StringViewArray};
 use arrow_buffer::BooleanBufferBuilder;
 use hashbrown::HashTable;
-
-use crate::ingest::EventColumns;
 
 /// Bounds of one group of rows (one conversation, or part of one).
 struct GroupBounds {
@@ -37,30 +41,32 @@ struct GroupBounds {
     latest_row: u32,
 }
 
-/// Which rows of `cols` can bound their conversation (see the module
-/// documentation), or `None` when nearly all can and filtering would cost
-/// more than it saves.
-pub(super) fn bounding_rows(cols: &EventColumns) -> Option<BooleanArray> {
-    let n = cols.len();
-    let bots = cols.bot_id.views();
-    let conversations = cols.conversation_id.views();
-    let timestamps = &cols.timestamp;
+/// Which rows can bound their conversation (see the module
+/// documentation), given their timestamps (µs), bots and conversation ids;
+/// `None` when nearly all can and filtering would cost more than it saves.
+pub(crate) fn bounding_rows(
+    timestamps: &[i64],
+    bot_id: &StringViewArray,
+    conversation_id: &StringViewArray,
+) -> Option<BooleanArray> {
+    let n = timestamps.len();
+    let bots = bot_id.views();
+    let conversations = conversation_id.views();
     // Whether rows `a` and `b` hold the same bot and conversation id:
     // equal views do; else the strings are compared (views of long
     // strings differ when their bytes are stored apart).
     let same = |a: usize, b: usize| {
-        let same_view_or_bytes = |array: &arrow_array::StringViewArray, views: &[u128]| {
+        let same_view_or_bytes = |array: &StringViewArray, views: &[u128]| {
             views[a] == views[b] || array.value(a) == array.value(b)
         };
-        same_view_or_bytes(&cols.conversation_id, conversations)
-            && same_view_or_bytes(&cols.bot_id, bots)
+        same_view_or_bytes(conversation_id, conversations) && same_view_or_bytes(bot_id, bots)
     };
     let mut table: HashTable<u32> = HashTable::with_capacity(n / 4);
     let mut groups: Vec<GroupBounds> = Vec::with_capacity(n / 4);
     let mut group_of: Vec<u32> = Vec::with_capacity(n);
     for row in 0..n {
         let ts = timestamps[row];
-        let hash = conversation_hash(conversations[row], || cols.conversation_id.value(row));
+        let hash = conversation_hash(conversations[row], || conversation_id.value(row));
         let g = match table.find(hash, |&g| same(groups[g as usize].row as usize, row)) {
             Some(&g) => {
                 let b = &mut groups[g as usize];
@@ -123,7 +129,11 @@ mod tests {
     use arrow_array::RecordBatch;
     use std::sync::Arc;
 
-    use crate::ingest::{normalize, IngestMode, IngestReport, RowNumbers};
+    use crate::ingest::{normalize, EventColumns, IngestMode, IngestReport, RowNumbers};
+
+    fn bounding_rows_of(cols: &EventColumns) -> Option<BooleanArray> {
+        bounding_rows(&cols.timestamp, &cols.bot_id, &cols.conversation_id)
+    }
 
     /// Event columns of `(bot, conversation, timestamp)` rows.
     fn columns(rows: &[(&str, &str, i64)]) -> EventColumns {
@@ -162,7 +172,7 @@ mod tests {
         rows.push(("b1", "c1", 1_000)); // tie at c1's start
         rows.push(("b1", "c1", 1_039)); // tie at c1's end: not kept
         let cols = columns(&rows);
-        let keep = bounding_rows(&cols).expect("worth filtering");
+        let keep = bounding_rows_of(&cols).expect("worth filtering");
         let kept: Vec<usize> = (0..rows.len()).filter(|&r| keep.value(r)).collect();
         let c1 = rows.len() - 2;
         // c1: row 0 and its tie (earliest), row 117 (the first at 1_039);
@@ -178,9 +188,9 @@ mod tests {
     fn nearly_every_row_kept_is_no_filter() {
         let rows: Vec<_> = (0..100).map(|i| ("b", "c", i64::from(i % 2))).collect();
         // Half the rows at the earliest time, one at the latest.
-        assert!(bounding_rows(&columns(&rows)).is_some());
+        assert!(bounding_rows_of(&columns(&rows)).is_some());
         let rows: Vec<_> = (0..100).map(|_| ("b", "c", 7)).collect();
-        assert!(bounding_rows(&columns(&rows)).is_none());
-        assert!(bounding_rows(&columns(&[])).is_none());
+        assert!(bounding_rows_of(&columns(&rows)).is_none());
+        assert!(bounding_rows_of(&columns(&[])).is_none());
     }
 }
