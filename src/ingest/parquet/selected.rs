@@ -233,6 +233,24 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     .as_ref()
                     .map(|(_, m)| m.as_slice())
                     .unwrap_or(&[]);
+                if page.levels.is_none() {
+                    // Every row has a value: one index per row, compacted
+                    // without a branch per row (which rows match is as
+                    // good as random in an interleaved file).
+                    let indices = indices.get(..page.rows).ok_or_else(|| short(context))?;
+                    if indices.iter().any(|&i| i as usize >= matches.len()) {
+                        return Err(bad_index(context));
+                    }
+                    let start = out.len();
+                    out.resize(start + page.rows + 1, 0);
+                    let mut end = start;
+                    for (row, &index) in indices.iter().enumerate() {
+                        out[end] = first + row as u32;
+                        end += usize::from(matches[index as usize]);
+                    }
+                    out.truncate(end);
+                    continue;
+                }
                 let mut value = 0usize;
                 for row in 0..page.rows {
                     if page.is_present(row) {
