@@ -27,14 +27,15 @@
 //! hashed and compared byte by byte.
 
 use arrow_array::{BooleanArray, StringViewArray};
-use arrow_buffer::BooleanBufferBuilder;
-use hashbrown::HashTable;
+use arrow_buffer::BooleanBuffer;
+
+/// An empty slot of the group table.
+const NO_GROUP: u32 = u32::MAX;
 
 /// Bounds of one group of rows (one conversation, or part of one).
 struct GroupBounds {
     /// The group's first row.
     row: u32,
-    hash: u64,
     earliest: i64,
     latest: i64,
     /// The first row at `latest`.
@@ -52,64 +53,71 @@ pub(crate) fn bounding_rows(
     let n = timestamps.len();
     let bots = bot_id.views();
     let conversations = conversation_id.views();
-    // Whether rows `a` and `b` hold the same bot and conversation id:
-    // equal views do; else the strings are compared (views of long
-    // strings differ when their bytes are stored apart).
-    let same = |a: usize, b: usize| {
-        let same_view_or_bytes = |array: &StringViewArray, views: &[u128]| {
-            views[a] == views[b] || array.value(a) == array.value(b)
-        };
-        same_view_or_bytes(conversation_id, conversations) && same_view_or_bytes(bot_id, bots)
+    // Whether rows `a` and `b` hold the same string of `array`: equal
+    // views do, and inline views (up to 12 bytes) that differ do not;
+    // else the bytes are compared (views of long strings differ when
+    // their bytes are stored apart).
+    let same_string = |array: &StringViewArray, views: &[u128], a: usize, b: usize| {
+        views[a] == views[b]
+            || (views[b] as u32 > 12
+                && views[a] as u32 == views[b] as u32
+                && array.value(a) == array.value(b))
     };
-    let mut table: HashTable<u32> = HashTable::with_capacity(n / 4);
+    // An open-addressing table of group numbers (linear probing, at most
+    // half full): a batch's groups are few, and it stays in the L1/L2.
+    let capacity = (2 * n).next_power_of_two().max(16);
+    let mask = capacity - 1;
+    let mut slots = vec![NO_GROUP; capacity];
     let mut groups: Vec<GroupBounds> = Vec::with_capacity(n / 4);
     let mut group_of: Vec<u32> = Vec::with_capacity(n);
     for row in 0..n {
         let ts = timestamps[row];
         let hash = conversation_hash(conversations[row], || conversation_id.value(row));
-        let g = match table.find(hash, |&g| same(groups[g as usize].row as usize, row)) {
-            Some(&g) => {
-                let b = &mut groups[g as usize];
+        let mut slot = hash as usize & mask;
+        let g = loop {
+            let g = slots[slot];
+            if g == NO_GROUP {
+                let g = groups.len() as u32;
+                groups.push(GroupBounds {
+                    row: row as u32,
+                    earliest: ts,
+                    latest: ts,
+                    latest_row: row as u32,
+                });
+                slots[slot] = g;
+                break g;
+            }
+            let b = &mut groups[g as usize];
+            let first = b.row as usize;
+            if same_string(conversation_id, conversations, first, row)
+                && same_string(bot_id, bots, first, row)
+            {
                 b.earliest = b.earliest.min(ts);
                 if ts > b.latest {
                     b.latest = ts;
                     b.latest_row = row as u32;
                 }
-                g
+                break g;
             }
-            None => {
-                let g = groups.len() as u32;
-                groups.push(GroupBounds {
-                    row: row as u32,
-                    hash,
-                    earliest: ts,
-                    latest: ts,
-                    latest_row: row as u32,
-                });
-                table.insert_unique(hash, g, |&g| groups[g as usize].hash);
-                g
-            }
+            slot = (slot + 1) & mask;
         };
         group_of.push(g);
     }
-    let mut keep = BooleanBufferBuilder::new(n);
-    let mut kept = 0usize;
-    for (row, &g) in group_of.iter().enumerate() {
-        let b = &groups[g as usize];
-        let bounds = timestamps[row] == b.earliest || row as u32 == b.latest_row;
-        kept += usize::from(bounds);
-        keep.append(bounds);
-    }
+    let keep = BooleanBuffer::collect_bool(n, |row| {
+        let b = &groups[group_of[row] as usize];
+        timestamps[row] == b.earliest || row as u32 == b.latest_row
+    });
+    let kept = keep.count_set_bits();
     // Filtering copies every column: not worth it for a few rows.
     if kept * 10 >= n * 8 {
         return None;
     }
-    Some(BooleanArray::new(keep.finish(), None))
+    Some(BooleanArray::new(keep, None))
 }
 
 /// A hash of a conversation id from its view: the view itself when it
 /// holds the whole id (up to 12 bytes), else the id's bytes (`id`).
-/// High bits are well mixed (the table's control bytes come from them).
+/// Low bits are well mixed (the table's slot comes from them).
 /// The bot is left out: a batch mostly holds one bot, and it is compared.
 #[inline]
 fn conversation_hash<'a>(view: u128, id: impl FnOnce() -> &'a str) -> u64 {
@@ -182,6 +190,47 @@ mod tests {
         expected.extend((0..40).map(|i| 3 * i + 2));
         expected.sort_unstable();
         assert_eq!(kept, expected);
+    }
+
+    /// Many conversations, short and long ids, two bots, timestamps with
+    /// ties: exactly each conversation's earliest rows and its first row
+    /// at the latest time are kept (a naive count per conversation).
+    #[test]
+    fn agrees_with_a_naive_count_per_conversation() {
+        let ids: Vec<String> = (0..700)
+            .map(|i| match i % 3 {
+                0 => format!("c{i}"),
+                1 => format!("a-conversation-id-longer-than-twelve-{i}"),
+                _ => format!("{i:012}"),
+            })
+            .collect();
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as usize
+        };
+        let rows: Vec<(&str, &str, i64)> = (0..6_000)
+            .map(|_| {
+                let bot = ["b1", "bot-with-a-long-name"][next() % 2];
+                (bot, ids[next() % ids.len()].as_str(), (next() % 50) as i64)
+            })
+            .collect();
+        let keep = bounding_rows_of(&columns(&rows)).expect("worth filtering");
+        for (row, &(bot, id, ts)) in rows.iter().enumerate() {
+            let same: Vec<usize> = (0..rows.len())
+                .filter(|&r| rows[r].0 == bot && rows[r].1 == id)
+                .collect();
+            let earliest = same.iter().map(|&r| rows[r].2).min().unwrap();
+            let latest = same.iter().map(|&r| rows[r].2).max().unwrap();
+            let first_latest = *same.iter().find(|&&r| rows[r].2 == latest).unwrap();
+            assert_eq!(
+                keep.value(row),
+                ts == earliest || row == first_latest,
+                "row {row}"
+            );
+        }
     }
 
     #[test]
