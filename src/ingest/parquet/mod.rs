@@ -505,6 +505,15 @@ where
         .iter()
         .zip(&elidable)
         .map(|((field, leaf, kind), &elidable)| {
+            // A column a condition holds to one value has that value in
+            // every selected row: it is not read again.
+            let one_value = conditions
+                .iter()
+                .find(|(l, values)| l == leaf && values.len() == 1)
+                .map(|(_, values)| values[0].clone());
+            if let (Some(value), selected::ColumnKind::Strings) = (one_value, kind) {
+                return Ok(ColumnSource::Constant(value));
+            }
             let timezone = match field.data_type() {
                 DataType::Timestamp(_, tz) => tz.clone(),
                 _ => None,
@@ -518,6 +527,7 @@ where
                 &context(field.name()),
                 whole_chunks && !elidable,
             )
+            .map(|g| ColumnSource::Gather(Box::new(g)))
         })
         .collect::<Result<Vec<_>>>()?;
     #[cfg(test)]
@@ -594,6 +604,37 @@ where
         sink(batch, RowsRead::Filtered { left_out })?;
     }
     Ok(true)
+}
+
+/// Where the selective reader takes a column's values from.
+enum ColumnSource {
+    /// The column chunk, at the selected rows.
+    Gather(Box<selected::ColumnGather>),
+    /// One value (a condition's only one), in every selected row.
+    Constant(String),
+}
+
+impl ColumnSource {
+    /// The values at `rows` (see [`selected::ColumnGather::next`]).
+    fn next(&mut self, rows: &[u32]) -> Result<ArrayRef> {
+        match self {
+            Self::Gather(g) => g.next(rows),
+            Self::Constant(value) => {
+                let bytes = value.as_bytes();
+                let view = arrow_array::builder::make_view(bytes, 0, 0);
+                let buffers = if bytes.len() > 12 {
+                    vec![arrow_buffer::Buffer::from(bytes)]
+                } else {
+                    vec![]
+                };
+                Ok(Arc::new(arrow_array::StringViewArray::new(
+                    vec![view; rows.len()].into(),
+                    buffers,
+                    None,
+                )))
+            }
+        }
+    }
 }
 
 /// [`bounding_rows`] of a batch's gathered key columns (timestamp, bot,
@@ -876,6 +917,11 @@ mod tests {
                         Box::new(|r: &Row| {
                             r.2 != "bot-a" && ["c7", "c300", "c12"].contains(&r.3.as_str())
                         }),
+                    ),
+                    (
+                        // One value longer than a view holds inline.
+                        ScanScope::all().with(col::BOT_ID, ["bot-b-with-a-long-name"]),
+                        Box::new(|r: &Row| r.2 == "bot-b-with-a-long-name"),
                     ),
                     (
                         ScanScope::all().with(col::BOT_ID, ["none"]),
