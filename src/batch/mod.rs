@@ -188,9 +188,20 @@ fn team_bots(team: &str, files: &[InputFile]) -> Result<BTreeSet<String>> {
                 let bot = arrow_cast::cast(bot, &arrow_schema::DataType::Utf8View)
                     .map_err(|e| Error::data_from(format!("{name}: column `bot_id`"), e))?;
                 let bot = bot.as_string_view();
+                // Rows read from one dictionary entry share a view: most
+                // rows are told apart by comparing views (a few, as a
+                // team has few bots), not strings.
+                let mut seen_views: Vec<u128> = Vec::new();
                 let mut found: Vec<&str> = Vec::new();
-                for v in bot.iter().flatten() {
-                    if found.last() != Some(&v) && !found.contains(&v) {
+                for (row, &view) in bot.views().iter().enumerate() {
+                    if arrow_array::Array::is_null(bot, row) || seen_views.contains(&view) {
+                        continue;
+                    }
+                    if seen_views.len() < 64 {
+                        seen_views.push(view);
+                    }
+                    let v = bot.value(row);
+                    if !found.contains(&v) {
                         found.push(v);
                     }
                 }
@@ -409,8 +420,11 @@ fn with_placeholders(batch: &RecordBatch, columns: &[&str]) -> Result<RecordBatc
         return Ok(batch.clone());
     }
     let n = batch.num_rows();
-    let placeholders: arrow_array::ArrayRef =
-        Arc::new(StringViewArray::new(vec![0u128; n].into(), vec![], None));
+    // SAFETY: a zero view is the empty string, inline: valid with no
+    // buffer (what `StringViewArray::try_new` would check, row by row).
+    let placeholders: arrow_array::ArrayRef = Arc::new(unsafe {
+        StringViewArray::new_unchecked(vec![0u128; n].into(), Vec::new().into(), None)
+    });
     let mut fields = batch.schema().fields().to_vec();
     let mut arrays = batch.columns().to_vec();
     for column in missing {

@@ -627,11 +627,16 @@ impl ColumnSource {
                 } else {
                     vec![]
                 };
-                Ok(Arc::new(arrow_array::StringViewArray::new(
-                    vec![view; rows.len()].into(),
-                    buffers,
-                    None,
-                )))
+                // SAFETY: the view is made from a `String` (UTF-8) and,
+                // when it is not inline, points at its bytes in the one
+                // buffer: what `StringViewArray::try_new` would check.
+                Ok(Arc::new(unsafe {
+                    arrow_array::StringViewArray::new_unchecked(
+                        vec![view; rows.len()].into(),
+                        buffers.into(),
+                        None,
+                    )
+                }))
             }
         }
     }
@@ -916,6 +921,20 @@ mod tests {
                             .with(col::CONVERSATION_ID, ["c7", "c300", "c12"]),
                         Box::new(|r: &Row| {
                             r.2 != "bot-a" && ["c7", "c300", "c12"].contains(&r.3.as_str())
+                        }),
+                    ),
+                    (
+                        // A condition on a column with nulls (as the
+                        // usage pre-pass has on `team_id`).
+                        ScanScope::all().with(
+                            col::CHANNEL_TYPE,
+                            ["ch1", "a channel name longer than twelve"],
+                        ),
+                        Box::new(|r: &Row| {
+                            matches!(
+                                r.4.as_deref(),
+                                Some("ch1" | "a channel name longer than twelve")
+                            )
                         }),
                     ),
                     (

@@ -210,6 +210,8 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     // Per dictionary (by its number in the chunk): whether each entry matches.
     let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
     let mut cursor = PlainCursor::default();
+    // Per value of a page: whether it matches (reused).
+    let mut hits: Vec<bool> = Vec::new();
     while column.advance(|_| true)? {
         let Some(page) = column.page() else { break };
         let first = page.first_row;
@@ -233,37 +235,39 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     .as_ref()
                     .map(|(_, m)| m.as_slice())
                     .unwrap_or(&[]);
-                if page.levels.is_none() {
-                    // Every row has a value: one index per row, compacted
-                    // without a branch per row (which rows match is as
-                    // good as random in an interleaved file).
-                    let indices = indices.get(..page.rows).ok_or_else(|| short(context))?;
-                    if indices.iter().any(|&i| i as usize >= matches.len()) {
-                        return Err(bad_index(context));
-                    }
-                    let start = out.len();
-                    out.resize(start + page.rows + 1, 0);
-                    let mut end = start;
-                    for (row, &index) in indices.iter().enumerate() {
-                        out[end] = first + row as u32;
-                        end += usize::from(matches[index as usize]);
-                    }
-                    out.truncate(end);
-                    continue;
+                // Whether each value matches (one more, false, for the
+                // rows after the last value), then each row compacted in
+                // without a branch per row (which rows match is as good
+                // as random in an interleaved file).
+                let present = page.levels.map_or(page.rows, |l| l.count_present());
+                let indices = indices.get(..present).ok_or_else(|| short(context))?;
+                if indices.iter().any(|&i| i as usize >= matches.len()) {
+                    return Err(bad_index(context));
                 }
-                let mut value = 0usize;
-                for row in 0..page.rows {
-                    if page.is_present(row) {
-                        let index = *indices.get(value).ok_or_else(|| short(context))?;
-                        value += 1;
-                        let hit = *matches
-                            .get(index as usize)
-                            .ok_or_else(|| bad_index(context))?;
-                        if hit {
-                            out.push(first + row as u32);
+                hits.clear();
+                hits.extend(indices.iter().map(|&i| matches[i as usize]));
+                hits.push(false);
+                let start = out.len();
+                out.resize(start + page.rows, 0);
+                let mut end = start;
+                match page.levels {
+                    None => {
+                        for (row, &hit) in hits[..page.rows].iter().enumerate() {
+                            out[end] = first + row as u32;
+                            end += usize::from(hit);
+                        }
+                    }
+                    Some(levels) => {
+                        let mut value = 0usize;
+                        for row in 0..page.rows {
+                            let is_present = levels.is_present(row);
+                            out[end] = first + row as u32;
+                            end += usize::from(is_present && hits[value]);
+                            value += usize::from(is_present);
                         }
                     }
                 }
+                out.truncate(end);
             }
             PageValues::Runs { .. } => unreachable_runs(context)?,
             PageValues::Plain(data) => {
