@@ -16,7 +16,11 @@
 //!   columns are flat strings and timestamps in plain or dictionary pages —
 //!   what pipelines, pyarrow, Spark and DuckDB write: it finds the matching
 //!   rows from the key columns and decodes only those rows of the others
-//!   (RLE / bit-packed runs by `hybrid`);
+//!   (RLE / bit-packed runs by `hybrid`, definition levels by `levels`);
+//!   with a bounding scope (`ScanScope::bounding`), only the rows of a
+//!   batch that can bound their conversation (`super::bounds`) are decoded
+//!   beyond its timestamp, bot and conversation columns, and a column a
+//!   condition holds to one value is not decoded at all;
 //! - arrow's record reader with a row filter on the key columns, for a
 //!   filtered row group in other encodings (delta, byte-stream split);
 //! - arrow's record reader over whole row groups otherwise, strings

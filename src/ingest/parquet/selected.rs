@@ -11,7 +11,7 @@
 //!   dictionary-encoded page, the condition is evaluated once per
 //!   dictionary entry and each row costs an integer lookup;
 //! - every other column then yields just those rows, a batch of rows at a
-//!   time ([`ColumnGather`]): definition levels are expanded in bulk,
+//!   time ([`ColumnGather`]): definition levels are read as a bitmap,
 //!   dictionary indices are read by position from the parsed runs (or in
 //!   bulk when most of a page is wanted; [`super::hybrid`]), plain values
 //!   are stepped over, and dictionary entries become string views once,
