@@ -298,7 +298,8 @@ impl ConversationShard {
                 }
                 None => {
                     let first = self.first_id(cols, event_id);
-                    let c = self.insert(hash, key, bot_id, conversation_id, ts, first);
+                    let bot = bot.unwrap_or_else(|| self.bots.intern(bot_id));
+                    let c = self.insert(hash, key, bot, conversation_id, ts, first);
                     self.set_attributes(c, cols, row, &mut caches.attributes);
                     last_bot = Some((run, Some(self.bot[c])));
                     c
@@ -398,20 +399,19 @@ impl ConversationShard {
         out
     }
 
-    /// Adds a conversation whose first event is at `ts`, with
-    /// `first_event_id` `first`.
+    /// Adds a conversation of bot `bot` (interned in `self.bots`) whose
+    /// first event is at `ts`, with `first_event_id` `first`.
     fn insert(
         &mut self,
         hash: u64,
         key: u128,
-        bot_id: &str,
+        bot: Sym,
         conversation_id: &str,
         ts: i64,
         first: u32,
     ) -> usize {
         let c = self.len();
         self.key_hash.push(hash);
-        let bot = self.bots.intern(bot_id);
         self.bot.push(bot);
         self.conversation_id.push(conversation_id);
         self.start.push(ts);
@@ -525,10 +525,13 @@ impl ConversationShard {
             FIRST_ID_UNKNOWN => FIRST_ID_UNKNOWN,
             i => self.first_event_ids.push(old.first_event_ids.get(i)),
         };
+        let bot = self
+            .bots
+            .intern(old.bots.resolve(old.bot[c]).unwrap_or_default());
         let n = self.insert(
             old.key_hash[c],
             conversation_key_of(id),
-            old.bots.resolve(old.bot[c]).unwrap_or_default(),
+            bot,
             id,
             old.start[c],
             first,
