@@ -164,8 +164,9 @@ pub(crate) enum RowsRead {
     /// every required value present and in range.
     Filtered {
         /// With a bounding scope (`ScanScope::bounding`), the number of
-        /// rows inside the scope left out of the batch: only the rows that
-        /// can bound their conversation came. `None`: every row came.
+        /// rows inside the scope left out of the batch (possibly 0): only
+        /// the rows that can bound their conversation came. `None`: the
+        /// batch was not bounded.
         left_out: Option<u64>,
     },
 }
@@ -558,6 +559,8 @@ where
         let kept_rows: Vec<u32>;
         let mut left_out = None;
         if let Some(keys) = keys {
+            // Bounded, even when nothing is left out: not to be again.
+            left_out = Some(0);
             let gathered = gathers
                 .par_iter_mut()
                 .enumerate()
@@ -852,7 +855,7 @@ mod tests {
                 };
                 let mut got = got.lock().unwrap();
                 got.0.extend(rows_of(&b));
-                got.1 += left_out.unwrap_or(0);
+                got.1 += left_out.expect("every batch bounded");
                 Ok(())
             },
         )
