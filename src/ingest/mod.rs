@@ -24,7 +24,9 @@ mod report;
 mod rows;
 pub mod scope;
 
-pub(crate) use normalize::{normalize, opt_str, to_micros, EventColumns, RowNumbers};
+pub(crate) use normalize::{
+    inline_view_hash, normalize, opt_str, to_micros, EventColumns, RowNumbers,
+};
 pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;
 #[cfg(test)]

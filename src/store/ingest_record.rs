@@ -49,13 +49,14 @@ use arrow_array::{
 };
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use super::codec::{Put, Reader};
 use super::wal::{self, RecordKind};
 use crate::error::{Error, Result};
-use crate::ingest::{normalize, EventColumns, IngestMode, IngestReport, RowNumbers};
+use crate::ingest::{
+    inline_view_hash, normalize, EventColumns, IngestMode, IngestReport, RowNumbers,
+};
 use crate::schema::{col, Attribute};
 
 /// Number of string columns of [`EventColumns`].
@@ -209,10 +210,12 @@ fn put_string_column(out: &mut Vec<u8>, array: &StringViewArray) {
             put_entries(out, &dictionary.entries);
             let width = code_width(dictionary.entries.len());
             out.push(width as u8);
-            let start = out.len();
-            out.resize(start + dictionary.codes.len() * width, 0);
-            for (slot, &code) in out[start..].chunks_exact_mut(width).zip(&dictionary.codes) {
-                slot.copy_from_slice(&code.to_le_bytes()[..width]);
+            let codes = &dictionary.codes;
+            out.reserve(codes.len() * width);
+            match width {
+                1 => out.extend(codes.iter().map(|&c| c as u8)),
+                2 => out.extend(codes.iter().flat_map(|&c| (c as u16).to_le_bytes())),
+                _ => out.extend(codes.iter().flat_map(|&c| c.to_le_bytes())),
             }
         }
         None => {
@@ -268,7 +271,10 @@ fn put_plain(out: &mut Vec<u8>, array: &StringViewArray) {
     out.push(width as u8);
     let lengths_at = out.len();
     let bytes_at = lengths_at + views.len() * width + 8;
-    out.resize(bytes_at + total, 0);
+    // 12 bytes of slack: an inline string is copied as its view's whole 12
+    // bytes (one fixed-size store, not a `memcpy` of its length), and the
+    // next string overwrites what lies beyond it.
+    out.resize(bytes_at + total + INLINE_VIEW_LEN as usize, 0);
     out[bytes_at - 8..bytes_at].copy_from_slice(&(total as u64).to_le_bytes());
     let (head, bytes) = out.split_at_mut(bytes_at);
     let lengths = &mut head[lengths_at..bytes_at - 8];
@@ -278,7 +284,7 @@ fn put_plain(out: &mut Vec<u8>, array: &StringViewArray) {
             let len = *view as u32;
             let end = at + len as usize;
             if len <= INLINE_VIEW_LEN {
-                bytes[at..end].copy_from_slice(&inline_bytes(*view)[4..4 + len as usize]);
+                bytes[at..at + INLINE_VIEW_LEN as usize].copy_from_slice(&inline_bytes(*view)[4..]);
             } else {
                 bytes[at..end].copy_from_slice(long_bytes(array, *view));
             }
@@ -295,6 +301,7 @@ fn put_plain(out: &mut Vec<u8>, array: &StringViewArray) {
             lengths[row] = len as u8;
         }
     }
+    out.truncate(bytes_at + total);
 }
 
 /// A strings block of dictionary entries (no nulls).
@@ -359,76 +366,124 @@ impl Dictionary {
     /// The column as a dictionary, or `None` when it has too many distinct
     /// values for one to pay.
     fn build(array: &StringViewArray) -> Option<Self> {
+        // Null rows keep code 0; the valid rows are visited by their bits
+        // (no branch on each row's validity, which nulls interleaved with
+        // values would mispredict).
+        let mut codes = vec![0; array.len()];
+        let dictionary = match array.nulls().filter(|n| n.null_count() > 0) {
+            Some(nulls) => Self::fill(array, nulls.valid_indices(), &mut codes),
+            None => Self::fill(array, 0..array.len(), &mut codes),
+        };
+        dictionary.map(|entries| Self { entries, codes })
+    }
+
+    /// The entries of the values at `rows`, each row's code set in `codes`.
+    fn fill(
+        array: &StringViewArray,
+        rows: impl Iterator<Item = usize>,
+        codes: &mut [u32],
+    ) -> Option<Entries> {
         let views = array.views();
-        let nulls = array.nulls().filter(|n| n.null_count() > 0);
         let mut entries = Entries::default();
-        let mut table: HashTable<u32> = HashTable::new();
-        let mut codes = Vec::with_capacity(views.len());
-        // The previous non-null row's view and code (no view has length
-        // u32::MAX, so the first row never matches).
+        let mut table = EntryTable::new();
+        // The previous row's view and code (no view has length u32::MAX,
+        // so the first row never matches).
         let mut previous = (u128::from(u32::MAX), 0u32);
-        let mut valid = 0usize;
-        for (row, view) in views.iter().enumerate() {
-            if nulls.is_some_and(|n| n.is_null(row)) {
-                codes.push(0);
-                continue;
-            }
-            valid += 1;
-            let len = *view as u32;
+        // `valid`: the rows seen so far, this one included.
+        for (valid, row) in (1usize..).zip(rows) {
+            let view = views[row];
+            let len = view as u32;
             let inline = len <= INLINE_VIEW_LEN;
             // Inline: the view is the string. Longer: same length and
             // prefix, then the bytes.
-            if *view == previous.0
+            if view == previous.0
                 || (!inline
-                    && (*view as u64) == (previous.0 as u64)
-                    && long_bytes(array, *view) == long_bytes(array, previous.0))
+                    && (view as u64) == (previous.0 as u64)
+                    && long_bytes(array, view) == long_bytes(array, previous.0))
             {
-                codes.push(previous.1);
+                codes[row] = previous.1;
                 continue;
             }
-            let code = if inline {
-                let hash = mix(*view);
-                match table.find(hash, |&e| entries.views[e as usize] == *view) {
-                    Some(&e) => e + 1,
-                    None => {
-                        if entries.len() >= DICTIONARY_MIN_GIVE_UP.max(valid / 2) {
-                            return None;
-                        }
-                        let bytes = inline_bytes(*view);
-                        let e = entries.push(&bytes[4..4 + len as usize], *view, hash);
-                        let hashes = &entries.hashes;
-                        table.insert_unique(hash, e, |&e| hashes[e as usize]);
-                        e + 1
-                    }
-                }
+            let (hash, bytes) = if inline {
+                (inline_view_hash(view), None)
             } else {
-                let v = long_bytes(array, *view);
-                let hash = xxhash_rust::xxh3::xxh3_64(v);
-                match table.find(hash, |&e| entries.get(e) == v) {
-                    Some(&e) => e + 1,
-                    None => {
-                        if entries.len() >= DICTIONARY_MIN_GIVE_UP.max(valid / 2) {
-                            return None;
-                        }
-                        let e = entries.push(v, *view, hash);
-                        let hashes = &entries.hashes;
-                        table.insert_unique(hash, e, |&e| hashes[e as usize]);
-                        e + 1
+                let v = long_bytes(array, view);
+                (xxhash_rust::xxh3::xxh3_64(v), Some(v))
+            };
+            let found = table.find(hash, |e| match bytes {
+                None => entries.views[e as usize] == view,
+                Some(v) => entries.hashes[e as usize] == hash && entries.get(e) == v,
+            });
+            let code = match found {
+                Some(e) => e + 1,
+                None => {
+                    if entries.len() >= DICTIONARY_MIN_GIVE_UP.max(valid / 2) {
+                        return None;
                     }
+                    let e = match bytes {
+                        None => entries.push(&inline_bytes(view)[4..4 + len as usize], view, hash),
+                        Some(v) => entries.push(v, view, hash),
+                    };
+                    table.insert(hash, e, &entries.hashes);
+                    e + 1
                 }
             };
-            codes.push(code);
-            previous = (*view, code);
+            codes[row] = code;
+            previous = (view, code);
         }
-        Some(Self { entries, codes })
+        Some(entries)
     }
 }
 
-/// A 64-bit hash of an inline view (the string itself).
-#[inline]
-fn mix(view: u128) -> u64 {
-    let folded = (view as u64) ^ ((view >> 64) as u64).rotate_left(29);
-    folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (folded >> 31)
+/// Entry numbers by hash, for [`Dictionary::build`]: open addressing with
+/// linear probing, at most half full, the slots holding `entry + 1` (0 is
+/// empty). A column's dictionary has few entries, so the table stays in
+/// the L1 or L2 cache and a probe is a multiply, a load and a compare.
+struct EntryTable {
+    slots: Vec<u32>,
+}
+
+impl EntryTable {
+    fn new() -> Self {
+        Self {
+            slots: vec![0; 256],
+        }
+    }
+
+    /// The entry of hash `hash` for which `is` holds.
+    #[inline]
+    fn find(&self, hash: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        loop {
+            match self.slots[slot] {
+                0 => return None,
+                e if is(e - 1) => return Some(e - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds entry `e` of hash `hash` (not in the table yet); `hashes` holds
+    /// every entry's hash, for growing.
+    fn insert(&mut self, hash: u64, e: u32, hashes: &[u64]) {
+        if 2 * (e as usize + 1) > self.slots.len() {
+            self.slots = vec![0; 2 * self.slots.len()];
+            for (old, &h) in hashes[..e as usize].iter().enumerate() {
+                self.place(h, old as u32);
+            }
+        }
+        self.place(hash, e);
+    }
+
+    fn place(&mut self, hash: u64, e: u32) {
+        let mask = self.slots.len() - 1;
+        let mut slot = hash as usize & mask;
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = e + 1;
+    }
 }
 
 /// The columns of an ingest record's payload, normalised again as on
@@ -659,6 +714,28 @@ mod tests {
             back.iter().map(as_rows).collect::<Vec<_>>(),
             two.iter().map(as_rows).collect::<Vec<_>>()
         );
+    }
+
+    /// Unique strings of every length from 0 to 40 (inline and not), with
+    /// nulls between them, stay plain and come back byte for byte; so do
+    /// 5,000 distinct values, which grow the dictionary's table many times.
+    #[test]
+    fn plain_strings_of_every_length_and_large_dictionaries_round_trip() {
+        let events: Vec<Event> = (0..5_000)
+            .map(|i| Event {
+                event_id: format!("{i:0width$}", width = i % 41),
+                timestamp: 1_700_000_000_000_000 + i as i64,
+                bot_id: "b".into(),
+                conversation_id: format!("conversation-{}", i / 2),
+                event_type: "message".into(),
+                message_id: (i % 3 != 0).then(|| format!("{i:x>width$}", width = i % 29)),
+                ..Default::default()
+            })
+            .collect();
+        let cols = events_to_columns(&events);
+        let payload = encode(std::slice::from_ref(&cols)).unwrap();
+        let back = decode(&payload, "log").unwrap();
+        assert_eq!(as_rows(&back[0]), as_rows(&cols));
     }
 
     #[test]
