@@ -58,6 +58,10 @@ impl Default for EventIdSet {
     }
 }
 
+/// Candidate rows from which [`EventIdSet::insert_all`] works from two
+/// threads.
+const PARALLEL_INSERT_ROWS: usize = 8_192;
+
 /// The hash an event id is known by.
 #[inline]
 pub(crate) fn event_id_hash(id: &str) -> u128 {
@@ -82,27 +86,53 @@ impl EventIdSet {
     ) -> Vec<bool> {
         let mut fresh = vec![false; hashes.len()];
         let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        let mut candidates = 0;
         for (row, &hash) in hashes.iter().enumerate() {
             if candidate(row) {
                 by_shard[shard_of(hash)].push(row as u32);
+                candidates += 1;
             }
         }
-        for (shard, rows) in self.shards.iter().zip(&by_shard) {
-            if rows.is_empty() {
-                continue;
-            }
-            let mut set = lock(shard);
-            set.reserve(rows.len(), |e| e.hash[0]);
-            for &row in rows {
-                let hash = hashes[row as usize];
-                let entry = IdEntry::new(hash, owners[row as usize]);
-                if let Entry::Vacant(slot) =
-                    set.entry(entry.hash[0], |e| e.hash == entry.hash, |e| e.hash[0])
-                {
-                    slot.insert(entry);
-                    fresh[row as usize] = true;
+        // The new rows of a range of shards.
+        let insert = |shards: std::ops::Range<usize>| -> Vec<u32> {
+            let mut new_rows = Vec::new();
+            for (shard, rows) in self.shards[shards.clone()].iter().zip(&by_shard[shards]) {
+                if rows.is_empty() {
+                    continue;
+                }
+                let mut set = lock(shard);
+                set.reserve(rows.len(), |e| e.hash[0]);
+                for &row in rows {
+                    let entry = IdEntry::new(hashes[row as usize], owners[row as usize]);
+                    if let Entry::Vacant(slot) =
+                        set.entry(entry.hash[0], |e| e.hash == entry.hash, |e| e.hash[0])
+                    {
+                        slot.insert(entry);
+                        new_rows.push(row);
+                    }
                 }
             }
+            new_rows
+        };
+        // A large call probes a large set: one cache miss a row, which two
+        // threads overlap. A scoped thread rather than rayon: a durable
+        // engine calls this under the log's lock, and a rayon worker
+        // waiting here could pick up another ingest call needing it.
+        let new_rows = if candidates >= PARALLEL_INSERT_ROWS {
+            std::thread::scope(|scope| {
+                let upper = scope.spawn(|| insert(SHARDS / 2..SHARDS));
+                let mut lower = insert(0..SHARDS / 2);
+                let upper = upper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                lower.extend(upper);
+                lower
+            })
+        } else {
+            insert(0..SHARDS)
+        };
+        for row in new_rows {
+            fresh[row as usize] = true;
         }
         fresh
     }
