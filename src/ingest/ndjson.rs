@@ -21,8 +21,24 @@ use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
 use crate::time::parse_rfc3339_micros;
 
-/// Rows per decoded batch.
+/// Rows per decoded batch, at most.
 const BATCH_ROWS: usize = 8192;
+
+/// Rows of the first decoded batches of a call. Chunks start small and
+/// double every four chunks up to [`BATCH_ROWS`], so that a small call (a
+/// server's POST of 10K lines) still splits into chunks that keep every
+/// core busy, while a large one gets large batches. Measured on 10K-line
+/// calls (2M generated events, 2 cores, as `cargo bench --bench durable`
+/// runs them): in memory 0.41–0.45M events/s with 8192-row chunks only,
+/// 0.58–0.66M with these; durable (fsync per call) 0.37–0.41M and
+/// 0.49–0.56M.
+const FIRST_BATCH_ROWS: usize = 2048;
+
+/// Rows of the `index`-th chunk of a call (from 0).
+fn chunk_rows(index: usize) -> usize {
+    let doublings = (index / 4).min(BATCH_ROWS.ilog2() as usize);
+    (FIRST_BATCH_ROWS << doublings).min(BATCH_ROWS)
+}
 
 /// Longest accepted line. A line is one event; anything longer is not an
 /// event but a broken or hostile file, refused before it is buffered whole.
@@ -160,11 +176,16 @@ const PIECE_BYTES: usize = 64 * 1024;
 /// The reader's buffer is copied in pieces and split at newlines in place,
 /// so the cost per line is a newline search and a few checks. A chunk ends
 /// with a complete line; the reader is left just after it.
-fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64, mut chunk: Chunk) -> Result<Chunk> {
+fn read_chunk(
+    reader: &mut impl BufRead,
+    line_no: &mut u64,
+    mut chunk: Chunk,
+    rows: usize,
+) -> Result<Chunk> {
     chunk.clear();
     // Start of the line being read, in `chunk.text`.
     let mut line_start = 0;
-    while chunk.lines.len() < BATCH_ROWS {
+    while chunk.lines.len() < rows {
         let buf = reader
             .fill_buf()
             .map_err(|e| Error::data_from(format!("line {}", *line_no + 1), e))?;
@@ -189,7 +210,7 @@ fn read_chunk(reader: &mut impl BufRead, line_no: &mut u64, mut chunk: Chunk) ->
             }
             chunk.end_line_at(line_start, end, *line_no)?;
             line_start = end;
-            if chunk.lines.len() == BATCH_ROWS {
+            if chunk.lines.len() == rows {
                 taken = newline + 1;
                 chunk.text.truncate(end);
                 break;
@@ -248,7 +269,7 @@ pub(crate) fn is_gzip_name(path: &Path) -> bool {
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
 /// column names, timestamps as µs UTC) and the line number of each row.
 ///
-/// Lines are split into chunks of `BATCH_ROWS` on the calling thread while
+/// Lines are split into chunks (see [`chunk_rows`]) on the calling thread while
 /// earlier chunks are decoded in parallel (see `pipeline`); `sink` may be
 /// called from several threads, in any order. When several lines are bad,
 /// the error names the first.
@@ -272,14 +293,17 @@ pub(crate) fn read_ndjson_columns(
     let in_flight = 2 * rayon::current_num_threads().max(1);
     let mut line_no = 0u64;
     let mut ended = false;
+    let mut index = 0;
     pipeline(
         in_flight,
         |spare: Option<Chunk>| {
             if ended {
                 return Ok(None);
             }
-            let chunk = read_chunk(&mut reader, &mut line_no, spare.unwrap_or_default())?;
-            ended = chunk.lines.len() < BATCH_ROWS;
+            let rows = chunk_rows(index);
+            index += 1;
+            let chunk = read_chunk(&mut reader, &mut line_no, spare.unwrap_or_default(), rows)?;
+            ended = chunk.lines.len() < rows;
             Ok((!chunk.lines.is_empty()).then_some(chunk))
         },
         |chunk| sink(decode_chunk(&schema, chunk)?, &chunk.lines),
@@ -585,6 +609,15 @@ mod tests {
 
     /// A byte order mark at the start of the file is skipped (also when
     /// the reader hands it over a byte at a time); elsewhere it is an error.
+    #[test]
+    fn chunks_start_small_and_grow_to_full_batches() {
+        let sizes: Vec<usize> = (0..14).map(chunk_rows).collect();
+        assert_eq!(&sizes[..4], &[FIRST_BATCH_ROWS; 4]);
+        assert_eq!(&sizes[4..8], &[2 * FIRST_BATCH_ROWS; 4]);
+        assert_eq!(&sizes[8..], &[BATCH_ROWS; 6]);
+        assert_eq!(chunk_rows(usize::MAX), BATCH_ROWS);
+    }
+
     #[test]
     fn a_leading_byte_order_mark_is_skipped() {
         let line = "{\"event_id\":\"e1\",\"timestamp\":\"2024-03-01T10:00:00Z\"}\n";
