@@ -207,6 +207,35 @@ mod tests {
         assert_eq!(set.len(), 4);
     }
 
+    /// A call large enough to insert from two threads decides exactly what
+    /// the same rows decide in small calls from one thread, duplicates
+    /// within the call included.
+    #[test]
+    fn two_threads_decide_as_one() {
+        let ids: Vec<u128> = (0..3 * PARALLEL_INSERT_ROWS)
+            .map(|i| event_id_hash(&format!("e{}", i % (2 * PARALLEL_INSERT_ROWS))))
+            .collect();
+        let owners: Vec<u64> = (0..ids.len() as u64).collect();
+        let candidate = |row: usize| row % 7 != 0;
+        let (one, two) = (EventIdSet::default(), EventIdSet::default());
+        let mut serial = Vec::new();
+        for start in (0..ids.len()).step_by(1000) {
+            let end = (start + 1000).min(ids.len());
+            serial.extend(one.insert_all(&ids[start..end], &owners[start..end], |r| {
+                candidate(start + r)
+            }));
+        }
+        let parallel = two.insert_all(&ids, &owners, candidate);
+        assert_eq!(serial, parallel);
+        let entries = |set: &EventIdSet| {
+            let mut all = Vec::new();
+            set.for_each_shard(|_, t| all.extend(t.iter().map(|e| (e.hash, e.owner))));
+            all.sort_unstable();
+            all
+        };
+        assert_eq!(entries(&one), entries(&two));
+    }
+
     #[test]
     fn ids_go_with_their_owner() {
         let set = EventIdSet::default();

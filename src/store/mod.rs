@@ -13,7 +13,8 @@
 //! 1. hash every row's event id and key (no lock held; a durable engine
 //!    does it while the batch's log record is encoded);
 //! 2. insert event-id hashes into the sharded [`EventIdSet`], one short
-//!    lock per event-id shard touched, which decides the duplicates;
+//!    lock per event-id shard touched (a large batch from two threads, each
+//!    taking half of the shards), which decides the duplicates;
 //! 3. for each conversation shard touched (in parallel with rayon), take its
 //!    write lock once and fold that shard's rows in.
 //!
