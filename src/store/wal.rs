@@ -36,7 +36,8 @@
 //! [`Log::sync`] then waits until the record is on disk. One caller at a
 //! time is the leader and calls `fdatasync` for every record written so far;
 //! the others wait on a condition variable and return when a sync covering
-//! their record completes. Concurrent ingests thus share fsyncs. A failed
+//! their record completes. Concurrent ingests thus share fsyncs, and the
+//! engine folds a call's rows into the store while its sync runs. A failed
 //! write or sync fails the log for good (as PostgreSQL does after an fsync
 //! error): later calls return an error, and the directory is recovered by
 //! reopening.
