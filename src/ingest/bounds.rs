@@ -121,14 +121,10 @@ pub(crate) fn bounding_rows(
 /// The bot is left out: a batch mostly holds one bot, and it is compared.
 #[inline]
 fn conversation_hash<'a>(view: u128, id: impl FnOnce() -> &'a str) -> u64 {
-    const K1: u64 = 0x9e37_79b9_7f4a_7c15;
-    const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
     if view as u32 > 12 {
         return xxhash_rust::xxh3::xxh3_64(id().as_bytes());
     }
-    let h = (view as u64).wrapping_mul(K1).rotate_left(31) ^ (view >> 64) as u64;
-    let h = h.wrapping_mul(K2);
-    h ^ (h >> 32)
+    super::inline_view_hash(view)
 }
 
 #[cfg(test)]
