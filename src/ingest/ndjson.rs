@@ -269,10 +269,10 @@ pub(crate) fn is_gzip_name(path: &Path) -> bool {
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
 /// column names, timestamps as µs UTC) and the line number of each row.
 ///
-/// Lines are split into chunks (see [`chunk_rows`]) on the calling thread while
-/// earlier chunks are decoded in parallel (see `pipeline`); `sink` may be
-/// called from several threads, in any order. When several lines are bad,
-/// the error names the first.
+/// Lines are split into chunks (2048 lines at first, growing to 8192) on
+/// the calling thread while earlier chunks are decoded in parallel (see
+/// `pipeline`); `sink` may be called from several threads, in any order.
+/// When several lines are bad, the error names the first.
 pub fn read_ndjson(
     reader: impl BufRead,
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
