@@ -518,14 +518,14 @@ pub(crate) fn normalize(
     .collect();
     let convert =
         |(name, array): &(&str, Option<&ArrayRef>)| array.map(|a| view(name, a)).transpose();
-    let converted: Vec<Option<StringViewArray>> = if n >= PARALLEL_NORMALIZE_ROWS {
-        string_columns
-            .par_iter()
-            .map(convert)
-            .collect::<Result<_>>()?
+    // Every column's result is kept, so that the error reported is the
+    // first column's in order whichever thread finished first.
+    let converted: Vec<Result<Option<StringViewArray>>> = if n >= PARALLEL_NORMALIZE_ROWS {
+        string_columns.par_iter().map(convert).collect()
     } else {
-        string_columns.iter().map(convert).collect::<Result<_>>()?
+        string_columns.iter().map(convert).collect()
     };
+    let converted: Vec<Option<StringViewArray>> = converted.into_iter().collect::<Result<_>>()?;
     let mut converted = converted.into_iter();
     let mut next = || converted.next().flatten();
     // The four required columns were given as `Some` above.
