@@ -90,7 +90,7 @@ impl InlineSymbols {
         if (view as u32) > INLINE_VIEW_LEN {
             return interner.intern(array.value(row));
         }
-        let mixed = ((view as u64) ^ ((view >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mixed = crate::ingest::inline_view_hash(view);
         let slot = &mut self.0[(mixed >> (64 - INLINE_SYMBOL_SLOTS.trailing_zeros())) as usize];
         if slot.0 == view && slot.1 != NULL_SYM {
             return slot.1;
