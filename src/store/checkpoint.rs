@@ -77,10 +77,18 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
         offsets.push(total);
         total += s.len() as u64;
     }
-    let mut raw: Vec<(u32, u32, Vec<u8>)> = shards
+    // Each section is compressed as soon as it is encoded, by the thread
+    // that encoded it, so that the raw snapshot (several times the file's
+    // size) is never in memory whole.
+    let compress = |kind: u32, index: usize, bytes: Vec<u8>| -> Result<Compressed> {
+        let stored = zstd::bulk::compress(&bytes, ZSTD_LEVEL)
+            .map_err(|e| Error::data_from("checkpoint", e))?;
+        Ok((kind, index as u32, bytes.len() as u64, stored))
+    };
+    let mut sections: Vec<Result<Compressed>> = shards
         .par_iter()
         .enumerate()
-        .map(|(i, s)| (KIND_SHARD, i as u32, encode_shard(s)))
+        .map(|(i, s)| compress(KIND_SHARD, i, encode_shard(s)))
         .collect();
     let mut id_shards = Vec::new();
     store
@@ -93,22 +101,23 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
             None => NO_OWNER,
         }
     };
-    raw.extend(
+    sections.extend(
         id_shards
             .into_par_iter()
-            .map(|(i, entries)| (KIND_DEDUP, i as u32, encode_ids(entries, &ordinal)))
+            .map(|(i, entries)| compress(KIND_DEDUP, i, encode_ids(entries, &ordinal)))
             .collect::<Vec<_>>(),
     );
     drop(guards);
-    let sections: Vec<Result<Compressed>> = raw
-        .into_par_iter()
-        .map(|(kind, index, bytes)| {
-            let stored = zstd::bulk::compress(&bytes, ZSTD_LEVEL)
-                .map_err(|e| Error::data_from("checkpoint", e))?;
-            Ok((kind, index, bytes.len() as u64, stored))
-        })
-        .collect();
-    let mut out = Vec::new();
+    let file_len = FILE_HEADER
+        + END.len()
+        + sections
+            .iter()
+            .map(|s| {
+                s.as_ref()
+                    .map_or(0, |(.., stored)| SECTION_HEADER + stored.len())
+            })
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(file_len);
     out.extend_from_slice(MAGIC);
     out.put_u32(CHECKPOINT_FORMAT);
     out.put_u32(sections.len() as u32);
