@@ -126,7 +126,7 @@ pub mod time;
 pub use answer::{Answer, FlowAnswer, FlowTransition, Series, SeriesAnswer, SeriesData, Step};
 pub use engine::{
     Engine, EngineOptions, EngineStats, OpenReport, RetainReport, SyncPolicy,
-    DEFAULT_CHECKPOINT_LOG_BYTES,
+    DEFAULT_CHECKPOINT_LOG_BYTES, DEFAULT_STAGED_COLUMN_ROWS,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{IngestMode, IngestReport, IngestSummary, RequiredColumn, SkipReason};

@@ -12,6 +12,8 @@
 //! - `a_second_opener_gets_a_one_line_error`, `the_format_version_is_checked`;
 //! - `random_sequences_match_an_in_memory_engine` (proptest: ingest,
 //!   checkpoint, retain, close and reopen, crash and reopen);
+//! - `large_calls_held_encoded_answer_and_replay_the_same`: calls whose
+//!   batches wait encoded for their commit (`staged_column_rows`);
 //! - `concurrent_ingests_share_syncs_and_replay_the_same`.
 //!
 //! A crash is simulated in process by copying the directory's files while
@@ -550,11 +552,14 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..10),
         seed in 1u64..1000,
         tiny_log in any::<bool>(),
+        staged_column_rows in prop_oneof![Just(0usize), Just(8), Just(convostat::DEFAULT_STAGED_COLUMN_ROWS)],
     ) {
         let work = tempfile::tempdir().unwrap();
         let mut dir = work.path().join("d0");
         let options = || {
-            let o = EngineOptions::new().sync(SyncPolicy::Never);
+            let o = EngineOptions::new()
+                .sync(SyncPolicy::Never)
+                .staged_column_rows(staged_column_rows);
             if tiny_log { o.checkpoint_log_bytes(4096) } else { o }
         };
         let mut durable = options().open(&dir).unwrap();
@@ -599,6 +604,68 @@ proptest! {
         durable.close().unwrap();
         let reopened = Engine::open(&dir).unwrap();
         prop_assert_eq!(fingerprint(&reopened), fingerprint(&memory));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Large calls: past their first rows, batches wait encoded for the commit.
+
+#[test]
+fn large_calls_held_encoded_answer_and_replay_the_same() {
+    let work = tempfile::tempdir().unwrap();
+    // 6,043 lines: three NDJSON chunks (2,048 lines, then 2,048, then the
+    // rest), with ids re-sent from the input before and from the same call
+    // (duplicates inside one call: the first one wins).
+    let mut big = input(5, 1, 6000);
+    big.push_str(&input(5, 1, 40));
+    let inputs = [input(5, 0, 3000), big.clone()];
+    // The same call with one null `bot_id` near its end.
+    let bad_line = big.lines().nth(5900).unwrap();
+    let nulled = bad_line.replacen(r#""bot_id":"b"#, r#""bot_id":null,"x":"b"#, 1);
+    assert_ne!(nulled, bad_line);
+    let bad = big.replacen(bad_line, &nulled, 1);
+    // 0: every batch encoded; 2,048: the first chunk to arrive as columns;
+    // the default: every batch as columns.
+    for limit in [0, 2048, convostat::DEFAULT_STAGED_COLUMN_ROWS] {
+        let dir = work.path().join(format!("limit-{limit}"));
+        let options = || {
+            EngineOptions::new()
+                .sync(SyncPolicy::Never)
+                .checkpoint_on_close(false)
+                .staged_column_rows(limit)
+        };
+        let engine = options().open(&dir).unwrap();
+        let memory = Engine::new();
+        for text in &inputs {
+            let a = engine.ingest_ndjson(text.as_bytes()).unwrap();
+            let b = memory.ingest_ndjson(text.as_bytes()).unwrap();
+            assert_eq!(a, b, "limit {limit}");
+        }
+        assert_eq!(fingerprint(&engine), fingerprint(&memory), "limit {limit}");
+        // Strict: the whole call is refused, nothing of it stays.
+        let generation = engine.generation();
+        let e = engine.ingest_ndjson(bad.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("line 5901"), "{e}");
+        assert_eq!(engine.generation(), generation);
+        // Lenient: the row is skipped and counted, the rest are duplicates.
+        let a = engine
+            .ingest_ndjson_with(bad.as_bytes(), convostat::IngestMode::Lenient)
+            .unwrap();
+        let b = memory
+            .ingest_ndjson_with(bad.as_bytes(), convostat::IngestMode::Lenient)
+            .unwrap();
+        assert_eq!(a, b, "limit {limit}");
+        assert_eq!(a.skipped_rows(), 1);
+        assert_eq!(fingerprint(&engine), fingerprint(&memory), "limit {limit}");
+        engine.close().unwrap();
+        // Replay decodes the large records batch by batch.
+        let reopened = options().open(&dir).unwrap();
+        assert_eq!(reopened.open_report().unwrap().records_replayed, 3);
+        assert_eq!(
+            fingerprint(&reopened),
+            fingerprint(&memory),
+            "limit {limit}"
+        );
     }
 }
 

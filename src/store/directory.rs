@@ -366,27 +366,33 @@ fn replay_segment(
             return Err(Error::data(&context, reason));
         }
     }
-    // Records are applied in log order; the next ingest record is decoded
-    // while the one before it is applied (decoding changes nothing).
-    let apply = |decoded: Vec<EventColumns>, report: &mut OpenReport| {
-        for cols in decoded {
-            report.events_replayed += cols.len() as u64;
-            store.apply(&cols);
-        }
+    // Records are applied in log order, a record's batches in order, and
+    // each batch is decoded while the one before it is applied (decoding
+    // changes nothing): a record of a large file is never in memory
+    // decoded whole.
+    let apply = |cols: EventColumns, report: &mut OpenReport| {
+        report.events_replayed += cols.len() as u64;
+        store.apply(&cols);
     };
-    let mut pending: Option<Vec<EventColumns>> = None;
+    let mut pending: Option<EventColumns> = None;
     for record in &scan.records {
         match record.kind {
             RecordKind::Ingest => {
-                let (decoded, ()) = rayon::join(
-                    || ingest_record::decode(record.payload, &context),
-                    || {
-                        if let Some(previous) = pending.take() {
-                            apply(previous, report);
-                        }
-                    },
-                );
-                pending = Some(decoded?);
+                let mut batches = ingest_record::RecordBatches::new(record.payload, &context)?;
+                loop {
+                    let (decoded, ()) = rayon::join(
+                        || batches.next(),
+                        || {
+                            if let Some(previous) = pending.take() {
+                                apply(previous, report);
+                            }
+                        },
+                    );
+                    match decoded {
+                        Some(cols) => pending = Some(cols?),
+                        None => break,
+                    }
+                }
             }
             RecordKind::Retain => {
                 if let Some(previous) = pending.take() {

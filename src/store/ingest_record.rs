@@ -128,17 +128,34 @@ fn string_columns(cols: &EventColumns) -> [Option<&StringViewArray>; STRING_COLU
 }
 
 /// The whole log record of an ingest call holding `columns`: header
-/// ([`wal::seal`]) and payload, built in one buffer.
+/// ([`wal::seal`]) and payload, built in one buffer (for tests; ingest
+/// calls build theirs with [`seal_record`]).
+#[cfg(test)]
 pub(crate) fn encode_record(columns: &[EventColumns]) -> Result<Vec<u8>> {
-    let batches: Vec<Vec<Vec<u8>>> = columns.par_iter().map(encode_batch).collect();
+    Ok(seal_record(columns.par_iter().map(encode_batch).collect())?.0)
+}
+
+/// The log record of an ingest call whose batches were encoded one by one
+/// ([`encode_batch`]), in order, and where each batch's bytes lie in it.
+/// Each batch's parts are freed once copied, so that the call's encoded
+/// rows are not held twice for long.
+pub(crate) fn seal_record(
+    batches: Vec<Vec<Vec<u8>>>,
+) -> Result<(Vec<u8>, Vec<std::ops::Range<usize>>)> {
+    let count = u32::try_from(batches.len()).map_err(|_| too_large())?;
     let payload_len = 4 + batches.iter().flatten().map(Vec::len).sum::<usize>();
     let mut out = Vec::with_capacity(wal::HEADER_LEN + payload_len);
     out.resize(wal::HEADER_LEN, 0);
-    out.put_u32(u32::try_from(batches.len()).map_err(|_| too_large())?);
-    for part in batches.iter().flatten() {
-        out.extend_from_slice(part);
+    out.put_u32(count);
+    let mut ranges = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let start = out.len();
+        for part in batch {
+            out.extend_from_slice(&part);
+        }
+        ranges.push(start..out.len());
     }
-    wal::seal(RecordKind::Ingest, out)
+    Ok((wal::seal(RecordKind::Ingest, out)?, ranges))
 }
 
 /// The payload alone (for tests).
@@ -151,9 +168,10 @@ fn too_large() -> Error {
     Error::data("write-ahead log", "an ingest call too large to log")
 }
 
-/// A batch as parts to concatenate: its head (rows, column set,
-/// timestamps), then each string column with its length before it.
-fn encode_batch(cols: &EventColumns) -> Vec<Vec<u8>> {
+/// A batch of a record's payload, as parts to concatenate: its head
+/// (rows, column set, timestamps), then each string column with its
+/// length before it. The columns are encoded in parallel.
+pub(crate) fn encode_batch(cols: &EventColumns) -> Vec<Vec<u8>> {
     let strings = string_columns(cols);
     let present = strings
         .iter()
@@ -488,15 +506,58 @@ impl EntryTable {
 
 /// The columns of an ingest record's payload, normalised again as on
 /// ingest; every failure is a data error naming `context` (the file).
+#[cfg(test)]
 pub(crate) fn decode(payload: &[u8], context: &str) -> Result<Vec<EventColumns>> {
-    let mut r = Reader::new(payload, context);
-    let batches = r.u32()? as usize;
-    let mut out = Vec::with_capacity(batches.min(r.remaining()));
-    for _ in 0..batches {
-        out.push(decode_batch(&mut r, context)?);
+    let mut batches = RecordBatches::new(payload, context)?;
+    std::iter::from_fn(|| batches.next()).collect()
+}
+
+/// The batches of an ingest record's payload, decoded one at a time (and
+/// normalised again, as on ingest), so that the record of a large file is
+/// never in memory decoded whole. Every failure is a data error naming
+/// the file; bytes after the last batch are one too.
+pub(crate) struct RecordBatches<'a> {
+    reader: Reader<'a>,
+    left: usize,
+    context: &'a str,
+    done: bool,
+}
+
+impl<'a> RecordBatches<'a> {
+    pub fn new(payload: &'a [u8], context: &'a str) -> Result<Self> {
+        let mut reader = Reader::new(payload, context);
+        let left = reader.u32()? as usize;
+        Ok(Self {
+            reader,
+            left,
+            context,
+            done: false,
+        })
     }
+
+    /// The next batch, `None` after the last (or after an error).
+    #[allow(clippy::should_implement_trait)] // an iterator of `Result`s that stops at the first error
+    pub fn next(&mut self) -> Option<Result<EventColumns>> {
+        if self.done {
+            return None;
+        }
+        if self.left == 0 {
+            self.done = true;
+            return self.reader.finish().err().map(Err);
+        }
+        self.left -= 1;
+        let batch = decode_batch(&mut self.reader, self.context);
+        self.done = batch.is_err();
+        Some(batch)
+    }
+}
+
+/// One batch as [`encode_batch`] wrote it, normalised again.
+pub(crate) fn decode_batch_bytes(bytes: &[u8], context: &str) -> Result<EventColumns> {
+    let mut r = Reader::new(bytes, context);
+    let cols = decode_batch(&mut r, context)?;
     r.finish()?;
-    Ok(out)
+    Ok(cols)
 }
 
 fn decode_batch(r: &mut Reader<'_>, context: &str) -> Result<EventColumns> {

@@ -75,6 +75,7 @@ pub(crate) mod directory;
 mod event_ids;
 pub(crate) mod ingest_record;
 mod shard;
+pub(crate) mod staged;
 mod strings;
 pub(crate) mod wal;
 
@@ -178,6 +179,14 @@ pub(crate) struct Retained {
 pub(crate) struct Applied {
     pub ingested: u64,
     pub duplicates: u64,
+}
+
+impl Applied {
+    /// Counts these rows in an ingest call's report.
+    pub fn add_to(self, report: &mut crate::ingest::IngestReport) {
+        report.rows_ingested += self.ingested;
+        report.duplicates += self.duplicates;
+    }
 }
 
 /// The conversation table and dedup set.

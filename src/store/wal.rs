@@ -260,6 +260,12 @@ impl Log {
         }
     }
 
+    /// Fails the log for good (every later append or sync errors until
+    /// the directory is reopened), for a reason outside the log itself.
+    pub fn fail_with(&self, reason: String) -> Error {
+        self.fail(reason)
+    }
+
     fn fail(&self, reason: String) -> Error {
         let error = Error::data("write-ahead log", &reason);
         lock(&self.failed).get_or_insert(reason);
