@@ -26,6 +26,27 @@ use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestRepor
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process, for `serve` and
+/// the commands that open a durable data directory (`ingest`, queries on
+/// `--data`). mimalloc asks for huge pages on its memory; the kernel then
+/// zeroes 2 MiB at every first touch (and, with the usual `defrag=madvise`,
+/// may compact memory first). A batch query over files touches its memory
+/// once and gains from that; an ingest keeps allocating, freeing and
+/// touching again buffers the size of a request or a batch, and loading a
+/// checkpoint touches a gigabyte once, in random order. Measured on this
+/// project's 2-core VM (README, "Durable data directory"): kernel time of
+/// `serve --data` under NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest`
+/// of a 10M-event Parquet file 17 → 10 s. Nothing else changes; elsewhere
+/// than Linux this does nothing.
+fn without_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
+    // a flag of the calling process; it cannot touch memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "convostat",
@@ -340,9 +361,15 @@ fn run(command: Command) -> convostat::Result<()> {
             data,
             input,
             lenient,
-        } => return ingest(&data, &input, lenient),
+        } => {
+            without_huge_pages();
+            return ingest(&data, &input, lenient);
+        }
         #[cfg(feature = "server")]
-        Command::Serve(args) => return serve::serve(args),
+        Command::Serve(args) => {
+            without_huge_pages();
+            return serve::serve(args);
+        }
         #[cfg(feature = "server")]
         Command::HashSecret => return serve::hash_secret(),
         Command::Conversations { common, bot } => ("conversations", common, bot.pairs()),
@@ -405,6 +432,7 @@ fn run(command: Command) -> convostat::Result<()> {
         IngestMode::Strict
     };
     if let Some(dir) = &common.data {
+        without_huge_pages();
         let engine = EngineOptions::new().mode(mode).open(dir)?;
         let answer = engine.query(&query)?;
         engine.close()?;
