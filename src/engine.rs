@@ -561,17 +561,56 @@ impl Engine {
     /// per file, in path order, and the summed report. The first bad file
     /// stops it with its error; the files before it stay ingested.
     pub fn ingest_paths(&self, paths: &[std::path::PathBuf]) -> Result<IngestReport> {
+        let files = crate::batch::discover_inputs(paths)?;
         let mut total = IngestReport::default();
-        for file in crate::batch::discover_inputs(paths)? {
-            let report = match file.format {
-                InputFormat::Parquet => self.ingest_parquet(&file.path)?,
-                InputFormat::Ndjson | InputFormat::NdjsonGzip => {
-                    self.ingest_ndjson_file(&file.path)?
-                }
+        let Some(first) = files.first() else {
+            return Ok(total);
+        };
+        let mut next = self.stage_file(first);
+        for i in 0..files.len() {
+            let call = next?;
+            // A small call is committed while the next file is read and
+            // validated (commits stay in path order: only they change the
+            // engine), so that one file's fsync overlaps the next one's
+            // decoding. A large call's commit keeps both cores busy, and a
+            // second large call staged beside it would double the memory.
+            let small =
+                call.lock().unwrap_or_else(|p| p.into_inner()).rows() <= self.staged_column_rows;
+            let commit = || {
+                let file = &files[i];
+                self.commit_staged(call).map_err(|e| match file.format {
+                    InputFormat::Parquet => e,
+                    _ => e.within(file.path.display()),
+                })
             };
-            total.merge(&report);
+            let (committed, staged) = match files.get(i + 1).filter(|_| small) {
+                Some(file) => {
+                    let (committed, staged) = rayon::join(commit, || self.stage_file(file));
+                    (committed, Some(staged))
+                }
+                None => (commit(), None),
+            };
+            total.merge(&committed?);
+            next = match (staged, files.get(i + 1)) {
+                (Some(staged), _) => staged,
+                (None, Some(file)) => self.stage_file(file),
+                (None, None) => break,
+            };
         }
         Ok(total)
+    }
+
+    /// Reads and validates one input file as [`Engine::ingest_paths`] does,
+    /// into a call to commit.
+    fn stage_file(&self, file: &crate::batch::InputFile) -> Result<Mutex<StagedCall>> {
+        match file.format {
+            InputFormat::Parquet => self.stage_parquet_file(&file.path),
+            InputFormat::Ndjson | InputFormat::NdjsonGzip => {
+                let reader = open_ndjson_file(&file.path, is_gzip_name(&file.path))?;
+                self.stage_ndjson(reader, self.mode)
+                    .map_err(|e| e.within(file.path.display()))
+            }
+        }
     }
 
     /// Ingests rows.
@@ -591,6 +630,10 @@ impl Engine {
         reader: impl BufRead,
         mode: IngestMode,
     ) -> Result<IngestReport> {
+        self.commit_staged(self.stage_ndjson(reader, mode)?)
+    }
+
+    fn stage_ndjson(&self, reader: impl BufRead, mode: IngestMode) -> Result<Mutex<StagedCall>> {
         let staged = self.new_call();
         guard("ndjson", || {
             read_ndjson(reader, |batch, lines| {
@@ -601,7 +644,7 @@ impl Engine {
                 Ok(())
             })
         })?;
-        self.commit_staged(staged)
+        Ok(staged)
     }
 
     /// Ingests an NDJSON file, atomically; errors name the file. A file
@@ -616,23 +659,27 @@ impl Engine {
     /// Ingests a Parquet file, atomically; errors name the file. Only the
     /// columns of the event schema are decoded; others are never read.
     pub fn ingest_parquet(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
-        let path = path.as_ref();
-        let name = path.display().to_string();
-        let open = || std::fs::File::open(path).map_err(|e| Error::data_from(name.clone(), e));
-        self.ingest_parquet_source(&name, open)
+        self.commit_staged(self.stage_parquet_file(path.as_ref())?)
     }
 
     /// Ingests a Parquet file held in memory, atomically.
     pub fn ingest_parquet_bytes(&self, bytes: impl Into<bytes::Bytes>) -> Result<IngestReport> {
         let bytes = bytes.into();
-        self.ingest_parquet_source("parquet input", || Ok(bytes.clone()))
+        let call = self.stage_parquet("parquet input", || Ok(bytes.clone()))?;
+        self.commit_staged(call)
     }
 
-    fn ingest_parquet_source<R: parquet::file::reader::ChunkReader + 'static>(
+    fn stage_parquet_file(&self, path: &Path) -> Result<Mutex<StagedCall>> {
+        let name = path.display().to_string();
+        let open = || std::fs::File::open(path).map_err(|e| Error::data_from(name.clone(), e));
+        self.stage_parquet(&name, open)
+    }
+
+    fn stage_parquet<R: parquet::file::reader::ChunkReader + 'static>(
         &self,
         name: &str,
         open: impl Fn() -> Result<R> + Sync,
-    ) -> Result<IngestReport> {
+    ) -> Result<Mutex<StagedCall>> {
         let staged = self.new_call();
         // Only the event columns are decoded (and their pages checked):
         // extra columns, however wide or odd, are never read.
@@ -654,7 +701,7 @@ impl Engine {
                 Ok(())
             },
         )?;
-        self.commit_staged(staged)
+        Ok(staged)
     }
 
     /// An empty ingest call, to fill with [`Engine::stage`].

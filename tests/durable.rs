@@ -14,6 +14,7 @@
 //!   checkpoint, retain, close and reopen, crash and reopen);
 //! - `large_calls_held_encoded_answer_and_replay_the_same`: calls whose
 //!   batches wait encoded for their commit (`staged_column_rows`);
+//! - `ingest_paths_stops_at_the_first_bad_file_with_the_ones_before_it_kept`;
 //! - `concurrent_ingests_share_syncs_and_replay_the_same`.
 //!
 //! A crash is simulated in process by copying the directory's files while
@@ -667,6 +668,46 @@ fn large_calls_held_encoded_answer_and_replay_the_same() {
             "limit {limit}"
         );
     }
+}
+
+/// `Engine::ingest_paths` commits one file while it reads the next: the
+/// files still go in path order, and the first bad one stops it with the
+/// files before it ingested and nothing of it or after it.
+#[test]
+fn ingest_paths_stops_at_the_first_bad_file_with_the_ones_before_it_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let inputs_dir = work.path().join("inputs");
+    std::fs::create_dir(&inputs_dir).unwrap();
+    let texts: Vec<String> = (0..6).map(|i| input(9, i, 30)).collect();
+    for (i, text) in texts.iter().enumerate() {
+        let text = if i == 3 {
+            text.replacen(r#""bot_id":"b"#, r#""bot_id":null,"x":"b"#, 1)
+        } else {
+            text.clone()
+        };
+        std::fs::write(inputs_dir.join(format!("part-{i}.ndjson")), text).unwrap();
+    }
+    let dir = work.path().join("data");
+    let engine = EngineOptions::new()
+        .sync(SyncPolicy::Never)
+        .open(&dir)
+        .unwrap();
+    let e = engine.ingest_paths(&[inputs_dir.clone()]).unwrap_err();
+    assert!(e.to_string().contains("part-3.ndjson"), "{e}");
+    let before: Vec<&str> = texts[..3].iter().map(String::as_str).collect();
+    assert_eq!(fingerprint(&engine), fingerprint(&reference(&before)));
+    engine.close().unwrap();
+    let reopened = Engine::open(&dir).unwrap();
+    assert_eq!(fingerprint(&reopened), fingerprint(&reference(&before)));
+    // All good: every file, in order (re-sent ids: the first one wins).
+    std::fs::write(inputs_dir.join("part-3.ndjson"), &texts[3]).unwrap();
+    let report = reopened.ingest_paths(&[inputs_dir]).unwrap();
+    let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert_eq!(fingerprint(&reopened), fingerprint(&reference(&all)));
+    assert_eq!(
+        report.rows_seen,
+        texts.iter().map(|t| t.lines().count() as u64).sum::<u64>()
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -120,6 +120,11 @@ impl StagedCall {
         lock(call).batches.push((first_row, batch));
     }
 
+    /// Rows staged so far.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|(_, b)| b.len()).sum()
+    }
+
     /// The report and the batches in input order (by first row).
     pub fn into_ordered(self) -> (IngestReport, Vec<StagedBatch>) {
         let mut batches = self.batches;
