@@ -26,18 +26,19 @@ use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestRepor
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process, for `serve` and
-/// the commands that open a durable data directory (`ingest`, queries on
-/// `--data`). mimalloc asks for huge pages on its memory; the kernel then
-/// zeroes 2 MiB at every first touch (and, with the usual `defrag=madvise`,
-/// may compact memory first). A batch query over files touches its memory
-/// once and gains from that; an ingest keeps allocating, freeing and
-/// touching again buffers the size of a request or a batch, and loading a
-/// checkpoint touches a gigabyte once, in random order. Measured on this
-/// project's 2-core VM (README, "Durable data directory"): kernel time of
-/// `serve --data` under NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest`
-/// of a 10M-event Parquet file 17 → 10 s. Nothing else changes; elsewhere
-/// than Linux this does nothing.
+/// Turns transparent huge pages off for this process, for the commands
+/// that ingest into an engine (`ingest`, `serve`, `demo`) or load one
+/// (queries on `--data`). mimalloc asks for huge pages on its memory; the
+/// kernel then zeroes 2 MiB at every first touch (and, with the usual
+/// `defrag=madvise`, may compact memory first). A batch query over files
+/// touches its memory once and gains from that; ingest keeps allocating,
+/// freeing and touching again buffers the size of a request or a batch,
+/// and loading a checkpoint touches a gigabyte once, in random order.
+/// Measured on this project's 2-core VM (README, "Durable data
+/// directory"), alternated runs: kernel time of `serve --data` under
+/// NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest` of a 10M-event
+/// Parquet file 17 → 10 s, `demo` 0.86–1.93 → 0.66–0.77 s. Nothing else
+/// changes; elsewhere than Linux this does nothing.
 fn without_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
@@ -355,6 +356,7 @@ fn run(command: Command) -> convostat::Result<()> {
             return Ok(());
         }
         Command::Demo { events } => {
+            without_huge_pages();
             return convostat::demo::run(events, &mut std::io::stdout().lock());
         }
         Command::Ingest {
