@@ -692,7 +692,9 @@ fn ingest_paths_stops_at_the_first_bad_file_with_the_ones_before_it_kept() {
         .sync(SyncPolicy::Never)
         .open(&dir)
         .unwrap();
-    let e = engine.ingest_paths(&[inputs_dir.clone()]).unwrap_err();
+    let e = engine
+        .ingest_paths(std::slice::from_ref(&inputs_dir))
+        .unwrap_err();
     assert!(e.to_string().contains("part-3.ndjson"), "{e}");
     let before: Vec<&str> = texts[..3].iter().map(String::as_str).collect();
     assert_eq!(fingerprint(&engine), fingerprint(&reference(&before)));
