@@ -445,6 +445,12 @@ impl Engine {
         for cols in columns {
             self.store.apply(cols).add_to(report);
         }
+        self.note_ingested(before, report);
+    }
+
+    /// Bumps the generation when `report` counts more ingested rows than
+    /// `before` (see [`Engine::generation`]).
+    fn note_ingested(&self, before: u64, report: &IngestReport) {
         if report.rows_ingested > before {
             self.generation.fetch_add(1, Ordering::Release);
         }
@@ -461,9 +467,7 @@ impl Engine {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let before = report.rows_ingested;
             let result = staged::apply(batches, &self.store, report);
-            if report.rows_ingested > before {
-                self.generation.fetch_add(1, Ordering::Release);
-            }
+            self.note_ingested(before, report);
             return result;
         };
         if batches.iter().all(|b| b.len() == 0) {
@@ -490,9 +494,7 @@ impl Engine {
             || {
                 let before = report.rows_ingested;
                 let result = call.fold(&self.store, &claims, report);
-                if report.rows_ingested > before {
-                    self.generation.fetch_add(1, Ordering::Release);
-                }
+                self.note_ingested(before, report);
                 result
             },
         );
@@ -567,8 +569,9 @@ impl Engine {
             return Ok(total);
         };
         let mut next = self.stage_file(first);
-        for i in 0..files.len() {
+        for (i, file) in files.iter().enumerate() {
             let call = next?;
+            let following = files.get(i + 1);
             // A small call is committed while the next file is read and
             // validated (commits stay in path order: only they change the
             // engine), so that one file's fsync overlaps the next one's
@@ -577,25 +580,23 @@ impl Engine {
             let small =
                 call.lock().unwrap_or_else(|p| p.into_inner()).rows() <= self.staged_column_rows;
             let commit = || {
-                let file = &files[i];
                 self.commit_staged(call).map_err(|e| match file.format {
                     InputFormat::Parquet => e,
                     _ => e.within(file.path.display()),
                 })
             };
-            let (committed, staged) = match files.get(i + 1).filter(|_| small) {
-                Some(file) => {
-                    let (committed, staged) = rayon::join(commit, || self.stage_file(file));
+            let (committed, staged) = match following.filter(|_| small) {
+                Some(f) => {
+                    let (committed, staged) = rayon::join(commit, || self.stage_file(f));
                     (committed, Some(staged))
                 }
                 None => (commit(), None),
             };
             total.merge(&committed?);
-            next = match (staged, files.get(i + 1)) {
-                (Some(staged), _) => staged,
-                (None, Some(file)) => self.stage_file(file),
-                (None, None) => break,
-            };
+            match staged.or_else(|| following.map(|f| self.stage_file(f))) {
+                Some(staged) => next = staged,
+                None => break,
+            }
         }
         Ok(total)
     }
@@ -717,8 +718,7 @@ impl Engine {
         cols: EventColumns,
         report: &IngestReport,
     ) {
-        let hash_for = self.durable.as_ref().map(|_| &self.store);
-        StagedCall::stage(call, first_row, cols, report, hash_for);
+        StagedCall::stage(call, first_row, cols, report, &self.store);
     }
 
     /// Commits a call's validated batches in input order, so that the

@@ -8,10 +8,10 @@
 //! first [`STAGED_COLUMN_ROWS`] rows as columns (every call the size of a
 //! server POST or an Arrow batch stays on that path, with no extra work),
 //! and encodes every later batch at once into its write-ahead log form
-//! ([`super::ingest_record`], about 50 bytes a row), with, for a durable
-//! engine, the row hashes its dedup claim needs (29 bytes a row). At
-//! commit, such a batch is decoded again just before it is folded, one
-//! batch at a time, the way replay decodes it.
+//! ([`super::ingest_record`], about 45 bytes a row), with the row hashes
+//! its dedup claim needs (29 bytes a row). At commit, such a batch is
+//! claimed with those hashes and decoded again just before it is folded,
+//! one batch at a time, the way replay decodes it.
 //!
 //! The engine (`crate::engine`) fills a [`StagedCall`] from the threads of a
 //! parallel scan and commits its batches in input order.
@@ -38,12 +38,12 @@ pub(crate) const STAGED_COLUMN_ROWS: usize = 1 << 20;
 pub(crate) enum StagedBatch {
     /// Normalised columns, as validation left them.
     Columns(Box<EventColumns>),
-    /// The batch as a log record holds it ([`encode_batch`], in parts), and, for a
-    /// durable engine, its rows' hashes ([`Store::hash_rows`]).
+    /// The batch as a log record holds it ([`encode_batch`], in parts), and
+    /// its rows' hashes ([`Store::hash_rows`]).
     Encoded {
         rows: usize,
         parts: Vec<Vec<u8>>,
-        hashes: Option<RowHashes>,
+        hashes: RowHashes,
     },
 }
 
@@ -84,14 +84,13 @@ impl StagedCall {
 
     /// Adds the normalised batch `cols` whose first row is `first_row`, and
     /// what validating it reported. Past the call's column limit, the batch
-    /// is encoded here, outside the lock (`hash_for`: the store of a durable
-    /// engine, whose claim will need the row hashes).
+    /// is encoded and its rows hashed for `store` here, outside the lock.
     pub fn stage(
         call: &Mutex<Self>,
         first_row: u64,
         cols: EventColumns,
         report: &IngestReport,
-        hash_for: Option<&Store>,
+        store: &Store,
     ) {
         let keep_columns = {
             let mut call = lock(call);
@@ -105,10 +104,8 @@ impl StagedCall {
         let batch = if keep_columns {
             StagedBatch::Columns(Box::new(cols))
         } else {
-            let (mut parts, hashes) = rayon::join(
-                || encode_batch(&cols),
-                || hash_for.map(|store| store.hash_rows(&cols)),
-            );
+            let (mut parts, hashes) =
+                rayon::join(|| encode_batch(&cols), || store.hash_rows(&cols));
             // Held until the commit: without the slack of their growth.
             parts.iter_mut().for_each(Vec::shrink_to_fit);
             StagedBatch::Encoded {
@@ -136,9 +133,10 @@ impl StagedCall {
     }
 }
 
-/// Applies a call's batches to an in-memory store, in order. Decoding a
-/// batch staged encoded cannot fail short of a bug; if it did, the batches
-/// before it would stay applied.
+/// Applies a call's batches to an in-memory store, in order (a batch staged
+/// encoded is claimed with its hashes, then decoded and folded). Decoding
+/// cannot fail short of a bug; if it did, the batches before it would stay
+/// applied.
 pub(crate) fn apply(
     batches: Vec<StagedBatch>,
     store: &Store,
@@ -147,9 +145,11 @@ pub(crate) fn apply(
     for batch in batches {
         match batch {
             StagedBatch::Columns(cols) => store.apply(&cols).add_to(report),
-            StagedBatch::Encoded { parts, .. } => store
-                .apply(&decode_batch_bytes(&parts.concat(), STAGED)?)
-                .add_to(report),
+            StagedBatch::Encoded { parts, hashes, .. } => {
+                let cols = decode_batch_bytes(&parts.concat(), STAGED)?;
+                let claimed = store.claim_hashed(hashes);
+                store.fold(&cols, &claimed).add_to(report)
+            }
         }
     }
     Ok(())
@@ -157,7 +157,7 @@ pub(crate) fn apply(
 
 /// A batch ready for its call's record: its encoded parts, its columns
 /// if still held, and its rows' hashes.
-type PreparedBatch = (Vec<Vec<u8>>, Option<EventColumns>, Result<RowHashes>);
+type PreparedBatch = (Vec<Vec<u8>>, Option<EventColumns>, RowHashes);
 
 /// A durable call ready for the log: its record, where each batch lies in
 /// it, the batches still held as columns, and every batch's row hashes
@@ -179,16 +179,9 @@ impl LoggedCall {
                 StagedBatch::Columns(cols) => {
                     let (bytes, hashes) =
                         rayon::join(|| encode_batch(&cols), || store.hash_rows(&cols));
-                    (bytes, Some(*cols), Ok(hashes))
+                    (bytes, Some(*cols), hashes)
                 }
-                StagedBatch::Encoded { parts, hashes, .. } => {
-                    // Staged for a durable engine, the hashes are there.
-                    let hashes = hashes.map(Ok).unwrap_or_else(|| {
-                        decode_batch_bytes(&parts.concat(), STAGED)
-                            .map(|cols| store.hash_rows(&cols))
-                    });
-                    (parts, None, hashes)
-                }
+                StagedBatch::Encoded { parts, hashes, .. } => (parts, None, hashes),
             })
             .collect();
         let mut parts = Vec::with_capacity(prepared.len());
@@ -197,7 +190,7 @@ impl LoggedCall {
         for (bytes, cols, h) in prepared {
             parts.push(bytes);
             columns.push(cols);
-            hashes.push(h?);
+            hashes.push(h);
         }
         let (record, ranges) = ingest_record::seal_record(parts)?;
         Ok(Self {
