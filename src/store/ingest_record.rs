@@ -508,8 +508,7 @@ impl EntryTable {
 /// ingest; every failure is a data error naming `context` (the file).
 #[cfg(test)]
 pub(crate) fn decode(payload: &[u8], context: &str) -> Result<Vec<EventColumns>> {
-    let mut batches = RecordBatches::new(payload, context)?;
-    std::iter::from_fn(|| batches.next()).collect()
+    RecordBatches::new(payload, context)?.collect()
 }
 
 /// The batches of an ingest record's payload, decoded one at a time (and
@@ -534,10 +533,13 @@ impl<'a> RecordBatches<'a> {
             done: false,
         })
     }
+}
 
-    /// The next batch, `None` after the last (or after an error).
-    #[allow(clippy::should_implement_trait)] // an iterator of `Result`s that stops at the first error
-    pub fn next(&mut self) -> Option<Result<EventColumns>> {
+/// Stops after the first error.
+impl Iterator for RecordBatches<'_> {
+    type Item = Result<EventColumns>;
+
+    fn next(&mut self) -> Option<Result<EventColumns>> {
         if self.done {
             return None;
         }
