@@ -11,7 +11,6 @@ pub(crate) trait Put {
     fn put_u64(&mut self, v: u64);
     fn put_u32s(&mut self, v: &[u32]);
     fn put_i64s(&mut self, v: &[i64]);
-    fn put_u64s(&mut self, v: &[u64]);
 }
 
 impl Put for Vec<u8> {
@@ -29,11 +28,6 @@ impl Put for Vec<u8> {
             .for_each(|x| self.extend_from_slice(&x.to_le_bytes()));
     }
     fn put_i64s(&mut self, v: &[i64]) {
-        self.reserve(v.len() * 8);
-        v.iter()
-            .for_each(|x| self.extend_from_slice(&x.to_le_bytes()));
-    }
-    fn put_u64s(&mut self, v: &[u64]) {
         self.reserve(v.len() * 8);
         v.iter()
             .for_each(|x| self.extend_from_slice(&x.to_le_bytes()));

@@ -151,11 +151,9 @@ impl EventIdSet {
         removed
     }
 
-    /// Calls `f` with each shard's entries, in shard order.
-    pub fn for_each_shard(&self, mut f: impl FnMut(usize, &HashTable<IdEntry>)) {
-        for (i, shard) in self.shards.iter().enumerate() {
-            f(i, &lock(shard));
-        }
+    /// The entries of shard `i` (of [`SHARDS`]).
+    pub fn shard_entries(&self, i: usize) -> Vec<IdEntry> {
+        lock(&self.shards[i]).iter().copied().collect()
     }
 
     /// Replaces shard `i` with `table` (whose entries must all belong to
@@ -229,7 +227,9 @@ mod tests {
         assert_eq!(serial, parallel);
         let entries = |set: &EventIdSet| {
             let mut all = Vec::new();
-            set.for_each_shard(|_, t| all.extend(t.iter().map(|e| (e.hash, e.owner))));
+            for i in 0..SHARDS {
+                all.extend(set.shard_entries(i).iter().map(|e| (e.hash, e.owner)));
+            }
             all.sort_unstable();
             all
         };
