@@ -44,7 +44,7 @@ use crate::ingest::{
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
 use crate::schema::{Event, COLUMNS};
-use crate::store::directory::DataDir;
+use crate::store::directory::{CheckpointWrite, DataDir};
 pub use crate::store::directory::{OpenReport, FORMAT_VERSION};
 use crate::store::staged::{self, LoggedCall, StagedBatch, StagedCall, STAGED_COLUMN_ROWS};
 pub use crate::store::wal::SyncPolicy;
@@ -114,11 +114,31 @@ struct Durable {
     dir: DataDir,
     options: EngineOptions,
     report: OpenReport,
-    /// One checkpoint at a time.
-    checkpointing: Mutex<()>,
+    /// One checkpoint at a time; holds the write of the last automatic
+    /// one while a thread of its own runs it.
+    checkpointing: Mutex<Option<PendingWrite>>,
     /// Something not covered by the newest checkpoint: records replayed
     /// on open or appended since.
     dirty: AtomicBool,
+}
+
+/// The write of an automatic checkpoint, running on a thread of its own.
+type PendingWrite = std::thread::JoinHandle<Result<()>>;
+
+/// Waits for the pending checkpoint write, if any, and returns its
+/// result. A failed write leaves the store not covered by a checkpoint on
+/// disk (the log still holds everything), so `d` is marked dirty again.
+fn settle(d: &Durable, pending: &mut Option<PendingWrite>) -> Result<()> {
+    let Some(thread) = pending.take() else {
+        return Ok(());
+    };
+    let written = thread
+        .join()
+        .unwrap_or_else(|_| Err(Error::data("checkpoint", "the checkpoint writer panicked")));
+    if written.is_err() {
+        d.dirty.store(true, Ordering::SeqCst);
+    }
+    written
 }
 
 /// What [`Engine::retain`] dropped.
@@ -253,7 +273,7 @@ impl EngineOptions {
                 dir,
                 options: self,
                 report,
-                checkpointing: Mutex::new(()),
+                checkpointing: Mutex::new(None),
                 dirty: AtomicBool::new(dirty),
             }),
         };
@@ -329,12 +349,15 @@ impl Engine {
     }
 
     fn checkpoint_durable(&self, d: &Durable) -> Result<()> {
-        let _one = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        self.checkpoint_locked(d)
+        let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        // A failed earlier write is superseded by this checkpoint.
+        let _ = settle(d, &mut pending);
+        self.checkpoint_locked(d)?.write()
     }
 
-    /// A checkpoint, the caller holding `d.checkpointing`.
-    fn checkpoint_locked(&self, d: &Durable) -> Result<()> {
+    /// Takes a checkpoint (after applying the retention period, if any),
+    /// the caller holding `d.checkpointing`; the caller writes it.
+    fn checkpoint_locked(&self, d: &Durable) -> Result<CheckpointWrite> {
         if let Some(period) = d.options.retention {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -342,12 +365,31 @@ impl Engine {
             let before = now.saturating_sub(period).as_micros();
             self.retain_logged(d, i64::try_from(before).unwrap_or(i64::MAX))?;
         }
-        d.dir.checkpoint(&self.store, |steps| {
+        d.dir.snapshot(&self.store, |steps| {
             let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
             let out = steps()?;
             d.dirty.store(false, Ordering::SeqCst);
             Ok(out)
         })
+    }
+
+    /// An automatic checkpoint, the caller holding `d.checkpointing` (as
+    /// `pending`): the snapshot is taken now, and written by a thread of its
+    /// own while ingest goes on. An earlier one's failed write is this
+    /// call's error (the next call due retries).
+    fn checkpoint_in_background(
+        &self,
+        d: &Durable,
+        pending: &mut Option<PendingWrite>,
+    ) -> Result<()> {
+        settle(d, pending)?;
+        let write = self.checkpoint_locked(d)?;
+        let thread = std::thread::Builder::new()
+            .name("convostat-checkpoint".into())
+            .spawn(move || write.write())
+            .map_err(|e| Error::data_from("checkpoint writer thread", e))?;
+        *pending = Some(thread);
+        Ok(())
     }
 
     /// Drops every conversation whose last event is before `before` (µs
@@ -421,10 +463,12 @@ impl Engine {
     }
 
     fn close_durable(&self, d: &Durable) -> Result<()> {
+        let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        let written = settle(d, &mut pending);
         if d.options.checkpoint_on_close && d.dirty.load(Ordering::SeqCst) {
-            self.checkpoint_durable(d)?;
+            return self.checkpoint_locked(d)?.write();
         }
-        Ok(())
+        written
     }
 
     /// The engine's null policy.
@@ -515,13 +559,12 @@ impl Engine {
         };
         if due() {
             // One caller checkpoints; the others carry on ingesting.
-            if let Ok(_one) = d.checkpointing.try_lock() {
+            if let Ok(mut pending) = d.checkpointing.try_lock() {
                 if due() {
-                    self.checkpoint_locked(d).map_err(|e| {
-                        e.within(
-                            "the call's events are durable, but the checkpoint after it failed",
-                        )
-                    })?;
+                    self.checkpoint_in_background(d, &mut pending)
+                        .map_err(|e| {
+                            e.within("the call's events are durable, but a checkpoint failed")
+                        })?;
                 }
             }
         }

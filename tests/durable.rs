@@ -609,6 +609,55 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
+// Automatic checkpoints: written by a thread of their own.
+
+#[test]
+fn automatic_checkpoints_are_written_while_ingest_goes_on_and_a_failed_write_is_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("data");
+    let options = || {
+        EngineOptions::new()
+            .sync(SyncPolicy::Never)
+            .checkpoint_log_bytes(4096)
+    };
+    let engine = options().open(&dir).unwrap();
+    // The first automatic checkpoint is numbered after the segment being
+    // written; its write fails: its temporary file's name is taken.
+    let segment = files_named(&dir, "wal-").pop().unwrap();
+    let n: u64 = segment.file_stem().unwrap().to_str().unwrap()["wal-".len()..]
+        .parse()
+        .unwrap();
+    let blocker = dir.join(format!("checkpoint-{:020}.ckpt.tmp", n + 1));
+    std::fs::create_dir(&blocker).unwrap();
+    let inputs: Vec<String> = (0..12).map(|i| input(3, i, 200)).collect();
+    let mut failed = 0;
+    for text in &inputs {
+        if let Err(e) = engine.ingest_ndjson(text.as_bytes()) {
+            // Reported by the next call that finds a checkpoint due; the
+            // call's own events are durable all the same.
+            assert!(e.to_string().contains("a checkpoint failed"), "{e}");
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 1, "the failed write is reported once");
+    let all: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let expected = fingerprint(&reference(&all));
+    assert_eq!(fingerprint(&engine), expected);
+    let checkpoints = || -> Vec<PathBuf> {
+        files_named(&dir, "checkpoint-")
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+            .collect()
+    };
+    engine.close().unwrap();
+    std::fs::remove_dir(&blocker).unwrap();
+    assert_eq!(checkpoints().len(), 1, "{:?}", checkpoints());
+    let reopened = options().open(&dir).unwrap();
+    assert_eq!(reopened.open_report().unwrap().records_replayed, 0);
+    assert_eq!(fingerprint(&reopened), expected);
+}
+
+// ---------------------------------------------------------------------------
 // Large calls: past their first rows, batches wait encoded for the commit.
 
 #[test]

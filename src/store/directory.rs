@@ -16,11 +16,14 @@
 //! torn tail in the last segment is truncated away and reported; any other
 //! damage is a data error naming the file.
 //!
-//! **Checkpoint** (the store quiescent): start segment N+1, write the
-//! snapshot to `checkpoint-(N+1).tmp`, fsync it, rename it into place,
-//! fsync the directory, then remove the segments and checkpoints below
-//! N+1. A crash at any step leaves either the old checkpoint with all its
-//! segments, or the new one (segments it covers are ignored and removed).
+//! **Checkpoint**: with the store quiescent, start segment N+1 and take
+//! the snapshot ([`DataDir::snapshot`]); then, while ingest may go on into
+//! segment N+1 ([`CheckpointWrite::write`], on another thread for an
+//! automatic checkpoint), write it to `checkpoint-(N+1).tmp`, fsync it,
+//! rename it into place, fsync the directory, and remove the segments and
+//! checkpoints below N+1. A crash at any step leaves either the old
+//! checkpoint with all its segments, or the new one (segments it covers
+//! are ignored and removed).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -306,16 +309,19 @@ impl DataDir {
         &self.path
     }
 
-    /// Writes a checkpoint of `store`. `quiescent` runs the steps that
-    /// need the store and log still (starting a new segment, taking the
-    /// snapshot); the caller makes them so, e.g. with a write lock that
-    /// ingest calls take for reading, and releases them when `quiescent`
-    /// returns.
-    pub fn checkpoint(
+    /// Takes a checkpoint of `store`, to be written by
+    /// [`CheckpointWrite::write`]. `quiescent` runs the steps that need the
+    /// store and log still (starting a new segment, taking the snapshot);
+    /// the caller makes them so, e.g. with a write lock that ingest calls
+    /// take for reading, and releases them when `quiescent` returns.
+    /// Ingest may go on while the snapshot is written: it covers exactly
+    /// the segments below the one just started, which the write removes
+    /// only once the snapshot is durable.
+    pub fn snapshot(
         &self,
         store: &Store,
         quiescent: impl FnOnce(&dyn Fn() -> Result<(u64, Vec<u8>)>) -> Result<(u64, Vec<u8>)>,
-    ) -> Result<()> {
+    ) -> Result<CheckpointWrite> {
         let (n, bytes) = quiescent(&|| {
             let (segment, _) = self.log.position();
             let next = segment + 1;
@@ -323,15 +329,46 @@ impl DataDir {
             self.log.rotate(file, next)?;
             Ok((next, checkpoint::encode(store)?))
         })?;
-        write_atomic(&self.path, &checkpoint_name(n), &bytes, self.policy)?;
         self.checkpoint_bytes
             .store(bytes.len() as u64, Ordering::Relaxed);
-        let files = list(&self.path)?;
+        Ok(CheckpointWrite {
+            dir: self.path.clone(),
+            n,
+            bytes,
+            policy: self.policy,
+        })
+    }
+}
+
+/// A snapshot taken by [`DataDir::snapshot`], not yet on disk. Until
+/// [`CheckpointWrite::write`] has returned `Ok`, the directory holds the
+/// previous checkpoint and every segment after it, so a crash, an error or
+/// a write never made loses nothing.
+pub struct CheckpointWrite {
+    dir: PathBuf,
+    n: u64,
+    bytes: Vec<u8>,
+    policy: SyncPolicy,
+}
+
+impl CheckpointWrite {
+    /// Writes the snapshot (a temporary file, fsync, rename, fsync of the
+    /// directory), then removes the segments and checkpoints it covers.
+    pub fn write(self) -> Result<()> {
+        let Self {
+            dir,
+            n,
+            bytes,
+            policy,
+        } = self;
+        write_atomic(&dir, &checkpoint_name(n), &bytes, policy)?;
+        drop(bytes);
+        let files = list(&dir)?;
         for &old in files.segments.iter().filter(|&&s| s < n) {
-            remove(&self.path.join(segment_name(old)))?;
+            remove(&dir.join(segment_name(old)))?;
         }
         for &old in files.checkpoints.iter().filter(|&&c| c < n) {
-            remove(&self.path.join(checkpoint_name(old)))?;
+            remove(&dir.join(checkpoint_name(old)))?;
         }
         Ok(())
     }
