@@ -74,6 +74,7 @@ const INLINE_SYMBOL_SLOTS: usize = 64;
 /// A small direct-mapped cache: a hit costs a multiply and a compare, a
 /// miss (a new or rare value, such as most user ids) costs one interner
 /// lookup, and the cache never grows or allocates, whatever the values.
+#[derive(Debug)]
 struct InlineSymbols([(u128, Sym); INLINE_SYMBOL_SLOTS]);
 
 impl Default for InlineSymbols {
@@ -101,8 +102,9 @@ impl InlineSymbols {
     }
 }
 
-/// Per-apply symbol caches: one per attribute, one for step names.
-#[derive(Default)]
+/// Symbol caches of [`ConversationShard::apply`]: one per attribute, one
+/// for step names.
+#[derive(Debug, Default)]
 struct ApplyCaches {
     attributes: [InlineSymbols; Attribute::COUNT],
     steps: InlineSymbols,
@@ -168,6 +170,13 @@ pub(crate) struct ConversationShard {
     pub transitions: TransitionTable,
     /// How many conversations are [`FIRST_UNDECIDED`].
     pub(super) undecided: usize,
+    /// The symbol caches of `apply`, kept from one call to the next (about
+    /// 18 KB: filling them anew in every call cost more than the call
+    /// itself for the few rows a shard gets from a small file). A shard's
+    /// interners only grow and never renumber, so a cached symbol stays
+    /// right; a shard built anew (by retention, or from a checkpoint)
+    /// starts with none.
+    apply_caches: Option<Box<ApplyCaches>>,
 }
 
 impl ConversationShard {
@@ -250,7 +259,7 @@ impl ConversationShard {
         // Events of a conversation often come together: check the previous
         // row's conversation before probing the index.
         let mut last_conversation: Option<(u64, u128, Sym, usize)> = None;
-        let mut caches = ApplyCaches::default();
+        let mut caches = self.apply_caches.take().unwrap_or_default();
         for &row in rows {
             let row = row as usize;
             let (hash, run) = (keys.key_hash[row], keys.bot_run[row]);
@@ -315,6 +324,7 @@ impl ConversationShard {
                 _ => {}
             }
         }
+        self.apply_caches = Some(caches);
     }
 
     /// The `first_event_id` of an event that becomes a conversation's
