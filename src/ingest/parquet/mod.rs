@@ -41,7 +41,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
-use parquet::file::metadata::RowGroupMetaData;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
@@ -86,6 +86,60 @@ fn with_string_views(schema: &SchemaRef) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// The last schema this thread accepted: a file's Parquet schema and
+/// embedded arrow schema (`ARROW:schema`), and the arrow schema, strings as
+/// views, it is read with. Converting a schema costs as much as decoding the
+/// footer, and a job over many small files of one schema (hourly
+/// partitions) would otherwise convert it twice a file; the schema checks
+/// (SPEC 1) are a function of the schema, so a schema known here passed
+/// them.
+struct KnownSchema {
+    root: parquet::schema::types::TypePtr,
+    hint: Option<String>,
+    hinted: SchemaRef,
+}
+
+thread_local! {
+    static KNOWN_SCHEMA: std::cell::RefCell<Option<KnownSchema>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl KnownSchema {
+    /// The embedded arrow schema of `metadata`, if any.
+    fn hint(metadata: &ParquetMetaData) -> Option<&str> {
+        metadata
+            .file_metadata()
+            .key_value_metadata()?
+            .iter()
+            .find(|kv| kv.key == parquet::arrow::ARROW_SCHEMA_META_KEY)?
+            .value
+            .as_deref()
+    }
+
+    /// The schema to read `metadata`'s file with, if this thread accepted
+    /// the same schema before.
+    fn lookup(metadata: &ParquetMetaData) -> Option<SchemaRef> {
+        let root = metadata.file_metadata().schema_descr().root_schema();
+        KNOWN_SCHEMA.with_borrow(|known| {
+            known
+                .as_ref()
+                .filter(|k| *k.root == *root && k.hint.as_deref() == Self::hint(metadata))
+                .map(|k| k.hinted.clone())
+        })
+    }
+
+    /// Remembers that `metadata`'s schema passed the checks and is read
+    /// as `hinted`.
+    fn remember(metadata: &ParquetMetaData, hinted: SchemaRef) {
+        let known = KnownSchema {
+            root: metadata.file_metadata().schema_descr().root_schema_ptr(),
+            hint: Self::hint(metadata).map(str::to_owned),
+            hinted,
+        };
+        KNOWN_SCHEMA.with_borrow_mut(|slot| *slot = Some(known));
+    }
 }
 
 /// Whether row group statistics allow a value of column `leaf` among
@@ -252,10 +306,22 @@ where
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let metadata = guard(name, || {
+        let parquet = ParquetMetaDataReader::new()
+            .parse_and_finish(&open()?)
+            .map_err(context)?;
+        let parquet = Arc::new(parquet);
+        if let Some(hinted) = KnownSchema::lookup(&parquet) {
+            return ArrowReaderMetadata::try_new(
+                parquet,
+                ArrowReaderOptions::new().with_schema(hinted),
+            )
+            .map_err(context);
+        }
         let metadata =
-            ArrowReaderMetadata::load(&open()?, ArrowReaderOptions::new()).map_err(context)?;
+            ArrowReaderMetadata::try_new(parquet, ArrowReaderOptions::new()).map_err(context)?;
         check_schema(metadata.schema()).map_err(|e| e.within(name))?;
         let hinted = with_string_views(metadata.schema());
+        KnownSchema::remember(metadata.metadata(), hinted.clone());
         if hinted == *metadata.schema() {
             return Ok(metadata);
         }
@@ -1115,6 +1181,49 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn a_known_schema_is_reused_only_for_the_same_schema() {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let good = write(&events(50, &ts), WriterProperties::builder().build());
+        let batch = events(50, &ts);
+        let without = batch.schema().index_of(col::CONVERSATION_ID).unwrap();
+        let bad = write(
+            &batch
+                .project(
+                    &(0..batch.num_columns())
+                        .filter(|&i| i != without)
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+            WriterProperties::builder().build(),
+        );
+        let scan = |name: &str, bytes: &bytes::Bytes| {
+            let rows = std::sync::atomic::AtomicUsize::new(0);
+            scan_parquet(
+                name,
+                || Ok(bytes.clone()),
+                None,
+                &ScanScope::all(),
+                |b, _| {
+                    rows.fetch_add(b.num_rows(), std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                },
+            )
+            .map(|_| rows.into_inner())
+        };
+        // The same thread reads a file of a known schema, one of another
+        // (refused: it lacks a required column), and the first again.
+        for _ in 0..2 {
+            assert_eq!(scan("good.parquet", &good).unwrap(), 50);
+            let err = scan("bad.parquet", &bad).unwrap_err().to_string();
+            assert!(
+                err.contains("conversation_id") && err.contains("bad.parquet"),
+                "{err}"
+            );
+        }
+        assert_eq!(scan("good.parquet", &good).unwrap(), 50);
     }
 
     #[test]
