@@ -133,6 +133,10 @@ enum Command {
         /// Skip rows with nulls in required columns (counted in the report).
         #[arg(long)]
         lenient: bool,
+        /// Log bytes after which a checkpoint is written (or the size of the
+        /// last checkpoint, if larger).
+        #[arg(long, default_value_t = convostat::DEFAULT_CHECKPOINT_LOG_BYTES)]
+        checkpoint_log_bytes: u64,
     },
     /// Writes a realistic synthetic data set (Parquet, or NDJSON for .ndjson).
     Generate {
@@ -363,9 +367,18 @@ fn run(command: Command) -> convostat::Result<()> {
             data,
             input,
             lenient,
+            checkpoint_log_bytes,
         } => {
             without_huge_pages();
-            return ingest(&data, &input, lenient);
+            let mode = if lenient {
+                IngestMode::Lenient
+            } else {
+                IngestMode::Strict
+            };
+            let options = EngineOptions::new()
+                .mode(mode)
+                .checkpoint_log_bytes(checkpoint_log_bytes);
+            return ingest(options, &data, &input);
         }
         #[cfg(feature = "server")]
         Command::Serve(args) => {
@@ -466,15 +479,14 @@ fn run(command: Command) -> convostat::Result<()> {
 }
 
 /// `convostat ingest`: each file is one durable ingest call.
-fn ingest(data: &std::path::Path, inputs: &[PathBuf], lenient: bool) -> convostat::Result<()> {
-    let mode = if lenient {
-        IngestMode::Lenient
-    } else {
-        IngestMode::Strict
-    };
+fn ingest(
+    options: EngineOptions,
+    data: &std::path::Path,
+    inputs: &[PathBuf],
+) -> convostat::Result<()> {
     // Missing inputs are reported before the directory is touched.
     discover_inputs(inputs)?;
-    let engine = EngineOptions::new().mode(mode).open(data)?;
+    let engine = options.open(data)?;
     report_recovery(data, &engine);
     let total = engine.ingest_paths(inputs)?;
     engine.close()?;
@@ -604,6 +616,10 @@ mod serve {
         /// (0 turns the cache off).
         #[arg(long, default_value_t = server::DEFAULT_ANSWER_CACHE)]
         answer_cache: usize,
+        /// With --data: log bytes after which a checkpoint is written (or
+        /// the size of the last checkpoint, if larger).
+        #[arg(long, default_value_t = convostat::DEFAULT_CHECKPOINT_LOG_BYTES)]
+        checkpoint_log_bytes: u64,
     }
 
     /// Invalid arguments: one `error: ` line and exit status 2, as for
@@ -647,7 +663,9 @@ mod serve {
         let server = Server::bind(config)?;
         let engine = Arc::new(match &args.data {
             Some(dir) => {
-                let engine = Engine::open(dir)?;
+                let engine = convostat::EngineOptions::new()
+                    .checkpoint_log_bytes(args.checkpoint_log_bytes)
+                    .open(dir)?;
                 super::report_recovery(dir, &engine);
                 engine
             }

@@ -231,8 +231,12 @@ fn kill_loop_loses_nothing_acknowledged() {
         let file = work.path().join(format!("in-{i}.ndjson"));
         std::fs::write(&file, text).unwrap();
         let started = Instant::now();
+        // Every other run checkpoints automatically after its call, on a
+        // thread of its own, so that kills also land while that checkpoint
+        // is written.
+        let threshold = if i % 2 == 1 { "8192" } else { "67108864" };
         let mut child = Command::new(exe)
-            .args(["ingest", "--data"])
+            .args(["ingest", "--checkpoint-log-bytes", threshold, "--data"])
             .arg(&data)
             .arg("--input")
             .arg(&file)

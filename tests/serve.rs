@@ -1089,7 +1089,15 @@ fn serve_data_survives_sigkill_during_ingest() {
         seed ^= seed << 17;
         seed % n
     };
-    let args = ["--no-auth", "--data", data_arg.as_str()];
+    // A small checkpoint threshold: automatic checkpoints, written on a
+    // thread of their own while POSTs go on, are among the kill points.
+    let args = [
+        "--no-auth",
+        "--checkpoint-log-bytes",
+        "65536",
+        "--data",
+        data_arg.as_str(),
+    ];
     let mut acknowledged = 0usize;
     let mut kills = 0;
     while kills < 20 || acknowledged < chunks.len() {
