@@ -82,7 +82,6 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
     // size) is never in memory whole; a thread encodes its sections into
     // one buffer and compresses them with one zstd context, so that fresh
     // memory is not faulted in (and zeroed by the kernel) for each.
-    let t0 = std::time::Instant::now();
     let mut sections: Vec<Result<Compressed>> = shards
         .par_iter()
         .enumerate()
@@ -97,7 +96,6 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
             None => NO_OWNER,
         }
     };
-    let t1 = t0.elapsed();
     // One dedup shard's entries at a time (the store is quiescent).
     sections.extend(
         (0..event_ids::SHARDS)
@@ -108,7 +106,6 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
             })
             .collect::<Vec<_>>(),
     );
-    eprintln!("TIMING shards {:?} ids {:?}", t1, t0.elapsed() - t1);
     drop(guards);
     let file_len = FILE_HEADER
         + END.len()
