@@ -258,6 +258,11 @@ fn kill_loop_loses_nothing_acknowledged() {
             recoveries += 1;
         }
         if out.status.success() {
+            // Nothing on stderr but what recovery found.
+            assert!(
+                stderr.lines().all(|l| l.starts_with("recovered ")),
+                "run {i} printed: {stderr}"
+            );
             acknowledged.push(i);
             if !kill {
                 typical = started.elapsed();
