@@ -28,12 +28,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process, for the commands
 /// that ingest into an engine (`ingest`, `serve`, `demo`), load one
-/// (queries on `--data`) or touch little memory (`flow`). mimalloc asks for huge pages on its memory; the
-/// kernel then zeroes 2 MiB at every first touch (and, with the usual
-/// `defrag=madvise`, may compact memory first). A batch query over files
-/// touches its memory once and gains from that; ingest keeps allocating,
-/// freeing and touching again buffers the size of a request or a batch,
-/// and loading a checkpoint touches a gigabyte once, in random order.
+/// (queries on `--data`) or touch little memory (`flow`). mimalloc asks
+/// for huge pages on its memory; the kernel then zeroes 2 MiB at every
+/// first touch (and, with the usual `defrag=madvise`, may compact memory
+/// first). A batch query over files touches its memory once and gains
+/// from that; ingest keeps allocating, freeing and touching again buffers
+/// the size of a request or a batch, and loading a checkpoint touches a
+/// gigabyte once, in random order.
 /// Measured on this project's 2-core VM (README, "Durable data
 /// directory"), alternated runs: kernel time of `serve --data` under
 /// NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest` of a 10M-event
@@ -449,7 +450,7 @@ fn run(command: Command) -> convostat::Result<()> {
     // Flow reads one conversation's pages: a few MB touched once, for
     // which zeroing whole 2 MiB pages costs more than it saves (interleaved
     // file, 12 alternated runs: median 19.1 → 16.2 ms).
-    if kind == "flow" {
+    if matches!(query, Query::Flow(_)) {
         without_huge_pages();
     }
     if let Some(dir) = &common.data {
