@@ -88,6 +88,57 @@ fn with_string_views(schema: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// A Parquet file's metadata: its footer, the arrow schema it is read
+/// with (strings as views), and arrow's reader metadata for that schema,
+/// made the first time a row group goes to arrow's reader. Building the
+/// latter converts the schema again, which a file read only by the
+/// selective reader (most small files) never needs.
+struct FileMetadata {
+    parquet: Arc<ParquetMetaData>,
+    schema: SchemaRef,
+    reader: std::sync::Mutex<Option<ArrowReaderMetadata>>,
+}
+
+impl FileMetadata {
+    fn new(
+        parquet: Arc<ParquetMetaData>,
+        schema: SchemaRef,
+        reader: Option<ArrowReaderMetadata>,
+    ) -> Self {
+        Self {
+            parquet,
+            schema,
+            reader: std::sync::Mutex::new(reader),
+        }
+    }
+
+    fn metadata(&self) -> &Arc<ParquetMetaData> {
+        &self.parquet
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Arrow's reader metadata for the file read as [`Self::schema`];
+    /// errors name the file `name`.
+    fn reader(&self, name: &str) -> Result<ArrowReaderMetadata> {
+        let mut slot = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(reader) = &*slot {
+            return Ok(reader.clone());
+        }
+        let reader = guard(name, || {
+            ArrowReaderMetadata::try_new(
+                self.parquet.clone(),
+                ArrowReaderOptions::new().with_schema(self.schema.clone()),
+            )
+            .map_err(|e| Error::data_from(name, e))
+        })?;
+        *slot = Some(reader.clone());
+        Ok(reader)
+    }
+}
+
 /// The last schema this thread accepted: a file's Parquet schema and
 /// embedded arrow schema (`ARROW:schema`), and the arrow schema, strings as
 /// views, it is read with. Converting a schema costs as much as decoding the
@@ -310,26 +361,18 @@ where
             .parse_and_finish(&open()?)
             .map_err(context)?;
         let parquet = Arc::new(parquet);
-        if let Some(hinted) = KnownSchema::lookup(&parquet) {
-            return ArrowReaderMetadata::try_new(
-                parquet,
-                ArrowReaderOptions::new().with_schema(hinted),
-            )
-            .map_err(context);
+        if let Some(schema) = KnownSchema::lookup(&parquet) {
+            return Ok(FileMetadata::new(parquet, schema, None));
         }
         let metadata =
             ArrowReaderMetadata::try_new(parquet, ArrowReaderOptions::new()).map_err(context)?;
         check_schema(metadata.schema()).map_err(|e| e.within(name))?;
         let hinted = with_string_views(metadata.schema());
         KnownSchema::remember(metadata.metadata(), hinted.clone());
-        if hinted == *metadata.schema() {
-            return Ok(metadata);
-        }
-        ArrowReaderMetadata::try_new(
-            metadata.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(hinted),
-        )
-        .map_err(context)
+        let parquet = metadata.metadata().clone();
+        // Arrow's reader for this schema, if it is the file's own.
+        let reader = (hinted == *metadata.schema()).then_some(metadata);
+        Ok(FileMetadata::new(parquet, hinted, reader))
     })?;
     let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
     let leaf_of = |column: &str| {
@@ -442,7 +485,7 @@ where
                 return Ok(());
             }
             let builder =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.clone())
+                ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.reader(name)?)
                     .with_row_groups(vec![rg])
                     .with_projection(projection.clone())
                     .with_batch_size(BATCH_ROWS);
