@@ -42,6 +42,27 @@ pub(crate) struct PageHeader {
     pub num_values: i32,
     /// The values' encoding (Parquet's `Encoding` number).
     pub encoding: i32,
+    /// Where a data page keeps its definition levels.
+    pub levels: PageLevels,
+}
+
+/// Where a data page keeps its definition levels, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageLevels {
+    /// Not a data page.
+    None,
+    /// Data page v1: the levels open the (compressed) page, each kind after
+    /// a 4-byte length, in this encoding (Parquet's `Encoding` number;
+    /// `None` if the header leaves it out).
+    V1 { def_encoding: Option<i32> },
+    /// Data page v2: the levels are stored uncompressed before the values,
+    /// repetition levels first; the header counts rows and nulls.
+    V2 {
+        num_nulls: i32,
+        num_rows: i32,
+        def_len: i32,
+        rep_len: i32,
+    },
 }
 
 /// Why a header could not be read.
@@ -62,7 +83,7 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
     let mut kind = None;
     let mut uncompressed_size = None;
     let mut compressed_size = None;
-    let mut inner: Option<(PageKind, i32, i32)> = None;
+    let mut inner: Option<(PageKind, i32, i32, PageLevels)> = None;
     let mut seen = 0u32;
     input.read_struct(0, |input, id, wire| {
         if (1..=8).contains(&id) {
@@ -83,20 +104,31 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             }
             (2, I32) => uncompressed_size = Some(input.i32()?),
             (3, I32) => compressed_size = Some(input.i32()?),
-            // data_page_header: num_values 1, encoding 2.
+            // data_page_header: num_values 1, encoding 2, definition
+            // level encoding 3.
             (5, STRUCT) => {
-                let (values, encoding) = input.values_and_encoding(1, 2)?;
-                inner = Some((PageKind::DataV1, values, encoding));
+                let [values, encoding, def_encoding] = input.i32_fields([1, 2, 3])?;
+                let levels = PageLevels::V1 { def_encoding };
+                inner = Some((PageKind::DataV1, need(values)?, need(encoding)?, levels));
             }
             // dictionary_page_header: num_values 1, encoding 2.
             (7, STRUCT) => {
-                let (values, encoding) = input.values_and_encoding(1, 2)?;
-                inner = Some((PageKind::Dictionary, values, encoding));
+                let [values, encoding] = input.i32_fields([1, 2])?;
+                let levels = PageLevels::None;
+                inner = Some((PageKind::Dictionary, need(values)?, need(encoding)?, levels));
             }
-            // data_page_header_v2: num_values 1, encoding 4.
+            // data_page_header_v2: num_values 1, num_nulls 2, num_rows 3,
+            // encoding 4, definition and repetition levels' lengths 5, 6.
             (8, STRUCT) => {
-                let (values, encoding) = input.values_and_encoding(1, 4)?;
-                inner = Some((PageKind::DataV2, values, encoding));
+                let [values, nulls, rows, encoding, def_len, rep_len] =
+                    input.i32_fields([1, 2, 3, 4, 5, 6])?;
+                let levels = PageLevels::V2 {
+                    num_nulls: need(nulls)?,
+                    num_rows: need(rows)?,
+                    def_len: need(def_len)?,
+                    rep_len: need(rep_len)?,
+                };
+                inner = Some((PageKind::DataV2, need(values)?, need(encoding)?, levels));
             }
             (1..=8, _) if !matches!(id, 4 | 6) => return Err(HeaderError::Malformed),
             _ => input.skip(wire, 1)?,
@@ -108,9 +140,11 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             (Some(k), Some(u), Some(c)) => (k, u, c),
             _ => return Err(HeaderError::Malformed),
         };
-    let (num_values, encoding) = match (kind, inner) {
-        (PageKind::Index, _) => (0, 0),
-        (kind, Some((inner_kind, values, encoding))) if kind == inner_kind => (values, encoding),
+    let (num_values, encoding, levels) = match (kind, inner) {
+        (PageKind::Index, _) => (0, 0, PageLevels::None),
+        (kind, Some((inner_kind, values, encoding, levels))) if kind == inner_kind => {
+            (values, encoding, levels)
+        }
         _ => return Err(HeaderError::Malformed),
     };
     let header = PageHeader {
@@ -119,8 +153,14 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
         compressed_size,
         num_values,
         encoding,
+        levels,
     };
     Ok((header, input.pos))
+}
+
+/// A required field's value.
+fn need(field: Option<i32>) -> Read<i32> {
+    field.ok_or(HeaderError::Malformed)
 }
 
 // Compact protocol wire types.
@@ -208,17 +248,13 @@ impl Input<'_> {
         }
     }
 
-    /// Reads an inner page header struct for its `num_values` and
-    /// `encoding` fields (by field id); both are required.
-    fn values_and_encoding(&mut self, values_id: i16, encoding_id: i16) -> Read<(i32, i32)> {
-        let mut values = None;
-        let mut encoding = None;
+    /// Reads an inner page header struct for its `i32` fields `ids` (in
+    /// that order; `None` where absent), skipping the others. A field of
+    /// `ids` given twice or with another type is malformed.
+    fn i32_fields<const N: usize>(&mut self, ids: [i16; N]) -> Read<[Option<i32>; N]> {
+        let mut values = [None; N];
         self.read_struct(1, |input, id, wire| {
-            let slot = if id == values_id {
-                &mut values
-            } else if id == encoding_id {
-                &mut encoding
-            } else {
+            let Some(slot) = ids.iter().position(|&i| i == id).map(|i| &mut values[i]) else {
                 return input.skip(wire, 2);
             };
             if wire != I32 || slot.is_some() {
@@ -227,7 +263,7 @@ impl Input<'_> {
             *slot = Some(input.i32()?);
             Ok(())
         })?;
-        values.zip(encoding).ok_or(HeaderError::Malformed)
+        Ok(values)
     }
 
     /// Skips one value of wire type `wire` in a field.
@@ -329,6 +365,9 @@ mod tests {
                 compressed_size: 60,
                 num_values: 10,
                 encoding: encoding::DELTA_BYTE_ARRAY,
+                levels: PageLevels::V1 {
+                    def_encoding: Some(3)
+                },
             }
         );
     }
@@ -407,6 +446,25 @@ mod tests {
                 assert_eq!(data.encoding, encoding::DELTA_BYTE_ARRAY);
             }
             assert_eq!(data.num_values, 1000);
+            if dictionary {
+                assert_eq!(
+                    data.levels,
+                    PageLevels::V1 {
+                        def_encoding: Some(3)
+                    }
+                ); // RLE
+            } else {
+                let PageLevels::V2 {
+                    num_nulls,
+                    num_rows,
+                    rep_len,
+                    ..
+                } = data.levels
+                else {
+                    panic!("{data:?}");
+                };
+                assert_eq!((num_nulls, num_rows, rep_len), (0, 1000, 0));
+            }
         }
     }
 }

@@ -47,7 +47,9 @@ use rayon::prelude::*;
 
 mod hybrid;
 mod levels;
+mod null_proof;
 mod selected;
+mod snappy_prefix;
 
 use super::bounds::bounding_rows;
 use super::guard::{check_pages, guard};
@@ -454,7 +456,7 @@ where
                     let column = row_groups[rg].column(leaf);
                     let context = format!("{name}: column `{}`", column.column_descr().path());
                     let rows = row_groups[rg].num_rows().max(0) as usize;
-                    if !selected::holds_no_null(open()?, column, rows, &context)? {
+                    if !null_proof::holds_no_null(open()?, column, rows, &context)? {
                         valid = false;
                         break;
                     }

@@ -1,0 +1,168 @@
+//! The first bytes of a snappy block, without decompressing the rest.
+//!
+//! A Parquet data page v1 stores its definition levels at the start of its
+//! compressed bytes. To prove that a column chunk holds no null
+//! ([`super::null_proof`]), only those few bytes of each page are needed,
+//! yet every codec crate decompresses a block whole (snappy is what Spark
+//! and pyarrow write by default, and a page is about 1 MiB). Snappy's raw
+//! format is a stream of literals and back-references into the output
+//! (<https://github.com/google/snappy/blob/main/format_description.txt>),
+//! so its first `n` output bytes depend only on the elements that produce
+//! them: [`snappy_prefix`] decodes those and stops.
+//!
+//! The input is untrusted: anything malformed, or input that ends before
+//! the bytes asked for, gives `None` and never a panic; the caller then
+//! takes the slow path, which reports the damage.
+
+/// The first `want` bytes of the snappy raw block `input` (all of them if
+/// it holds fewer), or `None` if the block is malformed before that point.
+pub(super) fn snappy_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
+    let mut pos = 0usize;
+    let total = usize::try_from(varint(input, &mut pos)?).ok()?;
+    let want = want.min(total);
+    let mut out = Vec::with_capacity(want);
+    while out.len() < want {
+        let tag = *input.get(pos)?;
+        pos += 1;
+        let (offset, len) = match tag & 3 {
+            0 => {
+                let mut len = usize::from(tag >> 2);
+                if len >= 60 {
+                    // The length - 1 follows in 1 to 4 little-endian bytes.
+                    let extra = len - 59;
+                    let bytes = input.get(pos..pos.checked_add(extra)?)?;
+                    pos += extra;
+                    len = bytes
+                        .iter()
+                        .rev()
+                        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+                }
+                let len = len.checked_add(1)?;
+                let take = len.min(want - out.len());
+                out.extend_from_slice(input.get(pos..pos.checked_add(take)?)?);
+                pos = pos.checked_add(len)?;
+                continue;
+            }
+            1 => {
+                let low = *input.get(pos)?;
+                pos += 1;
+                let offset = (usize::from(tag >> 5) << 8) | usize::from(low);
+                (offset, 4 + usize::from((tag >> 2) & 7))
+            }
+            2 => {
+                let bytes = input.get(pos..pos.checked_add(2)?)?;
+                pos += 2;
+                let offset = usize::from(u16::from_le_bytes([bytes[0], bytes[1]]));
+                (offset, usize::from(tag >> 2) + 1)
+            }
+            _ => {
+                let bytes = input.get(pos..pos.checked_add(4)?)?;
+                pos += 4;
+                let offset = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                (usize::try_from(offset).ok()?, usize::from(tag >> 2) + 1)
+            }
+        };
+        // A copy reaches back into what is already decoded, and may
+        // overlap what it writes (a run).
+        if offset == 0 || offset > out.len() {
+            return None;
+        }
+        for _ in 0..len.min(want - out.len()) {
+            out.push(out[out.len() - offset]);
+        }
+    }
+    Some(out)
+}
+
+/// A little-endian base-128 `u32` (the block's uncompressed length).
+fn varint(input: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut value = 0u32;
+    for shift in (0..35).step_by(7) {
+        let byte = *input.get(*pos)?;
+        *pos += 1;
+        value |= u32::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn compress(data: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(data).unwrap()
+    }
+
+    #[test]
+    fn a_prefix_of_literals_and_runs_is_the_data_s_prefix() {
+        // Levels of a page with no null: a 4-byte length, then one RLE run;
+        // then values with long repeats (copies, overlapping ones too).
+        let mut data = vec![3, 0, 0, 0, 0x80, 0x9c, 0x01, 1];
+        data.extend(std::iter::repeat_n(b"abcdefgh".as_slice(), 5000).flatten());
+        data.extend((0..100_000u32).flat_map(|i| (i % 977).to_le_bytes()));
+        let block = compress(&data);
+        for want in [
+            0,
+            1,
+            4,
+            8,
+            9,
+            64,
+            65_536,
+            70_000,
+            data.len(),
+            data.len() + 10,
+        ] {
+            let prefix = snappy_prefix(&block, want).unwrap();
+            assert_eq!(prefix, data[..want.min(data.len())], "{want}");
+        }
+    }
+
+    #[test]
+    fn damaged_blocks_give_none_not_a_panic() {
+        let data: Vec<u8> = (0..5000u32).flat_map(|i| (i % 13).to_le_bytes()).collect();
+        let block = compress(&data);
+        // Cut anywhere: None, or the prefix if enough is left.
+        for end in 0..block.len().min(200) {
+            if let Some(prefix) = snappy_prefix(&block[..end], data.len()) {
+                assert_eq!(prefix, data[..prefix.len()]);
+            }
+        }
+        // A copy reaching before the start of the output.
+        assert_eq!(snappy_prefix(&[10, 0b0000_0001, 5], 10), None);
+        assert_eq!(snappy_prefix(&[10, 0b0000_0110, 0, 0], 10), None);
+        // A literal longer than the input, a length of five varint bytes.
+        assert_eq!(snappy_prefix(&[10, 60 << 2, 0xff], 10), None);
+        assert_eq!(
+            snappy_prefix(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], 1),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_prefix_matches_the_decompressed_block(
+            chunks in proptest::collection::vec((any::<u8>(), 1usize..300), 0..60),
+            noise in proptest::collection::vec(any::<u8>(), 0..300),
+            want in 0usize..20_000,
+        ) {
+            let mut data: Vec<u8> = chunks
+                .iter()
+                .flat_map(|&(b, n)| std::iter::repeat_n(b, n))
+                .collect();
+            data.extend(&noise);
+            let block = compress(&data);
+            let prefix = snappy_prefix(&block, want).unwrap();
+            prop_assert_eq!(prefix, &data[..want.min(data.len())]);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..64), want in 0usize..100) {
+            let _ = snappy_prefix(&input, want);
+        }
+    }
+}
