@@ -206,6 +206,17 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
     });
+    // A chunk all of whose pages use its dictionary holds no matching row
+    // if no entry matches: then only its dictionary page is read.
+    if only_dictionary_pages {
+        if let Some(Dictionary::Strings(dict)) =
+            ColumnPages::dictionary_alone(&reader, chunk, rows, context)
+        {
+            if !(0..dict.len()).any(|i| wanted(dict.get(i))) {
+                return Ok(Vec::new());
+            }
+        }
+    }
     let mut column = ColumnPages::open(reader, chunk, rows, context, true, true)?;
     // Per dictionary (by its number in the chunk): whether each entry matches.
     let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
@@ -782,7 +793,54 @@ impl ColumnPages {
                     .map_err(|e| Error::data_from(context, e))?,
             )
         };
-        Ok(Self {
+        Ok(Self::over(pages, chunk, rows, context, decode_all))
+    }
+
+    /// The dictionary of `chunk` alone, read from the bytes its footer
+    /// places before the first data page, without reading the data pages.
+    /// `None` if the chunk has no dictionary page or those bytes do not
+    /// hold one as their first page: the caller then reads the whole
+    /// chunk, which reports any damage.
+    fn dictionary_alone<R: ChunkReader>(
+        reader: &R,
+        chunk: &ColumnChunkMetaData,
+        rows: usize,
+        context: &str,
+    ) -> Option<Dictionary> {
+        let start = u64::try_from(chunk.dictionary_page_offset()?).ok()?;
+        let end = u64::try_from(chunk.data_page_offset()).ok()?;
+        let (chunk_start, chunk_length) = chunk.byte_range();
+        if start != chunk_start || end <= start || end - start > chunk_length {
+            return None;
+        }
+        let bytes = reader
+            .get_bytes(start, usize::try_from(end - start).ok()?)
+            .ok()?;
+        let bytes = Arc::new(ChunkBytes { start, bytes });
+        let pages = SerializedPageReader::new(bytes, chunk, rows, None).ok()?;
+        let mut column = Self::over(Box::new(pages), chunk, rows, context, false);
+        match column.pages.get_next_page().ok()?? {
+            Page::DictionaryPage {
+                buf,
+                num_values,
+                encoding: Encoding::PLAIN | Encoding::PLAIN_DICTIONARY,
+                ..
+            } => column
+                .read_dictionary(buf, num_values as usize, context)
+                .ok(),
+            _ => None,
+        }
+    }
+
+    /// The pages read by `pages`, of `chunk`.
+    fn over(
+        pages: Box<dyn PageReader>,
+        chunk: &ColumnChunkMetaData,
+        rows: usize,
+        context: &str,
+        decode_all: bool,
+    ) -> Self {
+        Self {
             pages,
             nullable: chunk.column_descr().max_def_level() == 1,
             physical: chunk.column_descr().physical_type(),
@@ -799,7 +857,7 @@ impl ColumnPages {
             runs: Vec::new(),
             current: None,
             decode_all,
-        })
+        }
     }
 
     /// The next data page, or `None` at the end of the chunk. A page whose
@@ -1186,5 +1244,124 @@ impl StringsBuilder {
         // index it names (entries checked when the dictionary was read) —
         // the invariants `StringViewArray::try_new` checks.
         Ok(unsafe { StringViewArray::new_unchecked(self.views.into(), buffers.into(), nulls) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use arrow_array::{RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::ParquetMetaDataReader;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+    use crate::ingest::guard::guard;
+
+    /// A file's bytes, counting the bytes read through `get_bytes`.
+    #[derive(Clone)]
+    struct CountingReader {
+        bytes: Bytes,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl Length for CountingReader {
+        fn len(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+    }
+
+    impl ChunkReader for CountingReader {
+        type T = bytes::buf::Reader<Bytes>;
+
+        fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+            self.bytes.get_read(start)
+        }
+
+        fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+            self.read.fetch_add(length, Ordering::Relaxed);
+            self.bytes.get_bytes(start, length)
+        }
+    }
+
+    /// One dictionary-encoded string column of 5,000 rows (`v0`..`v49`),
+    /// in pages of 500 rows, and its chunk.
+    fn file() -> (Bytes, ColumnChunkMetaData) {
+        let strings: StringArray = (0..5_000).map(|i| Some(format!("v{}", i % 50))).collect();
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as _)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(500)
+            .build();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let bytes = Bytes::from(out);
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&bytes)
+            .unwrap();
+        let chunk = metadata.row_groups()[0].column(0).clone();
+        (bytes, chunk)
+    }
+
+    fn matching(
+        reader: &CountingReader,
+        chunk: &ColumnChunkMetaData,
+        value: &str,
+    ) -> Result<Vec<u32>> {
+        matching_rows(reader.clone(), chunk, 5_000, &[value.to_owned()], "s")
+    }
+
+    #[test]
+    fn a_chunk_whose_dictionary_holds_no_match_is_read_no_further() {
+        let (bytes, chunk) = file();
+        let reader = CountingReader {
+            bytes,
+            read: Arc::default(),
+        };
+        let dictionary =
+            (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+        assert_eq!(
+            matching(&reader, &chunk, "nope").unwrap(),
+            Vec::<u32>::new()
+        );
+        assert_eq!(reader.read.swap(0, Ordering::Relaxed), dictionary);
+        let want: Vec<u32> = (0..5_000).filter(|i| i % 50 == 7).collect();
+        assert_eq!(matching(&reader, &chunk, "v7").unwrap(), want);
+        let (_, length) = chunk.byte_range();
+        assert_eq!(
+            reader.read.load(Ordering::Relaxed),
+            dictionary + length as usize
+        );
+    }
+
+    /// Damage in the dictionary page never panics, and reading the
+    /// dictionary alone finds what reading the whole chunk finds.
+    #[test]
+    fn a_damaged_dictionary_page_reads_as_the_whole_chunk_does() {
+        let (clean, chunk) = file();
+        let start = chunk.dictionary_page_offset().unwrap() as usize;
+        let end = chunk.data_page_offset() as usize;
+        let mut disagree = Vec::new();
+        for at in start..end {
+            let mut bytes = clean.to_vec();
+            bytes[at] ^= 0x5a;
+            let reader = CountingReader {
+                bytes: bytes.into(),
+                read: Arc::default(),
+            };
+            let alone = guard("s", || matching(&reader, &chunk, "nope"));
+            let whole = guard("s", || {
+                let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true, true)?;
+                while column.advance(|_| true)? {}
+                Ok(())
+            });
+            if alone.is_err() != whole.is_err() {
+                disagree.push((at, alone, whole));
+            }
+        }
+        assert!(disagree.is_empty(), "{disagree:?}");
     }
 }
