@@ -11,8 +11,13 @@
 //! waiting for room runs pending pieces itself instead of blocking, so the
 //! pool can never wait on itself. The error returned is the one of the
 //! earliest piece in input order, as if the pieces had been handled one
-//! after the other; after a failure no new piece is read.
+//! after the other; after a failure no new piece is read. A panic in
+//! `consume` stops the reading as an error does, and goes on unwinding
+//! from [`pipeline`] once the pieces in flight are done (it must not leave
+//! the producer waiting for a piece that will never finish).
 
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -34,6 +39,7 @@ pub(crate) fn pipeline<T: Send>(
             in_flight: 0,
             first_error: None,
             spare: Vec::new(),
+            panic: None,
         }),
         room: Condvar::new(),
         limit: limit.max(1),
@@ -52,11 +58,20 @@ pub(crate) fn pipeline<T: Send>(
             shared.lock().in_flight += 1;
             let (shared, consume) = (&shared, &consume);
             scope.spawn(move |_| {
-                let result = consume(&mut piece);
+                let result = match catch_unwind(AssertUnwindSafe(|| consume(&mut piece))) {
+                    Ok(result) => result,
+                    Err(payload) => {
+                        shared.lock().panic.get_or_insert(payload);
+                        Err(Error::data("pipeline", "a piece's consumer panicked"))
+                    }
+                };
                 shared.finished(index, result, piece);
             });
         }
     });
+    if let Some(payload) = shared.lock().panic.take() {
+        resume_unwind(payload);
+    }
     let first_error = shared.lock().first_error.take();
     match first_error {
         Some((_, e)) => Err(e),
@@ -70,6 +85,8 @@ struct State<T> {
     first_error: Option<(usize, Error)>,
     /// Finished pieces, for the producer to reuse.
     spare: Vec<T>,
+    /// The first panic of `consume`, resumed once the scope is done.
+    panic: Option<Box<dyn Any + Send>>,
 }
 
 struct Shared<T> {
@@ -204,5 +221,28 @@ mod tests {
             .unwrap();
         let (result, _) = pool.install(|| run(50, 2, |_| false));
         assert!(result.is_ok());
+    }
+
+    /// A panicking consumer stops the pipeline and its panic goes on
+    /// unwinding from it, instead of leaving the producer waiting.
+    #[test]
+    fn a_panicking_consumer_ends_the_pipeline_with_its_panic() {
+        let produced = AtomicUsize::new(0);
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            pipeline(
+                2,
+                |_spare: Option<usize>| Ok(Some(produced.fetch_add(1, Ordering::SeqCst))),
+                |&mut i| {
+                    if i == 7 {
+                        panic!("consumer of piece 7");
+                    }
+                    Ok(())
+                },
+            )
+        }));
+        let payload = outcome.expect_err("the panic goes on");
+        // The producer never runs out: it returned because of the panic.
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"consumer of piece 7"));
+        assert!(produced.load(Ordering::SeqCst) > 7);
     }
 }
