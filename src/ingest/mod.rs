@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub(crate) mod bounds;
 mod delta_header;
+mod flat_json;
 pub(crate) mod guard;
 pub mod ndjson;
 mod normalize;

@@ -1,7 +1,8 @@
 //! NDJSON input: one JSON object per line, keys = column names.
 //!
-//! Lines are decoded with `arrow-json` into batches of the canonical
-//! columns, all as strings; `timestamp` is then parsed strictly as RFC 3339
+//! Lines are decoded into batches of the canonical columns, all as strings
+//! (`Utf8View`): plain flat objects by `flat_json`, anything else by
+//! `arrow-json`; `timestamp` is then parsed strictly as RFC 3339
 //! with `Z` or an offset (SPEC 7), so that a malformed time is an error
 //! naming its line instead of a silent guess. Blank lines are skipped;
 //! unknown keys are ignored; an absent key or `null` is null. Errors name
@@ -16,6 +17,9 @@ use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_json::reader::Decoder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::flat_json::decode_flat;
+use super::guard::guard;
+use super::normalize::utf8_to_view;
 use super::pipeline::pipeline;
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
@@ -267,7 +271,8 @@ pub(crate) fn is_gzip_name(path: &Path) -> bool {
 }
 
 /// Reads NDJSON from `reader`, calling `sink` with each batch (canonical
-/// column names, timestamps as µs UTC) and the line number of each row.
+/// column names, strings as `Utf8View`, timestamps as µs UTC) and the line
+/// number of each row.
 ///
 /// Lines are split into chunks (2048 lines at first, growing to 8192) on
 /// the calling thread while earlier chunks are decoded in parallel (see
@@ -348,13 +353,47 @@ fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
 /// values, so an object spanning lines or two objects on one line show as
 /// a row count different from the line count (or a decoding error); the
 /// first offending line is then found by decoding lines one at a time.
+///
+/// Lines of plain flat objects (nearly all event lines) are read by
+/// [`decode_flat`]; a chunk with any other line goes to `arrow-json`, and
+/// its strings are then given as views too, so that every batch has the
+/// same schema. A panic of the JSON decoder is a data error.
 fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
+    guard("ndjson", || {
+        if let Some(batch) = decode_flat(schema, &chunk.text, &chunk.ends) {
+            return with_timestamps(batch, &chunk.lines);
+        }
+        let batch = decode_with_arrow_json(schema, chunk)?;
+        with_timestamps(as_views(&batch)?, &chunk.lines)
+    })
+}
+
+/// `batch` with its `Utf8` columns as `Utf8View`.
+fn as_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let view: ArrayRef = match column.as_string_opt::<i32>() {
+            Some(utf8) => match utf8_to_view(utf8) {
+                Some(view) => Arc::new(view),
+                None => arrow_cast::cast(column, &DataType::Utf8View)
+                    .map_err(|e| Error::data_from("ndjson", e))?,
+            },
+            None => column.clone(),
+        };
+        fields.push(Field::new(field.name(), view.data_type().clone(), true));
+        columns.push(view);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| Error::data_from("ndjson", e))
+}
+
+/// The rows of `chunk` decoded by `arrow-json` (strings as `Utf8`).
+fn decode_with_arrow_json(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
     let mut decoder = new_decoder(schema)?;
     let decoded = feed(&mut decoder, &chunk.text).and_then(|_| decoder.flush());
     match decoded {
-        Ok(Some(batch)) if batch.num_rows() == chunk.lines.len() => {
-            with_timestamps(batch, &chunk.lines)
-        }
+        Ok(Some(batch)) if batch.num_rows() == chunk.lines.len() => Ok(batch),
         Ok(_) => Err(first_bad_line(schema, chunk)?
             .unwrap_or_else(|| Error::data("ndjson", "rows do not match lines"))),
         Err(e) => {
@@ -398,9 +437,15 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
     let idx = schema
         .index_of(col::TIMESTAMP)
         .map_err(|e| Error::data_from("ndjson", e))?;
-    let text = batch.column(idx).as_string::<i32>();
-    let mut micros = Vec::with_capacity(text.len());
-    for (row, value) in text.iter().enumerate() {
+    let column = batch.column(idx);
+    let values: Box<dyn Iterator<Item = Option<&str>>> =
+        match (column.as_string_opt::<i32>(), column.as_string_view_opt()) {
+            (Some(text), _) => Box::new(text.iter()),
+            (_, Some(text)) => Box::new(text.iter()),
+            _ => return Err(Error::data("ndjson", "timestamps decoded as a non-string")),
+        };
+    let mut micros = Vec::with_capacity(column.len());
+    for (row, value) in values.enumerate() {
         micros.push(match value {
             None => None,
             Some(v) => Some(parse_rfc3339_micros(v).map_err(|_| {
@@ -555,7 +600,7 @@ mod tests {
             let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
             let rows = std::sync::Mutex::new(Vec::new());
             read_ndjson(reader, |batch, lines| {
-                let ids = batch.column_by_name("event_id").unwrap().as_string::<i32>();
+                let ids = batch.column_by_name("event_id").unwrap().as_string_view();
                 let mut rows = rows.lock().unwrap();
                 for (id, line) in ids.iter().zip(lines) {
                     rows.push((id.unwrap().to_string(), *line));

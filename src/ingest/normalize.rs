@@ -211,7 +211,7 @@ fn to_view(name: &str, array: &ArrayRef) -> Result<StringViewArray> {
 /// `Utf8` as `Utf8View` without copying or re-validating the strings:
 /// views point into the array's own values buffer. `None` when the buffer
 /// is too large for 32-bit view offsets.
-fn utf8_to_view(array: &arrow_array::StringArray) -> Option<StringViewArray> {
+pub(crate) fn utf8_to_view(array: &arrow_array::StringArray) -> Option<StringViewArray> {
     let values = array.values();
     let offsets = array.value_offsets();
     let end = *offsets.last()? as usize;

@@ -1,0 +1,349 @@
+//! A decoder for the shape NDJSON events almost always have: one flat
+//! object per line whose values are plain strings or `null`.
+//!
+//! `arrow-json` decodes any JSON: it first builds a tape of every token,
+//! copying each string, then copies each string again into the output
+//! array. On event lines, that was most of the time of an NDJSON job
+//! (`ndjson`). [`decode_flat`] reads such lines in one pass and makes each
+//! value a string view into one copy of the chunk's text.
+//!
+//! It accepts a chunk only if every line is exactly a JSON object whose
+//! keys are written without escapes and appear once, and whose values are
+//! strings without escapes or control characters, or `null`, with JSON
+//! whitespace anywhere between tokens, and the chunk is valid UTF-8. Any
+//! other chunk (an escape, a number, a nested value, two objects on a
+//! line, a syntax error) gives `None`, and the caller decodes it with
+//! `arrow-json`, which gives the same batch or reports the error: this
+//! decoder only ever takes the cases whose answer is plain.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringViewArray};
+use arrow_buffer::{Buffer, NullBufferBuilder};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+
+use super::normalize::view_at;
+
+/// The rows of `text`, one per line ending at each of `ends` (exclusive;
+/// a line's span may open with blank lines), as a batch of `schema`'s
+/// columns (strings) in `Utf8View`; `None` when a line is not a flat
+/// object of plain strings (see the module documentation).
+pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Option<RecordBatch> {
+    if text.len() > u32::MAX as usize || std::str::from_utf8(text).is_err() {
+        return None;
+    }
+    let names: Vec<&[u8]> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_bytes())
+        .collect();
+    let rows = ends.len();
+    let mut views: Vec<Vec<u128>> = vec![Vec::with_capacity(rows); names.len()];
+    let mut nulls: Vec<NullBufferBuilder> = (0..names.len())
+        .map(|_| NullBufferBuilder::new(rows))
+        .collect();
+    // Per column, the value of the row being read (`None`: not seen).
+    let mut row: Vec<Option<Option<(usize, usize)>>> = vec![None; names.len()];
+    let mut start = 0usize;
+    for &end in ends {
+        let line = text.get(start..end)?;
+        row.fill(None);
+        read_object(line, &names, &mut row)?;
+        for (i, value) in row.iter().enumerate() {
+            match value {
+                Some(Some((from, to))) => {
+                    views[i].push(view_at(text, start + from, start + to, 0));
+                    nulls[i].append_non_null();
+                }
+                _ => {
+                    views[i].push(0);
+                    nulls[i].append_null();
+                }
+            }
+        }
+        start = end;
+    }
+    let buffer = Buffer::from(text);
+    let columns: Vec<ArrayRef> = views
+        .into_iter()
+        .zip(nulls.iter_mut())
+        .map(|(views, nulls)| {
+            // SAFETY: every non-null view is made by `view_at` from a range
+            // of `text` (copied whole into buffer 0) that lies between two
+            // ASCII quotes of a text checked to be valid UTF-8 above, so
+            // the range is in bounds and valid UTF-8; null views are 0.
+            // That is what `StringViewArray::try_new` would check.
+            Arc::new(unsafe {
+                StringViewArray::new_unchecked(
+                    views.into(),
+                    vec![buffer.clone()].into(),
+                    nulls.finish(),
+                )
+            }) as ArrayRef
+        })
+        .collect();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), DataType::Utf8View, true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+}
+
+/// Reads one line holding one object into `row` (the value range, within
+/// `line`, of each key of `names` the object has; `Some(None)` for
+/// `null`). `None` if the line is anything else.
+fn read_object(
+    line: &[u8],
+    names: &[&[u8]],
+    row: &mut [Option<Option<(usize, usize)>>],
+) -> Option<()> {
+    let mut pos = skip_space(line, 0);
+    if *line.get(pos)? != b'{' {
+        return None;
+    }
+    pos = skip_space(line, pos + 1);
+    if *line.get(pos)? == b'}' {
+        return (skip_space(line, pos + 1) == line.len()).then_some(());
+    }
+    loop {
+        let (key_from, key_to) = read_string(line, pos)?;
+        pos = skip_space(line, key_to + 1);
+        if *line.get(pos)? != b':' {
+            return None;
+        }
+        pos = skip_space(line, pos + 1);
+        let value = match *line.get(pos)? {
+            b'"' => {
+                let (from, to) = read_string(line, pos)?;
+                pos = to + 1;
+                Some((from, to))
+            }
+            b'n' if line.get(pos..pos + 4) == Some(b"null") => {
+                pos += 4;
+                None
+            }
+            _ => return None,
+        };
+        let key = &line[key_from..key_to];
+        if let Some(i) = names.iter().position(|n| *n == key) {
+            if row[i].is_some() {
+                return None; // a key given twice
+            }
+            row[i] = Some(value);
+        }
+        pos = skip_space(line, pos);
+        match *line.get(pos)? {
+            b',' => pos = skip_space(line, pos + 1),
+            b'}' => return (skip_space(line, pos + 1) == line.len()).then_some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The content range of the string whose opening quote is at `pos`: up to
+/// its closing quote, which is at the range's end. `None` if it holds an
+/// escape or a control character, or does not close.
+fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
+    if *line.get(pos)? != b'"' {
+        return None;
+    }
+    let from = pos + 1;
+    let rest = line.get(from..)?;
+    let len = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[len] != b'"' || rest[..len].iter().any(|&b| b < 0x20) {
+        return None;
+    }
+    Some((from, from + len))
+}
+
+/// The first position from `pos` that is not JSON whitespace.
+fn skip_space(line: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = line.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::Array;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(
+            ["event_id", "bot_id", "language"]
+                .map(|n| Field::new(n, DataType::Utf8, true))
+                .to_vec(),
+        ))
+    }
+
+    /// Lines ending with `\n`, and the end of each.
+    fn chunk(lines: &[&str]) -> (Vec<u8>, Vec<usize>) {
+        let mut text = Vec::new();
+        let mut ends = Vec::new();
+        for line in lines {
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+            ends.push(text.len());
+        }
+        (text, ends)
+    }
+
+    /// What `arrow-json` makes of `text`, as rows of optional strings;
+    /// `None` if it refuses it or its rows are not `rows`.
+    fn reference(text: &[u8], rows: usize) -> Option<Vec<Vec<Option<String>>>> {
+        let mut decoder = arrow_json::ReaderBuilder::new(schema())
+            .build_decoder()
+            .ok()?;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let used = decoder.decode(rest).ok()?;
+            if used == 0 {
+                return None;
+            }
+            rest = &rest[used..];
+        }
+        let batch = decoder.flush().ok()??;
+        (batch.num_rows() == rows).then(|| as_rows(&batch))
+    }
+
+    fn as_rows(batch: &RecordBatch) -> Vec<Vec<Option<String>>> {
+        (0..batch.num_rows())
+            .map(|r| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let c = arrow_cast::cast(c, &DataType::Utf8).unwrap();
+                        let c = c.as_string::<i32>();
+                        c.is_valid(r).then(|| c.value(r).to_owned())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn flat(lines: &[&str]) -> Option<Vec<Vec<Option<String>>>> {
+        let (text, ends) = chunk(lines);
+        decode_flat(&schema(), &text, &ends).map(|b| as_rows(&b))
+    }
+
+    #[test]
+    fn plain_objects_decode_as_arrow_json_decodes_them() {
+        let lines = [
+            r#"{"event_id":"e1","bot_id":"b","language":"fr"}"#,
+            r#"  { "bot_id" : "b2" , "event_id":"a longer id than twelve bytes", "other": "x" }  "#,
+            r#"{"language":null,"event_id":"é ünïcode ✓","bot_id":""}"#,
+            "{}",
+            "\n\n  {\"event_id\":\"after blank lines\"}\r",
+        ];
+        let (text, ends) = chunk(&lines);
+        let got = flat(&lines).expect("taken by the flat decoder");
+        assert_eq!(Some(got.clone()), reference(&text, ends.len()));
+        assert_eq!(got[1][0].as_deref(), Some("a longer id than twelve bytes"));
+        assert_eq!(got[2][2], None);
+        assert_eq!(got[3], vec![None, None, None]);
+    }
+
+    #[test]
+    fn anything_else_is_left_to_arrow_json() {
+        for line in [
+            r#"{"event_id":"with \" escape"}"#,
+            r#"{"event_id":"\u00e9"}"#,
+            r#"{"ev\u0065nt_id":"e"}"#,
+            r#"{"event_id":1}"#,
+            r#"{"other":1}"#,
+            r#"{"other":{"nested":"x"}}"#,
+            r#"{"other":true}"#,
+            r#"{"event_id":"e","event_id":"f"}"#,
+            r#"{"event_id":"e"}{"event_id":"f"}"#,
+            r#"{"event_id":"e"} x"#,
+            r#"{"event_id":"e",}"#,
+            r#"{,"event_id":"e"}"#,
+            r#"{"event_id" "e"}"#,
+            r#"{"event_id":"e""#,
+            r#"{"event_id":nul}"#,
+            "{\"event_id\":\"tab\tinside\"}",
+            r#"["event_id","e"]"#,
+            r#""just a string""#,
+            "",
+        ] {
+            assert_eq!(flat(&[line]), None, "{line}");
+        }
+        let (mut text, ends) = chunk(&[r#"{"event_id":"e"}"#]);
+        text[13] = 0xff; // invalid UTF-8
+        assert!(decode_flat(&schema(), &text, &ends).is_none());
+    }
+
+    proptest! {
+        /// On random lines made of JSON pieces, valid or not, the flat
+        /// decoder either declines or gives exactly arrow-json's rows.
+        #[test]
+        fn agrees_with_arrow_json_whenever_it_decodes(
+            lines in proptest::collection::vec(
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just("{".to_owned()), Just("}".to_owned()), Just(",".to_owned()),
+                        Just(":".to_owned()), Just(" ".to_owned()), Just("\t".to_owned()),
+                        Just("null".to_owned()), Just("1".to_owned()),
+                        Just("\"event_id\"".to_owned()), Just("\"bot_id\"".to_owned()),
+                        Just("\"language\"".to_owned()), Just("\"other\"".to_owned()),
+                        "\"[a-zé✓ \\\\\"\\t]{0,20}\"",
+                    ],
+                    0..16,
+                ),
+                1..6,
+            ),
+        ) {
+            let lines: Vec<String> = lines.iter().map(|pieces| pieces.concat()).collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let (text, ends) = chunk(&lines);
+            if let Some(rows) = flat(&lines) {
+                prop_assert_eq!(Some(rows), reference(&text, ends.len()));
+            }
+        }
+
+        /// Objects of the three keys in any order, with plain values:
+        /// always taken, always as arrow-json decodes them.
+        #[test]
+        fn plain_objects_are_always_taken(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(
+                    (0usize..4, proptest::option::of("[a-zA-Z0-9 é✓_-]{0,30}"), " {0,2}"),
+                    0..4,
+                ),
+                1..8,
+            ),
+        ) {
+            let keys = ["event_id", "bot_id", "language", "unknown"];
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|pairs| {
+                    let mut seen = Vec::new();
+                    let pairs: Vec<String> = pairs
+                        .iter()
+                        .filter(|(k, _, _)| {
+                            let new = !seen.contains(k);
+                            seen.push(*k);
+                            new
+                        })
+                        .map(|(k, v, space)| {
+                            let v = v.as_ref().map_or("null".to_owned(), |v| format!("\"{v}\""));
+                            format!("{space}\"{}\"{space}:{space}{v}{space}", keys[*k])
+                        })
+                        .collect();
+                    format!("{{{}}}", pairs.join(","))
+                })
+                .collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let (text, ends) = chunk(&lines);
+            let rows = flat(&lines);
+            prop_assert!(rows.is_some(), "{:?}", lines);
+            prop_assert_eq!(rows, reference(&text, ends.len()));
+        }
+    }
+}
