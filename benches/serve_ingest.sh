@@ -16,8 +16,9 @@ cd "$(dirname "$0")/.."
 
 EVENTS=${CONVOSTAT_BENCH_INGEST_EVENTS:-1000000}
 LINES=${CONVOSTAT_BENCH_BODY_LINES:-10000}
-cargo build --quiet --release --bin convostat
-BIN=target/release/convostat
+# CONVOSTAT_BIN runs another build (e.g. an older one, to compare).
+BIN=${CONVOSTAT_BIN:-target/release/convostat}
+[ -n "${CONVOSTAT_BIN:-}" ] || cargo build --quiet --release --bin convostat
 mkdir -p target/bench-data
 INGEST=target/bench-data/serve-ingest-$EVENTS-8.ndjson
 [ -f "$INGEST" ] || "$BIN" generate --out "$INGEST" --events "$EVENTS" --seed 8
