@@ -485,8 +485,8 @@ pub(crate) fn load(source: &(impl Source + ?Sized), context: &str, store: &Store
             Ok(())
         })
         .collect::<Result<()>>()?;
-    for (slot, shard) in store.shards().iter().zip(shards) {
-        *slot.write().unwrap_or_else(|p| p.into_inner()) = shard;
+    for (s, shard) in shards.into_iter().enumerate() {
+        store.set_shard(s, shard);
     }
     Ok(())
 }

@@ -80,6 +80,7 @@ mod strings;
 pub(crate) mod wal;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use rayon::prelude::*;
@@ -193,6 +194,12 @@ impl Applied {
 #[derive(Debug)]
 pub(crate) struct Store {
     shards: Box<[RwLock<ConversationShard>]>,
+    /// Each shard's count of undecided conversations, copied whenever the
+    /// shard is written: a batch job checks the total after every batch
+    /// ([`Store::undecided_count`]), and reading it under the shards'
+    /// locks made that thread wait on the other's fold (two thirds of a
+    /// `conversations` job's context switches).
+    undecided: Box<[AtomicUsize]>,
     event_ids: EventIdSet,
     options: StoreOptions,
 }
@@ -219,6 +226,9 @@ impl Store {
         Self {
             shards: (0..CONVERSATION_SHARDS)
                 .map(|_| RwLock::new(ConversationShard::default()))
+                .collect(),
+            undecided: (0..CONVERSATION_SHARDS)
+                .map(|_| AtomicUsize::new(0))
                 .collect(),
             event_ids: EventIdSet::default(),
             options,
@@ -342,24 +352,22 @@ impl Store {
                     ingested += 1;
                 }
             }
-            let fold = |(shard, rows): (&RwLock<ConversationShard>, &Vec<u32>)| {
+            let fold = |s: usize| {
+                let rows = &by_shard[s];
                 if !rows.is_empty() {
-                    let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+                    let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
                     shard.apply(cols, rows, keys, keep_transitions);
+                    self.note_undecided(s, &shard);
                 }
             };
             if self.options.parallel_apply {
-                self.shards
-                    .par_iter()
-                    .zip(by_shard.par_iter())
-                    .for_each(fold);
+                (0..CONVERSATION_SHARDS).into_par_iter().for_each(fold);
             } else {
                 // Start at a shard that depends on the batch, so that
                 // concurrent callers do not queue on the same locks.
                 let start = (key_hash[window] as usize) % CONVERSATION_SHARDS;
                 for i in 0..CONVERSATION_SHARDS {
-                    let s = (start + i) % CONVERSATION_SHARDS;
-                    fold((&self.shards[s], &by_shard[s]));
+                    fold((start + i) % CONVERSATION_SHARDS);
                 }
             }
         }
@@ -373,23 +381,36 @@ impl Store {
     /// tied events were not read, reset for their events to be folded in
     /// again with ids (see `ConversationShard::take_undecided`).
     pub fn take_undecided(&self) -> Vec<(String, String)> {
-        self.shards
-            .iter()
-            .flat_map(|shard| {
-                shard
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take_undecided()
+        (0..CONVERSATION_SHARDS)
+            .flat_map(|s| {
+                let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+                let taken = shard.take_undecided();
+                self.note_undecided(s, &shard);
+                taken
             })
             .collect()
     }
 
-    /// How many conversations [`Store::take_undecided`] would return.
+    /// How many conversations [`Store::take_undecided`] would return, as of
+    /// the last write of each shard; waits on no lock.
     pub fn undecided_count(&self) -> usize {
-        self.shards
+        self.undecided
             .iter()
-            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).undecided)
+            .map(|count| count.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Records shard `s`'s count of undecided conversations (called with
+    /// its write lock held, after every change).
+    fn note_undecided(&self, s: usize, shard: &ConversationShard) {
+        self.undecided[s].store(shard.undecided, Ordering::Relaxed);
+    }
+
+    /// Replaces shard `s` by `shard` (a shard loaded from a checkpoint).
+    pub fn set_shard(&self, s: usize, shard: ConversationShard) {
+        let mut slot = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+        *slot = shard;
+        self.note_undecided(s, &slot);
     }
 
     /// Drops the conversations whose last event is before `before` (µs),
@@ -397,13 +418,13 @@ impl Store {
     /// of a dropped conversation is new again and starts a new
     /// conversation). Shards are rebuilt without them, so memory shrinks.
     pub fn retain(&self, before: i64) -> Retained {
-        let dropped: Vec<(usize, Vec<u64>)> = self
-            .shards
-            .par_iter()
-            .map(|shard| {
-                let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+        let dropped: Vec<(usize, Vec<u64>)> = (0..CONVERSATION_SHARDS)
+            .into_par_iter()
+            .map(|s| {
+                let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
                 let before_len = shard.len();
                 let dropped = shard.retain_ended_after(before);
+                self.note_undecided(s, &shard);
                 (before_len - shard.len(), dropped)
             })
             .collect();
@@ -458,4 +479,61 @@ impl Store {
 /// Read-locks a shard; a poisoned lock (a panic elsewhere) still reads.
 pub(crate) fn read(shard: &RwLock<ConversationShard>) -> RwLockReadGuard<'_, ConversationShard> {
     shard.read().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::events_to_columns;
+    use crate::schema::Event;
+
+    /// One event, folded with its id not read (as a batch job that leaves
+    /// ids out does).
+    fn fold_without_id(store: &Store, conversation: &str, id: &str, ts: i64, channel: &str) {
+        let event = Event {
+            event_id: format!("{conversation}-{id}"),
+            timestamp: ts,
+            bot_id: "b".into(),
+            conversation_id: conversation.into(),
+            event_type: "message".into(),
+            channel_type: Some(channel.into()),
+            ..Default::default()
+        };
+        let mut cols = events_to_columns(&[event]);
+        cols.event_ids_elided = true;
+        store.apply(&cols);
+    }
+
+    /// The count of undecided conversations follows every change of the
+    /// shards: folds, taking them, retention and a shard replaced.
+    #[test]
+    fn the_undecided_count_follows_the_shards() {
+        let store = Store::new(StoreOptions::default());
+        // Three conversations whose first two events tie with different
+        // channels, their ids not read: undecided; a fourth without a tie.
+        for (n, conversation) in ["c1", "c2", "c3", "c4"].into_iter().enumerate() {
+            let at = 1_000 * (n as i64 + 1);
+            let second = if conversation == "c4" { at + 1 } else { at };
+            fold_without_id(&store, conversation, "e1", at, "web");
+            fold_without_id(&store, conversation, "e2", second, "sms");
+        }
+        let from_shards =
+            |store: &Store| -> usize { store.shards().iter().map(|s| read(s).undecided).sum() };
+        assert_eq!((store.undecided_count(), from_shards(&store)), (3, 3));
+        // Retention drops c1 (it ended at 1,000).
+        store.retain(1_001);
+        assert_eq!((store.undecided_count(), from_shards(&store)), (2, 2));
+        assert_eq!(store.take_undecided().len(), 2);
+        assert_eq!((store.undecided_count(), from_shards(&store)), (0, 0));
+        // A shard replaced (as a checkpoint loads one) brings its count.
+        let other = Store::new(StoreOptions::default());
+        fold_without_id(&other, "c9", "e1", 5, "web");
+        fold_without_id(&other, "c9", "e2", 5, "sms");
+        let s = (0..CONVERSATION_SHARDS)
+            .find(|&s| read(&other.shards()[s]).undecided == 1)
+            .expect("an undecided conversation");
+        let shard = std::mem::take(&mut *other.shards()[s].write().unwrap());
+        store.set_shard(s, shard);
+        assert_eq!((store.undecided_count(), from_shards(&store)), (1, 1));
+    }
 }
