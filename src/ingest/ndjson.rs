@@ -437,15 +437,12 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
     let idx = schema
         .index_of(col::TIMESTAMP)
         .map_err(|e| Error::data_from("ndjson", e))?;
-    let column = batch.column(idx);
-    let values: Box<dyn Iterator<Item = Option<&str>>> =
-        match (column.as_string_opt::<i32>(), column.as_string_view_opt()) {
-            (Some(text), _) => Box::new(text.iter()),
-            (_, Some(text)) => Box::new(text.iter()),
-            _ => return Err(Error::data("ndjson", "timestamps decoded as a non-string")),
-        };
-    let mut micros = Vec::with_capacity(column.len());
-    for (row, value) in values.enumerate() {
+    let text = batch
+        .column(idx)
+        .as_string_view_opt()
+        .ok_or_else(|| Error::data("ndjson", "timestamps not decoded as string views"))?;
+    let mut micros = Vec::with_capacity(text.len());
+    for (row, value) in text.iter().enumerate() {
         micros.push(match value {
             None => None,
             Some(v) => Some(parse_rfc3339_micros(v).map_err(|_| {
@@ -517,6 +514,34 @@ mod tests {
         // Syntax is still checked on every key.
         let broken = b"{\"event_id\":\"e1\",\"timestamp\":\"2024-03-01T10:00:00Z\",\"bot_id\":\"b\",\"conversation_id\":\"c\",\"event_type\":\"m\",\"campaign_id\":[1,}\n";
         assert!(read_ndjson_columns(&broken[..], Some(&columns), |_, _| Ok(())).is_err());
+    }
+
+    /// Chunks read by the flat decoder and by arrow-json (an escape sends
+    /// a chunk there) give batches of one schema, with the same values.
+    #[test]
+    fn every_batch_has_the_same_schema_whichever_decoder_read_it() {
+        let line = |id: &str| {
+            format!("{{\"event_id\":\"{id}\",\"timestamp\":\"2024-03-01T10:00:00Z\",\"bot_id\":\"b\",\"conversation_id\":\"c\",\"event_type\":\"message\"}}\n")
+        };
+        let plain = line("e1");
+        let escaped = line("e\\u0031");
+        let mut batches = Vec::new();
+        for text in [&plain, &escaped] {
+            batches.extend(read(text.as_bytes()).unwrap());
+        }
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].schema(), batches[1].schema());
+        let ids: Vec<String> = batches
+            .iter()
+            .map(|b| {
+                b.column_by_name("event_id")
+                    .unwrap()
+                    .as_string_view()
+                    .value(0)
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(ids, ["e1", "e1"]);
     }
 
     #[test]
