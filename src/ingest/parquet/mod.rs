@@ -903,12 +903,20 @@ mod tests {
         .unwrap()
     }
 
-    fn write(batch: &RecordBatch, props: WriterProperties) -> bytes::Bytes {
+    /// `batch` as a Parquet file written with `props` (also used by the
+    /// tests of `selected` and `null_proof`).
+    pub(super) fn write(batch: &RecordBatch, props: WriterProperties) -> bytes::Bytes {
         let mut out = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
         writer.write(batch).unwrap();
         writer.close().unwrap();
         out.into()
+    }
+
+    /// The first column chunk of the first row group of `file`.
+    pub(super) fn first_chunk(file: &bytes::Bytes) -> parquet::file::metadata::ColumnChunkMetaData {
+        let metadata = ParquetMetaDataReader::new().parse_and_finish(file).unwrap();
+        metadata.row_groups()[0].column(0).clone()
     }
 
     /// `(event_id, micros, bot, conversation, channel)` of every row read.

@@ -188,10 +188,9 @@ mod tests {
 
     use arrow_array::{Int64Array, RecordBatch};
     use bytes::Bytes;
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::metadata::ParquetMetaDataReader;
     use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 
+    use super::super::tests::{first_chunk, write};
     use super::*;
 
     /// A file of one nullable `INT64` column without statistics, null at
@@ -211,16 +210,11 @@ mod tests {
             .set_data_page_row_count_limit(1000)
             .set_write_batch_size(1000)
             .build();
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        Bytes::from(out)
+        write(&batch, props)
     }
 
     fn chunk_of(file: &Bytes) -> ColumnChunkMetaData {
-        let metadata = ParquetMetaDataReader::new().parse_and_finish(file).unwrap();
-        let chunk = metadata.row_groups()[0].column(0).clone();
+        let chunk = first_chunk(file);
         assert!(chunk
             .statistics()
             .is_none_or(|s| s.null_count_opt().is_none()));

@@ -1252,10 +1252,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use arrow_array::{RecordBatch, StringArray};
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::metadata::ParquetMetaDataReader;
     use parquet::file::properties::WriterProperties;
 
+    use super::super::tests::{first_chunk, write};
     use super::*;
     use crate::ingest::guard::guard;
 
@@ -1294,15 +1293,8 @@ mod tests {
             .set_data_page_row_count_limit(500)
             .set_write_batch_size(500)
             .build();
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        let bytes = Bytes::from(out);
-        let metadata = ParquetMetaDataReader::new()
-            .parse_and_finish(&bytes)
-            .unwrap();
-        let chunk = metadata.row_groups()[0].column(0).clone();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
         (bytes, chunk)
     }
 
