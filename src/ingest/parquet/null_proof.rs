@@ -51,7 +51,7 @@ pub(super) fn holds_no_null<R: ChunkReader + 'static>(
 ) -> Result<bool> {
     match from_levels(&reader, chunk, rows) {
         Some(answer) => Ok(answer),
-        None => selected::holds_no_null(reader, chunk, rows, context),
+        None => selected::holds_no_null_reading_pages(reader, chunk, rows, context),
     }
 }
 
@@ -232,7 +232,9 @@ mod tests {
                     let expected = nulls.is_empty();
                     let fast = from_levels(&file, &chunk, rows);
                     assert_eq!(fast, Some(expected), "{codec:?} {version:?} {nulls:?}");
-                    let slow = selected::holds_no_null(file.clone(), &chunk, rows, "v").unwrap();
+                    let slow =
+                        selected::holds_no_null_reading_pages(file.clone(), &chunk, rows, "v")
+                            .unwrap();
                     assert_eq!(slow, expected);
                 }
             }
@@ -279,7 +281,8 @@ mod tests {
                 // A flipped bit may hide the null only by making the page
                 // unreadable to the slow path as well.
                 if from_levels(&damaged, &chunk, rows) == Some(true) {
-                    let slow = selected::holds_no_null(damaged.clone(), &chunk, rows, "v");
+                    let slow =
+                        selected::holds_no_null_reading_pages(damaged.clone(), &chunk, rows, "v");
                     assert!(!matches!(slow, Ok(false)), "flip at {at} hid the null");
                 }
             }

@@ -169,9 +169,11 @@ pub(super) fn column_kind(
 }
 
 /// Whether no row of `chunk` (a flat optional column of a row group of
-/// `rows` rows) is null, from its definition levels: for a column whose
-/// statistics do not say. Reads every page.
-pub(super) fn holds_no_null<R: ChunkReader + 'static>(
+/// `rows` rows) is null, from its definition levels, reading and
+/// decompressing every page: the path of
+/// [`super::null_proof::holds_no_null`] for chunks it cannot read by their
+/// levels alone, which reports any damage.
+pub(super) fn holds_no_null_reading_pages<R: ChunkReader + 'static>(
     reader: R,
     chunk: &ColumnChunkMetaData,
     rows: usize,
