@@ -71,6 +71,7 @@
 
 mod checkpoint;
 mod codec;
+mod conversation_index;
 pub(crate) mod directory;
 mod event_ids;
 pub(crate) mod ingest_record;

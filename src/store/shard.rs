@@ -13,8 +13,8 @@
 //! conversation's transitions and no per-conversation allocation is needed.
 
 use arrow_array::{Array, StringViewArray};
-use hashbrown::HashTable;
 
+use super::conversation_index::{ConversationIndex, IndexEntry};
 use super::strings::{Interner, StringArena, Sym, NULL_SYM};
 use super::RowKeys;
 use crate::ingest::EventColumns;
@@ -110,17 +110,10 @@ struct ApplyCaches {
     steps: InlineSymbols,
 }
 
-/// An entry of a shard's conversation index: the conversation's number
-/// with enough of its key to tell it apart without leaving the table, so
-/// that a probe reads one cache line instead of several columns.
-#[derive(Debug, Clone, Copy)]
-struct IndexEntry {
-    /// [`conversation_key`] of the conversation id, as two halves (8-byte
-    /// alignment keeps the entry at 24 bytes).
-    key: [u64; 2],
-    bot: Sym,
-    conversation: u32,
-}
+/// How many rows ahead of the one it folds [`ConversationShard::apply`]
+/// asks for the index slot of a row: enough for the slot to arrive in
+/// time, few enough that it is still in cache when its row comes.
+const PREFETCH_ROWS_AHEAD: usize = 8;
 
 /// A conversation id packed into 16 bytes the way an Arrow view packs a
 /// string: length then bytes for ids of at most 12 bytes, which the key
@@ -148,7 +141,7 @@ fn conversation_key_of(id: &str) -> u128 {
 /// Conversation summaries of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct ConversationShard {
-    index: HashTable<IndexEntry>,
+    index: ConversationIndex,
     pub(super) key_hash: Vec<u64>,
     pub bots: Interner,
     pub bot: Vec<Sym>,
@@ -260,7 +253,10 @@ impl ConversationShard {
         // row's conversation before probing the index.
         let mut last_conversation: Option<(u64, u128, Sym, usize)> = None;
         let mut caches = self.apply_caches.take().unwrap_or_default();
-        for &row in rows {
+        for (i, &row) in rows.iter().enumerate() {
+            if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
+                self.index.prefetch(keys.key_hash[ahead as usize]);
+            }
             let row = row as usize;
             let (hash, run) = (keys.key_hash[row], keys.bot_run[row]);
             let bot_id = cols.bot_id.value(row);
@@ -516,11 +512,7 @@ impl ConversationShard {
                 self.copy_conversation(&old, c);
             }
         }
-        dropped.retain(|&h| {
-            self.index
-                .find(h, |e| self.key_hash[e.conversation as usize] == h)
-                .is_none()
-        });
+        dropped.retain(|&h| self.position_of_hash(h).is_none());
         dropped
     }
 
@@ -584,7 +576,7 @@ impl ConversationShard {
     pub(super) fn rebuild(&mut self, transitions_per_conversation: &[u32]) {
         let n = self.len();
         self.key_hash.clear();
-        self.index = HashTable::with_capacity(n);
+        self.index = ConversationIndex::with_capacity(n);
         for c in 0..n {
             let bot = self.bot[c];
             let id = self.conversation_id.get(c as u32);
@@ -639,7 +631,7 @@ impl ConversationShard {
     pub fn heap_bytes(&self) -> usize {
         let v = |cap: usize, size: usize| cap * size;
         let t = &self.transitions;
-        v(self.index.capacity(), std::mem::size_of::<IndexEntry>() + 1)
+        self.index.heap_bytes()
             + v(self.key_hash.capacity(), 8)
             + self.bots.heap_bytes()
             + v(self.bot.capacity(), 4)
