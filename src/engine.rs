@@ -37,7 +37,7 @@ use crate::batch::InputFormat;
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{is_gzip_name, open_ndjson_file, read_ndjson};
-use crate::ingest::parquet::{scan_parquet, RowsRead};
+use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{
     events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
 };
@@ -715,8 +715,8 @@ impl Engine {
 
     fn stage_parquet_file(&self, path: &Path) -> Result<Mutex<StagedCall>> {
         let name = path.display().to_string();
-        let open = || std::fs::File::open(path).map_err(|e| Error::data_from(name.clone(), e));
-        self.stage_parquet(&name, open)
+        let file = FileRanges::open(path).map_err(|e| Error::data_from(name.clone(), e))?;
+        self.stage_parquet(&name, || Ok(file.clone()))
     }
 
     fn stage_parquet<R: parquet::file::reader::ChunkReader + 'static>(

@@ -50,7 +50,7 @@ use crate::error::{Error, Result};
 use crate::ingest::bounds::bounding_rows;
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{open_ndjson_file, read_ndjson_columns};
-use crate::ingest::parquet::{scan_parquet, RowsRead};
+use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{normalize, Elision, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
 use crate::schema::col;
@@ -170,11 +170,10 @@ fn team_bots(team: &str, files: &[InputFile]) -> Result<BTreeSet<String>> {
     let scope = ScanScope::all().with(col::TEAM_ID, [team]);
     files.par_iter().try_for_each(|file| -> Result<()> {
         let name = file.path.display().to_string();
-        let open =
-            || std::fs::File::open(&file.path).map_err(|e| Error::data_from(name.clone(), e));
+        let file = FileRanges::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))?;
         scan_parquet(
             &name,
-            open,
+            || Ok(file.clone()),
             Some(&[col::BOT_ID, col::TEAM_ID]),
             &scope,
             |batch, _| {
@@ -377,20 +376,25 @@ fn fold_files(
         let name = file.path.display().to_string();
         match file.format {
             InputFormat::Parquet => {
-                let open = || {
-                    std::fs::File::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))
-                };
-                scan_parquet(&name, open, Some(columns), scope, |batch, read| {
-                    match read {
-                        RowsRead::Whole { first_row } => {
-                            fold(batch, RowNumbers::From(first_row), false, None)
+                let file =
+                    FileRanges::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))?;
+                scan_parquet(
+                    &name,
+                    || Ok(file.clone()),
+                    Some(columns),
+                    scope,
+                    |batch, read| {
+                        match read {
+                            RowsRead::Whole { first_row } => {
+                                fold(batch, RowNumbers::From(first_row), false, None)
+                            }
+                            RowsRead::Filtered { left_out } => {
+                                fold(batch, RowNumbers::From(0), true, left_out)
+                            }
                         }
-                        RowsRead::Filtered { left_out } => {
-                            fold(batch, RowNumbers::From(0), true, left_out)
-                        }
-                    }
-                    .map_err(|e: Error| e.within(&name))
-                })?;
+                        .map_err(|e: Error| e.within(&name))
+                    },
+                )?;
             }
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
                 let gzip = file.format == InputFormat::NdjsonGzip;

@@ -45,11 +45,14 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMe
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
+mod file_ranges;
 mod hybrid;
 mod levels;
 mod null_proof;
 mod selected;
 mod snappy_prefix;
+
+pub(crate) use file_ranges::FileRanges;
 
 use super::bounds::bounding_rows;
 use super::guard::{check_pages, guard};

@@ -1,0 +1,167 @@
+//! A Parquet file on disk as the readers ask for it: byte ranges, each
+//! read with one positioned read.
+//!
+//! The parquet crate's own reader for `std::fs::File` duplicates the file
+//! descriptor, seeks and then reads in growing steps (8 KiB, 16 KiB, …)
+//! for every range: a column chunk of a few hundred kilobytes costs half a
+//! dozen system calls and a descriptor opened and closed. A scan asks for
+//! a range per column and row group (and a flow query for a few small
+//! ones), so on short queries this was a visible share of the time.
+//! [`FileRanges`] opens the file once, shares the descriptor between the
+//! scan's tasks, and reads each range whole with `pread` (`seek_read` on
+//! Windows), which neither moves nor shares a cursor.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::errors::{ParquetError, Result as ParquetResult};
+use parquet::file::reader::{ChunkReader, Length};
+
+/// A file opened once, read by ranges (see the module docs); clones share
+/// the descriptor.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRanges {
+    file: Arc<File>,
+    len: u64,
+}
+
+impl FileRanges {
+    /// Opens the file at `path`.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self {
+            file: Arc::new(file),
+            len,
+        })
+    }
+}
+
+impl Length for FileRanges {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for FileRanges {
+    type T = BufReader<ReaderAt>;
+
+    fn get_read(&self, start: u64) -> ParquetResult<Self::T> {
+        Ok(BufReader::new(ReaderAt {
+            file: Arc::clone(&self.file),
+            position: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {
+        let end = start
+            .checked_add(length as u64)
+            .filter(|&end| end <= self.len);
+        if end.is_none() {
+            return Err(ParquetError::EOF(format!(
+                "{length} bytes at offset {start} are past the end of the file ({} bytes)",
+                self.len
+            )));
+        }
+        let mut buffer = vec![0; length];
+        read_exact_at(&self.file, &mut buffer, start)?;
+        Ok(buffer.into())
+    }
+}
+
+/// A reader of a shared file from a position on, by positioned reads.
+#[derive(Debug)]
+pub(crate) struct ReaderAt {
+    file: Arc<File>,
+    position: u64,
+}
+
+impl Read for ReaderAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = read_at(&self.file, buf, self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::windows::fs::FileExt::seek_read(file, buf, offset)
+}
+
+/// Fills `buf` from `offset` on, or fails (an early end of file included).
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match read_at(file, buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_of(bytes: &[u8]) -> (tempfile::NamedTempFile, FileRanges) {
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        tmp.write_all(bytes).unwrap();
+        tmp.flush().unwrap();
+        let ranges = FileRanges::open(tmp.path()).unwrap();
+        (tmp, ranges)
+    }
+
+    #[test]
+    fn ranges_and_readers_give_the_files_bytes() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (_tmp, file) = file_of(&data);
+        assert_eq!(file.len(), data.len() as u64);
+        for (start, length) in [(0usize, 0usize), (0, 10), (4_095, 9_000), (99_990, 10)] {
+            let got = file.get_bytes(start as u64, length).unwrap();
+            assert_eq!(&got[..], &data[start..start + length]);
+        }
+        // Clones share the descriptor and do not disturb each other.
+        let other = file.clone();
+        let mut a = file.get_read(50_000).unwrap();
+        let mut b = other.get_read(10).unwrap();
+        let (mut x, mut y) = (vec![0; 20_000], vec![0; 5]);
+        a.read_exact(&mut x).unwrap();
+        b.read_exact(&mut y).unwrap();
+        assert_eq!(x, &data[50_000..70_000]);
+        assert_eq!(y, &data[10..15]);
+        let mut rest = Vec::new();
+        file.get_read(99_000)
+            .unwrap()
+            .read_to_end(&mut rest)
+            .unwrap();
+        assert_eq!(rest, &data[99_000..]);
+    }
+
+    #[test]
+    fn a_range_past_the_end_is_an_error() {
+        let (_tmp, file) = file_of(b"0123456789");
+        for (start, length) in [(5u64, 6usize), (11, 0), (u64::MAX, 2)] {
+            let err = file.get_bytes(start, length).unwrap_err();
+            assert!(matches!(err, ParquetError::EOF(_)), "{err}");
+        }
+        // A file that shrinks after it is opened: an error, not a panic.
+        let (tmp, file) = file_of(&[7; 1000]);
+        tmp.as_file().set_len(100).unwrap();
+        assert!(file.get_bytes(50, 500).is_err());
+    }
+}
