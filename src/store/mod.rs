@@ -65,6 +65,13 @@
 //!   sorted owner deltas about a byte, which keeps a checkpoint near 30
 //!   bytes an event, 16 of them the incompressible id hashes.
 //!
+//! The conversation index of a shard is not a `hashbrown` table (which the
+//! interners and the dedup set use) but its own small open-addressing
+//! table ([`conversation_index`]): on time-ordered input nearly every
+//! lookup misses cache, and the fold asks for the slot of the row a few
+//! rows ahead, which `hashbrown` cannot do. That made batch `conversations`
+//! and `insights` on interleaved files about 7% faster.
+//!
 //! A key-value store (redb, fjall) was not used: the engine's state is a
 //! few large columnar vectors, rebuilt in bulk; a B-tree of rows would be
 //! both larger on disk and slower to load than one snapshot file.

@@ -26,6 +26,9 @@
 //! - arrow's record reader over whole row groups otherwise, strings
 //!   decoded straight into `Utf8View`.
 //!
+//! A file is opened once per scan and read by byte ranges, one `pread`
+//! each (`file_ranges`), whatever the reader.
+//!
 //! Decoders of third-party data are a trust boundary: see `ingest::guard`.
 
 use std::sync::Arc;
