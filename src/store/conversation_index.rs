@@ -4,14 +4,14 @@
 //! A fold looks a conversation up for every event it folds in, and on time
 //! ordered input the events of the conversations in flight are interleaved,
 //! so nearly every lookup lands on a slot far from the previous one and
-//! waits for memory. This table is open addressing with linear probing over
-//! 24-byte slots that hold enough of the key to decide equality, so a
-//! lookup mostly reads one cache line (two when a slot straddles lines);
-//! and [`ConversationIndex::prefetch`] lets the
-//! fold ask for the line of a row it will look up a few rows later, so that
-//! the wait overlaps the work on the rows in between. A general-purpose
-//! table (`hashbrown`) keeps its control bytes apart from its entries (two
-//! lines per lookup) and has no way to ask for a slot ahead of time.
+//! waits for memory. This table is open addressing with linear probing
+//! over 24-byte slots that hold enough of the key to decide equality, so a
+//! lookup mostly reads one cache line (two when a slot straddles lines),
+//! and [`ConversationIndex::prefetch`] lets the fold ask for the slot of a
+//! row it will look up a few rows later, so that the wait overlaps the
+//! work on the rows in between. A general-purpose table (`hashbrown`) keeps
+//! its control bytes apart from its entries (two lines per lookup) and has
+//! no way to ask for a slot ahead of time.
 //!
 //! The table is at most half full, so a probe rarely leaves the home line.
 
@@ -26,8 +26,8 @@ const MIN_SLOTS: usize = 16;
 /// home of an entry.
 const GROW_PREFETCH_AHEAD: usize = 16;
 
-/// An entry of the index: a conversation's number with its key hash and
-/// enough of its key to tell it apart without leaving the table.
+/// An entry of the index: a conversation's number with enough of its key
+/// to tell it apart without leaving the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct IndexEntry {
     /// The conversation id packed as an Arrow view packs it (see
@@ -107,12 +107,11 @@ impl ConversationIndex {
         if self.slots.is_empty() {
             return;
         }
-        if let Some(slot) = self.slots.get(self.home(hash)) {
-            // Both ends: a slot may straddle two cache lines.
-            let first: *const u8 = (slot as *const IndexEntry).cast();
-            prefetch_line(first);
-            prefetch_line(first.wrapping_add(std::mem::size_of::<IndexEntry>() - 1));
-        }
+        let slot: *const IndexEntry = &self.slots[self.home(hash)];
+        // Both ends: a slot may straddle two cache lines.
+        let first: *const u8 = slot.cast();
+        prefetch_line(first);
+        prefetch_line(first.wrapping_add(std::mem::size_of::<IndexEntry>() - 1));
     }
 
     /// Adds `entry` with key hash `hash`, whose conversation is not in the
@@ -242,6 +241,30 @@ mod tests {
         }
         for c in 0..40u32 {
             assert_eq!(index.find(99, |e| e.bot == c).unwrap().conversation, c);
+        }
+    }
+
+    proptest::proptest! {
+        /// Against a map: any hashes (few bits, so that they collide), any
+        /// order, every entry found and nothing else.
+        #[test]
+        fn finds_what_a_map_finds(hashes in proptest::collection::vec(0u64..64, 0..300), start in 0usize..40) {
+            let mut index = ConversationIndex::with_capacity(start);
+            let mut map = std::collections::HashMap::new();
+            for (c, &h) in hashes.iter().enumerate() {
+                // The key tells entries with one hash apart.
+                let e = IndexEntry { key: [h, c as u64], bot: 1, conversation: c as u32 };
+                index.insert_unique(h.rotate_right(7), e, |e| e.key[0].rotate_right(7));
+                map.insert(c, h);
+            }
+            proptest::prop_assert_eq!(index.len(), hashes.len());
+            for (&c, &h) in &map {
+                let found = index.find(h.rotate_right(7), |e| e.key == [h, c as u64]);
+                proptest::prop_assert_eq!(found.map(|e| e.conversation), Some(c as u32));
+            }
+            let absent = index.find(5u64.rotate_right(7), |e| e.key[1] == u64::MAX);
+            proptest::prop_assert!(absent.is_none());
+            proptest::prop_assert!(index.slots.is_empty() || index.len() * 2 <= index.slots.len());
         }
     }
 
