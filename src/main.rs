@@ -26,28 +26,34 @@ use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestRepor
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Turns transparent huge pages off for this process, for the commands
-/// that ingest into an engine (`ingest`, `serve`, `demo`), load one
-/// (queries on `--data`), touch little memory (`flow`) or read NDJSON
-/// (chunk buffers that come and go, like ingest's). mimalloc asks
-/// for huge pages on its memory; the kernel then zeroes 2 MiB at every
-/// first touch (and, with the usual `defrag=madvise`, may compact memory
-/// first). A batch query over files touches its memory once and gains
-/// from that; ingest keeps allocating, freeing and touching again buffers
-/// the size of a request or a batch, and loading a checkpoint touches a
-/// gigabyte once, in random order.
+/// Turns transparent huge pages on or off for this process. They start off
+/// (before the arguments are read) and are turned on only for the batch
+/// queries over Parquet files other than `flow`, and for `generate`.
+/// mimalloc asks for huge pages on its memory; the kernel then zeroes
+/// 2 MiB at every first touch (and, with the usual `defrag=madvise`, may
+/// compact memory first). A batch query over Parquet files touches a
+/// hundred megabytes once and gains from that; ingest (`ingest`, `serve`,
+/// `demo`) keeps allocating, freeing and touching again buffers the size
+/// of a request or a batch, as does a batch query over NDJSON with its
+/// chunks; loading a checkpoint (queries on `--data`) touches a gigabyte
+/// once, in random order; and `flow`, or a process that only starts and
+/// reads its arguments, touches a few megabytes, for which zeroing whole
+/// 2 MiB pages costs more than it saves.
 /// Measured on this project's 2-core VM (README, "Durable data
-/// directory"), alternated runs: kernel time of `serve --data` under
-/// NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest` of a 10M-event
-/// Parquet file 17 → 10 s, `demo` 0.86–1.93 → 0.66–0.77 s. Nothing else
-/// changes; elsewhere than Linux this does nothing.
-fn without_huge_pages() {
+/// directory" and "Performance"), alternated runs: kernel time of
+/// `serve --data` under NDJSON POSTs 1.0 → 0.4 s per 1M events, `ingest`
+/// of a 10M-event Parquet file 17 → 10 s, `demo` 0.86–1.93 → 0.66–0.77 s,
+/// `flow` median 19.1 → 16.2 ms. Nothing else changes; elsewhere than
+/// Linux this does nothing.
+fn huge_pages(on: bool) {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
     // a flag of the calling process; it cannot touch memory of ours.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_THP_DISABLE, libc::c_ulong::from(!on), 0, 0, 0);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = on;
 }
 
 #[derive(Parser)]
@@ -279,6 +285,8 @@ fn fail(e: &Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Off until a command that gains from them turns them on.
+    huge_pages(false);
     // Decoder panics are caught by the library and reported as data errors;
     // the default hook would still print them. Keep stderr to one line,
     // unless a backtrace is asked for (debugging a decoder).
@@ -349,6 +357,7 @@ fn run(command: Command) -> convostat::Result<()> {
             layout,
             files,
         } => {
+            huge_pages(true);
             let layout = match layout {
                 LayoutArg::Interleaved => Layout::Interleaved,
                 LayoutArg::Clustered => Layout::Clustered,
@@ -362,7 +371,6 @@ fn run(command: Command) -> convostat::Result<()> {
             return Ok(());
         }
         Command::Demo { events } => {
-            without_huge_pages();
             return convostat::demo::run(events, &mut std::io::stdout().lock());
         }
         Command::Ingest {
@@ -371,7 +379,6 @@ fn run(command: Command) -> convostat::Result<()> {
             lenient,
             checkpoint_log_bytes,
         } => {
-            without_huge_pages();
             let options = EngineOptions::new()
                 .mode(ingest_mode(lenient))
                 .checkpoint_log_bytes(checkpoint_log_bytes);
@@ -379,7 +386,6 @@ fn run(command: Command) -> convostat::Result<()> {
         }
         #[cfg(feature = "server")]
         Command::Serve(args) => {
-            without_huge_pages();
             return serve::serve(args);
         }
         #[cfg(feature = "server")]
@@ -439,27 +445,25 @@ fn run(command: Command) -> convostat::Result<()> {
     // Validate the query before touching any data (SPEC 4).
     let query = Query::from_params(kind, &params(pairs)?)?;
     let mode = ingest_mode(common.lenient);
-    // Flow reads one conversation's pages: a few MB touched once, for
-    // which zeroing whole 2 MiB pages costs more than it saves (interleaved
-    // file, 12 alternated runs: median 19.1 → 16.2 ms).
-    if matches!(query, Query::Flow(_)) {
-        without_huge_pages();
-    }
-    // NDJSON is read in chunks whose buffers come and go: huge pages cost
-    // their zeroing again and again, and hold more memory (10M events,
-    // `usage`: peak RSS 279–293 → 216–232 MB; `conversations`, 4
-    // alternated runs: 3.81 → 3.67 s best).
+    // Huge pages (see `huge_pages`) for the queries that read Parquet files
+    // and touch a hundred megabytes once. Not for flow (a few MB), nor for
+    // NDJSON, whose chunk buffers come and go (10M events, `usage`: peak
+    // RSS 279–293 → 216–232 MB without; `conversations`, 4 alternated
+    // runs: 3.81 → 3.67 s best), nor for a data directory (loaded once, in
+    // random order).
     let ndjson = |files: &[convostat::batch::InputFile]| {
         use convostat::batch::InputFormat;
         files
             .iter()
             .any(|f| matches!(f.format, InputFormat::Ndjson | InputFormat::NdjsonGzip))
     };
-    if convostat::batch::discover_inputs(&common.input).is_ok_and(|files| ndjson(&files)) {
-        without_huge_pages();
+    if common.data.is_none()
+        && !matches!(query, Query::Flow(_))
+        && convostat::batch::discover_inputs(&common.input).is_ok_and(|files| !ndjson(&files))
+    {
+        huge_pages(true);
     }
     if let Some(dir) = &common.data {
-        without_huge_pages();
         let engine = EngineOptions::new().mode(mode).open(dir)?;
         let answer = engine.query(&query)?;
         engine.close()?;
