@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use convostat::batch::discover_inputs;
-use convostat::batch::{run_files, BatchOptions};
+use convostat::batch::{run_input_files, BatchOptions, InputFile, InputFormat};
 use convostat::error::echo;
 use convostat::generate::{write_file, write_parquet_parts, GeneratorConfig, Layout};
 use convostat::{Answer, EngineOptions, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
@@ -451,29 +451,24 @@ fn run(command: Command) -> convostat::Result<()> {
     // RSS 279–293 → 216–232 MB without; `conversations`, 4 alternated
     // runs: 3.81 → 3.67 s best), nor for a data directory (loaded once, in
     // random order).
-    let ndjson = |files: &[convostat::batch::InputFile]| {
-        use convostat::batch::InputFormat;
-        files
-            .iter()
-            .any(|f| matches!(f.format, InputFormat::Ndjson | InputFormat::NdjsonGzip))
-    };
-    if common.data.is_none()
-        && !matches!(query, Query::Flow(_))
-        && convostat::batch::discover_inputs(&common.input).is_ok_and(|files| !ndjson(&files))
-    {
-        huge_pages(true);
-    }
     if let Some(dir) = &common.data {
         let engine = EngineOptions::new().mode(mode).open(dir)?;
         let answer = engine.query(&query)?;
         engine.close()?;
         return print_answer(&answer, common.format);
     }
+    let files = discover_inputs(&common.input)?;
+    let ndjson = files
+        .iter()
+        .any(|f| matches!(f.format, InputFormat::Ndjson | InputFormat::NdjsonGzip));
+    if !ndjson && !matches!(query, Query::Flow(_)) {
+        huge_pages(true);
+    }
     let options = BatchOptions {
         mode,
         progress: None,
     };
-    let bar = progress_bar(&common.input);
+    let bar = progress_bar(&files);
     let options = BatchOptions {
         progress: bar.clone().map(|bar| {
             Box::new(move |rows| {
@@ -483,7 +478,7 @@ fn run(command: Command) -> convostat::Result<()> {
         }),
         ..options
     };
-    let outcome = run_files(&query, &common.input, &options);
+    let outcome = run_input_files(&query, &files, &options);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -576,11 +571,10 @@ const PROGRESS_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A spinner counting rows on stderr, when stderr is a terminal and the
 /// input is large.
-fn progress_bar(inputs: &[PathBuf]) -> Option<indicatif::ProgressBar> {
+fn progress_bar(files: &[InputFile]) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let files = convostat::batch::discover_inputs(inputs).ok()?;
     let bytes: u64 = files
         .iter()
         .filter_map(|f| std::fs::metadata(&f.path).ok())

@@ -223,7 +223,16 @@ pub fn run_files(
     inputs: &[PathBuf],
     options: &BatchOptions,
 ) -> Result<BatchOutcome> {
-    let files = discover_inputs(inputs)?;
+    run_input_files(query, &discover_inputs(inputs)?, options)
+}
+
+/// [`run_files`] over the files [`discover_inputs`] found (a caller that
+/// looks at them first need not list directories twice).
+pub fn run_input_files(
+    query: &Query,
+    files: &[InputFile],
+    options: &BatchOptions,
+) -> Result<BatchOutcome> {
     let store_options = store_options(query);
     // Without dedup, event ids only order the events of a conversation at
     // its first timestamp: the rows the scope selects are read without
@@ -236,7 +245,7 @@ pub fn run_files(
     let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
     let bounds_only = store_options.dedup == Dedup::Off && !store_options.keep_transitions;
-    let (scope, elision) = match scope(query, &files)? {
+    let (scope, elision) = match scope(query, files)? {
         scope if store_options.dedup == Dedup::Off => {
             let (scope, elision) = scope.eliding(&[col::EVENT_ID, col::EVENT_TYPE]);
             (scope, Some(elision))
@@ -246,7 +255,7 @@ pub fn run_files(
     let scope = if bounds_only { scope.bounding() } else { scope };
     let report = fold_files(
         &engine,
-        &files,
+        files,
         &columns,
         &scope,
         None,
@@ -273,7 +282,7 @@ pub fn run_files(
         };
         fold_files(
             &engine,
-            &files,
+            files,
             &columns,
             &again,
             Some(&pairs),
