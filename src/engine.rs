@@ -715,7 +715,7 @@ impl Engine {
 
     fn stage_parquet_file(&self, path: &Path) -> Result<Mutex<StagedCall>> {
         let name = path.display().to_string();
-        let file = FileRanges::open(path).map_err(|e| Error::data_from(name.clone(), e))?;
+        let file = FileRanges::open(path)?;
         self.stage_parquet(&name, || Ok(file.clone()))
     }
 

@@ -170,7 +170,7 @@ fn team_bots(team: &str, files: &[InputFile]) -> Result<BTreeSet<String>> {
     let scope = ScanScope::all().with(col::TEAM_ID, [team]);
     files.par_iter().try_for_each(|file| -> Result<()> {
         let name = file.path.display().to_string();
-        let file = FileRanges::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))?;
+        let file = FileRanges::open(&file.path)?;
         scan_parquet(
             &name,
             || Ok(file.clone()),
@@ -385,8 +385,7 @@ fn fold_files(
         let name = file.path.display().to_string();
         match file.format {
             InputFormat::Parquet => {
-                let file =
-                    FileRanges::open(&file.path).map_err(|e| Error::data_from(name.clone(), e))?;
+                let file = FileRanges::open(&file.path)?;
                 scan_parquet(
                     &name,
                     || Ok(file.clone()),

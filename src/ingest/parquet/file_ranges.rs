@@ -29,10 +29,11 @@ pub(crate) struct FileRanges {
 }
 
 impl FileRanges {
-    /// Opens the file at `path`.
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+    /// Opens the file at `path`; an error is a data error naming the file.
+    pub fn open(path: &Path) -> crate::error::Result<Self> {
+        let named = |e| crate::error::Error::data_from(path.display().to_string(), e);
+        let file = File::open(path).map_err(named)?;
+        let len = file.metadata().map_err(named)?.len();
         Ok(Self {
             file: Arc::new(file),
             len,
