@@ -401,8 +401,9 @@ impl ColumnGather {
         } else {
             rows.len()
         });
-        // Dictionary buffers are added to this batch's output afresh.
-        let mut shared_dictionary: Option<u32> = None;
+        // Dictionary buffers are added to this batch's output afresh:
+        // (dictionary, its buffer's index in the output).
+        let mut shared_dictionary: Option<(u32, u32)> = None;
         let mut next = 0usize; // index into `rows` of the next row to emit
         while next < rows.len() {
             let wanted_from = rows[next];
@@ -433,9 +434,26 @@ impl ColumnGather {
                 (PageValues::Indices(_), _) => unreachable_runs(context)?,
                 (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
                     let dict = page.string_dictionary(context)?;
-                    if shared_dictionary != Some(page.dictionary_id) {
+                    if shared_dictionary.is_none_or(|(id, _)| id != page.dictionary_id) {
                         let buffer = strings.add_buffer(dict.data.clone(), context)?;
-                        shared_dictionary = Some(page.dictionary_id);
+                        shared_dictionary = Some((page.dictionary_id, buffer));
+                    }
+                    let buffer = shared_dictionary.map_or(0, |(_, b)| b);
+                    let indices = (*data, *width, *runs);
+                    // A few rows (one conversation's) make the views of
+                    // their entries alone; more share the views of all
+                    // entries, made once per dictionary and batch.
+                    if rows.len().saturating_mul(SPARSE_ENTRIES) < dict.len() {
+                        gather_entries(
+                            indices,
+                            positions,
+                            &mut self.decoded,
+                            |i| dict.view(i as usize, buffer),
+                            0,
+                            &mut strings.views,
+                            context,
+                        )?;
+                    } else {
                         let stale = self
                             .dictionary_views
                             .as_ref()
@@ -444,21 +462,20 @@ impl ColumnGather {
                             self.dictionary_views =
                                 Some((page.dictionary_id, buffer, dict.views(buffer)));
                         }
+                        let views = self
+                            .dictionary_views
+                            .as_ref()
+                            .map_or(&[][..], |(_, _, v)| v.as_slice());
+                        gather_entries(
+                            indices,
+                            positions,
+                            &mut self.decoded,
+                            |i| views.get(i as usize).copied(),
+                            0,
+                            &mut strings.views,
+                            context,
+                        )?;
                     }
-                    let views = self
-                        .dictionary_views
-                        .as_ref()
-                        .map_or(&[][..], |(_, _, v)| v.as_slice());
-                    let indices = (*data, *width, *runs);
-                    gather_entries(
-                        indices,
-                        positions,
-                        &mut self.decoded,
-                        views,
-                        0,
-                        &mut strings.views,
-                        context,
-                    )?;
                 }
                 (
                     PageValues::Runs { data, width, runs },
@@ -470,7 +487,7 @@ impl ColumnGather {
                         indices,
                         positions,
                         &mut self.decoded,
-                        dict,
+                        |i| dict.get(i as usize).copied(),
                         0,
                         &mut ints,
                         context,
@@ -537,12 +554,13 @@ impl ColumnGather {
 /// Appends, for each of `positions`, the dictionary entry its index names
 /// (`null` for [`NULL_ROW`]).
 /// `runs` (with their `data` and bit width) are the page's parsed indices;
-/// `decoded` is a buffer for them when they are decoded in bulk.
+/// `decoded` is a buffer for them when they are decoded in bulk. `entry`
+/// gives the entry of an index (`None` past the last one).
 fn gather_entries<T: Copy>(
     (data, width, runs): (&[u8], u8, &[Run]),
     positions: &[u32],
     decoded: &mut Vec<u32>,
-    entries: &[T],
+    entry: impl Fn(u32) -> Option<T>,
     null: T,
     out: &mut Vec<T>,
     context: &str,
@@ -554,14 +572,14 @@ fn gather_entries<T: Copy>(
             continue;
         }
         let index = indices.get(p).ok_or_else(|| short(context))?;
-        out.push(
-            *entries
-                .get(index as usize)
-                .ok_or_else(|| bad_index(context))?,
-        );
+        out.push(entry(index).ok_or_else(|| bad_index(context))?);
     }
     Ok(())
 }
+
+/// A batch of fewer rows than a dictionary's entries over this factor
+/// makes the views of its rows' entries alone, not of every entry.
+const SPARSE_ENTRIES: usize = 8;
 
 /// The position of a null row's value: it has none.
 const NULL_ROW: u32 = u32::MAX;
@@ -628,28 +646,38 @@ impl ChunkReader for ChunkBytes {
     }
 }
 
-/// A dictionary page of strings: entry `i` is `data[offsets[i]..offsets[i + 1]]`;
-/// `data` holds 16 more bytes than the last entry needs, so that any entry
-/// can be read as one 16-byte word.
+/// A dictionary page of strings, as the page holds them (plain encoding:
+/// each entry's `u32` length, then its bytes), not copied: entry `i` is
+/// `data[bounds[i] + 4..bounds[i + 1]]`. Views of its entries point into
+/// `data`, which the output then shares.
 struct StringDictionary {
     data: Buffer,
-    offsets: Vec<u32>,
+    bounds: Vec<u32>,
 }
 
 impl StringDictionary {
     fn len(&self) -> usize {
-        self.offsets.len() - 1
+        self.bounds.len() - 1
     }
 
     fn get(&self, i: usize) -> &[u8] {
-        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        &self.data[self.bounds[i] as usize + 4..self.bounds[i + 1] as usize]
+    }
+
+    /// The view of entry `i` as a string of buffer `buffer`, or `None`
+    /// past the last entry.
+    #[inline]
+    fn view(&self, i: usize, buffer: u32) -> Option<u128> {
+        let start = *self.bounds.get(i)? as usize + 4;
+        let end = *self.bounds.get(i + 1)? as usize;
+        Some(view_at(&self.data, start, end, buffer))
     }
 
     /// The view of every entry, as a string of buffer `buffer`.
     fn views(&self, buffer: u32) -> Vec<u128> {
-        self.offsets
+        self.bounds
             .windows(2)
-            .map(|w| view_at(&self.data, w[0] as usize, w[1] as usize, buffer))
+            .map(|w| view_at(&self.data, w[0] as usize + 4, w[1] as usize, buffer))
             .collect()
     }
 }
@@ -1066,30 +1094,27 @@ impl ColumnPages {
     fn read_dictionary(&self, buf: Bytes, entries: usize, context: &str) -> Result<Dictionary> {
         match self.physical {
             Type::BYTE_ARRAY => {
-                let mut data = Vec::with_capacity(buf.len() + 16);
-                let mut offsets = Vec::with_capacity(entries.min(buf.len() / 4) + 1);
-                offsets.push(0u32);
+                if buf.len() > u32::MAX as usize {
+                    return Err(Error::data(context, "dictionary exceeds 4 GiB"));
+                }
+                let mut bounds = Vec::with_capacity(entries.min(buf.len() / 4) + 1);
                 let mut cursor = PlainCursor::default();
                 for _ in 0..entries {
-                    let v = cursor.next_bytes(&buf).ok_or_else(|| short(context))?;
-                    data.extend_from_slice(v);
-                    let end = u32::try_from(data.len())
-                        .map_err(|_| Error::data(context, "dictionary too large"))?;
-                    offsets.push(end);
+                    bounds.push(cursor.pos as u32);
+                    cursor.next_bytes(&buf).ok_or_else(|| short(context))?;
                 }
-                // Valid UTF-8 as a whole, and every entry starts on a
-                // character boundary: then every entry is valid UTF-8.
-                let boundaries = offsets
-                    .iter()
-                    .all(|&o| data.get(o as usize).is_none_or(|&b| (b as i8) >= -0x40));
-                if std::str::from_utf8(&data).is_err() || !boundaries {
+                bounds.push(cursor.pos as u32);
+                let data = Buffer::from(buf);
+                // All ASCII, lengths included (entries shorter than 128
+                // bytes): every entry is valid UTF-8. Else each is checked.
+                let entries_valid = data[..cursor.pos].is_ascii()
+                    || bounds.windows(2).all(|w| {
+                        std::str::from_utf8(&data[w[0] as usize + 4..w[1] as usize]).is_ok()
+                    });
+                if !entries_valid {
                     return Err(Error::data(context, "invalid UTF-8 in a dictionary entry"));
                 }
-                data.extend_from_slice(&[0; 16]);
-                Ok(Dictionary::Strings(StringDictionary {
-                    data: Buffer::from_vec(data),
-                    offsets,
-                }))
+                Ok(Dictionary::Strings(StringDictionary { data, bounds }))
             }
             Type::INT64 | Type::INT96 => {
                 let stored = StoredTimestamps::of(self.physical, self.int96_unit);
@@ -1329,6 +1354,83 @@ mod tests {
             reader.read.load(Ordering::Relaxed),
             dictionary + length as usize
         );
+    }
+
+    /// 2,000 rows of dictionary entries of every kind the reader tells
+    /// apart: short ASCII (inline views), non-ASCII, and longer than 127
+    /// bytes (a length byte outside ASCII), and the file holding them.
+    fn mixed_strings() -> (Vec<String>, Bytes, ColumnChunkMetaData) {
+        let values: Vec<String> = (0..2_000)
+            .map(|i| match i % 3 {
+                0 => format!("v{}", i % 400),
+                1 => format!("é-{}-ü", i % 300),
+                _ => format!("{}{}", "x".repeat(130), i % 200),
+            })
+            .collect();
+        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as _)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(250)
+            .set_write_batch_size(250)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        (values, bytes, chunk)
+    }
+
+    fn gather(bytes: &Bytes, chunk: &ColumnChunkMetaData, rows: &[u32]) -> Result<Vec<String>> {
+        let mut gather = ColumnGather::open(
+            bytes.clone(),
+            chunk,
+            ColumnKind::Strings,
+            2_000,
+            None,
+            "s",
+            false,
+        )?;
+        let array = gather.next(rows)?;
+        Ok(array
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_owned())
+            .collect())
+    }
+
+    /// A few rows take the views of their entries alone, many rows the
+    /// views of every entry: both read the same values.
+    #[test]
+    fn few_and_many_rows_read_the_same_entries() {
+        let (values, bytes, chunk) = mixed_strings();
+        for rows in [
+            vec![5, 6, 7, 1_999],
+            (0..2_000).step_by(2).collect::<Vec<u32>>(),
+        ] {
+            let want: Vec<String> = rows.iter().map(|&r| values[r as usize].clone()).collect();
+            assert_eq!(gather(&bytes, &chunk, &rows).unwrap(), want);
+        }
+    }
+
+    /// An entry that is not UTF-8 is a data error, however many rows are
+    /// read.
+    #[test]
+    fn a_dictionary_entry_that_is_not_utf8_is_an_error() {
+        let (_, bytes, chunk) = mixed_strings();
+        let start = chunk.dictionary_page_offset().unwrap() as usize;
+        let end = chunk.data_page_offset() as usize;
+        // The first non-ASCII entry's "é" becomes a lone continuation byte.
+        let at = bytes[start..end]
+            .windows(2)
+            .position(|w| w == "é".as_bytes())
+            .unwrap();
+        let mut damaged = bytes.to_vec();
+        damaged[start + at] = 0xa9;
+        let damaged = Bytes::from(damaged);
+        for rows in [vec![1], (0..2_000).collect::<Vec<u32>>()] {
+            let err = gather(&damaged, &chunk, &rows).unwrap_err();
+            assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+        }
     }
 
     /// Damage in the dictionary page never panics, and reading the
