@@ -487,7 +487,7 @@ impl ColumnGather {
                         indices,
                         positions,
                         &mut self.decoded,
-                        |i| dict.get(i as usize).copied(),
+                        |i| dict.get(i as usize),
                         0,
                         &mut ints,
                         context,
@@ -682,9 +682,28 @@ impl StringDictionary {
     }
 }
 
+/// A dictionary page of timestamps, as the page holds them: each entry
+/// is read where it lies (most are never wanted when a query selects few
+/// rows).
+struct IntDictionary {
+    data: Bytes,
+    stored: StoredTimestamps,
+}
+
+impl IntDictionary {
+    /// Entry `i`, or `None` past the last one.
+    #[inline]
+    fn get(&self, i: usize) -> Option<i64> {
+        let width = self.stored.width();
+        let at = i.checked_mul(width)?;
+        let bytes = self.data.get(at..at.checked_add(width)?)?;
+        Some(self.stored.value(bytes))
+    }
+}
+
 enum Dictionary {
     Strings(StringDictionary),
-    Ints(Vec<i64>),
+    Ints(IntDictionary),
 }
 
 /// The values of one data page.
@@ -737,7 +756,7 @@ impl DataPage<'_> {
         }
     }
 
-    fn int_dictionary(&self, context: &str) -> Result<&[i64]> {
+    fn int_dictionary(&self, context: &str) -> Result<&IntDictionary> {
         match self.dictionary {
             Some(Dictionary::Ints(d)) => Ok(d),
             _ => Err(Error::data(
@@ -1118,16 +1137,14 @@ impl ColumnPages {
             }
             Type::INT64 | Type::INT96 => {
                 let stored = StoredTimestamps::of(self.physical, self.int96_unit);
-                let bytes = entries
+                let len = entries
                     .checked_mul(stored.width())
-                    .and_then(|n| buf.get(..n))
+                    .filter(|&n| n <= buf.len())
                     .ok_or_else(|| short(context))?;
-                Ok(Dictionary::Ints(
-                    bytes
-                        .chunks_exact(stored.width())
-                        .map(|b| stored.value(b))
-                        .collect(),
-                ))
+                Ok(Dictionary::Ints(IntDictionary {
+                    data: buf.slice(..len),
+                    stored,
+                }))
             }
             other => Err(Error::data(context, format!("physical type {other}"))),
         }
