@@ -67,9 +67,7 @@ impl ChunkReader for FileRanges {
                 self.len
             )));
         }
-        let mut buffer = vec![0; length];
-        read_exact_at(&self.file, &mut buffer, start)?;
-        Ok(buffer.into())
+        Ok(read_new_buffer(&self.file, length, start)?.into())
     }
 }
 
@@ -93,9 +91,52 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
     std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
+/// `length` bytes read from `offset` on into a new buffer, which is not
+/// zeroed first (a column chunk is megabytes: zeroing it would write every
+/// byte once more than the read does).
 #[cfg(unix)]
-fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+fn read_new_buffer(file: &File, length: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::fd::AsRawFd;
+    let mut buffer: Vec<u8> = Vec::with_capacity(length);
+    let mut filled = 0usize;
+    while filled < length {
+        let at = offset
+            .checked_add(filled as u64)
+            .and_then(|at| libc::off_t::try_from(at).ok())
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: `pread` writes at most `length - filled` bytes from
+        // `filled` on, within the buffer's capacity; it reads none of them,
+        // and no reference to the unwritten bytes is made.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                buffer.as_mut_ptr().add(filled).cast(),
+                length - filled,
+                at,
+            )
+        };
+        match n {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => filled += n as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the loop ends only once `pread` has written all `length`
+    // bytes.
+    unsafe { buffer.set_len(length) };
+    Ok(buffer)
+}
+
+#[cfg(windows)]
+fn read_new_buffer(file: &File, length: usize, offset: u64) -> std::io::Result<Vec<u8>> {
+    let mut buffer = vec![0; length];
+    read_exact_at(file, &mut buffer, offset)?;
+    Ok(buffer)
 }
 
 #[cfg(windows)]
