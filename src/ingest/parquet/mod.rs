@@ -4,8 +4,10 @@
 //! (rayon; each task opens its own reader) and, when a [`ScanScope`] names a
 //! bot or conversation, skips row groups whose `bot_id` /
 //! `conversation_id` statistics cannot contain it and reads only the
-//! matching rows of the others. Pruning by conversation-key columns is
-//! sound: every event of a conversation carries its key. Nothing is pruned
+//! matching rows of the others. A row group whose column chunk has a bloom
+//! filter (DuckDB writes them) that holds none of the values is skipped
+//! too, before any of its pages is read. Pruning by conversation-key
+//! columns is sound: every event of a conversation carries its key. Nothing is pruned
 //! by time, since a conversation's start needs all its events (SPEC 2).
 //! Only row groups whose statistics prove every row valid are pruned or
 //! filtered; the others are read whole, so that a bad row anywhere still
@@ -44,6 +46,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
+use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
@@ -215,6 +218,32 @@ fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
         let below = stats.min_bytes_opt().is_some_and(|min| v < min);
         let above = stats.max_bytes_opt().is_some_and(|max| v > max);
         !(below || above)
+    })
+}
+
+/// Whether the bloom filter of some condition's column chunk in `rg` holds
+/// none of its values, so that no row of `rg` can match: a filter proves
+/// a value absent (no false negatives), never present. A chunk without a
+/// filter, or whose filter cannot be read, excludes nothing (its pages are
+/// read, and report any damage).
+fn bloom_filters_exclude<R: ChunkReader>(
+    reader: &R,
+    rg: &RowGroupMetaData,
+    conditions: &[(usize, Vec<String>)],
+) -> bool {
+    conditions.iter().any(|(leaf, values)| {
+        let chunk = rg.column(*leaf);
+        if chunk.bloom_filter_offset().is_none()
+            || chunk.column_descr().physical_type() != parquet::basic::Type::BYTE_ARRAY
+        {
+            return false;
+        }
+        match Sbbf::read_from_column_chunk(chunk, reader) {
+            Ok(Some(filter)) if filter.num_blocks() > 0 => {
+                values.iter().all(|v| !filter.check(v.as_str()))
+            }
+            _ => false,
+        }
     })
 }
 
@@ -478,6 +507,9 @@ where
                     projection.leaf_included(leaf)
                 })
             };
+            if filtered && bloom_filters_exclude(&open()?, &row_groups[rg], &conditions) {
+                return Ok(());
+            }
             if filtered {
                 // The condition columns are checked and read first, the
                 // output columns only once some row matches: most row
@@ -1051,6 +1083,11 @@ mod tests {
                     .set_writer_version(WriterVersion::PARQUET_2_0)
                     .set_dictionary_enabled(false)
                     .build(),
+                // Bloom filters (as DuckDB writes), several row groups.
+                WriterProperties::builder()
+                    .set_bloom_filter_enabled(true)
+                    .set_max_row_group_row_count(Some(2_048))
+                    .build(),
             ];
             for (layout, props) in layouts.into_iter().enumerate() {
                 let file = write(&batch, props);
@@ -1198,6 +1235,116 @@ mod tests {
     /// The row number of a Spark fixture's event (`e0042` is row 42).
     fn row_of(row: &Row) -> usize {
         row.0[1..].parse().unwrap()
+    }
+
+    /// How many times the selective reader read a row group of `name`.
+    fn selected_reads(name: &str) -> usize {
+        SELECTED_READS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == name)
+            .count()
+    }
+
+    /// Rows of `file` in `scope`, through `scan_parquet` as `name`.
+    fn scan_rows(name: &str, file: &bytes::Bytes, scope: &ScanScope) -> Result<Vec<Row>> {
+        let got = Mutex::new(Vec::new());
+        scan_parquet(
+            name,
+            || Ok(file.clone()),
+            None,
+            scope,
+            |b, _| {
+                got.lock().unwrap().extend(rows_of(&b));
+                Ok(())
+            },
+        )?;
+        Ok(got.into_inner().unwrap())
+    }
+
+    /// A conversation within every row group's statistics but in none of
+    /// them: with bloom filters no row group is read, without them each is.
+    #[test]
+    fn bloom_filters_skip_row_groups_without_the_value() {
+        let batch = events(5_000, &DataType::Timestamp(TimeUnit::Microsecond, None));
+        let props = |bloom: bool| {
+            WriterProperties::builder()
+                .set_bloom_filter_enabled(bloom)
+                .set_max_row_group_row_count(Some(1_000))
+                .build()
+        };
+        // "c150x" sorts between every row group's least ("c0") and
+        // greatest ("c99") conversation.
+        let absent = ScanScope::all().with(col::CONVERSATION_ID, ["c150x"]);
+        let with = write(&batch, props(true));
+        let without = write(&batch, props(false));
+        assert!(scan_rows("bloom-absent.parquet", &with, &absent)
+            .unwrap()
+            .is_empty());
+        assert_eq!(selected_reads("bloom-absent.parquet"), 0);
+        assert!(scan_rows("no-bloom-absent.parquet", &without, &absent)
+            .unwrap()
+            .is_empty());
+        assert_eq!(selected_reads("no-bloom-absent.parquet"), 5);
+        // A present value is found in every row group that holds it.
+        let present = ScanScope::all().with(col::CONVERSATION_ID, ["c7", "c150x"]);
+        let want: Vec<Row> = rows_of(&batch)
+            .into_iter()
+            .filter(|r| r.3 == "c7")
+            .collect();
+        assert!(!want.is_empty());
+        let mut got = scan_rows("bloom-present.parquet", &with, &present).unwrap();
+        got.sort();
+        let mut want = want;
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    /// Damaged bloom filters never panic: the scan gives the rows in scope
+    /// or fewer (a filter that lost bits skips its row group), or an error.
+    #[test]
+    fn damaged_bloom_filters_never_panic() {
+        let batch = events(3_000, &DataType::Timestamp(TimeUnit::Microsecond, None));
+        let file = write(
+            &batch,
+            WriterProperties::builder()
+                .set_bloom_filter_enabled(true)
+                .set_max_row_group_row_count(Some(1_000))
+                .build(),
+        );
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        let mut filters = Vec::new();
+        for rg in metadata.row_groups() {
+            for chunk in rg.columns() {
+                if let (Some(at), Some(len)) =
+                    (chunk.bloom_filter_offset(), chunk.bloom_filter_length())
+                {
+                    filters.push(at as usize..at as usize + len as usize);
+                }
+            }
+        }
+        assert!(!filters.is_empty());
+        let scope = ScanScope::all().with(col::CONVERSATION_ID, ["c7"]);
+        let in_scope = rows_of(&batch).iter().filter(|r| r.3 == "c7").count();
+        for range in filters.iter().take(6) {
+            // The header (its first bytes) and a few words of the bitset.
+            for at in range.clone().take(24).chain(range.clone().step_by(97)) {
+                for flip in [0x5a, 0xff] {
+                    let mut damaged = file.to_vec();
+                    damaged[at] ^= flip;
+                    match scan_rows("bloom-damaged.parquet", &damaged.into(), &scope) {
+                        Ok(rows) => assert!(rows.len() <= in_scope, "offset {at}"),
+                        Err(e) => assert!(
+                            !e.to_string().contains("decoder failed"),
+                            "offset {at}: {e}"
+                        ),
+                    }
+                }
+            }
+        }
     }
 
     /// Damaged pages give an error, never a panic, and never wrong rows.
