@@ -39,6 +39,10 @@ import time
 import duckdb
 
 BOT, TEAM = "bot-acme-support", "team-acme"
+# Flow asks for the bot's first conversation (its rows lie in the first row
+# group, which statistics single out) and for one that starts mid-file
+# (every row group's conversation range holds it).
+FIRST_CONVERSATION, MID_CONVERSATION = "c1", "c2t49"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -77,14 +81,19 @@ WITH c AS (
 SELECT date_trunc('day', start) AS day, bot_id, coalesce(channel, '(none)'), count(*)
 FROM c WHERE team = '{TEAM}' AND {period}
 GROUP BY ALL ORDER BY ALL""",
-        "flow": f"""
+        "flow": flow_sql(source, FIRST_CONVERSATION),
+        "flow mid-file": flow_sql(source, MID_CONVERSATION),
+    }
+
+
+def flow_sql(source, conversation):
+    return f"""
 WITH t AS (
   SELECT event_id, timestamp, from_step_id, to_step_id,
          row_number() OVER (ORDER BY timestamp, event_id) AS depth
   FROM {source}
-  WHERE bot_id = '{BOT}' AND conversation_id = 'c1' AND event_type = 'transition')
-SELECT * FROM t ORDER BY depth""",
-    }
+  WHERE bot_id = '{BOT}' AND conversation_id = '{conversation}' AND event_type = 'transition')
+SELECT * FROM t ORDER BY depth"""
 
 
 CLI = {
@@ -96,8 +105,10 @@ CLI = {
                  "--aggregate", "p95"],
     "usage": ["usage", "--team-id", TEAM, "--start", "2024-01-01", "--end", "2024-05-01",
               "--bucket", "1d", "--group-by", "bot_id,channel_type"],
-    "flow": ["flow", "--bot-id", BOT, "--conversation-id", "c1", "--version", "LIVE",
-             "--start", "2024-01-01", "--end", "2024-05-01"],
+    "flow": ["flow", "--bot-id", BOT, "--conversation-id", FIRST_CONVERSATION, "--version",
+             "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
+    "flow mid-file": ["flow", "--bot-id", BOT, "--conversation-id", MID_CONVERSATION,
+                      "--version", "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
 }
 
 
@@ -105,7 +116,7 @@ def answer_rows(name, text):
     """Rows of a convostat JSON answer, counted as DuckDB's query counts them
     (DuckDB has no row for an empty bucket)."""
     answer = json.loads(text)
-    if name == "flow":
+    if name.startswith("flow"):
         return len(answer["transitions"])
     return sum(1 for s in answer["data"]["series"] for v in s["values"]
                if v is not None and (name == "insights" or v != 0))
