@@ -13,7 +13,10 @@
 //!   it (found by the `parquet` fuzz target).
 //!
 //! `check_pages` reads every page header of every column chunk the decoder
-//! will read (`page_header`), which costs one small read per page. Only
+//! will read (`page_header`), which costs one small read per page. The
+//! selective Parquet reader (`parquet::selected`) does without it: its
+//! decoders bound every allocation by the bytes a page holds, not by a
+//! count its header declares. Only
 //! pages that need their contents checked (delta-encoded strings), or
 //! chunks whose headers it cannot walk, are read and decompressed a second
 //! time, through the `parquet` crate's own page reader, and their delta

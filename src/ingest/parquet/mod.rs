@@ -502,21 +502,13 @@ where
                     return Ok(());
                 }
             }
-            let check_output = || {
-                check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
-                    projection.leaf_included(leaf)
-                })
-            };
             if filtered && bloom_filters_exclude(&open()?, &row_groups[rg], &conditions) {
                 return Ok(());
             }
-            if filtered {
-                // The condition columns are checked and read first, the
-                // output columns only once some row matches: most row
-                // groups hold none of one conversation's rows.
-                let is_condition = |leaf: usize| conditions.iter().any(|(l, _)| *l == leaf);
-                check_pages(name, open()?, &row_groups[rg], rg, is_condition)?;
-                if read_selected(
+            // The selective reader's own decoders size nothing by a count a
+            // page header declares: its pages need no `check_pages`.
+            if filtered
+                && read_selected(
                     name,
                     &open,
                     &row_groups[rg],
@@ -525,13 +517,17 @@ where
                     columns,
                     &conditions,
                     scope,
-                    &check_output,
                     &sink,
-                )? {
-                    return Ok(());
-                }
+                )?
+            {
+                return Ok(());
             }
-            check_output()?;
+            // Arrow's decoders read the output columns, and the condition
+            // columns for its row filter.
+            let is_condition = |leaf: usize| conditions.iter().any(|(l, _)| *l == leaf);
+            check_pages(name, open()?, &row_groups[rg], rg, |leaf| {
+                projection.leaf_included(leaf) || (filtered && is_condition(leaf))
+            })?;
             let builder =
                 ParquetRecordBatchReaderBuilder::new_with_metadata(open()?, metadata.reader(name)?)
                     .with_row_groups(vec![rg])
@@ -582,8 +578,6 @@ where
 /// selective reader ([`selected`]), handing them to `sink` in batches of
 /// [`BATCH_ROWS`] as [`RowsRead::Filtered`]. Returns `false`, having read
 /// nothing, when a column to read is not of a kind that reader handles.
-/// `check_output` vets the output columns' pages ([`check_pages`]); it is
-/// called once some row is known to match, before they are read.
 #[allow(clippy::too_many_arguments)]
 fn read_selected<R, O, S>(
     name: &str,
@@ -594,7 +588,6 @@ fn read_selected<R, O, S>(
     columns: Option<&[&str]>,
     conditions: &[(usize, Vec<String>)],
     scope: &ScanScope,
-    check_output: &dyn Fn() -> Result<()>,
     sink: &S,
 ) -> Result<bool>
 where
@@ -651,7 +644,6 @@ where
         tests::selected_read(name);
         return Ok(true);
     }
-    check_output()?;
     // A few rows (one conversation's) are read page by page, skipping
     // the rest of each chunk; more are spread over most pages, and each
     // chunk is read at once.
