@@ -660,24 +660,29 @@ impl StringDictionary {
         self.bounds.len() - 1
     }
 
+    /// Where entry `i` lies in `data`, or `None` past the last entry.
+    #[inline]
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        Some(*self.bounds.get(i)? as usize + 4..*self.bounds.get(i + 1)? as usize)
+    }
+
+    /// Entry `i` (empty past the last entry).
     fn get(&self, i: usize) -> &[u8] {
-        &self.data[self.bounds[i] as usize + 4..self.bounds[i + 1] as usize]
+        self.range(i).map_or(&[], |r| &self.data[r])
     }
 
     /// The view of entry `i` as a string of buffer `buffer`, or `None`
     /// past the last entry.
     #[inline]
     fn view(&self, i: usize, buffer: u32) -> Option<u128> {
-        let start = *self.bounds.get(i)? as usize + 4;
-        let end = *self.bounds.get(i + 1)? as usize;
-        Some(view_at(&self.data, start, end, buffer))
+        let r = self.range(i)?;
+        Some(view_at(&self.data, r.start, r.end, buffer))
     }
 
     /// The view of every entry, as a string of buffer `buffer`.
     fn views(&self, buffer: u32) -> Vec<u128> {
-        self.bounds
-            .windows(2)
-            .map(|w| view_at(&self.data, w[0] as usize + 4, w[1] as usize, buffer))
+        (0..self.len())
+            .map(|i| self.view(i, buffer).unwrap_or(0))
             .collect()
     }
 }
@@ -1123,17 +1128,19 @@ impl ColumnPages {
                     cursor.next_bytes(&buf).ok_or_else(|| short(context))?;
                 }
                 bounds.push(cursor.pos as u32);
-                let data = Buffer::from(buf);
+                let dictionary = StringDictionary {
+                    data: Buffer::from(buf),
+                    bounds,
+                };
                 // All ASCII, lengths included (entries shorter than 128
                 // bytes): every entry is valid UTF-8. Else each is checked.
-                let entries_valid = data[..cursor.pos].is_ascii()
-                    || bounds.windows(2).all(|w| {
-                        std::str::from_utf8(&data[w[0] as usize + 4..w[1] as usize]).is_ok()
-                    });
+                let entries_valid = dictionary.data[..cursor.pos].is_ascii()
+                    || (0..dictionary.len())
+                        .all(|i| std::str::from_utf8(dictionary.get(i)).is_ok());
                 if !entries_valid {
                     return Err(Error::data(context, "invalid UTF-8 in a dictionary entry"));
                 }
-                Ok(Dictionary::Strings(StringDictionary { data, bounds }))
+                Ok(Dictionary::Strings(dictionary))
             }
             Type::INT64 | Type::INT96 => {
                 let stored = StoredTimestamps::of(self.physical, self.int96_unit);
