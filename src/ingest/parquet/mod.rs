@@ -7,8 +7,9 @@
 //! matching rows of the others. A row group whose column chunk has a bloom
 //! filter (DuckDB writes them) that holds none of the values is skipped
 //! too, before any of its pages is read. Pruning by conversation-key
-//! columns is sound: every event of a conversation carries its key. Nothing is pruned
-//! by time, since a conversation's start needs all its events (SPEC 2).
+//! columns is sound: every event of a conversation carries its key.
+//! Nothing is pruned by time, since a conversation's start needs all its
+//! events (SPEC 2).
 //! Only row groups whose statistics prove every row valid are pruned or
 //! filtered; the others are read whole, so that a bad row anywhere still
 //! rejects the file in strict mode and is counted in lenient mode.
