@@ -328,6 +328,30 @@ const DAYS: &str = "version=LIVE&start_time=2024-03-01&end_time=2024-03-06";
 
 // ---------------------------------------------------------------- tests
 
+/// The server runs without transparent huge pages from before its first
+/// allocation (`src/main.rs`): not one 2 MiB page is mapped, even the
+/// allocator's first, which Rust's runtime makes before `main`.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_maps_no_huge_page() {
+    let server = Served::start(&["--no-auth"]);
+    let proc = |file: &str| std::fs::read_to_string(format!("/proc/{}/{file}", server.pid()));
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    let status = proc("status").unwrap();
+    // (Kernels before 5.0 show neither line.)
+    if let Some(enabled) = field(&status, "THP_enabled:") {
+        assert_eq!(enabled, "0");
+    }
+    if let Ok(rollup) = proc("smaps_rollup") {
+        assert_eq!(field(&rollup, "AnonHugePages:").as_deref(), Some("0"));
+    }
+}
+
 #[test]
 fn every_route_and_status_code() {
     let input = events_ndjson().display().to_string();
