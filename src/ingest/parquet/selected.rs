@@ -1335,18 +1335,25 @@ mod tests {
         }
     }
 
-    /// One dictionary-encoded string column of 5,000 rows (`v0`..`v49`),
-    /// in pages of 500 rows, and its chunk.
-    fn file() -> (Bytes, ColumnChunkMetaData) {
-        let strings: StringArray = (0..5_000).map(|i| Some(format!("v{}", i % 50))).collect();
+    /// A file of one string column `s` holding `values`, in pages of
+    /// `page_rows` rows, and its chunk.
+    fn string_file(values: &[String], page_rows: usize) -> (Bytes, ColumnChunkMetaData) {
+        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
         let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as _)]).unwrap();
         let props = WriterProperties::builder()
-            .set_data_page_row_count_limit(500)
-            .set_write_batch_size(500)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(page_rows)
             .build();
         let bytes = write(&batch, props);
         let chunk = first_chunk(&bytes);
         (bytes, chunk)
+    }
+
+    /// One dictionary-encoded string column of 5,000 rows (`v0`..`v49`),
+    /// in pages of 500 rows, and its chunk.
+    fn file() -> (Bytes, ColumnChunkMetaData) {
+        let values: Vec<String> = (0..5_000).map(|i| format!("v{}", i % 50)).collect();
+        string_file(&values, 500)
     }
 
     fn matching(
@@ -1391,14 +1398,7 @@ mod tests {
                 _ => format!("{}{}", "x".repeat(130), i % 200),
             })
             .collect();
-        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
-        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as _)]).unwrap();
-        let props = WriterProperties::builder()
-            .set_data_page_row_count_limit(250)
-            .set_write_batch_size(250)
-            .build();
-        let bytes = write(&batch, props);
-        let chunk = first_chunk(&bytes);
+        let (bytes, chunk) = string_file(&values, 250);
         (values, bytes, chunk)
     }
 
