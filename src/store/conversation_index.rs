@@ -162,7 +162,7 @@ impl ConversationIndex {
 /// Asks the processor to bring the cache line holding `byte` closer; a hint
 /// that never faults, whatever the address.
 #[inline]
-fn prefetch_line(byte: *const u8) {
+pub(super) fn prefetch_line(byte: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing and cannot fault; SSE, which it
     // needs, is part of every x86_64 target.
