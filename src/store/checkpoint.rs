@@ -377,7 +377,8 @@ fn encode_ids(entries: Vec<IdEntry>, owners: &OwnerOrdinals, out: &mut Vec<u8>) 
 /// `keyed` sorted by key, then by hash: a counting pass scatters the
 /// entries into buckets of the key's top bits (a few entries each, as the
 /// ordinals of a dedup shard's owners spread evenly), then each bucket is
-/// sorted. About three times as fast as a comparison sort of the whole.
+/// sorted: two linear passes and many tiny sorts, where a comparison sort
+/// of the whole went some seventeen levels deep for a 10M-event store.
 fn sort_entries(keyed: Vec<(u64, IdEntry)>) -> Vec<(u64, IdEntry)> {
     let by_key_then_hash = |(a, x): &(u64, IdEntry), (b, y): &(u64, IdEntry)| {
         a.cmp(b).then_with(|| x.hash.cmp(&y.hash))
