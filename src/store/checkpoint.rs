@@ -299,21 +299,24 @@ impl OwnerOrdinals {
         hash as usize & (self.slots.len() - 1)
     }
 
+    /// The slot holding `hash`, or the empty slot where it would go.
+    #[inline]
+    fn slot(&self, hash: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(hash);
+        while self.slots[i].1 != NO_OWNER && self.slots[i].0 != hash {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
     /// Adds `hash`; a hash already there keeps its first ordinal (two
     /// conversations with one key hash load back the same owner either
     /// way: the ordinal only stands for the hash).
     fn insert(&mut self, hash: u64, ordinal: u32) {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(hash);
-        loop {
-            match self.slots[i] {
-                (_, NO_OWNER) => {
-                    self.slots[i] = (hash, ordinal);
-                    return;
-                }
-                (h, _) if h == hash => return,
-                _ => i = (i + 1) & mask,
-            }
+        let i = self.slot(hash);
+        if self.slots[i].1 == NO_OWNER {
+            self.slots[i] = (hash, ordinal);
         }
     }
 
@@ -321,15 +324,7 @@ impl OwnerOrdinals {
     /// ([`NO_OWNER`] if there is none).
     #[inline]
     fn ordinal(&self, owner: u64) -> u32 {
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(owner);
-        loop {
-            match self.slots[i] {
-                (_, NO_OWNER) => return NO_OWNER,
-                (h, o) if h == owner => return o,
-                _ => i = (i + 1) & mask,
-            }
-        }
+        self.slots[self.slot(owner)].1
     }
 
     /// Asks for the home slot of `owner` to be brought into cache.
