@@ -44,7 +44,7 @@ use crate::ingest::{
 use crate::query::series::SeriesPlan;
 use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Query, UsageQuery};
 use crate::schema::{Event, COLUMNS};
-use crate::store::directory::{CheckpointWrite, DataDir};
+use crate::store::directory::{Capture, CheckpointWrite, DataDir};
 pub use crate::store::directory::{OpenReport, FORMAT_VERSION};
 use crate::store::staged::{self, LoggedCall, StagedBatch, StagedCall, STAGED_COLUMN_ROWS};
 pub use crate::store::wal::SyncPolicy;
@@ -352,12 +352,12 @@ impl Engine {
         let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         // A failed earlier write is superseded by this checkpoint.
         let _ = settle(d, &mut pending);
-        self.checkpoint_locked(d)?.write()
+        self.checkpoint_locked(d, Capture::Encode)?.write()
     }
 
     /// Takes a checkpoint (after applying the retention period, if any),
     /// the caller holding `d.checkpointing`; the caller writes it.
-    fn checkpoint_locked(&self, d: &Durable) -> Result<CheckpointWrite> {
+    fn checkpoint_locked(&self, d: &Durable, capture: Capture) -> Result<CheckpointWrite> {
         if let Some(period) = d.options.retention {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -365,7 +365,7 @@ impl Engine {
             let before = now.saturating_sub(period).as_micros();
             self.retain_logged(d, i64::try_from(before).unwrap_or(i64::MAX))?;
         }
-        d.dir.snapshot(&self.store, |steps| {
+        d.dir.snapshot(&self.store, capture, |steps| {
             let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
             let out = steps()?;
             d.dirty.store(false, Ordering::SeqCst);
@@ -374,16 +374,16 @@ impl Engine {
     }
 
     /// An automatic checkpoint, the caller holding `d.checkpointing` (as
-    /// `pending`): the snapshot is taken now, and written by a thread of its
-    /// own while ingest goes on. An earlier one's failed write is this
-    /// call's error (the next call due retries).
+    /// `pending`): the store is copied now, and the copy encoded and
+    /// written by a thread of its own while ingest goes on. An earlier
+    /// one's failed write is this call's error (the next call due retries).
     fn checkpoint_in_background(
         &self,
         d: &Durable,
         pending: &mut Option<PendingWrite>,
     ) -> Result<()> {
         settle(d, pending)?;
-        let write = self.checkpoint_locked(d)?;
+        let write = self.checkpoint_locked(d, Capture::Copy)?;
         let thread = std::thread::Builder::new()
             .name("convostat-checkpoint".into())
             .spawn(move || write.write())
@@ -466,7 +466,7 @@ impl Engine {
         let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         let written = settle(d, &mut pending);
         if d.options.checkpoint_on_close && d.dirty.load(Ordering::SeqCst) {
-            return self.checkpoint_locked(d)?.write();
+            return self.checkpoint_locked(d, Capture::Encode)?.write();
         }
         written
     }

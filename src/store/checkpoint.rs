@@ -71,6 +71,59 @@ type Compressed = (u32, u32, u64, Vec<u8>);
 pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
     let guards: Vec<_> = store.shards().iter().map(read).collect();
     let shards: Vec<&ConversationShard> = guards.iter().map(|g| &**g).collect();
+    // One dedup shard's entries at a time (the store is quiescent).
+    let ids = (0..event_ids::SHARDS)
+        .into_par_iter()
+        .map(|i| store.event_ids().shard_entries(i));
+    encode_parts(&shards, ids)
+}
+
+/// What a checkpoint encodes of a store, copied while the store was
+/// quiescent so that the encoding can run while ingest goes on: the
+/// conversation shards (without their indexes) and each dedup shard's
+/// entries. About the size of the store in memory.
+pub(crate) struct StoreCopy {
+    shards: Vec<ConversationShard>,
+    ids: Vec<Vec<IdEntry>>,
+}
+
+impl StoreCopy {
+    /// Copies `store`, shards in parallel. The caller keeps the store
+    /// quiescent while this runs, as for [`encode`].
+    pub(crate) fn of(store: &Store) -> Self {
+        let (shards, ids) = rayon::join(
+            || {
+                store
+                    .shards()
+                    .par_iter()
+                    .map(|s| read(s).copy_for_checkpoint())
+                    .collect()
+            },
+            || {
+                (0..event_ids::SHARDS)
+                    .into_par_iter()
+                    .map(|i| store.event_ids().shard_entries(i))
+                    .collect()
+            },
+        );
+        Self { shards, ids }
+    }
+
+    /// The snapshot of the copied store, as file bytes; the same bytes
+    /// [`encode`] gives for the store the copy was taken of.
+    pub(crate) fn encode(self) -> Result<Vec<u8>> {
+        let Self { shards, ids } = self;
+        let borrowed: Vec<&ConversationShard> = shards.iter().collect();
+        encode_parts(&borrowed, ids.into_par_iter())
+    }
+}
+
+/// The file bytes of a snapshot made of `shards` and the entries of each
+/// dedup shard (in shard order).
+fn encode_parts(
+    shards: &[&ConversationShard],
+    ids: impl IndexedParallelIterator<Item = Vec<IdEntry>>,
+) -> Result<Vec<u8>> {
     // Each section is compressed as soon as it is encoded, by the thread
     // that encoded it, so that the raw snapshot (several times the file's
     // size) is never in memory whole; a thread encodes its sections into
@@ -87,19 +140,15 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
                 })
                 .collect()
         },
-        || OwnerOrdinals::new(&shards),
+        || OwnerOrdinals::new(shards),
     );
-    // One dedup shard's entries at a time (the store is quiescent).
     sections.extend(
-        (0..event_ids::SHARDS)
-            .into_par_iter()
-            .map_init(SectionEncoder::new, |encoder, i| {
-                let entries = store.event_ids().shard_entries(i);
+        ids.enumerate()
+            .map_init(SectionEncoder::new, |encoder, (i, entries)| {
                 encoder.section(KIND_DEDUP, i, |raw| encode_ids(entries, &owners, raw))
             })
             .collect::<Vec<_>>(),
     );
-    drop(guards);
     let file_len = FILE_HEADER
         + END.len()
         + sections
@@ -926,6 +975,19 @@ mod tests {
             let reference = store_of(&all);
             assert_eq!(retained, reference.retain(500), "{n}");
             assert_eq!(again.distinct_events(), reference.distinct_events());
+        }
+    }
+
+    #[test]
+    fn a_copy_encodes_to_the_bytes_of_the_store_it_was_taken_of() {
+        for n in [0, 1, 257, 1000] {
+            let store = store_of(&events(n));
+            let copy = StoreCopy::of(&store);
+            // Changes after the copy are not in it.
+            store.apply(&events_to_columns(&events(n + 40)[n..]));
+            let copied = copy.encode().unwrap();
+            assert_eq!(copied, encode(&store_of(&events(n))).unwrap(), "{n}");
+            assert_ne!(copied, encode(&store).unwrap(), "{n}");
         }
     }
 

@@ -29,6 +29,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
 
@@ -80,8 +81,23 @@ pub(crate) struct DataDir {
     _lock: File,
     pub log: Log,
     policy: SyncPolicy,
-    /// Size of the newest checkpoint file.
-    checkpoint_bytes: AtomicU64,
+    /// Size of the newest checkpoint file (set once it is encoded).
+    checkpoint_bytes: Arc<AtomicU64>,
+}
+
+/// How [`DataDir::snapshot`] captures the store while it is quiescent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Capture {
+    /// Encode the snapshot then: the store is held still for the whole
+    /// encoding (a few seconds at 10M events), and no memory beyond the
+    /// file's bytes is needed.
+    Encode,
+    /// Copy the store then ([`checkpoint::StoreCopy`], a fraction of the
+    /// encoding's time), and encode the copy in [`CheckpointWrite::write`]
+    /// while ingest goes on: the store is held still for a tenth of the
+    /// time, at the cost of a second store in memory until the copy is
+    /// encoded.
+    Copy,
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
@@ -294,7 +310,7 @@ impl DataDir {
             _lock: lock,
             log: Log::new(file, next, 0, policy),
             policy,
-            checkpoint_bytes: AtomicU64::new(checkpoint_bytes),
+            checkpoint_bytes: Arc::new(AtomicU64::new(checkpoint_bytes)),
         };
         Ok((dir, report))
     }
@@ -311,8 +327,8 @@ impl DataDir {
 
     /// Takes a checkpoint of `store`, to be written by
     /// [`CheckpointWrite::write`]. `quiescent` runs the steps that need the
-    /// store and log still (starting a new segment, taking the snapshot);
-    /// the caller makes them so, e.g. with a write lock that ingest calls
+    /// store and log still (starting a new segment, capturing the store as
+    /// `capture` says); the caller makes them so, e.g. with a write lock that ingest calls
     /// take for reading, and releases them when `quiescent` returns.
     /// Ingest may go on while the snapshot is written: it covers exactly
     /// the segments below the one just started, which the write removes
@@ -320,24 +336,40 @@ impl DataDir {
     pub fn snapshot(
         &self,
         store: &Store,
-        quiescent: impl FnOnce(&dyn Fn() -> Result<(u64, Vec<u8>)>) -> Result<(u64, Vec<u8>)>,
+        capture: Capture,
+        quiescent: impl FnOnce(&dyn Fn() -> Result<(u64, Snapshot)>) -> Result<(u64, Snapshot)>,
     ) -> Result<CheckpointWrite> {
-        let (n, bytes) = quiescent(&|| {
+        let (n, snapshot) = quiescent(&|| {
             let (segment, _) = self.log.position();
             let next = segment + 1;
             let (file, _) = create_segment(&self.path, next, self.policy)?;
             self.log.rotate(file, next)?;
-            Ok((next, checkpoint::encode(store)?))
+            let snapshot = match capture {
+                Capture::Encode => Snapshot::Encoded(checkpoint::encode(store)?),
+                Capture::Copy => Snapshot::Copied(checkpoint::StoreCopy::of(store)),
+            };
+            Ok((next, snapshot))
         })?;
-        self.checkpoint_bytes
-            .store(bytes.len() as u64, Ordering::Relaxed);
+        if let Snapshot::Encoded(bytes) = &snapshot {
+            self.checkpoint_bytes
+                .store(bytes.len() as u64, Ordering::Relaxed);
+        }
         Ok(CheckpointWrite {
             dir: self.path.clone(),
             n,
-            bytes,
+            snapshot,
+            checkpoint_bytes: Arc::clone(&self.checkpoint_bytes),
             policy: self.policy,
         })
     }
+}
+
+/// A snapshot as [`DataDir::snapshot`] captured it.
+pub(crate) enum Snapshot {
+    /// The checkpoint file's bytes.
+    Encoded(Vec<u8>),
+    /// A copy of the store, to be encoded.
+    Copied(checkpoint::StoreCopy),
 }
 
 /// A snapshot taken by [`DataDir::snapshot`], not yet on disk. Until
@@ -347,20 +379,31 @@ impl DataDir {
 pub struct CheckpointWrite {
     dir: PathBuf,
     n: u64,
-    bytes: Vec<u8>,
+    snapshot: Snapshot,
+    checkpoint_bytes: Arc<AtomicU64>,
     policy: SyncPolicy,
 }
 
 impl CheckpointWrite {
-    /// Writes the snapshot (a temporary file, fsync, rename, fsync of the
-    /// directory), then removes the segments and checkpoints it covers.
+    /// Encodes the snapshot if it was copied, writes it (a temporary file,
+    /// fsync, rename, fsync of the directory), then removes the segments
+    /// and checkpoints it covers.
     pub fn write(self) -> Result<()> {
         let Self {
             dir,
             n,
-            bytes,
+            snapshot,
+            checkpoint_bytes,
             policy,
         } = self;
+        let bytes = match snapshot {
+            Snapshot::Encoded(bytes) => bytes,
+            Snapshot::Copied(copy) => {
+                let bytes = copy.encode()?;
+                checkpoint_bytes.store(bytes.len() as u64, Ordering::Relaxed);
+                bytes
+            }
+        };
         write_atomic(&dir, &checkpoint_name(n), &bytes, policy)?;
         drop(bytes);
         let files = list(&dir)?;

@@ -36,7 +36,7 @@ pub(super) const FIRST_ID_UNKNOWN: u32 = u32::MAX;
 pub(super) const FIRST_UNDECIDED: u32 = u32::MAX - 1;
 
 /// Columns of the transition events of a shard.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct TransitionTable {
     pub timestamp: Vec<i64>,
     pub event_id: StringArena,
@@ -176,6 +176,31 @@ impl ConversationShard {
     /// Number of conversations.
     pub fn len(&self) -> usize {
         self.start.len()
+    }
+
+    /// A copy of what a checkpoint encodes of this shard: every column,
+    /// without the index and the symbol caches (a checkpoint rebuilds the
+    /// one on load and never needs the other). Not for lookups: its
+    /// [`Self::find`] finds nothing.
+    pub(super) fn copy_for_checkpoint(&self) -> Self {
+        Self {
+            index: ConversationIndex::default(),
+            key_hash: self.key_hash.clone(),
+            bots: self.bots.clone(),
+            bot: self.bot.clone(),
+            conversation_id: self.conversation_id.clone(),
+            start: self.start.clone(),
+            end: self.end.clone(),
+            first_event_id: self.first_event_id.clone(),
+            first_event_ids: self.first_event_ids.clone(),
+            num_messages: self.num_messages.clone(),
+            attributes: self.attributes.clone(),
+            interners: self.interners.clone(),
+            first_transition: self.first_transition.clone(),
+            transitions: self.transitions.clone(),
+            undecided: self.undecided,
+            apply_caches: None,
+        }
     }
 
     /// The conversation `(bot_id, conversation_id)` with key hash `hash`.
