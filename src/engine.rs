@@ -558,9 +558,13 @@ impl Engine {
             d.dir.log.position().1 >= threshold
         };
         if due() {
-            // One caller checkpoints; the others carry on ingesting.
+            // One caller checkpoints; the others carry on ingesting. While
+            // the previous automatic checkpoint is still being encoded and
+            // written, the next waits for a later call rather than making
+            // this one wait: the log grows a little longer meanwhile.
             if let Ok(mut pending) = d.checkpointing.try_lock() {
-                if due() {
+                let writing = pending.as_ref().is_some_and(|t| !t.is_finished());
+                if !writing && due() {
                     self.checkpoint_in_background(d, &mut pending)
                         .map_err(|e| {
                             e.within("the call's events are durable, but a checkpoint failed")
