@@ -654,6 +654,11 @@ mod serve {
         /// the size of the last checkpoint, if larger).
         #[arg(long, default_value_t = convostat::DEFAULT_CHECKPOINT_LOG_BYTES)]
         checkpoint_log_bytes: u64,
+        /// With --data: encode automatic checkpoints in place, holding
+        /// ingest for the whole encoding, instead of copying the store
+        /// (which needs memory for it twice while the copy is encoded).
+        #[arg(long)]
+        checkpoint_in_place: bool,
     }
 
     /// Invalid arguments: one `error: ` line and exit status 2, as for
@@ -699,6 +704,7 @@ mod serve {
             Some(dir) => {
                 let engine = convostat::EngineOptions::new()
                     .checkpoint_log_bytes(args.checkpoint_log_bytes)
+                    .copy_for_checkpoints(!args.checkpoint_in_place)
                     .open(dir)?;
                 super::report_recovery(dir, &engine);
                 engine

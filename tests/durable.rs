@@ -562,6 +562,7 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..10),
         seed in 1u64..1000,
         tiny_log in any::<bool>(),
+        copy_for_checkpoints in any::<bool>(),
         staged_column_rows in prop_oneof![Just(0usize), Just(8), Just(convostat::DEFAULT_STAGED_COLUMN_ROWS)],
     ) {
         let work = tempfile::tempdir().unwrap();
@@ -569,6 +570,7 @@ proptest! {
         let options = || {
             let o = EngineOptions::new()
                 .sync(SyncPolicy::Never)
+                .copy_for_checkpoints(copy_for_checkpoints)
                 .staged_column_rows(staged_column_rows);
             if tiny_log { o.checkpoint_log_bytes(4096) } else { o }
         };

@@ -1140,7 +1140,10 @@ fn serve_data_survives_sigkill_during_ingest() {
             kills += 1;
             continue;
         }
-        let server = Served::start(&args);
+        // Half of the servers checkpoint in place instead of from a copy.
+        let in_place = ["--checkpoint-in-place"];
+        let extra: &[&str] = if random(2) == 0 { &in_place } else { &[] };
+        let server = Served::start(&[&args[..], extra].concat());
         // Everything acknowledged is there; the chunk after it may be.
         let events = events_metric(&server);
         let with = |n: usize| engine_of(n.min(chunks.len())).stats().events as u64;
