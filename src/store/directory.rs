@@ -17,9 +17,10 @@
 //! damage is a data error naming the file.
 //!
 //! **Checkpoint**: with the store quiescent, start segment N+1 and take
-//! the snapshot ([`DataDir::snapshot`]); then, while ingest may go on into
-//! segment N+1 ([`CheckpointWrite::write`], on another thread for an
-//! automatic checkpoint), write it to `checkpoint-(N+1).tmp`, fsync it,
+//! the snapshot ([`DataDir::snapshot`]: encoded then, or a copy of the
+//! store to encode later, see [`Capture`]); then, while ingest may go on
+//! into segment N+1 ([`CheckpointWrite::write`], on another thread for an
+//! automatic checkpoint), encode a copy, write it to `checkpoint-(N+1).tmp`, fsync it,
 //! rename it into place, fsync the directory, and remove the segments and
 //! checkpoints below N+1. A crash at any step leaves either the old
 //! checkpoint with all its segments, or the new one (segments it covers
