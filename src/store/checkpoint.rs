@@ -111,11 +111,38 @@ impl StoreCopy {
 
     /// The snapshot of the copied store, as file bytes; the same bytes
     /// [`encode`] gives for the store the copy was taken of.
+    ///
+    /// It runs on a pool of its own ([`background_pool`]): in the global
+    /// pool, the encoding's many tasks would run before the work of the
+    /// ingest calls going on meanwhile (a pool's threads take their own
+    /// queued tasks before jobs from outside), and those calls would wait
+    /// for most of the encoding.
     pub(crate) fn encode(self) -> Result<Vec<u8>> {
         let Self { shards, ids } = self;
         let borrowed: Vec<&ConversationShard> = shards.iter().collect();
-        encode_parts(&borrowed, ids.into_par_iter())
+        let encode = || encode_parts(&borrowed, ids.into_par_iter());
+        match background_pool() {
+            Some(pool) => pool.install(encode),
+            None => encode(),
+        }
     }
+}
+
+/// The pool that encodes copies while ingest goes on: half of the
+/// cores (at least one thread), so that the encoding and the ingest
+/// calls share the machine. `None` if its threads could not be started
+/// (the encoding then runs in the global pool).
+fn background_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        rayon::ThreadPoolBuilder::new()
+            .num_threads((cores / 2).max(1))
+            .thread_name(|i| format!("convostat-checkpoint-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 /// The file bytes of a snapshot made of `shards` and the entries of each
