@@ -237,8 +237,8 @@ fn main() {
         "  the same: longest call (the one that took a snapshot)",
         format!("{:.3} s", longest.as_secs_f64()),
     );
-    // The last automatic checkpoint may still be being written: closing
-    // waits for it, then writes the closing checkpoint.
+    // The last automatic checkpoint may still be encoded (closing cancels
+    // it) or written (closing waits for it); then the closing checkpoint.
     engine.close().expect("close");
     row(
         "  the same, until closed (last automatic write, closing checkpoint)",

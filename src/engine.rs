@@ -27,7 +27,7 @@
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -122,23 +122,39 @@ struct Durable {
     dirty: AtomicBool,
 }
 
-/// The write of an automatic checkpoint, running on a thread of its own.
-type PendingWrite = std::thread::JoinHandle<Result<()>>;
+/// The write of an automatic checkpoint, running on a thread of its own
+/// (`Ok(false)`: cancelled, nothing written), and the flag that cancels
+/// it.
+#[derive(Debug)]
+struct PendingWrite {
+    thread: std::thread::JoinHandle<Result<bool>>,
+    cancel: Arc<AtomicBool>,
+}
 
 /// Waits for the pending checkpoint write, if any, and returns its
-/// result. A failed write leaves the store not covered by a checkpoint on
-/// disk (the log still holds everything), so `d` is marked dirty again.
+/// result. A failed or cancelled write leaves the store not covered by a
+/// checkpoint on disk (the log still holds everything), so `d` is marked
+/// dirty again.
 fn settle(d: &Durable, pending: &mut Option<PendingWrite>) -> Result<()> {
-    let Some(thread) = pending.take() else {
+    let Some(PendingWrite { thread, .. }) = pending.take() else {
         return Ok(());
     };
     let written = thread
         .join()
         .unwrap_or_else(|_| Err(Error::data("checkpoint", "the checkpoint writer panicked")));
-    if written.is_err() {
+    if !matches!(written, Ok(true)) {
         d.dirty.store(true, Ordering::SeqCst);
     }
-    written
+    written.map(drop)
+}
+
+/// [`settle`] for a checkpoint about to be taken, which supersedes the
+/// pending one: a pending encoding is cancelled rather than finished.
+fn supersede(d: &Durable, pending: &mut Option<PendingWrite>) -> Result<()> {
+    if let Some(p) = pending {
+        p.cancel.store(true, Ordering::Relaxed);
+    }
+    settle(d, pending)
 }
 
 /// What [`Engine::retain`] dropped.
@@ -367,9 +383,12 @@ impl Engine {
 
     fn checkpoint_durable(&self, d: &Durable) -> Result<()> {
         let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        // A failed earlier write is superseded by this checkpoint.
-        let _ = settle(d, &mut pending);
-        self.checkpoint_locked(d, Capture::Encode)?.write()
+        // An earlier write, failed or still running, is superseded by
+        // this checkpoint.
+        let _ = supersede(d, &mut pending);
+        self.checkpoint_locked(d, Capture::Encode)?
+            .write()
+            .map(drop)
     }
 
     /// Takes a checkpoint (after applying the retention period, if any),
@@ -407,11 +426,12 @@ impl Engine {
             Capture::Encode
         };
         let write = self.checkpoint_locked(d, capture)?;
+        let cancel = write.canceller();
         let thread = std::thread::Builder::new()
             .name("convostat-checkpoint".into())
             .spawn(move || write.write())
             .map_err(|e| Error::data_from("checkpoint writer thread", e))?;
-        *pending = Some(thread);
+        *pending = Some(PendingWrite { thread, cancel });
         Ok(())
     }
 
@@ -476,7 +496,8 @@ impl Engine {
     }
 
     /// Closes a durable engine: a checkpoint when anything is not covered
-    /// by one, then the lock is released. Dropping the engine does the
+    /// by one (an automatic checkpoint still being encoded is cancelled:
+    /// this one supersedes it), then the lock is released. Dropping the engine does the
     /// same but cannot report errors. A no-op in memory.
     pub fn close(mut self) -> Result<()> {
         match self.durable.take() {
@@ -487,9 +508,17 @@ impl Engine {
 
     fn close_durable(&self, d: &Durable) -> Result<()> {
         let mut pending = d.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
-        let written = settle(d, &mut pending);
-        if d.options.checkpoint_on_close && d.dirty.load(Ordering::SeqCst) {
-            return self.checkpoint_locked(d, Capture::Encode)?.write();
+        if !d.options.checkpoint_on_close {
+            return settle(d, &mut pending);
+        }
+        // The closing checkpoint supersedes a pending one (which, if
+        // cancelled, leaves the engine dirty).
+        let written = supersede(d, &mut pending);
+        if d.dirty.load(Ordering::SeqCst) {
+            return self
+                .checkpoint_locked(d, Capture::Encode)?
+                .write()
+                .map(drop);
         }
         written
     }
@@ -586,7 +615,7 @@ impl Engine {
             // written, the next waits for a later call rather than making
             // this one wait: the log grows a little longer meanwhile.
             if let Ok(mut pending) = d.checkpointing.try_lock() {
-                let writing = pending.as_ref().is_some_and(|t| !t.is_finished());
+                let writing = pending.as_ref().is_some_and(|p| !p.thread.is_finished());
                 if !writing && due() {
                     self.checkpoint_in_background(d, &mut pending)
                         .map_err(|e| {

@@ -35,6 +35,7 @@
 //! damaged file is a data error naming it, never a panic.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use hashbrown::HashTable;
 use rayon::prelude::*;
@@ -75,7 +76,7 @@ pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
     let ids = (0..event_ids::SHARDS)
         .into_par_iter()
         .map(|i| store.event_ids().shard_entries(i));
-    encode_parts(&shards, ids)
+    encode_parts(&shards, ids, None)
 }
 
 /// What a checkpoint encodes of a store, copied while the store was
@@ -117,14 +118,21 @@ impl StoreCopy {
     /// ingest calls going on meanwhile (a pool's threads take their own
     /// queued tasks before jobs from outside), and those calls would wait
     /// for most of the encoding.
-    pub(crate) fn encode(self) -> Result<Vec<u8>> {
+    ///
+    /// Setting `cancel` stops it at the next section: `None` then (a newer
+    /// checkpoint supersedes this one).
+    pub(crate) fn encode(self, cancel: &AtomicBool) -> Result<Option<Vec<u8>>> {
         let Self { shards, ids } = self;
         let borrowed: Vec<&ConversationShard> = shards.iter().collect();
-        let encode = || encode_parts(&borrowed, ids.into_par_iter());
-        match background_pool() {
+        let encode = || encode_parts(&borrowed, ids.into_par_iter(), Some(cancel));
+        let bytes = match background_pool() {
             Some(pool) => pool.install(encode),
             None => encode(),
+        };
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(None);
         }
+        bytes.map(Some)
     }
 }
 
@@ -146,11 +154,14 @@ fn background_pool() -> Option<&'static rayon::ThreadPool> {
 }
 
 /// The file bytes of a snapshot made of `shards` and the entries of each
-/// dedup shard (in shard order).
+/// dedup shard (in shard order). Once `cancel` is set, sections are no
+/// longer encoded and the result is an error.
 fn encode_parts(
     shards: &[&ConversationShard],
     ids: impl IndexedParallelIterator<Item = Vec<IdEntry>>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<Vec<u8>> {
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     // Each section is compressed as soon as it is encoded, by the thread
     // that encoded it, so that the raw snapshot (several times the file's
     // size) is never in memory whole; a thread encodes its sections into
@@ -163,6 +174,9 @@ fn encode_parts(
                 .par_iter()
                 .enumerate()
                 .map_init(SectionEncoder::new, |encoder, (i, s)| {
+                    if cancelled() {
+                        return Err(Error::data("checkpoint", "cancelled"));
+                    }
                     encoder.section(KIND_SHARD, i, |raw| encode_shard(s, raw))
                 })
                 .collect()
@@ -172,6 +186,9 @@ fn encode_parts(
     sections.extend(
         ids.enumerate()
             .map_init(SectionEncoder::new, |encoder, (i, entries)| {
+                if cancelled() {
+                    return Err(Error::data("checkpoint", "cancelled"));
+                }
                 encoder.section(KIND_DEDUP, i, |raw| encode_ids(entries, &owners, raw))
             })
             .collect::<Vec<_>>(),
@@ -1012,10 +1029,17 @@ mod tests {
             let copy = StoreCopy::of(&store);
             // Changes after the copy are not in it.
             store.apply(&events_to_columns(&events(n + 40)[n..]));
-            let copied = copy.encode().unwrap();
+            let copied = copy.encode(&AtomicBool::new(false)).unwrap().unwrap();
             assert_eq!(copied, encode(&store_of(&events(n))).unwrap(), "{n}");
             assert_ne!(copied, encode(&store).unwrap(), "{n}");
         }
+    }
+
+    #[test]
+    fn a_cancelled_copy_encodes_nothing() {
+        let store = store_of(&events(1000));
+        let copy = StoreCopy::of(&store);
+        assert_eq!(copy.encode(&AtomicBool::new(true)).unwrap(), None);
     }
 
     #[test]

@@ -29,7 +29,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fs4::fs_std::FileExt;
@@ -361,6 +361,7 @@ impl DataDir {
             snapshot,
             checkpoint_bytes: Arc::clone(&self.checkpoint_bytes),
             policy: self.policy,
+            cancel: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -383,24 +384,36 @@ pub struct CheckpointWrite {
     snapshot: Snapshot,
     checkpoint_bytes: Arc<AtomicU64>,
     policy: SyncPolicy,
+    cancel: Arc<AtomicBool>,
 }
 
 impl CheckpointWrite {
+    /// A flag that, once set, stops the encoding of a copied snapshot:
+    /// [`CheckpointWrite::write`] then writes nothing. For a newer
+    /// checkpoint that supersedes this one.
+    pub fn canceller(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
     /// Encodes the snapshot if it was copied, writes it (a temporary file,
     /// fsync, rename, fsync of the directory), then removes the segments
-    /// and checkpoints it covers.
-    pub fn write(self) -> Result<()> {
+    /// and checkpoints it covers. `Ok(false)` if it was cancelled while it
+    /// was encoded, and nothing was written or removed.
+    pub fn write(self) -> Result<bool> {
         let Self {
             dir,
             n,
             snapshot,
             checkpoint_bytes,
             policy,
+            cancel,
         } = self;
         let bytes = match snapshot {
             Snapshot::Encoded(bytes) => bytes,
             Snapshot::Copied(copy) => {
-                let bytes = copy.encode()?;
+                let Some(bytes) = copy.encode(&cancel)? else {
+                    return Ok(false);
+                };
                 checkpoint_bytes.store(bytes.len() as u64, Ordering::Relaxed);
                 bytes
             }
@@ -414,7 +427,7 @@ impl CheckpointWrite {
         for &old in files.checkpoints.iter().filter(|&&c| c < n) {
             remove(&dir.join(checkpoint_name(old)))?;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -504,6 +517,28 @@ fn replay_segment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreOptions;
+
+    fn checkpoints_in(dir: &Path) -> Vec<u64> {
+        list(dir).unwrap().checkpoints
+    }
+
+    #[test]
+    fn a_cancelled_copy_writes_nothing_and_a_copy_not_cancelled_is_written() {
+        let work = tempfile::tempdir().unwrap();
+        let store = Store::new(StoreOptions::default());
+        let (dir, _) = DataDir::open(work.path(), SyncPolicy::Never, &store).unwrap();
+        let take = || {
+            dir.snapshot(&store, Capture::Copy, |steps| steps())
+                .unwrap()
+        };
+        let write = take();
+        write.canceller().store(true, Ordering::Relaxed);
+        assert!(!write.write().unwrap());
+        assert!(checkpoints_in(work.path()).is_empty());
+        assert!(take().write().unwrap());
+        assert_eq!(checkpoints_in(work.path()).len(), 1);
+    }
 
     #[test]
     fn manifest_round_trips_and_rejects_other_versions() {
