@@ -262,8 +262,8 @@ impl EngineOptions {
 
     /// Whether an automatic checkpoint copies the store and encodes the
     /// copy while ingest goes on (default: yes). Ingest calls wait only
-    /// for the copy (about a third of the encoding's time), but memory
-    /// holds a second store until the copy is encoded. Without it, the
+    /// for the copy (175 ms for 8M events, where encoding took about 3 s),
+    /// but memory holds a second store until the copy is encoded. Without it, the
     /// snapshot is encoded in place and ingest waits for the whole
     /// encoding (about 3 s at 10M events): the choice for a host whose
     /// memory cannot hold the store twice. Explicit and closing
@@ -497,8 +497,8 @@ impl Engine {
 
     /// Closes a durable engine: a checkpoint when anything is not covered
     /// by one (an automatic checkpoint still being encoded is cancelled:
-    /// this one supersedes it), then the lock is released. Dropping the engine does the
-    /// same but cannot report errors. A no-op in memory.
+    /// this one supersedes it), then the lock is released. Dropping the
+    /// engine does the same but cannot report errors. A no-op in memory.
     pub fn close(mut self) -> Result<()> {
         match self.durable.take() {
             Some(d) => self.close_durable(&d),

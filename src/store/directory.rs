@@ -93,11 +93,10 @@ pub(crate) enum Capture {
     /// encoding (a few seconds at 10M events), and no memory beyond the
     /// file's bytes is needed.
     Encode,
-    /// Copy the store then ([`checkpoint::StoreCopy`], a fraction of the
-    /// encoding's time), and encode the copy in [`CheckpointWrite::write`]
-    /// while ingest goes on: the store is held still for a tenth of the
-    /// time, at the cost of a second store in memory until the copy is
-    /// encoded.
+    /// Copy the store then ([`checkpoint::StoreCopy`]: 175 ms for 8M
+    /// events, where encoding took about 3 s), and encode the copy in
+    /// [`CheckpointWrite::write`] while ingest goes on, at the cost of a
+    /// second store in memory until the copy is encoded.
     Copy,
 }
 
