@@ -20,8 +20,9 @@
 //! the snapshot ([`DataDir::snapshot`]: encoded then, or a copy of the
 //! store to encode later, see [`Capture`]); then, while ingest may go on
 //! into segment N+1 ([`CheckpointWrite::write`], on another thread for an
-//! automatic checkpoint), encode a copy, write it to `checkpoint-(N+1).tmp`, fsync it,
-//! rename it into place, fsync the directory, and remove the segments and
+//! automatic checkpoint), encode a copy, write it to
+//! `checkpoint-(N+1).tmp`, fsync it, rename it into place, fsync the
+//! directory, and remove the segments and
 //! checkpoints below N+1. A crash at any step leaves either the old
 //! checkpoint with all its segments, or the new one (segments it covers
 //! are ignored and removed).
@@ -328,8 +329,9 @@ impl DataDir {
     /// Takes a checkpoint of `store`, to be written by
     /// [`CheckpointWrite::write`]. `quiescent` runs the steps that need the
     /// store and log still (starting a new segment, capturing the store as
-    /// `capture` says); the caller makes them so, e.g. with a write lock that ingest calls
-    /// take for reading, and releases them when `quiescent` returns.
+    /// `capture` says); the caller makes them so, e.g. with a write lock
+    /// that ingest calls take for reading, and releases them when
+    /// `quiescent` returns.
     /// Ingest may go on while the snapshot is written: it covers exactly
     /// the segments below the one just started, which the write removes
     /// only once the snapshot is durable.
