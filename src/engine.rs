@@ -27,7 +27,7 @@
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
@@ -46,6 +46,7 @@ use crate::query::{flow, series, ConversationsQuery, FlowQuery, InsightsQuery, Q
 use crate::schema::{Event, COLUMNS};
 use crate::store::directory::{Capture, CheckpointWrite, DataDir};
 pub use crate::store::directory::{OpenReport, FORMAT_VERSION};
+use crate::store::gate::{run_still, Gate};
 use crate::store::staged::{self, LoggedCall, StagedBatch, StagedCall, STAGED_COLUMN_ROWS};
 pub use crate::store::wal::SyncPolicy;
 use crate::store::wal::{self, RecordKind};
@@ -101,7 +102,7 @@ pub struct Engine {
     /// Ingest calls hold it for reading from their dedup claims to their
     /// fold; checkpoints and retention take it for writing, so that they
     /// see a store that matches the log exactly.
-    gate: RwLock<()>,
+    gate: Gate,
     /// Rows of one ingest call held as columns until its commit; later
     /// batches of the call are held encoded (`store::staged`).
     staged_column_rows: usize,
@@ -166,6 +167,11 @@ pub struct RetainReport {
     /// Event ids dropped from the dedup set.
     pub events: usize,
 }
+
+/// How long an automatic checkpoint waits for the ingest calls inside
+/// the gate to leave before it is put off to a later call (a call of
+/// 64K rows takes about 25 ms).
+const AUTOMATIC_CHECKPOINT_PATIENCE: Duration = Duration::from_millis(100);
 
 /// Log bytes after which an ingest call checkpoints (64 MiB: about 400K
 /// events of generated data, which replay in well under a second).
@@ -300,7 +306,7 @@ impl EngineOptions {
             store,
             mode: self.mode,
             generation: AtomicU64::new(0),
-            gate: RwLock::new(()),
+            gate: Gate::default(),
             staged_column_rows: self.staged_column_rows,
             durable: Some(Durable {
                 dir,
@@ -336,7 +342,7 @@ impl Engine {
             store: Store::new(options),
             mode,
             generation: AtomicU64::new(0),
-            gate: RwLock::new(()),
+            gate: Gate::default(),
             staged_column_rows: STAGED_COLUMN_ROWS,
             durable: None,
         }
@@ -386,14 +392,29 @@ impl Engine {
         // An earlier write, failed or still running, is superseded by
         // this checkpoint.
         let _ = supersede(d, &mut pending);
-        self.checkpoint_locked(d, Capture::Encode)?
-            .write()
-            .map(drop)
+        match self.checkpoint_locked(d, Capture::Encode, None)? {
+            Some(write) => write.write().map(drop),
+            None => Ok(()),
+        }
     }
 
     /// Takes a checkpoint (after applying the retention period, if any),
-    /// the caller holding `d.checkpointing`; the caller writes it.
-    fn checkpoint_locked(&self, d: &Durable, capture: Capture) -> Result<CheckpointWrite> {
+    /// the caller holding `d.checkpointing`; the caller writes it. With a
+    /// `patience`, gives up (`None`) if ingest calls still hold the gate
+    /// after it.
+    fn checkpoint_locked(
+        &self,
+        d: &Durable,
+        capture: Capture,
+        patience: Option<Duration>,
+    ) -> Result<Option<CheckpointWrite>> {
+        let _still = match patience {
+            None => self.gate.write(),
+            Some(patience) => match self.gate.try_write_for(patience) {
+                Some(still) => still,
+                None => return Ok(None),
+            },
+        };
         if let Some(period) = d.options.retention {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -401,12 +422,13 @@ impl Engine {
             let before = now.saturating_sub(period).as_micros();
             self.retain_logged(d, i64::try_from(before).unwrap_or(i64::MAX))?;
         }
-        d.dir.snapshot(&self.store, capture, |steps| {
-            let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
-            let out = steps()?;
-            d.dirty.store(false, Ordering::SeqCst);
-            Ok(out)
-        })
+        d.dir
+            .snapshot(&self.store, capture, |steps| {
+                let out = run_still(steps)?;
+                d.dirty.store(false, Ordering::SeqCst);
+                Ok(out)
+            })
+            .map(Some)
     }
 
     /// An automatic checkpoint, the caller holding `d.checkpointing` (as
@@ -420,12 +442,21 @@ impl Engine {
         pending: &mut Option<PendingWrite>,
     ) -> Result<()> {
         settle(d, pending)?;
+        // A thread inside an ingest call (a rayon worker running a stolen
+        // call inside its own) would wait for itself.
+        if Gate::read_here() {
+            return Ok(());
+        }
         let capture = if d.options.copy_for_checkpoints {
             Capture::Copy
         } else {
             Capture::Encode
         };
-        let write = self.checkpoint_locked(d, capture)?;
+        let Some(write) =
+            self.checkpoint_locked(d, capture, Some(AUTOMATIC_CHECKPOINT_PATIENCE))?
+        else {
+            return Ok(());
+        };
         let cancel = write.canceller();
         let thread = std::thread::Builder::new()
             .name("convostat-checkpoint".into())
@@ -463,15 +494,18 @@ impl Engine {
     pub fn retain(&self, before: i64) -> Result<RetainReport> {
         let report = match &self.durable {
             None => {
-                let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
-                let r = self.store.retain(before);
+                let _still = self.gate.write();
+                let r = run_still(|| self.store.retain(before));
                 RetainReport {
                     conversations: r.conversations,
                     events: r.events,
                 }
             }
             Some(d) => {
-                let r = self.retain_logged(d, before)?;
+                let r = {
+                    let _still = self.gate.write();
+                    self.retain_logged(d, before)?
+                };
                 self.checkpoint_durable(d)?;
                 r
             }
@@ -482,13 +516,13 @@ impl Engine {
         Ok(report)
     }
 
+    /// Logs and applies a retention, the caller holding the gate alone.
     fn retain_logged(&self, d: &Durable, before: i64) -> Result<RetainReport> {
-        let _still = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let record = wal::frame(RecordKind::Retain, &wal::encode_retain(before))?;
         let (seq, ()) = d.dir.log.append(&record, || ())?;
         d.dirty.store(true, Ordering::SeqCst);
         d.dir.log.sync(seq)?;
-        let r = self.store.retain(before);
+        let r = run_still(|| self.store.retain(before));
         Ok(RetainReport {
             conversations: r.conversations,
             events: r.events,
@@ -515,10 +549,9 @@ impl Engine {
         // cancelled, leaves the engine dirty).
         let written = supersede(d, &mut pending);
         if d.dirty.load(Ordering::SeqCst) {
-            return self
-                .checkpoint_locked(d, Capture::Encode)?
-                .write()
-                .map(drop);
+            if let Some(write) = self.checkpoint_locked(d, Capture::Encode, None)? {
+                return write.write().map(drop);
+            }
         }
         written
     }
@@ -560,7 +593,7 @@ impl Engine {
     /// decoded again just before it is folded.
     fn commit(&self, batches: Vec<StagedBatch>, report: &mut IngestReport) -> Result<()> {
         let Some(d) = &self.durable else {
-            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let _gate = self.gate.read();
             let before = report.rows_ingested;
             let result = staged::apply(batches, &self.store, report);
             self.note_ingested(before, report);
@@ -571,7 +604,7 @@ impl Engine {
         }
         let mut call = LoggedCall::prepare(batches, &self.store)?;
         let hashes = call.take_hashes();
-        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let gate = self.gate.read();
         let (seq, claims) = d.dir.log.append(call.record(), || {
             hashes
                 .into_iter()

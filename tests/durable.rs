@@ -620,6 +620,83 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
+// Ingest from rayon's pool while checkpoints and retention hold the gate
+// alone: a host may ingest from `par_iter`, whose workers also run the
+// engine's own parallel work (see `store::gate`).
+
+/// Runs `work` on a thread of its own and fails if it has not ended
+/// within two minutes, so that a deadlock fails the test instead of
+/// hanging the suite.
+fn within_two_minutes(work: impl FnOnce() + Send + 'static) {
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        work();
+        let _ = done.send(());
+    });
+    match ended.recv_timeout(Duration::from_secs(120)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("deadlock: still running after two minutes")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the work panicked"),
+    }
+}
+
+#[test]
+fn ingest_from_rayon_workers_while_checkpoints_run_ends_and_loses_nothing() {
+    within_two_minutes(|| {
+        use rayon::prelude::*;
+        let work = tempfile::tempdir().unwrap();
+        let durable = EngineOptions::new()
+            .sync(SyncPolicy::Never)
+            .checkpoint_log_bytes(4096)
+            .open(work.path().join("data"))
+            .unwrap();
+        let inputs: Vec<String> = (0..300).map(|i| input(11, i, 40)).collect();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for _ in 0..30 {
+                    durable.checkpoint().unwrap();
+                }
+            });
+            inputs.par_iter().for_each(|text| {
+                durable.ingest_ndjson(text.as_bytes()).unwrap();
+            });
+        });
+        let memory = Engine::new();
+        for text in &inputs {
+            memory.ingest_ndjson(text.as_bytes()).unwrap();
+        }
+        assert_eq!(fingerprint(&durable), fingerprint(&memory));
+        let dir = durable.data_dir().unwrap().to_path_buf();
+        durable.close().unwrap();
+        assert_eq!(
+            fingerprint(&Engine::open(&dir).unwrap()),
+            fingerprint(&memory)
+        );
+    });
+}
+
+#[test]
+fn ingest_from_rayon_workers_while_retention_runs_ends() {
+    within_two_minutes(|| {
+        use rayon::prelude::*;
+        let engine = Engine::new();
+        let inputs: Vec<String> = (0..300).map(|i| input(13, i, 40)).collect();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for h in 0..30 {
+                    engine.retain(T0 + h * HOUR / 10).unwrap();
+                }
+            });
+            inputs.par_iter().for_each(|text| {
+                engine.ingest_ndjson(text.as_bytes()).unwrap();
+            });
+        });
+    });
+}
+
+// ---------------------------------------------------------------------------
 // Automatic checkpoints: written by a thread of their own.
 
 #[test]

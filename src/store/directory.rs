@@ -339,7 +339,7 @@ impl DataDir {
         &self,
         store: &Store,
         capture: Capture,
-        quiescent: impl FnOnce(&dyn Fn() -> Result<(u64, Snapshot)>) -> Result<(u64, Snapshot)>,
+        quiescent: impl FnOnce(&(dyn Fn() -> Result<(u64, Snapshot)> + Sync)) -> Result<(u64, Snapshot)>,
     ) -> Result<CheckpointWrite> {
         let (n, snapshot) = quiescent(&|| {
             let (segment, _) = self.log.position();

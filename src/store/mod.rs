@@ -81,6 +81,7 @@ mod codec;
 mod conversation_index;
 pub(crate) mod directory;
 mod event_ids;
+pub(crate) mod gate;
 pub(crate) mod ingest_record;
 mod shard;
 pub(crate) mod staged;
