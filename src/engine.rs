@@ -99,9 +99,10 @@ pub struct Engine {
     /// Bumped after every ingest or retention that changed the data (see
     /// [`Engine::generation`]).
     generation: AtomicU64,
-    /// Ingest calls hold it for reading from their dedup claims to their
-    /// fold; checkpoints and retention take it for writing, so that they
-    /// see a store that matches the log exactly.
+    /// Ingest calls pass it together from their dedup claims to their
+    /// fold; checkpoints and retention hold it alone, so that they see a
+    /// store that matches the log exactly (`store::gate`, which also
+    /// keeps ingest from rayon's pool free of deadlocks).
     gate: Gate,
     /// Rows of one ingest call held as columns until its commit; later
     /// batches of the call are held encoded (`store::staged`).

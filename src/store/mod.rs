@@ -44,6 +44,8 @@
 //! records, group commit) whose ingest records are encoded by
 //! [`ingest_record`], and checkpoints (`checkpoint`: a compact snapshot of
 //! this store). `codec` holds the checked little-endian reader they use.
+//! [`gate`] is the engine's gate between ingest calls and the operations
+//! that hold the store still (checkpoints, retention).
 //!
 //! Crates, and why:
 //! - **No general-purpose format for log records.** Format 1 of the
