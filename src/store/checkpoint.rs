@@ -72,11 +72,15 @@ type Compressed = (u32, u32, u64, Vec<u8>);
 pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
     let guards: Vec<_> = store.shards().iter().map(read).collect();
     let shards: Vec<&ConversationShard> = guards.iter().map(|g| &**g).collect();
-    // One dedup shard's entries at a time (the store is quiescent).
-    let ids = (0..event_ids::SHARDS)
+    encode_parts(&shards, id_entries(store), None)
+}
+
+/// Each dedup shard's entries, one shard at a time (the caller keeps the
+/// store quiescent).
+fn id_entries(store: &Store) -> impl IndexedParallelIterator<Item = Vec<IdEntry>> + '_ {
+    (0..event_ids::SHARDS)
         .into_par_iter()
-        .map(|i| store.event_ids().shard_entries(i));
-    encode_parts(&shards, ids, None)
+        .map(|i| store.event_ids().shard_entries(i))
 }
 
 /// What a checkpoint encodes of a store, copied while the store was
@@ -100,12 +104,7 @@ impl StoreCopy {
                     .map(|s| read(s).copy_for_checkpoint())
                     .collect()
             },
-            || {
-                (0..event_ids::SHARDS)
-                    .into_par_iter()
-                    .map(|i| store.event_ids().shard_entries(i))
-                    .collect()
-            },
+            || id_entries(store).collect(),
         );
         Self { shards, ids }
     }
@@ -138,19 +137,11 @@ impl StoreCopy {
 
 /// The pool that encodes copies while ingest goes on: half of the
 /// cores (at least one thread), so that the encoding and the ingest
-/// calls share the machine. `None` if its threads could not be started
-/// (the encoding then runs in the global pool).
+/// calls share the machine.
 fn background_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        rayon::ThreadPoolBuilder::new()
-            .num_threads((cores / 2).max(1))
-            .thread_name(|i| format!("convostat-checkpoint-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    super::gate::own_pool(&POOL, "checkpoint", (cores / 2).max(1))
 }
 
 /// The file bytes of a snapshot made of `shards` and the entries of each

@@ -163,13 +163,25 @@ pub(crate) fn run_still<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// The pool of [`run_still`]: one thread per core, idle but for
-/// checkpoints and retention. `None` if its threads could not be started
-/// (the work then runs on the calling thread's pool).
+/// checkpoints and retention.
 fn still_pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
+    own_pool(&POOL, "still", 0)
+}
+
+/// A rayon pool of the engine's own, built on first use in `cell`, its
+/// threads named `convostat-{name}-i` (`threads` of them; 0: one per
+/// core). `None` if its threads could not be started: the work then runs
+/// on the calling thread's pool.
+pub(crate) fn own_pool(
+    cell: &'static OnceLock<Option<rayon::ThreadPool>>,
+    name: &'static str,
+    threads: usize,
+) -> Option<&'static rayon::ThreadPool> {
+    cell.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("convostat-still-{i}"))
+            .num_threads(threads)
+            .thread_name(move |i| format!("convostat-{name}-{i}"))
             .build()
             .ok()
     })
