@@ -93,9 +93,15 @@ fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut Vec<u32>)
             ]);
             *value = ((word >> (bit % 8)) & mask) as u32;
         }
-        let n = left.min(8);
-        out.extend_from_slice(&values[..n]);
-        left -= n;
+        // A whole group is appended at its constant size (a copy of 32
+        // bytes, not a call to `memcpy` of a length known at run time).
+        if left >= 8 {
+            out.extend_from_slice(&values);
+            left -= 8;
+        } else {
+            out.extend_from_slice(&values[..left]);
+            left = 0;
+        }
     }
 }
 

@@ -632,11 +632,32 @@ where
         }
         let column = rg.column(*leaf);
         let path = column.column_descr().path().string();
-        let matching =
-            selected::matching_rows(open()?, column, rows_in_group, values, &context(&path))?;
         rows = Some(match rows {
-            None => matching,
-            Some(before) => intersect(&before, &matching),
+            // A few rows left (one conversation's): the column is read at
+            // those rows alone, page by page.
+            Some(before) if before.len().saturating_mul(SPARSE_ROWS) <= rows_in_group => {
+                selected::matching_at(
+                    open()?,
+                    column,
+                    rows_in_group,
+                    &before,
+                    values,
+                    &context(&path),
+                )?
+            }
+            before => {
+                let matching = selected::matching_rows(
+                    open()?,
+                    column,
+                    rows_in_group,
+                    values,
+                    &context(&path),
+                )?;
+                match before {
+                    None => matching,
+                    Some(before) => intersect(&before, &matching),
+                }
+            }
         });
     }
     let rows = rows.unwrap_or_else(|| (0..rows_in_group as u32).collect());

@@ -17,6 +17,10 @@
 //!   are stepped over, and dictionary entries become string views once,
 //!   sharing the dictionary's buffer with the output. A page holding no
 //!   selected row is skipped without being decompressed.
+//! - when a few rows are read (one conversation's), a chunk's dictionary
+//!   page is read only as far as the entries those rows name
+//!   ([`HeldDictionary`]), and a second condition is evaluated at the rows
+//!   the first one left ([`matching_at`]), not over the whole chunk.
 //!
 //! It handles what event pipelines write (flat columns of strings and
 //! `INT64` timestamps, plain or dictionary pages, data page v1 or v2, any
@@ -36,7 +40,9 @@ use arrow_array::{ArrayRef, PrimitiveArray, StringViewArray};
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{Buf, Bytes};
-use parquet::basic::{ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type};
+use parquet::basic::{
+    Compression, ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type,
+};
 use parquet::column::page::{Page, PageReader};
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
@@ -48,7 +54,9 @@ use crate::ingest::normalize::view_at;
 
 use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
 use super::levels::PresentBits;
+use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
+use crate::ingest::page_header::{read_page_header, PageKind};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,11 +228,10 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         }
     }
     let mut column = ColumnPages::open(reader, chunk, rows, context, true, true)?;
-    // Per dictionary (by its number in the chunk): whether each entry matches.
-    let mut dictionary_matches: Option<(u32, Vec<bool>)> = None;
+    // Per dictionary (by its number in the chunk): whether each entry
+    // matches, and the one entry that does if only one does.
+    let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = None;
     let mut cursor = PlainCursor::default();
-    // Per value of a page: whether it matches (reused).
-    let mut hits: Vec<bool> = Vec::new();
     while column.advance(|_| true)? {
         let Some(page) = column.page() else { break };
         let first = page.first_row;
@@ -232,7 +239,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
             PageValues::Indices(indices) => {
                 if dictionary_matches
                     .as_ref()
-                    .is_none_or(|(id, _)| *id != page.dictionary_id)
+                    .is_none_or(|(id, _, _)| *id != page.dictionary_id)
                 {
                     let dict = page.string_dictionary(context)?;
                     let matches: Vec<bool> = (0..dict.len()).map(|i| wanted(dict.get(i))).collect();
@@ -242,45 +249,47 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     if only_dictionary_pages && !matches.contains(&true) {
                         return Ok(Vec::new());
                     }
-                    dictionary_matches = Some((page.dictionary_id, matches));
+                    let mut matching = (0..matches.len()).filter(|&i| matches[i]);
+                    let one_match = match (matching.next(), matching.next()) {
+                        (Some(entry), None) => u32::try_from(entry).ok(),
+                        _ => None,
+                    };
+                    dictionary_matches = Some((page.dictionary_id, matches, one_match));
                 }
                 let matches = dictionary_matches
                     .as_ref()
-                    .map(|(_, m)| m.as_slice())
+                    .map(|(_, m, _)| m.as_slice())
                     .unwrap_or(&[]);
-                // Whether each value matches (one more, false, for the
-                // rows after the last value), then each row compacted in
-                // without a branch per row (which rows match is as good
-                // as random in an interleaved file).
+                let one_match = dictionary_matches.as_ref().and_then(|(_, _, one)| *one);
                 let present = page.levels.map_or(page.rows, |l| l.count_present());
                 let indices = indices.get(..present).ok_or_else(|| short(context))?;
-                if indices.iter().any(|&i| i as usize >= matches.len()) {
+                let largest = indices.iter().fold(0, |m, &i| m.max(i));
+                if !indices.is_empty() && largest as usize >= matches.len() {
                     return Err(bad_index(context));
                 }
-                hits.clear();
-                hits.extend(indices.iter().map(|&i| matches[i as usize]));
-                hits.push(false);
-                let start = out.len();
-                out.resize(start + page.rows, 0);
-                let mut end = start;
                 match page.levels {
-                    None => {
-                        for (row, &hit) in hits[..page.rows].iter().enumerate() {
-                            out[end] = first + row as u32;
-                            end += usize::from(hit);
-                        }
-                    }
+                    // Whether each row matches, as a mask per 64 rows made
+                    // without a branch (which rows match is as good as
+                    // random in an interleaved file), then a push per
+                    // match: a page without one costs no write. One
+                    // matching entry (one bot, one conversation) is an
+                    // integer comparison, which vectorises.
+                    None => match one_match {
+                        Some(entry) => push_matches(indices, first, &mut out, |i| i == entry),
+                        None => push_matches(indices, first, &mut out, |i| matches[i as usize]),
+                    },
                     Some(levels) => {
                         let mut value = 0usize;
                         for row in 0..page.rows {
-                            let is_present = levels.is_present(row);
-                            out[end] = first + row as u32;
-                            end += usize::from(is_present && hits[value]);
-                            value += usize::from(is_present);
+                            if levels.is_present(row) {
+                                if matches[indices[value] as usize] {
+                                    out.push(first + row as u32);
+                                }
+                                value += 1;
+                            }
                         }
                     }
                 }
-                out.truncate(end);
             }
             PageValues::Runs { .. } => unreachable_runs(context)?,
             PageValues::Plain(data) => {
@@ -297,6 +306,57 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         }
     }
     Ok(out)
+}
+
+/// The rows among `rows` (0-based rows of the row group, ascending) whose
+/// value in `chunk` is one of `values` (sorted); nulls match nothing. The
+/// chunk is read at those rows alone ([`ColumnGather`]): for a few rows,
+/// such as one conversation's, where [`matching_rows`] reads every row.
+pub(super) fn matching_at<R: ChunkReader + 'static>(
+    reader: R,
+    chunk: &ColumnChunkMetaData,
+    rows_in_group: usize,
+    rows: &[u32],
+    values: &[String],
+    context: &str,
+) -> Result<Vec<u32>> {
+    let mut gather = ColumnGather::open(
+        reader,
+        chunk,
+        ColumnKind::Strings,
+        rows_in_group,
+        None,
+        context,
+        false,
+    )?;
+    let gathered = gather.next(rows)?;
+    let strings = gathered
+        .as_any()
+        .downcast_ref::<StringViewArray>()
+        .ok_or_else(|| Error::data(context, "internal error: strings read as another type"))?;
+    Ok(rows
+        .iter()
+        .zip(strings.iter())
+        .filter(|(_, v)| v.is_some_and(|v| values.binary_search_by(|x| x.as_str().cmp(v)).is_ok()))
+        .map(|(&row, _)| row)
+        .collect())
+}
+
+/// Appends to `out` the rows (from `first` on) whose dictionary index in
+/// `indices` (one per row) is one `matches`.
+#[inline(always)]
+fn push_matches(indices: &[u32], first: u32, out: &mut Vec<u32>, matches: impl Fn(u32) -> bool) {
+    for (block, indices) in indices.chunks(64).enumerate() {
+        let mut mask = 0u64;
+        for (bit, &i) in indices.iter().enumerate() {
+            mask |= u64::from(matches(i)) << bit;
+        }
+        let block_first = first + (block * 64) as u32;
+        while mask != 0 {
+            out.push(block_first + mask.trailing_zeros());
+            mask &= mask - 1;
+        }
+    }
 }
 
 /// Reads the values of one column chunk at given rows, a batch of rows at a
@@ -418,14 +478,25 @@ impl ColumnGather {
                 self.cursor.reset();
                 continue;
             }
+            let (selected, entries_wanted) = {
+                let Some(page) = self.column.page() else {
+                    return Err(short(context));
+                };
+                let end = page.first_row + page.rows as u32;
+                let selected = rows[next..].partition_point(|&r| r < end);
+                page.value_positions(&rows[next..next + selected], &mut self.positions);
+                let entries_wanted = if self.column.holds_dictionary() {
+                    page.entries_wanted(&self.positions)
+                } else {
+                    0
+                };
+                (selected, entries_wanted)
+            };
+            next += selected;
+            self.column.decode_held(entries_wanted)?;
             let Some(page) = self.column.page() else {
                 return Err(short(context));
             };
-            let end = page.first_row + page.rows as u32;
-            let selected = rows[next..].partition_point(|&r| r < end);
-            let selected = &rows[next..next + selected];
-            next += selected.len();
-            page.value_positions(selected, &mut self.positions);
             let positions = &self.positions;
             for &p in positions {
                 nulls.append(p != NULL_ROW);
@@ -751,6 +822,21 @@ impl DataPage<'_> {
         }
     }
 
+    /// How many entries of the dictionary the values at `positions` name:
+    /// one more than the largest index among them (0 for plain values).
+    fn entries_wanted(&self, positions: &[u32]) -> usize {
+        let PageValues::Runs { data, width, runs } = self.values else {
+            return 0;
+        };
+        let mut indices = HybridValues::new(data, width, runs);
+        positions
+            .iter()
+            .filter(|&&p| p != NULL_ROW)
+            .filter_map(|&p| indices.get(p as usize))
+            .max()
+            .map_or(0, |i| i as usize + 1)
+    }
+
     fn string_dictionary(&self, context: &str) -> Result<&StringDictionary> {
         match self.dictionary {
             Some(Dictionary::Strings(d)) => Ok(d),
@@ -817,6 +903,9 @@ struct ColumnPages {
     /// Whether dictionary indices are decoded in bulk ([`PageValues::Indices`],
     /// to read every row) or parsed for random access ([`PageValues::Runs`]).
     decode_all: bool,
+    /// The chunk's dictionary page, when it is decoded only as far as the
+    /// entries of the rows wanted reach.
+    held: Option<HeldDictionary>,
 }
 
 impl ColumnPages {
@@ -830,6 +919,7 @@ impl ColumnPages {
         decode_all: bool,
         whole_chunk: bool,
     ) -> Result<Self> {
+        let mut held = None;
         let pages: Box<dyn PageReader> = if whole_chunk {
             let (start, length) = chunk.byte_range();
             let length = usize::try_from(length)
@@ -842,12 +932,18 @@ impl ColumnPages {
                     .map_err(|e| Error::data_from(context, e))?,
             )
         } else {
+            let reader = Arc::new(reader);
+            if !decode_all {
+                held = HeldDictionary::of(&reader, chunk);
+            }
             Box::new(
-                SerializedPageReader::new(Arc::new(reader), chunk, rows, None)
+                SerializedPageReader::new(reader, chunk, rows, None)
                     .map_err(|e| Error::data_from(context, e))?,
             )
         };
-        Ok(Self::over(pages, chunk, rows, context, decode_all))
+        let mut column = Self::over(pages, chunk, rows, context, decode_all);
+        column.held = held;
+        Ok(column)
     }
 
     /// The dictionary of `chunk` alone, read from the bytes its footer
@@ -911,6 +1007,7 @@ impl ColumnPages {
             runs: Vec::new(),
             current: None,
             decode_all,
+            held: None,
         }
     }
 
@@ -926,6 +1023,17 @@ impl ColumnPages {
                 .peek_next_page()
                 .map_err(|e| Error::data_from(context(), e))?
             {
+                if meta.is_dict && self.held.as_ref().is_some_and(|h| !h.skipped) {
+                    self.pages
+                        .skip_next_page()
+                        .map_err(|e| Error::data_from(context(), e))?;
+                    if let Some(held) = &mut self.held {
+                        held.skipped = true;
+                    }
+                    self.dictionary = Some(self.empty_dictionary()?);
+                    self.dictionary_id += 1;
+                    continue;
+                }
                 if !meta.is_dict {
                     let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
                     let range = self.next_row..self.next_row.saturating_add(rows);
@@ -1115,6 +1223,76 @@ impl ColumnPages {
         })
     }
 
+    /// The dictionary of no entry, standing for a held one until entries
+    /// are wanted.
+    fn empty_dictionary(&self) -> Result<Dictionary> {
+        self.read_dictionary(Bytes::new(), 0, &self.context)
+    }
+
+    /// Whether the dictionary is held, and entries past those decoded may
+    /// be wanted.
+    fn holds_dictionary(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.skipped)
+    }
+
+    /// Decodes the held dictionary as far as its first `wanted` entries
+    /// (at least), if not done yet. Every decoding starts a new dictionary
+    /// (its buffer is new).
+    fn decode_held(&mut self, wanted: usize) -> Result<()> {
+        let Some(held) = self.held.as_ref().filter(|h| h.skipped) else {
+            return Ok(());
+        };
+        if wanted <= held.decoded {
+            return Ok(());
+        }
+        let context = self.context.as_str();
+        if wanted > held.entries {
+            return Err(bad_index(context));
+        }
+        let dictionary = match self.physical {
+            Type::BYTE_ARRAY => {
+                // Guess the bytes from the mean entry, then double.
+                let mean = held.uncompressed / held.entries.max(1);
+                let mut want = if wanted.saturating_mul(2) > held.entries {
+                    held.uncompressed
+                } else {
+                    wanted.saturating_mul(mean + mean / 4).saturating_add(64)
+                };
+                loop {
+                    want = want.min(held.uncompressed);
+                    let prefix = held.prefix(want, context)?;
+                    let complete = complete_entries(&prefix, held.entries);
+                    if complete >= wanted || want == held.uncompressed {
+                        break self.read_dictionary(prefix, complete, context)?;
+                    }
+                    want = want.saturating_mul(2);
+                }
+            }
+            _ => {
+                let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
+                let want = wanted
+                    .checked_mul(width)
+                    .filter(|&n| n <= held.uncompressed)
+                    .ok_or_else(|| short(context))?;
+                let prefix = held.prefix(want, context)?;
+                self.read_dictionary(prefix, wanted, context)?
+            }
+        };
+        let decoded = match &dictionary {
+            Dictionary::Strings(d) => d.len(),
+            Dictionary::Ints(_) => wanted,
+        };
+        if decoded < wanted {
+            return Err(short(context));
+        }
+        if let Some(held) = &mut self.held {
+            held.decoded = decoded;
+        }
+        self.dictionary = Some(dictionary);
+        self.dictionary_id += 1;
+        Ok(())
+    }
+
     fn read_dictionary(&self, buf: Bytes, entries: usize, context: &str) -> Result<Dictionary> {
         match self.physical {
             Type::BYTE_ARRAY => {
@@ -1156,6 +1334,128 @@ impl ColumnPages {
             other => Err(Error::data(context, format!("physical type {other}"))),
         }
     }
+}
+
+/// A column chunk's dictionary page, read and decompressed only as far as
+/// the entries wanted so far reach.
+///
+/// Writers add entries in the order values first appear, and a column of
+/// unique values (event and message ids, timestamps) fills a dictionary
+/// page of about a megabyte per row group. The rows of one conversation
+/// name a few entries, near the start for a conversation early in the row
+/// group: reading the whole page for them cost more than the rest of the
+/// query. Pages of the snappy codec (the default of pyarrow and Spark) are
+/// decompressed as far as needed ([`snappy_prefix`]); uncompressed pages
+/// are read as far as needed. Other codecs decompress a page whole, and
+/// their dictionaries are read as the page reader reads them.
+///
+/// Entries past the decoded prefix are never read, so damage there (or an
+/// entry that is not UTF-8) goes unseen, as in the pages of rows that are
+/// not wanted.
+struct HeldDictionary {
+    /// Reads `length` bytes of the file at an offset.
+    read: ReadAt,
+    /// Where the page's stored bytes start in the file, and their length.
+    body: u64,
+    compressed: usize,
+    uncompressed: usize,
+    entries: usize,
+    snappy: bool,
+    /// Whether the page reader has stepped over the page.
+    skipped: bool,
+    /// How many entries the decoded prefix holds.
+    decoded: usize,
+}
+
+type ReadAt = Box<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
+
+impl HeldDictionary {
+    /// The dictionary page that opens `chunk`, if it can be held: one of
+    /// plain strings or timestamps, snappy or not compressed, whose header
+    /// reads as one. Else the page reader reads it whole.
+    fn of<R: ChunkReader + 'static>(reader: &Arc<R>, chunk: &ColumnChunkMetaData) -> Option<Self> {
+        let snappy = match chunk.compression() {
+            Compression::SNAPPY => true,
+            Compression::UNCOMPRESSED => false,
+            _ => return None,
+        };
+        if !matches!(
+            chunk.column_descr().physical_type(),
+            Type::BYTE_ARRAY | Type::INT64 | Type::INT96
+        ) {
+            return None;
+        }
+        let (start, length) = chunk.byte_range();
+        if u64::try_from(chunk.dictionary_page_offset()?).ok()? != start {
+            return None;
+        }
+        let head = reader
+            .get_bytes(start, usize::try_from(length.min(HEADER_READ)).ok()?)
+            .ok()?;
+        let (header, header_len) = read_page_header(&head).ok()?;
+        let compressed = usize::try_from(header.compressed_size).ok()?;
+        let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
+        let fits = (header_len as u64).checked_add(compressed as u64)? <= length;
+        let plain = matches!(header.encoding, 0 | 2); // PLAIN, PLAIN_DICTIONARY
+                                                      // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
+                                                      // a header claiming more is left to the page reader to refuse.
+        let size_possible = if snappy {
+            uncompressed <= compressed.saturating_mul(24).saturating_add(64)
+        } else {
+            compressed == uncompressed
+        };
+        if header.kind != PageKind::Dictionary || !fits || !plain || !size_possible {
+            return None;
+        }
+        let reader = Arc::clone(reader);
+        Some(Self {
+            read: Box::new(move |at, length| reader.get_bytes(at, length)),
+            body: start + header_len as u64,
+            compressed,
+            uncompressed,
+            entries: usize::try_from(header.num_values).ok()?,
+            snappy,
+            skipped: false,
+            decoded: 0,
+        })
+    }
+
+    /// The first `want` bytes of the page as written (`want` at most its
+    /// uncompressed size).
+    fn prefix(&self, want: usize, context: &str) -> Result<Bytes> {
+        let read = |length: usize| {
+            (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))
+        };
+        if !self.snappy {
+            return read(want);
+        }
+        // A snappy element stores at most a few bytes more than it
+        // produces: read as much of the page, in proportion, and more when
+        // that falls short.
+        let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
+        let mut length = ((want as f64 * ratio * 1.25) as usize).saturating_add(1024);
+        loop {
+            length = length.min(self.compressed);
+            let stored = read(length)?;
+            if let Some(out) = snappy_prefix(&stored, want).filter(|out| out.len() == want) {
+                return Ok(Bytes::from(out));
+            }
+            if length == self.compressed {
+                return Err(Error::data(context, "damaged dictionary page"));
+            }
+            length = length.saturating_mul(2);
+        }
+    }
+}
+
+/// Bytes read for a page header (it holds no statistics for a dictionary).
+const HEADER_READ: u64 = 256;
+
+/// How many of `entries` plain `BYTE_ARRAY` values `data` holds whole.
+fn complete_entries(data: &[u8], entries: usize) -> usize {
+    let mut cursor = PlainCursor::default();
+    while cursor.index < entries && cursor.next_bytes(data).is_some() {}
+    cursor.index
 }
 
 /// A position in plain-encoded `BYTE_ARRAY` values (`u32` length, bytes).
@@ -1302,7 +1602,7 @@ impl StringsBuilder {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use arrow_array::{RecordBatch, StringArray};
+    use arrow_array::{RecordBatch, StringArray, TimestampMicrosecondArray};
     use parquet::file::properties::WriterProperties;
 
     use super::super::tests::{first_chunk, write};
@@ -1454,6 +1754,158 @@ mod tests {
         for rows in [vec![1], (0..2_000).collect::<Vec<u32>>()] {
             let err = gather(&damaged, &chunk, &rows).unwrap_err();
             assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+        }
+    }
+
+    /// A file of one column `v` of `values`, with `codec`, in pages of
+    /// 1,000 rows after one dictionary page, and its chunk.
+    fn dictionary_file(values: ArrayRef, codec: Compression) -> (Bytes, ColumnChunkMetaData) {
+        let batch = RecordBatch::try_from_iter([("v", values)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(codec)
+            .set_dictionary_page_size_limit(1 << 22)
+            .set_data_page_row_count_limit(1_000)
+            .set_write_batch_size(1_000)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        (bytes, chunk)
+    }
+
+    fn gathered(
+        reader: &CountingReader,
+        chunk: &ColumnChunkMetaData,
+        kind: ColumnKind,
+        rows: &[u32],
+    ) -> Result<ArrayRef> {
+        let rows_in_group = chunk.num_values() as usize;
+        let mut gather =
+            ColumnGather::open(reader.clone(), chunk, kind, rows_in_group, None, "v", false)?;
+        gather.next(rows)
+    }
+
+    /// Rows early in a chunk of unique values name entries early in its
+    /// dictionary: only that part of the dictionary page is read (snappy,
+    /// or not compressed). Later rows, and rows spread over every page,
+    /// read more of it, always the values the rows hold.
+    #[test]
+    fn a_dictionary_is_read_as_far_as_the_rows_wanted_reach() {
+        let n = 20_000;
+        let strings: Vec<String> = (0..n)
+            .map(|i| format!("event-{i:08}-{}", "x".repeat(i % 9)))
+            .collect();
+        let micros: Vec<i64> = (0..n as i64)
+            .map(|i| 1_700_000_000_000_000 + i * 7_919)
+            .collect();
+        let string_array: ArrayRef = Arc::new(StringArray::from(strings.clone()));
+        let time_array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(micros.clone()));
+        let spread: Vec<u32> = (0..n as u32).step_by(997).collect();
+        for codec in [
+            Compression::SNAPPY,
+            Compression::UNCOMPRESSED,
+            Compression::ZSTD(Default::default()),
+        ] {
+            for (array, kind) in [
+                (&string_array, ColumnKind::Strings),
+                (&time_array, ColumnKind::Timestamps(TimeUnit::Microsecond)),
+            ] {
+                let (bytes, chunk) = dictionary_file(array.clone(), codec);
+                let reader = CountingReader {
+                    bytes,
+                    read: Arc::default(),
+                };
+                let dictionary =
+                    (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+                for rows in [
+                    vec![2, 5, 40],
+                    vec![19_998],
+                    spread.clone(),
+                    vec![0, 3, 999, 1_000, 1_001, 12_345],
+                ] {
+                    reader.read.store(0, Ordering::Relaxed);
+                    let got = gathered(&reader, &chunk, kind, &rows).unwrap();
+                    let read = reader.read.load(Ordering::Relaxed);
+                    let want: ArrayRef = match kind {
+                        ColumnKind::Strings => Arc::new(StringViewArray::from_iter_values(
+                            rows.iter().map(|&r| strings[r as usize].as_str()),
+                        )),
+                        _ => Arc::new(TimestampMicrosecondArray::from_iter_values(
+                            rows.iter().map(|&r| micros[r as usize]),
+                        )),
+                    };
+                    assert_eq!(&got, &want, "{codec:?} {kind:?} {rows:?}");
+                    if rows == [2, 5, 40] && codec != Compression::ZSTD(Default::default()) {
+                        // The page header, a little of the dictionary, one data page.
+                        assert!(
+                            read < dictionary / 10,
+                            "{codec:?} {kind:?}: read {read} of {dictionary}"
+                        );
+                    }
+                    if matches!(codec, Compression::ZSTD(_)) {
+                        assert!(read >= dictionary, "{kind:?}: zstd pages are read whole");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Damage in a dictionary page read in part never panics: each byte
+    /// of the page flipped in turn gives an error or values (damage a
+    /// page's checksum-free bytes can hide), for rows early and late.
+    #[test]
+    fn a_damaged_dictionary_read_in_part_never_panics() {
+        let n = 1_000;
+        let strings: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+        let array: ArrayRef = Arc::new(StringArray::from(strings));
+        let (clean, chunk) = dictionary_file(array, Compression::SNAPPY);
+        let start = chunk.dictionary_page_offset().unwrap() as usize;
+        let end = chunk.data_page_offset() as usize;
+        let mut errors = 0;
+        for at in start..end {
+            let mut bytes = clean.to_vec();
+            bytes[at] ^= 0x5a;
+            let reader = CountingReader {
+                bytes: bytes.into(),
+                read: Arc::default(),
+            };
+            for rows in [vec![1, 2], vec![999]] {
+                errors +=
+                    usize::from(gathered(&reader, &chunk, ColumnKind::Strings, &rows).is_err());
+            }
+        }
+        // Damage to the page's header or lengths is found.
+        assert!(errors > 0);
+    }
+
+    /// The rows of a few that hold a value are the rows `matching_rows`
+    /// finds among them, read at those rows alone.
+    #[test]
+    fn matching_at_a_few_rows_is_matching_rows_among_them() {
+        let (bytes, chunk) = file();
+        let reader = CountingReader {
+            bytes,
+            read: Arc::default(),
+        };
+        let (_, length) = chunk.byte_range();
+        for rows in [
+            vec![7u32, 57, 100, 4_999],
+            vec![0, 1, 2],
+            (0..5_000).step_by(13).collect(),
+        ] {
+            for values in [
+                vec!["v7".to_owned()],
+                vec!["v0".to_owned(), "v1".to_owned()],
+                vec!["none".to_owned()],
+            ] {
+                let every = matching_rows(reader.clone(), &chunk, 5_000, &values, "s").unwrap();
+                reader.read.store(0, Ordering::Relaxed);
+                let got = matching_at(reader.clone(), &chunk, 5_000, &rows, &values, "s").unwrap();
+                let want: Vec<u32> = rows.iter().copied().filter(|r| every.contains(r)).collect();
+                assert_eq!(got, want, "{rows:?} {values:?}");
+                if rows.len() <= 4 {
+                    assert!(reader.read.load(Ordering::Relaxed) < length as usize);
+                }
+            }
         }
     }
 

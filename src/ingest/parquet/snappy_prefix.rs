@@ -8,7 +8,9 @@
 //! format is a stream of literals and back-references into the output
 //! (<https://github.com/google/snappy/blob/main/format_description.txt>),
 //! so its first `n` output bytes depend only on the elements that produce
-//! them: [`snappy_prefix`] decodes those and stops.
+//! them: [`snappy_prefix`] decodes those and stops. The selective reader
+//! also reads the start of a dictionary page this way, when the rows it
+//! wants name only entries near its start (`super::selected`).
 //!
 //! The input is untrusted: anything malformed, or input that ends before
 //! the bytes asked for, gives `None` and never a panic; the caller then
@@ -67,8 +69,14 @@ pub(super) fn snappy_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
         if offset == 0 || offset > out.len() {
             return None;
         }
-        for _ in 0..len.min(want - out.len()) {
-            out.push(out[out.len() - offset]);
+        // The bytes from `start` on repeat with period `offset`, so each
+        // step can copy everything written since `start`: a run doubles.
+        let start = out.len() - offset;
+        let mut left = len.min(want - out.len());
+        while left > 0 {
+            let take = left.min(out.len() - start);
+            out.extend_from_within(start..start + take);
+            left -= take;
         }
     }
     Some(out)
