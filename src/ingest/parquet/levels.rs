@@ -81,6 +81,23 @@ impl PresentBits {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    /// How many of the first `rows` rows hold a value.
+    pub(super) fn present_before(&self, rows: usize) -> usize {
+        let rows = rows.min(self.len);
+        if self.all_present {
+            return rows;
+        }
+        let whole: usize = self.words[..rows / 64]
+            .iter()
+            .map(|w| w.count_ones() as usize)
+            .sum();
+        let below = match rows % 64 {
+            0 => 0,
+            bits => (self.words[rows / 64] & ((1u64 << bits) - 1)).count_ones() as usize,
+        };
+        whole + below
+    }
+
     /// For each of `rows` (ascending, below the page's rows), the position
     /// of its value among the page's values, or `null` when it has none;
     /// appended to `out`.

@@ -17,10 +17,13 @@
 //!   are stepped over, and dictionary entries become string views once,
 //!   sharing the dictionary's buffer with the output. A page holding no
 //!   selected row is skipped without being decompressed.
-//! - when a few rows are read (one conversation's), a chunk's dictionary
-//!   page is read only as far as the entries those rows name
-//!   ([`HeldDictionary`]), and a second condition is evaluated at the rows
-//!   the first one left ([`matching_at`]), not over the whole chunk.
+//! - when a few rows are read (one conversation's), the reader follows the
+//!   chunk's pages with its own header reader ([`PageWalk`]) so that it
+//!   can read pages in part: a dictionary page only as far as the entries
+//!   those rows name ([`HeldDictionary`]), a plain page only as far as the
+//!   last row wanted ([`PartialPage`]); and a second condition is
+//!   evaluated at the rows the first one left ([`matching_at`]), not over
+//!   the whole chunk.
 //!
 //! It handles what event pipelines write (flat columns of strings and
 //! `INT64` timestamps, plain or dictionary pages, data page v1 or v2, any
@@ -43,7 +46,7 @@ use bytes::{Buf, Bytes};
 use parquet::basic::{
     Compression, ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type,
 };
-use parquet::column::page::{Page, PageReader};
+use parquet::column::page::{Page, PageMetadata, PageReader};
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
@@ -56,7 +59,7 @@ use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
 use super::levels::PresentBits;
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{read_page_header, PageKind};
+use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +192,7 @@ pub(super) fn holds_no_null_reading_pages<R: ChunkReader + 'static>(
 ) -> Result<bool> {
     let mut column = ColumnPages::open(reader, chunk, rows, context, false, true)?;
     let mut seen = 0usize;
-    while column.advance(|_| true)? {
+    while column.advance(every_row)? {
         let Some(page) = column.page() else { break };
         if page.levels.is_some_and(|l| l.count_present() != page.rows) {
             return Ok(false);
@@ -232,7 +235,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     // matches, and the one entry that does if only one does.
     let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = None;
     let mut cursor = PlainCursor::default();
-    while column.advance(|_| true)? {
+    while column.advance(every_row)? {
         let Some(page) = column.page() else { break };
         let first = page.first_row;
         match page.values {
@@ -472,12 +475,22 @@ impl ColumnGather {
                     (p.first_row..p.first_row + p.rows as u32).contains(&wanted_from)
                 });
             if !covered {
-                if !self.column.advance(|range| range.contains(&wanted_from))? {
+                let pending = &rows[next..];
+                let last_in = |range: std::ops::Range<u32>| {
+                    if !range.contains(&wanted_from) {
+                        return None;
+                    }
+                    let n = pending.partition_point(|&r| r < range.end);
+                    n.checked_sub(1).map(|i| pending[i])
+                };
+                if !self.column.advance(last_in)? {
                     return Err(short(context));
                 }
                 self.cursor.reset();
                 continue;
             }
+            // A page read in part is read on as far as the rows wanted.
+            self.column.hold_rows(&rows[next..])?;
             let (selected, entries_wanted) = {
                 let Some(page) = self.column.page() else {
                     return Err(short(context));
@@ -869,6 +882,9 @@ struct CurrentPage {
     rows: usize,
     values_at: usize,
     layout: ValuesLayout,
+    /// The row before which the buffer holds the page's values (the
+    /// page's end unless it was read in part).
+    rows_held: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -906,6 +922,12 @@ struct ColumnPages {
     /// The chunk's dictionary page, when it is decoded only as far as the
     /// entries of the rows wanted reach.
     held: Option<HeldDictionary>,
+    /// Where the next page is, while this reader follows the pages itself
+    /// (page by page, snappy or not compressed), so that it can read a
+    /// page in part.
+    walk: Option<PageWalk>,
+    /// The current page, when it was read in part.
+    partial: Option<PartialPage>,
 }
 
 impl ColumnPages {
@@ -920,6 +942,7 @@ impl ColumnPages {
         whole_chunk: bool,
     ) -> Result<Self> {
         let mut held = None;
+        let mut walk = None;
         let pages: Box<dyn PageReader> = if whole_chunk {
             let (start, length) = chunk.byte_range();
             let length = usize::try_from(length)
@@ -934,7 +957,8 @@ impl ColumnPages {
         } else {
             let reader = Arc::new(reader);
             if !decode_all {
-                held = HeldDictionary::of(&reader, chunk);
+                walk = PageWalk::of(&reader, chunk);
+                held = walk.as_ref().and_then(|w| HeldDictionary::of(w, chunk));
             }
             Box::new(
                 SerializedPageReader::new(reader, chunk, rows, None)
@@ -943,6 +967,7 @@ impl ColumnPages {
         };
         let mut column = Self::over(pages, chunk, rows, context, decode_all);
         column.held = held;
+        column.walk = walk;
         Ok(column)
     }
 
@@ -1008,25 +1033,37 @@ impl ColumnPages {
             current: None,
             decode_all,
             held: None,
+            walk: None,
+            partial: None,
         }
     }
 
-    /// The next data page, or `None` at the end of the chunk. A page whose
-    /// row range `wanted` rejects is skipped without being decompressed
-    /// (the dictionary page is always read).
-    fn advance(&mut self, wanted: impl Fn(std::ops::Range<u32>) -> bool) -> Result<bool> {
+    /// The next data page, or `None` at the end of the chunk. `wanted`
+    /// gives the last row wanted in a page's row range, if any: a page
+    /// without one is skipped without being decompressed (the dictionary
+    /// page is always read, or held), and a plain page may be read only as
+    /// far as that row ([`ColumnPages::read_part`]).
+    fn advance(&mut self, wanted: impl Fn(std::ops::Range<u32>) -> Option<u32>) -> Result<bool> {
         self.current = None;
+        self.partial = None;
         let context = || self.context.clone();
         loop {
-            if let Some(meta) = self
+            let meta = self
                 .pages
                 .peek_next_page()
-                .map_err(|e| Error::data_from(context(), e))?
-            {
+                .map_err(|e| Error::data_from(context(), e))?;
+            // The page as this reader's own header reader sees it, while
+            // it follows the pages itself; it stops at any disagreement.
+            let own = self.walk.as_ref().and_then(PageWalk::header);
+            if !own_header_agrees(own.as_ref(), meta.as_ref()) {
+                self.walk = None;
+            }
+            if let Some(meta) = meta {
                 if meta.is_dict && self.held.as_ref().is_some_and(|h| !h.skipped) {
                     self.pages
                         .skip_next_page()
                         .map_err(|e| Error::data_from(context(), e))?;
+                    step_walk(&mut self.walk, own.as_ref());
                     if let Some(held) = &mut self.held {
                         held.skipped = true;
                     }
@@ -1037,20 +1074,33 @@ impl ColumnPages {
                 if !meta.is_dict {
                     let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
                     let range = self.next_row..self.next_row.saturating_add(rows);
-                    if rows > 0 && !wanted(range) {
+                    let last_wanted = wanted(range.clone());
+                    if rows > 0 && last_wanted.is_none() {
                         self.pages
                             .skip_next_page()
                             .map_err(|e| Error::data_from(context(), e))?;
+                        step_walk(&mut self.walk, own.as_ref());
                         self.next_row = self.next_row.saturating_add(rows);
                         continue;
                     }
+                    if let (Some(last), Some((header, header_len))) = (last_wanted, &own) {
+                        if let Some(page) = self.part_of(header, *header_len) {
+                            self.pages
+                                .skip_next_page()
+                                .map_err(|e| Error::data_from(context(), e))?;
+                            step_walk(&mut self.walk, own.as_ref());
+                            self.read_part(page, range, last)?;
+                            return Ok(true);
+                        }
+                    }
                 }
             }
-            let Some(page) = self
+            let page = self
                 .pages
                 .get_next_page()
-                .map_err(|e| Error::data_from(context(), e))?
-            else {
+                .map_err(|e| Error::data_from(context(), e))?;
+            step_walk(&mut self.walk, own.as_ref());
+            let Some(page) = page else {
                 return Ok(false);
             };
             match page {
@@ -1196,6 +1246,7 @@ impl ColumnPages {
             rows,
             values_at,
             layout,
+            rows_held: first_row + rows as u32,
         });
         Ok(())
     }
@@ -1252,17 +1303,17 @@ impl ColumnPages {
         let dictionary = match self.physical {
             Type::BYTE_ARRAY => {
                 // Guess the bytes from the mean entry, then double.
-                let mean = held.uncompressed / held.entries.max(1);
+                let mean = held.page.uncompressed / held.entries.max(1);
                 let mut want = if wanted.saturating_mul(2) > held.entries {
-                    held.uncompressed
+                    held.page.uncompressed
                 } else {
                     wanted.saturating_mul(mean + mean / 4).saturating_add(64)
                 };
                 loop {
-                    want = want.min(held.uncompressed);
-                    let prefix = held.prefix(want, context)?;
+                    want = want.min(held.page.uncompressed);
+                    let prefix = held.page.prefix(want, context)?;
                     let complete = complete_entries(&prefix, held.entries);
-                    if complete >= wanted || want == held.uncompressed {
+                    if complete >= wanted || want == held.page.uncompressed {
                         break self.read_dictionary(prefix, complete, context)?;
                     }
                     want = want.saturating_mul(2);
@@ -1272,9 +1323,9 @@ impl ColumnPages {
                 let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
                 let want = wanted
                     .checked_mul(width)
-                    .filter(|&n| n <= held.uncompressed)
+                    .filter(|&n| n <= held.page.uncompressed)
                     .ok_or_else(|| short(context))?;
-                let prefix = held.prefix(want, context)?;
+                let prefix = held.page.prefix(want, context)?;
                 self.read_dictionary(prefix, wanted, context)?
             }
         };
@@ -1291,6 +1342,138 @@ impl ColumnPages {
         self.dictionary = Some(dictionary);
         self.dictionary_id += 1;
         Ok(())
+    }
+
+    /// The stored bytes of the next page, whose header is `header`, if it
+    /// can be read in part: a data page v1 of plain strings or timestamps
+    /// (its levels, if any, in RLE), in a chunk the walk follows.
+    fn part_of(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
+        let walk = self.walk.as_ref()?;
+        let levels_readable = !self.nullable
+            || header.levels
+                == (PageLevels::V1 {
+                    def_encoding: Some(3), // RLE
+                });
+        let plain = header.kind == PageKind::DataV1 && header.encoding == 0; // PLAIN
+        let physical = matches!(self.physical, Type::BYTE_ARRAY | Type::INT64 | Type::INT96);
+        if self.decode_all || !plain || !levels_readable || !physical {
+            return None;
+        }
+        walk.page(header, header_len)
+    }
+
+    /// Makes `page`, of the rows `range`, the current page, read as far as
+    /// row `last`.
+    fn read_part(
+        &mut self,
+        page: StoredPage,
+        range: std::ops::Range<u32>,
+        last: u32,
+    ) -> Result<()> {
+        let rows = (range.end - range.start) as usize;
+        if rows > self.rows.saturating_sub(range.start as usize) {
+            return Err(Error::data(
+                self.context.as_str(),
+                "pages hold more rows than the row group",
+            ));
+        }
+        self.next_row = range.end;
+        self.partial = Some(PartialPage {
+            page,
+            first_row: range.start,
+            rows,
+        });
+        self.read_part_to(last)
+    }
+
+    /// Reads the current page, read in part, as far as row `last` (or its
+    /// end): its levels whole, and its values up to that row's.
+    fn read_part_to(&mut self, last: u32) -> Result<()> {
+        let Some(part) = &self.partial else {
+            return Ok(());
+        };
+        let context = self.context.as_str();
+        let page = &part.page;
+        let upto = (last.saturating_sub(part.first_row) as usize + 1).min(part.rows);
+        let (values_at, values) = if self.nullable {
+            let head = page.prefix(4.min(page.uncompressed), context)?;
+            let length = head.get(..4).ok_or_else(|| short(context))?;
+            let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
+            let levels_end = length
+                .checked_add(4)
+                .filter(|&e| e <= page.uncompressed)
+                .ok_or_else(|| short(context))?;
+            let levels = page.prefix(levels_end, context)?;
+            self.present
+                .decode(&levels[4..], part.rows)
+                .map_err(|e| Error::data(context, e))?;
+            (levels_end, self.present.present_before(upto))
+        } else {
+            (0, upto)
+        };
+        let buf = match self.physical {
+            Type::BYTE_ARRAY => {
+                // Guess the bytes from the mean value, then double.
+                let present = if self.nullable {
+                    self.present.count_present()
+                } else {
+                    part.rows
+                };
+                let mean = (page.uncompressed - values_at) / present.max(1);
+                let mut want = values
+                    .saturating_mul(mean + mean / 4)
+                    .saturating_add(values_at + 64);
+                // Most of the page: read it whole at once.
+                if want.saturating_mul(2) > page.uncompressed {
+                    want = page.uncompressed;
+                }
+                loop {
+                    want = want.min(page.uncompressed);
+                    let buf = page.prefix(want, context)?;
+                    if complete_entries(&buf[values_at..], values) >= values {
+                        break buf;
+                    }
+                    if want == page.uncompressed {
+                        return Err(short(context));
+                    }
+                    want = want.saturating_mul(2);
+                }
+            }
+            _ => {
+                let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
+                let want = values
+                    .checked_mul(width)
+                    .and_then(|n| n.checked_add(values_at))
+                    .filter(|&n| n <= page.uncompressed)
+                    .ok_or_else(|| short(context))?;
+                page.prefix(want, context)?
+            }
+        };
+        let (first_row, rows) = (part.first_row, part.rows);
+        self.buf = buf;
+        self.page_has_levels = self.nullable && !self.present.all_present();
+        self.current = Some(CurrentPage {
+            first_row,
+            rows,
+            values_at,
+            layout: ValuesLayout::Plain,
+            rows_held: first_row + upto as u32,
+        });
+        Ok(())
+    }
+
+    /// Reads the current page on, if it was read in part, as far as the
+    /// last of `pending` (ascending rows) it holds.
+    fn hold_rows(&mut self, pending: &[u32]) -> Result<()> {
+        let Some(current) = &self.current else {
+            return Ok(());
+        };
+        let end = current.first_row + current.rows as u32;
+        let n = pending.partition_point(|&r| r < end);
+        match n.checked_sub(1).map(|i| pending[i]) {
+            Some(last) if last >= current.rows_held => self.read_part_to(last),
+            _ => Ok(()),
+        }
     }
 
     fn read_dictionary(&self, buf: Bytes, entries: usize, context: &str) -> Result<Dictionary> {
@@ -1336,90 +1519,134 @@ impl ColumnPages {
     }
 }
 
-/// A column chunk's dictionary page, read and decompressed only as far as
-/// the entries wanted so far reach.
-///
-/// Writers add entries in the order values first appear, and a column of
-/// unique values (event and message ids, timestamps) fills a dictionary
-/// page of about a megabyte per row group. The rows of one conversation
-/// name a few entries, near the start for a conversation early in the row
-/// group: reading the whole page for them cost more than the rest of the
-/// query. Pages of the snappy codec (the default of pyarrow and Spark) are
-/// decompressed as far as needed ([`snappy_prefix`]); uncompressed pages
-/// are read as far as needed. Other codecs decompress a page whole, and
-/// their dictionaries are read as the page reader reads them.
-///
-/// Entries past the decoded prefix are never read, so damage there (or an
-/// entry that is not UTF-8) goes unseen, as in the pages of rows that are
-/// not wanted.
-struct HeldDictionary {
-    /// Reads `length` bytes of the file at an offset.
+/// Reads `length` bytes of the file at an offset.
+type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
+
+/// The pages of a column chunk as this reader's own header reader
+/// ([`read_page_header`]) walks them, alongside the `parquet` crate's page
+/// reader, so that a page can be read in part: its stored bytes are known
+/// by offset. Only for chunks of the snappy codec (the default of pyarrow,
+/// Spark and DuckDB) or none, whose pages can be read as far as needed
+/// ([`snappy_prefix`]); other codecs decompress a page whole.
+struct PageWalk {
     read: ReadAt,
-    /// Where the page's stored bytes start in the file, and their length.
-    body: u64,
-    compressed: usize,
-    uncompressed: usize,
-    entries: usize,
+    /// The next page's header.
+    offset: u64,
+    /// The end of the chunk.
+    end: u64,
     snappy: bool,
-    /// Whether the page reader has stepped over the page.
-    skipped: bool,
-    /// How many entries the decoded prefix holds.
-    decoded: usize,
 }
 
-type ReadAt = Box<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
-
-impl HeldDictionary {
-    /// The dictionary page that opens `chunk`, if it can be held: one of
-    /// plain strings or timestamps, snappy or not compressed, whose header
-    /// reads as one. Else the page reader reads it whole.
+impl PageWalk {
     fn of<R: ChunkReader + 'static>(reader: &Arc<R>, chunk: &ColumnChunkMetaData) -> Option<Self> {
         let snappy = match chunk.compression() {
             Compression::SNAPPY => true,
             Compression::UNCOMPRESSED => false,
             _ => return None,
         };
-        if !matches!(
-            chunk.column_descr().physical_type(),
-            Type::BYTE_ARRAY | Type::INT64 | Type::INT96
-        ) {
-            return None;
-        }
         let (start, length) = chunk.byte_range();
-        if u64::try_from(chunk.dictionary_page_offset()?).ok()? != start {
-            return None;
+        let reader = Arc::clone(reader);
+        Some(Self {
+            read: Arc::new(move |at, length| reader.get_bytes(at, length)),
+            offset: start,
+            end: start.checked_add(length)?,
+            snappy,
+        })
+    }
+
+    /// The header of the next page and its length in bytes, or `None` at
+    /// the end of the chunk or if the header does not read.
+    fn header(&self) -> Option<(PageHeader, usize)> {
+        let left = self.end.checked_sub(self.offset).filter(|&l| l > 0)?;
+        for length in [HEADER_READ, HEADER_READ_MOST] {
+            let bytes = (self.read)(self.offset, usize::try_from(left.min(length)).ok()?).ok()?;
+            match read_page_header(&bytes) {
+                Ok(header) => return Some(header),
+                Err(HeaderError::Truncated) if left > length => continue,
+                Err(_) => return None,
+            }
         }
-        let head = reader
-            .get_bytes(start, usize::try_from(length.min(HEADER_READ)).ok()?)
-            .ok()?;
-        let (header, header_len) = read_page_header(&head).ok()?;
+        None
+    }
+
+    /// The stored bytes of the page whose header (`header_len` bytes) is
+    /// next, if its sizes are possible.
+    fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
         let compressed = usize::try_from(header.compressed_size).ok()?;
         let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
-        let fits = (header_len as u64).checked_add(compressed as u64)? <= length;
-        let plain = matches!(header.encoding, 0 | 2); // PLAIN, PLAIN_DICTIONARY
-                                                      // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
-                                                      // a header claiming more is left to the page reader to refuse.
-        let size_possible = if snappy {
+        let body = self.offset.checked_add(header_len as u64)?;
+        if body.checked_add(compressed as u64)? > self.end {
+            return None;
+        }
+        // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
+        // a header claiming more is left to the page reader to refuse.
+        let possible = if self.snappy {
             uncompressed <= compressed.saturating_mul(24).saturating_add(64)
         } else {
             compressed == uncompressed
         };
-        if header.kind != PageKind::Dictionary || !fits || !plain || !size_possible {
-            return None;
-        }
-        let reader = Arc::clone(reader);
-        Some(Self {
-            read: Box::new(move |at, length| reader.get_bytes(at, length)),
-            body: start + header_len as u64,
+        possible.then(|| StoredPage {
+            read: Arc::clone(&self.read),
+            body,
             compressed,
             uncompressed,
-            entries: usize::try_from(header.num_values).ok()?,
-            snappy,
-            skipped: false,
-            decoded: 0,
+            snappy: self.snappy,
         })
     }
+}
 
+/// Moves `walk` past the page whose header it read (`own`), or ends the
+/// walk if it read none.
+fn step_walk(walk: &mut Option<PageWalk>, own: Option<&(PageHeader, usize)>) {
+    let step = own.and_then(|(header, len)| {
+        u64::try_from(header.compressed_size)
+            .ok()?
+            .checked_add(*len as u64)
+    });
+    match (walk.as_mut(), step) {
+        (Some(w), Some(step)) => w.offset = w.offset.saturating_add(step),
+        _ => *walk = None,
+    }
+}
+
+/// Bytes read for a page header: enough unless it holds long statistics,
+/// then at most this many.
+const HEADER_READ: u64 = 256;
+const HEADER_READ_MOST: u64 = 65_536;
+
+/// Whether this reader's own reading of the next page's header (`own`)
+/// agrees with the `parquet` crate's (`meta`).
+fn own_header_agrees(own: Option<&(PageHeader, usize)>, meta: Option<&PageMetadata>) -> bool {
+    match (own, meta) {
+        (None, None) => true,
+        (Some((header, _)), Some(meta)) => match header.kind {
+            PageKind::Dictionary => meta.is_dict,
+            PageKind::DataV1 => {
+                !meta.is_dict && meta.num_levels == usize::try_from(header.num_values).ok()
+            }
+            PageKind::DataV2 => {
+                let PageLevels::V2 { num_rows, .. } = header.levels else {
+                    return false;
+                };
+                !meta.is_dict && meta.num_rows == usize::try_from(num_rows).ok()
+            }
+            PageKind::Index => false,
+        },
+        _ => false,
+    }
+}
+
+/// One page's stored bytes, read as far as wanted.
+struct StoredPage {
+    read: ReadAt,
+    /// Where they start in the file, and their length.
+    body: u64,
+    compressed: usize,
+    uncompressed: usize,
+    snappy: bool,
+}
+
+impl StoredPage {
     /// The first `want` bytes of the page as written (`want` at most its
     /// uncompressed size).
     fn prefix(&self, want: usize, context: &str) -> Result<Bytes> {
@@ -1441,15 +1668,76 @@ impl HeldDictionary {
                 return Ok(Bytes::from(out));
             }
             if length == self.compressed {
-                return Err(Error::data(context, "damaged dictionary page"));
+                return Err(Error::data(context, "damaged page: it decompresses short"));
             }
             length = length.saturating_mul(2);
         }
     }
 }
 
-/// Bytes read for a page header (it holds no statistics for a dictionary).
-const HEADER_READ: u64 = 256;
+/// A plain data page read in part: as far as the last row wanted so far
+/// (rows of one conversation lie near each other in a time-ordered file,
+/// and DuckDB writes a whole row group's ids in one page).
+struct PartialPage {
+    page: StoredPage,
+    first_row: u32,
+    rows: usize,
+}
+
+/// The last row of a range: every row of every page is wanted.
+fn every_row(range: std::ops::Range<u32>) -> Option<u32> {
+    range.end.checked_sub(1).filter(|_| !range.is_empty())
+}
+
+/// A column chunk's dictionary page, read and decompressed only as far as
+/// the entries wanted so far reach.
+///
+/// Writers add entries in the order values first appear, and a column of
+/// unique values (event and message ids, timestamps) fills a dictionary
+/// page of about a megabyte per row group. The rows of one conversation
+/// name a few entries, near the start for a conversation early in the row
+/// group: reading the whole page for them cost more than the rest of the
+/// query.
+///
+/// Entries past the decoded prefix are never read, so damage there (or an
+/// entry that is not UTF-8) goes unseen, as in the pages of rows that are
+/// not wanted.
+struct HeldDictionary {
+    page: StoredPage,
+    entries: usize,
+    /// Whether the page reader has stepped over the page.
+    skipped: bool,
+    /// How many entries the decoded prefix holds.
+    decoded: usize,
+}
+
+impl HeldDictionary {
+    /// The dictionary page that opens `chunk` (walked by `walk`), if it can
+    /// be held: one of plain strings or timestamps whose header reads as
+    /// one. Else the page reader reads it whole.
+    fn of(walk: &PageWalk, chunk: &ColumnChunkMetaData) -> Option<Self> {
+        if !matches!(
+            chunk.column_descr().physical_type(),
+            Type::BYTE_ARRAY | Type::INT64 | Type::INT96
+        ) {
+            return None;
+        }
+        if u64::try_from(chunk.dictionary_page_offset()?).ok()? != walk.offset {
+            return None;
+        }
+        let (header, header_len) = walk.header()?;
+        let plain = matches!(header.encoding, 0 | 2); // PLAIN, PLAIN_DICTIONARY
+        if header.kind != PageKind::Dictionary || !plain {
+            return None;
+        }
+        Some(Self {
+            page: walk.page(&header, header_len)?,
+            entries: usize::try_from(header.num_values).ok()?,
+            skipped: false,
+            decoded: 0,
+        })
+    }
+}
 
 /// How many of `entries` plain `BYTE_ARRAY` values `data` holds whole.
 fn complete_entries(data: &[u8], entries: usize) -> usize {
@@ -1603,7 +1891,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use arrow_array::{RecordBatch, StringArray, TimestampMicrosecondArray};
-    use parquet::file::properties::WriterProperties;
+    use parquet::file::properties::{WriterProperties, WriterVersion};
 
     use super::super::tests::{first_chunk, write};
     use super::*;
@@ -1849,6 +2137,177 @@ mod tests {
         }
     }
 
+    /// A file of one column `v` of `values` in plain pages of 20,000 rows
+    /// (parquet-rs's default), with `codec`, and its chunk.
+    fn plain_file(
+        values: ArrayRef,
+        codec: Compression,
+        version: WriterVersion,
+    ) -> (Bytes, ColumnChunkMetaData) {
+        let batch = RecordBatch::try_from_iter_with_nullable([("v", values, true)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(codec)
+            .set_writer_version(version)
+            .set_dictionary_enabled(false)
+            .set_encoding(Encoding::PLAIN)
+            .set_data_page_size_limit(1 << 30)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        (bytes, chunk)
+    }
+
+    /// Rows early in a big plain page are read without the rest of it
+    /// (snappy, or not compressed; with nulls or without), rows asked for
+    /// later read it on, and every read gives the values the rows hold.
+    #[test]
+    fn a_plain_page_is_read_as_far_as_the_rows_wanted_reach() {
+        let n = 30_000;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}{}", "y".repeat(i % 13))))
+            .collect();
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
+            .collect();
+        let with_nulls: [(ArrayRef, ColumnKind); 2] = [
+            (
+                Arc::new(StringArray::from(strings.clone())),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros.clone())),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+        ];
+        let strings: Vec<Option<String>> = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.clone().or(Some(format!("e{i}"))))
+            .collect();
+        let micros: Vec<Option<i64>> = micros.iter().map(|m| m.or(Some(5))).collect();
+        let without_nulls: [(ArrayRef, ColumnKind); 2] = [
+            (
+                Arc::new(StringArray::from(strings.clone())),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros.clone())),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+        ];
+        let cases = [
+            (Compression::SNAPPY, WriterVersion::PARQUET_1_0),
+            (Compression::UNCOMPRESSED, WriterVersion::PARQUET_1_0),
+            // Read whole, as the page reader reads them.
+            (Compression::SNAPPY, WriterVersion::PARQUET_2_0),
+            (
+                Compression::ZSTD(Default::default()),
+                WriterVersion::PARQUET_1_0,
+            ),
+        ];
+        for (codec, version) in cases {
+            for (array, kind) in with_nulls.iter().chain(&without_nulls) {
+                let (bytes, chunk) = plain_file(array.clone(), codec, version);
+                let reader = CountingReader {
+                    bytes,
+                    read: Arc::default(),
+                };
+                let (_, length) = chunk.byte_range();
+                // In one call, or two: the second reads the first page on.
+                for calls in [
+                    vec![vec![1u32, 3, 40]],
+                    vec![vec![1, 3], vec![5_000, 19_999, 20_000, 20_001]],
+                    vec![(0..n as u32).step_by(1_009).collect()],
+                    vec![vec![29_999]],
+                ] {
+                    reader.read.store(0, Ordering::Relaxed);
+                    let mut gather =
+                        ColumnGather::open(reader.clone(), &chunk, *kind, n, None, "v", false)
+                            .unwrap();
+                    for rows in &calls {
+                        let got = gather.next(rows).unwrap();
+                        let want = arrow_select::take::take(
+                            array,
+                            &arrow_array::UInt32Array::from(rows.clone()),
+                            None,
+                        )
+                        .unwrap();
+                        let want = arrow_cast::cast(&want, got.data_type()).unwrap();
+                        assert_eq!(&got, &want, "{codec:?} {version:?} {kind:?} {rows:?}");
+                    }
+                    let read = reader.read.load(Ordering::Relaxed);
+                    let in_part = codec != Compression::ZSTD(Default::default())
+                        && version == WriterVersion::PARQUET_1_0;
+                    if calls == [vec![1, 3, 40]] && in_part {
+                        assert!(
+                            read < length as usize / 10,
+                            "{codec:?} {kind:?}: read {read} of {length}"
+                        );
+                    }
+                    if !in_part && calls == [vec![1, 3, 40]] {
+                        assert!(
+                            read >= length as usize / 2,
+                            "{codec:?} {version:?}: read whole"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Damage in a plain page read in part never panics, whatever byte is
+    /// flipped: an error, or values (as a whole page without a checksum
+    /// may give).
+    #[test]
+    fn a_damaged_plain_page_read_in_part_never_panics() {
+        let n = 1_500;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 5 != 1).then(|| format!("e{i}")))
+            .collect();
+        let array: ArrayRef = Arc::new(StringArray::from(strings));
+        let (clean, chunk) = plain_file(array, Compression::SNAPPY, WriterVersion::PARQUET_1_0);
+        let (start, length) = chunk.byte_range();
+        // The pages' headers, which the `parquet` crate's page reader also
+        // reads (and may panic on: the scan guards it, `super::guard`).
+        let mut headers = Vec::new();
+        let mut at = start as usize;
+        while at < (start + length) as usize {
+            let (header, len) = read_page_header(&clean[at..]).unwrap();
+            headers.push(at..at + len);
+            at += len + header.compressed_size as usize;
+        }
+        let mut errors = 0;
+        for at in start as usize..(start + length) as usize {
+            let mut bytes = clean.to_vec();
+            bytes[at] ^= 0x5a;
+            let reader = CountingReader {
+                bytes: bytes.into(),
+                read: Arc::default(),
+            };
+            for rows in [vec![2, 3], vec![1_499]] {
+                let read = || {
+                    ColumnGather::open(
+                        reader.clone(),
+                        &chunk,
+                        ColumnKind::Strings,
+                        n,
+                        None,
+                        "v",
+                        false,
+                    )
+                    .and_then(|mut g| g.next(&rows))
+                };
+                let result = if headers.iter().any(|h| h.contains(&at)) {
+                    guard("v", read)
+                } else {
+                    read()
+                };
+                errors += usize::from(result.is_err());
+            }
+        }
+        assert!(errors > 0);
+    }
+
     /// Damage in a dictionary page read in part never panics: each byte
     /// of the page flipped in turn gives an error or values (damage a
     /// page's checksum-free bytes can hide), for rows early and late.
@@ -1927,7 +2386,7 @@ mod tests {
             let alone = guard("s", || matching(&reader, &chunk, "nope"));
             let whole = guard("s", || {
                 let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true, true)?;
-                while column.advance(|_| true)? {}
+                while column.advance(every_row)? {}
                 Ok(())
             });
             if alone.is_err() != whole.is_err() {
