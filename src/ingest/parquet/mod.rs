@@ -48,7 +48,10 @@ use parquet::arrow::arrow_reader::{
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
 use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
+use parquet::file::metadata::{
+    ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy,
+    RowGroupMetaData,
+};
 use parquet::file::reader::ChunkReader;
 use rayon::prelude::*;
 
@@ -80,6 +83,12 @@ const BATCH_ROWS: usize = 16_384;
 /// The selective reader reads a row group's chunks page by page when at
 /// most one row in this many is selected, else each chunk at once.
 const SPARSE_ROWS: usize = 1024;
+
+/// What of a footer is decoded: not the size statistics (byte and level
+/// histograms), which nothing here reads.
+fn footer_options() -> ParquetMetaDataOptions {
+    ParquetMetaDataOptions::new().with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
+}
 
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
 /// plain strings are decoded straight into views, without a copy into an
@@ -396,6 +405,7 @@ where
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let metadata = guard(name, || {
         let parquet = ParquetMetaDataReader::new()
+            .with_metadata_options(Some(footer_options()))
             .parse_and_finish(&open()?)
             .map_err(context)?;
         let parquet = Arc::new(parquet);
