@@ -9,6 +9,8 @@
 //! first `count` values of such a sequence into a buffer the caller
 //! reuses, which is what the selective reader (`super::selected`) needs: a
 //! page's indices or levels as plain integers, then any row by position.
+//! [`visit_runs`] hands the values to a [`ValueSink`] as they are unpacked
+//! instead, for a reader that only tests each one.
 //!
 //! Input is third-party data: every length is checked, and a malformed
 //! sequence is an error, never a panic or a read out of bounds.
@@ -31,12 +33,47 @@ pub(super) fn decode_hybrid(
 /// Appends the values of `runs` (parsed from `data`) to `out`.
 fn expand(data: &[u8], bit_width: u8, runs: &[Run], count: usize, out: &mut Vec<u32>) {
     out.reserve(count);
+    visit_runs(data, bit_width, runs, out);
+}
+
+/// Where the values of a hybrid-encoded sequence go, in order: a repeated
+/// run at once, bit-packed values eight at a time. A reader that only
+/// tests the values (`super::selected::matching_rows`) takes them here
+/// without a buffer of them all.
+pub(super) trait ValueSink {
+    /// The next `n` values are `values[..n]` (`n` is 8 but at a run's end).
+    fn group(&mut self, values: &[u32; 8], n: usize);
+    /// The next `len` values are `value`.
+    fn repeated(&mut self, value: u32, len: usize);
+}
+
+impl ValueSink for Vec<u32> {
+    #[inline]
+    fn group(&mut self, values: &[u32; 8], n: usize) {
+        // A whole group is appended at its constant size (a copy of 32
+        // bytes, not a call to `memcpy` of a length known at run time).
+        if n == 8 {
+            self.extend_from_slice(values);
+        } else {
+            self.extend_from_slice(&values[..n]);
+        }
+    }
+
+    #[inline]
+    fn repeated(&mut self, value: u32, len: usize) {
+        self.resize(self.len() + len, value);
+    }
+}
+
+/// Hands the values of `runs` (parsed from `data` by [`parse_runs`]) to
+/// `sink`, in order.
+pub(super) fn visit_runs(data: &[u8], bit_width: u8, runs: &[Run], sink: &mut impl ValueSink) {
     let width = usize::from(bit_width);
     for run in runs {
         match run.body {
-            RunBody::Repeated(value) => out.resize(out.len() + run.len, value),
+            RunBody::Repeated(value) => sink.repeated(value, run.len),
             // `parse_runs` checked that the run's bits are in `data`.
-            RunBody::Packed(offset) => unpack(&data[offset..], width, run.len, out),
+            RunBody::Packed(offset) => unpack(&data[offset..], width, run.len, sink),
         }
     }
 }
@@ -46,7 +83,7 @@ fn expand(data: &[u8], bit_width: u8, runs: &[Run], count: usize, out: &mut Vec<
 /// built for that width: its shifts and offsets are constants and its
 /// reads need no bounds checks, several times faster than a loop over a
 /// width known only at run time (dictionary indices are most of a page).
-fn unpack(packed: &[u8], width: usize, take: usize, out: &mut Vec<u32>) {
+fn unpack(packed: &[u8], width: usize, take: usize, out: &mut impl ValueSink) {
     macro_rules! by_width {
         ($($w:literal)*) => {
             match width {
@@ -60,9 +97,8 @@ fn unpack(packed: &[u8], width: usize, take: usize, out: &mut Vec<u32>) {
 
 /// [`unpack`] for width `W`, eight values (one group of `W` bytes) at a time.
 #[inline(never)]
-fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut Vec<u32>) {
+fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut impl ValueSink) {
     let mask = (1u64 << W) - 1;
-    out.reserve(take);
     let mut group = [0u8; 40];
     let mut left = take;
     for bytes in packed.chunks(W) {
@@ -93,15 +129,9 @@ fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut Vec<u32>)
             ]);
             *value = ((word >> (bit % 8)) & mask) as u32;
         }
-        // A whole group is appended at its constant size (a copy of 32
-        // bytes, not a call to `memcpy` of a length known at run time).
-        if left >= 8 {
-            out.extend_from_slice(&values);
-            left -= 8;
-        } else {
-            out.extend_from_slice(&values[..left]);
-            left = 0;
-        }
+        let n = left.min(8);
+        out.group(&values, n);
+        left -= n;
     }
 }
 
@@ -343,6 +373,45 @@ mod tests {
         }
         assert_eq!(access.get(count), None);
         assert!(parse_runs(&data[..10], 10, count, &mut runs).is_err());
+    }
+
+    /// A sink sees the values bulk decoding gives, in order: repeated runs
+    /// at once, packed ones in groups of eight but the last.
+    #[test]
+    fn a_sink_sees_what_bulk_decoding_gives() {
+        #[derive(Default)]
+        struct Seen {
+            values: Vec<u32>,
+            groups: Vec<usize>,
+            repeated: Vec<usize>,
+        }
+        impl ValueSink for Seen {
+            fn group(&mut self, values: &[u32; 8], n: usize) {
+                self.values.extend_from_slice(&values[..n]);
+                self.groups.push(n);
+            }
+            fn repeated(&mut self, value: u32, len: usize) {
+                self.values.extend(std::iter::repeat_n(value, len));
+                self.repeated.push(len);
+            }
+        }
+        let values: Vec<u32> = (0..301u32).map(|i| (i * 7919) % 1000).collect();
+        let mut data = vec![20 << 1, 0xe7, 0x03];
+        data.extend(bit_packed(&values, 10));
+        data.extend([5 << 1, 0x2a, 0x00]);
+        // The packed run holds 304 values (38 groups); take 301 of them.
+        let count = 20 + 301;
+        let mut all = Vec::new();
+        decode_hybrid(&data, 10, count, &mut all).unwrap();
+        let mut runs = Vec::new();
+        parse_runs(&data, 10, count, &mut runs).unwrap();
+        let mut seen = Seen::default();
+        visit_runs(&data, 10, &runs, &mut seen);
+        assert_eq!(seen.values, all);
+        assert_eq!(seen.repeated, [20]);
+        assert_eq!(seen.groups.len(), 38);
+        assert!(seen.groups[..37].iter().all(|&n| n == 8));
+        assert_eq!(seen.groups[37], 5);
     }
 
     /// Every width, with runs that end inside a group and inside the data.

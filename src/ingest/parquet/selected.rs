@@ -9,7 +9,8 @@
 //! page:
 //! - the scope's key columns are decoded to find the matching rows: on a
 //!   dictionary-encoded page, the condition is evaluated once per
-//!   dictionary entry and each row costs an integer lookup;
+//!   dictionary entry and each row costs an integer lookup, made as the
+//!   indices are unpacked, without a buffer of them ([`MatchingRows`]);
 //! - every other column then yields just those rows, a batch of rows at a
 //!   time ([`ColumnGather`]): definition levels are read as a bitmap,
 //!   dictionary indices are read by position from the parsed runs (or in
@@ -55,7 +56,9 @@ use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::ingest::normalize::view_at;
 
-use super::hybrid::{decode_hybrid, parse_runs, parsed_len, HybridValues, Run};
+use super::hybrid::{
+    decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
+};
 use super::levels::PresentBits;
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
@@ -190,7 +193,7 @@ pub(super) fn holds_no_null_reading_pages<R: ChunkReader + 'static>(
     rows: usize,
     context: &str,
 ) -> Result<bool> {
-    let mut column = ColumnPages::open(reader, chunk, rows, context, false, true)?;
+    let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     let mut seen = 0usize;
     while column.advance(every_row)? {
         let Some(page) = column.page() else { break };
@@ -230,7 +233,9 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
             }
         }
     }
-    let mut column = ColumnPages::open(reader, chunk, rows, context, true, true)?;
+    let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
+    // A page's indices, when it has nulls (reused).
+    let mut indices: Vec<u32> = Vec::new();
     // Per dictionary (by its number in the chunk): whether each entry
     // matches, and the one entry that does if only one does.
     let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = None;
@@ -239,7 +244,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         let Some(page) = column.page() else { break };
         let first = page.first_row;
         match page.values {
-            PageValues::Indices(indices) => {
+            PageValues::Runs { data, width, runs } => {
                 if dictionary_matches
                     .as_ref()
                     .is_none_or(|(id, _, _)| *id != page.dictionary_id)
@@ -265,23 +270,42 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     .unwrap_or(&[]);
                 let one_match = dictionary_matches.as_ref().and_then(|(_, _, one)| *one);
                 let present = page.levels.map_or(page.rows, |l| l.count_present());
-                let indices = indices.get(..present).ok_or_else(|| short(context))?;
-                let largest = indices.iter().fold(0, |m, &i| m.max(i));
-                if !indices.is_empty() && largest as usize >= matches.len() {
-                    return Err(bad_index(context));
+                if parsed_len(runs) < present {
+                    return Err(short(context));
                 }
                 match page.levels {
-                    // Whether each row matches, as a mask per 64 rows made
-                    // without a branch (which rows match is as good as
-                    // random in an interleaved file), then a push per
-                    // match: a page without one costs no write. One
+                    // The values are tested as they are unpacked, eight at
+                    // a time, without a buffer of them all: whether each
+                    // of a group matches is a mask made without a branch
+                    // (which rows match is as good as random in an
+                    // interleaved file), then a push per match. One
                     // matching entry (one bot, one conversation) is an
-                    // integer comparison, which vectorises.
-                    None => match one_match {
-                        Some(entry) => push_matches(indices, first, &mut out, |i| i == entry),
-                        None => push_matches(indices, first, &mut out, |i| matches[i as usize]),
-                    },
+                    // integer comparison.
+                    None => {
+                        let largest = match one_match {
+                            Some(entry) => {
+                                let mut sink = MatchingRows::new(first, &mut out, |i| i == entry);
+                                visit_runs(data, width, runs, &mut sink);
+                                sink.largest
+                            }
+                            None => {
+                                let matches =
+                                    |i: u32| matches.get(i as usize).copied().unwrap_or(false);
+                                let mut sink = MatchingRows::new(first, &mut out, matches);
+                                visit_runs(data, width, runs, &mut sink);
+                                sink.largest
+                            }
+                        };
+                        if present > 0 && largest as usize >= matches.len() {
+                            return Err(bad_index(context));
+                        }
+                    }
                     Some(levels) => {
+                        indices.clear();
+                        visit_runs(data, width, runs, &mut indices);
+                        if indices.iter().any(|&i| i as usize >= matches.len()) {
+                            return Err(bad_index(context));
+                        }
                         let mut value = 0usize;
                         for row in 0..page.rows {
                             if levels.is_present(row) {
@@ -294,7 +318,6 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     }
                 }
             }
-            PageValues::Runs { .. } => unreachable_runs(context)?,
             PageValues::Plain(data) => {
                 cursor.reset();
                 for row in 0..page.rows {
@@ -345,20 +368,51 @@ pub(super) fn matching_at<R: ChunkReader + 'static>(
         .collect())
 }
 
-/// Appends to `out` the rows (from `first` on) whose dictionary index in
-/// `indices` (one per row) is one `matches`.
-#[inline(always)]
-fn push_matches(indices: &[u32], first: u32, out: &mut Vec<u32>, matches: impl Fn(u32) -> bool) {
-    for (block, indices) in indices.chunks(64).enumerate() {
-        let mut mask = 0u64;
-        for (bit, &i) in indices.iter().enumerate() {
-            mask |= u64::from(matches(i)) << bit;
+/// The rows (from `first` on) whose dictionary index is one `matches`,
+/// appended to `out` as a page's indices are unpacked
+/// ([`super::hybrid::ValueSink`]); with the largest index seen, to check.
+struct MatchingRows<'a, F> {
+    next_row: u32,
+    out: &'a mut Vec<u32>,
+    matches: F,
+    largest: u32,
+}
+
+impl<'a, F: Fn(u32) -> bool> MatchingRows<'a, F> {
+    fn new(first: u32, out: &'a mut Vec<u32>, matches: F) -> Self {
+        Self {
+            next_row: first,
+            out,
+            matches,
+            largest: 0,
         }
-        let block_first = first + (block * 64) as u32;
+    }
+}
+
+impl<F: Fn(u32) -> bool> ValueSink for MatchingRows<'_, F> {
+    #[inline]
+    fn group(&mut self, values: &[u32; 8], n: usize) {
+        let mut mask = 0u32;
+        let mut largest = self.largest;
+        for (bit, &v) in values[..n].iter().enumerate() {
+            mask |= u32::from((self.matches)(v)) << bit;
+            largest = largest.max(v);
+        }
+        self.largest = largest;
         while mask != 0 {
-            out.push(block_first + mask.trailing_zeros());
+            self.out.push(self.next_row + mask.trailing_zeros());
             mask &= mask - 1;
         }
+        self.next_row += n as u32;
+    }
+
+    #[inline]
+    fn repeated(&mut self, value: u32, len: usize) {
+        self.largest = self.largest.max(value);
+        if (self.matches)(value) {
+            self.out.extend(self.next_row..self.next_row + len as u32);
+        }
+        self.next_row += len as u32;
     }
 }
 
@@ -430,8 +484,7 @@ impl ColumnGather {
         context: &str,
         whole_chunk: bool,
     ) -> Result<Self> {
-        let mut column =
-            ColumnPages::open(reader, chunk, rows_in_group, context, false, whole_chunk)?;
+        let mut column = ColumnPages::open(reader, chunk, rows_in_group, context, whole_chunk)?;
         if let ColumnKind::Int96Timestamps(unit) = kind {
             column.int96_unit = unit;
         }
@@ -515,7 +568,6 @@ impl ColumnGather {
                 nulls.append(p != NULL_ROW);
             }
             match (&page.values, kind) {
-                (PageValues::Indices(_), _) => unreachable_runs(context)?,
                 (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
                     let dict = page.string_dictionary(context)?;
                     if shared_dictionary.is_none_or(|(id, _)| id != page.dictionary_id) {
@@ -668,14 +720,6 @@ const SPARSE_ENTRIES: usize = 8;
 /// The position of a null row's value: it has none.
 const NULL_ROW: u32 = u32::MAX;
 
-/// A page decoded for the other reader: a bug, reported as an error.
-fn unreachable_runs(context: &str) -> Result<()> {
-    Err(Error::data(
-        context,
-        "internal error: page decoded for the wrong reader",
-    ))
-}
-
 fn short(context: &str) -> Error {
     Error::data(
         context,
@@ -799,8 +843,6 @@ enum Dictionary {
 enum PageValues<'a> {
     /// Plain-encoded values.
     Plain(&'a [u8]),
-    /// Dictionary indices, one per non-null value, decoded.
-    Indices(&'a [u32]),
     /// Dictionary indices, one per non-null value, to be read by position.
     Runs {
         data: &'a [u8],
@@ -890,8 +932,6 @@ struct CurrentPage {
 #[derive(Clone, Copy)]
 enum ValuesLayout {
     Plain,
-    /// Decoded into `ColumnPages::indices`.
-    Indices,
     /// Parsed into `ColumnPages::runs`; the bit width is the first byte.
     Runs(u8),
 }
@@ -913,12 +953,9 @@ struct ColumnPages {
     present: PresentBits,
     /// Whether the current page has levels: nullable, and not all 1.
     page_has_levels: bool,
-    indices: Vec<u32>,
+    /// The current page's dictionary indices, parsed into runs.
     runs: Vec<Run>,
     current: Option<CurrentPage>,
-    /// Whether dictionary indices are decoded in bulk ([`PageValues::Indices`],
-    /// to read every row) or parsed for random access ([`PageValues::Runs`]).
-    decode_all: bool,
     /// The chunk's dictionary page, when it is decoded only as far as the
     /// entries of the rows wanted reach.
     held: Option<HeldDictionary>,
@@ -938,7 +975,6 @@ impl ColumnPages {
         chunk: &ColumnChunkMetaData,
         rows: usize,
         context: &str,
-        decode_all: bool,
         whole_chunk: bool,
     ) -> Result<Self> {
         let mut held = None;
@@ -956,16 +992,14 @@ impl ColumnPages {
             )
         } else {
             let reader = Arc::new(reader);
-            if !decode_all {
-                walk = PageWalk::of(&reader, chunk);
-                held = walk.as_ref().and_then(|w| HeldDictionary::of(w, chunk));
-            }
+            walk = PageWalk::of(&reader, chunk);
+            held = walk.as_ref().and_then(|w| HeldDictionary::of(w, chunk));
             Box::new(
                 SerializedPageReader::new(reader, chunk, rows, None)
                     .map_err(|e| Error::data_from(context, e))?,
             )
         };
-        let mut column = Self::over(pages, chunk, rows, context, decode_all);
+        let mut column = Self::over(pages, chunk, rows, context);
         column.held = held;
         column.walk = walk;
         Ok(column)
@@ -993,7 +1027,7 @@ impl ColumnPages {
             .ok()?;
         let bytes = Arc::new(ChunkBytes { start, bytes });
         let pages = SerializedPageReader::new(bytes, chunk, rows, None).ok()?;
-        let mut column = Self::over(Box::new(pages), chunk, rows, context, false);
+        let mut column = Self::over(Box::new(pages), chunk, rows, context);
         match column.pages.get_next_page().ok()?? {
             Page::DictionaryPage {
                 buf,
@@ -1013,7 +1047,6 @@ impl ColumnPages {
         chunk: &ColumnChunkMetaData,
         rows: usize,
         context: &str,
-        decode_all: bool,
     ) -> Self {
         Self {
             pages,
@@ -1028,10 +1061,8 @@ impl ColumnPages {
             buf: Bytes::new(),
             present: PresentBits::default(),
             page_has_levels: false,
-            indices: Vec::new(),
             runs: Vec::new(),
             current: None,
-            decode_all,
             held: None,
             walk: None,
             partial: None,
@@ -1226,18 +1257,9 @@ impl ColumnPages {
                     ));
                 }
                 let (&width, indices) = values.split_first().ok_or_else(|| short(context))?;
-                if self.decode_all {
-                    decode_hybrid(indices, width, present, &mut self.indices)
-                        .map_err(|e| Error::data(context, e))?;
-                    if self.indices.len() < present {
-                        return Err(short(context));
-                    }
-                    ValuesLayout::Indices
-                } else {
-                    parse_runs(indices, width, present, &mut self.runs)
-                        .map_err(|e| Error::data(context, e))?;
-                    ValuesLayout::Runs(width)
-                }
+                parse_runs(indices, width, present, &mut self.runs)
+                    .map_err(|e| Error::data(context, e))?;
+                ValuesLayout::Runs(width)
             }
             other => return Err(Error::data(context, format!("data page encoding {other}"))),
         };
@@ -1257,7 +1279,6 @@ impl ColumnPages {
         let values = &self.buf[current.values_at..];
         let values = match current.layout {
             ValuesLayout::Plain => PageValues::Plain(values),
-            ValuesLayout::Indices => PageValues::Indices(&self.indices),
             ValuesLayout::Runs(width) => PageValues::Runs {
                 data: &values[1..],
                 width,
@@ -1356,7 +1377,7 @@ impl ColumnPages {
                 });
         let plain = header.kind == PageKind::DataV1 && header.encoding == 0; // PLAIN
         let physical = matches!(self.physical, Type::BYTE_ARRAY | Type::INT64 | Type::INT96);
-        if self.decode_all || !plain || !levels_readable || !physical {
+        if !plain || !levels_readable || !physical {
             return None;
         }
         walk.page(header, header_len)
@@ -2385,7 +2406,7 @@ mod tests {
             };
             let alone = guard("s", || matching(&reader, &chunk, "nope"));
             let whole = guard("s", || {
-                let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true, true)?;
+                let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true)?;
                 while column.advance(every_row)? {}
                 Ok(())
             });
