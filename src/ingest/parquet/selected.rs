@@ -11,6 +11,8 @@
 //!   dictionary-encoded page, the condition is evaluated once per
 //!   dictionary entry and each row costs an integer lookup, made as the
 //!   indices are unpacked, without a buffer of them ([`MatchingRows`]);
+//!   a page whose bounds in the chunk's column index exclude the values is
+//!   not decompressed ([`pages_admitting`]);
 //! - every other column then yields just those rows, a batch of rows at a
 //!   time ([`ColumnGather`]): definition levels are read as a bitmap,
 //!   dictionary indices are read by position from the parsed runs (or in
@@ -51,6 +53,8 @@ use parquet::column::page::{Page, PageMetadata, PageReader};
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::page_index::index_reader::decode_column_index;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
@@ -233,6 +237,16 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
             }
         }
     }
+    // The pages whose statistics in the chunk's column index (parquet-rs
+    // and parquet-mr write one) admit a value; the others are skipped
+    // without being decompressed.
+    let admitted = pages_admitting(&reader, chunk, values);
+    let wanted_page = |range: std::ops::Range<u32>, page: usize| {
+        let admits = admitted
+            .as_ref()
+            .is_none_or(|a| a.get(page).copied().unwrap_or(true));
+        every_row(range, page).filter(|_| admits)
+    };
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     // A page's indices, when it has nulls (reused).
     let mut indices: Vec<u32> = Vec::new();
@@ -240,7 +254,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     // matches, and the one entry that does if only one does.
     let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = None;
     let mut cursor = PlainCursor::default();
-    while column.advance(every_row)? {
+    while column.advance(wanted_page)? {
         let Some(page) = column.page() else { break };
         let first = page.first_row;
         match page.values {
@@ -333,6 +347,43 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     }
     Ok(out)
 }
+
+/// For each data page of `chunk` (in order), whether its statistics in
+/// the chunk's column index admit one of `values`: not a page of nulls
+/// only, and some value within its bounds (truncated bounds still bound).
+/// `None` when the chunk has no column index or it does not read: then
+/// every page is read.
+fn pages_admitting<R: ChunkReader>(
+    reader: &R,
+    chunk: &ColumnChunkMetaData,
+    values: &[String],
+) -> Option<Vec<bool>> {
+    let range = chunk.column_index_range()?;
+    let length = usize::try_from(range.end.checked_sub(range.start)?).ok()?;
+    if length > MAX_COLUMN_INDEX_BYTES {
+        return None;
+    }
+    let bytes = reader.get_bytes(range.start, length).ok()?;
+    let ColumnIndexMetaData::BYTE_ARRAY(index) =
+        decode_column_index(&bytes, Type::BYTE_ARRAY).ok()?
+    else {
+        return None;
+    };
+    let pages = usize::try_from(index.num_pages()).ok()?;
+    let admits = |page: usize| {
+        !index.is_null_page(page)
+            && values.iter().any(|v| {
+                let v = v.as_bytes();
+                index.min_value(page).is_none_or(|min| min <= v)
+                    && index.max_value(page).is_none_or(|max| v <= max)
+            })
+    };
+    Some((0..pages).map(admits).collect())
+}
+
+/// A column index longer than this is not read (one of a 20,000-row page
+/// of 40-byte strings per 100 bytes or so: a chunk of 20,000 pages).
+const MAX_COLUMN_INDEX_BYTES: usize = 1 << 21;
 
 /// The rows among `rows` (0-based rows of the row group, ascending) whose
 /// value in `chunk` is one of `values` (sorted); nulls match nothing. The
@@ -529,7 +580,7 @@ impl ColumnGather {
                 });
             if !covered {
                 let pending = &rows[next..];
-                let last_in = |range: std::ops::Range<u32>| {
+                let last_in = |range: std::ops::Range<u32>, _page: usize| {
                     if !range.contains(&wanted_from) {
                         return None;
                     }
@@ -965,6 +1016,8 @@ struct ColumnPages {
     walk: Option<PageWalk>,
     /// The current page, when it was read in part.
     partial: Option<PartialPage>,
+    /// How many data pages `advance` has come to.
+    data_pages: usize,
 }
 
 impl ColumnPages {
@@ -1066,15 +1119,20 @@ impl ColumnPages {
             held: None,
             walk: None,
             partial: None,
+            data_pages: 0,
         }
     }
 
     /// The next data page, or `None` at the end of the chunk. `wanted`
-    /// gives the last row wanted in a page's row range, if any: a page
+    /// gives the last row wanted in a data page's row range (and its
+    /// number among the chunk's data pages), if any: a page
     /// without one is skipped without being decompressed (the dictionary
     /// page is always read, or held), and a plain page may be read only as
     /// far as that row ([`ColumnPages::read_part`]).
-    fn advance(&mut self, wanted: impl Fn(std::ops::Range<u32>) -> Option<u32>) -> Result<bool> {
+    fn advance(
+        &mut self,
+        wanted: impl Fn(std::ops::Range<u32>, usize) -> Option<u32>,
+    ) -> Result<bool> {
         self.current = None;
         self.partial = None;
         let context = || self.context.clone();
@@ -1105,7 +1163,8 @@ impl ColumnPages {
                 if !meta.is_dict {
                     let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
                     let range = self.next_row..self.next_row.saturating_add(rows);
-                    let last_wanted = wanted(range.clone());
+                    let last_wanted = wanted(range.clone(), self.data_pages);
+                    self.data_pages += 1;
                     if rows > 0 && last_wanted.is_none() {
                         self.pages
                             .skip_next_page()
@@ -1706,7 +1765,7 @@ struct PartialPage {
 }
 
 /// The last row of a range: every row of every page is wanted.
-fn every_row(range: std::ops::Range<u32>) -> Option<u32> {
+fn every_row(range: std::ops::Range<u32>, _page: usize) -> Option<u32> {
     range.end.checked_sub(1).filter(|_| !range.is_empty())
 }
 
@@ -1912,7 +1971,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use arrow_array::{RecordBatch, StringArray, TimestampMicrosecondArray};
-    use parquet::file::properties::{WriterProperties, WriterVersion};
+    use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 
     use super::super::tests::{first_chunk, write};
     use super::*;
@@ -1989,10 +2048,13 @@ mod tests {
         assert_eq!(reader.read.swap(0, Ordering::Relaxed), dictionary);
         let want: Vec<u32> = (0..5_000).filter(|i| i % 50 == 7).collect();
         assert_eq!(matching(&reader, &chunk, "v7").unwrap(), want);
+        // The dictionary, the column index (every page may hold `v7`),
+        // then the chunk.
         let (_, length) = chunk.byte_range();
+        let index = chunk.column_index_length().unwrap() as usize;
         assert_eq!(
             reader.read.load(Ordering::Relaxed),
-            dictionary + length as usize
+            dictionary + index + length as usize
         );
     }
 
@@ -2355,6 +2417,50 @@ mod tests {
         }
         // Damage to the page's header or lengths is found.
         assert!(errors > 0);
+    }
+
+    /// With a column index (parquet-rs writes one by default), the pages
+    /// whose bounds exclude the values are skipped: damage in one of them
+    /// goes unread. Without one, every page is read, and the damage found.
+    #[test]
+    fn pages_the_column_index_excludes_are_not_read() {
+        // Sorted values in pages of 500 rows: page k holds `k00`..`k99`.
+        let values: Vec<String> = (0..5_000)
+            .map(|i| format!("{:02}{:02}", i / 500, i % 100))
+            .collect();
+        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
+        for (statistics, skips) in [
+            (EnabledStatistics::Page, true),
+            (EnabledStatistics::Chunk, false),
+        ] {
+            let props = WriterProperties::builder()
+                .set_statistics_enabled(statistics)
+                .set_dictionary_enabled(false)
+                .set_data_page_row_count_limit(500)
+                .set_write_batch_size(500)
+                .build();
+            let clean = write(&batch, props);
+            let chunk = first_chunk(&clean);
+            assert_eq!(chunk.column_index_range().is_some(), skips);
+            let want: Vec<u32> = (0..5_000)
+                .filter(|&i| values[i as usize] == "0307")
+                .collect();
+            let find =
+                |bytes: Bytes| matching_rows(bytes, &chunk, 5_000, &["0307".to_owned()], "s");
+            assert_eq!(find(clean.clone()).unwrap(), want);
+            // Damage the last page's values (its last bytes).
+            let (start, length) = chunk.byte_range();
+            let mut damaged = clean.to_vec();
+            let end = (start + length) as usize;
+            damaged[end - 40..end].fill(0xff);
+            let found = find(Bytes::from(damaged));
+            if skips {
+                assert_eq!(found.unwrap(), want);
+            } else {
+                assert!(found.is_err());
+            }
+        }
     }
 
     /// The rows of a few that hold a value are the rows `matching_rows`
