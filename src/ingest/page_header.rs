@@ -44,6 +44,19 @@ pub(crate) struct PageHeader {
     pub encoding: i32,
     /// Where a data page keeps its definition levels.
     pub levels: PageLevels,
+    /// A data page's bounds from its statistics (`min_value`, `max_value`:
+    /// Arrow C++ and so pyarrow and Spark's writers put them in every data
+    /// page's header), when it gives both.
+    pub bounds: Option<PageBounds>,
+}
+
+/// The least and greatest value of a data page (as bytes, ordered as
+/// Parquet orders the column's type; a writer may shorten them, which
+/// still bounds the values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PageBounds {
+    pub min: Vec<u8>,
+    pub max: Vec<u8>,
 }
 
 /// Where a data page keeps its definition levels, from its header.
@@ -84,6 +97,7 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
     let mut uncompressed_size = None;
     let mut compressed_size = None;
     let mut inner: Option<(PageKind, i32, i32, PageLevels)> = None;
+    let mut bounds = None;
     let mut seen = 0u32;
     input.read_struct(0, |input, id, wire| {
         if (1..=8).contains(&id) {
@@ -107,7 +121,8 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             // data_page_header: num_values 1, encoding 2, definition
             // level encoding 3.
             (5, STRUCT) => {
-                let [values, encoding, def_encoding] = input.i32_fields([1, 2, 3])?;
+                let ([values, encoding, def_encoding], stats) = input.data_fields([1, 2, 3], 5)?;
+                bounds = stats;
                 let levels = PageLevels::V1 { def_encoding };
                 inner = Some((PageKind::DataV1, need(values)?, need(encoding)?, levels));
             }
@@ -120,8 +135,9 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             // data_page_header_v2: num_values 1, num_nulls 2, num_rows 3,
             // encoding 4, definition and repetition levels' lengths 5, 6.
             (8, STRUCT) => {
-                let [values, nulls, rows, encoding, def_len, rep_len] =
-                    input.i32_fields([1, 2, 3, 4, 5, 6])?;
+                let ([values, nulls, rows, encoding, def_len, rep_len], stats) =
+                    input.data_fields([1, 2, 3, 4, 5, 6], 8)?;
+                bounds = stats;
                 let levels = PageLevels::V2 {
                     num_nulls: need(nulls)?,
                     num_rows: need(rows)?,
@@ -154,6 +170,7 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
         num_values,
         encoding,
         levels,
+        bounds,
     };
     Ok((header, input.pos))
 }
@@ -266,6 +283,56 @@ impl Input<'_> {
         Ok(values)
     }
 
+    /// Reads a data page header struct for its `i32` fields `ids` (as
+    /// [`Input::i32_fields`]) and the bounds in its statistics, field
+    /// `statistics`.
+    fn data_fields<const N: usize>(
+        &mut self,
+        ids: [i16; N],
+        statistics: i16,
+    ) -> Read<([Option<i32>; N], Option<PageBounds>)> {
+        let mut values = [None; N];
+        let mut bounds = None;
+        self.read_struct(1, |input, id, wire| {
+            if id == statistics && wire == STRUCT {
+                bounds = input.statistics_bounds()?;
+                return Ok(());
+            }
+            let Some(slot) = ids.iter().position(|&i| i == id).map(|i| &mut values[i]) else {
+                return input.skip(wire, 2);
+            };
+            if wire != I32 || slot.is_some() {
+                return Err(HeaderError::Malformed);
+            }
+            *slot = Some(input.i32()?);
+            Ok(())
+        })?;
+        Ok((values, bounds))
+    }
+
+    /// Reads a `Statistics` struct for `max_value` (5) and `min_value` (6),
+    /// skipping the rest (the deprecated `max` and `min` among it: their
+    /// order is not defined for strings).
+    fn statistics_bounds(&mut self) -> Read<Option<PageBounds>> {
+        let (mut min, mut max) = (None, None);
+        self.read_struct(2, |input, id, wire| match (id, wire) {
+            (5 | 6, BINARY) => {
+                let len = input.varint()?;
+                let start = input.pos;
+                input.advance(len)?;
+                let value = input.bytes[start..input.pos].to_vec();
+                if id == 5 {
+                    max = Some(value);
+                } else {
+                    min = Some(value);
+                }
+                Ok(())
+            }
+            _ => input.skip(wire, 3),
+        })?;
+        Ok(min.zip(max).map(|(min, max)| PageBounds { min, max }))
+    }
+
     /// Skips one value of wire type `wire` in a field.
     fn skip(&mut self, wire: u8, depth: usize) -> Read<()> {
         match wire {
@@ -368,8 +435,34 @@ mod tests {
                 levels: PageLevels::V1 {
                     def_encoding: Some(3)
                 },
+                bounds: None,
             }
         );
+    }
+
+    /// `min_value` and `max_value` of a data page's statistics are its
+    /// bounds; the deprecated `max` alone is none.
+    #[test]
+    fn reads_the_bounds_of_a_data_page() {
+        let mut bytes = data_page_v1();
+        // After `max` (1): `max_value` (5) "xyz", `min_value` (6) "ab".
+        let at = bytes.iter().position(|&b| b == b'c').unwrap() + 1;
+        bytes.splice(
+            at..at,
+            [0x48, 0x03, b'x', b'y', b'z', 0x18, 0x02, b'a', b'b'],
+        );
+        let (header, len) = read_page_header(&bytes).unwrap();
+        assert_eq!(len, bytes.len());
+        assert_eq!(
+            header.bounds,
+            Some(PageBounds {
+                min: b"ab".to_vec(),
+                max: b"xyz".to_vec()
+            })
+        );
+        for end in 0..bytes.len() {
+            assert_eq!(read_page_header(&bytes[..end]), Err(HeaderError::Truncated));
+        }
     }
 
     #[test]

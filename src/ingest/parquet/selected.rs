@@ -11,8 +11,9 @@
 //!   dictionary-encoded page, the condition is evaluated once per
 //!   dictionary entry and each row costs an integer lookup, made as the
 //!   indices are unpacked, without a buffer of them ([`MatchingRows`]);
-//!   a page whose bounds in the chunk's column index exclude the values is
-//!   not decompressed ([`pages_admitting`]);
+//!   a page whose bounds exclude the values, in the chunk's column index
+//!   ([`pages_admitting`]) or in the page's own header ([`PageWalk`]), is
+//!   not decompressed;
 //! - every other column then yields just those rows, a batch of rows at a
 //!   time ([`ColumnGather`]): definition levels are read as a bitmap,
 //!   dictionary indices are read by position from the parsed runs (or in
@@ -66,7 +67,9 @@ use super::hybrid::{
 use super::levels::PresentBits;
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
+use crate::ingest::page_header::{
+    read_page_header, HeaderError, PageBounds, PageHeader, PageKind, PageLevels,
+};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,11 +244,16 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     // and parquet-mr write one) admit a value; the others are skipped
     // without being decompressed.
     let admitted = pages_admitting(&reader, chunk, values);
-    let wanted_page = |range: std::ops::Range<u32>, page: usize| {
-        let admits = admitted
+    let wanted_page = |page: &PageAt| {
+        let indexed = admitted
             .as_ref()
-            .is_none_or(|a| a.get(page).copied().unwrap_or(true));
-        every_row(range, page).filter(|_| admits)
+            .is_none_or(|a| a.get(page.number).copied().unwrap_or(true));
+        let bounded = page.bounds.is_none_or(|b| {
+            values
+                .iter()
+                .any(|v| b.min.as_slice() <= v.as_bytes() && v.as_bytes() <= b.max.as_slice())
+        });
+        every_row(page).filter(|_| indexed && bounded)
     };
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     // A page's indices, when it has nulls (reused).
@@ -580,11 +588,11 @@ impl ColumnGather {
                 });
             if !covered {
                 let pending = &rows[next..];
-                let last_in = |range: std::ops::Range<u32>, _page: usize| {
-                    if !range.contains(&wanted_from) {
+                let last_in = |page: &PageAt| {
+                    if !page.rows.contains(&wanted_from) {
                         return None;
                     }
-                    let n = pending.partition_point(|&r| r < range.end);
+                    let n = pending.partition_point(|&r| r < page.rows.end);
                     n.checked_sub(1).map(|i| pending[i])
                 };
                 if !self.column.advance(last_in)? {
@@ -1018,6 +1026,8 @@ struct ColumnPages {
     partial: Option<PartialPage>,
     /// How many data pages `advance` has come to.
     data_pages: usize,
+    /// Whether pages may be read in part (the chunk is read page by page).
+    in_part: bool,
 }
 
 impl ColumnPages {
@@ -1031,7 +1041,7 @@ impl ColumnPages {
         whole_chunk: bool,
     ) -> Result<Self> {
         let mut held = None;
-        let mut walk = None;
+        let walk;
         let pages: Box<dyn PageReader> = if whole_chunk {
             let (start, length) = chunk.byte_range();
             let length = usize::try_from(length)
@@ -1039,8 +1049,10 @@ impl ColumnPages {
             let bytes = reader
                 .get_bytes(start, length)
                 .map_err(|e| Error::data_from(context, e))?;
+            let bytes = Arc::new(ChunkBytes { start, bytes });
+            walk = PageWalk::of(&bytes, chunk);
             Box::new(
-                SerializedPageReader::new(Arc::new(ChunkBytes { start, bytes }), chunk, rows, None)
+                SerializedPageReader::new(bytes, chunk, rows, None)
                     .map_err(|e| Error::data_from(context, e))?,
             )
         } else {
@@ -1055,6 +1067,7 @@ impl ColumnPages {
         let mut column = Self::over(pages, chunk, rows, context);
         column.held = held;
         column.walk = walk;
+        column.in_part = !whole_chunk;
         Ok(column)
     }
 
@@ -1120,6 +1133,7 @@ impl ColumnPages {
             walk: None,
             partial: None,
             data_pages: 0,
+            in_part: false,
         }
     }
 
@@ -1129,10 +1143,7 @@ impl ColumnPages {
     /// without one is skipped without being decompressed (the dictionary
     /// page is always read, or held), and a plain page may be read only as
     /// far as that row ([`ColumnPages::read_part`]).
-    fn advance(
-        &mut self,
-        wanted: impl Fn(std::ops::Range<u32>, usize) -> Option<u32>,
-    ) -> Result<bool> {
+    fn advance(&mut self, wanted: impl Fn(&PageAt) -> Option<u32>) -> Result<bool> {
         self.current = None;
         self.partial = None;
         let context = || self.context.clone();
@@ -1163,7 +1174,11 @@ impl ColumnPages {
                 if !meta.is_dict {
                     let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
                     let range = self.next_row..self.next_row.saturating_add(rows);
-                    let last_wanted = wanted(range.clone(), self.data_pages);
+                    let last_wanted = wanted(&PageAt {
+                        rows: range.clone(),
+                        number: self.data_pages,
+                        bounds: own.as_ref().and_then(|(h, _)| h.bounds.as_ref()),
+                    });
                     self.data_pages += 1;
                     if rows > 0 && last_wanted.is_none() {
                         self.pages
@@ -1428,7 +1443,7 @@ impl ColumnPages {
     /// can be read in part: a data page v1 of plain strings or timestamps
     /// (its levels, if any, in RLE), in a chunk the walk follows.
     fn part_of(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
-        let walk = self.walk.as_ref()?;
+        let walk = self.walk.as_ref().filter(|_| self.in_part)?;
         let levels_readable = !self.nullable
             || header.levels
                 == (PageLevels::V1 {
@@ -1604,25 +1619,28 @@ type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + 
 
 /// The pages of a column chunk as this reader's own header reader
 /// ([`read_page_header`]) walks them, alongside the `parquet` crate's page
-/// reader, so that a page can be read in part: its stored bytes are known
-/// by offset. Only for chunks of the snappy codec (the default of pyarrow,
-/// Spark and DuckDB) or none, whose pages can be read as far as needed
-/// ([`snappy_prefix`]); other codecs decompress a page whole.
+/// reader: a page's header tells its bounds, if its writer put them there
+/// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
+/// offset, so that it can be read in part. Only pages of the snappy codec
+/// (the default of pyarrow, Spark and DuckDB) or none can be read as far
+/// as needed ([`snappy_prefix`]); other codecs decompress a page whole.
 struct PageWalk {
     read: ReadAt,
     /// The next page's header.
     offset: u64,
     /// The end of the chunk.
     end: u64,
-    snappy: bool,
+    /// Whether pages are snappy (`Some(true)`) or not compressed, when
+    /// they can be read in part.
+    snappy: Option<bool>,
 }
 
 impl PageWalk {
     fn of<R: ChunkReader + 'static>(reader: &Arc<R>, chunk: &ColumnChunkMetaData) -> Option<Self> {
         let snappy = match chunk.compression() {
-            Compression::SNAPPY => true,
-            Compression::UNCOMPRESSED => false,
-            _ => return None,
+            Compression::SNAPPY => Some(true),
+            Compression::UNCOMPRESSED => Some(false),
+            _ => None,
         };
         let (start, length) = chunk.byte_range();
         let reader = Arc::clone(reader);
@@ -1652,6 +1670,7 @@ impl PageWalk {
     /// The stored bytes of the page whose header (`header_len` bytes) is
     /// next, if its sizes are possible.
     fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
+        let snappy = self.snappy?;
         let compressed = usize::try_from(header.compressed_size).ok()?;
         let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
         let body = self.offset.checked_add(header_len as u64)?;
@@ -1660,7 +1679,7 @@ impl PageWalk {
         }
         // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
         // a header claiming more is left to the page reader to refuse.
-        let possible = if self.snappy {
+        let possible = if snappy {
             uncompressed <= compressed.saturating_mul(24).saturating_add(64)
         } else {
             compressed == uncompressed
@@ -1670,7 +1689,7 @@ impl PageWalk {
             body,
             compressed,
             uncompressed,
-            snappy: self.snappy,
+            snappy,
         })
     }
 }
@@ -1764,9 +1783,21 @@ struct PartialPage {
     rows: usize,
 }
 
-/// The last row of a range: every row of every page is wanted.
-fn every_row(range: std::ops::Range<u32>, _page: usize) -> Option<u32> {
-    range.end.checked_sub(1).filter(|_| !range.is_empty())
+/// A data page as [`ColumnPages::advance`] offers it, to be read or not.
+struct PageAt<'a> {
+    rows: std::ops::Range<u32>,
+    /// Its number among the chunk's data pages.
+    number: usize,
+    /// Its bounds, from its header.
+    bounds: Option<&'a PageBounds>,
+}
+
+/// The page's last row: every row of every page is wanted.
+fn every_row(page: &PageAt) -> Option<u32> {
+    page.rows
+        .end
+        .checked_sub(1)
+        .filter(|_| !page.rows.is_empty())
 }
 
 /// A column chunk's dictionary page, read and decompressed only as far as
@@ -2461,6 +2492,55 @@ mod tests {
                 assert!(found.is_err());
             }
         }
+    }
+
+    /// Pages whose header bounds (as Arrow C++ writes them) exclude the
+    /// values are skipped too, with no column index to read.
+    #[test]
+    fn pages_their_header_bounds_exclude_are_not_read() {
+        let values: Vec<String> = (0..5_000)
+            .map(|i| format!("{:02}{:02}", i / 500, i % 100))
+            .collect();
+        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_write_page_header_statistics(true)
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(500)
+            .build();
+        let clean = write(&batch, props);
+        let chunk = first_chunk(&clean);
+        let (start, length) = chunk.byte_range();
+        let (first, _) = read_page_header(&clean[start as usize..]).unwrap();
+        assert!(first.bounds.is_some());
+        let mut damaged = clean.to_vec();
+        // No column index to go by: its bytes do not decode.
+        let index = chunk.column_index_range().unwrap();
+        damaged[index.start as usize..index.end as usize].fill(0xff);
+        let end = (start + length) as usize;
+        damaged[end - 40..end].fill(0xff);
+        let want: Vec<u32> = (0..5_000)
+            .filter(|&i| values[i as usize] == "0307")
+            .collect();
+        let found = matching_rows(
+            Bytes::from(damaged.clone()),
+            &chunk,
+            5_000,
+            &["0307".to_owned()],
+            "s",
+        );
+        assert_eq!(found.unwrap(), want);
+        // The damage is found when the bounds admit the value.
+        let found = matching_rows(
+            Bytes::from(damaged),
+            &chunk,
+            5_000,
+            &["0907".to_owned()],
+            "s",
+        );
+        assert!(found.is_err());
     }
 
     /// The rows of a few that hold a value are the rows `matching_rows`
