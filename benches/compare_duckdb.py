@@ -5,6 +5,7 @@
     pip install duckdb pyarrow
     cargo build --release
     python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
+        [--question flow --question 'flow mid-file'] [--runs 30]
 
 The data sets are made once under `target/bench-compare/` with
 `convostat generate` (seed 7), as users have them:
@@ -207,6 +208,8 @@ def main():
     p.add_argument("--events", type=int, default=10_000_000)
     p.add_argument("--data", default=os.path.join(ROOT, "target/bench-compare"))
     p.add_argument("--only", action="append", help="data set(s) to run")
+    p.add_argument("--question", action="append",
+                   help="question(s) to run, e.g. flow (default: all)")
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
     sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}")
@@ -220,6 +223,8 @@ def main():
             continue
         queries = sql(duckdb_source(path))
         for name, cli in CLI.items():
+            if args.question and name not in args.question:
+                continue
             def run_convostat():
                 out = subprocess.run([args.convostat] + cli + ["--input", path], env=env,
                                      check=True, capture_output=True, text=True)
@@ -229,14 +234,14 @@ def main():
             ratio = theirs / ours
             check = answer_rows(name, text)
             note = "" if check == len(rows) else f" (rows: {check} vs {len(rows)})"
-            print(f"{data:<20} {name:<14} convostat {ours:7.3f} s   duckdb {theirs:7.3f} s"
+            print(f"{data:<20} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
                   f"   {ratio:5.2f}x{note}", flush=True)
             table.append((data, name, ours, theirs, ratio, note))
     print()
     print("| data set | question | convostat (process) | DuckDB (engine) | DuckDB time / convostat time |")
     print("|---|---|---:|---:|---:|")
     for data, name, ours, theirs, ratio, note in table:
-        print(f"| {data} | {name} | {ours:.3f} s | {theirs:.3f} s | {ratio:.2f}×{note} |")
+        print(f"| {data} | {name} | {ours:.4f} s | {theirs:.4f} s | {ratio:.2f}×{note} |")
 
 
 if __name__ == "__main__":
