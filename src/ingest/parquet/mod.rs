@@ -59,6 +59,7 @@ mod file_ranges;
 mod hybrid;
 mod levels;
 mod null_proof;
+mod page_walk;
 mod selected;
 mod snappy_prefix;
 

@@ -47,10 +47,8 @@ use arrow_array::{ArrayRef, PrimitiveArray, StringViewArray};
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use bytes::{Buf, Bytes};
-use parquet::basic::{
-    Compression, ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type,
-};
-use parquet::column::page::{Page, PageMetadata, PageReader};
+use parquet::basic::{ConvertedType, Encoding, LogicalType, TimeUnit as ParquetTimeUnit, Type};
+use parquet::column::page::{Page, PageReader};
 use parquet::data_type::Int96;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::ColumnChunkMetaData;
@@ -65,11 +63,9 @@ use super::hybrid::{
     decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
 };
 use super::levels::PresentBits;
-use super::snappy_prefix::snappy_prefix;
+use super::page_walk::{own_header_agrees, step_walk, PageWalk, StoredPage};
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{
-    read_page_header, HeaderError, PageBounds, PageHeader, PageKind, PageLevels,
-};
+use crate::ingest::page_header::{PageBounds, PageHeader, PageKind, PageLevels};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1224,6 +1220,9 @@ impl ColumnPages {
                     self.dictionary =
                         Some(self.read_dictionary(buf, num_values as usize, &context())?);
                     self.dictionary_id += 1;
+                    // A dictionary page read whole replaces a held one (a
+                    // writer may start a new dictionary within a chunk).
+                    self.held = None;
                 }
                 Page::DataPage {
                     buf,
@@ -1614,178 +1613,6 @@ impl ColumnPages {
     }
 }
 
-/// Reads `length` bytes of the file at an offset.
-type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
-
-/// The pages of a column chunk as this reader's own header reader
-/// ([`read_page_header`]) walks them, alongside the `parquet` crate's page
-/// reader: a page's header tells its bounds, if its writer put them there
-/// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
-/// offset, so that it can be read in part. Only pages of the snappy codec
-/// (the default of pyarrow, Spark and DuckDB) or none can be read as far
-/// as needed ([`snappy_prefix`]); other codecs decompress a page whole.
-struct PageWalk {
-    read: ReadAt,
-    /// The next page's header.
-    offset: u64,
-    /// The end of the chunk.
-    end: u64,
-    /// Whether pages are snappy (`Some(true)`) or not compressed, when
-    /// they can be read in part.
-    snappy: Option<bool>,
-}
-
-impl PageWalk {
-    fn of<R: ChunkReader + 'static>(reader: &Arc<R>, chunk: &ColumnChunkMetaData) -> Option<Self> {
-        let snappy = match chunk.compression() {
-            Compression::SNAPPY => Some(true),
-            Compression::UNCOMPRESSED => Some(false),
-            _ => None,
-        };
-        let (start, length) = chunk.byte_range();
-        let reader = Arc::clone(reader);
-        Some(Self {
-            read: Arc::new(move |at, length| reader.get_bytes(at, length)),
-            offset: start,
-            end: start.checked_add(length)?,
-            snappy,
-        })
-    }
-
-    /// The header of the next page and its length in bytes, or `None` at
-    /// the end of the chunk or if the header does not read.
-    fn header(&self) -> Option<(PageHeader, usize)> {
-        let left = self.end.checked_sub(self.offset).filter(|&l| l > 0)?;
-        for length in [HEADER_READ, HEADER_READ_MOST] {
-            let bytes = (self.read)(self.offset, usize::try_from(left.min(length)).ok()?).ok()?;
-            match read_page_header(&bytes) {
-                Ok(header) => return Some(header),
-                Err(HeaderError::Truncated) if left > length => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    /// The stored bytes of the page whose header (`header_len` bytes) is
-    /// next, if its sizes are possible.
-    fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
-        let snappy = self.snappy?;
-        let compressed = usize::try_from(header.compressed_size).ok()?;
-        let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
-        let body = self.offset.checked_add(header_len as u64)?;
-        if body.checked_add(compressed as u64)? > self.end {
-            return None;
-        }
-        // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
-        // a header claiming more is left to the page reader to refuse.
-        let possible = if snappy {
-            uncompressed <= compressed.saturating_mul(24).saturating_add(64)
-        } else {
-            compressed == uncompressed
-        };
-        possible.then(|| StoredPage {
-            read: Arc::clone(&self.read),
-            body,
-            compressed,
-            uncompressed,
-            snappy,
-        })
-    }
-}
-
-/// Moves `walk` past the page whose header it read (`own`), or ends the
-/// walk if it read none.
-fn step_walk(walk: &mut Option<PageWalk>, own: Option<&(PageHeader, usize)>) {
-    let step = own.and_then(|(header, len)| {
-        u64::try_from(header.compressed_size)
-            .ok()?
-            .checked_add(*len as u64)
-    });
-    match (walk.as_mut(), step) {
-        (Some(w), Some(step)) => w.offset = w.offset.saturating_add(step),
-        _ => *walk = None,
-    }
-}
-
-/// Bytes read for a page header: enough unless it holds long statistics,
-/// then at most this many.
-const HEADER_READ: u64 = 256;
-const HEADER_READ_MOST: u64 = 65_536;
-
-/// Whether this reader's own reading of the next page's header (`own`)
-/// agrees with the `parquet` crate's (`meta`).
-fn own_header_agrees(own: Option<&(PageHeader, usize)>, meta: Option<&PageMetadata>) -> bool {
-    match (own, meta) {
-        (None, None) => true,
-        (Some((header, _)), Some(meta)) => match header.kind {
-            PageKind::Dictionary => meta.is_dict,
-            PageKind::DataV1 => {
-                !meta.is_dict && meta.num_levels == usize::try_from(header.num_values).ok()
-            }
-            PageKind::DataV2 => {
-                let PageLevels::V2 { num_rows, .. } = header.levels else {
-                    return false;
-                };
-                !meta.is_dict && meta.num_rows == usize::try_from(num_rows).ok()
-            }
-            PageKind::Index => false,
-        },
-        _ => false,
-    }
-}
-
-/// One page's stored bytes, read as far as wanted.
-struct StoredPage {
-    read: ReadAt,
-    /// Where they start in the file, and their length.
-    body: u64,
-    compressed: usize,
-    uncompressed: usize,
-    snappy: bool,
-}
-
-impl StoredPage {
-    /// The first `want` bytes of the page as written (`want` at most its
-    /// uncompressed size).
-    fn prefix(&self, want: usize, context: &str) -> Result<Bytes> {
-        let read = |length: usize| {
-            (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))
-        };
-        if !self.snappy {
-            return read(want);
-        }
-        // The whole page: the snappy crate's decoder, which is faster than
-        // one that can stop early.
-        if want == self.uncompressed {
-            let stored = read(self.compressed)?;
-            let out = snap::raw::Decoder::new()
-                .decompress_vec(&stored)
-                .map_err(|e| Error::data_from(context, e))?;
-            if out.len() != want {
-                return Err(Error::data(context, "damaged page: it decompresses short"));
-            }
-            return Ok(Bytes::from(out));
-        }
-        // A snappy element stores at most a few bytes more than it
-        // produces: read as much of the page, in proportion, and more when
-        // that falls short.
-        let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
-        let mut length = ((want as f64 * ratio * 1.25) as usize).saturating_add(1024);
-        loop {
-            length = length.min(self.compressed);
-            let stored = read(length)?;
-            if let Some(out) = snappy_prefix(&stored, want).filter(|out| out.len() == want) {
-                return Ok(Bytes::from(out));
-            }
-            if length == self.compressed {
-                return Err(Error::data(context, "damaged page: it decompresses short"));
-            }
-            length = length.saturating_mul(2);
-        }
-    }
-}
-
 /// A plain data page read in part: as far as the last row wanted so far
 /// (rows of one conversation lie near each other in a time-ordered file,
 /// and DuckDB writes a whole row group's ids in one page).
@@ -2016,9 +1843,12 @@ mod tests {
     use arrow_array::{RecordBatch, StringArray, TimestampMicrosecondArray};
     use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 
+    use parquet::basic::Compression;
+
     use super::super::tests::{first_chunk, write};
     use super::*;
     use crate::ingest::guard::guard;
+    use crate::ingest::page_header::read_page_header;
 
     /// A file's bytes, counting the bytes read through `get_bytes`.
     #[derive(Clone)]

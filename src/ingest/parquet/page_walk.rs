@@ -1,0 +1,204 @@
+//! A column chunk's pages followed by their offsets, for the selective
+//! reader (`super::selected`).
+//!
+//! The `parquet` crate's page reader hands out pages whole and decoded,
+//! and keeps where they lie to itself. The selective reader walks the
+//! same pages with its own header reader ([`PageWalk`], on
+//! `crate::ingest::page_header`), in step with the crate's reader and
+//! stopping at any disagreement, so that it knows, before a page is
+//! decompressed, its bounds (when its writer put them in its header) and
+//! where its stored bytes are; then a page can be read only as far as the
+//! values wanted ([`StoredPage::prefix`]).
+//!
+//! Input is third-party data: a header that does not read ends the walk,
+//! and a page that decompresses short is a data error, never a panic.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::Compression;
+use parquet::column::page::PageMetadata;
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::reader::ChunkReader;
+
+use super::snappy_prefix::snappy_prefix;
+use crate::error::{Error, Result};
+use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
+
+/// Reads `length` bytes of the file at an offset.
+pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
+
+/// The pages of a column chunk as this reader's own header reader
+/// ([`read_page_header`]) walks them, alongside the `parquet` crate's page
+/// reader: a page's header tells its bounds, if its writer put them there
+/// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
+/// offset, so that it can be read in part. Only pages of the snappy codec
+/// (the default of pyarrow, Spark and DuckDB) or none can be read as far
+/// as needed ([`snappy_prefix`]); other codecs decompress a page whole.
+pub(super) struct PageWalk {
+    read: ReadAt,
+    /// The next page's header.
+    pub(super) offset: u64,
+    /// The end of the chunk.
+    end: u64,
+    /// Whether pages are snappy (`Some(true)`) or not compressed, when
+    /// they can be read in part.
+    snappy: Option<bool>,
+}
+
+impl PageWalk {
+    pub(super) fn of<R: ChunkReader + 'static>(
+        reader: &Arc<R>,
+        chunk: &ColumnChunkMetaData,
+    ) -> Option<Self> {
+        let snappy = match chunk.compression() {
+            Compression::SNAPPY => Some(true),
+            Compression::UNCOMPRESSED => Some(false),
+            _ => None,
+        };
+        let (start, length) = chunk.byte_range();
+        let reader = Arc::clone(reader);
+        Some(Self {
+            read: Arc::new(move |at, length| reader.get_bytes(at, length)),
+            offset: start,
+            end: start.checked_add(length)?,
+            snappy,
+        })
+    }
+
+    /// The header of the next page and its length in bytes, or `None` at
+    /// the end of the chunk or if the header does not read.
+    pub(super) fn header(&self) -> Option<(PageHeader, usize)> {
+        let left = self.end.checked_sub(self.offset).filter(|&l| l > 0)?;
+        for length in [HEADER_READ, HEADER_READ_MOST] {
+            let bytes = (self.read)(self.offset, usize::try_from(left.min(length)).ok()?).ok()?;
+            match read_page_header(&bytes) {
+                Ok(header) => return Some(header),
+                Err(HeaderError::Truncated) if left > length => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// The stored bytes of the page whose header (`header_len` bytes) is
+    /// next, if its sizes are possible.
+    pub(super) fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
+        let snappy = self.snappy?;
+        let compressed = usize::try_from(header.compressed_size).ok()?;
+        let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
+        let body = self.offset.checked_add(header_len as u64)?;
+        if body.checked_add(compressed as u64)? > self.end {
+            return None;
+        }
+        // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
+        // a header claiming more is left to the page reader to refuse.
+        let possible = if snappy {
+            uncompressed <= compressed.saturating_mul(24).saturating_add(64)
+        } else {
+            compressed == uncompressed
+        };
+        possible.then(|| StoredPage {
+            read: Arc::clone(&self.read),
+            body,
+            compressed,
+            uncompressed,
+            snappy,
+        })
+    }
+}
+
+/// Moves `walk` past the page whose header it read (`own`), or ends the
+/// walk if it read none.
+pub(super) fn step_walk(walk: &mut Option<PageWalk>, own: Option<&(PageHeader, usize)>) {
+    let step = own.and_then(|(header, len)| {
+        u64::try_from(header.compressed_size)
+            .ok()?
+            .checked_add(*len as u64)
+    });
+    match (walk.as_mut(), step) {
+        (Some(w), Some(step)) => w.offset = w.offset.saturating_add(step),
+        _ => *walk = None,
+    }
+}
+
+/// Bytes read for a page header: enough unless it holds long statistics,
+/// then at most this many.
+const HEADER_READ: u64 = 256;
+const HEADER_READ_MOST: u64 = 65_536;
+
+/// Whether this reader's own reading of the next page's header (`own`)
+/// agrees with the `parquet` crate's (`meta`).
+pub(super) fn own_header_agrees(
+    own: Option<&(PageHeader, usize)>,
+    meta: Option<&PageMetadata>,
+) -> bool {
+    match (own, meta) {
+        (None, None) => true,
+        (Some((header, _)), Some(meta)) => match header.kind {
+            PageKind::Dictionary => meta.is_dict,
+            PageKind::DataV1 => {
+                !meta.is_dict && meta.num_levels == usize::try_from(header.num_values).ok()
+            }
+            PageKind::DataV2 => {
+                let PageLevels::V2 { num_rows, .. } = header.levels else {
+                    return false;
+                };
+                !meta.is_dict && meta.num_rows == usize::try_from(num_rows).ok()
+            }
+            PageKind::Index => false,
+        },
+        _ => false,
+    }
+}
+
+/// One page's stored bytes, read as far as wanted.
+pub(super) struct StoredPage {
+    read: ReadAt,
+    /// Where they start in the file, and their length.
+    body: u64,
+    compressed: usize,
+    pub(super) uncompressed: usize,
+    snappy: bool,
+}
+
+impl StoredPage {
+    /// The first `want` bytes of the page as written (`want` at most its
+    /// uncompressed size).
+    pub(super) fn prefix(&self, want: usize, context: &str) -> Result<Bytes> {
+        let read = |length: usize| {
+            (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))
+        };
+        if !self.snappy {
+            return read(want);
+        }
+        // The whole page: the snappy crate's decoder, which is faster than
+        // one that can stop early.
+        if want == self.uncompressed {
+            let stored = read(self.compressed)?;
+            let out = snap::raw::Decoder::new()
+                .decompress_vec(&stored)
+                .map_err(|e| Error::data_from(context, e))?;
+            if out.len() != want {
+                return Err(Error::data(context, "damaged page: it decompresses short"));
+            }
+            return Ok(Bytes::from(out));
+        }
+        // A snappy element stores at most a few bytes more than it
+        // produces: read as much of the page, in proportion, and more when
+        // that falls short.
+        let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
+        let mut length = ((want as f64 * ratio * 1.25) as usize).saturating_add(1024);
+        loop {
+            length = length.min(self.compressed);
+            let stored = read(length)?;
+            if let Some(out) = snappy_prefix(&stored, want).filter(|out| out.len() == want) {
+                return Ok(Bytes::from(out));
+            }
+            if length == self.compressed {
+                return Err(Error::data(context, "damaged page: it decompresses short"));
+            }
+            length = length.saturating_mul(2);
+        }
+    }
+}
