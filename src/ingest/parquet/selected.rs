@@ -1396,22 +1396,8 @@ impl ColumnPages {
         }
         let dictionary = match self.physical {
             Type::BYTE_ARRAY => {
-                // Guess the bytes from the mean entry, then double.
-                let mean = held.page.uncompressed / held.entries.max(1);
-                let mut want = if wanted.saturating_mul(2) > held.entries {
-                    held.page.uncompressed
-                } else {
-                    wanted.saturating_mul(mean + mean / 4).saturating_add(64)
-                };
-                loop {
-                    want = want.min(held.page.uncompressed);
-                    let prefix = held.page.prefix(want, context)?;
-                    let complete = complete_entries(&prefix, held.entries);
-                    if complete >= wanted || want == held.page.uncompressed {
-                        break self.read_dictionary(prefix, complete, context)?;
-                    }
-                    want = want.saturating_mul(2);
-                }
+                let (prefix, whole) = strings_prefix(&held.page, 0, wanted, held.entries, context)?;
+                self.read_dictionary(prefix, whole, context)?
             }
             _ => {
                 let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
@@ -1507,31 +1493,16 @@ impl ColumnPages {
         };
         let buf = match self.physical {
             Type::BYTE_ARRAY => {
-                // Guess the bytes from the mean value, then double.
                 let present = if self.nullable {
                     self.present.count_present()
                 } else {
                     part.rows
                 };
-                let mean = (page.uncompressed - values_at) / present.max(1);
-                let mut want = values
-                    .saturating_mul(mean + mean / 4)
-                    .saturating_add(values_at + 64);
-                // Most of the page: read it whole at once.
-                if want.saturating_mul(2) > page.uncompressed {
-                    want = page.uncompressed;
+                let (buf, whole) = strings_prefix(page, values_at, values, present, context)?;
+                if whole < values {
+                    return Err(short(context));
                 }
-                loop {
-                    want = want.min(page.uncompressed);
-                    let buf = page.prefix(want, context)?;
-                    if complete_entries(&buf[values_at..], values) >= values {
-                        break buf;
-                    }
-                    if want == page.uncompressed {
-                        return Err(short(context));
-                    }
-                    want = want.saturating_mul(2);
-                }
+                buf
             }
             _ => {
                 let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
@@ -1686,6 +1657,36 @@ impl HeldDictionary {
             skipped: false,
             decoded: 0,
         })
+    }
+}
+
+/// The first bytes of `page` as far as the first `values` of the `total`
+/// plain `BYTE_ARRAY` values that start `skip` bytes in reach, and how
+/// many of the `total` they hold whole (`values` or more, unless the page
+/// holds fewer). Their length is guessed from the mean value's, then
+/// doubled; most of the page is read whole at once.
+fn strings_prefix(
+    page: &StoredPage,
+    skip: usize,
+    values: usize,
+    total: usize,
+    context: &str,
+) -> Result<(Bytes, usize)> {
+    let mean = page.uncompressed.saturating_sub(skip) / total.max(1);
+    let mut want = values
+        .saturating_mul(mean + mean / 4)
+        .saturating_add(skip + 64);
+    if want.saturating_mul(2) > page.uncompressed {
+        want = page.uncompressed;
+    }
+    loop {
+        want = want.min(page.uncompressed);
+        let buf = page.prefix(want, context)?;
+        let whole = complete_entries(buf.get(skip..).unwrap_or_default(), total);
+        if whole >= values || want == page.uncompressed {
+            return Ok((buf, whole));
+        }
+        want = want.saturating_mul(2);
     }
 }
 
