@@ -121,14 +121,14 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             // data_page_header: num_values 1, encoding 2, definition
             // level encoding 3.
             (5, STRUCT) => {
-                let ([values, encoding, def_encoding], stats) = input.data_fields([1, 2, 3], 5)?;
+                let ([values, encoding, def_encoding], stats) = input.fields([1, 2, 3], Some(5))?;
                 bounds = stats;
                 let levels = PageLevels::V1 { def_encoding };
                 inner = Some((PageKind::DataV1, need(values)?, need(encoding)?, levels));
             }
             // dictionary_page_header: num_values 1, encoding 2.
             (7, STRUCT) => {
-                let [values, encoding] = input.i32_fields([1, 2])?;
+                let ([values, encoding], _) = input.fields([1, 2], None)?;
                 let levels = PageLevels::None;
                 inner = Some((PageKind::Dictionary, need(values)?, need(encoding)?, levels));
             }
@@ -136,7 +136,7 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
             // encoding 4, definition and repetition levels' lengths 5, 6.
             (8, STRUCT) => {
                 let ([values, nulls, rows, encoding, def_len, rep_len], stats) =
-                    input.data_fields([1, 2, 3, 4, 5, 6], 8)?;
+                    input.fields([1, 2, 3, 4, 5, 6], Some(8))?;
                 bounds = stats;
                 let levels = PageLevels::V2 {
                     num_nulls: need(nulls)?,
@@ -266,35 +266,18 @@ impl Input<'_> {
     }
 
     /// Reads an inner page header struct for its `i32` fields `ids` (in
-    /// that order; `None` where absent), skipping the others. A field of
+    /// that order; `None` where absent) and the bounds in its statistics
+    /// (field `statistics`, if it has one), skipping the others. A field of
     /// `ids` given twice or with another type is malformed.
-    fn i32_fields<const N: usize>(&mut self, ids: [i16; N]) -> Read<[Option<i32>; N]> {
-        let mut values = [None; N];
-        self.read_struct(1, |input, id, wire| {
-            let Some(slot) = ids.iter().position(|&i| i == id).map(|i| &mut values[i]) else {
-                return input.skip(wire, 2);
-            };
-            if wire != I32 || slot.is_some() {
-                return Err(HeaderError::Malformed);
-            }
-            *slot = Some(input.i32()?);
-            Ok(())
-        })?;
-        Ok(values)
-    }
-
-    /// Reads a data page header struct for its `i32` fields `ids` (as
-    /// [`Input::i32_fields`]) and the bounds in its statistics, field
-    /// `statistics`.
-    fn data_fields<const N: usize>(
+    fn fields<const N: usize>(
         &mut self,
         ids: [i16; N],
-        statistics: i16,
+        statistics: Option<i16>,
     ) -> Read<([Option<i32>; N], Option<PageBounds>)> {
         let mut values = [None; N];
         let mut bounds = None;
         self.read_struct(1, |input, id, wire| {
-            if id == statistics && wire == STRUCT {
+            if Some(id) == statistics && wire == STRUCT {
                 bounds = input.statistics_bounds()?;
                 return Ok(());
             }

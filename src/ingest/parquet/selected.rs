@@ -2293,17 +2293,23 @@ mod tests {
         assert!(errors > 0);
     }
 
-    /// With a column index (parquet-rs writes one by default), the pages
-    /// whose bounds exclude the values are skipped: damage in one of them
-    /// goes unread. Without one, every page is read, and the damage found.
-    #[test]
-    fn pages_the_column_index_excludes_are_not_read() {
-        // Sorted values in pages of 500 rows: page k holds `k00`..`k99`.
+    /// 5,000 sorted strings, for pages of 500 rows (page k holds
+    /// `k00`..`k99`), and a batch of them as column `s`.
+    fn sorted_strings() -> (Vec<String>, RecordBatch) {
         let values: Vec<String> = (0..5_000)
             .map(|i| format!("{:02}{:02}", i / 500, i % 100))
             .collect();
         let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
         let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
+        (values, batch)
+    }
+
+    /// With a column index (parquet-rs writes one by default), the pages
+    /// whose bounds exclude the values are skipped: damage in one of them
+    /// goes unread. Without one, every page is read, and the damage found.
+    #[test]
+    fn pages_the_column_index_excludes_are_not_read() {
+        let (values, batch) = sorted_strings();
         for (statistics, skips) in [
             (EnabledStatistics::Page, true),
             (EnabledStatistics::Chunk, false),
@@ -2341,11 +2347,7 @@ mod tests {
     /// values are skipped too, with no column index to read.
     #[test]
     fn pages_their_header_bounds_exclude_are_not_read() {
-        let values: Vec<String> = (0..5_000)
-            .map(|i| format!("{:02}{:02}", i / 500, i % 100))
-            .collect();
-        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
-        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
+        let (values, batch) = sorted_strings();
         let props = WriterProperties::builder()
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_write_page_header_statistics(true)
