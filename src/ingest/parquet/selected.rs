@@ -2234,13 +2234,7 @@ mod tests {
             at += len + header.compressed_size as usize;
         }
         let mut errors = 0;
-        for at in start as usize..(start + length) as usize {
-            let mut bytes = clean.to_vec();
-            bytes[at] ^= 0x5a;
-            let reader = CountingReader {
-                bytes: bytes.into(),
-                read: Arc::default(),
-            };
+        for (at, reader) in each_byte_flipped(&clean, start as usize..(start + length) as usize) {
             for rows in [vec![2, 3], vec![1_499]] {
                 let read = || {
                     ColumnGather::open(
@@ -2265,6 +2259,23 @@ mod tests {
         assert!(errors > 0);
     }
 
+    /// Each byte of `range` of `clean` flipped in turn: its offset, and a
+    /// reader of the damaged file.
+    fn each_byte_flipped(
+        clean: &Bytes,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (usize, CountingReader)> + '_ {
+        range.map(|at| {
+            let mut bytes = clean.to_vec();
+            bytes[at] ^= 0x5a;
+            let reader = CountingReader {
+                bytes: bytes.into(),
+                read: Arc::default(),
+            };
+            (at, reader)
+        })
+    }
+
     /// Damage in a dictionary page read in part never panics: each byte
     /// of the page flipped in turn gives an error or values (damage a
     /// page's checksum-free bytes can hide), for rows early and late.
@@ -2277,13 +2288,7 @@ mod tests {
         let start = chunk.dictionary_page_offset().unwrap() as usize;
         let end = chunk.data_page_offset() as usize;
         let mut errors = 0;
-        for at in start..end {
-            let mut bytes = clean.to_vec();
-            bytes[at] ^= 0x5a;
-            let reader = CountingReader {
-                bytes: bytes.into(),
-                read: Arc::default(),
-            };
+        for (_, reader) in each_byte_flipped(&clean, start..end) {
             for rows in [vec![1, 2], vec![999]] {
                 errors +=
                     usize::from(gathered(&reader, &chunk, ColumnKind::Strings, &rows).is_err());
