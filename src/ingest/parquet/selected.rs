@@ -2304,15 +2304,29 @@ mod tests {
         assert!(errors > 0);
     }
 
-    /// 5,000 sorted strings, for pages of 500 rows (page k holds
-    /// `k00`..`k99`), and a batch of them as column `s`.
-    fn sorted_strings() -> (Vec<String>, RecordBatch) {
+    /// 5,000 sorted strings in plain pages of 500 rows (page k holds
+    /// `k00`..`k99`), written as column `s` with `statistics` (and bounds
+    /// in each page header with `header_bounds`): the values, the file and
+    /// its chunk.
+    fn sorted_strings(
+        statistics: EnabledStatistics,
+        header_bounds: bool,
+    ) -> (Vec<String>, Bytes, ColumnChunkMetaData) {
         let values: Vec<String> = (0..5_000)
             .map(|i| format!("{:02}{:02}", i / 500, i % 100))
             .collect();
         let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
         let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
-        (values, batch)
+        let props = WriterProperties::builder()
+            .set_statistics_enabled(statistics)
+            .set_write_page_header_statistics(header_bounds)
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(500)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        (values, bytes, chunk)
     }
 
     /// With a column index (parquet-rs writes one by default), the pages
@@ -2320,19 +2334,11 @@ mod tests {
     /// goes unread. Without one, every page is read, and the damage found.
     #[test]
     fn pages_the_column_index_excludes_are_not_read() {
-        let (values, batch) = sorted_strings();
         for (statistics, skips) in [
             (EnabledStatistics::Page, true),
             (EnabledStatistics::Chunk, false),
         ] {
-            let props = WriterProperties::builder()
-                .set_statistics_enabled(statistics)
-                .set_dictionary_enabled(false)
-                .set_data_page_row_count_limit(500)
-                .set_write_batch_size(500)
-                .build();
-            let clean = write(&batch, props);
-            let chunk = first_chunk(&clean);
+            let (values, clean, chunk) = sorted_strings(statistics, false);
             assert_eq!(chunk.column_index_range().is_some(), skips);
             let want: Vec<u32> = (0..5_000)
                 .filter(|&i| values[i as usize] == "0307")
@@ -2358,16 +2364,7 @@ mod tests {
     /// values are skipped too, with no column index to read.
     #[test]
     fn pages_their_header_bounds_exclude_are_not_read() {
-        let (values, batch) = sorted_strings();
-        let props = WriterProperties::builder()
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_write_page_header_statistics(true)
-            .set_dictionary_enabled(false)
-            .set_data_page_row_count_limit(500)
-            .set_write_batch_size(500)
-            .build();
-        let clean = write(&batch, props);
-        let chunk = first_chunk(&clean);
+        let (values, clean, chunk) = sorted_strings(EnabledStatistics::Page, true);
         let (start, length) = chunk.byte_range();
         let (first, _) = read_page_header(&clean[start as usize..]).unwrap();
         assert!(first.bounds.is_some());
