@@ -18,6 +18,8 @@ The data sets are made once under `target/bench-compare/` with
   every column nullable, INT96 timestamps without statistics;
 - `interleaved-duckdb`: the interleaved rows rewritten by DuckDB's own
   writer (122,880-row groups);
+- `interleaved-polars`: the same rows rewritten by Polars with its
+  defaults (zstd, 131,072-row groups; only when polars is installed);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -160,6 +162,18 @@ def make_data(convostat, events, out):
             pq.write_table(table, spark_path + ".partial", use_deprecated_int96_timestamps=True)
             os.rename(spark_path + ".partial", spark_path)
         sets["interleaved-spark"] = spark_path
+    # Polars' default writer: zstd, 131,072-row groups, plain event ids
+    # and timestamps.
+    polars_path = f"{out}/interleaved-polars.parquet"
+    if not os.path.exists(polars_path):
+        try:
+            import polars as pl
+            pl.read_parquet(inter).write_parquet(polars_path + ".partial")
+            os.rename(polars_path + ".partial", polars_path)
+        except ImportError:
+            print("polars is not installed: skipping interleaved-polars", file=sys.stderr)
+    if os.path.exists(polars_path):
+        sets["interleaved-polars"] = polars_path
     # DuckDB's own writer: 122,880-row row groups, plain event ids.
     duck_path = f"{out}/interleaved-duckdb.parquet"
     if not os.path.exists(duck_path):
