@@ -23,7 +23,9 @@ use parquet::file::reader::ChunkReader;
 
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
+use crate::ingest::page_header::{
+    encoding, read_page_header, HeaderError, PageHeader, PageKind, PageLevels,
+};
 
 /// Reads `length` bytes of the file at an offset.
 pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
@@ -69,16 +71,7 @@ impl PageWalk {
     /// The header of the next page and its length in bytes, or `None` at
     /// the end of the chunk or if the header does not read.
     pub(super) fn header(&self) -> Option<(PageHeader, usize)> {
-        let left = self.end.checked_sub(self.offset).filter(|&l| l > 0)?;
-        for length in [HEADER_READ, HEADER_READ_MOST] {
-            let bytes = (self.read)(self.offset, usize::try_from(left.min(length)).ok()?).ok()?;
-            match read_page_header(&bytes) {
-                Ok(header) => return Some(header),
-                Err(HeaderError::Truncated) if left > length => continue,
-                Err(_) => return None,
-            }
-        }
-        None
+        header_at(|at, length| (self.read)(at, length), self.offset, self.end)
     }
 
     /// The stored bytes of the page whose header (`header_len` bytes) is
@@ -106,6 +99,71 @@ impl PageWalk {
             snappy,
         })
     }
+}
+
+/// The header of the page at `offset` (before `end`) and its length in
+/// bytes, read with `read`; `None` at `end` or if it does not read.
+fn header_at(
+    read: impl Fn(u64, usize) -> parquet::errors::Result<Bytes>,
+    offset: u64,
+    end: u64,
+) -> Option<(PageHeader, usize)> {
+    let left = end.checked_sub(offset).filter(|&l| l > 0)?;
+    for length in [HEADER_READ, HEADER_READ_MOST] {
+        let bytes = read(offset, usize::try_from(left.min(length)).ok()?).ok()?;
+        match read_page_header(&bytes) {
+            Ok(header) => return Some(header),
+            Err(HeaderError::Truncated) if left > length => continue,
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Whether every data page of `chunk` takes its values from the chunk's
+/// one dictionary page, as their headers say (read a few hundred bytes
+/// each; no page is decompressed). False when a header does not read, a
+/// page is not dictionary-encoded, or a second dictionary page appears.
+/// A chunk's encoding statistics tell the same where a writer gives them;
+/// Polars gives none.
+pub(super) fn only_dictionary_encoded<R: ChunkReader>(
+    reader: &R,
+    chunk: &ColumnChunkMetaData,
+) -> bool {
+    let (start, length) = chunk.byte_range();
+    let Some(end) = start.checked_add(length) else {
+        return false;
+    };
+    let read = |at, length| reader.get_bytes(at, length);
+    let mut offset = start;
+    let mut dictionaries = 0;
+    while offset < end {
+        let Some((header, header_len)) = header_at(read, offset, end) else {
+            return false;
+        };
+        let ok = match header.kind {
+            PageKind::Dictionary => {
+                dictionaries += 1;
+                dictionaries == 1 && offset == start
+            }
+            PageKind::DataV1 | PageKind::DataV2 => {
+                dictionaries == 1
+                    && matches!(
+                        header.encoding,
+                        encoding::PLAIN_DICTIONARY | encoding::RLE_DICTIONARY
+                    )
+            }
+            PageKind::Index => true,
+        };
+        let step = u64::try_from(header.compressed_size)
+            .ok()
+            .and_then(|c| c.checked_add(header_len as u64));
+        match step {
+            Some(step) if ok => offset = offset.saturating_add(step),
+            _ => return false,
+        }
+    }
+    offset == end && dictionaries == 1
 }
 
 /// Moves `walk` past the page whose header it read (`own`), or ends the

@@ -63,9 +63,11 @@ use super::hybrid::{
     decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
 };
 use super::levels::PresentBits;
-use super::page_walk::{own_header_agrees, step_walk, PageWalk, StoredPage};
+use super::page_walk::{
+    only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
+};
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{PageBounds, PageHeader, PageKind, PageLevels};
+use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,16 +227,18 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
     });
-    // A chunk all of whose pages use its dictionary holds no matching row
-    // if no entry matches: then only its dictionary page is read.
-    if only_dictionary_pages {
-        if let Some(Dictionary::Strings(dict)) =
-            ColumnPages::dictionary_alone(&reader, chunk, rows, context)
-        {
-            if !(0..dict.len()).any(|i| wanted(dict.get(i))) {
-                return Ok(Vec::new());
-            }
-        }
+    // Whether no entry of the chunk's dictionary matches. Then a chunk all
+    // of whose pages use it holds no matching row, and only its dictionary
+    // page (and, without encoding statistics, its page headers) is read.
+    // Else the pages whose own header says they use it are skipped without
+    // being decompressed, and only pages a writer fell back to plain for
+    // are read.
+    let dictionary_misses = matches!(
+        ColumnPages::dictionary_alone(&reader, chunk, rows, context),
+        Some(Dictionary::Strings(dict)) if !(0..dict.len()).any(|i| wanted(dict.get(i)))
+    );
+    if dictionary_misses && (only_dictionary_pages || only_dictionary_encoded(&reader, chunk)) {
+        return Ok(Vec::new());
     }
     // The pages whose statistics in the chunk's column index (parquet-rs
     // and parquet-mr write one) admit a value; the others are skipped
@@ -249,7 +253,9 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                 .iter()
                 .any(|v| b.min.as_slice() <= v.as_bytes() && v.as_bytes() <= b.max.as_slice())
         });
-        every_row(page).filter(|_| indexed && bounded)
+        // (A page after a second dictionary page uses that one.)
+        let missed = dictionary_misses && page.dictionary_encoded && page.dictionaries == 1;
+        every_row(page).filter(|_| indexed && bounded && !missed)
     };
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     // A page's indices, when it has nulls (reused).
@@ -1174,6 +1180,14 @@ impl ColumnPages {
                         rows: range.clone(),
                         number: self.data_pages,
                         bounds: own.as_ref().and_then(|(h, _)| h.bounds.as_ref()),
+                        dictionary_encoded: own.as_ref().is_some_and(|(h, _)| {
+                            matches!(h.kind, PageKind::DataV1 | PageKind::DataV2)
+                                && matches!(
+                                    h.encoding,
+                                    encoding::PLAIN_DICTIONARY | encoding::RLE_DICTIONARY
+                                )
+                        }),
+                        dictionaries: self.dictionary_id,
                     });
                     self.data_pages += 1;
                     if rows > 0 && last_wanted.is_none() {
@@ -1597,6 +1611,11 @@ struct PageAt<'a> {
     number: usize,
     /// Its bounds, from its header.
     bounds: Option<&'a PageBounds>,
+    /// Whether its header says its values are indices into a dictionary
+    /// (false when no header of this reader's own was read).
+    dictionary_encoded: bool,
+    /// How many dictionary pages of the chunk came before it.
+    dictionaries: u32,
 }
 
 /// The page's last row: every row of every page is wanted.
@@ -2454,5 +2473,121 @@ mod tests {
             }
         }
         assert!(disagree.is_empty(), "{disagree:?}");
+    }
+
+    /// `chunk` as a writer that gives no encoding statistics (Polars)
+    /// describes it.
+    fn without_encoding_statistics(chunk: &ColumnChunkMetaData) -> ColumnChunkMetaData {
+        chunk
+            .clone()
+            .into_builder()
+            .clear_page_encoding_stats()
+            .build()
+            .unwrap()
+    }
+
+    /// `bytes` with the stored bytes of every data page that `damage`
+    /// picks (by its header) overwritten, headers left whole.
+    fn damage_pages(
+        bytes: &Bytes,
+        chunk: &ColumnChunkMetaData,
+        damage: impl Fn(&PageHeader) -> bool,
+    ) -> Bytes {
+        let (start, length) = chunk.byte_range();
+        let mut out = bytes.to_vec();
+        let mut at = start as usize;
+        while at < (start + length) as usize {
+            let (header, header_len) = read_page_header(&bytes[at..]).unwrap();
+            let body = at + header_len;
+            let end = body + header.compressed_size as usize;
+            if header.kind != PageKind::Dictionary && damage(&header) {
+                out[body..end].fill(0xff);
+            }
+            at = end;
+        }
+        out.into()
+    }
+
+    /// Without encoding statistics, a chunk whose dictionary holds no
+    /// match is ruled out by its page headers, which say every page uses
+    /// the dictionary: no data page is read (damage in them goes unseen),
+    /// and a value the dictionary holds is still found, the damage with it.
+    #[test]
+    fn page_headers_rule_out_a_chunk_without_encoding_statistics() {
+        let (bytes, chunk) = file();
+        let chunk = without_encoding_statistics(&chunk);
+        assert!(chunk.page_encoding_stats_mask().is_none());
+        assert!(only_dictionary_encoded(&bytes, &chunk));
+        let reader = CountingReader {
+            bytes: bytes.clone(),
+            read: Arc::default(),
+        };
+        let dictionary =
+            (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+        assert_eq!(
+            matching(&reader, &chunk, "nope").unwrap(),
+            Vec::<u32>::new()
+        );
+        // The dictionary, then at most 256 bytes per page header.
+        let read = reader.read.swap(0, Ordering::Relaxed);
+        let (_, length) = chunk.byte_range();
+        assert!(read <= dictionary + 11 * 256, "{read}");
+        assert!(read < dictionary + length as usize, "{read} of {length}");
+        let want: Vec<u32> = (0..5_000).filter(|i| i % 50 == 7).collect();
+        assert_eq!(matching(&reader, &chunk, "v7").unwrap(), want);
+
+        let damaged = damage_pages(&bytes, &chunk, |_| true);
+        let find = |value: &str| {
+            guard("s", || {
+                matching_rows(damaged.clone(), &chunk, 5_000, &[value.to_owned()], "s")
+            })
+        };
+        assert_eq!(find("nope").unwrap(), Vec::<u32>::new());
+        assert!(find("v7").is_err());
+    }
+
+    /// A chunk whose dictionary outgrew its limit continues in plain
+    /// pages. When the dictionary holds no match, only those are read,
+    /// with encoding statistics or without: a value in them is found, and
+    /// damage in the dictionary-encoded pages goes unseen.
+    #[test]
+    fn only_plain_pages_are_read_when_the_dictionary_holds_no_match() {
+        let values: Vec<String> = (0..5_000).map(|i| format!("value-{i:05}")).collect();
+        let strings: StringArray = values.iter().map(|v| Some(v.as_str())).collect();
+        let batch = RecordBatch::try_from_iter([("s", Arc::new(strings) as ArrayRef)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_dictionary_page_size_limit(4_096)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(500)
+            .build();
+        let bytes = write(&batch, props);
+        let with_statistics = first_chunk(&bytes);
+        let dictionary_encoded = |h: &PageHeader| h.encoding == encoding::RLE_DICTIONARY;
+        let damaged = damage_pages(&bytes, &with_statistics, dictionary_encoded);
+        assert_ne!(damaged, bytes, "some pages use the dictionary");
+        assert_ne!(
+            damage_pages(&bytes, &with_statistics, |h| !dictionary_encoded(h)),
+            bytes,
+            "some pages are plain"
+        );
+        let last = values[4_999].clone();
+        for chunk in [
+            without_encoding_statistics(&with_statistics),
+            with_statistics.clone(),
+        ] {
+            assert!(!only_dictionary_encoded(&bytes, &chunk));
+            let find = |bytes: &Bytes, value: &str| {
+                guard("s", || {
+                    matching_rows(bytes.clone(), &chunk, 5_000, &[value.to_owned()], "s")
+                })
+            };
+            assert_eq!(find(&bytes, &last).unwrap(), [4_999]);
+            assert_eq!(find(&damaged, &last).unwrap(), [4_999]);
+            // Within the bounds of the first pages, which use the
+            // dictionary, but not in it.
+            assert_eq!(find(&damaged, "value-00000x").unwrap(), Vec::<u32>::new());
+            // A value the dictionary holds: its pages are read.
+            assert!(find(&damaged, &values[0]).is_err());
+        }
     }
 }
