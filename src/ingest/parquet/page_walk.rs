@@ -13,7 +13,8 @@
 //! Input is third-party data: a header that does not read ends the walk,
 //! and a page that decompresses short is a data error, never a panic.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use parquet::basic::Compression;
@@ -34,18 +35,26 @@ pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes
 /// ([`read_page_header`]) walks them, alongside the `parquet` crate's page
 /// reader: a page's header tells its bounds, if its writer put them there
 /// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
-/// offset, so that it can be read in part. Only pages of the snappy codec
-/// (the default of pyarrow, Spark and DuckDB) or none can be read as far
-/// as needed ([`snappy_prefix`]); other codecs decompress a page whole.
+/// offset, so that it can be read in part. Pages of the snappy codec (the
+/// default of pyarrow, Spark and DuckDB; [`snappy_prefix`]), of zstd (the
+/// default of Polars) or of none can be read as far as needed; other
+/// codecs decompress a page whole.
 pub(super) struct PageWalk {
     read: ReadAt,
     /// The next page's header.
     pub(super) offset: u64,
     /// The end of the chunk.
     end: u64,
-    /// Whether pages are snappy (`Some(true)`) or not compressed, when
-    /// they can be read in part.
-    snappy: Option<bool>,
+    /// The pages' codec, when they can be read in part.
+    codec: Option<PageCodec>,
+}
+
+/// A codec whose pages can be read in part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageCodec {
+    Uncompressed,
+    Snappy,
+    Zstd,
 }
 
 impl PageWalk {
@@ -53,9 +62,10 @@ impl PageWalk {
         reader: &Arc<R>,
         chunk: &ColumnChunkMetaData,
     ) -> Option<Self> {
-        let snappy = match chunk.compression() {
-            Compression::SNAPPY => Some(true),
-            Compression::UNCOMPRESSED => Some(false),
+        let codec = match chunk.compression() {
+            Compression::SNAPPY => Some(PageCodec::Snappy),
+            Compression::ZSTD(_) => Some(PageCodec::Zstd),
+            Compression::UNCOMPRESSED => Some(PageCodec::Uncompressed),
             _ => None,
         };
         let (start, length) = chunk.byte_range();
@@ -64,7 +74,7 @@ impl PageWalk {
             read: Arc::new(move |at, length| reader.get_bytes(at, length)),
             offset: start,
             end: start.checked_add(length)?,
-            snappy,
+            codec,
         })
     }
 
@@ -77,7 +87,7 @@ impl PageWalk {
     /// The stored bytes of the page whose header (`header_len` bytes) is
     /// next, if its sizes are possible.
     pub(super) fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
-        let snappy = self.snappy?;
+        let codec = self.codec?;
         let compressed = usize::try_from(header.compressed_size).ok()?;
         let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
         let body = self.offset.checked_add(header_len as u64)?;
@@ -85,18 +95,24 @@ impl PageWalk {
             return None;
         }
         // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
-        // a header claiming more is left to the page reader to refuse.
-        let possible = if snappy {
-            uncompressed <= compressed.saturating_mul(24).saturating_add(64)
-        } else {
-            compressed == uncompressed
+        // a header claiming more is left to the page reader to refuse. zstd
+        // has no such bound (a page of one repeated value shrinks to a few
+        // bytes); a claim past this one is left to the page reader too,
+        // which reads such a page whole.
+        let possible = match codec {
+            PageCodec::Snappy => uncompressed <= compressed.saturating_mul(24).saturating_add(64),
+            PageCodec::Zstd => {
+                uncompressed <= compressed.saturating_mul(1024).saturating_add(1 << 16)
+            }
+            PageCodec::Uncompressed => compressed == uncompressed,
         };
         possible.then(|| StoredPage {
             read: Arc::clone(&self.read),
             body,
             compressed,
             uncompressed,
-            snappy,
+            codec,
+            decoded: Mutex::default(),
         })
     }
 }
@@ -210,6 +226,9 @@ pub(super) fn own_header_agrees(
     }
 }
 
+/// The most a zstd block produces.
+const ZSTD_BLOCK: usize = 128 << 10;
+
 /// One page's stored bytes, read as far as wanted.
 pub(super) struct StoredPage {
     read: ReadAt,
@@ -217,7 +236,10 @@ pub(super) struct StoredPage {
     body: u64,
     compressed: usize,
     pub(super) uncompressed: usize,
-    snappy: bool,
+    codec: PageCodec,
+    /// The longest prefix decompressed so far (zstd only: it gives whole
+    /// blocks).
+    decoded: Mutex<Bytes>,
 }
 
 impl StoredPage {
@@ -227,8 +249,10 @@ impl StoredPage {
         let read = |length: usize| {
             (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))
         };
-        if !self.snappy {
-            return read(want);
+        match self.codec {
+            PageCodec::Uncompressed => return read(want),
+            PageCodec::Zstd => return self.zstd_prefix(want, context),
+            PageCodec::Snappy => {}
         }
         // The whole page: the snappy crate's decoder, which is faster than
         // one that can stop early.
@@ -258,5 +282,84 @@ impl StoredPage {
             }
             length = length.saturating_mul(2);
         }
+    }
+
+    /// [`StoredPage::prefix`] of a zstd page: its stored bytes are read as
+    /// far as they produce `want` bytes (in proportion first, then twice
+    /// as far each time), through one decompression context per thread
+    /// (the `parquet` crate makes one per column chunk, with a compression
+    /// context besides).
+    fn zstd_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
+        use zstd::zstd_safe::{get_frame_content_size, DCtx, InBuffer, OutBuffer, ResetDirective};
+        thread_local! {
+            static DECOMPRESSION: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+        }
+        let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
+        {
+            let decoded = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+            if decoded.len() >= want {
+                return Ok(decoded.slice(..want));
+            }
+        }
+        DECOMPRESSION.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let dctx = match &mut *cell {
+                Some(dctx) => dctx,
+                None => cell
+                    .insert(DCtx::try_create().ok_or_else(|| {
+                        Error::data(context, "zstd could not allocate a context")
+                    })?),
+            };
+            dctx.reset(ResetDirective::SessionOnly)
+                .map_err(|_| Error::data(context, "zstd could not reset its context"))?;
+            // zstd gives nothing of a block (up to 128 KiB of output)
+            // before it has all of its stored bytes: read in proportion to
+            // the blocks `want` reaches into.
+            let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
+            let blocks = want.div_ceil(ZSTD_BLOCK).saturating_mul(ZSTD_BLOCK);
+            let mut length = if want == self.uncompressed {
+                self.compressed
+            } else {
+                ((blocks as f64 * ratio * 1.25) as usize).saturating_add(1024)
+            };
+            // Whole blocks are kept for the next, longer prefix (a page's
+            // levels' length, then its levels, then its values).
+            let target = blocks.clamp(want, self.uncompressed.max(want));
+            let mut out: Vec<u8> = Vec::with_capacity(target);
+            let mut fed = 0usize;
+            loop {
+                length = length.min(self.compressed);
+                let stored = (self.read)(self.body + fed as u64, length - fed)
+                    .map_err(|e| Error::data_from(context, e))?;
+                if fed == 0 {
+                    // A frame that names its size must name the page's.
+                    if let Ok(Some(size)) = get_frame_content_size(&stored) {
+                        if size != self.uncompressed as u64 {
+                            return Err(damaged("its zstd frame is not of its size"));
+                        }
+                    }
+                }
+                let mut input = InBuffer::around(&stored);
+                while out.len() < target && input.pos() < stored.len() {
+                    let (filled, taken) = (out.len(), input.pos());
+                    let mut output = OutBuffer::around_pos(&mut out, filled);
+                    dctx.decompress_stream(&mut output, &mut input)
+                        .map_err(|code| damaged(zstd::zstd_safe::get_error_name(code)))?;
+                    if (out.len(), input.pos()) == (filled, taken) {
+                        return Err(damaged("zstd makes no progress"));
+                    }
+                }
+                fed = length;
+                if out.len() >= want {
+                    let out = Bytes::from(out);
+                    *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = out.clone();
+                    return Ok(out.slice(..want));
+                }
+                if length == self.compressed {
+                    return Err(damaged("it decompresses short"));
+                }
+                length = length.saturating_mul(2);
+            }
+        })
     }
 }
