@@ -107,16 +107,20 @@ pub fn plan_columns(query: &Query) -> Vec<&'static str> {
         Query::Insights(q) => {
             columns.extend(series_columns(&q.channel_type, &q.language, q.group_by));
         }
-        Query::Flow(_) => {
+        Query::Flow(q) => {
             columns.extend([
                 col::BOT_VERSION,
                 col::USER_ID,
-                col::MESSAGE_ID,
                 col::FROM_STEP_ID,
                 col::FROM_STEP_TYPE,
                 col::TO_STEP_ID,
                 col::TO_STEP_TYPE,
             ]);
+            // Message ids only filter transitions: a megabyte of unique
+            // strings per row group, for nothing without the filter.
+            if q.message_id.is_some() {
+                columns.push(col::MESSAGE_ID);
+            }
         }
         Query::Usage(q) => {
             columns.push(col::TEAM_ID);
@@ -445,4 +449,22 @@ fn with_placeholders(batch: &RecordBatch, columns: &[&str]) -> Result<RecordBatc
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
         .map_err(|e| Error::data_from("batch", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::FlowQuery;
+    use crate::time::TimeRange;
+
+    #[test]
+    fn a_flow_reads_message_ids_only_to_filter_by_them() {
+        let range = TimeRange { start: 0, end: 1 };
+        let mut flow = FlowQuery::new("b", "c", "v", range);
+        let reads_message_ids =
+            |q: &FlowQuery| plan_columns(&Query::Flow(q.clone())).contains(&col::MESSAGE_ID);
+        assert!(!reads_message_ids(&flow));
+        flow.message_id = Some("m".into());
+        assert!(reads_message_ids(&flow));
+    }
 }
