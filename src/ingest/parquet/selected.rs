@@ -13,7 +13,8 @@
 //!   indices are unpacked, without a buffer of them ([`MatchingRows`]);
 //!   a page whose bounds exclude the values, in the chunk's column index
 //!   ([`pages_admitting`]) or in the page's own header ([`PageWalk`]), is
-//!   not decompressed;
+//!   not decompressed, nor is a page that uses a dictionary none of whose
+//!   entries match ([`only_dictionary_encoded`] rules out the whole chunk);
 //! - every other column then yields just those rows, a batch of rows at a
 //!   time ([`ColumnGather`]): definition levels are read as a bitmap,
 //!   dictionary indices are read by position from the parsed runs (or in
@@ -1021,7 +1022,7 @@ struct ColumnPages {
     /// entries of the rows wanted reach.
     held: Option<HeldDictionary>,
     /// Where the next page is, while this reader follows the pages itself
-    /// (page by page, snappy or not compressed), so that it can read a
+    /// (page by page, snappy, zstd or not compressed), so that it can read a
     /// page in part.
     walk: Option<PageWalk>,
     /// The current page, when it was read in part.
