@@ -290,7 +290,7 @@ impl StoredPage {
     /// (the `parquet` crate makes one per column chunk, with a compression
     /// context besides).
     fn zstd_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
-        use zstd::zstd_safe::{get_frame_content_size, DCtx, InBuffer, OutBuffer, ResetDirective};
+        use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
         thread_local! {
             static DECOMPRESSION: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
         }
@@ -331,14 +331,6 @@ impl StoredPage {
                 length = length.min(self.compressed);
                 let stored = (self.read)(self.body + fed as u64, length - fed)
                     .map_err(|e| Error::data_from(context, e))?;
-                if fed == 0 {
-                    // A frame that names its size must name the page's.
-                    if let Ok(Some(size)) = get_frame_content_size(&stored) {
-                        if size != self.uncompressed as u64 {
-                            return Err(damaged("its zstd frame is not of its size"));
-                        }
-                    }
-                }
                 let mut input = InBuffer::around(&stored);
                 while out.len() < target && input.pos() < stored.len() {
                     let (filled, taken) = (out.len(), input.pos());
