@@ -355,3 +355,80 @@ impl StoredPage {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A page of `codec` whose stored bytes are `stored` (counting the
+    /// bytes read in `read`), of `uncompressed` bytes.
+    fn page(stored: Vec<u8>, uncompressed: usize, read: &Arc<AtomicUsize>) -> StoredPage {
+        let stored = Bytes::from(stored);
+        let compressed = stored.len();
+        let read = Arc::clone(read);
+        StoredPage {
+            read: Arc::new(move |at, length| {
+                read.fetch_add(length, Ordering::Relaxed);
+                let at = at as usize;
+                Ok(stored.slice(at..(at + length).min(stored.len())))
+            }),
+            body: 0,
+            compressed,
+            uncompressed,
+            codec: PageCodec::Zstd,
+            decoded: Mutex::default(),
+        }
+    }
+
+    /// A zstd page made of two frames (valid zstd, though writers make
+    /// one): every prefix is its bytes, a short one read without the rest
+    /// of the page, a longer one of the same page from the blocks kept.
+    #[test]
+    fn a_zstd_page_is_read_in_part_across_frames() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| {
+                format!("event-{i:08}-{}", i.wrapping_mul(2_654_435_761) % 97).into_bytes()
+            })
+            .collect();
+        let half = data.len() / 2;
+        let mut stored = zstd::bulk::compress(&data[..half], 1).unwrap();
+        stored.extend(zstd::bulk::compress(&data[half..], 1).unwrap());
+        for want in [10, 5_000, half - 3, half + 10, data.len()] {
+            let read = Arc::default();
+            let page = page(stored.clone(), data.len(), &read);
+            assert_eq!(page.prefix(want, "v").unwrap(), &data[..want], "{want}");
+            if want == 10 {
+                assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
+                // A longer prefix within the blocks read reads nothing more.
+                let before = read.load(Ordering::Relaxed);
+                assert_eq!(page.prefix(100, "v").unwrap(), &data[..100]);
+                assert_eq!(read.load(Ordering::Relaxed), before);
+            }
+        }
+    }
+
+    /// A zstd page cut short, or with a byte flipped anywhere, is an error
+    /// or bytes, never a panic.
+    #[test]
+    fn a_damaged_zstd_page_is_an_error() {
+        let data: Vec<u8> = (0..8_000u32)
+            .flat_map(|i| format!("e{i}").into_bytes())
+            .collect();
+        let stored = zstd::bulk::compress(&data, 1).unwrap();
+        let read = Arc::default();
+        let cut = page(stored[..stored.len() / 2].to_vec(), data.len(), &read);
+        assert!(cut.prefix(data.len(), "v").is_err());
+        let mut errors = 0;
+        for at in 0..stored.len() {
+            let mut damaged = stored.clone();
+            damaged[at] ^= 0x5a;
+            for want in [10, data.len()] {
+                let page = page(damaged.clone(), data.len(), &read);
+                errors += usize::from(page.prefix(want, "v").is_err());
+            }
+        }
+        assert!(errors > 0);
+    }
+}
