@@ -5,7 +5,8 @@
 //! copying each string, then copies each string again into the output
 //! array. On event lines, that was most of the time of an NDJSON job
 //! (`ndjson`). [`decode_flat`] reads such lines in one pass and makes each
-//! value a string view into one copy of the chunk's text.
+//! value a string view: of itself, up to 12 bytes, else into one buffer of
+//! the longer values the query reads (not a copy of the chunk's text).
 //!
 //! It accepts a chunk only if every line is exactly a JSON object whose
 //! keys are written without escapes and appear once, and whose values are
@@ -22,7 +23,7 @@ use arrow_array::{ArrayRef, RecordBatch, StringViewArray};
 use arrow_buffer::{Buffer, NullBufferBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::normalize::view_at;
+use super::normalize::{view_at, INLINE_VIEW_LEN};
 
 /// The rows of `text`, one per line ending at each of `ends` (exclusive;
 /// a line's span may open with blank lines), as a batch of `schema`'s
@@ -44,6 +45,10 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .collect();
     // Per column, the value of the row being read (`None`: not seen).
     let mut row: Vec<Option<Option<(usize, usize)>>> = vec![None; names.len()];
+    // The values longer than a view holds, one after the other: the only
+    // bytes the views need besides their own (the lines' keys, quotes and
+    // the columns not asked for stay behind).
+    let mut long: Vec<u8> = Vec::new();
     let mut start = 0usize;
     for &end in ends {
         let line = text.get(start..end)?;
@@ -52,7 +57,15 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         for (i, value) in row.iter().enumerate() {
             match value {
                 Some(Some((from, to))) => {
-                    views[i].push(view_at(text, start + from, start + to, 0));
+                    let (from, to) = (start + from, start + to);
+                    let view = if to - from > INLINE_VIEW_LEN {
+                        let at = long.len();
+                        long.extend_from_slice(&text[from..to]);
+                        view_at(&long, at, long.len(), 0)
+                    } else {
+                        view_at(text, from, to, 0)
+                    };
+                    views[i].push(view);
                     nulls[i].append_non_null();
                 }
                 _ => {
@@ -63,16 +76,21 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         }
         start = end;
     }
-    let buffer = Buffer::from(text);
+    if long.len() > u32::MAX as usize {
+        return None;
+    }
+    let buffer = Buffer::from_vec(long);
     let columns: Vec<ArrayRef> = views
         .into_iter()
         .zip(nulls.iter_mut())
         .map(|(views, nulls)| {
             // SAFETY: every non-null view is made by `view_at` from a range
-            // of `text` (copied whole into buffer 0) that lies between two
-            // ASCII quotes of a text checked to be valid UTF-8 above, so
-            // the range is in bounds and valid UTF-8; null views are 0.
-            // That is what `StringViewArray::try_new` would check.
+            // of `text` that lies between two ASCII quotes of a text
+            // checked to be valid UTF-8 above, so the range is valid UTF-8;
+            // a view of more than 12 bytes names buffer 0, `long`, where
+            // that range was copied, at the offset it was copied to (in
+            // bounds); null views are 0. That is what
+            // `StringViewArray::try_new` would check.
             Arc::new(unsafe {
                 StringViewArray::new_unchecked(
                     views.into(),
@@ -247,6 +265,35 @@ mod tests {
         assert_eq!(got[1][0].as_deref(), Some("a longer id than twelve bytes"));
         assert_eq!(got[2][2], None);
         assert_eq!(got[3], vec![None, None, None]);
+    }
+
+    /// The batch's buffers hold the values longer than a view, and nothing
+    /// else of the text (keys, quotes, columns not asked for).
+    #[test]
+    fn only_long_values_are_copied() {
+        let lines = [
+            r#"{"event_id":"short","bot_id":"a bot id of 19 bytes","other":"not asked for, and long"}"#,
+            r#"{"event_id":"an event id of 21 b","language":"fr"}"#,
+        ];
+        let (text, ends) = chunk(&lines);
+        let batch = decode_flat(&schema(), &text, &ends).unwrap();
+        let buffered: usize = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                c.as_string_view()
+                    .data_buffers()
+                    .iter()
+                    .map(|b| b.len())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap();
+        assert_eq!(
+            buffered,
+            "a bot id of 19 bytes".len() + "an event id of 21 b".len()
+        );
     }
 
     #[test]

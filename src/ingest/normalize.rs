@@ -278,6 +278,10 @@ fn utf8_dictionary_to_view(dict: &DictionaryArray<Int32Type>) -> Option<StringVi
     })
 }
 
+/// The longest string an Arrow view holds in itself; a longer one's view
+/// points into a buffer.
+pub(crate) const INLINE_VIEW_LEN: usize = 12;
+
 /// The Arrow view of `values[start..end]` as a string of buffer `buffer`:
 /// what `arrow_array::builder::make_view` returns, without its jump on the
 /// length. A short string (at most 12 bytes) is read as one 16-byte word
@@ -286,7 +290,7 @@ fn utf8_dictionary_to_view(dict: &DictionaryArray<Int32Type>) -> Option<StringVi
 #[inline]
 pub(crate) fn view_at(values: &[u8], start: usize, end: usize, buffer: u32) -> u128 {
     let len = end - start;
-    if len > 12 {
+    if len > INLINE_VIEW_LEN {
         let prefix = u32::from_le_bytes([
             values[start],
             values[start + 1],
