@@ -49,11 +49,12 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
     // bytes the views need besides their own (the lines' keys, quotes and
     // the columns not asked for stay behind).
     let mut long: Vec<u8> = Vec::new();
+    let mut keys = Vec::new();
     let mut start = 0usize;
     for &end in ends {
         let line = text.get(start..end)?;
         row.fill(None);
-        read_object(line, &names, &mut row)?;
+        read_object(line, &names, &mut row, &mut keys)?;
         for (i, value) in row.iter().enumerate() {
             match value {
                 Some(Some((from, to))) => {
@@ -111,11 +112,17 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
 /// Reads one line holding one object into `row` (the value range, within
 /// `line`, of each key of `names` the object has; `Some(None)` for
 /// `null`). `None` if the line is anything else.
-fn read_object(
-    line: &[u8],
+fn read_object<'t>(
+    line: &'t [u8],
     names: &[&[u8]],
     row: &mut [Option<Option<(usize, usize)>>],
+    keys: &mut Vec<(&'t [u8], Option<usize>)>,
 ) -> Option<()> {
+    // The `k`-th key of the line, if it is the `k`-th key of the line
+    // before (`keys`), is that one's column: lines of one writer list the
+    // same keys in the same order, so each costs one comparison instead
+    // of one per column.
+    let mut k = 0;
     let mut pos = skip_space(line, 0);
     if *line.get(pos)? != b'{' {
         return None;
@@ -144,7 +151,17 @@ fn read_object(
             _ => return None,
         };
         let key = &line[key_from..key_to];
-        if let Some(i) = names.iter().position(|n| *n == key) {
+        let column = match keys.get(k) {
+            Some(&(before, column)) if before == key => column,
+            _ => {
+                let column = names.iter().position(|n| *n == key);
+                keys.truncate(k);
+                keys.push((key, column));
+                column
+            }
+        };
+        k += 1;
+        if let Some(i) = column {
             if row[i].is_some() {
                 return None; // a key given twice
             }
@@ -168,12 +185,41 @@ fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
     }
     let from = pos + 1;
     let rest = line.get(from..)?;
-    let len = memchr::memchr2(b'"', b'\\', rest)?;
-    if rest[len] != b'"' || rest[..len].iter().any(|&b| b < 0x20) {
-        return None;
-    }
-    Some((from, from + len))
+    // Event strings are short: one pass over their first bytes, looking
+    // for a byte that ends the plain part, beats a search for the quote
+    // and a second pass for control characters; a longer string is
+    // searched on.
+    let head = &rest[..rest.len().min(SHORT_STRING)];
+    let len = match head.iter().position(|&b| STRING_STOP[usize::from(b)]) {
+        Some(len) => len,
+        None => {
+            let tail = &rest[head.len()..];
+            let len = head.len() + memchr::memchr2(b'"', b'\\', tail)?;
+            if rest[head.len()..len].iter().any(|&b| b < 0x20) {
+                return None;
+            }
+            len
+        }
+    };
+    (rest[len] == b'"').then_some((from, from + len))
 }
+
+/// Bytes of a string looked at one by one before searching on.
+const SHORT_STRING: usize = 32;
+
+/// The bytes that end the plain part of a JSON string: its closing quote,
+/// a backslash (an escape) and the control characters (not allowed).
+static STRING_STOP: [bool; 256] = {
+    let mut stop = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stop[b] = true;
+        b += 1;
+    }
+    stop[b'"' as usize] = true;
+    stop[b'\\' as usize] = true;
+    stop
+};
 
 /// The first position from `pos` that is not JSON whitespace.
 fn skip_space(line: &[u8], mut pos: usize) -> usize {
@@ -263,6 +309,11 @@ mod tests {
         let got = flat(&lines).expect("taken by the flat decoder");
         assert_eq!(Some(got.clone()), reference(&text, ends.len()));
         assert_eq!(got[1][0].as_deref(), Some("a longer id than twelve bytes"));
+        let long = r#"{"event_id":"a string longer than thirty-two bytes, and plain"}"#;
+        assert_eq!(
+            flat(&[long]).unwrap()[0][0].as_deref(),
+            Some("a string longer than thirty-two bytes, and plain")
+        );
         assert_eq!(got[2][2], None);
         assert_eq!(got[3], vec![None, None, None]);
     }
@@ -296,6 +347,30 @@ mod tests {
         );
     }
 
+    /// Keys are matched to columns by the line before's keys where they
+    /// agree: lines in another order, with other keys, or a key given twice
+    /// after a line that gave it once, decode as arrow-json decodes them.
+    #[test]
+    fn keys_in_the_order_of_the_line_before_or_not() {
+        let lines = [
+            r#"{"event_id":"e1","bot_id":"b1","other":"x","language":"fr"}"#,
+            r#"{"event_id":"e2","bot_id":"b2","other":"y","language":"de"}"#,
+            r#"{"language":"it","event_id":"e3","bot_id":"b3"}"#,
+            r#"{"event_id":"e4","other":"z","bot_id":"b4"}"#,
+            r#"{"event_id":"e5","bot_id":"b5","other":"x","language":"fr"}"#,
+        ];
+        let (text, ends) = chunk(&lines);
+        let got = flat(&lines).expect("taken by the flat decoder");
+        assert_eq!(Some(got.clone()), reference(&text, ends.len()));
+        assert_eq!(got[2][2].as_deref(), Some("it"));
+        assert_eq!(got[3][2], None);
+        let twice = [
+            r#"{"event_id":"e1","bot_id":"b1"}"#,
+            r#"{"event_id":"e2","event_id":"e3"}"#,
+        ];
+        assert_eq!(flat(&twice), None);
+    }
+
     #[test]
     fn anything_else_is_left_to_arrow_json() {
         for line in [
@@ -315,6 +390,9 @@ mod tests {
             r#"{"event_id":"e""#,
             r#"{"event_id":nul}"#,
             "{\"event_id\":\"tab\tinside\"}",
+            // Past the bytes looked at one by one.
+            "{\"event_id\":\"a string longer than thirty-two bytes, tab\there\"}",
+            r#"{"event_id":"a string longer than thirty-two bytes, \" escaped"}"#,
             r#"["event_id","e"]"#,
             r#""just a string""#,
             "",
