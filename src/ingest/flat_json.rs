@@ -190,7 +190,7 @@ fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
     // and a second pass for control characters; a longer string is
     // searched on.
     let head = &rest[..rest.len().min(SHORT_STRING)];
-    let len = match head.iter().position(|&b| STRING_STOP[usize::from(b)]) {
+    let len = match first_string_stop(head) {
         Some(len) => len,
         None => {
             let tail = &rest[head.len()..];
@@ -204,8 +204,35 @@ fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
     (rest[len] == b'"').then_some((from, from + len))
 }
 
-/// Bytes of a string looked at one by one before searching on.
+/// Bytes of a string looked at before searching on.
 const SHORT_STRING: usize = 32;
+
+/// The position of the first byte of `bytes` in [`STRING_STOP`]: eight
+/// bytes at a time as one word, then one by one.
+#[inline]
+fn first_string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // High bit of each byte below `n` (or, in the bytes after the first
+    // such byte, possibly of others: a borrow; so only the lowest flagged
+    // byte is sure, and only it is used).
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let stops = below(word, 0x20)
+            | below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1);
+        if stops != 0 {
+            return Some(at + stops.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| STRING_STOP[usize::from(b)])
+        .map(|i| at + i)
+}
 
 /// The bytes that end the plain part of a JSON string: its closing quote,
 /// a backslash (an escape) and the control characters (not allowed).
@@ -316,6 +343,37 @@ mod tests {
         );
         assert_eq!(got[2][2], None);
         assert_eq!(got[3], vec![None, None, None]);
+    }
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds,
+    /// whatever the bytes around the stop (borrows across bytes included).
+    #[test]
+    fn string_stops_are_found_as_one_by_one() {
+        let naive = |b: &[u8]| b.iter().position(|&b| STRING_STOP[usize::from(b)]);
+        let fillers = [
+            b'a', 0x00, 0x1f, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff, 0x01,
+        ];
+        for len in 0..20 {
+            for stop in 0..=len {
+                for &filler in &fillers {
+                    for &at_stop in &[b'"', b'\\', 0x00, 0x0a, 0x1f, b'a'] {
+                        // Before the stop, bytes next to the ones searched
+                        // for; after it, anything.
+                        let near = [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff, b'a'];
+                        let mut bytes: Vec<u8> = (0..len).map(|i| near[i % near.len()]).collect();
+                        for (i, b) in bytes.iter_mut().enumerate() {
+                            if i > stop {
+                                *b = filler;
+                            }
+                        }
+                        if stop < len {
+                            bytes[stop] = at_stop;
+                        }
+                        assert_eq!(first_string_stop(&bytes), naive(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// The batch's buffers hold the values longer than a view, and nothing
