@@ -1875,6 +1875,20 @@ mod tests {
         read: Arc<AtomicUsize>,
     }
 
+    impl CountingReader {
+        fn new(bytes: Bytes) -> Self {
+            Self {
+                bytes,
+                read: Arc::default(),
+            }
+        }
+    }
+
+    /// The bytes of `chunk`'s dictionary page, header included.
+    fn dictionary_len(chunk: &ColumnChunkMetaData) -> usize {
+        (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize
+    }
+
     impl Length for CountingReader {
         fn len(&self) -> u64 {
             self.bytes.len() as u64
@@ -1926,12 +1940,8 @@ mod tests {
     #[test]
     fn a_chunk_whose_dictionary_holds_no_match_is_read_no_further() {
         let (bytes, chunk) = file();
-        let reader = CountingReader {
-            bytes,
-            read: Arc::default(),
-        };
-        let dictionary =
-            (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+        let reader = CountingReader::new(bytes);
+        let dictionary = dictionary_len(&chunk);
         assert_eq!(
             matching(&reader, &chunk, "nope").unwrap(),
             Vec::<u32>::new()
@@ -2072,12 +2082,8 @@ mod tests {
                 (&time_array, ColumnKind::Timestamps(TimeUnit::Microsecond)),
             ] {
                 let (bytes, chunk) = dictionary_file(array.clone(), codec);
-                let reader = CountingReader {
-                    bytes,
-                    read: Arc::default(),
-                };
-                let dictionary =
-                    (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+                let reader = CountingReader::new(bytes);
+                let dictionary = dictionary_len(&chunk);
                 for rows in [
                     vec![2, 5, 40],
                     vec![19_998],
@@ -2196,10 +2202,7 @@ mod tests {
         for (codec, version) in cases {
             for (array, kind) in with_nulls.iter().chain(&without_nulls) {
                 let (bytes, chunk) = plain_file(array.clone(), codec, version);
-                let reader = CountingReader {
-                    bytes,
-                    read: Arc::default(),
-                };
+                let reader = CountingReader::new(bytes);
                 let (_, length) = chunk.byte_range();
                 // In one call, or two: the second reads the first page on.
                 for calls in [
@@ -2312,10 +2315,7 @@ mod tests {
         range.map(|at| {
             let mut bytes = clean.to_vec();
             bytes[at] ^= 0x5a;
-            let reader = CountingReader {
-                bytes: bytes.into(),
-                read: Arc::default(),
-            };
+            let reader = CountingReader::new(bytes.into());
             (at, reader)
         })
     }
@@ -2441,10 +2441,7 @@ mod tests {
     #[test]
     fn matching_at_a_few_rows_is_matching_rows_among_them() {
         let (bytes, chunk) = file();
-        let reader = CountingReader {
-            bytes,
-            read: Arc::default(),
-        };
+        let reader = CountingReader::new(bytes);
         let (_, length) = chunk.byte_range();
         for rows in [
             vec![7u32, 57, 100, 4_999],
@@ -2479,10 +2476,7 @@ mod tests {
         for at in start..end {
             let mut bytes = clean.to_vec();
             bytes[at] ^= 0x5a;
-            let reader = CountingReader {
-                bytes: bytes.into(),
-                read: Arc::default(),
-            };
+            let reader = CountingReader::new(bytes.into());
             let alone = guard("s", || matching(&reader, &chunk, "nope"));
             let whole = guard("s", || {
                 let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true)?;
@@ -2539,12 +2533,8 @@ mod tests {
         let chunk = without_encoding_statistics(&chunk);
         assert!(chunk.page_encoding_stats_mask().is_none());
         assert!(only_dictionary_encoded(&bytes, &chunk));
-        let reader = CountingReader {
-            bytes: bytes.clone(),
-            read: Arc::default(),
-        };
-        let dictionary =
-            (chunk.data_page_offset() - chunk.dictionary_page_offset().unwrap()) as usize;
+        let reader = CountingReader::new(bytes.clone());
+        let dictionary = dictionary_len(&chunk);
         assert_eq!(
             matching(&reader, &chunk, "nope").unwrap(),
             Vec::<u32>::new()
