@@ -20,6 +20,11 @@ The data sets are made once under `target/bench-compare/` with
   writer (122,880-row groups);
 - `interleaved-polars`: the same rows rewritten by Polars with its
   defaults (zstd, 131,072-row groups; only when polars is installed);
+- `interleaved-pandas`: the pyarrow file through pandas, low-cardinality
+  strings as categoricals (dictionary-typed columns) and timestamps in
+  nanoseconds (needs pandas);
+- `interleaved-small-groups`: 65,536-row groups of 64 KB zstd pages with a
+  page index, large strings and nanosecond timestamps;
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -67,7 +72,7 @@ GROUP BY ALL ORDER BY ALL""",
         "insights": f"""
 WITH c AS (
   SELECT min(timestamp) AS start,
-         floor(epoch_us(max(timestamp)) / 1e6 - epoch_us(min(timestamp)) / 1e6) AS duration,
+         floor(epoch_us(max(timestamp)::TIMESTAMPTZ) / 1e6 - epoch_us(min(timestamp)::TIMESTAMPTZ) / 1e6) AS duration,
          first(bot_version ORDER BY timestamp, event_id) AS version
   FROM {source} WHERE bot_id = '{BOT}'
   GROUP BY conversation_id)
@@ -162,6 +167,39 @@ def make_data(convostat, events, out):
             pq.write_table(table, spark_path + ".partial", use_deprecated_int96_timestamps=True)
             os.rename(spark_path + ".partial", spark_path)
         sets["interleaved-spark"] = spark_path
+        # pandas with its usual dtypes: low-cardinality strings as
+        # categoricals (Arrow dictionaries with int8 indices in the file's
+        # schema) and timestamps in nanoseconds, pyarrow's defaults otherwise.
+        pandas_path = f"{out}/interleaved-pandas.parquet"
+        if not os.path.exists(pandas_path):
+            try:
+                import pyarrow.parquet as pq
+                frame = pq.read_table(pa_path).to_pandas()
+                for c in ["bot_id", "team_id", "bot_version", "channel_type", "language",
+                          "event_type"]:
+                    frame[c] = frame[c].astype("category")
+                frame.to_parquet(pandas_path + ".partial")
+                del frame
+                os.rename(pandas_path + ".partial", pandas_path)
+            except ImportError:
+                print("pandas is not installed: skipping interleaved-pandas", file=sys.stderr)
+        if os.path.exists(pandas_path):
+            sets["interleaved-pandas"] = pandas_path
+        # A streaming writer's small pieces: 65,536-row groups of 64 KB
+        # pages with a page index, zstd, large strings, nanoseconds.
+        small_path = f"{out}/interleaved-small-groups.parquet"
+        if not os.path.exists(small_path):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+            table = pq.read_table(pa_path)
+            fields = [f.with_type(pa.large_string()) if pa.types.is_string(f.type)
+                      else f.with_type(pa.timestamp("ns", tz=f.type.tz))
+                      if pa.types.is_timestamp(f.type) else f for f in table.schema]
+            pq.write_table(table.cast(pa.schema(fields)), small_path + ".partial",
+                           row_group_size=65536, data_page_size=64 * 1024,
+                           write_page_index=True, compression="zstd")
+            os.rename(small_path + ".partial", small_path)
+        sets["interleaved-small-groups"] = small_path
     # Polars' default writer: zstd, 131,072-row groups, plain event ids
     # and timestamps.
     polars_path = f"{out}/interleaved-polars.parquet"
