@@ -286,7 +286,7 @@ def main():
             ratio = theirs / ours
             check = answer_rows(name, text)
             note = "" if check == len(rows) else f" (rows: {check} vs {len(rows)})"
-            print(f"{data:<20} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
+            print(f"{data:<24} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
                   f"   {ratio:5.2f}x{note}", flush=True)
             table.append((data, name, ours, theirs, ratio, note))
     print()
