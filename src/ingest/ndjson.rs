@@ -149,7 +149,7 @@ impl Chunk {
     /// Records the line `text[start..end]` (newline included) as row
     /// `line_no`, unless it is blank; blank lines stay in the text, where
     /// the JSON decoder skips them as whitespace.
-    fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) -> Result<()> {
+    fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) {
         if line_no == 1 && self.text[start..end].starts_with(UTF8_BOM) {
             // A byte order mark opens the file: blank it out for the
             // decoder (line 1 starts the first chunk).
@@ -157,16 +157,14 @@ impl Chunk {
         }
         let line = &self.text[start..end];
         if line.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
+            return;
         }
-        check_nesting(line, line_no)?;
         self.ends.push(end);
         self.lines.push(line_no);
-        Ok(())
     }
 
     /// Records the line from `start` to the end of the text.
-    fn end_line(&mut self, start: usize, line_no: u64) -> Result<()> {
+    fn end_line(&mut self, start: usize, line_no: u64) {
         self.end_line_at(start, self.text.len(), line_no)
     }
 }
@@ -198,7 +196,7 @@ fn read_chunk(
                 // A last line without a newline.
                 *line_no += 1;
                 chunk.text.push(b'\n');
-                chunk.end_line(line_start, *line_no)?;
+                chunk.end_line(line_start, *line_no);
             }
             break;
         }
@@ -212,7 +210,7 @@ fn read_chunk(
             if end - line_start > MAX_LINE_BYTES {
                 return Err(line_too_long(*line_no));
             }
-            chunk.end_line_at(line_start, end, *line_no)?;
+            chunk.end_line_at(line_start, end, *line_no);
             line_start = end;
             if chunk.lines.len() == rows {
                 taken = newline + 1;
@@ -362,6 +360,12 @@ fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
     guard("ndjson", || {
         if let Some(batch) = decode_flat(schema, &chunk.text, &chunk.ends) {
             return with_timestamps(batch, &chunk.lines);
+        }
+        // The flat decoder takes only strings and nulls as values, so a
+        // chunk it read holds no nesting; `arrow-json` gets none deeper
+        // than the limit.
+        for (i, &line_no) in chunk.lines.iter().enumerate() {
+            check_nesting(chunk.line(i), line_no)?;
         }
         let batch = decode_with_arrow_json(schema, chunk)?;
         with_timestamps(as_views(&batch)?, &chunk.lines)
@@ -594,6 +598,32 @@ mod tests {
         assert!(read(brackets_in_strings.as_bytes()).is_ok());
         let shallow = "{\"event_id\":\"e1\",\"x\":{\"a\":[[1]]}}\n";
         assert!(read(shallow.as_bytes()).is_ok());
+    }
+
+    /// Nesting is checked where a chunk leaves the flat decoder, and the
+    /// error still names the nested line, after flat lines, in any chunk
+    /// (the first chunks are small), ahead of a bad timestamp later on.
+    #[test]
+    fn deep_nesting_is_found_after_flat_lines() {
+        let flat = "{\"event_id\":\"e\",\"timestamp\":\"2024-01-01T00:00:00Z\"}\n";
+        let deep = format!(
+            "{{\"event_id\":\"e\",\"x\":{}1{}}}\n",
+            "[".repeat(MAX_NESTING + 1),
+            "]".repeat(MAX_NESTING + 1)
+        );
+        let bad_time = "{\"event_id\":\"e\",\"timestamp\":\"yesterday\"}\n";
+        for before in [0, 3, 1_500, 20_000] {
+            let text = format!("{}{deep}{bad_time}", flat.repeat(before));
+            let err = read(text.as_bytes()).unwrap_err().to_string();
+            let expected = format!("line {}: JSON nested deeper", before + 1);
+            assert!(err.contains(&expected), "{before}: {err}");
+        }
+        let limit = format!(
+            "{{\"event_id\":\"e\",\"x\":{}1{}}}\n",
+            "[".repeat(MAX_NESTING - 1),
+            "]".repeat(MAX_NESTING - 1)
+        );
+        assert!(read(format!("{flat}{limit}").as_bytes()).is_ok());
     }
 
     /// Rows and their line numbers, whatever the reader's buffer size:
