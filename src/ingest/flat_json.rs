@@ -289,9 +289,14 @@ static STRING_STOP: [bool; 256] = {
     stop
 };
 
-/// The first position from `pos` that is not JSON whitespace.
+/// The first position from `pos` that is not JSON whitespace. Every byte
+/// above the space is not whitespace: one comparison for what a token
+/// nearly always starts with.
 fn skip_space(line: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\t' | b'\n' | b'\r') = line.get(pos) {
+    while let Some(&b) = line.get(pos) {
+        if b > b' ' || !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            break;
+        }
         pos += 1;
     }
     pos
