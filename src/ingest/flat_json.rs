@@ -133,12 +133,13 @@ fn read_object<'t>(
     }
     loop {
         let (key_from, key_to) = read_string(line, pos)?;
-        pos = skip_space(line, key_to + 1);
-        if *line.get(pos)? != b':' {
+        let (colon, b) = next_token(line, key_to + 1)?;
+        if b != b':' {
             return None;
         }
-        pos = skip_space(line, pos + 1);
-        let value = match *line.get(pos)? {
+        let (at, b) = next_token(line, colon + 1)?;
+        pos = at;
+        let value = match b {
             b'"' => {
                 let (from, to) = read_string(line, pos)?;
                 pos = to + 1;
@@ -167,11 +168,23 @@ fn read_object<'t>(
             }
             row[i] = Some(value);
         }
-        pos = skip_space(line, pos);
-        match *line.get(pos)? {
-            b',' => pos = skip_space(line, pos + 1),
-            b'}' => return (skip_space(line, pos + 1) == line.len()).then_some(()),
+        match next_token(line, pos)? {
+            (comma, b',') => pos = next_token(line, comma + 1)?.0,
+            (end, b'}') => return (skip_space(line, end + 1) == line.len()).then_some(()),
             _ => return None,
+        }
+    }
+}
+
+/// The first byte from `pos` on that is not JSON whitespace, with its
+/// position: on a compact line, the byte at `pos`, read once.
+#[inline(always)]
+fn next_token(line: &[u8], pos: usize) -> Option<(usize, u8)> {
+    match line.get(pos) {
+        Some(&b) if b > b' ' => Some((pos, b)),
+        _ => {
+            let pos = skip_space(line, pos);
+            Some((pos, *line.get(pos)?))
         }
     }
 }
