@@ -37,7 +37,10 @@ impl SeriesAnswer {
         let rows = data.series.len() * data.x_values.len();
         let mut x = Vec::with_capacity(rows);
         let mut label = Vec::with_capacity(rows);
-        let mut field_values: Vec<Vec<&str>> = vec![Vec::with_capacity(rows); fields.len()];
+        // Not `vec![..; n]`: its clones would have no capacity.
+        let mut field_values: Vec<Vec<&str>> = (0..fields.len())
+            .map(|_| Vec::with_capacity(rows))
+            .collect();
         let mut value = Vec::with_capacity(rows);
         for (series, series_label) in data.series.iter().zip(&data.series_labels) {
             for (x_value, v) in data.x_values.iter().zip(&series.values) {

@@ -39,7 +39,9 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .map(|f| f.name().as_bytes())
         .collect();
     let rows = ends.len();
-    let mut views: Vec<Vec<u128>> = vec![Vec::with_capacity(rows); names.len()];
+    // One by one: `vec![v; n]` clones `v`, and a clone has no spare
+    // capacity, so all columns but the last would grow row by row.
+    let mut views: Vec<Vec<u128>> = (0..names.len()).map(|_| Vec::with_capacity(rows)).collect();
     let mut nulls: Vec<NullBufferBuilder> = (0..names.len())
         .map(|_| NullBufferBuilder::new(rows))
         .collect();
