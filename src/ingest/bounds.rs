@@ -32,6 +32,10 @@ use arrow_buffer::BooleanBuffer;
 /// An empty slot of the group table.
 const NO_GROUP: u32 = u32::MAX;
 
+/// Slots the group table starts with at most (32 KiB); it doubles when
+/// half full.
+const FIRST_SLOTS: usize = 8192;
+
 /// Bounds of one group of rows (one conversation, or part of one).
 struct GroupBounds {
     /// The group's first row.
@@ -64,16 +68,18 @@ pub(crate) fn bounding_rows(
                 && array.value(a) == array.value(b))
     };
     // An open-addressing table of group numbers (linear probing, at most
-    // half full): a batch's groups are few, and it stays in the L1/L2.
-    let capacity = (2 * n).next_power_of_two().max(16);
-    let mask = capacity - 1;
+    // half full). A batch's groups are few (a conversation has several
+    // rows): the table starts small, to stay in the L1/L2 and to be
+    // cleared cheaply, and doubles as they come.
+    let hash_of = |row: usize| conversation_hash(conversations[row], || conversation_id.value(row));
+    let mut capacity = (2 * n).next_power_of_two().clamp(16, FIRST_SLOTS);
+    let mut mask = capacity - 1;
     let mut slots = vec![NO_GROUP; capacity];
     let mut groups: Vec<GroupBounds> = Vec::with_capacity(n / 4);
     let mut group_of: Vec<u32> = Vec::with_capacity(n);
     for row in 0..n {
         let ts = timestamps[row];
-        let hash = conversation_hash(conversations[row], || conversation_id.value(row));
-        let mut slot = hash as usize & mask;
+        let mut slot = hash_of(row) as usize & mask;
         let g = loop {
             let g = slots[slot];
             if g == NO_GROUP {
@@ -85,6 +91,18 @@ pub(crate) fn bounding_rows(
                     latest_row: row as u32,
                 });
                 slots[slot] = g;
+                if groups.len() * 2 > capacity {
+                    capacity *= 2;
+                    mask = capacity - 1;
+                    slots = vec![NO_GROUP; capacity];
+                    for (g, b) in groups.iter().enumerate() {
+                        let mut slot = hash_of(b.row as usize) as usize & mask;
+                        while slots[slot] != NO_GROUP {
+                            slot = (slot + 1) & mask;
+                        }
+                        slots[slot] = g as u32;
+                    }
+                }
                 break g;
             }
             let b = &mut groups[g as usize];
@@ -193,39 +211,46 @@ mod tests {
     /// at the latest time are kept (a naive count per conversation).
     #[test]
     fn agrees_with_a_naive_count_per_conversation() {
-        let ids: Vec<String> = (0..700)
-            .map(|i| match i % 3 {
-                0 => format!("c{i}"),
-                1 => format!("a-conversation-id-longer-than-twelve-{i}"),
-                _ => format!("{i:012}"),
-            })
-            .collect();
-        let mut state = 7u64;
-        let mut next = move || {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            (state >> 33) as usize
-        };
-        let rows: Vec<(&str, &str, i64)> = (0..6_000)
-            .map(|_| {
-                let bot = ["b1", "bot-with-a-long-name"][next() % 2];
-                (bot, ids[next() % ids.len()].as_str(), (next() % 50) as i64)
-            })
-            .collect();
-        let keep = bounding_rows_of(&columns(&rows)).expect("worth filtering");
-        for (row, &(bot, id, ts)) in rows.iter().enumerate() {
-            let same: Vec<usize> = (0..rows.len())
-                .filter(|&r| rows[r].0 == bot && rows[r].1 == id)
+        // Few conversations, and more than the group table's first slots
+        // hold (it then doubles, more than once).
+        for (conversations, n) in [(700, 6_000), (12_000, 40_000)] {
+            let ids: Vec<String> = (0..conversations)
+                .map(|i| match i % 3 {
+                    0 => format!("c{i}"),
+                    1 => format!("a-conversation-id-longer-than-twelve-{i}"),
+                    _ => format!("{i:012}"),
+                })
                 .collect();
-            let earliest = same.iter().map(|&r| rows[r].2).min().unwrap();
-            let latest = same.iter().map(|&r| rows[r].2).max().unwrap();
-            let first_latest = *same.iter().find(|&&r| rows[r].2 == latest).unwrap();
-            assert_eq!(
-                keep.value(row),
-                ts == earliest || row == first_latest,
-                "row {row}"
-            );
+            let mut state = 7u64;
+            let mut next = move || {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                (state >> 33) as usize
+            };
+            let rows: Vec<(&str, &str, i64)> = (0..n)
+                .map(|_| {
+                    let bot = ["b1", "bot-with-a-long-name"][next() % 2];
+                    (bot, ids[next() % ids.len()].as_str(), (next() % 50) as i64)
+                })
+                .collect();
+            let keep = bounding_rows_of(&columns(&rows)).expect("worth filtering");
+            let mut by_conversation: std::collections::HashMap<(&str, &str), Vec<usize>> =
+                Default::default();
+            for (row, &(bot, id, _)) in rows.iter().enumerate() {
+                by_conversation.entry((bot, id)).or_default().push(row);
+            }
+            for (row, &(bot, id, ts)) in rows.iter().enumerate() {
+                let same = &by_conversation[&(bot, id)];
+                let earliest = same.iter().map(|&r| rows[r].2).min().unwrap();
+                let latest = same.iter().map(|&r| rows[r].2).max().unwrap();
+                let first_latest = *same.iter().find(|&&r| rows[r].2 == latest).unwrap();
+                assert_eq!(
+                    keep.value(row),
+                    ts == earliest || row == first_latest,
+                    "{conversations} conversations, row {row}"
+                );
+            }
         }
     }
 
