@@ -77,8 +77,7 @@ pub(crate) fn bounding_rows(
     let mut slots = vec![NO_GROUP; capacity];
     let mut groups: Vec<GroupBounds> = Vec::with_capacity(n / 4);
     let mut group_of: Vec<u32> = Vec::with_capacity(n);
-    for row in 0..n {
-        let ts = timestamps[row];
+    for (row, &ts) in timestamps.iter().enumerate() {
         let mut slot = hash_of(row) as usize & mask;
         let g = loop {
             let g = slots[slot];
