@@ -30,7 +30,7 @@ use super::normalize::{view_at, INLINE_VIEW_LEN};
 /// columns (strings) in `Utf8View`; `None` when a line is not a flat
 /// object of plain strings (see the module documentation).
 pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Option<RecordBatch> {
-    if text.len() > u32::MAX as usize || std::str::from_utf8(text).is_err() {
+    if text.len() > u32::MAX as usize || simdutf8::basic::from_utf8(text).is_err() {
         return None;
     }
     let names: Vec<&[u8]> = schema
