@@ -146,80 +146,78 @@ def make_data(convostat, events, out):
     sets["clustered"] = once(f"{out}/clustered.parquet", ["--layout", "clustered"])
     inter = once(f"{out}/interleaved.parquet", ["--layout", "interleaved"])
     sets["interleaved"] = inter
-    pa_path = f"{out}/interleaved-pyarrow.parquet"
-    if not os.path.exists(pa_path):
-        try:
-            import pyarrow.parquet as pq
-            pq.write_table(pq.read_table(inter), pa_path + ".partial")
-            os.rename(pa_path + ".partial", pa_path)
-        except ImportError:
-            print("pyarrow is not installed: skipping interleaved-pyarrow", file=sys.stderr)
-    if os.path.exists(pa_path):
-        sets["interleaved-pyarrow"] = pa_path
+    # The Spark, pandas and small-group files are the pyarrow file
+    # rewritten, as they were first measured.
+    pyarrow_file = f"{out}/interleaved-pyarrow.parquet"
+
+    def rewritten(name, write, needs):
+        """Adds the data set `name`, written once by `write(partial path)`
+        from the interleaved rows; skipped with a note when the module
+        `needs` is not installed."""
+        path = f"{out}/{name}.parquet"
+        if not os.path.exists(path):
+            try:
+                write(path + ".partial")
+            except ImportError:
+                print(f"{needs} is not installed: skipping {name}", file=sys.stderr)
+                return
+            os.rename(path + ".partial", path)
+        sets[name] = path
+
+    def pyarrow_defaults(path):
+        import pyarrow.parquet as pq
+        pq.write_table(pq.read_table(inter), path)
+
+    def spark(path):
         # Spark writes every column nullable and timestamps as INT96 (with
         # no statistics) unless told otherwise; pyarrow can write the same.
-        spark_path = f"{out}/interleaved-spark.parquet"
-        if not os.path.exists(spark_path):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            table = pq.read_table(pa_path)
-            table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
-            pq.write_table(table, spark_path + ".partial", use_deprecated_int96_timestamps=True)
-            os.rename(spark_path + ".partial", spark_path)
-        sets["interleaved-spark"] = spark_path
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        table = pq.read_table(pyarrow_file)
+        table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
+        pq.write_table(table, path, use_deprecated_int96_timestamps=True)
+
+    def pandas(path):
         # pandas with its usual dtypes: low-cardinality strings as
         # categoricals (Arrow dictionaries with int8 indices in the file's
         # schema) and timestamps in nanoseconds, pyarrow's defaults otherwise.
-        pandas_path = f"{out}/interleaved-pandas.parquet"
-        if not os.path.exists(pandas_path):
-            try:
-                import pyarrow.parquet as pq
-                frame = pq.read_table(pa_path).to_pandas()
-                for c in ["bot_id", "team_id", "bot_version", "channel_type", "language",
-                          "event_type"]:
-                    frame[c] = frame[c].astype("category")
-                frame.to_parquet(pandas_path + ".partial")
-                del frame
-                os.rename(pandas_path + ".partial", pandas_path)
-            except ImportError:
-                print("pandas is not installed: skipping interleaved-pandas", file=sys.stderr)
-        if os.path.exists(pandas_path):
-            sets["interleaved-pandas"] = pandas_path
+        import pandas  # noqa: F401 (the ImportError that skips the set)
+        import pyarrow.parquet as pq
+        frame = pq.read_table(pyarrow_file).to_pandas()
+        for c in ["bot_id", "team_id", "bot_version", "channel_type", "language",
+                  "event_type"]:
+            frame[c] = frame[c].astype("category")
+        frame.to_parquet(path)
+
+    def small_groups(path):
         # A streaming writer's small pieces: 65,536-row groups of 64 KB
         # pages with a page index, zstd, large strings, nanoseconds.
-        small_path = f"{out}/interleaved-small-groups.parquet"
-        if not os.path.exists(small_path):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-            table = pq.read_table(pa_path)
-            fields = [f.with_type(pa.large_string()) if pa.types.is_string(f.type)
-                      else f.with_type(pa.timestamp("ns", tz=f.type.tz))
-                      if pa.types.is_timestamp(f.type) else f for f in table.schema]
-            pq.write_table(table.cast(pa.schema(fields)), small_path + ".partial",
-                           row_group_size=65536, data_page_size=64 * 1024,
-                           write_page_index=True, compression="zstd")
-            os.rename(small_path + ".partial", small_path)
-        sets["interleaved-small-groups"] = small_path
-    # Polars' default writer: zstd, 131,072-row groups, plain event ids
-    # and timestamps.
-    polars_path = f"{out}/interleaved-polars.parquet"
-    if not os.path.exists(polars_path):
-        try:
-            import polars as pl
-            pl.read_parquet(inter).write_parquet(polars_path + ".partial")
-            os.rename(polars_path + ".partial", polars_path)
-        except ImportError:
-            print("polars is not installed: skipping interleaved-polars", file=sys.stderr)
-    if os.path.exists(polars_path):
-        sets["interleaved-polars"] = polars_path
-    # DuckDB's own writer: 122,880-row row groups, plain event ids.
-    duck_path = f"{out}/interleaved-duckdb.parquet"
-    if not os.path.exists(duck_path):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        table = pq.read_table(pyarrow_file)
+        fields = [f.with_type(pa.large_string()) if pa.types.is_string(f.type)
+                  else f.with_type(pa.timestamp("ns", tz=f.type.tz))
+                  if pa.types.is_timestamp(f.type) else f for f in table.schema]
+        pq.write_table(table.cast(pa.schema(fields)), path, row_group_size=65536,
+                       data_page_size=64 * 1024, write_page_index=True, compression="zstd")
+
+    def polars(path):
+        # Polars' default writer: zstd, 131,072-row groups, plain event ids
+        # and timestamps.
+        import polars as pl
+        pl.read_parquet(inter).write_parquet(path)
+
+    def duckdb_writer(path):
+        # DuckDB's own writer: 122,880-row row groups, plain event ids.
         duckdb.connect().execute(
-            f"COPY (SELECT * FROM read_parquet('{inter}')) "
-            f"TO '{duck_path}.partial' (FORMAT parquet)")
-        os.rename(duck_path + ".partial", duck_path)
-    sets["interleaved-duckdb"] = duck_path
+            f"COPY (SELECT * FROM read_parquet('{inter}')) TO '{path}' (FORMAT parquet)")
+
+    rewritten("interleaved-pyarrow", pyarrow_defaults, "pyarrow")
+    rewritten("interleaved-spark", spark, "pyarrow")
+    rewritten("interleaved-pandas", pandas, "pandas")
+    rewritten("interleaved-small-groups", small_groups, "pyarrow")
+    rewritten("interleaved-polars", polars, "polars")
+    rewritten("interleaved-duckdb", duckdb_writer, "duckdb")
     hourly = f"{out}/hourly"
     if not os.path.exists(hourly):
         subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,
