@@ -52,6 +52,18 @@ pub(crate) struct PageHeader {
     pub bounds: Option<PageBounds>,
 }
 
+impl PageHeader {
+    /// Whether this is a data page whose values are indices into the
+    /// chunk's dictionary, as its encoding says.
+    pub fn uses_dictionary(&self) -> bool {
+        matches!(self.kind, PageKind::DataV1 | PageKind::DataV2)
+            && matches!(
+                self.encoding,
+                encoding::PLAIN_DICTIONARY | encoding::RLE_DICTIONARY
+            )
+    }
+}
+
 /// The least and greatest value of a data page (as bytes, ordered as
 /// Parquet orders the column's type; a writer may shorten them, which
 /// still bounds the values).

@@ -24,9 +24,7 @@ use parquet::file::reader::ChunkReader;
 
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{
-    encoding, read_page_header, HeaderError, PageHeader, PageKind, PageLevels,
-};
+use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
 
 /// Reads `length` bytes of the file at an offset.
 pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes> + Send + Sync>;
@@ -162,13 +160,7 @@ pub(super) fn only_dictionary_encoded<R: ChunkReader>(
                 dictionaries += 1;
                 dictionaries == 1 && offset == start
             }
-            PageKind::DataV1 | PageKind::DataV2 => {
-                dictionaries == 1
-                    && matches!(
-                        header.encoding,
-                        encoding::PLAIN_DICTIONARY | encoding::RLE_DICTIONARY
-                    )
-            }
+            PageKind::DataV1 | PageKind::DataV2 => dictionaries == 1 && header.uses_dictionary(),
             PageKind::Index => true,
         };
         let step = u64::try_from(header.compressed_size)

@@ -68,7 +68,7 @@ use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
+use crate::ingest::page_header::{PageBounds, PageHeader, PageKind, PageLevels};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1181,13 +1181,7 @@ impl ColumnPages {
                         rows: range.clone(),
                         number: self.data_pages,
                         bounds: own.as_ref().and_then(|(h, _)| h.bounds.as_ref()),
-                        dictionary_encoded: own.as_ref().is_some_and(|(h, _)| {
-                            matches!(h.kind, PageKind::DataV1 | PageKind::DataV2)
-                                && matches!(
-                                    h.encoding,
-                                    encoding::PLAIN_DICTIONARY | encoding::RLE_DICTIONARY
-                                )
-                        }),
+                        dictionary_encoded: own.as_ref().is_some_and(|(h, _)| h.uses_dictionary()),
                         dictionaries: self.dictionary_id,
                     });
                     self.data_pages += 1;
@@ -2573,7 +2567,8 @@ mod tests {
             .build();
         let bytes = write(&batch, props);
         let with_statistics = first_chunk(&bytes);
-        let dictionary_encoded = |h: &PageHeader| h.encoding == encoding::RLE_DICTIONARY;
+        let dictionary_encoded =
+            |h: &PageHeader| h.encoding == crate::ingest::page_header::encoding::RLE_DICTIONARY;
         let damaged = damage_pages(&bytes, &with_statistics, dictionary_encoded);
         assert_ne!(damaged, bytes, "some pages use the dictionary");
         assert_ne!(
