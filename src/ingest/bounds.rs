@@ -29,6 +29,8 @@
 use arrow_array::{BooleanArray, StringViewArray};
 use arrow_buffer::BooleanBuffer;
 
+use super::INLINE_VIEW_LEN;
+
 /// An empty slot of the group table.
 const NO_GROUP: u32 = u32::MAX;
 
@@ -63,7 +65,7 @@ pub(crate) fn bounding_rows(
     // their bytes are stored apart).
     let same_string = |array: &StringViewArray, views: &[u128], a: usize, b: usize| {
         views[a] == views[b]
-            || (views[b] as u32 > 12
+            || (views[b] as u32 as usize > INLINE_VIEW_LEN
                 && views[a] as u32 == views[b] as u32
                 && array.value(a) == array.value(b))
     };
@@ -138,7 +140,7 @@ pub(crate) fn bounding_rows(
 /// The bot is left out: a batch mostly holds one bot, and it is compared.
 #[inline]
 fn conversation_hash<'a>(view: u128, id: impl FnOnce() -> &'a str) -> u64 {
-    if view as u32 > 12 {
+    if view as u32 as usize > INLINE_VIEW_LEN {
         return xxhash_rust::xxh3::xxh3_64(id().as_bytes());
     }
     super::inline_view_hash(view)

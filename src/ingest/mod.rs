@@ -26,7 +26,7 @@ mod rows;
 pub mod scope;
 
 pub(crate) use normalize::{
-    inline_view_hash, normalize, opt_str, to_micros, EventColumns, RowNumbers,
+    inline_view_hash, normalize, opt_str, to_micros, EventColumns, RowNumbers, INLINE_VIEW_LEN,
 };
 pub use report::{IngestReport, IngestSummary, RequiredColumn, SkipReason};
 pub(crate) use rows::events_to_batch;

@@ -815,7 +815,7 @@ impl ColumnSource {
             Self::Constant(value) => {
                 let bytes = value.as_bytes();
                 let view = arrow_array::builder::make_view(bytes, 0, 0);
-                let buffers = if bytes.len() > 12 {
+                let buffers = if bytes.len() > crate::ingest::INLINE_VIEW_LEN {
                     vec![arrow_buffer::Buffer::from(bytes)]
                 } else {
                     vec![]

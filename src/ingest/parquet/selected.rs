@@ -59,6 +59,7 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::serialized_reader::SerializedPageReader;
 
 use crate::ingest::normalize::view_at;
+use crate::ingest::INLINE_VIEW_LEN;
 
 use super::hybrid::{
     decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
@@ -1821,7 +1822,7 @@ impl StringsBuilder {
         if std::str::from_utf8(v).is_err() {
             return Err(Error::data(context, "invalid UTF-8 in a string value"));
         }
-        if v.len() <= 12 {
+        if v.len() <= INLINE_VIEW_LEN {
             self.views.push(view_at(buf, start, end, 0));
             return Ok(());
         }
