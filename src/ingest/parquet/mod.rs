@@ -53,6 +53,7 @@ use parquet::file::metadata::{
     RowGroupMetaData,
 };
 use parquet::file::reader::ChunkReader;
+use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
 
 mod file_ranges;
@@ -338,12 +339,7 @@ fn validity_proof(
     leaf_of: &impl Fn(&str) -> Option<usize>,
     timestamp: &DataType,
 ) -> Option<Vec<usize>> {
-    // Seconds and milliseconds can overflow µs; finer units cannot.
-    let fits = matches!(
-        timestamp,
-        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _)
-    );
-    if !fits {
+    if !timestamps_fit_micros(rg, leaf_of(col::TIMESTAMP)?, timestamp) {
         return None;
     }
     let mut to_check = Vec::new();
@@ -363,6 +359,26 @@ fn validity_proof(
         }
     }
     Some(to_check)
+}
+
+/// Whether every timestamp of `rg` (column `leaf`, read as `timestamp`)
+/// is in µs range. Microseconds and nanoseconds always are. Seconds and
+/// milliseconds can overflow it; they are proven in range by the chunk's
+/// min and max statistics (a file's stored values are in its own unit, no
+/// coarser than the one read, so scaling them by the read unit's factor
+/// over-estimates). Without statistics, nothing is proven.
+fn timestamps_fit_micros(rg: &RowGroupMetaData, leaf: usize, timestamp: &DataType) -> bool {
+    let per_unit: i64 = match timestamp {
+        DataType::Timestamp(TimeUnit::Microsecond | TimeUnit::Nanosecond, _) => return true,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000,
+        _ => return false,
+    };
+    let Some(Statistics::Int64(stats)) = rg.column(leaf).statistics() else {
+        return false;
+    };
+    let fits = |v: Option<&i64>| v.is_some_and(|v| v.checked_mul(per_unit).is_some());
+    fits(stats.min_opt()) && fits(stats.max_opt())
 }
 
 /// How one row group of a scan is read.
@@ -871,7 +887,7 @@ mod tests {
     use std::sync::Mutex;
 
     use arrow_array::cast::AsArray;
-    use arrow_array::types::TimestampMicrosecondType;
+    use arrow_array::types::{TimestampMicrosecondType, TimestampMillisecondType};
     use arrow_array::{
         Array, ArrayRef, StringArray, TimestampMillisecondArray, TimestampNanosecondArray,
     };
@@ -1183,9 +1199,10 @@ mod tests {
                     let want: Vec<Row> = all.iter().filter(|r| keep(r)).cloned().collect();
                     assert_eq!(got, want, "unit case {case}, layout {layout}, {scope:?}");
                     // (A scope no row group may hold is pruned by statistics.)
-                    // Millisecond timestamps (case 1) are never filtered;
-                    // delta encodings (layout 3) are arrow's to read.
-                    let selective = !want.is_empty() && case != 1 && layout != 3;
+                    // Millisecond timestamps (case 1) are filtered too:
+                    // their statistics prove them in µs range. Delta
+                    // encodings (layout 3) are arrow's to read.
+                    let selective = !want.is_empty() && layout != 3;
                     assert_eq!(
                         was_read_selectively(&name),
                         selective,
@@ -1408,6 +1425,62 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// Millisecond timestamps can overflow µs, so a row group of them is
+    /// filtered by scope only where its statistics prove every value in
+    /// range. Otherwise it is read whole, and a bad row anywhere reaches
+    /// the validation that rejects it (SPEC 1).
+    #[test]
+    fn coarse_timestamps_are_filtered_only_where_statistics_prove_them_in_range() {
+        let ts = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+        let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]);
+        let batch = events(3_000, &ts);
+        let in_scope = rows_of(&batch).iter().filter(|r| r.2 == "bot-a").count();
+        let stats = |enabled| {
+            WriterProperties::builder()
+                .set_statistics_enabled(enabled)
+                .build()
+        };
+        let file = write(&batch, stats(EnabledStatistics::Chunk));
+        let rows = scan_rows("ms-in-range.parquet", &file, &scope).unwrap();
+        assert_eq!(rows.len(), in_scope);
+        assert!(was_read_selectively("ms-in-range.parquet"));
+
+        let file = write(&batch, stats(EnabledStatistics::None));
+        let rows = scan_rows("ms-no-statistics.parquet", &file, &scope).unwrap();
+        assert_eq!(rows.len(), batch.num_rows());
+
+        // One row of another bot is past what µs can hold (year 292,278 and
+        // more): its row group is read whole, and ingesting it fails.
+        let mut columns = batch.columns().to_vec();
+        let at = batch.schema().index_of(col::TIMESTAMP).unwrap();
+        let mut millis: Vec<i64> = batch
+            .column(at)
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .to_vec();
+        let other = rows_of(&batch).iter().position(|r| r.2 != "bot-a").unwrap();
+        millis[other] = i64::MAX / 999;
+        columns[at] = Arc::new(TimestampMillisecondArray::from(millis).with_timezone("UTC"));
+        let far = RecordBatch::try_new(batch.schema(), columns).unwrap();
+        let file = write(&far, stats(EnabledStatistics::Chunk));
+        let whole = Mutex::new(0);
+        scan_parquet(
+            "ms-out-of-range.parquet",
+            || Ok(file.clone()),
+            None,
+            &scope,
+            |b, rows| {
+                assert!(matches!(rows, RowsRead::Whole { .. }), "{rows:?}");
+                *whole.lock().unwrap() += b.num_rows();
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(whole.into_inner().unwrap(), far.num_rows());
+        let err = crate::Engine::new().ingest_batch(&far).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Data, "{err}");
     }
 
     #[test]
