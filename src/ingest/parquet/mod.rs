@@ -708,8 +708,10 @@ where
         .iter()
         .map(|(field, _, _)| scope.elided().contains(field.name()))
         .collect();
+    // Opening a gather reads its column chunk (when whole): in parallel,
+    // as a row group of millions of rows has chunks of tens of megabytes.
     let mut gathers = plan
-        .iter()
+        .par_iter()
         .zip(&elidable)
         .map(|((field, leaf, kind), &elidable)| {
             // A column a condition holds to one value has that value in
@@ -753,7 +755,7 @@ where
     };
     // A batch at a time: buffers stay small and cache-resident, and the
     // columns of a batch are gathered in parallel.
-    for batch_rows in rows.chunks(BATCH_ROWS) {
+    let mut make = |batch_rows: &[u32]| -> Result<(RecordBatch, RowsRead)> {
         let eliding = scope.eliding_now();
         let wanted = |i: usize| !(elidable[i] && eliding);
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; plan.len()];
@@ -810,7 +812,25 @@ where
             .unzip();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| Error::data_from(name, e))?;
-        sink(batch, RowsRead::Filtered { left_out })?;
+        Ok((batch, RowsRead::Filtered { left_out }))
+    };
+    // Each batch goes to `sink` while the next one is gathered, so that a
+    // row group's batches overlap their folding: a file of one large row
+    // group would otherwise keep one core busy most of the time. (Whether
+    // columns are elided is decided per batch, as it is when row groups
+    // are read in parallel.)
+    let mut pending: Option<(RecordBatch, RowsRead)> = None;
+    for batch_rows in rows.chunks(BATCH_ROWS) {
+        let previous = pending.take();
+        let (sunk, made) = rayon::join(
+            || previous.map_or(Ok(()), |(batch, read)| sink(batch, read)),
+            || make(batch_rows),
+        );
+        sunk?;
+        pending = Some(made?);
+    }
+    if let Some((batch, read)) = pending {
+        sink(batch, read)?;
     }
     Ok(true)
 }
