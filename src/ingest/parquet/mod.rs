@@ -56,6 +56,7 @@ use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
 
+mod delta;
 mod file_ranges;
 mod hybrid;
 mod levels;
@@ -913,6 +914,7 @@ mod tests {
     };
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+    use parquet::schema::types::ColumnPath;
 
     use super::*;
 
@@ -1139,10 +1141,32 @@ mod tests {
                     .set_write_batch_size(250)
                     .set_statistics_enabled(EnabledStatistics::Page)
                     .build(),
-                // Delta encodings: read by arrow's reader (fallback).
+                // Delta encodings (data page v2, no dictionary).
                 WriterProperties::builder()
                     .set_writer_version(WriterVersion::PARQUET_2_0)
                     .set_dictionary_enabled(false)
+                    .build(),
+                // Delta encodings chosen per column (as DuckDB's v2 writer
+                // does for event ids and timestamps), in data page v1.
+                WriterProperties::builder()
+                    .set_dictionary_enabled(false)
+                    .set_column_encoding(
+                        ColumnPath::from(col::EVENT_ID),
+                        parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                    )
+                    .set_column_encoding(
+                        ColumnPath::from(col::BOT_ID),
+                        parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                    )
+                    .set_column_encoding(
+                        ColumnPath::from(col::CONVERSATION_ID),
+                        parquet::basic::Encoding::DELTA_BYTE_ARRAY,
+                    )
+                    .set_column_encoding(
+                        ColumnPath::from(col::TIMESTAMP),
+                        parquet::basic::Encoding::DELTA_BINARY_PACKED,
+                    )
+                    .set_data_page_row_count_limit(700)
                     .build(),
                 // Bloom filters (as DuckDB writes), several row groups.
                 WriterProperties::builder()
@@ -1220,9 +1244,9 @@ mod tests {
                     assert_eq!(got, want, "unit case {case}, layout {layout}, {scope:?}");
                     // (A scope no row group may hold is pruned by statistics.)
                     // Millisecond timestamps (case 1) are filtered too:
-                    // their statistics prove them in µs range. Delta
-                    // encodings (layout 3) are arrow's to read.
-                    let selective = !want.is_empty() && layout != 3;
+                    // their statistics prove them in µs range; so are
+                    // delta encodings (layout 3).
+                    let selective = !want.is_empty();
                     assert_eq!(
                         was_read_selectively(&name),
                         selective,
@@ -1412,37 +1436,44 @@ mod tests {
     #[test]
     fn selective_reader_on_damaged_files() {
         let batch = events(3_000, &DataType::Timestamp(TimeUnit::Microsecond, None));
-        let file = write(
-            &batch,
-            WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::UNCOMPRESSED)
-                .set_data_page_row_count_limit(500)
-                .set_write_batch_size(100)
-                .build(),
-        );
+        let plain = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(100)
+            .build();
+        let delta = WriterProperties::builder()
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .set_writer_version(WriterVersion::PARQUET_2_0)
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(500)
+            .set_write_batch_size(100)
+            .build();
         // Many rows (each chunk read at once) and one (page by page).
         let scopes = [
             ScanScope::all().with(col::BOT_ID, ["bot-a"]),
             ScanScope::all().with(col::CONVERSATION_ID, ["rare"]),
         ];
-        // Flip bytes throughout the data (not the footer, which would only
-        // fail metadata parsing).
-        let data_end = file.len() - 2_000.min(file.len() / 3);
-        for (at, scope) in (4..data_end)
-            .step_by(37)
-            .flat_map(|at| scopes.iter().map(move |s| (at, s)))
-        {
-            let mut damaged = file.to_vec();
-            damaged[at] ^= 0x5a;
-            match scan_rows("d.parquet", &damaged.into(), scope) {
-                // A flipped byte in a value may still read as a value: a
-                // changed bot id drops or adds rows, nothing else.
-                Ok(rows) => assert!(rows.len() <= batch.num_rows(), "offset {at}"),
-                // A panic caught by `guard` would read "the decoder failed".
-                Err(e) => assert!(
-                    !e.to_string().contains("decoder failed"),
-                    "offset {at}: {e}"
-                ),
+        for (props, step) in [(plain, 37), (delta, 97)] {
+            let file = write(&batch, props);
+            // Flip bytes throughout the data (not the footer, which would only
+            // fail metadata parsing).
+            let data_end = file.len() - 2_000.min(file.len() / 3);
+            for (at, scope) in (4..data_end)
+                .step_by(step)
+                .flat_map(|at| scopes.iter().map(move |s| (at, s)))
+            {
+                let mut damaged = file.to_vec();
+                damaged[at] ^= 0x5a;
+                match scan_rows("d.parquet", &damaged.into(), scope) {
+                    // A flipped byte in a value may still read as a value: a
+                    // changed bot id drops or adds rows, nothing else.
+                    Ok(rows) => assert!(rows.len() <= batch.num_rows(), "offset {at}"),
+                    // A panic caught by `guard` would read "the decoder failed".
+                    Err(e) => assert!(
+                        !e.to_string().contains("decoder failed"),
+                        "offset {at}: {e}"
+                    ),
+                }
             }
         }
     }

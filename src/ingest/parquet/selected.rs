@@ -31,8 +31,9 @@
 //!   the whole chunk.
 //!
 //! It handles what event pipelines write (flat columns of strings and
-//! `INT64` timestamps, plain or dictionary pages, data page v1 or v2, any
-//! codec): [`column_kind`] says whether a column chunk qualifies, and the
+//! `INT64` timestamps, plain, dictionary or delta-encoded pages (the last
+//! decoded whole into the plain layout, see `delta`), data page v1 or v2,
+//! any codec): [`column_kind`] says whether a column chunk qualifies, and the
 //! caller falls back to arrow's reader otherwise. Only row groups whose
 //! statistics prove every row valid come here (`provably_valid`), so rows
 //! outside the scope need no validation (SPEC 1). Strings are checked to be
@@ -61,6 +62,7 @@ use parquet::file::serialized_reader::SerializedPageReader;
 use crate::ingest::normalize::view_at;
 use crate::ingest::INLINE_VIEW_LEN;
 
+use super::delta;
 use super::hybrid::{
     decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
 };
@@ -136,8 +138,8 @@ fn int96_in(bytes: &[u8; 12], unit: TimeUnit) -> i64 {
 
 /// How the selective reader reads `chunk` (a column of arrow type
 /// `arrow_type` in the file's schema), or `None` when it cannot: nested or
-/// repeated columns, other physical types, encodings other than plain and
-/// dictionary.
+/// repeated columns, other physical types, encodings other than plain,
+/// dictionary and the delta ones (`delta`).
 pub(super) fn column_kind(
     chunk: &ColumnChunkMetaData,
     arrow_type: &DataType,
@@ -146,13 +148,18 @@ pub(super) fn column_kind(
     if descr.max_rep_level() != 0 || descr.max_def_level() > 1 || descr.path().parts().len() != 1 {
         return None;
     }
-    let plain_or_dictionary = chunk.encodings().all(|e| {
-        matches!(
-            e,
-            Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY
-        )
+    let physical = descr.physical_type();
+    let readable = chunk.encodings().all(|e| match e {
+        Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+            true
+        }
+        Encoding::DELTA_BINARY_PACKED => physical == Type::INT64,
+        Encoding::DELTA_LENGTH_BYTE_ARRAY | Encoding::DELTA_BYTE_ARRAY => {
+            physical == Type::BYTE_ARRAY
+        }
+        _ => false,
     });
-    if !plain_or_dictionary {
+    if !readable {
         return None;
     }
     let string_type =
@@ -1357,6 +1364,33 @@ impl ColumnPages {
                 parse_runs(indices, width, present, &mut self.runs)
                     .map_err(|e| Error::data(context, e))?;
                 ValuesLayout::Runs(width)
+            }
+            Encoding::DELTA_BINARY_PACKED
+            | Encoding::DELTA_LENGTH_BYTE_ARRAY
+            | Encoding::DELTA_BYTE_ARRAY => {
+                // Decoded whole into the plain layout (see `delta`).
+                let plain = match (encoding, self.physical) {
+                    (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
+                        delta::ints_as_plain(values, present)
+                    }
+                    (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                        delta::length_strings_as_plain(values, present)
+                    }
+                    (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                        delta::prefixed_strings_as_plain(values, present)
+                    }
+                    _ => Err(format!("data page encoding {encoding}")),
+                }
+                .map_err(|e| Error::data(context, e))?;
+                self.buf = Bytes::from(plain);
+                self.current = Some(CurrentPage {
+                    first_row,
+                    rows,
+                    values_at: 0,
+                    layout: ValuesLayout::Plain,
+                    rows_held: first_row + rows as u32,
+                });
+                return Ok(());
             }
             other => return Err(Error::data(context, format!("data page encoding {other}"))),
         };

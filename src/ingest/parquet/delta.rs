@@ -1,0 +1,372 @@
+//! Parquet's delta encodings, decoded into the plain layout that the
+//! selective reader (`selected`) reads.
+//!
+//! Writers of data page v2 use them where a dictionary does not pay:
+//! DuckDB's `PARQUET_VERSION v2` writes timestamps as `DELTA_BINARY_PACKED`
+//! and event ids as `DELTA_LENGTH_BYTE_ARRAY`; parquet-rs and parquet-mr
+//! write strings as `DELTA_BYTE_ARRAY`. Each value of such a page depends
+//! on the ones before it, so a page is decoded whole, once, into the bytes
+//! a plain page would hold (8-byte little-endian integers; strings as a
+//! 4-byte length and their bytes), and is then read by position like one.
+//!
+//! The input is untrusted: every count, width and length is checked
+//! against the bytes there are, nothing is allocated by a count the page
+//! claims, and damage is an error (a message without the column, which the
+//! caller adds), never a panic.
+
+/// Why a page could not be decoded.
+pub(super) type DeltaError = String;
+
+/// Reads the ULEB128 integer at `*pos`.
+fn uleb(data: &[u8], pos: &mut usize) -> Result<u64, DeltaError> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *data.get(*pos).ok_or("a delta header is cut short")?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("a delta header integer is too long".into())
+}
+
+/// Reads the zigzag-encoded ULEB128 integer at `*pos`.
+fn zigzag(data: &[u8], pos: &mut usize) -> Result<i64, DeltaError> {
+    let v = uleb(data, pos)?;
+    Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+}
+
+/// The `width`-bit value number `i` of the bit-packed bytes `packed`
+/// (least significant bit first); bits past the end read as 0.
+#[inline]
+fn unpack(packed: &[u8], width: u32, i: usize) -> u64 {
+    if width == 0 {
+        return 0;
+    }
+    let bit = i * width as usize;
+    let start = bit / 8;
+    let mut window = [0u8; 16];
+    let available = packed.len().saturating_sub(start).min(16);
+    window[..available].copy_from_slice(&packed[start..start + available]);
+    let bits = u128::from_le_bytes(window) >> (bit % 8);
+    let mask = if width == 64 {
+        u64::MAX
+    } else {
+        (1u64 << width) - 1
+    };
+    bits as u64 & mask
+}
+
+/// Decodes `count` values of a `DELTA_BINARY_PACKED` run at the start of
+/// `data` into `out` (appended); returns the bytes the run takes.
+pub(super) fn decode_ints(
+    data: &[u8],
+    count: usize,
+    out: &mut Vec<i64>,
+) -> Result<usize, DeltaError> {
+    let mut pos = 0;
+    let block_size = uleb(data, &mut pos)?;
+    let miniblocks = uleb(data, &mut pos)?;
+    let total = uleb(data, &mut pos)?;
+    let first = zigzag(data, &mut pos)?;
+    if block_size == 0 || block_size % 128 != 0 || block_size > 1 << 20 {
+        return Err(format!("a delta block of {block_size} values"));
+    }
+    if miniblocks == 0 || block_size % miniblocks != 0 || (block_size / miniblocks) % 32 != 0 {
+        return Err(format!(
+            "{miniblocks} miniblocks in a delta block of {block_size} values"
+        ));
+    }
+    // A page's run holds its values exactly; the bytes after it (a
+    // string page's) are found only by decoding all of them.
+    if total != count as u64 {
+        return Err(format!("{total} delta values where the page has {count}"));
+    }
+    if count == 0 {
+        return Ok(pos);
+    }
+    let per_miniblock = (block_size / miniblocks) as usize;
+    let miniblocks = miniblocks as usize;
+    out.reserve(count.min(data.len().saturating_mul(8) + 1));
+    let mut last = first;
+    out.push(last);
+    let mut left = count - 1;
+    while left > 0 {
+        let min_delta = zigzag(data, &mut pos)?;
+        let widths = data
+            .get(pos..pos + miniblocks)
+            .ok_or("a delta block header is cut short")?;
+        pos += miniblocks;
+        for &width in widths {
+            if left == 0 {
+                break;
+            }
+            let width = u32::from(width);
+            if width > 64 {
+                return Err(format!("a delta miniblock of {width}-bit values"));
+            }
+            let len = per_miniblock * width as usize / 8;
+            let packed = data
+                .get(pos..pos + len)
+                .ok_or("a delta miniblock is cut short")?;
+            pos += len;
+            let n = left.min(per_miniblock);
+            for i in 0..n {
+                let delta = min_delta.wrapping_add(unpack(packed, width, i) as i64);
+                last = last.wrapping_add(delta);
+                out.push(last);
+            }
+            left -= n;
+        }
+    }
+    Ok(pos)
+}
+
+/// Appends a plain-encoded string (4-byte length, then its bytes).
+#[inline]
+fn put_plain(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value);
+}
+
+/// Checks that `lengths` (of strings) are valid and sum to at most
+/// `available` bytes; returns their sum.
+fn total_length(lengths: &[i64], available: usize) -> Result<usize, DeltaError> {
+    let mut total = 0usize;
+    for &len in lengths {
+        let len = usize::try_from(len).map_err(|_| format!("a string of length {len}"))?;
+        total = total
+            .checked_add(len)
+            .filter(|&t| t <= available)
+            .ok_or("delta-encoded strings run past the page")?;
+    }
+    Ok(total)
+}
+
+/// The `count` values of a `DELTA_BINARY_PACKED` page of integers, as
+/// plain 8-byte little-endian values.
+pub(super) fn ints_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+    let mut values = Vec::new();
+    decode_ints(data, count, &mut values)?;
+    let mut out = Vec::with_capacity(values.len() * 8);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// The `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page, plain-encoded.
+pub(super) fn length_strings_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+    let mut lengths = Vec::new();
+    let used = decode_ints(data, count, &mut lengths)?;
+    let bytes = &data[used..];
+    let total = total_length(&lengths, bytes.len())?;
+    let mut out = Vec::with_capacity(total + 4 * count);
+    let mut at = 0;
+    for len in lengths {
+        let len = len as usize; // checked by `total_length`
+        put_plain(&mut out, &bytes[at..at + len]);
+        at += len;
+    }
+    Ok(out)
+}
+
+/// The `count` strings of a `DELTA_BYTE_ARRAY` page (each the previous
+/// one's prefix and a suffix of its own), plain-encoded.
+pub(super) fn prefixed_strings_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+    let mut prefixes = Vec::new();
+    let used = decode_ints(data, count, &mut prefixes)?;
+    let rest = &data[used..];
+    let mut suffixes = Vec::new();
+    let used = decode_ints(rest, count, &mut suffixes)?;
+    let bytes = &rest[used..];
+    let total = total_length(&suffixes, bytes.len())?;
+    let mut out = Vec::with_capacity(total + 4 * count);
+    let mut value: Vec<u8> = Vec::new();
+    let mut at = 0;
+    for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
+        let prefix = usize::try_from(prefix)
+            .ok()
+            .filter(|&p| p <= value.len())
+            .ok_or("a delta string's prefix is longer than the string before it")?;
+        let suffix = suffix as usize; // checked by `total_length`
+        value.truncate(prefix);
+        value.extend_from_slice(&bytes[at..at + suffix]);
+        at += suffix;
+        put_plain(&mut out, &value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `DELTA_BINARY_PACKED` run of `values` (blocks of 128 values in 4
+    /// miniblocks), written as the format describes, independently of the
+    /// decoder.
+    fn encode_ints(values: &[i64]) -> Vec<u8> {
+        fn put_uleb(out: &mut Vec<u8>, mut v: u64) {
+            loop {
+                let byte = (v & 0x7f) as u8;
+                v >>= 7;
+                if v == 0 {
+                    out.push(byte);
+                    return;
+                }
+                out.push(byte | 0x80);
+            }
+        }
+        let put_zigzag = |out: &mut Vec<u8>, v: i64| put_uleb(out, ((v << 1) ^ (v >> 63)) as u64);
+        let mut out = Vec::new();
+        put_uleb(&mut out, 128);
+        put_uleb(&mut out, 4);
+        put_uleb(&mut out, values.len() as u64);
+        put_zigzag(&mut out, values.first().copied().unwrap_or(0));
+        let deltas: Vec<i64> = values.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+        for block in deltas.chunks(128) {
+            let min = *block.iter().min().unwrap();
+            put_zigzag(&mut out, min);
+            let minis: Vec<&[i64]> = block.chunks(32).collect();
+            let width = |m: &[i64]| {
+                m.iter()
+                    .map(|d| 64 - (d.wrapping_sub(min) as u64).leading_zeros())
+                    .max()
+                    .unwrap_or(0)
+            };
+            for i in 0..4 {
+                out.push(minis.get(i).map_or(0, |m| width(m)) as u8);
+            }
+            for m in &minis {
+                let w = width(m) as usize;
+                let mut bits = vec![0u8; 32 * w / 8];
+                for (i, d) in m.iter().enumerate() {
+                    let v = d.wrapping_sub(min) as u64;
+                    for b in 0..w {
+                        if v >> b & 1 == 1 {
+                            let bit = i * w + b;
+                            bits[bit / 8] |= 1 << (bit % 8);
+                        }
+                    }
+                }
+                out.extend(bits);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn integers_round_trip() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![7],
+            (0..1000)
+                .map(|i| 1_700_000_000_000_000 + i * 1_003)
+                .collect(),
+            (0..300)
+                .map(|i| if i % 2 == 0 { i64::MAX } else { i64::MIN })
+                .collect(),
+            (0..129).map(|i| (i * 7919) % 251 - 100).collect(),
+        ];
+        for values in cases {
+            let mut encoded = encode_ints(&values);
+            let end = encoded.len();
+            encoded.extend_from_slice(b"after");
+            let mut out = Vec::new();
+            let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
+            assert_eq!(out, values);
+            assert_eq!(used, end, "{} values", values.len());
+        }
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        let values = [
+            "event-0001",
+            "event-0002",
+            "",
+            "event-0100-long-suffix",
+            "e",
+        ];
+        let lengths: Vec<i64> = values.iter().map(|v| v.len() as i64).collect();
+        let mut page = encode_ints(&lengths);
+        page.extend(values.concat().bytes());
+        let plain = length_strings_as_plain(&page, values.len()).unwrap();
+        let mut want = Vec::new();
+        for v in values {
+            put_plain(&mut want, v.as_bytes());
+        }
+        assert_eq!(plain, want);
+
+        let mut prefixes = vec![0i64];
+        let mut suffixes = Vec::new();
+        for w in values.windows(2) {
+            let common = w[0]
+                .bytes()
+                .zip(w[1].bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            prefixes.push(common as i64);
+        }
+        for (v, &p) in values.iter().zip(&prefixes) {
+            suffixes.push(&v[p as usize..]);
+        }
+        let mut page = encode_ints(&prefixes);
+        page.extend(encode_ints(
+            &suffixes.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
+        ));
+        page.extend(suffixes.concat().bytes());
+        assert_eq!(
+            prefixed_strings_as_plain(&page, values.len()).unwrap(),
+            want
+        );
+        // A prefix longer than the string before it is damage.
+        let mut bad = encode_ints(&[0, 3]);
+        bad.extend(encode_ints(&[1, 1]));
+        bad.extend(b"ab");
+        assert!(prefixed_strings_as_plain(&bad, 2).is_err());
+    }
+
+    #[test]
+    fn too_few_values_or_bytes_are_errors() {
+        let encoded = encode_ints(&(0..500).collect::<Vec<_>>());
+        assert!(decode_ints(&encoded, 501, &mut Vec::new()).is_err());
+        assert!(decode_ints(&encoded, 499, &mut Vec::new()).is_err());
+        for cut in 0..encoded.len() {
+            assert!(
+                decode_ints(&encoded[..cut], 500, &mut Vec::new()).is_err(),
+                "{cut}"
+            );
+        }
+        let mut lengths = encode_ints(&[5, 5]);
+        lengths.extend(b"abcdefgh"); // 8 bytes, 10 claimed
+        assert!(length_strings_as_plain(&lengths, 2).is_err());
+        let mut negative = encode_ints(&[-1]);
+        negative.extend(b"x");
+        assert!(length_strings_as_plain(&negative, 1).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            count in 0usize..600,
+        ) {
+            let _ = ints_as_plain(&bytes, count);
+            let _ = length_strings_as_plain(&bytes, count);
+            let _ = prefixed_strings_as_plain(&bytes, count);
+        }
+
+        #[test]
+        fn any_integers_round_trip(
+            values in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..700),
+        ) {
+            let mut out = Vec::new();
+            let encoded = encode_ints(&values);
+            let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
+            proptest::prop_assert_eq!(out, values);
+            proptest::prop_assert_eq!(used, encoded.len());
+        }
+    }
+}
