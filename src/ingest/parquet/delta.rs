@@ -41,29 +41,41 @@ fn zigzag(data: &[u8], pos: &mut usize) -> Result<i64, DeltaError> {
 /// (least significant bit first); bits past the end read as 0.
 #[inline]
 fn unpack(packed: &[u8], width: u32, i: usize) -> u64 {
-    if width == 0 {
-        return 0;
-    }
     let bit = i * width as usize;
     let start = bit / 8;
-    let mut window = [0u8; 16];
-    let available = packed.len().saturating_sub(start).min(16);
-    window[..available].copy_from_slice(&packed[start..start + available]);
-    let bits = u128::from_le_bytes(window) >> (bit % 8);
-    let mask = if width == 64 {
+    let mask = if width >= 64 {
         u64::MAX
     } else {
         (1u64 << width) - 1
     };
-    bits as u64 & mask
+    // Eight bytes hold the value whenever it is at most 56 bits wide (it
+    // starts at most 7 bits into them).
+    if let Some(word) = packed.get(start..start + 8).filter(|_| width <= 56) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        return (word >> (bit % 8)) & mask;
+    }
+    let mut window = [0u8; 16];
+    let available = packed.len().saturating_sub(start).min(16);
+    window[..available].copy_from_slice(&packed[start..start + available]);
+    (u128::from_le_bytes(window) >> (bit % 8)) as u64 & mask
 }
 
-/// Decodes `count` values of a `DELTA_BINARY_PACKED` run at the start of
-/// `data` into `out` (appended); returns the bytes the run takes.
+/// Decodes the `count` values of a `DELTA_BINARY_PACKED` run at the start
+/// of `data` into `out` (appended); returns the bytes the run takes.
 pub(super) fn decode_ints(
     data: &[u8],
     count: usize,
     out: &mut Vec<i64>,
+) -> Result<usize, DeltaError> {
+    out.reserve(count.min(data.len().saturating_mul(8) + 1));
+    decode_ints_with(data, count, |v| out.push(v))
+}
+
+/// [`decode_ints`], giving each value to `push`.
+fn decode_ints_with(
+    data: &[u8],
+    count: usize,
+    mut push: impl FnMut(i64),
 ) -> Result<usize, DeltaError> {
     let mut pos = 0;
     let block_size = uleb(data, &mut pos)?;
@@ -88,9 +100,8 @@ pub(super) fn decode_ints(
     }
     let per_miniblock = (block_size / miniblocks) as usize;
     let miniblocks = miniblocks as usize;
-    out.reserve(count.min(data.len().saturating_mul(8) + 1));
     let mut last = first;
-    out.push(last);
+    push(last);
     let mut left = count - 1;
     while left > 0 {
         let min_delta = zigzag(data, &mut pos)?;
@@ -115,7 +126,7 @@ pub(super) fn decode_ints(
             for i in 0..n {
                 let delta = min_delta.wrapping_add(unpack(packed, width, i) as i64);
                 last = last.wrapping_add(delta);
-                out.push(last);
+                push(last);
             }
             left -= n;
         }
@@ -147,12 +158,8 @@ fn total_length(lengths: &[i64], available: usize) -> Result<usize, DeltaError> 
 /// The `count` values of a `DELTA_BINARY_PACKED` page of integers, as
 /// plain 8-byte little-endian values.
 pub(super) fn ints_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
-    let mut values = Vec::new();
-    decode_ints(data, count, &mut values)?;
-    let mut out = Vec::with_capacity(values.len() * 8);
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    let mut out = Vec::with_capacity(count.min(data.len().saturating_mul(8) + 1) * 8);
+    decode_ints_with(data, count, |v| out.extend_from_slice(&v.to_le_bytes()))?;
     Ok(out)
 }
 
