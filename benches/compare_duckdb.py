@@ -25,6 +25,9 @@ The data sets are made once under `target/bench-compare/` with
   nanoseconds (needs pandas);
 - `interleaved-small-groups`: 65,536-row groups of 64 KB zstd pages with a
   page index, large strings and nanosecond timestamps;
+- `interleaved-duckdb-v2`: the interleaved rows through DuckDB's writer with
+  `PARQUET_VERSION v2` (delta-encoded timestamps and event ids);
+- `interleaved-millis`: the pyarrow file with timestamps in milliseconds;
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -212,12 +215,28 @@ def make_data(convostat, events, out):
         duckdb.connect().execute(
             f"COPY (SELECT * FROM read_parquet('{inter}')) TO '{path}' (FORMAT parquet)")
 
+    def millis(path):
+        # Timestamps in milliseconds, as Java pipelines (Kafka Connect,
+        # Spark with outputTimestampType=TIMESTAMP_MILLIS) write them.
+        import pyarrow.parquet as pq
+        pq.write_table(pq.read_table(pyarrow_file), path, coerce_timestamps="ms",
+                       allow_truncated_timestamps=True)
+
+    def duckdb_v2(path):
+        # DuckDB's writer asked for Parquet v2: data page v2, timestamps
+        # DELTA_BINARY_PACKED, event ids DELTA_LENGTH_BYTE_ARRAY.
+        duckdb.connect().execute(
+            f"COPY (SELECT * FROM read_parquet('{inter}')) TO '{path}' "
+            "(FORMAT parquet, PARQUET_VERSION v2)")
+
     rewritten("interleaved-pyarrow", pyarrow_defaults, "pyarrow")
     rewritten("interleaved-spark", spark, "pyarrow")
     rewritten("interleaved-pandas", pandas, "pandas")
     rewritten("interleaved-small-groups", small_groups, "pyarrow")
     rewritten("interleaved-polars", polars, "polars")
     rewritten("interleaved-duckdb", duckdb_writer, "duckdb")
+    rewritten("interleaved-duckdb-v2", duckdb_v2, "duckdb")
+    rewritten("interleaved-millis", millis, "pyarrow")
     hourly = f"{out}/hourly"
     if not os.path.exists(hourly):
         subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,
