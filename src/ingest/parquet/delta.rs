@@ -155,33 +155,50 @@ fn total_length(lengths: &[i64], available: usize) -> Result<usize, DeltaError> 
     Ok(total)
 }
 
-/// The `count` values of a `DELTA_BINARY_PACKED` page of integers, as
-/// plain 8-byte little-endian values.
-pub(super) fn ints_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
-    let mut out = Vec::with_capacity(count.min(data.len().saturating_mul(8) + 1) * 8);
+/// Writes the `count` values of a `DELTA_BINARY_PACKED` page of integers
+/// into `out` (emptied first), as plain 8-byte little-endian values.
+pub(super) fn ints_as_plain(
+    data: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
+    out.clear();
+    out.reserve(count.min(data.len().saturating_mul(8) + 1) * 8);
     decode_ints_with(data, count, |v| out.extend_from_slice(&v.to_le_bytes()))?;
-    Ok(out)
+    Ok(())
 }
 
-/// The `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page, plain-encoded.
-pub(super) fn length_strings_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+/// Writes the `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page into
+/// `out` (emptied first), plain-encoded.
+pub(super) fn length_strings_as_plain(
+    data: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
+    out.clear();
     let mut lengths = Vec::new();
     let used = decode_ints(data, count, &mut lengths)?;
     let bytes = &data[used..];
     let total = total_length(&lengths, bytes.len())?;
-    let mut out = Vec::with_capacity(total + 4 * count);
+    out.reserve(total + 4 * count);
     let mut at = 0;
     for len in lengths {
         let len = len as usize; // checked by `total_length`
-        put_plain(&mut out, &bytes[at..at + len]);
+        put_plain(out, &bytes[at..at + len]);
         at += len;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// The `count` strings of a `DELTA_BYTE_ARRAY` page (each the previous
-/// one's prefix and a suffix of its own), plain-encoded.
-pub(super) fn prefixed_strings_as_plain(data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+/// Writes the `count` strings of a `DELTA_BYTE_ARRAY` page (each the
+/// previous one's prefix and a suffix of its own) into `out` (emptied
+/// first), plain-encoded.
+pub(super) fn prefixed_strings_as_plain(
+    data: &[u8],
+    count: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DeltaError> {
+    out.clear();
     let mut prefixes = Vec::new();
     let used = decode_ints(data, count, &mut prefixes)?;
     let rest = &data[used..];
@@ -189,7 +206,7 @@ pub(super) fn prefixed_strings_as_plain(data: &[u8], count: usize) -> Result<Vec
     let used = decode_ints(rest, count, &mut suffixes)?;
     let bytes = &rest[used..];
     let total = total_length(&suffixes, bytes.len())?;
-    let mut out = Vec::with_capacity(total + 4 * count);
+    out.reserve(total + 4 * count);
     let mut value: Vec<u8> = Vec::new();
     let mut at = 0;
     for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
@@ -201,9 +218,9 @@ pub(super) fn prefixed_strings_as_plain(data: &[u8], count: usize) -> Result<Vec
         value.truncate(prefix);
         value.extend_from_slice(&bytes[at..at + suffix]);
         at += suffix;
-        put_plain(&mut out, &value);
+        put_plain(out, &value);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -263,6 +280,15 @@ mod tests {
         out
     }
 
+    /// One of the `*_as_plain` decoders.
+    type PlainDecoder = fn(&[u8], usize, &mut Vec<u8>) -> Result<(), DeltaError>;
+
+    /// What `decode` writes into a buffer holding something already.
+    fn as_plain(decode: PlainDecoder, data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+        let mut out = b"left over".to_vec();
+        decode(data, count, &mut out).map(|()| out)
+    }
+
     #[test]
     fn integers_round_trip() {
         let cases: Vec<Vec<i64>> = vec![
@@ -299,7 +325,7 @@ mod tests {
         let lengths: Vec<i64> = values.iter().map(|v| v.len() as i64).collect();
         let mut page = encode_ints(&lengths);
         page.extend(values.concat().bytes());
-        let plain = length_strings_as_plain(&page, values.len()).unwrap();
+        let plain = as_plain(length_strings_as_plain, &page, values.len()).unwrap();
         let mut want = Vec::new();
         for v in values {
             put_plain(&mut want, v.as_bytes());
@@ -325,14 +351,14 @@ mod tests {
         ));
         page.extend(suffixes.concat().bytes());
         assert_eq!(
-            prefixed_strings_as_plain(&page, values.len()).unwrap(),
+            as_plain(prefixed_strings_as_plain, &page, values.len()).unwrap(),
             want
         );
         // A prefix longer than the string before it is damage.
         let mut bad = encode_ints(&[0, 3]);
         bad.extend(encode_ints(&[1, 1]));
         bad.extend(b"ab");
-        assert!(prefixed_strings_as_plain(&bad, 2).is_err());
+        assert!(as_plain(prefixed_strings_as_plain, &bad, 2).is_err());
     }
 
     #[test]
@@ -348,10 +374,10 @@ mod tests {
         }
         let mut lengths = encode_ints(&[5, 5]);
         lengths.extend(b"abcdefgh"); // 8 bytes, 10 claimed
-        assert!(length_strings_as_plain(&lengths, 2).is_err());
+        assert!(as_plain(length_strings_as_plain, &lengths, 2).is_err());
         let mut negative = encode_ints(&[-1]);
         negative.extend(b"x");
-        assert!(length_strings_as_plain(&negative, 1).is_err());
+        assert!(as_plain(length_strings_as_plain, &negative, 1).is_err());
     }
 
     proptest::proptest! {
@@ -360,9 +386,9 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
             count in 0usize..600,
         ) {
-            let _ = ints_as_plain(&bytes, count);
-            let _ = length_strings_as_plain(&bytes, count);
-            let _ = prefixed_strings_as_plain(&bytes, count);
+            let _ = as_plain(ints_as_plain, &bytes, count);
+            let _ = as_plain(length_strings_as_plain, &bytes, count);
+            let _ = as_plain(prefixed_strings_as_plain, &bytes, count);
         }
 
         #[test]

@@ -992,7 +992,10 @@ impl DataPage<'_> {
 struct CurrentPage {
     first_row: u32,
     rows: usize,
-    values_at: usize,
+    /// Where the values start in `ColumnPages::buf`, or, for a page
+    /// decoded into the plain layout, `None`: they are
+    /// `ColumnPages::decoded_plain`.
+    values_at: Option<usize>,
     layout: ValuesLayout,
     /// The row before which the buffer holds the page's values (the
     /// page's end unless it was read in part).
@@ -1020,6 +1023,8 @@ struct ColumnPages {
     rows: usize,
     /// The current page's buffer, levels and indices (reused).
     buf: Bytes,
+    /// A delta-encoded page's values in the plain layout (reused).
+    decoded_plain: Vec<u8>,
     present: PresentBits,
     /// Whether the current page has levels: nullable, and not all 1.
     page_has_levels: bool,
@@ -1150,6 +1155,7 @@ impl ColumnPages {
             next_row: 0,
             rows,
             buf: Bytes::new(),
+            decoded_plain: Vec::new(),
             present: PresentBits::default(),
             page_has_levels: false,
             runs: Vec::new(),
@@ -1369,24 +1375,24 @@ impl ColumnPages {
             | Encoding::DELTA_LENGTH_BYTE_ARRAY
             | Encoding::DELTA_BYTE_ARRAY => {
                 // Decoded whole into the plain layout (see `delta`).
-                let plain = match (encoding, self.physical) {
+                let out = &mut self.decoded_plain;
+                match (encoding, self.physical) {
                     (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
-                        delta::ints_as_plain(values, present)
+                        delta::ints_as_plain(values, present, out)
                     }
                     (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                        delta::length_strings_as_plain(values, present)
+                        delta::length_strings_as_plain(values, present, out)
                     }
                     (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                        delta::prefixed_strings_as_plain(values, present)
+                        delta::prefixed_strings_as_plain(values, present, out)
                     }
                     _ => Err(format!("data page encoding {encoding}")),
                 }
                 .map_err(|e| Error::data(context, e))?;
-                self.buf = Bytes::from(plain);
                 self.current = Some(CurrentPage {
                     first_row,
                     rows,
-                    values_at: 0,
+                    values_at: None,
                     layout: ValuesLayout::Plain,
                     rows_held: first_row + rows as u32,
                 });
@@ -1397,7 +1403,7 @@ impl ColumnPages {
         self.current = Some(CurrentPage {
             first_row,
             rows,
-            values_at,
+            values_at: Some(values_at),
             layout,
             rows_held: first_row + rows as u32,
         });
@@ -1407,7 +1413,10 @@ impl ColumnPages {
     /// The current data page (after [`ColumnPages::advance`] returned true).
     fn page(&self) -> Option<DataPage<'_>> {
         let current = self.current.as_ref()?;
-        let values = &self.buf[current.values_at..];
+        let values = match current.values_at {
+            Some(at) => &self.buf[at..],
+            None => &self.decoded_plain[..],
+        };
         let values = match current.layout {
             ValuesLayout::Plain => PageValues::Plain(values),
             ValuesLayout::Runs(width) => PageValues::Runs {
@@ -1575,7 +1584,7 @@ impl ColumnPages {
         self.current = Some(CurrentPage {
             first_row,
             rows,
-            values_at,
+            values_at: Some(values_at),
             layout: ValuesLayout::Plain,
             rows_held: first_row + upto as u32,
         });
