@@ -5,7 +5,8 @@
     pip install duckdb pyarrow
     cargo build --release
     python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
-        [--question flow --question 'flow mid-file'] [--runs 30]
+        [--question flow --question 'flow mid-file'] [--runs 30] [--more-writers]
+        [--baseline path/to/an/earlier/convostat]
 
 The data sets are made once under `target/bench-compare/` with
 `convostat generate` (seed 7), as users have them:
@@ -28,6 +29,10 @@ The data sets are made once under `target/bench-compare/` with
 - `interleaved-duckdb-v2`: the interleaved rows through DuckDB's writer with
   `PARQUET_VERSION v2` (delta-encoded timestamps and event ids);
 - `interleaved-millis`: the pyarrow file with timestamps in milliseconds;
+- with `--more-writers`, the pyarrow file also compressed with gzip, lz4
+  and brotli (`interleaved-gzip` ...), `interleaved-uncompressed`,
+  `interleaved-no-dictionary`, `interleaved-delta` (data page v2, ids as
+  `DELTA_BYTE_ARRAY`) and `interleaved-one-group` (a single row group);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -50,6 +55,11 @@ import time
 import duckdb
 
 BOT, TEAM = "bot-acme-support", "team-acme"
+# The generator's columns, in order.
+COLUMNS = ["event_id", "timestamp", "bot_id", "conversation_id", "event_type", "team_id",
+           "bot_version", "user_id", "channel_type", "language", "campaign_id",
+           "campaign_source", "message_id", "from_step_id", "from_step_type", "to_step_id",
+           "to_step_type"]
 # Flow asks for the bot's first conversation (its rows lie in the first row
 # group, which statistics single out) and for one that starts mid-file
 # (every row group's conversation range holds it).
@@ -133,7 +143,7 @@ def answer_rows(name, text):
                if v is not None and (name == "insights" or v != 0))
 
 
-def make_data(convostat, events, out):
+def make_data(convostat, events, out, more_writers=False):
     os.makedirs(out, exist_ok=True)
     gen = [convostat, "generate", "--events", str(events), "--seed", "7"]
     sets = {}
@@ -237,6 +247,27 @@ def make_data(convostat, events, out):
     rewritten("interleaved-duckdb", duckdb_writer, "duckdb")
     rewritten("interleaved-duckdb-v2", duckdb_v2, "duckdb")
     rewritten("interleaved-millis", millis, "pyarrow")
+    if more_writers:
+        # Other settings a writer may be given (`--more-writers`): the
+        # pyarrow file with each codec, without dictionaries, in data page
+        # v2 with delta-encoded strings, and as one row group.
+        def pyarrow_with(**options):
+            def write(path):
+                import pyarrow.parquet as pq
+                pq.write_table(pq.read_table(pyarrow_file), path, **options)
+            return write
+
+        for codec in ["gzip", "lz4", "brotli"]:
+            rewritten(f"interleaved-{codec}", pyarrow_with(compression=codec), "pyarrow")
+        rewritten("interleaved-uncompressed", pyarrow_with(compression="none"), "pyarrow")
+        rewritten("interleaved-no-dictionary", pyarrow_with(use_dictionary=False), "pyarrow")
+        ids = ["event_id", "conversation_id", "user_id", "message_id", "from_step_id",
+               "to_step_id"]
+        rewritten("interleaved-delta", pyarrow_with(
+            use_dictionary=[c for c in COLUMNS if c not in ids],
+            column_encoding={c: "DELTA_BYTE_ARRAY" for c in ids},
+            data_page_version="2.0"), "pyarrow")
+        rewritten("interleaved-one-group", pyarrow_with(row_group_size=events), "pyarrow")
     hourly = f"{out}/hourly"
     if not os.path.exists(hourly):
         subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,
@@ -274,14 +305,20 @@ def best_of(runs, f):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--convostat", default=os.path.join(ROOT, "target/release/convostat"))
+    p.add_argument("--baseline", help="another convostat build, timed in the same minutes "
+                   "(e.g. an earlier commit's), for before/after columns")
     p.add_argument("--events", type=int, default=10_000_000)
     p.add_argument("--data", default=os.path.join(ROOT, "target/bench-compare"))
     p.add_argument("--only", action="append", help="data set(s) to run")
     p.add_argument("--question", action="append",
                    help="question(s) to run, e.g. flow (default: all)")
+    p.add_argument("--more-writers", action="store_true",
+                   help="also the pyarrow file with other codecs, without dictionaries, "
+                   "with delta-encoded strings and as one row group")
     p.add_argument("--runs", type=int, default=3)
     args = p.parse_args()
-    sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}")
+    sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}",
+                     args.more_writers)
     con = duckdb.connect()
     con.execute("SET threads=2")
     con.execute("SET TimeZone='UTC'")
@@ -294,23 +331,36 @@ def main():
         for name, cli in CLI.items():
             if args.question and name not in args.question:
                 continue
-            def run_convostat():
-                out = subprocess.run([args.convostat] + cli + ["--input", path], env=env,
-                                     check=True, capture_output=True, text=True)
-                return out.stdout
-            ours, text = best_of(args.runs, run_convostat)
+            def run(convostat):
+                def once():
+                    out = subprocess.run([convostat] + cli + ["--input", path], env=env,
+                                         check=True, capture_output=True, text=True)
+                    return out.stdout
+                return once
+            ours, text = best_of(args.runs, run(args.convostat))
+            base = best_of(args.runs, run(args.baseline))[0] if args.baseline else None
             theirs, rows = best_of(args.runs, lambda: con.execute(queries[name]).fetchall())
             ratio = theirs / ours
             check = answer_rows(name, text)
             note = "" if check == len(rows) else f" (rows: {check} vs {len(rows)})"
+            was = f"   baseline {base:8.4f} s {theirs / base:5.2f}x" if base else ""
             print(f"{data:<24} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
-                  f"   {ratio:5.2f}x{note}", flush=True)
-            table.append((data, name, ours, theirs, ratio, note))
+                  f"   {ratio:5.2f}x{was}{note}", flush=True)
+            table.append((data, name, ours, base, theirs, ratio, note))
     print()
-    print("| data set | question | convostat (process) | DuckDB (engine) | DuckDB time / convostat time |")
-    print("|---|---|---:|---:|---:|")
-    for data, name, ours, theirs, ratio, note in table:
-        print(f"| {data} | {name} | {ours:.4f} s | {theirs:.4f} s | {ratio:.2f}×{note} |")
+    if args.baseline:
+        print("| data set | question | baseline | convostat (process) | DuckDB (engine) "
+              "| DuckDB / baseline | DuckDB / convostat |")
+        print("|---|---|---:|---:|---:|---:|---:|")
+    else:
+        print("| data set | question | convostat (process) | DuckDB (engine) "
+              "| DuckDB time / convostat time |")
+        print("|---|---|---:|---:|---:|")
+    for data, name, ours, base, theirs, ratio, note in table:
+        was = f"{base:.4f} s | " if base else ""
+        now = f"{ours:.4f} s | {theirs:.4f} s | "
+        ratios = f"{theirs / base:.2f}× | {ratio:.2f}×" if base else f"{ratio:.2f}×"
+        print(f"| {data} | {name} | {was}{now}{ratios}{note} |")
 
 
 if __name__ == "__main__":
