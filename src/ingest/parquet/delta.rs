@@ -142,8 +142,8 @@ fn put_plain(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 /// Checks that `lengths` (of strings) are valid and sum to at most
-/// `available` bytes; returns their sum.
-fn total_length(lengths: &[i64], available: usize) -> Result<usize, DeltaError> {
+/// `available` bytes.
+fn total_length(lengths: &[i64], available: usize) -> Result<(), DeltaError> {
     let mut total = 0usize;
     for &len in lengths {
         let len = usize::try_from(len).map_err(|_| format!("a string of length {len}"))?;
@@ -152,7 +152,7 @@ fn total_length(lengths: &[i64], available: usize) -> Result<usize, DeltaError> 
             .filter(|&t| t <= available)
             .ok_or("delta-encoded strings run past the page")?;
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Writes the `count` values of a `DELTA_BINARY_PACKED` page of integers
@@ -168,6 +168,16 @@ pub(super) fn ints_as_plain(
     Ok(())
 }
 
+/// The `count` lengths of a `DELTA_LENGTH_BYTE_ARRAY` run at the start of
+/// `data`, checked, and the strings' bytes, which follow them.
+fn lengths_and_bytes(data: &[u8], count: usize) -> Result<(Vec<i64>, &[u8]), DeltaError> {
+    let mut lengths = Vec::new();
+    let used = decode_ints(data, count, &mut lengths)?;
+    let bytes = &data[used..];
+    total_length(&lengths, bytes.len())?;
+    Ok((lengths, bytes))
+}
+
 /// Writes the `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page into
 /// `out` (emptied first), plain-encoded.
 pub(super) fn length_strings_as_plain(
@@ -176,14 +186,11 @@ pub(super) fn length_strings_as_plain(
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
-    let mut lengths = Vec::new();
-    let used = decode_ints(data, count, &mut lengths)?;
-    let bytes = &data[used..];
-    let total = total_length(&lengths, bytes.len())?;
-    out.reserve(total + 4 * count);
+    let (lengths, bytes) = lengths_and_bytes(data, count)?;
+    out.reserve(bytes.len() + 4 * lengths.len());
     let mut at = 0;
     for len in lengths {
-        let len = len as usize; // checked by `total_length`
+        let len = len as usize; // checked by `lengths_and_bytes`
         put_plain(out, &bytes[at..at + len]);
         at += len;
     }
@@ -201,12 +208,8 @@ pub(super) fn prefixed_strings_as_plain(
     out.clear();
     let mut prefixes = Vec::new();
     let used = decode_ints(data, count, &mut prefixes)?;
-    let rest = &data[used..];
-    let mut suffixes = Vec::new();
-    let used = decode_ints(rest, count, &mut suffixes)?;
-    let bytes = &rest[used..];
-    let total = total_length(&suffixes, bytes.len())?;
-    out.reserve(total + 4 * count);
+    // The suffixes are a `DELTA_LENGTH_BYTE_ARRAY` run.
+    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count)?;
     let mut value: Vec<u8> = Vec::new();
     let mut at = 0;
     for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
@@ -214,7 +217,7 @@ pub(super) fn prefixed_strings_as_plain(
             .ok()
             .filter(|&p| p <= value.len())
             .ok_or("a delta string's prefix is longer than the string before it")?;
-        let suffix = suffix as usize; // checked by `total_length`
+        let suffix = suffix as usize; // checked by `lengths_and_bytes`
         value.truncate(prefix);
         value.extend_from_slice(&bytes[at..at + suffix]);
         at += suffix;

@@ -1148,26 +1148,24 @@ mod tests {
                     .build(),
                 // Delta encodings chosen per column (as DuckDB's v2 writer
                 // does for event ids and timestamps), in data page v1.
-                WriterProperties::builder()
-                    .set_dictionary_enabled(false)
-                    .set_column_encoding(
-                        ColumnPath::from(col::EVENT_ID),
-                        parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY,
-                    )
-                    .set_column_encoding(
-                        ColumnPath::from(col::BOT_ID),
-                        parquet::basic::Encoding::DELTA_LENGTH_BYTE_ARRAY,
-                    )
-                    .set_column_encoding(
-                        ColumnPath::from(col::CONVERSATION_ID),
-                        parquet::basic::Encoding::DELTA_BYTE_ARRAY,
-                    )
-                    .set_column_encoding(
-                        ColumnPath::from(col::TIMESTAMP),
-                        parquet::basic::Encoding::DELTA_BINARY_PACKED,
+                {
+                    use parquet::basic::Encoding::*;
+                    [
+                        (col::EVENT_ID, DELTA_LENGTH_BYTE_ARRAY),
+                        (col::BOT_ID, DELTA_LENGTH_BYTE_ARRAY),
+                        (col::CONVERSATION_ID, DELTA_BYTE_ARRAY),
+                        (col::TIMESTAMP, DELTA_BINARY_PACKED),
+                    ]
+                    .into_iter()
+                    .fold(
+                        WriterProperties::builder().set_dictionary_enabled(false),
+                        |props, (column, encoding)| {
+                            props.set_column_encoding(ColumnPath::from(column), encoding)
+                        },
                     )
                     .set_data_page_row_count_limit(700)
-                    .build(),
+                    .build()
+                },
                 // Bloom filters (as DuckDB writes), several row groups.
                 WriterProperties::builder()
                     .set_bloom_filter_enabled(true)
