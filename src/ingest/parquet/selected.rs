@@ -1346,7 +1346,9 @@ impl ColumnPages {
         };
         self.buf = buf;
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
-        let layout = match encoding {
+        // The values' layout, and where they are (`None`: decoded into
+        // `decoded_plain`).
+        let (layout, values_at) = match encoding {
             Encoding::PLAIN => {
                 let width = match self.physical {
                     Type::INT64 | Type::INT96 => {
@@ -1357,7 +1359,7 @@ impl ColumnPages {
                 if values.len() < present.saturating_mul(width) {
                     return Err(short(context));
                 }
-                ValuesLayout::Plain
+                (ValuesLayout::Plain, Some(values_at))
             }
             Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
                 if self.dictionary.is_none() {
@@ -1369,7 +1371,7 @@ impl ColumnPages {
                 let (&width, indices) = values.split_first().ok_or_else(|| short(context))?;
                 parse_runs(indices, width, present, &mut self.runs)
                     .map_err(|e| Error::data(context, e))?;
-                ValuesLayout::Runs(width)
+                (ValuesLayout::Runs(width), Some(values_at))
             }
             Encoding::DELTA_BINARY_PACKED
             | Encoding::DELTA_LENGTH_BYTE_ARRAY
@@ -1389,21 +1391,14 @@ impl ColumnPages {
                     _ => Err(format!("data page encoding {encoding}")),
                 }
                 .map_err(|e| Error::data(context, e))?;
-                self.current = Some(CurrentPage {
-                    first_row,
-                    rows,
-                    values_at: None,
-                    layout: ValuesLayout::Plain,
-                    rows_held: first_row + rows as u32,
-                });
-                return Ok(());
+                (ValuesLayout::Plain, None)
             }
             other => return Err(Error::data(context, format!("data page encoding {other}"))),
         };
         self.current = Some(CurrentPage {
             first_row,
             rows,
-            values_at: Some(values_at),
+            values_at,
             layout,
             rows_held: first_row + rows as u32,
         });
