@@ -1532,25 +1532,19 @@ mod tests {
             .filter(|r| bots.contains(&r.2.as_str()))
             .collect();
         assert!(want.len() > 2 * BATCH_ROWS);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        let got = pool
-            .install(|| scan_rows("one-group.parquet", &file, &scope))
-            .unwrap();
-        assert!(was_overlapped("one-group.parquet"));
-        assert_eq!(got, want);
         // With a thread per row group already, the batches take turns.
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        let got = one
-            .install(|| scan_rows("one-thread.parquet", &file, &scope))
-            .unwrap();
-        assert!(!was_overlapped("one-thread.parquet"));
-        assert_eq!(got, want);
+        for (threads, name, overlapped) in [
+            (2, "two-threads.parquet", true),
+            (1, "one-thread.parquet", false),
+        ] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let got = pool.install(|| scan_rows(name, &file, &scope)).unwrap();
+            assert_eq!(was_overlapped(name), overlapped, "{threads} threads");
+            assert_eq!(got, want, "{threads} threads");
+        }
     }
 
     /// Millisecond timestamps can overflow µs, so a row group of them is
