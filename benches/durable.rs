@@ -253,7 +253,7 @@ fn main() {
     let chunks = split_lines(&text, 10_000);
     let t = Instant::now();
     for chunk in &chunks {
-        engine.ingest_ndjson(*chunk).expect("ingest");
+        engine.ingest_ndjson_bytes(chunk).expect("ingest");
     }
     row(
         &format!("durable NDJSON ingest, 10K lines per call ({ndjson_events} events)"),

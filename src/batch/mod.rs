@@ -49,7 +49,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ingest::bounds::bounding_rows;
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::{open_ndjson_file, read_ndjson_columns};
+use crate::ingest::ndjson::open_ndjson_file;
 use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{normalize, Elision, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
@@ -410,9 +410,9 @@ fn fold_files(
             }
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
                 let gzip = file.format == InputFormat::NdjsonGzip;
-                let reader = open_ndjson_file(&file.path, gzip)?;
+                let input = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
-                    read_ndjson_columns(reader, Some(columns), |batch, lines| {
+                    input.read_columns(Some(columns), |batch, lines| {
                         fold(batch, RowNumbers::Lines(lines), false, None)
                     })
                 })

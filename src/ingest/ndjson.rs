@@ -123,49 +123,68 @@ fn more_brackets_than(line: &[u8], limit: usize) -> bool {
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
+///
+/// The text is the chunk's own when read from a stream, or a slice of the
+/// whole input when that is in memory (a mapped file, a request body): the
+/// lines are then decoded where they lie, never copied.
 #[derive(Default)]
-struct Chunk {
-    text: Vec<u8>,
-    /// End offset (exclusive) of each line in `text`, newline included.
-    /// Blank lines stay in `text`, inside the span of the next line.
+struct Chunk<'a> {
+    owned: Vec<u8>,
+    /// The chunk's text within the whole input, when it is a slice of it.
+    borrowed: Option<&'a [u8]>,
+    /// Where `borrowed` starts in the whole input.
+    offset: usize,
+    /// End offset (exclusive) of each line in the text, newline included.
+    /// Blank lines stay in the text, inside the span of the next line.
     ends: Vec<usize>,
     /// 1-based line number of each line.
     lines: Vec<u64>,
 }
 
-impl Chunk {
+impl<'a> Chunk<'a> {
     /// Empties the chunk, keeping its buffers.
     fn clear(&mut self) {
-        self.text.clear();
+        self.owned.clear();
+        self.borrowed = None;
+        self.offset = 0;
         self.ends.clear();
         self.lines.clear();
     }
 
+    fn text(&self) -> &[u8] {
+        self.borrowed.unwrap_or(&self.owned)
+    }
+
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
+        &self.text()[start..self.ends[i]]
     }
 
     /// Records the line `text[start..end]` (newline included) as row
     /// `line_no`, unless it is blank; blank lines stay in the text, where
     /// the JSON decoder skips them as whitespace.
     fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) {
-        if line_no == 1 && self.text[start..end].starts_with(UTF8_BOM) {
+        if line_no == 1 && self.owned[start..end].starts_with(UTF8_BOM) {
             // A byte order mark opens the file: blank it out for the
             // decoder (line 1 starts the first chunk).
-            self.text[start..start + UTF8_BOM.len()].fill(b' ');
+            self.owned[start..start + UTF8_BOM.len()].fill(b' ');
         }
-        let line = &self.text[start..end];
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        self.ends.push(end);
-        self.lines.push(line_no);
+        self.record_line(start, end, line_no);
     }
 
     /// Records the line from `start` to the end of the text.
     fn end_line(&mut self, start: usize, line_no: u64) {
-        self.end_line_at(start, self.text.len(), line_no)
+        self.end_line_at(start, self.owned.len(), line_no)
+    }
+
+    /// Counts the line `text[start..end]` as row `line_no` unless it is
+    /// blank.
+    fn record_line(&mut self, start: usize, end: usize, line_no: u64) {
+        if self.text()[start..end].iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        self.ends.push(end);
+        self.lines.push(line_no);
     }
 }
 
@@ -178,31 +197,31 @@ const PIECE_BYTES: usize = 64 * 1024;
 /// The reader's buffer is copied in pieces and split at newlines in place,
 /// so the cost per line is a newline search and a few checks. A chunk ends
 /// with a complete line; the reader is left just after it.
-fn read_chunk(
+fn read_chunk<'a>(
     reader: &mut impl BufRead,
     line_no: &mut u64,
-    mut chunk: Chunk,
+    mut chunk: Chunk<'a>,
     rows: usize,
-) -> Result<Chunk> {
+) -> Result<Chunk<'a>> {
     chunk.clear();
-    // Start of the line being read, in `chunk.text`.
+    // Start of the line being read, in `chunk.owned`.
     let mut line_start = 0;
     while chunk.lines.len() < rows {
         let buf = reader
             .fill_buf()
             .map_err(|e| Error::data_from(format!("line {}", *line_no + 1), e))?;
         if buf.is_empty() {
-            if chunk.text.len() > line_start {
+            if chunk.owned.len() > line_start {
                 // A last line without a newline.
                 *line_no += 1;
-                chunk.text.push(b'\n');
+                chunk.owned.push(b'\n');
                 chunk.end_line(line_start, *line_no);
             }
             break;
         }
         let piece = &buf[..buf.len().min(PIECE_BYTES)];
-        let old_len = chunk.text.len();
-        chunk.text.extend_from_slice(piece);
+        let old_len = chunk.owned.len();
+        chunk.owned.extend_from_slice(piece);
         let mut taken = piece.len();
         for newline in memchr::memchr_iter(b'\n', piece) {
             let end = old_len + newline + 1;
@@ -214,12 +233,12 @@ fn read_chunk(
             line_start = end;
             if chunk.lines.len() == rows {
                 taken = newline + 1;
-                chunk.text.truncate(end);
+                chunk.owned.truncate(end);
                 break;
             }
         }
         reader.consume(taken);
-        if chunk.text.len() - line_start > MAX_LINE_BYTES {
+        if chunk.owned.len() - line_start > MAX_LINE_BYTES {
             return Err(line_too_long(*line_no + 1));
         }
     }
@@ -231,6 +250,54 @@ fn line_too_long(line_no: u64) -> Error {
         format!("line {line_no}"),
         format!("line longer than {MAX_LINE_BYTES} bytes"),
     )
+}
+
+/// The next chunk of `input` from `*at` (a slice of it, or, for a last
+/// line without a newline, a copy with one); `*at` moves past it.
+/// `line_no` counts lines read so far.
+fn slice_chunk<'a>(
+    input: &'a [u8],
+    at: &mut usize,
+    line_no: &mut u64,
+    mut chunk: Chunk<'a>,
+    rows: usize,
+) -> Result<Chunk<'a>> {
+    chunk.clear();
+    if *at == 0 && input.starts_with(UTF8_BOM) {
+        // A byte order mark opens the input: line 1 starts after it.
+        *at = UTF8_BOM.len();
+    }
+    let rest = &input[*at..];
+    chunk.borrowed = Some(rest);
+    chunk.offset = *at;
+    let mut line_start = 0;
+    for newline in memchr::memchr_iter(b'\n', rest) {
+        let end = newline + 1;
+        *line_no += 1;
+        if end - line_start > MAX_LINE_BYTES {
+            return Err(line_too_long(*line_no));
+        }
+        chunk.record_line(line_start, end, *line_no);
+        line_start = end;
+        if chunk.lines.len() == rows {
+            break;
+        }
+    }
+    if chunk.lines.len() < rows && line_start < rest.len() {
+        // A last line without a newline: the decoders want one.
+        *line_no += 1;
+        if rest.len() - line_start > MAX_LINE_BYTES {
+            return Err(line_too_long(*line_no));
+        }
+        chunk.borrowed = None;
+        chunk.owned.extend_from_slice(rest);
+        chunk.owned.push(b'\n');
+        chunk.end_line(line_start, *line_no);
+        line_start = chunk.owned.len();
+    }
+    chunk.borrowed = chunk.borrowed.map(|text| &text[..line_start]);
+    *at += line_start.min(rest.len());
+    Ok(chunk)
 }
 
 /// A reader of gzip-compressed bytes whose errors say so.
@@ -247,18 +314,64 @@ impl<R: std::io::Read> std::io::Read for Gunzip<R> {
 /// Buffer size for reading NDJSON files.
 const FILE_BUFFER_BYTES: usize = 1 << 20;
 
-/// Opens the NDJSON file `path` for [`read_ndjson`], decompressing it when
-/// `gzip` (a `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are
-/// read one after the other, as `zcat` does). Errors name the file.
-pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<Box<dyn BufRead>> {
+/// An opened NDJSON file: mapped into memory when it is a plain file
+/// the system can map, else read as a stream (gzip, pipes).
+pub(crate) enum NdjsonFile {
+    /// An uncompressed file, read where the page cache holds it: its
+    /// lines are split and decoded in place, with no copy into a buffer
+    /// first. Copying out was the reading thread's whole work and the
+    /// limit of a batch job (10M events, 3.2 GB: half of all CPU samples
+    /// in the kernel's copy, and the decoding threads waiting).
+    Mapped(memmap2::Mmap),
+    /// A stream: gzip, or a file that cannot be mapped.
+    Stream(Box<dyn BufRead + Send>),
+}
+
+/// Opens the NDJSON file `path`, decompressing it when `gzip` (a
+/// `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are read one
+/// after the other, as `zcat` does). Errors name the file.
+///
+/// An uncompressed file is memory-mapped. As with any mapped reader (ripgrep
+/// maps files too), another process that truncates the file while it is
+/// read makes the reading process fail with `SIGBUS`; a file that is
+/// appended to is read as it was when opened.
+pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<NdjsonFile> {
     let file =
         std::fs::File::open(path).map_err(|e| Error::data_from(path.display().to_string(), e))?;
-    Ok(if gzip {
+    if gzip {
         let gunzip = Gunzip(flate2::read::MultiGzDecoder::new(file));
-        Box::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, gunzip))
-    } else {
-        Box::new(std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, file))
+        return Ok(NdjsonFile::Stream(Box::new(
+            std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, gunzip),
+        )));
+    }
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    // SAFETY: the mapping is only ever read, and only while `NdjsonFile`
+    // lives. The file may change under it (see above): a write shows in
+    // the bytes read, which are then decoded and checked like any other
+    // input; a truncation is the SIGBUS documented above.
+    let mapped = regular.then(|| unsafe { memmap2::Mmap::map(&file) });
+    Ok(match mapped {
+        Some(Ok(map)) => NdjsonFile::Mapped(map),
+        // Not a regular file, or one the system cannot map: read it.
+        _ => NdjsonFile::Stream(Box::new(std::io::BufReader::with_capacity(
+            FILE_BUFFER_BYTES,
+            file,
+        ))),
     })
+}
+
+impl NdjsonFile {
+    /// [`read_ndjson_columns`] over the file's lines.
+    pub(crate) fn read_columns(
+        self,
+        columns: Option<&[&str]>,
+        sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+    ) -> Result<()> {
+        match self {
+            NdjsonFile::Stream(reader) => read_ndjson_columns(reader, columns, sink),
+            NdjsonFile::Mapped(map) => read_slice(&map, Some(&map), columns, sink),
+        }
+    }
 }
 
 /// Whether `path` names a gzip-compressed file (`.gz`, any case).
@@ -292,24 +405,91 @@ pub(crate) fn read_ndjson_columns(
     columns: Option<&[&str]>,
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
+    let mut line_no = 0u64;
+    let next = |spare, rows| read_chunk(&mut reader, &mut line_no, spare, rows);
+    decode_chunks(columns, next, |_| {}, sink)
+}
+
+/// [`read_ndjson`] over NDJSON held in memory whole (a request body):
+/// chunks are slices of `text`, decoded where they lie.
+pub(crate) fn read_ndjson_bytes(
+    text: &[u8],
+    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
+    read_slice(text, None, None, sink)
+}
+
+/// How far before a decoded chunk of a mapped file its pages are released
+/// (see [`read_slice`]): the largest folio the page cache maps at once.
+const RELEASE_BEHIND: usize = 2 << 20;
+
+/// [`read_ndjson_columns`] over `text`, in place. When `text` is the
+/// mapped file `map`, the pages of a decoded chunk are handed back to the
+/// page cache, so that the process's resident memory holds only the
+/// chunks in flight, not the whole file.
+fn read_slice(
+    text: &[u8],
+    map: Option<&memmap2::Mmap>,
+    columns: Option<&[&str]>,
+    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
+    let (mut at, mut line_no) = (0usize, 0u64);
+    let next = |spare, rows| slice_chunk(text, &mut at, &mut line_no, spare, rows);
+    let done = |chunk: &Chunk| {
+        #[cfg(not(unix))]
+        let _ = (map, chunk);
+        #[cfg(unix)]
+        if let (Some(map), Some(borrowed)) = (map, chunk.borrowed) {
+            // A fault may map a whole large folio of the page cache, pages
+            // of chunks already released included: release as far back.
+            let from = chunk.offset.saturating_sub(RELEASE_BEHIND);
+            // SAFETY: the mapping is private and never written, so its
+            // pages are the file's: dropping them loses nothing, and a
+            // later read of them (a chunk still being decoded there)
+            // faults them back in from the page cache. The range lies in
+            // the mapping (`borrowed` is a slice of it at `offset`).
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    from,
+                    chunk.offset + borrowed.len() - from,
+                )
+            };
+        }
+    };
+    decode_chunks(columns, next, done, sink)
+}
+
+/// Splits chunks with `next(spare, rows)` on the calling thread and
+/// decodes them on the pool (see `pipeline`), calling `done` with each
+/// chunk once its batch went to `sink`.
+fn decode_chunks<'a>(
+    columns: Option<&[&str]>,
+    mut next: impl FnMut(Chunk<'a>, usize) -> Result<Chunk<'a>>,
+    done: impl Fn(&Chunk<'a>) + Sync,
+    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
     let schema = decode_schema(columns);
     let in_flight = 2 * rayon::current_num_threads().max(1);
-    let mut line_no = 0u64;
     let mut ended = false;
     let mut index = 0;
     pipeline(
         in_flight,
-        |spare: Option<Chunk>| {
+        |spare: Option<Chunk<'a>>| {
             if ended {
                 return Ok(None);
             }
             let rows = chunk_rows(index);
             index += 1;
-            let chunk = read_chunk(&mut reader, &mut line_no, spare.unwrap_or_default(), rows)?;
+            let chunk = next(spare.unwrap_or_default(), rows)?;
             ended = chunk.lines.len() < rows;
             Ok((!chunk.lines.is_empty()).then_some(chunk))
         },
-        |chunk| sink(decode_chunk(&schema, chunk)?, &chunk.lines),
+        |chunk| {
+            let result = decode_chunk(&schema, chunk).and_then(|batch| sink(batch, &chunk.lines));
+            done(chunk);
+            result
+        },
     )
 }
 
@@ -358,7 +538,7 @@ fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
 /// same schema. A panic of the JSON decoder is a data error.
 fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
     guard("ndjson", || {
-        if let Some(batch) = decode_flat(schema, &chunk.text, &chunk.ends) {
+        if let Some(batch) = decode_flat(schema, chunk.text(), &chunk.ends) {
             return with_timestamps(batch, &chunk.lines);
         }
         // The flat decoder takes only strings and nulls as values, so a
@@ -395,7 +575,7 @@ fn as_views(batch: &RecordBatch) -> Result<RecordBatch> {
 /// The rows of `chunk` decoded by `arrow-json` (strings as `Utf8`).
 fn decode_with_arrow_json(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
     let mut decoder = new_decoder(schema)?;
-    let decoded = feed(&mut decoder, &chunk.text).and_then(|_| decoder.flush());
+    let decoded = feed(&mut decoder, chunk.text()).and_then(|_| decoder.flush());
     match decoded {
         Ok(Some(batch)) if batch.num_rows() == chunk.lines.len() => Ok(batch),
         Ok(_) => Err(first_bad_line(schema, chunk)?
@@ -666,6 +846,78 @@ mod tests {
             let mut rows = rows.into_inner().unwrap();
             rows.sort_by_key(|(_, line)| *line);
             assert_eq!(rows, expected, "buffer of {capacity} bytes");
+        }
+        // In memory whole, and mapped from a file: slices of the input.
+        let in_memory = rows_of(|sink| read_ndjson_bytes(text.as_bytes(), sink));
+        assert_eq!(in_memory, expected, "in memory");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        std::fs::write(&path, &text).unwrap();
+        let file = open_ndjson_file(&path, false).unwrap();
+        assert!(matches!(file, NdjsonFile::Mapped(_)));
+        assert_eq!(
+            rows_of(|sink| file.read_columns(None, sink)),
+            expected,
+            "mapped"
+        );
+    }
+
+    /// The `event_id` of every row `read` gives its sink, with its line
+    /// number, in line order.
+    fn rows_of(read: impl FnOnce(&Sink) -> Result<()>) -> Vec<(String, u64)> {
+        let rows = std::sync::Mutex::new(Vec::new());
+        read(&|batch: RecordBatch, lines: &[u64]| {
+            let ids = batch.column_by_name("event_id").unwrap().as_string_view();
+            let mut rows = rows.lock().unwrap();
+            for (id, line) in ids.iter().zip(lines) {
+                rows.push((id.unwrap().to_string(), *line));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let mut rows = rows.into_inner().unwrap();
+        rows.sort_by_key(|(_, line)| *line);
+        rows
+    }
+
+    type Sink<'a> = dyn Fn(RecordBatch, &[u64]) -> Result<()> + Sync + 'a;
+
+    /// What reading from a stream and from memory share: a byte order
+    /// mark, blank lines at either end, an empty input, a line too long,
+    /// errors naming their line.
+    #[test]
+    fn in_memory_input_reads_as_a_stream_does() {
+        let line = r#"{"event_id":"e","timestamp":"2024-03-01T10:00:00Z"}"#;
+        let cases = [
+            String::new(),
+            "\n\n  \n".to_string(),
+            format!("\u{feff}{line}\n{line}"),
+            format!("\n\n{line}\n\n"),
+            format!("{line}\n{{\"event_id\":\"e\",\"timestamp\":\"yesterday\"}}\n"),
+            format!("{line}\n{{\"event_id\":\n"),
+            format!("{line}\n{}\n", "x".repeat(MAX_LINE_BYTES + 1)),
+        ];
+        for text in cases {
+            let collect = |read: &dyn Fn(&Sink) -> Result<()>| {
+                let rows = std::sync::Mutex::new(Vec::new());
+                let result = read(&|batch: RecordBatch, lines: &[u64]| {
+                    let ids = batch.column_by_name("event_id").unwrap().as_string_view();
+                    let mut rows = rows.lock().unwrap();
+                    rows.extend(
+                        ids.iter()
+                            .map(|v| v.map(str::to_string))
+                            .zip(lines.to_vec()),
+                    );
+                    Ok(())
+                });
+                let mut rows = rows.into_inner().unwrap();
+                rows.sort_by_key(|(_, line)| *line);
+                result.map(|()| rows).map_err(|e| e.to_string())
+            };
+            let streamed = collect(&|sink| read_ndjson(text.as_bytes(), sink));
+            let in_memory = collect(&|sink| read_ndjson_bytes(text.as_bytes(), sink));
+            let shown = text.chars().take(80).collect::<String>();
+            assert_eq!(in_memory, streamed, "{shown:?}");
         }
     }
 

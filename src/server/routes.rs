@@ -161,7 +161,7 @@ pub async fn post_events(
                 let batches = read_arrow_stream(&body)?;
                 engine.ingest_batches_with(&batches, mode)
             } else {
-                engine.ingest_ndjson_with(&body[..], mode)
+                engine.ingest_ndjson_bytes_with(&body, mode)
             }
         })
         .await??;
