@@ -499,9 +499,12 @@ fn run(command: Command) -> convostat::Result<()> {
     if !ndjson && !matches!(query, Query::Flow(_)) {
         huge_pages(true);
     }
+    // This process is the job's alone: a file truncated under it may kill
+    // it (`BatchOptions::map_files`).
     let options = BatchOptions {
         mode,
         progress: None,
+        map_files: true,
     };
     let bar = progress_bar(&files);
     let options = BatchOptions {

@@ -473,7 +473,7 @@ fn lenient_engine_skips_and_counts_nulls_per_reason() {
 fn lenient_batch_counts_match_the_engine_whatever_the_query() {
     let lenient = BatchOptions {
         mode: IngestMode::Lenient,
-        progress: None,
+        ..BatchOptions::default()
     };
     let mut failures = Vec::new();
     for (file, conversation) in [

@@ -64,6 +64,14 @@ pub struct BatchOptions {
     /// Called with the number of rows read so far, now and then (for a
     /// progress display); may be called from several threads.
     pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
+    /// Reads uncompressed NDJSON files memory-mapped: their lines are
+    /// decoded where the page cache holds them, with no copy (a job over
+    /// 3.2 GB: 2.0–2.2 → 1.6–1.7 s on 2 cores). Off by default: a mapped
+    /// file that another process truncates while the job reads it (log
+    /// rotation by `copytruncate`, say) kills the process with `SIGBUS`,
+    /// where a read would give an error. The `convostat` command line
+    /// turns it on: its process is the job's alone.
+    pub map_files: bool,
 }
 
 /// The result of a batch job.
@@ -283,6 +291,7 @@ pub fn run_input_files(
         let quiet = BatchOptions {
             mode: options.mode,
             progress: None,
+            map_files: options.map_files,
         };
         fold_files(
             &engine,
@@ -410,7 +419,7 @@ fn fold_files(
             }
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
                 let gzip = file.format == InputFormat::NdjsonGzip;
-                let input = open_ndjson_file(&file.path, gzip)?;
+                let input = open_ndjson_file(&file.path, gzip, options.map_files)?;
                 guard(&name, || {
                     input.read_columns(Some(columns), |batch, lines| {
                         fold(batch, RowNumbers::Lines(lines), false, None)

@@ -314,8 +314,8 @@ impl<R: std::io::Read> std::io::Read for Gunzip<R> {
 /// Buffer size for reading NDJSON files.
 const FILE_BUFFER_BYTES: usize = 1 << 20;
 
-/// An opened NDJSON file: mapped into memory when it is a plain file
-/// the system can map, else read as a stream (gzip, pipes).
+/// An opened NDJSON file: mapped into memory, when asked and the system
+/// can map it, else read as a stream.
 pub(crate) enum NdjsonFile {
     /// An uncompressed file, read where the page cache holds it: its
     /// lines are split and decoded in place, with no copy into a buffer
@@ -323,7 +323,7 @@ pub(crate) enum NdjsonFile {
     /// limit of a batch job (10M events, 3.2 GB: half of all CPU samples
     /// in the kernel's copy, and the decoding threads waiting).
     Mapped(memmap2::Mmap),
-    /// A stream: gzip, or a file that cannot be mapped.
+    /// A stream: gzip, a file not to be mapped or that cannot be (a pipe).
     Stream(Box<dyn BufRead + Send>),
 }
 
@@ -331,11 +331,13 @@ pub(crate) enum NdjsonFile {
 /// `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are read one
 /// after the other, as `zcat` does). Errors name the file.
 ///
-/// An uncompressed file is memory-mapped. As with any mapped reader (ripgrep
-/// maps files too), another process that truncates the file while it is
-/// read makes the reading process fail with `SIGBUS`; a file that is
-/// appended to is read as it was when opened.
-pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<NdjsonFile> {
+/// With `map`, an uncompressed file is memory-mapped. As with any mapped
+/// reader (ripgrep maps files too), another process that truncates the
+/// file while it is read then makes the reading process fail with
+/// `SIGBUS`, so only a caller whose process is the job's alone (the
+/// command line) asks for it; a file that is appended to is read as it
+/// was when opened.
+pub(crate) fn open_ndjson_file(path: &Path, gzip: bool, map: bool) -> Result<NdjsonFile> {
     let file =
         std::fs::File::open(path).map_err(|e| Error::data_from(path.display().to_string(), e))?;
     if gzip {
@@ -348,11 +350,12 @@ pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<NdjsonFile> {
     // SAFETY: the mapping is only ever read, and only while `NdjsonFile`
     // lives. The file may change under it (see above): a write shows in
     // the bytes read, which are then decoded and checked like any other
-    // input; a truncation is the SIGBUS documented above.
-    let mapped = regular.then(|| unsafe { memmap2::Mmap::map(&file) });
+    // input; a truncation is the SIGBUS documented above, which the
+    // caller accepted by asking for a mapping.
+    let mapped = (map && regular).then(|| unsafe { memmap2::Mmap::map(&file) });
     Ok(match mapped {
         Some(Ok(map)) => NdjsonFile::Mapped(map),
-        // Not a regular file, or one the system cannot map: read it.
+        // Not asked, not a regular file, or one the system cannot map.
         _ => NdjsonFile::Stream(Box::new(std::io::BufReader::with_capacity(
             FILE_BUFFER_BYTES,
             file,
@@ -853,13 +856,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         std::fs::write(&path, &text).unwrap();
-        let file = open_ndjson_file(&path, false).unwrap();
-        assert!(matches!(file, NdjsonFile::Mapped(_)));
-        assert_eq!(
-            rows_of(|sink| file.read_columns(None, sink)),
-            expected,
-            "mapped"
-        );
+        for map in [true, false] {
+            let file = open_ndjson_file(&path, false, map).unwrap();
+            assert_eq!(matches!(file, NdjsonFile::Mapped(_)), map);
+            let rows = rows_of(|sink| file.read_columns(None, sink));
+            assert_eq!(rows, expected, "mapped: {map}");
+        }
     }
 
     /// The `event_id` of every row `read` gives its sink, with its line
