@@ -62,19 +62,31 @@ fn unpack(packed: &[u8], width: u32, i: usize) -> u64 {
 
 /// Decodes the `count` values of a `DELTA_BINARY_PACKED` run at the start
 /// of `data` into `out` (appended); returns the bytes the run takes.
-pub(super) fn decode_ints(
-    data: &[u8],
-    count: usize,
-    out: &mut Vec<i64>,
-) -> Result<usize, DeltaError> {
-    out.reserve(count.min(data.len().saturating_mul(8) + 1));
-    decode_ints_with(data, count, |v| out.push(v))
+#[cfg(test)]
+fn decode_ints(data: &[u8], count: usize, out: &mut Vec<i64>) -> Result<usize, DeltaError> {
+    decode_first_ints(data, count, count, out)
 }
 
-/// [`decode_ints`], giving each value to `push`.
+/// [`decode_ints`] of only the first `keep` of the `count` values: the
+/// others are stepped over by their miniblocks' widths, not unpacked.
+fn decode_first_ints(
+    data: &[u8],
+    count: usize,
+    keep: usize,
+    out: &mut Vec<i64>,
+) -> Result<usize, DeltaError> {
+    let keep = keep.min(count);
+    out.reserve(keep.min(data.len().saturating_mul(8) + 1));
+    decode_ints_with(data, count, keep, |v| out.push(v))
+}
+
+/// Walks the `count` values of a `DELTA_BINARY_PACKED` run at the start
+/// of `data`, giving the first `keep` (at most `count`) to `push`;
+/// returns the bytes the run takes.
 fn decode_ints_with(
     data: &[u8],
     count: usize,
+    keep: usize,
     mut push: impl FnMut(i64),
 ) -> Result<usize, DeltaError> {
     let mut pos = 0;
@@ -101,7 +113,11 @@ fn decode_ints_with(
     let per_miniblock = (block_size / miniblocks) as usize;
     let miniblocks = miniblocks as usize;
     let mut last = first;
-    push(last);
+    if keep > 0 {
+        push(last);
+    }
+    // Values still to give to `push`, after the first.
+    let mut wanted = keep.saturating_sub(1);
     let mut left = count - 1;
     while left > 0 {
         let min_delta = zigzag(data, &mut pos)?;
@@ -123,11 +139,12 @@ fn decode_ints_with(
                 .ok_or("a delta miniblock is cut short")?;
             pos += len;
             let n = left.min(per_miniblock);
-            for i in 0..n {
+            for i in 0..n.min(wanted) {
                 let delta = min_delta.wrapping_add(unpack(packed, width, i) as i64);
                 last = last.wrapping_add(delta);
                 push(last);
             }
+            wanted -= n.min(wanted);
             left -= n;
         }
     }
@@ -155,39 +172,56 @@ fn total_length(lengths: &[i64], available: usize) -> Result<(), DeltaError> {
     Ok(())
 }
 
-/// Writes the `count` values of a `DELTA_BINARY_PACKED` page of integers
-/// into `out` (emptied first), as plain 8-byte little-endian values.
+/// Writes the first `keep` of the `count` values of a
+/// `DELTA_BINARY_PACKED` page of integers into `out` (emptied first), as
+/// plain 8-byte little-endian values. The page's values after them are
+/// not read: a reader that wants a few rows of a page stops there.
 pub(super) fn ints_as_plain(
     data: &[u8],
     count: usize,
+    keep: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
-    out.reserve(count.min(data.len().saturating_mul(8) + 1) * 8);
-    decode_ints_with(data, count, |v| out.extend_from_slice(&v.to_le_bytes()))?;
+    let keep = keep.min(count);
+    out.reserve(keep.min(data.len().saturating_mul(8) + 1) * 8);
+    decode_ints_with(data, count, keep, |v| {
+        out.extend_from_slice(&v.to_le_bytes())
+    })?;
     Ok(())
 }
 
-/// The `count` lengths of a `DELTA_LENGTH_BYTE_ARRAY` run at the start of
-/// `data`, checked, and the strings' bytes, which follow them.
-fn lengths_and_bytes(data: &[u8], count: usize) -> Result<(Vec<i64>, &[u8]), DeltaError> {
+/// The first `keep` of the `count` lengths of a `DELTA_LENGTH_BYTE_ARRAY`
+/// run at the start of `data`, checked, and the strings' bytes, which
+/// follow the run.
+fn lengths_and_bytes(
+    data: &[u8],
+    count: usize,
+    keep: usize,
+) -> Result<(Vec<i64>, &[u8]), DeltaError> {
     let mut lengths = Vec::new();
-    let used = decode_ints(data, count, &mut lengths)?;
+    let used = decode_first_ints(data, count, keep, &mut lengths)?;
     let bytes = &data[used..];
     total_length(&lengths, bytes.len())?;
     Ok((lengths, bytes))
 }
 
-/// Writes the `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page into
-/// `out` (emptied first), plain-encoded.
+/// Writes the first `keep` of the `count` strings of a
+/// `DELTA_LENGTH_BYTE_ARRAY` page into `out` (emptied first),
+/// plain-encoded; the other strings' lengths are stepped over, not
+/// unpacked, and their bytes not read.
 pub(super) fn length_strings_as_plain(
     data: &[u8],
     count: usize,
+    keep: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
-    let (lengths, bytes) = lengths_and_bytes(data, count)?;
-    out.reserve(bytes.len() + 4 * lengths.len());
+    let (lengths, bytes) = lengths_and_bytes(data, count, keep)?;
+    // Checked by `lengths_and_bytes`: each is at least 0, and their sum
+    // at most the bytes there are.
+    let kept_bytes: usize = lengths.iter().map(|&len| len as usize).sum();
+    out.reserve(kept_bytes + 4 * lengths.len());
     let mut at = 0;
     for len in lengths {
         let len = len as usize; // checked by `lengths_and_bytes`
@@ -197,19 +231,20 @@ pub(super) fn length_strings_as_plain(
     Ok(())
 }
 
-/// Writes the `count` strings of a `DELTA_BYTE_ARRAY` page (each the
-/// previous one's prefix and a suffix of its own) into `out` (emptied
-/// first), plain-encoded.
+/// Writes the first `keep` of the `count` strings of a `DELTA_BYTE_ARRAY`
+/// page (each the previous one's prefix and a suffix of its own) into
+/// `out` (emptied first), plain-encoded.
 pub(super) fn prefixed_strings_as_plain(
     data: &[u8],
     count: usize,
+    keep: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
     let mut prefixes = Vec::new();
-    let used = decode_ints(data, count, &mut prefixes)?;
+    let used = decode_first_ints(data, count, keep, &mut prefixes)?;
     // The suffixes are a `DELTA_LENGTH_BYTE_ARRAY` run.
-    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count)?;
+    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, keep)?;
     let mut value: Vec<u8> = Vec::new();
     let mut at = 0;
     for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
@@ -284,12 +319,36 @@ mod tests {
     }
 
     /// One of the `*_as_plain` decoders.
-    type PlainDecoder = fn(&[u8], usize, &mut Vec<u8>) -> Result<(), DeltaError>;
+    type PlainDecoder = fn(&[u8], usize, usize, &mut Vec<u8>) -> Result<(), DeltaError>;
 
-    /// What `decode` writes into a buffer holding something already.
+    /// What `decode` writes of all `count` values into a buffer holding
+    /// something already.
     fn as_plain(decode: PlainDecoder, data: &[u8], count: usize) -> Result<Vec<u8>, DeltaError> {
+        first_as_plain(decode, data, count, count)
+    }
+
+    /// [`as_plain`] of the first `keep` values only.
+    fn first_as_plain(
+        decode: PlainDecoder,
+        data: &[u8],
+        count: usize,
+        keep: usize,
+    ) -> Result<Vec<u8>, DeltaError> {
         let mut out = b"left over".to_vec();
-        decode(data, count, &mut out).map(|()| out)
+        decode(data, count, keep, &mut out).map(|()| out)
+    }
+
+    /// The first `keep` plain values of `plain` (8-byte integers when
+    /// `width` is 8, else length-prefixed strings).
+    fn first_plain(plain: &[u8], keep: usize, width: Option<usize>) -> &[u8] {
+        let mut at = 0;
+        for _ in 0..keep {
+            at += match width {
+                Some(w) => w,
+                None => 4 + u32::from_le_bytes(plain[at..at + 4].try_into().unwrap()) as usize,
+            };
+        }
+        &plain[..at]
     }
 
     #[test]
@@ -389,9 +448,41 @@ mod tests {
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
             count in 0usize..600,
         ) {
-            let _ = as_plain(ints_as_plain, &bytes, count);
-            let _ = as_plain(length_strings_as_plain, &bytes, count);
-            let _ = as_plain(prefixed_strings_as_plain, &bytes, count);
+            for decode in [
+                ints_as_plain as PlainDecoder,
+                length_strings_as_plain,
+                prefixed_strings_as_plain,
+            ] {
+                let _ = as_plain(decode, &bytes, count);
+                let _ = first_as_plain(decode, &bytes, count, count / 3);
+            }
+        }
+
+        /// Decoding the first values of a page gives what decoding it
+        /// whole gives for them, for every kind of delta page.
+        #[test]
+        fn a_page_decoded_in_part_is_a_prefix_of_it_whole(
+            values in proptest::collection::vec(0i64..40, 0..400),
+            keep in 0usize..420,
+        ) {
+            let keep = keep.min(values.len());
+            let strings: Vec<String> =
+                values.iter().map(|&v| "k".repeat((v % 7) as usize) + &v.to_string()).collect();
+            let ints = encode_ints(&values);
+            let mut lengths = encode_ints(&strings.iter().map(|s| s.len() as i64).collect::<Vec<_>>());
+            lengths.extend(strings.concat().bytes());
+            // Prefixes of 0: every string is its own suffix.
+            let mut prefixed = encode_ints(&vec![0; values.len()]);
+            prefixed.extend_from_slice(&lengths);
+            for (decode, page, width) in [
+                (ints_as_plain as PlainDecoder, &ints, Some(8)),
+                (length_strings_as_plain, &lengths, None),
+                (prefixed_strings_as_plain, &prefixed, None),
+            ] {
+                let whole = as_plain(decode, page, values.len()).unwrap();
+                let part = first_as_plain(decode, page, values.len(), keep).unwrap();
+                proptest::prop_assert_eq!(&part[..], first_plain(&whole, keep, width));
+            }
         }
 
         #[test]

@@ -1000,6 +1000,10 @@ struct CurrentPage {
     /// The row before which the buffer holds the page's values (the
     /// page's end unless it was read in part).
     rows_held: u32,
+    /// For a delta-encoded page, its encoding and where its values start
+    /// in `ColumnPages::buf`: decoded as far as `rows_held`, and on to
+    /// the end when a later row is wanted.
+    delta: Option<(Encoding, usize)>,
 }
 
 #[derive(Clone, Copy)]
@@ -1179,6 +1183,8 @@ impl ColumnPages {
         self.partial = None;
         let context = || self.context.clone();
         loop {
+            // The last row wanted of the next data page, when known.
+            let mut last_wanted_of_page = None;
             let meta = self
                 .pages
                 .peek_next_page()
@@ -1213,6 +1219,7 @@ impl ColumnPages {
                         dictionaries: self.dictionary_id,
                     });
                     self.data_pages += 1;
+                    last_wanted_of_page = last_wanted;
                     if rows > 0 && last_wanted.is_none() {
                         self.pages
                             .skip_next_page()
@@ -1287,7 +1294,7 @@ impl ColumnPages {
                             .map_err(|e| Error::data(context(), e))?;
                         pos = 4 + len;
                     }
-                    self.data_page(buf, pos, rows, encoding)?;
+                    self.data_page(buf, pos, rows, encoding, last_wanted_of_page)?;
                     return Ok(true);
                 }
                 Page::DataPageV2 {
@@ -1314,20 +1321,23 @@ impl ColumnPages {
                             .decode(levels, rows)
                             .map_err(|e| Error::data(context(), e))?;
                     }
-                    self.data_page(buf, end, rows, encoding)?;
+                    self.data_page(buf, end, rows, encoding, last_wanted_of_page)?;
                     return Ok(true);
                 }
             }
         }
     }
 
-    /// Makes the page in `buf` (values from `values_at`) the current one.
+    /// Makes the page in `buf` (values from `values_at`) the current one;
+    /// a delta-encoded page is decoded only as far as row `last`, when
+    /// given (see [`ColumnPages::hold_rows`]).
     fn data_page(
         &mut self,
         buf: Bytes,
         values_at: usize,
         rows: usize,
         encoding: Encoding,
+        last: Option<u32>,
     ) -> Result<()> {
         let context = self.context.as_str();
         let first_row = self.next_row;
@@ -1346,6 +1356,10 @@ impl ColumnPages {
         };
         self.buf = buf;
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
+        // Rows held once the page is read: all of them, but for a delta
+        // page only those up to `last`.
+        let mut held = rows;
+        let mut delta = None;
         // The values' layout, and where they are (`None`: decoded into
         // `decoded_plain`).
         let (layout, values_at) = match encoding {
@@ -1376,21 +1390,19 @@ impl ColumnPages {
             Encoding::DELTA_BINARY_PACKED
             | Encoding::DELTA_LENGTH_BYTE_ARRAY
             | Encoding::DELTA_BYTE_ARRAY => {
-                // Decoded whole into the plain layout (see `delta`).
-                let out = &mut self.decoded_plain;
-                match (encoding, self.physical) {
-                    (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
-                        delta::ints_as_plain(values, present, out)
-                    }
-                    (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                        delta::length_strings_as_plain(values, present, out)
-                    }
-                    (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                        delta::prefixed_strings_as_plain(values, present, out)
-                    }
-                    _ => Err(format!("data page encoding {encoding}")),
-                }
-                .map_err(|e| Error::data(context, e))?;
+                // Decoded into the plain layout (see `delta`), as far as
+                // the last row wanted: a few rows of a page (a flow's) do
+                // not pay for the whole page.
+                held = last.map_or(rows, |l| {
+                    (l.saturating_sub(first_row) as usize + 1).min(rows)
+                });
+                let keep = if self.page_has_levels {
+                    self.present.present_before(held)
+                } else {
+                    held
+                };
+                self.decode_delta(encoding, values_at, present, keep)?;
+                delta = (held < rows).then_some((encoding, values_at));
                 (ValuesLayout::Plain, None)
             }
             other => return Err(Error::data(context, format!("data page encoding {other}"))),
@@ -1400,9 +1412,37 @@ impl ColumnPages {
             rows,
             values_at,
             layout,
-            rows_held: first_row + rows as u32,
+            rows_held: first_row + held as u32,
+            delta,
         });
         Ok(())
+    }
+
+    /// Decodes the first `keep` of the `present` values of the delta page
+    /// held in `buf` (values from `values_at`) into `decoded_plain`.
+    fn decode_delta(
+        &mut self,
+        encoding: Encoding,
+        values_at: usize,
+        present: usize,
+        keep: usize,
+    ) -> Result<()> {
+        let context = self.context.as_str();
+        let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
+        let out = &mut self.decoded_plain;
+        match (encoding, self.physical) {
+            (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
+                delta::ints_as_plain(values, present, keep, out)
+            }
+            (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                delta::length_strings_as_plain(values, present, keep, out)
+            }
+            (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                delta::prefixed_strings_as_plain(values, present, keep, out)
+            }
+            _ => Err(format!("data page encoding {encoding}")),
+        }
+        .map_err(|e| Error::data(context, e))
     }
 
     /// The current data page (after [`ColumnPages::advance`] returned true).
@@ -1582,6 +1622,7 @@ impl ColumnPages {
             values_at: Some(values_at),
             layout: ValuesLayout::Plain,
             rows_held: first_row + upto as u32,
+            delta: None,
         });
         Ok(())
     }
@@ -1595,7 +1636,23 @@ impl ColumnPages {
         let end = current.first_row + current.rows as u32;
         let n = pending.partition_point(|&r| r < end);
         match n.checked_sub(1).map(|i| pending[i]) {
-            Some(last) if last >= current.rows_held => self.read_part_to(last),
+            Some(last) if last >= current.rows_held => match current.delta {
+                // A delta page decoded in part: decode it whole now.
+                Some((encoding, values_at)) => {
+                    let present = if self.page_has_levels {
+                        self.present.count_present()
+                    } else {
+                        current.rows
+                    };
+                    self.decode_delta(encoding, values_at, present, present)?;
+                    if let Some(current) = &mut self.current {
+                        current.rows_held = end;
+                        current.delta = None;
+                    }
+                    Ok(())
+                }
+                None => self.read_part_to(last),
+            },
             _ => Ok(()),
         }
     }
@@ -2291,6 +2348,96 @@ mod tests {
                             read >= length as usize / 2,
                             "{codec:?} {version:?}: read whole"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A delta-encoded page is decoded as far as the last row wanted when
+    /// it is read; rows asked for later decode it on, and every read gives
+    /// the values the rows hold (timestamps and strings, with nulls and
+    /// without, data pages v1 and v2).
+    #[test]
+    fn a_delta_page_is_decoded_as_far_as_the_rows_wanted_reach() {
+        let n = 20_000;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 11 != 3).then(|| format!("conversation-{}{}", i / 3, "z".repeat(i % 5))))
+            .collect();
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919 - (i % 3) * 50))
+            .collect();
+        let filled_strings: Vec<Option<String>> = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.clone().or(Some(format!("e{i}"))))
+            .collect();
+        let filled_micros: Vec<Option<i64>> = micros.iter().map(|m| m.or(Some(5))).collect();
+        let columns: [(ArrayRef, ColumnKind, Encoding); 5] = [
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::DELTA_BINARY_PACKED,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::DELTA_BINARY_PACKED,
+            ),
+            (
+                Arc::new(StringArray::from(strings)),
+                ColumnKind::Strings,
+                Encoding::DELTA_BYTE_ARRAY,
+            ),
+            (
+                Arc::new(StringArray::from(filled_strings.clone())),
+                ColumnKind::Strings,
+                Encoding::DELTA_BYTE_ARRAY,
+            ),
+            (
+                Arc::new(StringArray::from(filled_strings)),
+                ColumnKind::Strings,
+                Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            ),
+        ];
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for (array, kind, encoding) in &columns {
+                let batch =
+                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
+                let props = WriterProperties::builder()
+                    .set_writer_version(version)
+                    .set_dictionary_enabled(false)
+                    .set_encoding(*encoding)
+                    .set_data_page_size_limit(1 << 30)
+                    .set_data_page_row_count_limit(8_000)
+                    .set_write_batch_size(1_000)
+                    .build();
+                let bytes = write(&batch, props);
+                let chunk = first_chunk(&bytes);
+                assert!(chunk.encodings().any(|e| e == *encoding), "{encoding}");
+                let reader = CountingReader::new(bytes);
+                // Later calls ask for rows past those the first wanted of
+                // the same page, and of later pages.
+                for calls in [
+                    vec![vec![1u32, 3, 40]],
+                    vec![vec![1, 3], vec![130, 7_999], vec![8_000, 8_001, 15_000]],
+                    vec![vec![0], vec![1], vec![2], vec![1_000, 1_001]],
+                    vec![(0..n as u32).step_by(997).collect()],
+                    vec![vec![19_999]],
+                ] {
+                    let mut gather =
+                        ColumnGather::open(reader.clone(), &chunk, *kind, n, None, "v", false)
+                            .unwrap();
+                    for rows in &calls {
+                        let got = gather.next(rows).unwrap();
+                        let want = arrow_select::take::take(
+                            array,
+                            &arrow_array::UInt32Array::from(rows.clone()),
+                            None,
+                        )
+                        .unwrap();
+                        let want = arrow_cast::cast(&want, got.data_type()).unwrap();
+                        assert_eq!(&got, &want, "{version:?} {encoding} {rows:?}");
                     }
                 }
             }
