@@ -125,6 +125,15 @@ impl ScanScope {
         self.conditions.is_empty()
     }
 
+    /// Whether the scope picks conversations out by id (a flow, or the
+    /// conversations a job reads again): its rows are a few of each row
+    /// group.
+    pub(crate) fn picks_conversations(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|(column, _)| column == crate::schema::col::CONVERSATION_ID)
+    }
+
     pub(crate) fn conditions(&self) -> impl Iterator<Item = (&str, &[String])> {
         self.conditions
             .iter()

@@ -9,7 +9,10 @@
 //! ones), so on short queries this was a visible share of the time.
 //! [`FileRanges`] opens the file once, shares the descriptor between the
 //! scan's tasks, and reads each range whole with `pread` (`seek_read` on
-//! Windows), which neither moves nor shares a cursor.
+//! Windows), which neither moves nor shares a cursor. A large file that a
+//! flow reads a few pages of can instead be mapped into memory
+//! ([`FileRanges::open_mapped`]): its ranges are then slices of the page
+//! cache.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -26,6 +29,8 @@ use parquet::file::reader::{ChunkReader, Length};
 pub(crate) struct FileRanges {
     file: Arc<File>,
     len: u64,
+    /// The file mapped into memory, when asked (see [`FileRanges::open_mapped`]).
+    map: Option<Arc<memmap2::Mmap>>,
 }
 
 impl FileRanges {
@@ -37,7 +42,49 @@ impl FileRanges {
         Ok(Self {
             file: Arc::new(file),
             len,
+            map: None,
         })
+    }
+
+    /// Opens the file at `path` and, when it has [`MAP_AT_LEAST`] bytes,
+    /// maps it into memory: its ranges are then slices of the page cache,
+    /// not copies. A file that cannot be mapped is read.
+    ///
+    /// As with any mapping, a file that another process truncates while
+    /// it is mapped kills the process with `SIGBUS` when a range past the
+    /// new end is touched; only a process whose input is its own should
+    /// ask for this (see `BatchOptions::map_files`).
+    pub fn open_mapped(path: &Path) -> crate::error::Result<Self> {
+        let mut ranges = Self::open(path)?;
+        if ranges.len >= MAP_AT_LEAST {
+            // SAFETY: the mapping is read only; the caller accepts the
+            // truncation hazard above.
+            if let Ok(map) = unsafe { memmap2::Mmap::map(&*ranges.file) } {
+                if map.len() as u64 == ranges.len {
+                    ranges.map = Some(Arc::new(map));
+                }
+            }
+        }
+        Ok(ranges)
+    }
+}
+
+/// The size from which [`FileRanges::open_mapped`] maps a file. Setting up
+/// and tearing down a mapping costs more than the copies it saves when a
+/// file is read in a few small ranges: a flow over 2,000 hourly files of
+/// 150 KB took twice as long mapped.
+pub(crate) const MAP_AT_LEAST: u64 = 16 << 20;
+
+/// A range of a mapped file, owned by the `Bytes` that hold it.
+struct MappedRange {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MappedRange {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.end]
     }
 }
 
@@ -66,6 +113,15 @@ impl ChunkReader for FileRanges {
                 "{length} bytes at offset {start} are past the end of the file ({} bytes)",
                 self.len
             )));
+        }
+        if let Some(map) = &self.map {
+            // In bounds: checked against `len`, the mapping's length.
+            let start = start as usize;
+            return Ok(Bytes::from_owner(MappedRange {
+                map: Arc::clone(map),
+                start,
+                end: start + length,
+            }));
         }
         Ok(read_new_buffer(&self.file, length, start)?.into())
     }
@@ -198,6 +254,42 @@ mod tests {
             .read_to_end(&mut rest)
             .unwrap();
         assert_eq!(rest, &data[99_000..]);
+    }
+
+    #[test]
+    fn a_large_file_mapped_gives_the_files_bytes_and_a_small_one_is_read() {
+        let data: Vec<u8> = (0..MAP_AT_LEAST as usize + 5_000)
+            .map(|i| (i * 13 % 241) as u8)
+            .collect();
+        let (tmp, _) = file_of(&data);
+        let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        assert!(file.map.is_some());
+        let end = data.len();
+        for (start, length) in [(0usize, 0usize), (0, 10), (4_095, 9_000), (end - 10, 10)] {
+            let got = file.get_bytes(start as u64, length).unwrap();
+            assert_eq!(&got[..], &data[start..start + length]);
+        }
+        // A range outlives the file's handle.
+        let kept = file.get_bytes(100, 50).unwrap();
+        let mut rest = Vec::new();
+        file.get_read(end as u64 - 1_000)
+            .unwrap()
+            .read_to_end(&mut rest)
+            .unwrap();
+        assert_eq!(rest, &data[end - 1_000..]);
+        drop(file);
+        assert_eq!(&kept[..], &data[100..150]);
+        let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        for (start, length) in [(end as u64 - 5, 6usize), (end as u64 + 1, 0), (u64::MAX, 2)] {
+            assert!(matches!(
+                file.get_bytes(start, length),
+                Err(ParquetError::EOF(_))
+            ));
+        }
+        let (tmp, _) = file_of(&data[..1_000]);
+        let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        assert!(file.map.is_none());
+        assert_eq!(&file.get_bytes(10, 20).unwrap()[..], &data[10..30]);
     }
 
     #[test]
