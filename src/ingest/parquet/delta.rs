@@ -7,7 +7,11 @@
 //! write strings as `DELTA_BYTE_ARRAY`. Each value of such a page depends
 //! on the ones before it, so a page is decoded whole, once, into the bytes
 //! a plain page would hold (8-byte little-endian integers; strings as a
-//! 4-byte length and their bytes), and is then read by position like one.
+//! 4-byte length and their bytes), and is then read by position like one;
+//! a reader that wants only its first rows decodes only as far as them.
+//! A `DELTA_BYTE_ARRAY` page of ids that a query compares with a few
+//! values (a flow's conversation) is matched as it is stored
+//! ([`prefixed_strings_matching`]), without writing its strings out.
 //!
 //! The input is untrusted: every count, width and length is checked
 //! against the bytes there are, nothing is allocated by a count the page
@@ -134,9 +138,13 @@ fn decode_ints_with(
                 return Err(format!("a delta miniblock of {width}-bit values"));
             }
             let len = per_miniblock * width as usize / 8;
-            let packed = data
-                .get(pos..pos + len)
-                .ok_or("a delta miniblock is cut short")?;
+            if data.len() < pos + len {
+                return Err("a delta miniblock is cut short".into());
+            }
+            // Unpacked from the miniblock on to the end of the data: a
+            // value near its end is then read as one word like the others
+            // (the bits past it are masked off).
+            let packed = &data[pos..];
             pos += len;
             let n = left.min(per_miniblock);
             for i in 0..n.min(wanted) {
@@ -261,6 +269,75 @@ pub(super) fn prefixed_strings_as_plain(
     Ok(())
 }
 
+/// Finds which of the `count` strings of a `DELTA_BYTE_ARRAY` page are
+/// one of `targets` without writing any of them out: `found(i)` is called
+/// with the position of each that is, in order.
+///
+/// Each string is the previous one's first `prefix` bytes and a suffix of
+/// its own. For each target this keeps how many leading bytes the previous
+/// string shares with it; a string whose prefix reaches past that shares
+/// exactly as many (the previous string differs from the target there, or
+/// holds it whole), and only one whose prefix does not has its suffix
+/// compared. A page of ids, which share long prefixes, is then matched a
+/// few bytes per string. The page is checked as
+/// [`prefixed_strings_as_plain`] checks it.
+pub(super) fn prefixed_strings_matching(
+    data: &[u8],
+    count: usize,
+    targets: &[&[u8]],
+    mut found: impl FnMut(usize),
+) -> Result<(), DeltaError> {
+    let mut prefixes = Vec::new();
+    let used = decode_first_ints(data, count, count, &mut prefixes)?;
+    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, count)?;
+    // For each target, the bytes the previous string shares with it.
+    let mut shared = vec![0usize; targets.len()];
+    let mut previous_len = 0usize;
+    let mut at = 0;
+    for (i, (prefix, suffix)) in prefixes.into_iter().zip(suffixes).enumerate() {
+        let prefix = usize::try_from(prefix)
+            .ok()
+            .filter(|&p| p <= previous_len)
+            .ok_or("a delta string's prefix is longer than the string before it")?;
+        let suffix = &bytes[at..at + suffix as usize]; // checked by `lengths_and_bytes`
+        at += suffix.len();
+        let len = prefix + suffix.len();
+        let mut matched = false;
+        for (target, shared) in targets.iter().zip(&mut shared) {
+            if prefix <= *shared {
+                let rest = target.get(prefix..).unwrap_or_default();
+                *shared = prefix + common_prefix(suffix, rest);
+            }
+            matched |= *shared == target.len() && len == target.len();
+        }
+        if matched {
+            found(i);
+        }
+        previous_len = len;
+    }
+    Ok(())
+}
+
+/// The length of the longest common prefix of `a` and `b`.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    // Eight bytes at a time, then the byte where they differ.
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().unwrap_or([0; 8]));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
+        if x != y {
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..n]
+        .iter()
+        .zip(&b[i..n])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +426,88 @@ mod tests {
             };
         }
         &plain[..at]
+    }
+
+    /// A `DELTA_BYTE_ARRAY` page of `values`, each sharing with the one
+    /// before it as long a prefix as there is.
+    fn encode_prefixed(values: &[String]) -> Vec<u8> {
+        let mut prefixes = Vec::new();
+        let mut previous: &[u8] = b"";
+        for v in values {
+            let v = v.as_bytes();
+            prefixes.push(v.iter().zip(previous).take_while(|(a, b)| a == b).count());
+            previous = v;
+        }
+        let suffixes: Vec<&[u8]> = values
+            .iter()
+            .zip(&prefixes)
+            .map(|(v, &p)| &v.as_bytes()[p..])
+            .collect();
+        let mut page = encode_ints(&prefixes.iter().map(|&p| p as i64).collect::<Vec<_>>());
+        page.extend(encode_ints(
+            &suffixes.iter().map(|s| s.len() as i64).collect::<Vec<_>>(),
+        ));
+        page.extend(suffixes.concat());
+        page
+    }
+
+    /// The positions of the strings of a `DELTA_BYTE_ARRAY` page that are
+    /// among `targets`, found by decoding them and comparing each.
+    fn naive_matches(page: &[u8], count: usize, targets: &[&[u8]]) -> Vec<usize> {
+        let plain = as_plain(prefixed_strings_as_plain, page, count).unwrap();
+        let mut found = Vec::new();
+        let mut at = 0;
+        for i in 0..count {
+            let len = u32::from_le_bytes(plain[at..at + 4].try_into().unwrap()) as usize;
+            if targets.contains(&&plain[at + 4..at + 4 + len]) {
+                found.push(i);
+            }
+            at += 4 + len;
+        }
+        found
+    }
+
+    fn matches(page: &[u8], count: usize, targets: &[&[u8]]) -> Result<Vec<usize>, DeltaError> {
+        let mut found = Vec::new();
+        prefixed_strings_matching(page, count, targets, |i| found.push(i)).map(|()| found)
+    }
+
+    #[test]
+    fn prefixed_strings_are_matched_without_decoding_them() {
+        let values: Vec<String> = [
+            "c1", "c10", "c100", "c1", "c2t49", "c2t49", "c2t4", "c2t490", "", "c2t49", "d",
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        let page = encode_prefixed(&values);
+        for targets in [
+            vec![&b"c2t49"[..]],
+            vec![b"c1", b"c100"],
+            vec![b""],
+            vec![b"c2t4", b"d", b"zzz"],
+            vec![b"c"],
+            vec![],
+        ] {
+            let want = naive_matches(&page, values.len(), &targets);
+            assert_eq!(matches(&page, values.len(), &targets).unwrap(), want);
+        }
+        assert_eq!(
+            matches(&page, values.len(), &[b"c2t49"]).unwrap(),
+            [4, 5, 9]
+        );
+        // Damage is an error, as decoding finds it.
+        let mut bad = encode_ints(&[0, 3]);
+        bad.extend(encode_ints(&[1, 1]));
+        bad.extend(b"ab");
+        assert!(matches(&bad, 2, &[b"a"]).is_err());
+        assert!(matches(&page, values.len() + 1, &[b"a"]).is_err());
+        for cut in 0..page.len() {
+            assert!(
+                matches(&page[..cut], values.len(), &[b"c1"]).is_err(),
+                "{cut}"
+            );
+        }
     }
 
     #[test]
@@ -456,6 +615,25 @@ mod tests {
                 let _ = as_plain(decode, &bytes, count);
                 let _ = first_as_plain(decode, &bytes, count, count / 3);
             }
+            let _ = matches(&bytes, count, &[b"ab", b""]);
+        }
+
+        /// Matching a `DELTA_BYTE_ARRAY` page's strings against a few
+        /// targets finds the positions comparing them decoded finds.
+        #[test]
+        fn prefixed_strings_match_as_they_compare_decoded(
+            values in proptest::collection::vec("c[0-9t]{0,5}", 0..300),
+            targets in proptest::collection::vec("c[0-9t]{0,4}", 0..4),
+            from_values in proptest::collection::vec(0usize..300, 0..3),
+        ) {
+            let mut targets: Vec<String> = targets;
+            targets.extend(from_values.iter().filter_map(|&i| values.get(i).cloned()));
+            let targets: Vec<&[u8]> = targets.iter().map(|t| t.as_bytes()).collect();
+            let page = encode_prefixed(&values);
+            proptest::prop_assert_eq!(
+                matches(&page, values.len(), &targets).unwrap(),
+                naive_matches(&page, values.len(), &targets)
+            );
         }
 
         /// Decoding the first values of a page gives what decoding it

@@ -267,6 +267,12 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         every_row(page).filter(|_| indexed && bounded && !missed)
     };
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
+    // Pages of prefixed strings (ids, written without a dictionary) are
+    // matched as they are stored, when the values are few.
+    let targets: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    if values.len() <= MATCHED_ENCODED_MOST {
+        column.keep_prefixed_strings();
+    }
     // A page's indices, when it has nulls (reused).
     let mut indices: Vec<u32> = Vec::new();
     // Per dictionary (by its number in the chunk): whether each entry
@@ -351,6 +357,31 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     }
                 }
             }
+            PageValues::PrefixedStrings { data, count } => {
+                indices.clear();
+                delta::prefixed_strings_matching(data, count, &targets, |i| indices.push(i as u32))
+                    .map_err(|e| Error::data(context, e))?;
+                match page.levels {
+                    None => out.extend(indices.iter().map(|&i| first + i)),
+                    Some(levels) => {
+                        // The rows of the matching values, in order.
+                        let mut matched = indices.iter().copied().peekable();
+                        let mut value = 0u32;
+                        for row in 0..page.rows {
+                            if matched.peek().is_none() {
+                                break;
+                            }
+                            if levels.is_present(row) {
+                                if matched.peek() == Some(&value) {
+                                    out.push(first + row as u32);
+                                    matched.next();
+                                }
+                                value += 1;
+                            }
+                        }
+                    }
+                }
+            }
             PageValues::Plain(data) => {
                 cursor.reset();
                 for row in 0..page.rows {
@@ -366,6 +397,11 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     }
     Ok(out)
 }
+
+/// The most values [`matching_rows`] compares a page of prefixed strings
+/// with as it is stored: it keeps, per value, how much the string before
+/// shares with it.
+const MATCHED_ENCODED_MOST: usize = 8;
 
 /// For each data page of `chunk` (in order), whether its statistics in
 /// the chunk's column index admit one of `values`: not a page of nulls
@@ -638,6 +674,12 @@ impl ColumnGather {
                 nulls.append(p != NULL_ROW);
             }
             match (&page.values, kind) {
+                (PageValues::PrefixedStrings { .. }, _) => {
+                    return Err(Error::data(
+                        context,
+                        "internal error: a page left encoded was gathered from",
+                    ));
+                }
                 (PageValues::Runs { data, width, runs }, ColumnKind::Strings) => {
                     let dict = page.string_dictionary(context)?;
                     if shared_dictionary.is_none_or(|(id, _)| id != page.dictionary_id) {
@@ -919,6 +961,10 @@ enum PageValues<'a> {
         width: u8,
         runs: &'a [Run],
     },
+    /// The `count` values of a `DELTA_BYTE_ARRAY` page, not decoded: only
+    /// [`matching_rows`] asks for these
+    /// ([`ColumnPages::keep_prefixed_strings`]).
+    PrefixedStrings { data: &'a [u8], count: usize },
 }
 
 /// One decoded data page: its rows, definition levels and values.
@@ -1011,6 +1057,8 @@ enum ValuesLayout {
     Plain,
     /// Parsed into `ColumnPages::runs`; the bit width is the first byte.
     Runs(u8),
+    /// A `DELTA_BYTE_ARRAY` page of this many values, left encoded.
+    PrefixedStrings(usize),
 }
 
 /// The pages of one column chunk, read in order.
@@ -1048,6 +1096,9 @@ struct ColumnPages {
     data_pages: usize,
     /// Whether pages may be read in part (the chunk is read page by page).
     in_part: bool,
+    /// Whether `DELTA_BYTE_ARRAY` pages are left encoded
+    /// ([`ColumnPages::keep_prefixed_strings`]).
+    prefixed_kept: bool,
 }
 
 /// Bytes of the largest column chunk read in one piece. A row group of
@@ -1169,7 +1220,16 @@ impl ColumnPages {
             partial: None,
             data_pages: 0,
             in_part: false,
+            prefixed_kept: false,
         }
+    }
+
+    /// From now on, a `DELTA_BYTE_ARRAY` page is given as it is stored
+    /// ([`PageValues::PrefixedStrings`]) instead of decoded into the plain
+    /// layout: for [`matching_rows`], which compares it with a few values
+    /// without writing its strings out.
+    fn keep_prefixed_strings(&mut self) {
+        self.prefixed_kept = true;
     }
 
     /// The next data page, or `None` at the end of the chunk. `wanted`
@@ -1387,6 +1447,11 @@ impl ColumnPages {
                     .map_err(|e| Error::data(context, e))?;
                 (ValuesLayout::Runs(width), Some(values_at))
             }
+            Encoding::DELTA_BYTE_ARRAY
+                if self.prefixed_kept && self.physical == Type::BYTE_ARRAY =>
+            {
+                (ValuesLayout::PrefixedStrings(present), Some(values_at))
+            }
             Encoding::DELTA_BINARY_PACKED
             | Encoding::DELTA_LENGTH_BYTE_ARRAY
             | Encoding::DELTA_BYTE_ARRAY => {
@@ -1458,6 +1523,10 @@ impl ColumnPages {
                 data: &values[1..],
                 width,
                 runs: &self.runs,
+            },
+            ValuesLayout::PrefixedStrings(count) => PageValues::PrefixedStrings {
+                data: values,
+                count,
             },
         };
         Some(DataPage {
@@ -2439,6 +2508,59 @@ mod tests {
                         let want = arrow_cast::cast(&want, got.data_type()).unwrap();
                         assert_eq!(&got, &want, "{version:?} {encoding} {rows:?}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Rows are matched in pages of prefixed strings (`DELTA_BYTE_ARRAY`)
+    /// as in the same strings decoded: with nulls and without, in data
+    /// pages v1 and v2, against a few values (matched as stored) and many
+    /// (decoded first).
+    #[test]
+    fn prefixed_strings_match_as_decoded_ones_do() {
+        let n = 12_000;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 13 != 5).then(|| format!("c{}t{}", i % 37, i % 11)))
+            .collect();
+        let filled: Vec<Option<String>> = strings
+            .iter()
+            .map(|s| s.clone().or(Some("c0t0".into())))
+            .collect();
+        let few = vec!["c3t3".to_owned()];
+        let some: Vec<String> = ["c0t0", "c1", "c12t1", "c36t8", "nothing"]
+            .map(String::from)
+            .to_vec();
+        // Sorted, as `matching_rows` takes them.
+        let mut many: Vec<String> = (0..12).map(|i| format!("c{i}t{i}")).collect();
+        many.sort();
+        for values in [strings, filled] {
+            let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
+            for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+                let batch =
+                    RecordBatch::try_from_iter_with_nullable([("s", array.clone(), true)]).unwrap();
+                let props = WriterProperties::builder()
+                    .set_writer_version(version)
+                    .set_dictionary_enabled(false)
+                    .set_encoding(Encoding::DELTA_BYTE_ARRAY)
+                    .set_data_page_row_count_limit(3_000)
+                    .set_write_batch_size(500)
+                    .build();
+                let bytes = write(&batch, props);
+                let chunk = first_chunk(&bytes);
+                assert!(chunk.encodings().any(|e| e == Encoding::DELTA_BYTE_ARRAY));
+                let reader = CountingReader::new(bytes);
+                for wanted in [&few, &some, &many] {
+                    let got = matching_rows(reader.clone(), &chunk, n, wanted, "s").unwrap();
+                    let want: Vec<u32> = (0..n as u32)
+                        .filter(|&i| {
+                            values[i as usize]
+                                .as_ref()
+                                .is_some_and(|v| wanted.contains(v))
+                        })
+                        .collect();
+                    assert!(!want.is_empty() || wanted == &some);
+                    assert_eq!(got, want, "{version:?} {wanted:?}");
                 }
             }
         }
