@@ -836,18 +836,7 @@ mod tests {
         expected.push(("last".into(), line_no + 1));
         for capacity in [1, 7, 4096, 1 << 20] {
             let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
-            let rows = std::sync::Mutex::new(Vec::new());
-            read_ndjson(reader, |batch, lines| {
-                let ids = batch.column_by_name("event_id").unwrap().as_string_view();
-                let mut rows = rows.lock().unwrap();
-                for (id, line) in ids.iter().zip(lines) {
-                    rows.push((id.unwrap().to_string(), *line));
-                }
-                Ok(())
-            })
-            .unwrap();
-            let mut rows = rows.into_inner().unwrap();
-            rows.sort_by_key(|(_, line)| *line);
+            let rows = rows_of(|sink| read_ndjson(reader, sink));
             assert_eq!(rows, expected, "buffer of {capacity} bytes");
         }
         // In memory whole, and mapped from a file: slices of the input.

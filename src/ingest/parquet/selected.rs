@@ -2324,6 +2324,47 @@ mod tests {
         (bytes, chunk)
     }
 
+    /// `strings` and `micros` with a value in place of each null.
+    #[allow(clippy::type_complexity)]
+    fn filled(
+        strings: &[Option<String>],
+        micros: &[Option<i64>],
+    ) -> (Vec<Option<String>>, Vec<Option<i64>>) {
+        let strings = strings
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.clone().or(Some(format!("e{i}"))))
+            .collect();
+        (strings, micros.iter().map(|m| m.or(Some(5))).collect())
+    }
+
+    /// Gathers each of `calls` (rows, ascending across calls) from one
+    /// gather of `chunk`, the column of `array`, and checks each gives the
+    /// values `array` holds at those rows.
+    fn assert_gathers(
+        reader: &CountingReader,
+        chunk: &ColumnChunkMetaData,
+        kind: ColumnKind,
+        array: &ArrayRef,
+        calls: &[Vec<u32>],
+        label: &str,
+    ) {
+        let n = array.len();
+        let mut gather =
+            ColumnGather::open(reader.clone(), chunk, kind, n, None, "v", false).unwrap();
+        for rows in calls {
+            let got = gather.next(rows).unwrap();
+            let want = arrow_select::take::take(
+                array,
+                &arrow_array::UInt32Array::from(rows.clone()),
+                None,
+            )
+            .unwrap();
+            let want = arrow_cast::cast(&want, got.data_type()).unwrap();
+            assert_eq!(&got, &want, "{label} {rows:?}");
+        }
+    }
+
     /// Rows early in a big plain page are read without the rest of it
     /// (snappy, zstd, or not compressed; with nulls or without), rows asked for
     /// later read it on, and every read gives the values the rows hold.
@@ -2346,12 +2387,7 @@ mod tests {
                 ColumnKind::Timestamps(TimeUnit::Microsecond),
             ),
         ];
-        let strings: Vec<Option<String>> = strings
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.clone().or(Some(format!("e{i}"))))
-            .collect();
-        let micros: Vec<Option<i64>> = micros.iter().map(|m| m.or(Some(5))).collect();
+        let (strings, micros) = filled(&strings, &micros);
         let without_nulls: [(ArrayRef, ColumnKind); 2] = [
             (
                 Arc::new(StringArray::from(strings.clone())),
@@ -2385,20 +2421,8 @@ mod tests {
                     vec![vec![29_999]],
                 ] {
                     reader.read.store(0, Ordering::Relaxed);
-                    let mut gather =
-                        ColumnGather::open(reader.clone(), &chunk, *kind, n, None, "v", false)
-                            .unwrap();
-                    for rows in &calls {
-                        let got = gather.next(rows).unwrap();
-                        let want = arrow_select::take::take(
-                            array,
-                            &arrow_array::UInt32Array::from(rows.clone()),
-                            None,
-                        )
-                        .unwrap();
-                        let want = arrow_cast::cast(&want, got.data_type()).unwrap();
-                        assert_eq!(&got, &want, "{codec:?} {version:?} {kind:?} {rows:?}");
-                    }
+                    let label = format!("{codec:?} {version:?} {kind:?}");
+                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                     let read = reader.read.load(Ordering::Relaxed);
                     let in_part = version == WriterVersion::PARQUET_1_0;
                     // zstd gives whole blocks (128 KiB): the first of the
@@ -2436,12 +2460,7 @@ mod tests {
         let micros: Vec<Option<i64>> = (0..n as i64)
             .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919 - (i % 3) * 50))
             .collect();
-        let filled_strings: Vec<Option<String>> = strings
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.clone().or(Some(format!("e{i}"))))
-            .collect();
-        let filled_micros: Vec<Option<i64>> = micros.iter().map(|m| m.or(Some(5))).collect();
+        let (filled_strings, filled_micros) = filled(&strings, &micros);
         let columns: [(ArrayRef, ColumnKind, Encoding); 5] = [
             (
                 Arc::new(TimestampMicrosecondArray::from(micros)),
@@ -2494,20 +2513,8 @@ mod tests {
                     vec![(0..n as u32).step_by(997).collect()],
                     vec![vec![19_999]],
                 ] {
-                    let mut gather =
-                        ColumnGather::open(reader.clone(), &chunk, *kind, n, None, "v", false)
-                            .unwrap();
-                    for rows in &calls {
-                        let got = gather.next(rows).unwrap();
-                        let want = arrow_select::take::take(
-                            array,
-                            &arrow_array::UInt32Array::from(rows.clone()),
-                            None,
-                        )
-                        .unwrap();
-                        let want = arrow_cast::cast(&want, got.data_type()).unwrap();
-                        assert_eq!(&got, &want, "{version:?} {encoding} {rows:?}");
-                    }
+                    let label = format!("{version:?} {encoding}");
+                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                 }
             }
         }
