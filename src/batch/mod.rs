@@ -398,7 +398,7 @@ fn fold_files(
     // A scope that picks conversations out reads a few pages of each row
     // group: mapped, a large file's pages are read where the page cache
     // holds them rather than copied into fresh memory (a flow on 300 MB
-    // files: 10-15% faster). A scan reads whole column chunks and gains
+    // files: 8-25% faster). A scan reads whole column chunks and gains
     // nothing, and its mapped pages would count as the process's memory.
     let map_parquet = options.map_files && scope.picks_conversations();
     files.par_iter().try_for_each(|file| -> Result<()> {

@@ -131,7 +131,7 @@ impl ScanScope {
     pub(crate) fn picks_conversations(&self) -> bool {
         self.conditions
             .iter()
-            .any(|(column, _)| column == crate::schema::col::CONVERSATION_ID)
+            .any(|(column, _)| column == col::CONVERSATION_ID)
     }
 
     pub(crate) fn conditions(&self) -> impl Iterator<Item = (&str, &[String])> {
@@ -215,6 +215,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+
+    #[test]
+    fn a_scope_picks_conversations_when_it_names_them() {
+        assert!(!ScanScope::all().picks_conversations());
+        let bot = ScanScope::all().with(col::BOT_ID, ["b"]);
+        assert!(!bot.picks_conversations());
+        assert!(bot.with(col::CONVERSATION_ID, ["c"]).picks_conversations());
+    }
 
     #[test]
     fn membership_over_layouts() {
