@@ -28,7 +28,9 @@ pub(crate) enum PageKind {
 
 /// Parquet's `Encoding` values the checks care about.
 pub(crate) mod encoding {
+    pub const PLAIN: i32 = 0;
     pub const PLAIN_DICTIONARY: i32 = 2;
+    pub const DELTA_BINARY_PACKED: i32 = 5;
     pub const DELTA_LENGTH_BYTE_ARRAY: i32 = 6;
     pub const DELTA_BYTE_ARRAY: i32 = 7;
     pub const RLE_DICTIONARY: i32 = 8;

@@ -81,16 +81,29 @@ fn decode_first_ints(
 ) -> Result<usize, DeltaError> {
     let keep = keep.min(count);
     out.reserve(keep.min(data.len().saturating_mul(8) + 1));
-    decode_ints_with(data, count, keep, |v| out.push(v))
+    decode_ints_with(data, count, keep, RunEnd::Wanted, |v| out.push(v))
+}
+
+/// Whether a walk of a `DELTA_BINARY_PACKED` run goes on to its end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RunEnd {
+    /// Every miniblock's header is read (and checked), to find where the
+    /// run ends: a string page's bytes follow it.
+    Wanted,
+    /// The walk stops at the miniblock of the last value kept: the bytes
+    /// after it need not be there (a page decompressed in part).
+    NotWanted,
 }
 
 /// Walks the `count` values of a `DELTA_BINARY_PACKED` run at the start
 /// of `data`, giving the first `keep` (at most `count`) to `push`;
-/// returns the bytes the run takes.
+/// returns the bytes the run takes (with [`RunEnd::NotWanted`], the bytes
+/// walked).
 fn decode_ints_with(
     data: &[u8],
     count: usize,
     keep: usize,
+    end: RunEnd,
     mut push: impl FnMut(i64),
 ) -> Result<usize, DeltaError> {
     let mut pos = 0;
@@ -124,6 +137,9 @@ fn decode_ints_with(
     let mut wanted = keep.saturating_sub(1);
     let mut left = count - 1;
     while left > 0 {
+        if wanted == 0 && end == RunEnd::NotWanted {
+            break;
+        }
         let min_delta = zigzag(data, &mut pos)?;
         let widths = data
             .get(pos..pos + miniblocks)
@@ -138,6 +154,9 @@ fn decode_ints_with(
                 return Err(format!("a delta miniblock of {width}-bit values"));
             }
             let len = per_miniblock * width as usize / 8;
+            if wanted == 0 && end == RunEnd::NotWanted {
+                break;
+            }
             if data.len() < pos + len {
                 return Err("a delta miniblock is cut short".into());
             }
@@ -182,8 +201,9 @@ fn total_length(lengths: &[i64], available: usize) -> Result<(), DeltaError> {
 
 /// Writes the first `keep` of the `count` values of a
 /// `DELTA_BINARY_PACKED` page of integers into `out` (emptied first), as
-/// plain 8-byte little-endian values. The page's values after them are
-/// not read: a reader that wants a few rows of a page stops there.
+/// plain 8-byte little-endian values. The page's bytes after the
+/// miniblock of the last value kept are not read, and need not be there:
+/// a reader that wants a few rows of a page decompresses it only so far.
 pub(super) fn ints_as_plain(
     data: &[u8],
     count: usize,
@@ -193,7 +213,7 @@ pub(super) fn ints_as_plain(
     out.clear();
     let keep = keep.min(count);
     out.reserve(keep.min(data.len().saturating_mul(8) + 1) * 8);
-    decode_ints_with(data, count, keep, |v| {
+    decode_ints_with(data, count, keep, RunEnd::NotWanted, |v| {
         out.extend_from_slice(&v.to_le_bytes())
     })?;
     Ok(())
@@ -393,6 +413,23 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The first integers of a page decode from the bytes up to the end
+    /// of their miniblock: the rest of the page need not be decompressed.
+    #[test]
+    fn the_first_integers_decode_without_the_rest_of_the_page() {
+        let values: Vec<i64> = (0..2_000).map(|i| 1_700_000_000 + i * 37 + i % 5).collect();
+        let page = encode_ints(&values);
+        let shortest = (0..=page.len())
+            .find(|&cut| first_as_plain(ints_as_plain, &page[..cut], values.len(), 10).is_ok())
+            .unwrap();
+        assert!(shortest < page.len() / 20, "{shortest} of {}", page.len());
+        let part = first_as_plain(ints_as_plain, &page[..shortest], values.len(), 10).unwrap();
+        let whole = as_plain(ints_as_plain, &page, values.len()).unwrap();
+        assert_eq!(&part[..], first_plain(&whole, 10, Some(8)));
+        // The whole page is still checked when every value is wanted.
+        assert!(as_plain(ints_as_plain, &page[..page.len() - 1], values.len()).is_err());
     }
 
     /// One of the `*_as_plain` decoders.
@@ -642,6 +679,7 @@ mod tests {
         fn a_page_decoded_in_part_is_a_prefix_of_it_whole(
             values in proptest::collection::vec(0i64..40, 0..400),
             keep in 0usize..420,
+            cut in 0usize..5_000,
         ) {
             let keep = keep.min(values.len());
             let strings: Vec<String> =
@@ -660,6 +698,12 @@ mod tests {
                 let whole = as_plain(decode, page, values.len()).unwrap();
                 let part = first_as_plain(decode, page, values.len(), keep).unwrap();
                 proptest::prop_assert_eq!(&part[..], first_plain(&whole, keep, width));
+                // A page cut short (decompressed in part) gives the same
+                // values, or an error.
+                let cut = &page[..cut.min(page.len())];
+                if let Ok(part) = first_as_plain(decode, cut, values.len(), keep) {
+                    proptest::prop_assert_eq!(&part[..], first_plain(&whole, keep, width));
+                }
             }
         }
 

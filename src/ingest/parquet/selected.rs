@@ -71,7 +71,7 @@ use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
 use crate::error::{Error, Result};
-use crate::ingest::page_header::{PageBounds, PageHeader, PageKind, PageLevels};
+use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1289,12 +1289,12 @@ impl ColumnPages {
                         continue;
                     }
                     if let (Some(last), Some((header, header_len))) = (last_wanted, &own) {
-                        if let Some(page) = self.part_of(header, *header_len) {
+                        if let Some((page, values)) = self.part_of(header, *header_len) {
                             self.pages
                                 .skip_next_page()
                                 .map_err(|e| Error::data_from(context(), e))?;
                             step_walk(&mut self.walk, own.as_ref());
-                            self.read_part(page, range, last)?;
+                            self.read_part(page, values, range, last)?;
                             return Ok(true);
                         }
                     }
@@ -1494,20 +1494,14 @@ impl ColumnPages {
     ) -> Result<()> {
         let context = self.context.as_str();
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
-        let out = &mut self.decoded_plain;
-        match (encoding, self.physical) {
-            (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
-                delta::ints_as_plain(values, present, keep, out)
-            }
-            (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                delta::length_strings_as_plain(values, present, keep, out)
-            }
-            (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                delta::prefixed_strings_as_plain(values, present, keep, out)
-            }
-            _ => Err(format!("data page encoding {encoding}")),
-        }
-        .map_err(|e| Error::data(context, e))
+        let stored = DeltaValues {
+            encoding,
+            physical: self.physical,
+            count: present,
+        };
+        stored
+            .decode(values, keep, &mut self.decoded_plain)
+            .map_err(|e| Error::data(context, e))
     }
 
     /// The current data page (after [`ColumnPages::advance`] returned true).
@@ -1592,22 +1586,42 @@ impl ColumnPages {
         Ok(())
     }
 
-    /// The stored bytes of the next page, whose header is `header`, if it
-    /// can be read in part: a data page v1 of plain strings or timestamps
-    /// (its levels, if any, in RLE), in a chunk the walk follows.
-    fn part_of(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
+    /// The stored bytes of the next page, whose header is `header`, and how
+    /// its values are stored, if it can be read in part: a data page v1
+    /// (its levels, if any, in RLE) of strings or timestamps, plain,
+    /// dictionary-encoded or delta-encoded, in a chunk the walk follows.
+    fn part_of(
+        &self,
+        header: &PageHeader,
+        header_len: usize,
+    ) -> Option<(StoredPage, StoredValues)> {
         let walk = self.walk.as_ref().filter(|_| self.in_part)?;
         let levels_readable = !self.nullable
             || header.levels
                 == (PageLevels::V1 {
                     def_encoding: Some(3), // RLE
                 });
-        let plain = header.kind == PageKind::DataV1 && header.encoding == 0; // PLAIN
-        let physical = matches!(self.physical, Type::BYTE_ARRAY | Type::INT64 | Type::INT96);
-        if !plain || !levels_readable || !physical {
+        if header.kind != PageKind::DataV1 || !levels_readable {
             return None;
         }
-        walk.page(header, header_len)
+        let values = match (header.encoding, self.physical) {
+            (_, Type::BYTE_ARRAY | Type::INT64 | Type::INT96) if header.uses_dictionary() => {
+                StoredValues::Indices
+            }
+            (encoding::PLAIN, Type::BYTE_ARRAY | Type::INT64 | Type::INT96) => StoredValues::Plain,
+            (encoding::DELTA_BINARY_PACKED, Type::INT64) => {
+                StoredValues::Delta(Encoding::DELTA_BINARY_PACKED)
+            }
+            (encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                StoredValues::Delta(Encoding::DELTA_LENGTH_BYTE_ARRAY)
+            }
+            // Unless such pages are matched as they are stored.
+            (encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) if !self.prefixed_kept => {
+                StoredValues::Delta(Encoding::DELTA_BYTE_ARRAY)
+            }
+            _ => return None,
+        };
+        Some((walk.page(header, header_len)?, values))
     }
 
     /// Makes `page`, of the rows `range`, the current page, read as far as
@@ -1615,6 +1629,7 @@ impl ColumnPages {
     fn read_part(
         &mut self,
         page: StoredPage,
+        values: StoredValues,
         range: std::ops::Range<u32>,
         last: u32,
     ) -> Result<()> {
@@ -1628,6 +1643,7 @@ impl ColumnPages {
         self.next_row = range.end;
         self.partial = Some(PartialPage {
             page,
+            values,
             first_row: range.start,
             rows,
         });
@@ -1659,8 +1675,36 @@ impl ColumnPages {
         } else {
             (0, upto)
         };
-        let buf = match self.physical {
-            Type::BYTE_ARRAY => {
+        let mut layout = ValuesLayout::Plain;
+        let mut decoded = false;
+        let buf = match (part.values, self.physical) {
+            (StoredValues::Delta(encoding), physical) => {
+                let present = if self.nullable {
+                    self.present.count_present()
+                } else {
+                    part.rows
+                };
+                let stored = DeltaValues {
+                    encoding,
+                    physical,
+                    count: present,
+                };
+                decoded = true;
+                stored.decode_prefix(page, values_at, values, &mut self.decoded_plain, context)?
+            }
+            (StoredValues::Indices, _) => {
+                if self.dictionary.is_none() {
+                    return Err(Error::data(
+                        context,
+                        "dictionary-encoded page without a dictionary",
+                    ));
+                }
+                let (buf, width) =
+                    indices_prefix(page, values_at, values, &mut self.runs, context)?;
+                layout = ValuesLayout::Runs(width);
+                buf
+            }
+            (StoredValues::Plain, Type::BYTE_ARRAY) => {
                 let present = if self.nullable {
                     self.present.count_present()
                 } else {
@@ -1672,7 +1716,7 @@ impl ColumnPages {
                 }
                 buf
             }
-            _ => {
+            (StoredValues::Plain, _) => {
                 let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
                 let want = values
                     .checked_mul(width)
@@ -1688,8 +1732,8 @@ impl ColumnPages {
         self.current = Some(CurrentPage {
             first_row,
             rows,
-            values_at: Some(values_at),
-            layout: ValuesLayout::Plain,
+            values_at: (!decoded).then_some(values_at),
+            layout,
             rows_held: first_row + upto as u32,
             delta: None,
         });
@@ -1769,13 +1813,90 @@ impl ColumnPages {
     }
 }
 
-/// A plain data page read in part: as far as the last row wanted so far
-/// (rows of one conversation lie near each other in a time-ordered file,
-/// and DuckDB writes a whole row group's ids in one page).
+/// A data page read in part: as far as the last row wanted so far (rows
+/// of one conversation lie near each other in a time-ordered file, and
+/// DuckDB and Polars write a whole row group's values of a column in one
+/// page).
 struct PartialPage {
     page: StoredPage,
+    values: StoredValues,
     first_row: u32,
     rows: usize,
+}
+
+/// How the values of a page read in part are stored.
+#[derive(Debug, Clone, Copy)]
+enum StoredValues {
+    Plain,
+    /// Indices into the chunk's dictionary.
+    Indices,
+    /// Delta-encoded, decoded into the plain layout as far as wanted.
+    Delta(Encoding),
+}
+
+/// The values of a delta-encoded page: how they are encoded, and how many.
+struct DeltaValues {
+    encoding: Encoding,
+    physical: Type,
+    count: usize,
+}
+
+impl DeltaValues {
+    /// Decodes the first `keep` values of `values` (the page from its
+    /// values on, whole or in part) into `out`, in the plain layout (see
+    /// `delta`).
+    fn decode(&self, values: &[u8], keep: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        let (count, encoding) = (self.count, self.encoding);
+        match (encoding, self.physical) {
+            (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
+                delta::ints_as_plain(values, count, keep, out)
+            }
+            (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                delta::length_strings_as_plain(values, count, keep, out)
+            }
+            (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
+                delta::prefixed_strings_as_plain(values, count, keep, out)
+            }
+            _ => Err(format!("data page encoding {encoding}")),
+        }
+    }
+
+    /// Decodes the first `keep` values of `page`, whose values start
+    /// `skip` bytes in, into `out`, from as short a prefix of the page as
+    /// holds them, which it returns. The prefix is guessed in proportion
+    /// to the values kept, then doubled while they do not decode from it
+    /// (a string page's lengths, which come first, are read whole); an
+    /// error of the whole page is the page's.
+    fn decode_prefix(
+        &self,
+        page: &StoredPage,
+        skip: usize,
+        keep: usize,
+        out: &mut Vec<u8>,
+        context: &str,
+    ) -> Result<Bytes> {
+        let whole = page.uncompressed;
+        let mean = whole.saturating_sub(skip) / self.count.max(1);
+        let mut want = keep
+            .saturating_mul(mean + mean / 4)
+            .saturating_add(skip + 1024);
+        if want.saturating_mul(2) > whole {
+            want = whole;
+        }
+        loop {
+            want = want.min(whole);
+            let buf = page.prefix(want, context)?;
+            let decoded = match buf.get(skip..) {
+                Some(values) => self.decode(values, keep, out),
+                None => Err("page shorter than its levels".into()),
+            };
+            match decoded {
+                Ok(()) => return Ok(buf),
+                Err(e) if want == whole => return Err(Error::data(context, e)),
+                Err(_) => want = want.saturating_mul(2),
+            }
+        }
+    }
 }
 
 /// A data page as [`ColumnPages::advance`] offers it, to be read or not.
@@ -1877,6 +1998,39 @@ fn strings_prefix(
             return Ok((buf, whole));
         }
         want = want.saturating_mul(2);
+    }
+}
+
+/// The first bytes of `page` as far as its first `values` dictionary
+/// indices, which start `skip` bytes in (with their bit width), and that
+/// width; their runs are parsed into `runs`. Their length is guessed at two
+/// bytes an index (a dictionary of up to 65,536 entries packs them in
+/// fewer), then doubled while the runs parsed fall short; an error of the
+/// whole page's runs is the page's.
+fn indices_prefix(
+    page: &StoredPage,
+    skip: usize,
+    values: usize,
+    runs: &mut Vec<Run>,
+    context: &str,
+) -> Result<(Bytes, u8)> {
+    let whole = page.uncompressed;
+    let mut want = values.saturating_mul(2).saturating_add(skip + 64);
+    if want.saturating_mul(2) > whole {
+        want = whole;
+    }
+    loop {
+        want = want.min(whole);
+        let buf = page.prefix(want, context)?;
+        let parsed = match buf.get(skip..).and_then(<[u8]>::split_first) {
+            Some((&width, indices)) => parse_runs(indices, width, values, runs).map(|()| width),
+            None => Err("page shorter than its levels"),
+        };
+        match parsed {
+            Ok(width) => return Ok((buf, width)),
+            Err(e) if want == whole => return Err(Error::data(context, e)),
+            Err(_) => want = want.saturating_mul(2),
+        }
     }
 }
 
@@ -2504,6 +2658,7 @@ mod tests {
                 let chunk = first_chunk(&bytes);
                 assert!(chunk.encodings().any(|e| e == *encoding), "{encoding}");
                 let reader = CountingReader::new(bytes);
+                let (_, length) = chunk.byte_range();
                 // Later calls ask for rows past those the first wanted of
                 // the same page, and of later pages.
                 for calls in [
@@ -2513,9 +2668,139 @@ mod tests {
                     vec![(0..n as u32).step_by(997).collect()],
                     vec![vec![19_999]],
                 ] {
+                    reader.read.store(0, Ordering::Relaxed);
                     let label = format!("{version:?} {encoding}");
                     assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
+                    // A page v1 is decompressed only as far as its first
+                    // rows' values (and, of strings, the lengths before
+                    // them): a little of the first of three pages. (Of
+                    // prefixed strings, the two runs of lengths before
+                    // the suffixes are most of the page here.)
+                    let read = reader.read.load(Ordering::Relaxed);
+                    let prefixed = *encoding == Encoding::DELTA_BYTE_ARRAY;
+                    if calls == [vec![1, 3, 40]]
+                        && version == WriterVersion::PARQUET_1_0
+                        && !prefixed
+                    {
+                        assert!(
+                            read < length as usize / 8,
+                            "{label}: read {read} of {length}"
+                        );
+                    }
                 }
+            }
+        }
+    }
+
+    /// A page of dictionary indices is read as far as the rows wanted
+    /// (snappy, zstd or not compressed; strings and timestamps, with nulls
+    /// and without): DuckDB and Polars write a row group's indices in one
+    /// page. Rows asked for later read it on; every read gives the values
+    /// the rows hold.
+    #[test]
+    fn a_dictionary_encoded_page_is_read_as_far_as_the_rows_wanted_reach() {
+        let n = 60_000;
+        // 4,000 entries: indices of 12 bits, in one page of 90 KB.
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 11 != 3).then(|| format!("user-{}", (i * 7_919) % 4_000)))
+            .collect();
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + (i * 7_919) % 4_000))
+            .collect();
+        let (filled_strings, filled_micros) = filled(&strings, &micros);
+        let columns: [(ArrayRef, ColumnKind); 4] = [
+            (Arc::new(StringArray::from(strings)), ColumnKind::Strings),
+            (
+                Arc::new(StringArray::from(filled_strings)),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+        ];
+        let codecs = [
+            Compression::SNAPPY,
+            Compression::UNCOMPRESSED,
+            Compression::ZSTD(Default::default()),
+        ];
+        for codec in codecs {
+            for (array, kind) in &columns {
+                let batch =
+                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
+                let props = WriterProperties::builder()
+                    .set_compression(codec)
+                    .set_dictionary_page_size_limit(1 << 22)
+                    .set_data_page_size_limit(1 << 30)
+                    .set_data_page_row_count_limit(1 << 30)
+                    .set_write_batch_size(1_000)
+                    .build();
+                let bytes = write(&batch, props);
+                let chunk = first_chunk(&bytes);
+                let reader = CountingReader::new(bytes);
+                let (_, length) = chunk.byte_range();
+                let data_pages = length as usize - dictionary_len(&chunk);
+                for calls in [
+                    vec![vec![1u32, 3, 40]],
+                    vec![vec![1, 3], vec![5_000, 19_999], vec![20_000, 59_999]],
+                    vec![vec![0], vec![1], vec![2], vec![1_000, 1_001]],
+                    vec![(0..n as u32).step_by(1_009).collect()],
+                    vec![vec![59_999]],
+                ] {
+                    reader.read.store(0, Ordering::Relaxed);
+                    let label = format!("{codec:?} {kind:?}");
+                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
+                    let read = reader.read.load(Ordering::Relaxed);
+                    // zstd gives whole blocks (128 KiB), which here hold
+                    // the whole page: it is read once.
+                    let most = match codec {
+                        Compression::ZSTD(_) => data_pages + 2_048,
+                        _ => data_pages / 8,
+                    };
+                    if calls == [vec![1, 3, 40]] {
+                        let read = read - dictionary_len(&chunk).min(read);
+                        assert!(read < most, "{label}: read {read} of {data_pages}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Damage in a page of dictionary indices or of delta-encoded values
+    /// read in part never panics, whatever byte is flipped: an error, or
+    /// values (as a page without a checksum may give).
+    #[test]
+    fn a_damaged_indices_or_delta_page_read_in_part_never_panics() {
+        let n = 1_500;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 5 != 1).then(|| format!("e{}", i % 300)))
+            .collect();
+        let array: ArrayRef = Arc::new(StringArray::from(strings));
+        let encodings = [
+            None,
+            Some(Encoding::DELTA_LENGTH_BYTE_ARRAY),
+            Some(Encoding::DELTA_BYTE_ARRAY),
+        ];
+        for codec in [Compression::SNAPPY, Compression::ZSTD(Default::default())] {
+            for encoding in encodings {
+                let batch =
+                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
+                let props = WriterProperties::builder()
+                    .set_compression(codec)
+                    .set_dictionary_enabled(encoding.is_none())
+                    .set_data_page_size_limit(1 << 30);
+                let props = match encoding {
+                    Some(encoding) => props.set_encoding(encoding),
+                    None => props,
+                };
+                let clean = write(&batch, props.build());
+                let chunk = first_chunk(&clean);
+                let errors = damaged_reads(&clean, &chunk, n);
+                assert!(errors > 0, "{codec:?} {encoding:?}");
             }
         }
     }
@@ -2593,6 +2878,13 @@ mod tests {
     /// of its chunk flipped in turn, fail (the others must not panic).
     fn damaged_plain_pages(array: ArrayRef, codec: Compression, n: usize) -> usize {
         let (clean, chunk) = plain_file(array, codec, WriterVersion::PARQUET_1_0);
+        damaged_reads(&clean, &chunk, n)
+    }
+
+    /// How many reads of early and late rows of the strings of `chunk`
+    /// (of `n` rows) in `clean`, each byte of the chunk flipped in turn,
+    /// fail (the others must not panic).
+    fn damaged_reads(clean: &Bytes, chunk: &ColumnChunkMetaData, n: usize) -> usize {
         let (start, length) = chunk.byte_range();
         // The pages' headers, which the `parquet` crate's page reader also
         // reads (and may panic on: the scan guards it, `super::guard`).
@@ -2604,12 +2896,12 @@ mod tests {
             at += len + header.compressed_size as usize;
         }
         let mut errors = 0;
-        for (at, reader) in each_byte_flipped(&clean, start as usize..(start + length) as usize) {
-            for rows in [vec![2, 3], vec![1_499]] {
+        for (at, reader) in each_byte_flipped(clean, start as usize..(start + length) as usize) {
+            for rows in [vec![2, 3], vec![n as u32 - 1]] {
                 let read = || {
                     ColumnGather::open(
                         reader.clone(),
-                        &chunk,
+                        chunk,
                         ColumnKind::Strings,
                         n,
                         None,
