@@ -64,6 +64,7 @@ mod null_proof;
 mod page_walk;
 mod selected;
 mod snappy_prefix;
+mod value_set;
 
 pub(crate) use file_ranges::FileRanges;
 

@@ -70,6 +70,7 @@ use super::levels::PresentBits;
 use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
+use super::value_set::ValueSet;
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
 
@@ -231,7 +232,8 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     values: &[String],
     context: &str,
 ) -> Result<Vec<u32>> {
-    let wanted = |v: &[u8]| values.binary_search_by(|x| x.as_bytes().cmp(v)).is_ok();
+    let set = ValueSet::new(values);
+    let wanted = |v: &[u8]| set.contains(v);
     let mut out = Vec::new();
     let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
