@@ -744,17 +744,45 @@ impl ColumnGather {
                     )?;
                 }
                 (PageValues::Plain(data), ColumnKind::Strings) => {
-                    for &p in positions {
-                        if p == NULL_ROW {
-                            strings.views.push(0);
-                            continue;
+                    // Many rows of a page (a scan's) are views into the
+                    // page's own buffer, all checked as UTF-8 at once when
+                    // the page is ASCII; a few (a flow's) are copied out,
+                    // not to hold a page for them.
+                    let many = positions.len().saturating_mul(SHARED_PAGE_ROWS) >= page.rows;
+                    let shared = self
+                        .column
+                        .stored_plain_values()
+                        .filter(|stored| many && stored.is_ascii());
+                    match shared {
+                        Some(stored) => {
+                            let buffer = strings.add_buffer(Buffer::from(stored), context)?;
+                            for &p in positions {
+                                if p == NULL_ROW {
+                                    strings.views.push(0);
+                                    continue;
+                                }
+                                self.cursor
+                                    .skip_to(data, p as usize)
+                                    .ok_or_else(|| short(context))?;
+                                let (start, end) =
+                                    self.cursor.next_range(data).ok_or_else(|| short(context))?;
+                                strings.views.push(view_at(data, start, end, buffer));
+                            }
                         }
-                        self.cursor
-                            .skip_to(data, p as usize)
-                            .ok_or_else(|| short(context))?;
-                        let (start, end) =
-                            self.cursor.next_range(data).ok_or_else(|| short(context))?;
-                        strings.push(data, start, end, context)?;
+                        None => {
+                            for &p in positions {
+                                if p == NULL_ROW {
+                                    strings.views.push(0);
+                                    continue;
+                                }
+                                self.cursor
+                                    .skip_to(data, p as usize)
+                                    .ok_or_else(|| short(context))?;
+                                let (start, end) =
+                                    self.cursor.next_range(data).ok_or_else(|| short(context))?;
+                                strings.push(data, start, end, context)?;
+                            }
+                        }
                     }
                 }
                 (
@@ -830,6 +858,10 @@ fn gather_entries<T: Copy>(
 /// A batch of fewer rows than a dictionary's entries over this factor
 /// makes the views of its rows' entries alone, not of every entry.
 const SPARSE_ENTRIES: usize = 8;
+
+/// A batch's rows of a plain page of strings share the page's buffer when
+/// they are at least one in this many of its rows; fewer are copied out.
+const SHARED_PAGE_ROWS: usize = 16;
 
 /// The position of a null row's value: it has none.
 const NULL_ROW: u32 = u32::MAX;
@@ -1506,6 +1538,17 @@ impl ColumnPages {
             .map_err(|e| Error::data(context, e))
     }
 
+    /// The current page's plain values, from the first, as the page's
+    /// buffer holds them (`None` for values in another layout or decoded
+    /// into `decoded_plain`).
+    fn stored_plain_values(&self) -> Option<Bytes> {
+        let current = self.current.as_ref()?;
+        match (current.layout, current.values_at) {
+            (ValuesLayout::Plain, Some(at)) if at <= self.buf.len() => Some(self.buf.slice(at..)),
+            _ => None,
+        }
+    }
+
     /// The current data page (after [`ColumnPages::advance`] returned true).
     fn page(&self) -> Option<DataPage<'_>> {
         let current = self.current.as_ref()?;
@@ -2176,9 +2219,10 @@ impl StringsBuilder {
         buffers.extend(self.shared);
         // SAFETY: every view is null (0), or made by `view_of` from a
         // checked UTF-8 string: inline, or at its offset in buffer 0 (plain
-        // strings, copied whole) or in the shared dictionary buffer whose
-        // index it names (entries checked when the dictionary was read) —
-        // the invariants `StringViewArray::try_new` checks.
+        // strings, copied whole) or in the shared buffer whose index it
+        // names: a dictionary's (entries checked when it was read) or a
+        // plain page's (all ASCII, checked before it was shared) — the
+        // invariants `StringViewArray::try_new` checks.
         Ok(unsafe { StringViewArray::new_unchecked(self.views.into(), buffers.into(), nulls) })
     }
 }
@@ -2355,6 +2399,67 @@ mod tests {
         for rows in [vec![1], (0..2_000).collect::<Vec<u32>>()] {
             let err = gather(&damaged, &chunk, &rows).unwrap_err();
             assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+        }
+    }
+
+    /// Many rows of an ASCII plain page are views into the page's buffer;
+    /// a few, or rows of a page that is not ASCII, are copied out; every
+    /// read gives the values, and a value that is not UTF-8 is an error
+    /// whichever way it is read.
+    #[test]
+    fn many_rows_of_a_plain_ascii_page_share_its_buffer() {
+        let n = 3_000;
+        let ascii: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 9 != 4).then(|| format!("event-{i:06}-{}", "x".repeat(i % 7))))
+            .collect();
+        let accented: Vec<Option<String>> = ascii
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.replace("event", "évent")))
+            .collect();
+        let many: Vec<u32> = (0..n as u32).step_by(3).collect();
+        let few: Vec<u32> = vec![0, 1_000, 2_999];
+        for (values, shared) in [(ascii, true), (accented, false)] {
+            let array: ArrayRef = Arc::new(StringArray::from(values));
+            let (bytes, chunk) = plain_file(
+                array.clone(),
+                Compression::UNCOMPRESSED,
+                WriterVersion::PARQUET_1_0,
+            );
+            let reader = CountingReader::new(bytes.clone());
+            for rows in [&many, &few] {
+                let label = format!("shared {shared}, {} rows", rows.len());
+                assert_gathers(
+                    &reader,
+                    &chunk,
+                    ColumnKind::Strings,
+                    &array,
+                    &[rows.clone()],
+                    &label,
+                );
+                let got = gathered(&reader, &chunk, ColumnKind::Strings, rows).unwrap();
+                let got = got.as_any().downcast_ref::<StringViewArray>().unwrap();
+                // Buffer 0 holds what was copied; a shared page follows.
+                let copied = got.data_buffers()[0].len();
+                let page_shared = got.data_buffers().len() > 1;
+                assert_eq!(page_shared, shared && rows == &many, "{label}");
+                assert_eq!(copied == 0, page_shared, "{label}");
+            }
+            // A lone continuation byte in place of the first string's
+            // first byte (after its length: not the bounds in the page
+            // header).
+            let first: &[u8] = if shared {
+                b"\x0d\0\0\0e"
+            } else {
+                b"\x0e\0\0\0\xc3"
+            };
+            let at = bytes.windows(5).position(|w| w == first).unwrap();
+            let mut damaged = bytes.to_vec();
+            damaged[at + 4] = 0xa9;
+            let reader = CountingReader::new(Bytes::from(damaged));
+            for rows in [&many, &few] {
+                let err = gathered(&reader, &chunk, ColumnKind::Strings, rows).unwrap_err();
+                assert!(err.to_string().contains("invalid UTF-8"), "{err}");
+            }
         }
     }
 
