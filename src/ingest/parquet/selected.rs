@@ -2433,7 +2433,7 @@ mod tests {
                     &chunk,
                     ColumnKind::Strings,
                     &array,
-                    &[rows.clone()],
+                    std::slice::from_ref(rows),
                     &label,
                 );
                 let got = gathered(&reader, &chunk, ColumnKind::Strings, rows).unwrap();
