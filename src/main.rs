@@ -71,21 +71,25 @@ fn huge_pages(on: bool) {
     let _ = on;
 }
 
-/// Tells mimalloc to keep the memory a process frees rather than hand it
-/// back to the kernel (`purge_delay` -1; 10 ms by default): a command that
-/// runs and ends reuses what it frees, or exits. Handing back cost a
-/// `madvise` call per 64 KiB, most of them as a `flow` process ended,
-/// where they were about a tenth of its time (median 13.4 → 12.0 ms,
-/// alternated runs on the Polars-written file of `compare_duckdb.py`);
-/// peak memory of batch queries stays the same. `serve` runs for long and
-/// keeps the default, so that memory freed after a burst goes back.
-fn keep_freed_memory() {
+/// How long mimalloc keeps memory a process freed before handing it back
+/// to the kernel (`purge_delay`, in milliseconds; -1: never).
+///
+/// A command that runs and ends keeps it: it reuses what it frees, or
+/// exits. Handing back cost a `madvise` call per 64 KiB, most of them as
+/// a `flow` process ended, where they were about a tenth of its time
+/// (median 13.4 → 12.0 ms, alternated runs on the Polars-written file of
+/// `compare_duckdb.py`); peak memory of batch queries stays the same.
+/// `serve` runs for long and hands memory freed after a burst back after
+/// a second (mimalloc v3's default; v2's 10 ms doubled the server's kernel
+/// time under NDJSON POSTs, `benches/serve_ingest.sh`).
+fn set_purge_delay(serve: bool) {
     /// `mi_option_purge_delay` in mimalloc.h (v2 and v3); the crate does
     /// not name every option.
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    let delay = if serve { 1_000 } else { -1 };
     // SAFETY: sets one of mimalloc's options; called from `main` before
     // any other thread exists (mimalloc's options are not synchronised).
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) }
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, delay) }
 }
 
 #[derive(Parser)]
@@ -329,9 +333,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if !matches!(cli.command, Command::Serve(_)) {
-        keep_freed_memory();
-    }
+    set_purge_delay(matches!(cli.command, Command::Serve(_)));
     match std::panic::catch_unwind(|| run(cli.command)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         // A reader that closed early (`| head`) is not an error: end
