@@ -19,7 +19,8 @@
 //!   columns are flat strings and timestamps in plain or dictionary pages —
 //!   what pipelines, pyarrow, Spark and DuckDB write: it finds the matching
 //!   rows from the key columns and decodes only those rows of the others
-//!   (RLE / bit-packed runs by `hybrid`, definition levels by `levels`);
+//!   (RLE / bit-packed runs by `hybrid`, definition levels by `levels`,
+//!   delta encodings by `delta`, a condition's values by `value_set`);
 //!   with a bounding scope (`ScanScope::bounding`), only the rows of a
 //!   batch that can bound their conversation (`super::bounds`) are decoded
 //!   beyond its timestamp, bot and conversation columns, and a column a

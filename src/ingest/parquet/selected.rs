@@ -20,25 +20,30 @@
 //!   dictionary indices are read by position from the parsed runs (or in
 //!   bulk when most of a page is wanted; [`super::hybrid`]), plain values
 //!   are stepped over, and dictionary entries become string views once,
-//!   sharing the dictionary's buffer with the output. A page holding no
-//!   selected row is skipped without being decompressed.
+//!   sharing the dictionary's buffer with the output (as many rows of an
+//!   ASCII plain page share the page's). A page holding no selected row is
+//!   skipped without being decompressed; a plain page's strings are tested
+//!   against a condition by length and first bytes first
+//!   (`super::value_set`).
 //! - when a few rows are read (one conversation's), the reader follows the
 //!   chunk's pages with its own header reader ([`PageWalk`]) so that it
 //!   can read pages in part: a dictionary page only as far as the entries
-//!   those rows name ([`HeldDictionary`]), a plain page only as far as the
-//!   last row wanted ([`PartialPage`]); and a second condition is
+//!   those rows name ([`HeldDictionary`]), a data page (plain, dictionary
+//!   indices or delta-encoded) only as far as the last row wanted
+//!   ([`PartialPage`]); and a second condition is
 //!   evaluated at the rows the first one left ([`matching_at`]), not over
 //!   the whole chunk.
 //!
 //! It handles what event pipelines write (flat columns of strings and
 //! `INT64` timestamps, plain, dictionary or delta-encoded pages (the last
-//! decoded whole into the plain layout, see `delta`), data page v1 or v2,
-//! any codec): [`column_kind`] says whether a column chunk qualifies, and the
-//! caller falls back to arrow's reader otherwise. Only row groups whose
-//! statistics prove every row valid come here (`provably_valid`), so rows
-//! outside the scope need no validation (SPEC 1). Strings are checked to be
-//! UTF-8 as arrow would; any inconsistency in the data is an error naming
-//! the column, never a panic or a read out of bounds.
+//! decoded into the plain layout as far as wanted, see `delta`), data page
+//! v1 or v2, any codec): [`column_kind`] says whether a column chunk
+//! qualifies, and the caller falls back to arrow's reader otherwise. Only
+//! row groups whose statistics prove every row valid come here
+//! (`provably_valid`), so rows outside the scope need no validation
+//! (SPEC 1). Strings are checked to be UTF-8 as arrow would; any
+//! inconsistency in the data is an error naming the column, never a panic
+//! or a read out of bounds.
 
 use std::sync::Arc;
 

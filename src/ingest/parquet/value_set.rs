@@ -7,7 +7,9 @@
 //! A binary search there calls `memcmp` once or twice per row. Most rows
 //! are none of the values, and most of those differ from each of them in
 //! length or in their first eight bytes: [`ValueSet::contains`] compares
-//! those first, as integers, and the bytes only of a row that agrees.
+//! those first, as integers, and the bytes only of a row that agrees. One
+//! value is compared as a slice (length, then bytes), inline: the test of
+//! every row of a flow's conversation id.
 
 /// Up to this many values are compared one by one by length and first
 /// bytes; more are searched for by length, then by a binary search.
@@ -23,7 +25,7 @@ pub(super) struct ValueSet<'a> {
     any_long: bool,
     /// Per value, with [`COMPARED_ONE_BY_ONE`] values or fewer: its length
     /// and its first eight bytes ([`head`]).
-    heads: Vec<(usize, u64)>,
+    heads: Vec<(usize, Option<u64>)>,
 }
 
 impl<'a> ValueSet<'a> {
@@ -54,8 +56,18 @@ impl<'a> ValueSet<'a> {
     }
 
     /// Whether `value` is one of the set's values.
-    #[inline]
+    #[inline(always)]
     pub(super) fn contains(&self, value: &[u8]) -> bool {
+        match self.values {
+            // One value (a bot, a conversation): compared as a slice,
+            // length first, inline.
+            [one] => one.as_bytes() == value,
+            _ => self.contains_among(value),
+        }
+    }
+
+    /// [`ValueSet::contains`] for none or several values.
+    fn contains_among(&self, value: &[u8]) -> bool {
         let len = value.len();
         let possible = if len < 64 {
             self.short_lengths >> len & 1 == 1
@@ -65,32 +77,32 @@ impl<'a> ValueSet<'a> {
         if !possible {
             return false;
         }
-        if self.heads.is_empty() && !self.values.is_empty() {
+        if self.heads.is_empty() {
             return self
                 .values
                 .binary_search_by(|v| v.as_bytes().cmp(value))
                 .is_ok();
         }
-        let first = head(value);
-        self.heads
-            .iter()
-            .zip(self.values)
-            .any(|(&(l, h), v)| l == len && h == first && v.as_bytes() == value)
+        match head(value) {
+            Some(first) => self
+                .heads
+                .iter()
+                .zip(self.values)
+                .any(|(&(l, h), v)| l == len && h == Some(first) && v.as_bytes() == value),
+            // A value shorter than eight bytes is compared whole (copying
+            // it into a word first cost more than that).
+            None => self.values.iter().any(|v| v.as_bytes() == value),
+        }
     }
 }
 
-/// The first eight bytes of `value` as an integer, zeros after a shorter
-/// value's end.
+/// The first eight bytes of `value` as an integer; `None` for a value
+/// shorter than that.
 #[inline]
-fn head(value: &[u8]) -> u64 {
-    match value.first_chunk::<8>() {
-        Some(bytes) => u64::from_le_bytes(*bytes),
-        None => {
-            let mut bytes = [0u8; 8];
-            bytes[..value.len()].copy_from_slice(value);
-            u64::from_le_bytes(bytes)
-        }
-    }
+fn head(value: &[u8]) -> Option<u64> {
+    value
+        .first_chunk::<8>()
+        .map(|bytes| u64::from_le_bytes(*bytes))
 }
 
 #[cfg(test)]
