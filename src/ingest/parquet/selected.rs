@@ -754,39 +754,27 @@ impl ColumnGather {
                     // the page is ASCII; a few (a flow's) are copied out,
                     // not to hold a page for them.
                     let many = positions.len().saturating_mul(SHARED_PAGE_ROWS) >= page.rows;
-                    let shared = self
+                    let shared = match self
                         .column
                         .stored_plain_values()
-                        .filter(|stored| many && stored.is_ascii());
-                    match shared {
-                        Some(stored) => {
-                            let buffer = strings.add_buffer(Buffer::from(stored), context)?;
-                            for &p in positions {
-                                if p == NULL_ROW {
-                                    strings.views.push(0);
-                                    continue;
-                                }
-                                self.cursor
-                                    .skip_to(data, p as usize)
-                                    .ok_or_else(|| short(context))?;
-                                let (start, end) =
-                                    self.cursor.next_range(data).ok_or_else(|| short(context))?;
-                                strings.views.push(view_at(data, start, end, buffer));
-                            }
+                        .filter(|stored| many && stored.is_ascii())
+                    {
+                        Some(stored) => Some(strings.add_buffer(Buffer::from(stored), context)?),
+                        None => None,
+                    };
+                    for &p in positions {
+                        if p == NULL_ROW {
+                            strings.views.push(0);
+                            continue;
                         }
-                        None => {
-                            for &p in positions {
-                                if p == NULL_ROW {
-                                    strings.views.push(0);
-                                    continue;
-                                }
-                                self.cursor
-                                    .skip_to(data, p as usize)
-                                    .ok_or_else(|| short(context))?;
-                                let (start, end) =
-                                    self.cursor.next_range(data).ok_or_else(|| short(context))?;
-                                strings.push(data, start, end, context)?;
-                            }
+                        self.cursor
+                            .skip_to(data, p as usize)
+                            .ok_or_else(|| short(context))?;
+                        let (start, end) =
+                            self.cursor.next_range(data).ok_or_else(|| short(context))?;
+                        match shared {
+                            Some(buffer) => strings.views.push(view_at(data, start, end, buffer)),
+                            None => strings.push(data, start, end, context)?,
                         }
                     }
                 }
@@ -2414,9 +2402,7 @@ mod tests {
     #[test]
     fn many_rows_of_a_plain_ascii_page_share_its_buffer() {
         let n = 3_000;
-        let ascii: Vec<Option<String>> = (0..n)
-            .map(|i| (i % 9 != 4).then(|| format!("event-{i:06}-{}", "x".repeat(i % 7))))
-            .collect();
+        let ascii = event_strings(n);
         let accented: Vec<Option<String>> = ascii
             .iter()
             .map(|s| s.as_ref().map(|s| s.replace("event", "évent")))
@@ -2453,9 +2439,9 @@ mod tests {
             // first byte (after its length: not the bounds in the page
             // header).
             let first: &[u8] = if shared {
-                b"\x0d\0\0\0e"
+                b"\x0e\0\0\0e"
             } else {
-                b"\x0e\0\0\0\xc3"
+                b"\x0f\0\0\0\xc3"
             };
             let at = bytes.windows(5).position(|w| w == first).unwrap();
             let mut damaged = bytes.to_vec();
@@ -2606,7 +2592,8 @@ mod tests {
 
     /// Gathers each of `calls` (rows, ascending across calls) from one
     /// gather of `chunk`, the column of `array`, and checks each gives the
-    /// values `array` holds at those rows.
+    /// values `array` holds at those rows; returns the bytes of the file
+    /// read for them.
     fn assert_gathers(
         reader: &CountingReader,
         chunk: &ColumnChunkMetaData,
@@ -2614,7 +2601,8 @@ mod tests {
         array: &ArrayRef,
         calls: &[Vec<u32>],
         label: &str,
-    ) {
+    ) -> usize {
+        reader.read.store(0, Ordering::Relaxed);
         let n = array.len();
         let mut gather =
             ColumnGather::open(reader.clone(), chunk, kind, n, None, "v", false).unwrap();
@@ -2629,6 +2617,36 @@ mod tests {
             let want = arrow_cast::cast(&want, got.data_type()).unwrap();
             assert_eq!(&got, &want, "{label} {rows:?}");
         }
+        reader.read.load(Ordering::Relaxed)
+    }
+
+    /// `n` event ids of 14 to 26 bytes (`event-00000000`, then padded),
+    /// one in 11 null.
+    fn event_strings(n: usize) -> Vec<Option<String>> {
+        (0..n)
+            .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}{}", "y".repeat(i % 13))))
+            .collect()
+    }
+
+    /// The first call of [`gather_calls`]: rows early in a chunk.
+    const EARLY_ROWS: [u32; 3] = [1, 3, 40];
+
+    /// Calls of rows (ascending across calls) over a chunk of `n` rows
+    /// with a page boundary (or any row) at `boundary`: early rows; rows
+    /// of a page, then later ones of it and of the next; single rows one
+    /// after the other; rows spread over the chunk; the last row.
+    fn gather_calls(n: u32, boundary: u32) -> [Vec<Vec<u32>>; 5] {
+        [
+            vec![EARLY_ROWS.to_vec()],
+            vec![
+                vec![1, 3],
+                vec![130, boundary - 1],
+                vec![boundary, boundary + 1, n - n / 4],
+            ],
+            vec![vec![0], vec![1], vec![2], vec![1_000, 1_001]],
+            vec![(0..n).step_by(997).collect()],
+            vec![vec![n - 1]],
+        ]
     }
 
     /// Rows early in a big plain page are read without the rest of it
@@ -2637,9 +2655,7 @@ mod tests {
     #[test]
     fn a_plain_page_is_read_as_far_as_the_rows_wanted_reach() {
         let n = 30_000;
-        let strings: Vec<Option<String>> = (0..n)
-            .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}{}", "y".repeat(i % 13))))
-            .collect();
+        let strings = event_strings(n);
         let micros: Vec<Option<i64>> = (0..n as i64)
             .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
             .collect();
@@ -2686,10 +2702,8 @@ mod tests {
                     vec![(0..n as u32).step_by(1_009).collect()],
                     vec![vec![29_999]],
                 ] {
-                    reader.read.store(0, Ordering::Relaxed);
                     let label = format!("{codec:?} {version:?} {kind:?}");
-                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
-                    let read = reader.read.load(Ordering::Relaxed);
+                    let read = assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                     let in_part = version == WriterVersion::PARQUET_1_0;
                     // zstd gives whole blocks (128 KiB): the first of the
                     // strings' page's four (the timestamps' 160 KB are
@@ -2771,26 +2785,16 @@ mod tests {
                 assert!(chunk.encodings().any(|e| e == *encoding), "{encoding}");
                 let reader = CountingReader::new(bytes);
                 let (_, length) = chunk.byte_range();
-                // Later calls ask for rows past those the first wanted of
-                // the same page, and of later pages.
-                for calls in [
-                    vec![vec![1u32, 3, 40]],
-                    vec![vec![1, 3], vec![130, 7_999], vec![8_000, 8_001, 15_000]],
-                    vec![vec![0], vec![1], vec![2], vec![1_000, 1_001]],
-                    vec![(0..n as u32).step_by(997).collect()],
-                    vec![vec![19_999]],
-                ] {
-                    reader.read.store(0, Ordering::Relaxed);
+                for calls in gather_calls(n as u32, 8_000) {
                     let label = format!("{version:?} {encoding}");
-                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
+                    let read = assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                     // A page v1 is decompressed only as far as its first
                     // rows' values (and, of strings, the lengths before
                     // them): a little of the first of three pages. (Of
                     // prefixed strings, the two runs of lengths before
                     // the suffixes are most of the page here.)
-                    let read = reader.read.load(Ordering::Relaxed);
                     let prefixed = *encoding == Encoding::DELTA_BYTE_ARRAY;
-                    if calls == [vec![1, 3, 40]]
+                    if calls == [EARLY_ROWS.to_vec()]
                         && version == WriterVersion::PARQUET_1_0
                         && !prefixed
                     {
@@ -2856,24 +2860,16 @@ mod tests {
                 let reader = CountingReader::new(bytes);
                 let (_, length) = chunk.byte_range();
                 let data_pages = length as usize - dictionary_len(&chunk);
-                for calls in [
-                    vec![vec![1u32, 3, 40]],
-                    vec![vec![1, 3], vec![5_000, 19_999], vec![20_000, 59_999]],
-                    vec![vec![0], vec![1], vec![2], vec![1_000, 1_001]],
-                    vec![(0..n as u32).step_by(1_009).collect()],
-                    vec![vec![59_999]],
-                ] {
-                    reader.read.store(0, Ordering::Relaxed);
+                for calls in gather_calls(n as u32, 20_000) {
                     let label = format!("{codec:?} {kind:?}");
-                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
-                    let read = reader.read.load(Ordering::Relaxed);
+                    let read = assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                     // zstd gives whole blocks (128 KiB), which here hold
                     // the whole page: it is read once.
                     let most = match codec {
                         Compression::ZSTD(_) => data_pages + 2_048,
                         _ => data_pages / 8,
                     };
-                    if calls == [vec![1, 3, 40]] {
+                    if calls == [EARLY_ROWS.to_vec()] {
                         let read = read - dictionary_len(&chunk).min(read);
                         assert!(read < most, "{label}: read {read} of {data_pages}");
                     }
