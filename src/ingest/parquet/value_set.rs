@@ -23,9 +23,9 @@ pub(super) struct ValueSet<'a> {
     short_lengths: u64,
     /// Whether a value is 64 bytes long or longer.
     any_long: bool,
-    /// Per value, with [`COMPARED_ONE_BY_ONE`] values or fewer: its length
-    /// and its first eight bytes ([`head`]).
-    heads: Vec<(usize, Option<u64>)>,
+    /// Per value, with [`COMPARED_ONE_BY_ONE`] values or fewer: its first
+    /// eight bytes ([`head`]).
+    heads: Vec<Option<u64>>,
 }
 
 impl<'a> ValueSet<'a> {
@@ -40,10 +40,7 @@ impl<'a> ValueSet<'a> {
             }
         }
         let heads = if values.len() <= COMPARED_ONE_BY_ONE {
-            values
-                .iter()
-                .map(|v| (v.len(), head(v.as_bytes())))
-                .collect()
+            values.iter().map(|v| head(v.as_bytes())).collect()
         } else {
             Vec::new()
         };
@@ -88,7 +85,7 @@ impl<'a> ValueSet<'a> {
                 .heads
                 .iter()
                 .zip(self.values)
-                .any(|(&(l, h), v)| l == len && h == Some(first) && v.as_bytes() == value),
+                .any(|(&h, v)| h == Some(first) && v.as_bytes() == value),
             // A value shorter than eight bytes is compared whole (copying
             // it into a word first cost more than that).
             None => self.values.iter().any(|v| v.as_bytes() == value),
