@@ -8,6 +8,15 @@
 //! value a string view: of itself, up to 12 bytes, else into one buffer of
 //! the longer values the query reads (not a copy of the chunk's text).
 //!
+//! Lines of one writer are alike: the same keys in the same order, with
+//! the same punctuation around them. So a line is read as values and the
+//! *separators* between them (`{"event_id":"`, `","timestamp":"`, …, up
+//! to a value's opening quote or through a `null`), and each separator is
+//! first compared, as one or two words, with the line before's at the same
+//! place. When they are equal, the key, its column and the punctuation are
+//! known without reading them; otherwise the separator is parsed token by
+//! token and becomes the one the next line is compared with.
+//!
 //! It accepts a chunk only if every line is exactly a JSON object whose
 //! keys are written without escapes and appear once, and whose values are
 //! strings without escapes or control characters, or `null`, with JSON
@@ -20,7 +29,7 @@
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringViewArray};
-use arrow_buffer::{Buffer, NullBufferBuilder};
+use arrow_buffer::{bit_util, BooleanBuffer, Buffer, MutableBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::normalize::{view_at, INLINE_VIEW_LEN};
@@ -39,66 +48,60 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .map(|f| f.name().as_bytes())
         .collect();
     let rows = ends.len();
-    // One by one: `vec![v; n]` clones `v`, and a clone has no spare
-    // capacity, so all columns but the last would grow row by row.
-    let mut views: Vec<Vec<u128>> = (0..names.len()).map(|_| Vec::with_capacity(rows)).collect();
-    let mut nulls: Vec<NullBufferBuilder> = (0..names.len())
-        .map(|_| NullBufferBuilder::new(rows))
-        .collect();
-    // Per column, the value of the row being read (`None`: not seen).
-    let mut row: Vec<Option<Option<(usize, usize)>>> = vec![None; names.len()];
+    let mut columns: Vec<ColumnValues> = names.iter().map(|_| ColumnValues::new(rows)).collect();
     // The values longer than a view holds, one after the other: the only
     // bytes the views need besides their own (the lines' keys, quotes and
     // the columns not asked for stay behind).
     let mut long: Vec<u8> = Vec::new();
-    let mut keys = Vec::new();
+    let mut separators = Separators::default();
     let mut start = 0usize;
-    for &end in ends {
-        let line = text.get(start..end)?;
-        row.fill(None);
-        read_object(line, &names, &mut row, &mut keys)?;
-        for (i, value) in row.iter().enumerate() {
-            match value {
-                Some(Some((from, to))) => {
-                    let (from, to) = (start + from, start + to);
-                    let view = if to - from > INLINE_VIEW_LEN {
-                        let at = long.len();
-                        long.extend_from_slice(&text[from..to]);
-                        view_at(&long, at, long.len(), 0)
-                    } else {
-                        view_at(text, from, to, 0)
-                    };
-                    views[i].push(view);
-                    nulls[i].append_non_null();
-                }
-                _ => {
-                    views[i].push(0);
-                    nulls[i].append_null();
-                }
-            }
+    for (row, &end) in ends.iter().enumerate() {
+        if end > text.len() || end < start {
+            return None;
         }
+        separators.read_object(text, start, end, &names, |column, value| {
+            let values = &mut columns[column];
+            if values.last_row == Some(row) {
+                return None; // a key given twice
+            }
+            values.last_row = Some(row);
+            if let Some((from, to)) = value {
+                values.views[row] = if to - from > INLINE_VIEW_LEN {
+                    let at = long.len();
+                    long.extend_from_slice(&text[from..to]);
+                    view_at(&long, at, long.len(), 0)
+                } else {
+                    (to - from) as u128 | (word_at(text, from, to - from) << 32)
+                };
+                bit_util::set_bit(values.valid.as_slice_mut(), row);
+                values.non_null += 1;
+            }
+            Some(())
+        })?;
         start = end;
     }
     if long.len() > u32::MAX as usize {
         return None;
     }
     let buffer = Buffer::from_vec(long);
-    let columns: Vec<ArrayRef> = views
+    let arrays: Vec<ArrayRef> = columns
         .into_iter()
-        .zip(nulls.iter_mut())
-        .map(|(views, nulls)| {
-            // SAFETY: every non-null view is made by `view_at` from a range
-            // of `text` that lies between two ASCII quotes of a text
-            // checked to be valid UTF-8 above, so the range is valid UTF-8;
-            // a view of more than 12 bytes names buffer 0, `long`, where
-            // that range was copied, at the offset it was copied to (in
-            // bounds); null views are 0. That is what
-            // `StringViewArray::try_new` would check.
+        .map(|values| {
+            let nulls = (values.non_null < rows)
+                .then(|| NullBuffer::new(BooleanBuffer::new(values.valid.into(), 0, rows)));
+            // SAFETY: every non-null view is made from a range of `text`
+            // that lies between two ASCII quotes of a text checked to be
+            // valid UTF-8 above, so the range is valid UTF-8: inline when
+            // it has at most 12 bytes (its bytes above the length zero),
+            // else by `view_at` naming buffer 0, `long`, where the range
+            // was copied, at the offset it was copied to (in bounds); null
+            // views are 0. That is what `StringViewArray::try_new` would
+            // check.
             Arc::new(unsafe {
                 StringViewArray::new_unchecked(
-                    views.into(),
+                    values.views.into(),
                     vec![buffer.clone()].into(),
-                    nulls.finish(),
+                    nulls,
                 )
             }) as ArrayRef
         })
@@ -108,101 +111,321 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .iter()
         .map(|f| Field::new(f.name(), DataType::Utf8View, true))
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).ok()
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
 }
 
-/// Reads one line holding one object into `row` (the value range, within
-/// `line`, of each key of `names` the object has; `Some(None)` for
-/// `null`). `None` if the line is anything else.
-fn read_object<'t>(
-    line: &'t [u8],
+/// One column's values as they are read, row by row.
+struct ColumnValues {
+    /// One view per row, 0 (null) until the row gives a value.
+    views: Vec<u128>,
+    /// One bit per row: whether it gave a value (not `null`, not absent).
+    valid: MutableBuffer,
+    non_null: usize,
+    /// The last row that gave the key, to refuse a key given twice.
+    last_row: Option<usize>,
+}
+
+impl ColumnValues {
+    fn new(rows: usize) -> Self {
+        Self {
+            views: vec![0; rows],
+            valid: MutableBuffer::from_len_zeroed(bit_util::ceil(rows, 8)),
+            non_null: 0,
+            last_row: None,
+        }
+    }
+}
+
+/// The `len` (at most 16) bytes of `text` from `from` as a little-endian
+/// word, the bytes above them zero: read as one 16-byte word and masked
+/// where `text` has the bytes, so that lengths varying from row to row
+/// cost no branch and no call to `memcpy`.
+#[inline(always)]
+fn word_at(text: &[u8], from: usize, len: usize) -> u128 {
+    debug_assert!(len <= 16);
+    let word = match text.get(from..from + 16) {
+        Some(word) => u128::from_le_bytes(word.try_into().unwrap_or([0; 16])),
+        None => {
+            // Near the end of the text: copy what there is.
+            let mut word = [0u8; 16];
+            let len = len.min(text.len().saturating_sub(from));
+            word[..len].copy_from_slice(&text[from..from + len]);
+            u128::from_le_bytes(word)
+        }
+    };
+    word & low_bytes(len)
+}
+
+/// A mask of the low `len` bytes of a word (all of them from 16 on), from
+/// a table: a shift of a 128-bit word by a variable amount is a dozen
+/// instructions.
+#[inline(always)]
+fn low_bytes(len: usize) -> u128 {
+    static MASKS: [u128; 17] = {
+        let mut masks = [0u128; 17];
+        let mut len = 1;
+        while len < 17 {
+            masks[len] = u128::MAX >> (8 * (16 - len));
+            len += 1;
+        }
+        masks
+    };
+    MASKS[len.min(16)]
+}
+
+/// The bytes between two values of a line (or before its first), as one
+/// line read them: from just after a value (its closing quote, or its
+/// `null`) or from the line's start, through the next key and its colon,
+/// to the next value's opening quote or through its `null`.
+#[derive(Clone, Copy)]
+struct Separator<'t> {
+    bytes: &'t [u8],
+    /// Its first 16 bytes as a word (those it has; the rest zero).
+    head: u128,
+    /// Its last 16 bytes as a word, when it has more than 16.
+    tail: u128,
+    /// The column of the key it holds, if the query reads it.
+    column: Option<usize>,
+    /// Whether it ends with the value `null` (else with a quote).
+    null: bool,
+    /// Whether it opens a line (else it follows a value).
+    first: bool,
+}
+
+impl Separator<'_> {
+    /// Whether `text[pos..]` starts with this separator, within `end`.
+    #[inline(always)]
+    fn is_at(&self, text: &[u8], pos: usize, end: usize) -> bool {
+        let n = self.bytes.len();
+        if pos + n > end {
+            return false;
+        }
+        match n {
+            0..=16 => word_at(text, pos, n) == self.head,
+            17..=32 => {
+                word_at(text, pos, 16) == self.head && word_at(text, pos + n - 16, 16) == self.tail
+            }
+            _ => &text[pos..pos + n] == self.bytes,
+        }
+    }
+}
+
+/// The distinct separators read so far, each with the ones that came
+/// after it last: lines of one writer follow a few paths through them (a
+/// message's keys, a transition's, a line without a team), so the
+/// separator after a value is nearly always one of the two that followed
+/// the value's separator before, and one comparison finds it.
+#[derive(Default)]
+struct Separators<'t> {
+    known: Vec<KnownSeparator<'t>>,
+    /// The separator that opened the line before, by index in `known`.
+    first: Option<u16>,
+}
+
+struct KnownSeparator<'t> {
+    separator: Separator<'t>,
+    /// The separators read after this one's value, the last first.
+    next: [Option<u16>; 2],
+}
+
+/// Distinct separators remembered: enough for the keys of every kind of
+/// event line; others are parsed every time.
+const KNOWN_SEPARATORS: usize = 64;
+
+impl<'t> Separators<'t> {
+    /// Reads the line `text[start..end]` as one object, calling
+    /// `on_value(column, value)` for each key whose column the query reads
+    /// (`value`: the range of a string's content, or `None` for `null`);
+    /// `None` if the line is anything else or `on_value` says `None`.
+    #[inline(always)]
+    fn read_object(
+        &mut self,
+        text: &'t [u8],
+        start: usize,
+        end: usize,
+        names: &[&[u8]],
+        mut on_value: impl FnMut(usize, Option<(usize, usize)>) -> Option<()>,
+    ) -> Option<()> {
+        // Positions are the text's; the line's end bounds every look.
+        let line = &text[..end];
+        let mut pos = start;
+        // The separator read last in this line (`None` at its start, or
+        // after one not remembered).
+        let mut before: Option<u16> = None;
+        let mut first = true;
+        loop {
+            // At the line's start or just after a value.
+            if !first && line.get(pos) == Some(&b'}') {
+                return (skip_space(line, pos + 1) == end).then_some(());
+            }
+            let predicted = match before {
+                Some(b) => self.known[usize::from(b)].next[0],
+                None if first => self.first,
+                None => None,
+            };
+            let separator = match predicted {
+                Some(p) if self.known[usize::from(p)].separator.is_at(text, pos, end) => {
+                    before = Some(p);
+                    self.known[usize::from(p)].separator
+                }
+                _ => match self.find(before, first, text, pos, end, names)? {
+                    Found::Known(p) => {
+                        before = Some(p);
+                        self.known[usize::from(p)].separator
+                    }
+                    Found::Unknown(separator) => {
+                        // Not remembered: read as it is.
+                        before = None;
+                        separator
+                    }
+                    Found::End => return Some(()),
+                },
+            };
+            pos += separator.bytes.len();
+            first = false;
+            let value = self.value(line, &mut pos, separator.null)?;
+            if let Some(column) = separator.column {
+                on_value(column, value)?;
+            }
+        }
+    }
+
+    /// The value at `pos` (after its separator): `None` for `null`, else
+    /// the string's content; `pos` moves past it.
+    #[inline(always)]
+    fn value(&self, line: &[u8], pos: &mut usize, null: bool) -> Option<Option<(usize, usize)>> {
+        if null {
+            return Some(None);
+        }
+        let to = string_end(line, *pos)?;
+        let value = (*pos, to);
+        *pos = to + 1;
+        Some(Some(value))
+    }
+
+    /// The separator at `pos` after the one `before` (or opening the line,
+    /// when `first`), when it is not the one that came after it last: one
+    /// known, or else parsed (see [`read_separator`]) and remembered. It
+    /// becomes the first to be tried after `before` next time.
+    #[inline(never)]
+    fn find(
+        &mut self,
+        before: Option<u16>,
+        first: bool,
+        text: &'t [u8],
+        pos: usize,
+        end: usize,
+        names: &[&[u8]],
+    ) -> Option<Found<'t>> {
+        // A separator read at a line's start is only ever tried there, and
+        // one read after a value only after a value: the same bytes parse
+        // the same way in the same place.
+        let second = before.and_then(|b| self.known[usize::from(b)].next[1]);
+        let found = match second {
+            Some(i) if self.known[usize::from(i)].separator.is_at(text, pos, end) => {
+                Some(usize::from(i))
+            }
+            _ => self
+                .known
+                .iter()
+                .position(|k| k.separator.first == first && k.separator.is_at(text, pos, end)),
+        };
+        let index = match found {
+            Some(i) => i as u16,
+            None => {
+                let Some(separator) = read_separator(text, pos, end, first, names)? else {
+                    return Some(Found::End);
+                };
+                if self.known.len() == KNOWN_SEPARATORS {
+                    return Some(Found::Unknown(separator));
+                }
+                self.known.push(KnownSeparator {
+                    separator,
+                    next: [None; 2],
+                });
+                (self.known.len() - 1) as u16
+            }
+        };
+        match before {
+            Some(b) => {
+                let next = &mut self.known[usize::from(b)].next;
+                if next[0] != Some(index) {
+                    *next = [Some(index), next[0]];
+                }
+            }
+            None if first => self.first = Some(index),
+            None => {}
+        }
+        Some(Found::Known(index))
+    }
+}
+
+/// What [`Separators::find`] found at a place.
+enum Found<'t> {
+    /// A separator remembered, by index.
+    Known(u16),
+    /// A separator parsed but not remembered (too many distinct ones).
+    Unknown(Separator<'t>),
+    /// The object's end.
+    End,
+}
+
+/// Parses, token by token, the separator at `pos` (the line's start when
+/// `first`, else just after a value); `Some(None)` when the object ends
+/// there instead (after whitespace, its `}` and whitespace to `end`),
+/// `None` if the bytes are neither.
+fn read_separator<'t>(
+    text: &'t [u8],
+    pos: usize,
+    end: usize,
+    first: bool,
     names: &[&[u8]],
-    row: &mut [Option<Option<(usize, usize)>>],
-    keys: &mut Vec<(&'t [u8], Option<usize>)>,
-) -> Option<()> {
-    // The `k`-th key of the line, if it is the `k`-th key of the line
-    // before (`keys`), is that one's column: lines of one writer list the
-    // same keys in the same order, so each costs one comparison instead
-    // of one per column.
-    let mut k = 0;
-    let mut pos = skip_space(line, 0);
-    if *line.get(pos)? != b'{' {
+) -> Option<Option<Separator<'t>>> {
+    let line = &text[..end];
+    let (at, b) = next_token(line, pos)?;
+    let key_at = match (first, b) {
+        (true, b'{') | (false, b',') => {
+            let (key_at, b) = next_token(line, at + 1)?;
+            if first && b == b'}' {
+                // An empty object.
+                return (skip_space(line, key_at + 1) == end).then_some(None);
+            }
+            key_at
+        }
+        (false, b'}') => return (skip_space(line, at + 1) == end).then_some(None),
+        _ => return None,
+    };
+    let (key_from, key_to) = read_string(line, key_at)?;
+    let (colon, b) = next_token(line, key_to + 1)?;
+    if b != b':' {
         return None;
     }
-    pos = skip_space(line, pos + 1);
-    if *line.get(pos)? == b'}' {
-        return (skip_space(line, pos + 1) == line.len()).then_some(());
-    }
-    loop {
-        let (key_from, key_to) = read_string(line, pos)?;
-        let (colon, b) = next_token(line, key_to + 1)?;
-        if b != b':' {
-            return None;
-        }
-        let (at, b) = next_token(line, colon + 1)?;
-        pos = at;
-        let value = match b {
-            b'"' => {
-                let (from, to) = read_string(line, pos)?;
-                pos = to + 1;
-                Some((from, to))
-            }
-            b'n' if line.get(pos..pos + 4) == Some(b"null") => {
-                pos += 4;
-                None
-            }
-            _ => return None,
-        };
-        let key = &line[key_from..key_to];
-        let column = match keys.get(k) {
-            Some(&(before, column)) if before == key => column,
-            _ => {
-                let column = names.iter().position(|n| *n == key);
-                keys.truncate(k);
-                keys.push((key, column));
-                column
-            }
-        };
-        k += 1;
-        if let Some(i) = column {
-            if row[i].is_some() {
-                return None; // a key given twice
-            }
-            row[i] = Some(value);
-        }
-        match next_token(line, pos)? {
-            (comma, b',') => pos = next_token(line, comma + 1)?.0,
-            (end, b'}') => return (skip_space(line, end + 1) == line.len()).then_some(()),
-            _ => return None,
-        }
-    }
+    let (value_at, b) = next_token(line, colon + 1)?;
+    let (null, through) = match b {
+        b'"' => (false, value_at + 1),
+        b'n' if line.get(value_at..value_at + 4) == Some(b"null") => (true, value_at + 4),
+        _ => return None,
+    };
+    let bytes = &text[pos..through];
+    let key = &text[key_from..key_to];
+    Some(Some(Separator {
+        bytes,
+        head: word_at(bytes, 0, bytes.len().min(16)),
+        tail: word_at(bytes, bytes.len().saturating_sub(16), bytes.len().min(16)),
+        column: names.iter().position(|n| *n == key),
+        null,
+        first,
+    }))
 }
 
-/// The first byte from `pos` on that is not JSON whitespace, with its
-/// position: on a compact line, the byte at `pos`, read once.
-#[inline(always)]
-fn next_token(line: &[u8], pos: usize) -> Option<(usize, u8)> {
-    match line.get(pos) {
-        Some(&b) if b > b' ' => Some((pos, b)),
-        _ => {
-            let pos = skip_space(line, pos);
-            Some((pos, *line.get(pos)?))
-        }
-    }
-}
-
-/// The content range of the string whose opening quote is at `pos`: up to
-/// its closing quote, which is at the range's end. `None` if it holds an
-/// escape or a control character, or does not close.
+/// The end (its closing quote) of the string whose content starts at
+/// `from`. `None` if it holds an escape or a control character, or does
+/// not close within `line`.
 // Inlined into `read_object`: returned through memory, the range was
 // written as two words and read back as one, a stall per string (3%
 // of an NDJSON job's time).
 #[inline(always)]
-fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
-    if *line.get(pos)? != b'"' {
-        return None;
-    }
-    let from = pos + 1;
+fn string_end(line: &[u8], from: usize) -> Option<usize> {
     let rest = line.get(from..)?;
     // Event strings are short: one pass over their first bytes, looking
     // for a byte that ends the plain part, beats a search for the quote
@@ -220,7 +443,17 @@ fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
             len
         }
     };
-    (rest[len] == b'"').then_some((from, from + len))
+    (rest[len] == b'"').then_some(from + len)
+}
+
+/// The content range of the string whose opening quote is at `pos`: up to
+/// its closing quote, which is at the range's end. `None` if it holds an
+/// escape or a control character, or does not close.
+fn read_string(line: &[u8], pos: usize) -> Option<(usize, usize)> {
+    if *line.get(pos)? != b'"' {
+        return None;
+    }
+    Some((pos + 1, string_end(line, pos + 1)?))
 }
 
 /// Bytes of a string looked at before searching on.
@@ -303,6 +536,19 @@ static STRING_STOP: [bool; 256] = {
     stop[b'\\' as usize] = true;
     stop
 };
+
+/// The first byte from `pos` on that is not JSON whitespace, with its
+/// position: on a compact line, the byte at `pos`, read once.
+#[inline(always)]
+fn next_token(line: &[u8], pos: usize) -> Option<(usize, u8)> {
+    match line.get(pos) {
+        Some(&b) if b > b' ' => Some((pos, b)),
+        _ => {
+            let pos = skip_space(line, pos);
+            Some((pos, *line.get(pos)?))
+        }
+    }
+}
 
 /// The first position from `pos` that is not JSON whitespace. Every byte
 /// above the space is not whitespace: one comparison for what a token
@@ -490,6 +736,61 @@ mod tests {
         assert_eq!(flat(&twice), None);
     }
 
+    /// Lines of several kinds, as a writer mixes them (keys missing,
+    /// added, `null`, spaced): every separator is found after whichever
+    /// value it follows, as arrow-json reads the lines.
+    #[test]
+    fn separators_are_found_after_any_value_they_followed_before() {
+        let kinds = [
+            r#"{"event_id":"e1","bot_id":"a bot id longer than a view","language":"fr"}"#,
+            r#"{"event_id":"e2","language":"de"}"#,
+            r#"{"event_id":"e3","bot_id":"b","other":"x","language":null}"#,
+            r#"{"event_id":"e4","bot_id":"b","other":"x","language":"it","more":"y"}"#,
+            r#"{"bot_id":"b5","event_id":"e5"}"#,
+            r#"{ "event_id" : "e6" , "bot_id":"b6"}"#,
+            r#"{"event_id":"e7","bot_id":"b7" }"#,
+            "{}",
+            r#"{"language":"pt"}"#,
+        ];
+        // Every kind after every other, twice.
+        let mut lines = Vec::new();
+        for a in kinds {
+            for b in kinds {
+                lines.extend([a, b, a, b]);
+            }
+        }
+        let (text, ends) = chunk(&lines);
+        let got = flat(&lines).expect("taken by the flat decoder");
+        assert_eq!(Some(got), reference(&text, ends.len()));
+    }
+
+    /// Past the separators remembered, the others are parsed every time.
+    #[test]
+    fn more_distinct_keys_than_remembered_decode_all_the_same() {
+        let lines: Vec<String> = (0..3 * KNOWN_SEPARATORS)
+            .map(|i| format!(r#"{{"key {i}":"v","event_id":"e{i}","key {i} again":null}}"#))
+            .collect();
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (text, ends) = chunk(&lines);
+        let got = flat(&lines).expect("taken by the flat decoder");
+        assert_eq!(got[150][0].as_deref(), Some("e150"));
+        assert_eq!(Some(got), reference(&text, ends.len()));
+    }
+
+    /// A line's opening separator is never taken after a value, nor one
+    /// after a value for a line's opening, though their bytes were seen.
+    #[test]
+    fn a_separator_is_only_taken_where_it_was_read() {
+        for second in [
+            r#"{"event_id":"a"{"event_id":"b"}"#,
+            r#","bot_id":"b"}"#,
+            r#"{"event_id":"a","bot_id":"b","event_id":"c"}"#,
+        ] {
+            let lines = [r#"{"event_id":"a","bot_id":"b"}"#, second];
+            assert_eq!(flat(&lines), None, "{second}");
+        }
+    }
+
     #[test]
     fn anything_else_is_left_to_arrow_json() {
         for line in [
@@ -540,7 +841,7 @@ mod tests {
                     ],
                     0..16,
                 ),
-                1..6,
+                1..12,
             ),
         ) {
             let lines: Vec<String> = lines.iter().map(|pieces| pieces.concat()).collect();
@@ -560,7 +861,7 @@ mod tests {
                     (0usize..4, proptest::option::of("[a-zA-Z0-9 é✓_-]{0,30}"), " {0,2}"),
                     0..4,
                 ),
-                1..8,
+                1..40,
             ),
         ) {
             let keys = ["event_id", "bot_id", "language", "unknown"];
