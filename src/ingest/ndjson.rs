@@ -23,7 +23,7 @@ use super::normalize::utf8_to_view;
 use super::pipeline::pipeline;
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
-use crate::time::parse_rfc3339_micros;
+use crate::time::InstantReader;
 
 /// Rows per decoded batch, at most.
 const BATCH_ROWS: usize = 8192;
@@ -629,10 +629,11 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
         .as_string_view_opt()
         .ok_or_else(|| Error::data("ndjson", "timestamps not decoded as string views"))?;
     let mut micros = Vec::with_capacity(text.len());
+    let mut reader = InstantReader::default();
     for (row, value) in text.iter().enumerate() {
         micros.push(match value {
             None => None,
-            Some(v) => Some(parse_rfc3339_micros(v).map_err(|_| {
+            Some(v) => Some(reader.micros(v).map_err(|_| {
                 let line = lines.get(row).copied().unwrap_or(0);
                 Error::data(
                     format!("line {line}, column `{}`", col::TIMESTAMP),

@@ -100,3 +100,4 @@ pub use bucket::{format_utc_micros, Bucket, BucketAxis, MAX_BUCKETS};
 pub use chrono_tz::Tz;
 pub use parse::{parse_instant, parse_time_zone, TimeRange};
 pub use rfc3339::parse_rfc3339_micros;
+pub(crate) use rfc3339::InstantReader;
