@@ -39,7 +39,7 @@ use super::normalize::{view_at, INLINE_VIEW_LEN};
 /// columns (strings) in `Utf8View`; `None` when a line is not a flat
 /// object of plain strings (see the module documentation).
 pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Option<RecordBatch> {
-    if text.len() > u32::MAX as usize || simdutf8::basic::from_utf8(text).is_err() {
+    if text.len() > u32::MAX as usize {
         return None;
     }
     let names: Vec<&[u8]> = schema
@@ -55,9 +55,21 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
     let mut long: Vec<u8> = Vec::new();
     let mut separators = Separators::default();
     let mut start = 0usize;
+    // `text[..valid]` is known to be UTF-8. It is checked a few lines at a
+    // time, just before they are read, while they are in the core's cache:
+    // checked whole up front, a chunk (a few megabytes) was read from
+    // memory twice.
+    let mut valid = 0usize;
     for (row, &end) in ends.iter().enumerate() {
         if end > text.len() || end < start {
             return None;
+        }
+        if end > valid {
+            let to = ends
+                .get(row + LINES_CHECKED_AT_ONCE)
+                .map_or(text.len(), |&e| e.clamp(end, text.len()));
+            simdutf8::basic::from_utf8(&text[valid..to]).ok()?;
+            valid = to;
         }
         separators.read_object(text, start, end, &names, |column, value| {
             let values = &mut columns[column];
@@ -80,7 +92,7 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         })?;
         start = end;
     }
-    if long.len() > u32::MAX as usize {
+    if long.len() > u32::MAX as usize || simdutf8::basic::from_utf8(&text[valid..]).is_err() {
         return None;
     }
     let buffer = Buffer::from_vec(long);
@@ -91,7 +103,7 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
                 .then(|| NullBuffer::new(BooleanBuffer::new(values.valid.into(), 0, rows)));
             // SAFETY: every non-null view is made from a range of `text`
             // that lies between two ASCII quotes of a text checked to be
-            // valid UTF-8 above, so the range is valid UTF-8: inline when
+            // valid UTF-8 (`valid` reached its end), so the range is valid UTF-8: inline when
             // it has at most 12 bytes (its bytes above the length zero),
             // else by `view_at` naming buffer 0, `long`, where the range
             // was copied, at the offset it was copied to (in bounds); null
@@ -113,6 +125,10 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
 }
+
+/// Lines checked to be UTF-8 at a time: some 40 KB of event lines, well
+/// within a core's cache when they are read next.
+const LINES_CHECKED_AT_ONCE: usize = 128;
 
 /// One column's values as they are read, row by row.
 struct ColumnValues {
