@@ -341,18 +341,17 @@ fn fold_files(
     // Rows are validated (and in lenient mode counted) before the scope is
     // applied, so null handling never depends on the query. Parquet rows
     // that come out of the row filter are already in scope and valid.
-    // `left_out`: rows of a bounding scope the reader left out (they
-    // count as read and ingested; see `ingest::bounds`).
+    // `left_out`: valid rows the reader left out (they count as read and
+    // ingested), `bounded`: by a bounding scope (see `ingest::bounds`).
     let fold = |batch: arrow_array::RecordBatch,
                 rows: RowNumbers<'_>,
                 in_scope: bool,
-                left_out: Option<u64>| {
-        let n = batch.num_rows() as u64 + left_out.unwrap_or(0);
+                left_out: u64,
+                bounded: bool| {
+        let n = batch.num_rows() as u64 + left_out;
         let mut local = IngestReport::default();
-        if let Some(left_out) = left_out {
-            local.rows_seen += left_out;
-            local.rows_ingested += left_out;
-        }
+        local.rows_seen += left_out;
+        local.rows_ingested += left_out;
         let elided = in_scope && batch.column_by_name(col::EVENT_ID).is_none();
         let batch = if in_scope {
             with_placeholders(&batch, &[col::EVENT_ID, col::EVENT_TYPE])?
@@ -376,7 +375,7 @@ fn fold_files(
             None => cols,
         };
         // Rows the reader bounded already are not bounded again.
-        let keep = (bounds_only && left_out.is_none())
+        let keep = (bounds_only && !bounded)
             .then(|| bounding_rows(&cols.timestamp, &cols.bot_id, &cols.conversation_id));
         let cols = match keep.flatten() {
             Some(keep) => {
@@ -425,11 +424,15 @@ fn fold_files(
                     |batch, read| {
                         match read {
                             RowsRead::Whole { first_row } => {
-                                fold(batch, RowNumbers::From(first_row), false, None)
+                                fold(batch, RowNumbers::From(first_row), false, 0, false)
                             }
-                            RowsRead::Filtered { left_out } => {
-                                fold(batch, RowNumbers::From(0), true, left_out)
-                            }
+                            RowsRead::Filtered { left_out } => fold(
+                                batch,
+                                RowNumbers::From(0),
+                                true,
+                                left_out.unwrap_or(0),
+                                left_out.is_some(),
+                            ),
                         }
                         .map_err(|e: Error| e.within(&name))
                     },
@@ -439,8 +442,18 @@ fn fold_files(
                 let gzip = file.format == InputFormat::NdjsonGzip;
                 let input = open_ndjson_file(&file.path, gzip, options.map_files)?;
                 guard(&name, || {
-                    input.read_columns(Some(columns), |batch, lines| {
-                        fold(batch, RowNumbers::Lines(lines), false, None)
+                    input.read_in_scope(Some(columns), Some(scope), |batch, lines, left_out| {
+                        // Rows left out by the reader were valid events
+                        // outside the scope: read and ingested, as rows
+                        // the scope drops below are.
+                        let lines = RowNumbers::Lines(lines);
+                        fold(
+                            batch,
+                            lines,
+                            left_out.is_some(),
+                            left_out.unwrap_or(0),
+                            false,
+                        )
                     })
                 })
                 .map_err(|e| e.within(&name))?;

@@ -33,13 +33,23 @@ use arrow_buffer::{bit_util, BooleanBuffer, Buffer, MutableBuffer, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::normalize::{view_at, INLINE_VIEW_LEN};
+use super::scope::ScanScope;
+use super::value_set::ValueSet;
+use crate::schema::{col, COLUMNS};
+use crate::time::InstantReader;
 
 /// The rows of `text`, one per line ending at each of `ends` (exclusive;
 /// a line's span may open with blank lines), as a batch of `schema`'s
 /// columns (strings) in `Utf8View`; `None` when a line is not a flat
 /// object of plain strings (see the module documentation).
-pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Option<RecordBatch> {
-    if text.len() > u32::MAX as usize {
+pub(super) fn decode_flat(
+    schema: &SchemaRef,
+    text: &[u8],
+    ends: &[usize],
+    filter: Option<&RowFilter>,
+) -> Option<FlatRows> {
+    // Columns are bits of a word while a line is read (an event has 17).
+    if text.len() > u32::MAX as usize || schema.fields().len() > 64 {
         return None;
     }
     let names: Vec<&[u8]> = schema
@@ -54,6 +64,14 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
     // the columns not asked for stay behind).
     let mut long: Vec<u8> = Vec::new();
     let mut separators = Separators::default();
+    // With a filter: the rows kept (by index in `ends`), and the
+    // timestamps of rows being left out, read to be sure they are valid.
+    let mut kept: Vec<u32> = Vec::new();
+    let mut ranges = vec![(0usize, 0usize); names.len()];
+    let mut instants = InstantReader::default();
+    // The row of the batch the line being read becomes, unless it is left
+    // out (the batch's rows are the lines kept).
+    let mut out = 0usize;
     let mut start = 0usize;
     // `text[..valid]` is known to be UTF-8. It is checked a few lines at a
     // time, just before they are read, while they are in the core's cache:
@@ -71,26 +89,45 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
             simdutf8::basic::from_utf8(&text[valid..to]).ok()?;
             valid = to;
         }
+        // The columns the line gives (bits), those with a value, and the
+        // values' ranges: written once the line is read and kept.
+        let (mut given, mut filled) = (0u64, 0u64);
         separators.read_object(text, start, end, &names, |column, value| {
-            let values = &mut columns[column];
-            if values.last_row == Some(row) {
+            let bit = 1u64 << column;
+            if given & bit != 0 {
                 return None; // a key given twice
             }
-            values.last_row = Some(row);
-            if let Some((from, to)) = value {
-                values.views[row] = if to - from > INLINE_VIEW_LEN {
-                    let at = long.len();
-                    long.extend_from_slice(&text[from..to]);
-                    view_at(&long, at, long.len(), 0)
-                } else {
-                    (to - from) as u128 | (word_at(text, from, to - from) << 32)
-                };
-                bit_util::set_bit(values.valid.as_slice_mut(), row);
-                values.non_null += 1;
+            given |= bit;
+            if let Some(range) = value {
+                filled |= bit;
+                ranges[column] = range;
             }
             Some(())
         })?;
         start = end;
+        if let Some(filter) = filter {
+            if filter.leaves_out(text, &ranges, filled, &mut instants) {
+                continue;
+            }
+            kept.push(row as u32);
+        }
+        let mut bits = filled;
+        while bits != 0 {
+            let column = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let (from, to) = ranges[column];
+            let values = &mut columns[column];
+            values.views[out] = if to - from > INLINE_VIEW_LEN {
+                let at = long.len();
+                long.extend_from_slice(&text[from..to]);
+                view_at(&long, at, long.len(), 0)
+            } else {
+                (to - from) as u128 | (word_at(text, from, to - from) << 32)
+            };
+            bit_util::set_bit(values.valid.as_slice_mut(), out);
+            values.non_null += 1;
+        }
+        out += 1;
     }
     if long.len() > u32::MAX as usize || simdutf8::basic::from_utf8(&text[valid..]).is_err() {
         return None;
@@ -98,9 +135,10 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
     let buffer = Buffer::from_vec(long);
     let arrays: Vec<ArrayRef> = columns
         .into_iter()
-        .map(|values| {
-            let nulls = (values.non_null < rows)
-                .then(|| NullBuffer::new(BooleanBuffer::new(values.valid.into(), 0, rows)));
+        .map(|mut values| {
+            values.views.truncate(out);
+            let nulls = (values.non_null < out)
+                .then(|| NullBuffer::new(BooleanBuffer::new(values.valid.into(), 0, out)));
             // SAFETY: every non-null view is made from a range of `text`
             // that lies between two ASCII quotes of a text checked to be
             // valid UTF-8 (`valid` reached its end), so the range is valid UTF-8: inline when
@@ -123,7 +161,83 @@ pub(super) fn decode_flat(schema: &SchemaRef, text: &[u8], ends: &[usize]) -> Op
         .iter()
         .map(|f| Field::new(f.name(), DataType::Utf8View, true))
         .collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).ok()?;
+    Some(FlatRows {
+        batch,
+        kept: filter.map(|_| kept),
+    })
+}
+
+/// What [`decode_flat`] read of a chunk.
+pub(super) struct FlatRows {
+    pub batch: RecordBatch,
+    /// With a filter, the lines the batch's rows are (by index in the
+    /// chunk); the others were left out.
+    pub kept: Option<Vec<u32>>,
+}
+
+/// The rows a scan keeps ([`ScanScope`]), decided line by line: a line is
+/// left out of the batch when its `bot_id` or `conversation_id` is not one
+/// the scope wants (the conditions `ScanScope::retain` applies) and it is
+/// a valid event: every required key with a string value and a timestamp
+/// that reads. A line with a problem is kept whatever its values, so that
+/// it is reported (or skipped and counted) exactly as without a filter.
+pub(super) struct RowFilter<'a> {
+    /// Per condition: the column's index in the schema and its values.
+    conditions: Vec<(usize, ValueSet<'a>)>,
+    /// Bits of the required columns, by index in the schema.
+    required: u64,
+    timestamp: usize,
+}
+
+impl<'a> RowFilter<'a> {
+    /// The filter of `scope` over lines decoded into `schema`; `None` when
+    /// it would keep every line (no condition it applies), or when the
+    /// schema lacks a required column or has more than 64.
+    pub(super) fn new(schema: &SchemaRef, scope: &'a ScanScope) -> Option<Self> {
+        let index = |name: &str| schema.index_of(name).ok().filter(|&i| i < 64);
+        let conditions: Vec<(usize, ValueSet<'a>)> = scope
+            .conditions()
+            .filter(|(column, _)| matches!(*column, col::BOT_ID | col::CONVERSATION_ID))
+            .map(|(column, values)| Some((index(column)?, ValueSet::new(values))))
+            .collect::<Option<_>>()?;
+        if conditions.is_empty() {
+            return None;
+        }
+        let mut required = 0u64;
+        for (name, _) in COLUMNS.iter().filter(|(_, required)| *required) {
+            required |= 1 << index(name)?;
+        }
+        Some(Self {
+            conditions,
+            required,
+            timestamp: index(col::TIMESTAMP)?,
+        })
+    }
+
+    /// Whether the line just read, whose columns `filled` (bits) have the
+    /// values `ranges` of `text`, is left out.
+    #[inline]
+    fn leaves_out(
+        &self,
+        text: &[u8],
+        ranges: &[(usize, usize)],
+        filled: u64,
+        instants: &mut InstantReader,
+    ) -> bool {
+        if filled & self.required != self.required {
+            return false;
+        }
+        let wanted = self.conditions.iter().all(|(column, values)| {
+            let (from, to) = ranges[*column];
+            values.contains(&text[from..to])
+        });
+        if wanted {
+            return false;
+        }
+        let (from, to) = ranges[self.timestamp];
+        std::str::from_utf8(&text[from..to]).is_ok_and(|t| instants.micros(t).is_ok())
+    }
 }
 
 /// Lines checked to be UTF-8 at a time: some 40 KB of event lines, well
@@ -137,8 +251,6 @@ struct ColumnValues {
     /// One bit per row: whether it gave a value (not `null`, not absent).
     valid: MutableBuffer,
     non_null: usize,
-    /// The last row that gave the key, to refuse a key given twice.
-    last_row: Option<usize>,
 }
 
 impl ColumnValues {
@@ -147,7 +259,6 @@ impl ColumnValues {
             views: vec![0; rows],
             valid: MutableBuffer::from_len_zeroed(bit_util::ceil(rows, 8)),
             non_null: 0,
-            last_row: None,
         }
     }
 }
@@ -587,6 +698,15 @@ mod tests {
 
     use super::*;
 
+    fn decode_schema_of(names: &[&str]) -> SchemaRef {
+        Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(
             ["event_id", "bot_id", "language"]
@@ -643,7 +763,7 @@ mod tests {
 
     fn flat(lines: &[&str]) -> Option<Vec<Vec<Option<String>>>> {
         let (text, ends) = chunk(lines);
-        decode_flat(&schema(), &text, &ends).map(|b| as_rows(&b))
+        decode_flat(&schema(), &text, &ends, None).map(|r| as_rows(&r.batch))
     }
 
     #[test]
@@ -708,7 +828,7 @@ mod tests {
             r#"{"event_id":"an event id of 21 b","language":"fr"}"#,
         ];
         let (text, ends) = chunk(&lines);
-        let batch = decode_flat(&schema(), &text, &ends).unwrap();
+        let batch = decode_flat(&schema(), &text, &ends, None).unwrap().batch;
         let buffered: usize = batch
             .columns()
             .iter()
@@ -807,6 +927,60 @@ mod tests {
         }
     }
 
+    /// A scope's filter leaves out the valid events outside it, and keeps
+    /// those inside it and every line with a problem, whatever its values;
+    /// a line left out leaves nothing behind in the next row.
+    #[test]
+    fn a_filter_leaves_out_only_valid_events_outside_the_scope() {
+        let schema = decode_schema_of(&[
+            "event_id",
+            "timestamp",
+            "bot_id",
+            "conversation_id",
+            "event_type",
+            "language",
+        ]);
+        let line = |id: &str, ts: &str, bot: &str, conversation: &str, extra: &str| {
+            format!(
+                r#"{{"event_id":"{id}","timestamp":"{ts}","bot_id":"{bot}","conversation_id":"{conversation}","event_type":"message"{extra}}}"#
+            )
+        };
+        let t = "2024-01-01T00:00:00Z";
+        let lines = [
+            line("e1", t, "bot-wanted-with-a-long-id", "c1", r#","language":"fr""#),
+            line("e2", t, "other-bot-with-a-long-id", "c1", r#","language":"a long language value""#),
+            line("e3", t, "bot-wanted-with-a-long-id", "c2", ""),
+            line("e4", t, "bot-wanted-with-a-long-id", "c9", ""),
+            line("e5", "not a time", "other", "c1", ""),
+            r#"{"event_id":"e6","timestamp":"2024-01-01T00:00:00Z","bot_id":"other","event_type":"message"}"#.to_owned(),
+            r#"{"event_id":"e7","timestamp":"2024-01-01T00:00:00Z","bot_id":"other","conversation_id":null,"event_type":"message"}"#.to_owned(),
+            line("e8", t, "other", "c1", r#","language":"de""#),
+            line("e9", t, "bot-wanted-with-a-long-id", "c1", ""),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (text, ends) = chunk(&lines);
+        let scope = ScanScope::all()
+            .with(col::BOT_ID, ["bot-wanted-with-a-long-id"])
+            .with(col::CONVERSATION_ID, ["c1", "c2"]);
+        let filter = RowFilter::new(&schema, &scope).unwrap();
+        let rows = decode_flat(&schema, &text, &ends, Some(&filter)).unwrap();
+        assert_eq!(rows.kept, Some(vec![0, 2, 4, 5, 6, 8]));
+        let whole = decode_flat(&schema, &text, &ends, None).unwrap();
+        let kept_rows: Vec<_> = [0, 2, 4, 5, 6, 8]
+            .iter()
+            .map(|&i| as_rows(&whole.batch)[i].clone())
+            .collect();
+        assert_eq!(as_rows(&rows.batch), kept_rows);
+        // Only the kept rows' long values are in the buffer: five
+        // timestamps of 20 bytes, three bot ids of 25.
+        let language = rows.batch.column(5).as_string_view();
+        assert_eq!(language.data_buffers()[0].len(), 5 * 20 + 3 * 25);
+        // No condition it applies, no filter; a scope of other columns
+        // neither (they are not applied to decoded rows).
+        assert!(RowFilter::new(&schema, &ScanScope::all()).is_none());
+        assert!(RowFilter::new(&schema, &ScanScope::all().with(col::TEAM_ID, ["t"])).is_none());
+    }
+
     #[test]
     fn anything_else_is_left_to_arrow_json() {
         for line in [
@@ -837,7 +1011,7 @@ mod tests {
         }
         let (mut text, ends) = chunk(&[r#"{"event_id":"e"}"#]);
         text[13] = 0xff; // invalid UTF-8
-        assert!(decode_flat(&schema(), &text, &ends).is_none());
+        assert!(decode_flat(&schema(), &text, &ends, None).is_none());
     }
 
     proptest! {

@@ -24,6 +24,7 @@ mod pipeline;
 mod report;
 mod rows;
 pub mod scope;
+mod value_set;
 
 pub(crate) use normalize::{
     inline_view_hash, normalize, opt_str, to_micros, EventColumns, RowNumbers, INLINE_VIEW_LEN,

@@ -17,10 +17,11 @@ use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_json::reader::Decoder;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use super::flat_json::decode_flat;
+use super::flat_json::{decode_flat, RowFilter};
 use super::guard::guard;
 use super::normalize::utf8_to_view;
 use super::pipeline::pipeline;
+use super::scope::ScanScope;
 use crate::error::{Error, Result};
 use crate::schema::{col, COLUMNS};
 use crate::time::InstantReader;
@@ -370,9 +371,23 @@ impl NdjsonFile {
         columns: Option<&[&str]>,
         sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
     ) -> Result<()> {
+        self.read_in_scope(columns, None, |batch, lines, _| sink(batch, lines))
+    }
+
+    /// [`NdjsonFile::read_columns`] leaving out, where it can, the lines
+    /// outside `scope` (a batch job's): `sink` gets with each batch
+    /// `Some(n)` when its rows are the lines in the scope and those with a
+    /// problem (to be reported as ever), `n` valid events outside it being
+    /// left out, or `None` when they are all the chunk's lines.
+    pub(crate) fn read_in_scope(
+        self,
+        columns: Option<&[&str]>,
+        scope: Option<&ScanScope>,
+        sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+    ) -> Result<()> {
         match self {
-            NdjsonFile::Stream(reader) => read_ndjson_columns(reader, columns, sink),
-            NdjsonFile::Mapped(map) => read_slice(&map, Some(&map), columns, sink),
+            NdjsonFile::Stream(reader) => read_stream(reader, columns, scope, sink),
+            NdjsonFile::Mapped(map) => read_slice(&map, Some(&map), columns, scope, sink),
         }
     }
 }
@@ -404,13 +419,24 @@ pub fn read_ndjson(
 /// checked, which a batch job that does not read them skips (the values of
 /// every key are decoded on ingest).
 pub(crate) fn read_ndjson_columns(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     columns: Option<&[&str]>,
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
+    read_stream(reader, columns, None, |batch, lines, _| sink(batch, lines))
+}
+
+/// [`read_ndjson_columns`] within `scope` (see
+/// [`NdjsonFile::read_in_scope`]).
+fn read_stream(
+    mut reader: impl BufRead,
+    columns: Option<&[&str]>,
+    scope: Option<&ScanScope>,
+    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+) -> Result<()> {
     let mut line_no = 0u64;
     let next = |spare, rows| read_chunk(&mut reader, &mut line_no, spare, rows);
-    decode_chunks(columns, next, |_| {}, sink)
+    decode_chunks(columns, scope, next, |_| {}, sink)
 }
 
 /// [`read_ndjson`] over NDJSON held in memory whole (a request body):
@@ -419,7 +445,7 @@ pub(crate) fn read_ndjson_bytes(
     text: &[u8],
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
-    read_slice(text, None, None, sink)
+    read_slice(text, None, None, None, |batch, lines, _| sink(batch, lines))
 }
 
 /// How far before a decoded chunk of a mapped file its pages are released
@@ -434,7 +460,8 @@ fn read_slice(
     text: &[u8],
     map: Option<&memmap2::Mmap>,
     columns: Option<&[&str]>,
-    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+    scope: Option<&ScanScope>,
+    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let (mut at, mut line_no) = (0usize, 0u64);
     let next = |spare, rows| slice_chunk(text, &mut at, &mut line_no, spare, rows);
@@ -460,7 +487,7 @@ fn read_slice(
             };
         }
     };
-    decode_chunks(columns, next, done, sink)
+    decode_chunks(columns, scope, next, done, sink)
 }
 
 /// Splits chunks with `next(spare, rows)` on the calling thread and
@@ -468,11 +495,13 @@ fn read_slice(
 /// chunk once its batch went to `sink`.
 fn decode_chunks<'a>(
     columns: Option<&[&str]>,
+    scope: Option<&ScanScope>,
     mut next: impl FnMut(Chunk<'a>, usize) -> Result<Chunk<'a>>,
     done: impl Fn(&Chunk<'a>) + Sync,
-    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let schema = decode_schema(columns);
+    let filter = scope.and_then(|scope| RowFilter::new(&schema, scope));
     let in_flight = 2 * rayon::current_num_threads().max(1);
     let mut ended = false;
     let mut index = 0;
@@ -489,7 +518,10 @@ fn decode_chunks<'a>(
             Ok((!chunk.lines.is_empty()).then_some(chunk))
         },
         |chunk| {
-            let result = decode_chunk(&schema, chunk).and_then(|batch| sink(batch, &chunk.lines));
+            let result = decode_chunk(&schema, chunk, filter.as_ref()).and_then(|decoded| {
+                let lines = decoded.lines.as_deref().unwrap_or(&chunk.lines);
+                sink(decoded.batch, lines, decoded.left_out)
+            });
             done(chunk);
             result
         },
@@ -539,10 +571,23 @@ fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
 /// [`decode_flat`]; a chunk with any other line goes to `arrow-json`, and
 /// its strings are then given as views too, so that every batch has the
 /// same schema. A panic of the JSON decoder is a data error.
-fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
+fn decode_chunk(
+    schema: &SchemaRef,
+    chunk: &Chunk,
+    filter: Option<&RowFilter>,
+) -> Result<DecodedChunk> {
     guard("ndjson", || {
-        if let Some(batch) = decode_flat(schema, chunk.text(), &chunk.ends) {
-            return with_timestamps(batch, &chunk.lines);
+        if let Some(rows) = decode_flat(schema, chunk.text(), &chunk.ends, filter) {
+            let Some(kept) = rows.kept else {
+                let batch = with_timestamps(rows.batch, &chunk.lines)?;
+                return Ok(DecodedChunk::whole(batch));
+            };
+            let lines: Vec<u64> = kept.iter().map(|&i| chunk.lines[i as usize]).collect();
+            return Ok(DecodedChunk {
+                batch: with_timestamps(rows.batch, &lines)?,
+                left_out: Some((chunk.lines.len() - lines.len()) as u64),
+                lines: Some(lines),
+            });
         }
         // The flat decoder takes only strings and nulls as values, so a
         // chunk it read holds no nesting; `arrow-json` gets none deeper
@@ -551,8 +596,30 @@ fn decode_chunk(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBatch> {
             check_nesting(chunk.line(i), line_no)?;
         }
         let batch = decode_with_arrow_json(schema, chunk)?;
-        with_timestamps(as_views(&batch)?, &chunk.lines)
+        Ok(DecodedChunk::whole(with_timestamps(
+            as_views(&batch)?,
+            &chunk.lines,
+        )?))
     })
+}
+
+/// A chunk's batch: of all its lines, or, filtered by a scan's scope, of
+/// the lines `lines` only, `left_out` others being valid events outside
+/// the scope.
+struct DecodedChunk {
+    batch: RecordBatch,
+    lines: Option<Vec<u64>>,
+    left_out: Option<u64>,
+}
+
+impl DecodedChunk {
+    fn whole(batch: RecordBatch) -> Self {
+        Self {
+            batch,
+            lines: None,
+            left_out: None,
+        }
+    }
 }
 
 /// `batch` with its `Utf8` columns as `Utf8View`.

@@ -20,7 +20,7 @@
 //!   what pipelines, pyarrow, Spark and DuckDB write: it finds the matching
 //!   rows from the key columns and decodes only those rows of the others
 //!   (RLE / bit-packed runs by `hybrid`, definition levels by `levels`,
-//!   delta encodings by `delta`, a condition's values by `value_set`);
+//!   delta encodings by `delta`, a condition's values by `crate::ingest::value_set`);
 //!   with a bounding scope (`ScanScope::bounding`), only the rows of a
 //!   batch that can bound their conversation (`super::bounds`) are decoded
 //!   beyond its timestamp, bot and conversation columns, and a column a
@@ -65,7 +65,6 @@ mod null_proof;
 mod page_walk;
 mod selected;
 mod snappy_prefix;
-mod value_set;
 
 pub(crate) use file_ranges::FileRanges;
 

@@ -24,7 +24,7 @@
 //!   ASCII plain page share the page's). A page holding no selected row is
 //!   skipped without being decompressed; a plain page's strings are tested
 //!   against a condition by length and first bytes first
-//!   (`super::value_set`).
+//!   (`crate::ingest::value_set`).
 //! - when a few rows are read (one conversation's), the reader follows the
 //!   chunk's pages with its own header reader ([`PageWalk`]) so that it
 //!   can read pages in part: a dictionary page only as far as the entries
@@ -75,9 +75,9 @@ use super::levels::PresentBits;
 use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
-use super::value_set::ValueSet;
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
+use crate::ingest::value_set::ValueSet;
 
 /// What a column chunk holds, for the selective reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

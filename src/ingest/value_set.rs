@@ -1,5 +1,7 @@
-//! The values a condition of the selective reader (`super::selected`)
-//! wants, tested against a column's strings one at a time.
+//! The values a condition of a scan wants (`scope`), tested against a
+//! column's strings one at a time: by the Parquet reader (`parquet::selected`)
+//! on pages without a dictionary, and by the NDJSON decoder (`flat_json`)
+//! on every line.
 //!
 //! A page written without a dictionary (Spark and Polars fall back to
 //! plain pages; some pipelines turn dictionaries off) has its condition
@@ -17,7 +19,7 @@ const COMPARED_ONE_BY_ONE: usize = 8;
 
 /// A set of strings (sorted and without duplicates, as conditions hold
 /// them), for testing whether a value is one of them.
-pub(super) struct ValueSet<'a> {
+pub(crate) struct ValueSet<'a> {
     values: &'a [String],
     /// Bit `n` is set when a value is `n` bytes long (`n` below 64).
     short_lengths: u64,
@@ -30,7 +32,7 @@ pub(super) struct ValueSet<'a> {
 
 impl<'a> ValueSet<'a> {
     /// The set of `values`, which are sorted.
-    pub(super) fn new(values: &'a [String]) -> Self {
+    pub(crate) fn new(values: &'a [String]) -> Self {
         let mut short_lengths = 0u64;
         let mut any_long = false;
         for v in values {
@@ -54,7 +56,7 @@ impl<'a> ValueSet<'a> {
 
     /// Whether `value` is one of the set's values.
     #[inline(always)]
-    pub(super) fn contains(&self, value: &[u8]) -> bool {
+    pub(crate) fn contains(&self, value: &[u8]) -> bool {
         match self.values {
             // One value (a bot, a conversation): compared as a slice,
             // length first, inline.
