@@ -700,7 +700,7 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
     for (row, value) in text.iter().enumerate() {
         micros.push(match value {
             None => None,
-            Some(v) => Some(reader.micros(v.as_bytes()).map_err(|_| {
+            Some(v) => Some(reader.micros(v).map_err(|_| {
                 let line = lines.get(row).copied().unwrap_or(0);
                 Error::data(
                     format!("line {line}, column `{}`", col::TIMESTAMP),
