@@ -14,7 +14,7 @@
 
 use arrow_array::{Array, StringViewArray};
 
-use super::conversation_index::{prefetch_line, ConversationIndex, IndexEntry};
+use super::conversation_index::{ConversationIndex, IndexEntry};
 use super::strings::{Interner, StringArena, Sym, NULL_SYM};
 use super::RowKeys;
 use crate::ingest::EventColumns;
@@ -114,30 +114,6 @@ struct ApplyCaches {
 /// asks for the index slot of a row: enough for the slot to arrive in
 /// time, few enough that it is still in cache when its row comes.
 const PREFETCH_ROWS_AHEAD: usize = 8;
-
-/// Asks for the cache lines `apply` reads of every row `row` of `cols`:
-/// the views of its keys, id and type, and its timestamp. A shard folds
-/// one row in 64 of a window whose columns are far larger than a core's
-/// cache, so each of those reads would otherwise be a miss the hardware
-/// cannot foresee. The attributes, read only for a conversation's first
-/// event, are not asked for: with them, the lines asked for ran ahead of
-/// what a core keeps in flight, and ingest was slower (README,
-/// "Durable data directory").
-#[inline]
-fn prefetch_row(cols: &EventColumns, row: usize) {
-    let view = |array: &StringViewArray| {
-        if let Some(view) = array.views().get(row) {
-            prefetch_line((view as *const u128).cast());
-        }
-    };
-    view(&cols.bot_id);
-    view(&cols.conversation_id);
-    view(&cols.event_id);
-    view(&cols.event_type);
-    if let Some(ts) = cols.timestamp.get(row) {
-        prefetch_line((ts as *const i64).cast());
-    }
-}
 
 /// A conversation id packed into 16 bytes the way an Arrow view packs a
 /// string: length then bytes for ids of at most 12 bytes, which the key
@@ -305,7 +281,6 @@ impl ConversationShard {
         for (i, &row) in rows.iter().enumerate() {
             if let Some(&ahead) = rows.get(i + PREFETCH_ROWS_AHEAD) {
                 self.index.prefetch(keys.key_hash[ahead as usize]);
-                prefetch_row(cols, ahead as usize);
             }
             let row = row as usize;
             let (hash, run) = (keys.key_hash[row], keys.bot_run[row]);
