@@ -4,9 +4,9 @@
 //! A position-independent executable is relocated by the dynamic loader at
 //! every start: about 63,000 pointers in 1.4 MB of tables (vtables,
 //! string tables, chrono-tz's zone tables) are rewritten, and each page
-//! they live on is copied first. On a 2-core VM that was 2.8 ms of a
-//! 5.1 ms `convostat --version`, and most of the time of a `flow` query
-//! over a Parquet file (about 10 ms in all). Linked at a fixed address,
+//! they live on is copied first. On a 2-core VM that was 2.4 ms of a
+//! 5.1 ms `convostat --version`, and a fifth of a `flow` query over a
+//! Parquet file (about 10 ms in all). Linked at a fixed address,
 //! those tables are final in the file and are mapped, not copied.
 //!
 //! What this gives up: the executable's own code and data are not placed

@@ -726,9 +726,15 @@ fn read_section<'s>(
     out.clear();
     if raw_len <= s.stored_len.saturating_mul(ONE_SHOT_RATIO) {
         // Decoded at once into the reused buffer, sized by the header
-        // (bounded by the stored bytes): no copy out of a stream's window,
-        // no growing.
-        out.reserve(raw_len);
+        // (bounded by the stored bytes; a size the allocator refuses is a
+        // data error, not an abort): no copy out of a stream's window, no
+        // growing.
+        out.try_reserve(raw_len).map_err(|_| {
+            err(format!(
+                "section {}/{} is implausibly long",
+                s.kind, s.index
+            ))
+        })?;
         let decompressor = match &mut scratch.decompressor {
             Some(d) => d,
             None => scratch
@@ -741,7 +747,13 @@ fn read_section<'s>(
     } else {
         // Compressed further than sections are: grown as decoded, never
         // sized by the header alone.
-        out.reserve(s.stored_len.saturating_mul(ONE_SHOT_RATIO));
+        out.try_reserve(s.stored_len.saturating_mul(ONE_SHOT_RATIO))
+            .map_err(|_| {
+                err(format!(
+                    "section {}/{} is implausibly long",
+                    s.kind, s.index
+                ))
+            })?;
         zstd::stream::read::Decoder::new(&scratch.stored[..])
             .map_err(damaged)?
             .take(s.raw_len.saturating_add(1))
