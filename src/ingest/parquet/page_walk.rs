@@ -35,8 +35,8 @@ pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes
 /// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
 /// offset, so that it can be read in part. Pages of the snappy codec (the
 /// default of pyarrow, Spark and DuckDB; [`snappy_prefix`]), of zstd (the
-/// default of Polars) or of none can be read as far as needed; other
-/// codecs decompress a page whole.
+/// default of Polars), of gzip or of none can be read as far as needed;
+/// other codecs decompress a page whole.
 pub(super) struct PageWalk {
     read: ReadAt,
     /// The next page's header.
@@ -53,6 +53,7 @@ enum PageCodec {
     Uncompressed,
     Snappy,
     Zstd,
+    Gzip,
 }
 
 impl PageWalk {
@@ -63,6 +64,7 @@ impl PageWalk {
         let codec = match chunk.compression() {
             Compression::SNAPPY => Some(PageCodec::Snappy),
             Compression::ZSTD(_) => Some(PageCodec::Zstd),
+            Compression::GZIP(_) => Some(PageCodec::Gzip),
             Compression::UNCOMPRESSED => Some(PageCodec::Uncompressed),
             _ => None,
         };
@@ -99,7 +101,8 @@ impl PageWalk {
         // which reads such a page whole.
         let possible = match codec {
             PageCodec::Snappy => uncompressed <= compressed.saturating_mul(24).saturating_add(64),
-            PageCodec::Zstd => {
+            // Deflate makes at most 1032 bytes of 1.
+            PageCodec::Zstd | PageCodec::Gzip => {
                 uncompressed <= compressed.saturating_mul(1024).saturating_add(1 << 16)
             }
             PageCodec::Uncompressed => compressed == uncompressed,
@@ -229,8 +232,8 @@ pub(super) struct StoredPage {
     compressed: usize,
     pub(super) uncompressed: usize,
     codec: PageCodec,
-    /// The longest prefix decompressed so far (zstd only: it gives whole
-    /// blocks).
+    /// The longest prefix decompressed so far (zstd and gzip, whose
+    /// longer prefixes are decoded ahead).
     decoded: Mutex<Bytes>,
 }
 
@@ -244,6 +247,7 @@ impl StoredPage {
         match self.codec {
             PageCodec::Uncompressed => return read(want),
             PageCodec::Zstd => return self.zstd_prefix(want, context),
+            PageCodec::Gzip => return self.gzip_prefix(want, context),
             PageCodec::Snappy => {}
         }
         // The whole page: the snappy crate's decoder, which is faster than
@@ -271,6 +275,55 @@ impl StoredPage {
             }
             if length == self.compressed {
                 return Err(Error::data(context, "damaged page: it decompresses short"));
+            }
+            length = length.saturating_mul(2);
+        }
+    }
+
+    /// [`StoredPage::prefix`] of a gzip page (as the `parquet` crate reads
+    /// one: gzip members, one after the other). Deflate cannot start
+    /// mid-stream, so a longer prefix is decoded from the start again: each
+    /// decoding goes at least twice as far as the last (kept for the
+    /// shorter prefixes asked next), so that a page asked for in growing
+    /// prefixes costs at most about twice its longest. Its stored bytes
+    /// are read in proportion to the prefix, then twice as far each time
+    /// they fall short.
+    fn gzip_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
+        use std::io::Read;
+        let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
+        let longest = {
+            let decoded = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+            if decoded.len() >= want {
+                return Ok(decoded.slice(..want));
+            }
+            decoded.len()
+        };
+        let target = want
+            .max(longest.saturating_mul(2))
+            .min(self.uncompressed.max(want));
+        let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
+        let mut length = ((target as f64 * ratio * 1.25) as usize).saturating_add(1024);
+        loop {
+            length = length.min(self.compressed);
+            let stored =
+                (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))?;
+            let mut out = Vec::with_capacity(target);
+            let decoded = flate2::read::MultiGzDecoder::new(&stored[..])
+                .take(target as u64)
+                .read_to_end(&mut out);
+            // Bytes read in part end mid-stream, which the decoder reports
+            // once it has given what they hold.
+            let whole = length == self.compressed;
+            if out.len() >= want && (decoded.is_ok() || !whole) {
+                let out = Bytes::from(out);
+                *self.decoded.lock().unwrap_or_else(|p| p.into_inner()) = out.clone();
+                return Ok(out.slice(..want));
+            }
+            if whole {
+                return Err(match decoded {
+                    Err(e) => damaged(&e.to_string()),
+                    Ok(_) => damaged("it decompresses short"),
+                });
             }
             length = length.saturating_mul(2);
         }
@@ -354,9 +407,19 @@ mod tests {
 
     use super::*;
 
-    /// A page of `codec` whose stored bytes are `stored` (counting the
-    /// bytes read in `read`), of `uncompressed` bytes.
+    /// A zstd page whose stored bytes are `stored` (counting the bytes read
+    /// in `read`), of `uncompressed` bytes.
     fn page(stored: Vec<u8>, uncompressed: usize, read: &Arc<AtomicUsize>) -> StoredPage {
+        page_of(PageCodec::Zstd, stored, uncompressed, read)
+    }
+
+    /// [`page`] of `codec`.
+    fn page_of(
+        codec: PageCodec,
+        stored: Vec<u8>,
+        uncompressed: usize,
+        read: &Arc<AtomicUsize>,
+    ) -> StoredPage {
         let stored = Bytes::from(stored);
         let compressed = stored.len();
         let read = Arc::clone(read);
@@ -369,7 +432,7 @@ mod tests {
             body: 0,
             compressed,
             uncompressed,
-            codec: PageCodec::Zstd,
+            codec,
             decoded: Mutex::default(),
         }
     }
@@ -418,6 +481,71 @@ mod tests {
             damaged[at] ^= 0x5a;
             for want in [10, data.len()] {
                 let page = page(damaged.clone(), data.len(), &read);
+                errors += usize::from(page.prefix(want, "v").is_err());
+            }
+        }
+        assert!(errors > 0);
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A gzip page of two members (as the `parquet` crate reads pages):
+    /// every prefix is its bytes; a short one is decoded from a part of the
+    /// stored bytes, and a shorter one after it from what was kept.
+    #[test]
+    fn a_gzip_page_is_read_in_part_across_members() {
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| {
+                format!("event-{i:08}-{}", i.wrapping_mul(2_654_435_761) % 97).into_bytes()
+            })
+            .collect();
+        let half = data.len() / 2;
+        let mut stored = gzip(&data[..half]);
+        stored.extend(gzip(&data[half..]));
+        for want in [10, 5_000, half - 3, half + 10, data.len()] {
+            let read = Arc::default();
+            let page = page_of(PageCodec::Gzip, stored.clone(), data.len(), &read);
+            assert_eq!(page.prefix(want, "v").unwrap(), &data[..want], "{want}");
+            if want == 5_000 {
+                assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
+                let before = read.load(Ordering::Relaxed);
+                assert_eq!(page.prefix(100, "v").unwrap(), &data[..100]);
+                assert_eq!(read.load(Ordering::Relaxed), before);
+                // Growing prefixes: each decoding at least doubles.
+                for longer in [5_001, 7_000, 9_999, 10_001] {
+                    assert_eq!(page.prefix(longer, "v").unwrap(), &data[..longer]);
+                }
+            }
+        }
+    }
+
+    /// A gzip page cut short, or with a byte flipped anywhere, is an error
+    /// or bytes, never a panic; cut short, its whole is an error.
+    #[test]
+    fn a_damaged_gzip_page_is_an_error() {
+        let data: Vec<u8> = (0..8_000u32)
+            .flat_map(|i| format!("e{i}").into_bytes())
+            .collect();
+        let stored = gzip(&data);
+        let read = Arc::default();
+        let cut = page_of(
+            PageCodec::Gzip,
+            stored[..stored.len() / 2].to_vec(),
+            data.len(),
+            &read,
+        );
+        assert!(cut.prefix(data.len(), "v").is_err());
+        let mut errors = 0;
+        for at in 0..stored.len() {
+            let mut damaged = stored.clone();
+            damaged[at] ^= 0x5a;
+            for want in [10, data.len()] {
+                let page = page_of(PageCodec::Gzip, damaged.clone(), data.len(), &read);
                 errors += usize::from(page.prefix(want, "v").is_err());
             }
         }
