@@ -407,13 +407,8 @@ mod tests {
 
     use super::*;
 
-    /// A zstd page whose stored bytes are `stored` (counting the bytes read
-    /// in `read`), of `uncompressed` bytes.
-    fn page(stored: Vec<u8>, uncompressed: usize, read: &Arc<AtomicUsize>) -> StoredPage {
-        page_of(PageCodec::Zstd, stored, uncompressed, read)
-    }
-
-    /// [`page`] of `codec`.
+    /// A page of `codec` whose stored bytes are `stored` (counting the
+    /// bytes read in `read`), of `uncompressed` bytes.
     fn page_of(
         codec: PageCodec,
         stored: Vec<u8>,
@@ -437,104 +432,52 @@ mod tests {
         }
     }
 
-    /// A zstd page made of two frames (valid zstd, though writers make
-    /// one): every prefix is its bytes, a short one read without the rest
-    /// of the page, a longer one of the same page from the blocks kept.
-    #[test]
-    fn a_zstd_page_is_read_in_part_across_frames() {
-        let data: Vec<u8> = (0..100_000u32)
+    /// Event-like bytes for a page: 100,000 ids with a varying tail.
+    fn page_bytes() -> Vec<u8> {
+        (0..100_000u32)
             .flat_map(|i| {
                 format!("event-{i:08}-{}", i.wrapping_mul(2_654_435_761) % 97).into_bytes()
             })
-            .collect();
+            .collect()
+    }
+
+    /// A page of `codec` stored as two compressed parts (`compress` of
+    /// each half of [`page_bytes`]; valid, though writers make one): every
+    /// prefix is its bytes; the prefix of `short` bytes is read from under
+    /// a quarter of the stored bytes, and a shorter one after it from what
+    /// was kept, reading nothing more. Then prefixes growing from there.
+    fn read_in_part(codec: PageCodec, compress: impl Fn(&[u8]) -> Vec<u8>, short: usize) {
+        let data = page_bytes();
         let half = data.len() / 2;
-        let mut stored = zstd::bulk::compress(&data[..half], 1).unwrap();
-        stored.extend(zstd::bulk::compress(&data[half..], 1).unwrap());
+        let mut stored = compress(&data[..half]);
+        stored.extend(compress(&data[half..]));
         for want in [10, 5_000, half - 3, half + 10, data.len()] {
             let read = Arc::default();
-            let page = page(stored.clone(), data.len(), &read);
+            let page = page_of(codec, stored.clone(), data.len(), &read);
             assert_eq!(page.prefix(want, "v").unwrap(), &data[..want], "{want}");
-            if want == 10 {
-                assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
-                // A longer prefix within the blocks read reads nothing more.
-                let before = read.load(Ordering::Relaxed);
-                assert_eq!(page.prefix(100, "v").unwrap(), &data[..100]);
-                assert_eq!(read.load(Ordering::Relaxed), before);
-            }
-        }
-    }
-
-    /// A zstd page cut short, or with a byte flipped anywhere, is an error
-    /// or bytes, never a panic.
-    #[test]
-    fn a_damaged_zstd_page_is_an_error() {
-        let data: Vec<u8> = (0..8_000u32)
-            .flat_map(|i| format!("e{i}").into_bytes())
-            .collect();
-        let stored = zstd::bulk::compress(&data, 1).unwrap();
-        let read = Arc::default();
-        let cut = page(stored[..stored.len() / 2].to_vec(), data.len(), &read);
-        assert!(cut.prefix(data.len(), "v").is_err());
-        let mut errors = 0;
-        for at in 0..stored.len() {
-            let mut damaged = stored.clone();
-            damaged[at] ^= 0x5a;
-            for want in [10, data.len()] {
-                let page = page(damaged.clone(), data.len(), &read);
-                errors += usize::from(page.prefix(want, "v").is_err());
-            }
-        }
-        assert!(errors > 0);
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(data).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    /// A gzip page of two members (as the `parquet` crate reads pages):
-    /// every prefix is its bytes; a short one is decoded from a part of the
-    /// stored bytes, and a shorter one after it from what was kept.
-    #[test]
-    fn a_gzip_page_is_read_in_part_across_members() {
-        let data: Vec<u8> = (0..100_000u32)
-            .flat_map(|i| {
-                format!("event-{i:08}-{}", i.wrapping_mul(2_654_435_761) % 97).into_bytes()
-            })
-            .collect();
-        let half = data.len() / 2;
-        let mut stored = gzip(&data[..half]);
-        stored.extend(gzip(&data[half..]));
-        for want in [10, 5_000, half - 3, half + 10, data.len()] {
-            let read = Arc::default();
-            let page = page_of(PageCodec::Gzip, stored.clone(), data.len(), &read);
-            assert_eq!(page.prefix(want, "v").unwrap(), &data[..want], "{want}");
-            if want == 5_000 {
+            if want == short {
                 assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
                 let before = read.load(Ordering::Relaxed);
-                assert_eq!(page.prefix(100, "v").unwrap(), &data[..100]);
+                assert_eq!(page.prefix(short / 2, "v").unwrap(), &data[..short / 2]);
                 assert_eq!(read.load(Ordering::Relaxed), before);
-                // Growing prefixes: each decoding at least doubles.
-                for longer in [5_001, 7_000, 9_999, 10_001] {
+                for longer in [short + 1, 2 * short, 4 * short + 1] {
                     assert_eq!(page.prefix(longer, "v").unwrap(), &data[..longer]);
                 }
             }
         }
     }
 
-    /// A gzip page cut short, or with a byte flipped anywhere, is an error
-    /// or bytes, never a panic; cut short, its whole is an error.
-    #[test]
-    fn a_damaged_gzip_page_is_an_error() {
+    /// A page of `codec` (stored as `compress` gives it) cut short is an
+    /// error; with a byte flipped anywhere it is an error or bytes, never
+    /// a panic.
+    fn damage_is_an_error(codec: PageCodec, compress: impl Fn(&[u8]) -> Vec<u8>) {
         let data: Vec<u8> = (0..8_000u32)
             .flat_map(|i| format!("e{i}").into_bytes())
             .collect();
-        let stored = gzip(&data);
+        let stored = compress(&data);
         let read = Arc::default();
         let cut = page_of(
-            PageCodec::Gzip,
+            codec,
             stored[..stored.len() / 2].to_vec(),
             data.len(),
             &read,
@@ -545,10 +488,46 @@ mod tests {
             let mut damaged = stored.clone();
             damaged[at] ^= 0x5a;
             for want in [10, data.len()] {
-                let page = page_of(PageCodec::Gzip, damaged.clone(), data.len(), &read);
+                let page = page_of(codec, damaged.clone(), data.len(), &read);
                 errors += usize::from(page.prefix(want, "v").is_err());
             }
         }
         assert!(errors > 0);
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        zstd::bulk::compress(data, 1).unwrap()
+    }
+
+    /// The `parquet` crate reads a gzip page as members one after another.
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A zstd page of two frames: a short prefix comes from the first
+    /// blocks, a shorter one after it from the blocks kept.
+    #[test]
+    fn a_zstd_page_is_read_in_part_across_frames() {
+        read_in_part(PageCodec::Zstd, zstd, 10);
+    }
+
+    /// A gzip page of two members: a short prefix is decoded from a part
+    /// of the stored bytes, longer ones decode at least twice as far.
+    #[test]
+    fn a_gzip_page_is_read_in_part_across_members() {
+        read_in_part(PageCodec::Gzip, gzip, 5_000);
+    }
+
+    #[test]
+    fn a_damaged_zstd_page_is_an_error() {
+        damage_is_an_error(PageCodec::Zstd, zstd);
+    }
+
+    #[test]
+    fn a_damaged_gzip_page_is_an_error() {
+        damage_is_an_error(PageCodec::Gzip, gzip);
     }
 }
