@@ -30,7 +30,8 @@ The data sets are made once under `target/bench-compare/` with
   `PARQUET_VERSION v2` (delta-encoded timestamps and event ids);
 - `interleaved-millis`: the pyarrow file with timestamps in milliseconds;
 - with `--more-writers`, the pyarrow file also compressed with gzip, lz4
-  and brotli (`interleaved-gzip` ...), `interleaved-uncompressed`,
+  (which pyarrow writes as Parquet's `LZ4_RAW`) and brotli
+  (`interleaved-gzip` ...), `interleaved-uncompressed`,
   `interleaved-no-dictionary`, `interleaved-delta` (data page v2, ids as
   `DELTA_BYTE_ARRAY`) and `interleaved-one-group` (a single row group);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;

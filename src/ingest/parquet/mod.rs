@@ -61,6 +61,7 @@ mod delta;
 mod file_ranges;
 mod hybrid;
 mod levels;
+mod lz4_prefix;
 mod null_proof;
 mod page_walk;
 mod selected;

@@ -22,6 +22,7 @@ use parquet::column::page::PageMetadata;
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::ChunkReader;
 
+use super::lz4_prefix::{hadoop_frame, lz4_hadoop_prefix, lz4_raw_prefix, HADOOP_HEADER};
 use super::snappy_prefix::snappy_prefix;
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
@@ -35,8 +36,9 @@ pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes
 /// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
 /// offset, so that it can be read in part. Pages of the snappy codec (the
 /// default of pyarrow, Spark and DuckDB; [`snappy_prefix`]), of zstd (the
-/// default of Polars), of gzip or of none can be read as far as needed;
-/// other codecs decompress a page whole.
+/// default of Polars), of gzip, of either LZ4 codec
+/// (`super::lz4_prefix`) or of none can be read as far as needed; brotli
+/// pages decompress whole.
 pub(super) struct PageWalk {
     read: ReadAt,
     /// The next page's header.
@@ -54,6 +56,10 @@ enum PageCodec {
     Snappy,
     Zstd,
     Gzip,
+    /// One LZ4 block (`LZ4_RAW`).
+    Lz4Raw,
+    /// LZ4 blocks in Hadoop's frames (`LZ4`).
+    Lz4Hadoop,
 }
 
 impl PageWalk {
@@ -65,6 +71,8 @@ impl PageWalk {
             Compression::SNAPPY => Some(PageCodec::Snappy),
             Compression::ZSTD(_) => Some(PageCodec::Zstd),
             Compression::GZIP(_) => Some(PageCodec::Gzip),
+            Compression::LZ4_RAW => Some(PageCodec::Lz4Raw),
+            Compression::LZ4 => Some(PageCodec::Lz4Hadoop),
             Compression::UNCOMPRESSED => Some(PageCodec::Uncompressed),
             _ => None,
         };
@@ -105,6 +113,18 @@ impl PageWalk {
             PageCodec::Zstd | PageCodec::Gzip => {
                 uncompressed <= compressed.saturating_mul(1024).saturating_add(1 << 16)
             }
+            // A byte of an extended length adds at most 255 output bytes.
+            PageCodec::Lz4Raw => uncompressed <= compressed.saturating_mul(256).saturating_add(64),
+            // Pages of the `LZ4` codec are Hadoop frames when pyarrow,
+            // Spark or parquet-mr wrote them, and one raw block, or an LZ4
+            // frame, when some older writers did: the `parquet` crate tries
+            // each in turn. Only a page whose frame headers account for
+            // its sizes exactly is read in part; any other is left to the
+            // crate.
+            PageCodec::Lz4Hadoop => {
+                uncompressed <= compressed.saturating_mul(256).saturating_add(64)
+                    && self.hadoop_frames_fit(body, compressed, uncompressed)
+            }
             PageCodec::Uncompressed => compressed == uncompressed,
         };
         possible.then(|| StoredPage {
@@ -115,6 +135,44 @@ impl PageWalk {
             codec,
             decoded: Mutex::default(),
         })
+    }
+}
+
+impl PageWalk {
+    /// The most frames a page read in part may have: Arrow C++ writes one
+    /// a page, Hadoop one per 256 KiB or so.
+    const MOST_HADOOP_FRAMES: usize = 4096;
+
+    /// Whether the Hadoop LZ4 frame headers of the page stored at `body`
+    /// (`compressed` bytes) follow one another to its end and add up to
+    /// `uncompressed` bytes. A raw block read as frame headers does not:
+    /// its first byte, a token with at least one literal, would claim a
+    /// frame of 256 MiB or more.
+    fn hadoop_frames_fit(&self, body: u64, compressed: usize, uncompressed: usize) -> bool {
+        let (mut at, mut size) = (0usize, 0usize);
+        for _ in 0..Self::MOST_HADOOP_FRAMES {
+            if at >= compressed {
+                break;
+            }
+            let Some(header) = compressed
+                .checked_sub(at)
+                .filter(|&left| left >= HADOOP_HEADER)
+                .and_then(|_| (self.read)(body + at as u64, HADOOP_HEADER).ok())
+            else {
+                return false;
+            };
+            let Some((frame, _)) = hadoop_frame(&header) else {
+                return false;
+            };
+            size = size.saturating_add(frame.size);
+            at = at
+                .saturating_add(HADOOP_HEADER)
+                .saturating_add(frame.stored);
+            if size > uncompressed {
+                return false;
+            }
+        }
+        at == compressed && size == uncompressed
     }
 }
 
@@ -248,35 +306,78 @@ impl StoredPage {
             PageCodec::Uncompressed => return read(want),
             PageCodec::Zstd => return self.zstd_prefix(want, context),
             PageCodec::Gzip => return self.gzip_prefix(want, context),
-            PageCodec::Snappy => {}
+            PageCodec::Snappy | PageCodec::Lz4Raw | PageCodec::Lz4Hadoop => {}
         }
-        // The whole page: the snappy crate's decoder, which is faster than
+        // The whole page: the codec crate's decoder, which is faster than
         // one that can stop early.
         if want == self.uncompressed {
             let stored = read(self.compressed)?;
-            let out = snap::raw::Decoder::new()
-                .decompress_vec(&stored)
-                .map_err(|e| Error::data_from(context, e))?;
+            let out = self.decompress_whole(&stored, context)?;
             if out.len() != want {
                 return Err(Error::data(context, "damaged page: it decompresses short"));
             }
             return Ok(Bytes::from(out));
         }
-        // A snappy element stores at most a few bytes more than it
-        // produces: read as much of the page, in proportion, and more when
-        // that falls short.
+        // A snappy element, or an LZ4 sequence, stores at most a few bytes
+        // more than it produces: read as much of the page, in proportion,
+        // and more when that falls short.
         let ratio = self.compressed as f64 / self.uncompressed.max(1) as f64;
         let mut length = ((want as f64 * ratio * 1.25) as usize).saturating_add(1024);
         loop {
             length = length.min(self.compressed);
             let stored = read(length)?;
-            if let Some(out) = snappy_prefix(&stored, want).filter(|out| out.len() == want) {
+            let out = match self.codec {
+                PageCodec::Snappy => snappy_prefix(&stored, want).filter(|out| out.len() == want),
+                PageCodec::Lz4Raw => lz4_raw_prefix(&stored, want),
+                _ => lz4_hadoop_prefix(&stored, want),
+            };
+            if let Some(out) = out {
                 return Ok(Bytes::from(out));
             }
             if length == self.compressed {
                 return Err(Error::data(context, "damaged page: it decompresses short"));
             }
             length = length.saturating_mul(2);
+        }
+    }
+
+    /// A snappy or LZ4 page's `stored` bytes, all of them decompressed.
+    fn decompress_whole(&self, stored: &[u8], context: &str) -> Result<Vec<u8>> {
+        let damaged =
+            |e: &dyn std::fmt::Display| Error::data(context, format!("damaged page: {e}"));
+        match self.codec {
+            PageCodec::Snappy => snap::raw::Decoder::new()
+                .decompress_vec(stored)
+                .map_err(|e| Error::data_from(context, e)),
+            PageCodec::Lz4Raw => {
+                lz4_flex::block::decompress(stored, self.uncompressed).map_err(|e| damaged(&e))
+            }
+            _ => {
+                // Frames that fit the page's sizes (`PageWalk::page`).
+                let mut out = vec![0u8; self.uncompressed];
+                let (mut rest, mut at) = (stored, 0usize);
+                while let Some((frame, block)) = hadoop_frame(rest) {
+                    let (Some(block), Some(end)) =
+                        (block.get(..frame.stored), at.checked_add(frame.size))
+                    else {
+                        return Err(damaged(&"an LZ4 frame overruns the page"));
+                    };
+                    let target = out
+                        .get_mut(at..end)
+                        .ok_or_else(|| damaged(&"an LZ4 frame overruns the page"))?;
+                    let n =
+                        lz4_flex::block::decompress_into(block, target).map_err(|e| damaged(&e))?;
+                    if n != frame.size {
+                        return Err(damaged(&"an LZ4 frame decompresses short"));
+                    }
+                    at = end;
+                    rest = &rest[HADOOP_HEADER + frame.stored..];
+                }
+                if !rest.is_empty() || at != out.len() {
+                    return Err(damaged(&"LZ4 frames do not fill the page"));
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -529,5 +630,96 @@ mod tests {
     #[test]
     fn a_damaged_gzip_page_is_an_error() {
         damage_is_an_error(PageCodec::Gzip, gzip);
+    }
+
+    /// LZ4 in Hadoop's frames, as pyarrow writes the `LZ4` codec: one
+    /// frame of a page.
+    fn lz4_hadoop(data: &[u8]) -> Vec<u8> {
+        let block = lz4_flex::block::compress(data);
+        let mut stored = (data.len() as u32).to_be_bytes().to_vec();
+        stored.extend((block.len() as u32).to_be_bytes());
+        stored.extend(block);
+        stored
+    }
+
+    /// Pages of both LZ4 codecs (the Hadoop-framed one in one frame and in
+    /// two): every prefix is the page's, and a short one is read from a
+    /// small part of the stored bytes.
+    #[test]
+    fn lz4_pages_are_read_in_part() {
+        let data = page_bytes();
+        let half = data.len() / 2;
+        let mut two_frames = lz4_hadoop(&data[..half]);
+        two_frames.extend(lz4_hadoop(&data[half..]));
+        for (codec, stored) in [
+            (PageCodec::Lz4Raw, lz4_flex::block::compress(&data)),
+            (PageCodec::Lz4Hadoop, lz4_hadoop(&data)),
+            (PageCodec::Lz4Hadoop, two_frames),
+        ] {
+            for want in [
+                0,
+                10,
+                5_000,
+                half - 3,
+                half + 10,
+                data.len() - 1,
+                data.len(),
+            ] {
+                let read = Arc::default();
+                let page = page_of(codec, stored.clone(), data.len(), &read);
+                assert_eq!(
+                    page.prefix(want, "v").unwrap(),
+                    &data[..want],
+                    "{codec:?} {want}"
+                );
+                if want == 5_000 {
+                    assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_lz4_page_is_an_error() {
+        damage_is_an_error(PageCodec::Lz4Raw, lz4_flex::block::compress);
+        damage_is_an_error(PageCodec::Lz4Hadoop, lz4_hadoop);
+    }
+
+    /// Only pages whose Hadoop frames account for their sizes are read in
+    /// part: a raw block under the `LZ4` codec (as some older writers
+    /// stored it) is left to the `parquet` crate, which falls back to it.
+    #[test]
+    fn lz4_pages_that_are_not_hadoop_frames_are_left_to_the_parquet_crate() {
+        let data = page_bytes();
+        let framed = lz4_hadoop(&data);
+        let raw = lz4_flex::block::compress(&data);
+        let mut longer = framed.clone();
+        longer.extend([0; 8]);
+        let mut claims_more = framed.clone();
+        claims_more[3] ^= 1;
+        let fits = |stored: &[u8], uncompressed: usize| {
+            let compressed = stored.len();
+            let stored = Bytes::copy_from_slice(stored);
+            let walk = PageWalk {
+                read: Arc::new(move |at, length| {
+                    let at = at as usize;
+                    Ok(stored.slice(at..(at + length).min(stored.len())))
+                }),
+                offset: 0,
+                end: compressed as u64,
+                codec: Some(PageCodec::Lz4Hadoop),
+            };
+            walk.hadoop_frames_fit(0, compressed, uncompressed)
+        };
+        assert!(fits(&framed, data.len()));
+        assert!(fits(&[0; 8], 0));
+        assert!(!fits(&[0; 8], 1));
+        assert!(!fits(&framed, data.len() + 1));
+        assert!(!fits(&raw, data.len()));
+        // An empty frame at the end still fits; a frame claiming more, or
+        // a header cut short, does not.
+        assert!(fits(&longer, data.len()));
+        assert!(!fits(&claims_more, data.len()));
+        assert!(!fits(&framed[..framed.len() - 1], data.len()));
     }
 }

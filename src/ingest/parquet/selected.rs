@@ -2483,7 +2483,7 @@ mod tests {
 
     /// Rows early in a chunk of unique values name entries early in its
     /// dictionary: only that part of the dictionary page is read (snappy,
-    /// zstd, gzip, or not compressed). Later rows, and rows spread over every page,
+    /// zstd, gzip, both LZ4 codecs, or not compressed). Later rows, and rows spread over every page,
     /// read more of it, always the values the rows hold.
     #[test]
     fn a_dictionary_is_read_as_far_as_the_rows_wanted_reach() {
@@ -2502,6 +2502,8 @@ mod tests {
             Compression::UNCOMPRESSED,
             Compression::ZSTD(Default::default()),
             Compression::GZIP(Default::default()),
+            Compression::LZ4,
+            Compression::LZ4_RAW,
         ] {
             for (array, kind) in [
                 (&string_array, ColumnKind::Strings),
