@@ -17,6 +17,8 @@
 //! the bytes asked for, gives `None` and never a panic; the caller then
 //! reads further, and reports the damage once the whole page falls short.
 
+use super::snappy_prefix::copy_back;
+
 /// The first `want` bytes of the `LZ4_RAW` page `input` (one LZ4 block),
 /// or `None` if it is malformed or ends before giving them.
 pub(super) fn lz4_raw_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
@@ -105,15 +107,8 @@ fn block_prefix(input: &[u8], goal: usize, out: &mut Vec<u8>) -> Option<()> {
         if offset == 0 || offset > out.len() - start {
             return None;
         }
-        // The bytes from `from` on repeat with period `offset`, so each
-        // step can copy everything written since `from`: a run doubles.
-        let from = out.len() - offset;
-        let mut left = length.min(goal - out.len());
-        while left > 0 {
-            let step = left.min(out.len() - from);
-            out.extend_from_within(from..from + step);
-            left -= step;
-        }
+        let length = length.min(goal - out.len());
+        copy_back(out, offset, length);
     }
     Some(())
 }
@@ -169,33 +164,37 @@ mod tests {
         data
     }
 
+    /// A raw block, and Hadoop frames of several sizes: every prefix is
+    /// the data's, across frames too, and one longer than the data is none.
     #[test]
-    fn a_prefix_of_a_raw_block_is_the_data_s_prefix() {
+    fn a_prefix_is_the_data_s_prefix() {
         let data = page();
-        let stored = block(&data);
-        for want in [0, 1, 4, 8, 9, 40_007, 43_000, 43_008, 200_000, data.len()] {
-            assert_eq!(
-                lz4_raw_prefix(&stored, want).as_deref(),
-                Some(&data[..want]),
-                "{want}"
-            );
-        }
-        assert_eq!(lz4_raw_prefix(&stored, data.len() + 1), None);
-    }
-
-    #[test]
-    fn a_prefix_of_hadoop_frames_crosses_frames() {
-        let data = page();
-        for frame in [1_000, 65_536, data.len()] {
-            let stored = hadoop(&data, frame);
-            for want in [0, 4, 999, 1_000, 1_001, 65_536, 200_000, data.len()] {
+        let raw: (fn(&[u8], usize) -> Option<Vec<u8>>, Vec<u8>) = (lz4_raw_prefix, block(&data));
+        let framed = [1_000, 65_536, data.len()].map(|frame| {
+            let f: fn(&[u8], usize) -> Option<Vec<u8>> = lz4_hadoop_prefix;
+            (f, hadoop(&data, frame))
+        });
+        for (prefix, stored) in std::iter::once(raw).chain(framed) {
+            for want in [
+                0,
+                1,
+                4,
+                9,
+                999,
+                1_000,
+                1_001,
+                43_008,
+                65_536,
+                200_000,
+                data.len(),
+            ] {
                 assert_eq!(
-                    lz4_hadoop_prefix(&stored, want).as_deref(),
+                    prefix(&stored, want).as_deref(),
                     Some(&data[..want]),
-                    "{frame} {want}"
+                    "{want}"
                 );
             }
-            assert_eq!(lz4_hadoop_prefix(&stored, data.len() + 1), None);
+            assert_eq!(prefix(&stored, data.len() + 1), None);
         }
     }
 

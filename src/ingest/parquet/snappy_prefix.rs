@@ -69,17 +69,25 @@ pub(super) fn snappy_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
         if offset == 0 || offset > out.len() {
             return None;
         }
-        // The bytes from `start` on repeat with period `offset`, so each
-        // step can copy everything written since `start`: a run doubles.
-        let start = out.len() - offset;
-        let mut left = len.min(want - out.len());
-        while left > 0 {
-            let take = left.min(out.len() - start);
-            out.extend_from_within(start..start + take);
-            left -= take;
-        }
+        let len = len.min(want - out.len());
+        copy_back(&mut out, offset, len);
     }
     Some(out)
+}
+
+/// Appends to `out` the `len` bytes that start `offset` bytes before its
+/// end (`0 < offset <= out.len()`), as a snappy or LZ4 copy does: when
+/// `offset < len` the copy overlaps what it writes, and the bytes repeat
+/// with period `offset`, so each step copies everything written since the
+/// copy's start (a run doubles).
+pub(super) fn copy_back(out: &mut Vec<u8>, offset: usize, len: usize) {
+    let start = out.len() - offset;
+    let mut left = len;
+    while left > 0 {
+        let take = left.min(out.len() - start);
+        out.extend_from_within(start..start + take);
+        left -= take;
+    }
 }
 
 /// A little-endian base-128 `u32` (the block's uncompressed length).
