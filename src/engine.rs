@@ -523,7 +523,7 @@ impl Engine {
     /// Logs and applies a retention, the caller holding the gate alone.
     fn retain_logged(&self, d: &Durable, before: i64) -> Result<RetainReport> {
         let record = wal::frame(RecordKind::Retain, &wal::encode_retain(before))?;
-        let (seq, ()) = d.dir.log.append(&record, || ())?;
+        let (seq, ()) = d.dir.log.append(&record, || (), |()| ())?;
         d.dirty.store(true, Ordering::SeqCst);
         d.dir.log.sync(seq)?;
         let r = run_still(|| self.store.retain(before));
@@ -609,12 +609,16 @@ impl Engine {
         let mut call = LoggedCall::prepare(batches, &self.store)?;
         let hashes = call.take_hashes();
         let gate = self.gate.read();
-        let (seq, claims) = d.dir.log.append(call.record(), || {
-            hashes
-                .into_iter()
-                .map(|h| self.store.claim_hashed(h))
-                .collect::<Vec<_>>()
-        })?;
+        let (seq, claims) = d.dir.log.append(
+            call.record(),
+            || {
+                hashes
+                    .into_iter()
+                    .map(|h| self.store.claim_hashed(h))
+                    .collect::<Vec<_>>()
+            },
+            |claims| self.store.unclaim(&claims),
+        )?;
         d.dirty.store(true, Ordering::SeqCst);
         // The record is written (in the page cache, so it survives the
         // process); folding it while `fdatasync` runs takes the sync off the

@@ -151,6 +151,18 @@ impl EventIdSet {
         removed
     }
 
+    /// Removes the ids `hashes` (those present; a rare path: a durable
+    /// call's claims taken back, see `Store::unclaim`).
+    pub fn remove(&self, hashes: impl Iterator<Item = u128>) {
+        for hash in hashes {
+            let entry = IdEntry::new(hash, 0);
+            let mut set = lock(&self.shards[shard_of(hash)]);
+            if let Ok(found) = set.find_entry(entry.hash[0], |e| e.hash == entry.hash) {
+                found.remove();
+            }
+        }
+    }
+
     /// The entries of shard `i` (of [`SHARDS`]).
     pub fn shard_entries(&self, i: usize) -> Vec<IdEntry> {
         lock(&self.shards[i]).iter().copied().collect()

@@ -177,6 +177,10 @@ pub(crate) struct Claimed {
     key_hash: Vec<u64>,
     bot_run: Vec<u32>,
     fresh: Vec<bool>,
+    /// The rows' id hashes, and which rows were candidates for the dedup
+    /// set, so that [`Store::unclaim`] can take back what it inserted.
+    id_hash: Vec<u128>,
+    candidate: Vec<bool>,
 }
 
 /// What [`Store::retain`] dropped.
@@ -335,6 +339,20 @@ impl Store {
             key_hash,
             bot_run,
             fresh,
+            id_hash,
+            candidate,
+        }
+    }
+
+    /// Undoes [`Store::claim_hashed`] for `claims` (the last ones made,
+    /// with no fold since): removes the ids they inserted into the dedup
+    /// set, for a durable call whose record could not be written.
+    pub fn unclaim(&self, claims: &[Claimed]) {
+        for c in claims {
+            let inserted = (0..c.fresh.len())
+                .filter(|&r| c.candidate[r] && c.fresh[r])
+                .map(|r| c.id_hash[r]);
+            self.event_ids.remove(inserted);
         }
     }
 
@@ -349,6 +367,7 @@ impl Store {
             key_hash,
             bot_run,
             fresh,
+            ..
         } = claimed;
         let keys = RowKeys { key_hash, bot_run };
         // 3. Fold, shard by shard, one window of rows at a time.
@@ -513,6 +532,29 @@ mod tests {
         let mut cols = events_to_columns(&[event]);
         cols.event_ids_elided = true;
         store.apply(&cols);
+    }
+
+    /// Claims taken back remove only the ids they inserted: a duplicate of
+    /// an id held before stays held, a new one is new again.
+    #[test]
+    fn unclaimed_ids_are_new_again_and_earlier_ones_stay() {
+        let store = Store::new(StoreOptions::default());
+        let event = |id: &str| Event {
+            event_id: id.into(),
+            timestamp: 1_000,
+            bot_id: "b".into(),
+            conversation_id: "c".into(),
+            event_type: "message".into(),
+            ..Default::default()
+        };
+        store.apply(&events_to_columns(&[event("held")]));
+        let claims = store.claim(&events_to_columns(&[event("held"), event("new")]));
+        assert_eq!(claims.fresh, [false, true]);
+        assert_eq!(store.event_ids.len(), 2);
+        store.unclaim(&[claims]);
+        assert_eq!(store.event_ids.len(), 1);
+        let again = store.claim(&events_to_columns(&[event("held"), event("new")]));
+        assert_eq!(again.fresh, [false, true]);
     }
 
     /// The count of undecided conversations follows every change of the

@@ -32,7 +32,9 @@
 //! # Group commit
 //!
 //! [`Log::append`] writes a record (no fsync) and runs the caller's step
-//! that must follow the log order (dedup claims) under the same lock;
+//! that must follow the log order (dedup claims) under the same lock, the
+//! two side by side for a large record (the step is undone if the write
+//! fails);
 //! [`Log::sync`] then waits until the record is on disk. One caller at a
 //! time is the leader and calls `fdatasync` for every record written so far;
 //! the others wait on a condition variable and return when a sync covering
@@ -70,6 +72,11 @@ impl RecordKind {
         }
     }
 }
+
+/// Records from this size on are written while the caller's step runs
+/// ([`Log::append`]): below it, starting a thread costs more than the
+/// write.
+const PARALLEL_WRITE_BYTES: usize = 256 << 10;
 
 /// A record ready to append: header and payload.
 pub(crate) fn frame(kind: RecordKind, payload: &[u8]) -> Result<Vec<u8>> {
@@ -272,13 +279,40 @@ impl Log {
         error
     }
 
-    /// Appends `record` (a [`frame`]) and then, under the same lock, runs
+    /// Appends `record` (a [`frame`]) and, under the same lock, runs
     /// `then`: records are in the log in the order of their `then` calls.
-    /// Returns the record's sequence number for [`Log::sync`].
-    pub fn append<T>(&self, record: &[u8], then: impl FnOnce() -> T) -> Result<(u64, T)> {
+    /// A large record is written by a second thread while `then` runs
+    /// (the write copies the record into the page cache on one core, and
+    /// `then`, the call's dedup claims, would otherwise wait for it); if
+    /// the write fails, `undo` is given what `then` returned. Returns the
+    /// record's sequence number for [`Log::sync`].
+    pub fn append<T>(
+        &self,
+        record: &[u8],
+        then: impl FnOnce() -> T,
+        undo: impl FnOnce(T),
+    ) -> Result<(u64, T)> {
         self.check()?;
         let mut tail = lock(&self.tail);
-        if let Err(e) = (&*tail.file).write_all(record) {
+        let file: &File = &tail.file;
+        let write = move || {
+            let mut file = file;
+            file.write_all(record)
+        };
+        let (written, out) = if record.len() >= PARALLEL_WRITE_BYTES {
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(write);
+                let out = then();
+                let written = writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (written, out)
+            })
+        } else {
+            (write(), then())
+        };
+        if let Err(e) = written {
+            undo(out);
             // Cut the partial record off, so that later records follow a
             // whole one; if that fails too, the log is unusable.
             let cut = tail.file.set_len(tail.len);
@@ -290,7 +324,6 @@ impl Log {
         }
         tail.len += record.len() as u64;
         tail.written += 1;
-        let out = then();
         Ok((tail.written, out))
     }
 
@@ -360,6 +393,39 @@ mod tests {
             out.extend(frame(RecordKind::Retain, &encode_retain(i as i64)).unwrap());
         }
         out
+    }
+
+    /// A record that cannot be written (the segment opened read-only) is
+    /// an error, and what its step did is given back to be undone, for a
+    /// record written beside the step and for one written before it.
+    #[test]
+    fn a_failed_write_undoes_the_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        std::fs::write(&path, b"").unwrap();
+        for size in [100, PARALLEL_WRITE_BYTES] {
+            let log = Log::new(File::open(&path).unwrap(), 1, 0, SyncPolicy::EveryCall);
+            let record = vec![7u8; size];
+            let mut undone = None;
+            let result = log.append(&record, || size, |out| undone = Some(out));
+            assert!(result.is_err());
+            assert_eq!(undone, Some(size));
+        }
+        // A writable segment: the step runs, nothing is undone.
+        let log = Log::new(
+            File::options().append(true).open(&path).unwrap(),
+            1,
+            0,
+            SyncPolicy::EveryCall,
+        );
+        let (seq, out) = log
+            .append(&vec![1u8; PARALLEL_WRITE_BYTES], || 5, |_| panic!("undone"))
+            .unwrap();
+        assert_eq!((seq, out), (1, 5));
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            PARALLEL_WRITE_BYTES as u64
+        );
     }
 
     #[test]

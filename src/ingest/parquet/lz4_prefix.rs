@@ -169,9 +169,10 @@ mod tests {
     #[test]
     fn a_prefix_is_the_data_s_prefix() {
         let data = page();
-        let raw: (fn(&[u8], usize) -> Option<Vec<u8>>, Vec<u8>) = (lz4_raw_prefix, block(&data));
+        type Prefix = fn(&[u8], usize) -> Option<Vec<u8>>;
+        let raw: (Prefix, Vec<u8>) = (lz4_raw_prefix, block(&data));
         let framed = [1_000, 65_536, data.len()].map(|frame| {
-            let f: fn(&[u8], usize) -> Option<Vec<u8>> = lz4_hadoop_prefix;
+            let f: Prefix = lz4_hadoop_prefix;
             (f, hadoop(&data, frame))
         });
         for (prefix, stored) in std::iter::once(raw).chain(framed) {
