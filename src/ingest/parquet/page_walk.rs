@@ -36,9 +36,10 @@ pub(super) type ReadAt = Arc<dyn Fn(u64, usize) -> parquet::errors::Result<Bytes
 /// (Arrow C++, so pyarrow and Spark, do), and its stored bytes are known by
 /// offset, so that it can be read in part. Pages of the snappy codec (the
 /// default of pyarrow, Spark and DuckDB; [`snappy_prefix`]), of zstd (the
-/// default of Polars), of gzip, of either LZ4 codec
-/// (`super::lz4_prefix`) or of none can be read as far as needed; brotli
-/// pages decompress whole.
+/// default of Polars), of gzip, of brotli, of either LZ4 codec
+/// (`super::lz4_prefix`) or of none can be read as far as needed: every
+/// codec a Parquet reader must know but LZO, which the `parquet` crate
+/// does not read.
 pub(super) struct PageWalk {
     read: ReadAt,
     /// The next page's header.
@@ -56,6 +57,7 @@ enum PageCodec {
     Snappy,
     Zstd,
     Gzip,
+    Brotli,
     /// One LZ4 block (`LZ4_RAW`).
     Lz4Raw,
     /// LZ4 blocks in Hadoop's frames (`LZ4`).
@@ -71,6 +73,7 @@ impl PageWalk {
             Compression::SNAPPY => Some(PageCodec::Snappy),
             Compression::ZSTD(_) => Some(PageCodec::Zstd),
             Compression::GZIP(_) => Some(PageCodec::Gzip),
+            Compression::BROTLI(_) => Some(PageCodec::Brotli),
             Compression::LZ4_RAW => Some(PageCodec::Lz4Raw),
             Compression::LZ4 => Some(PageCodec::Lz4Hadoop),
             Compression::UNCOMPRESSED => Some(PageCodec::Uncompressed),
@@ -110,7 +113,7 @@ impl PageWalk {
         let possible = match codec {
             PageCodec::Snappy => uncompressed <= compressed.saturating_mul(24).saturating_add(64),
             // Deflate makes at most 1032 bytes of 1.
-            PageCodec::Zstd | PageCodec::Gzip => {
+            PageCodec::Zstd | PageCodec::Gzip | PageCodec::Brotli => {
                 uncompressed <= compressed.saturating_mul(1024).saturating_add(1 << 16)
             }
             // A byte of an extended length adds at most 255 output bytes.
@@ -279,6 +282,9 @@ pub(super) fn own_header_agrees(
     }
 }
 
+/// The brotli decoder's input buffer (the `parquet` crate's size).
+const BROTLI_BUFFER: usize = 4096;
+
 /// The most a zstd block produces.
 const ZSTD_BLOCK: usize = 128 << 10;
 
@@ -290,7 +296,7 @@ pub(super) struct StoredPage {
     compressed: usize,
     pub(super) uncompressed: usize,
     codec: PageCodec,
-    /// The longest prefix decompressed so far (zstd and gzip, whose
+    /// The longest prefix decompressed so far (zstd, gzip and brotli, whose
     /// longer prefixes are decoded ahead).
     decoded: Mutex<Bytes>,
 }
@@ -305,7 +311,16 @@ impl StoredPage {
         match self.codec {
             PageCodec::Uncompressed => return read(want),
             PageCodec::Zstd => return self.zstd_prefix(want, context),
-            PageCodec::Gzip => return self.gzip_prefix(want, context),
+            PageCodec::Gzip => {
+                return self.stream_prefix(want, context, |stored| {
+                    Box::new(flate2::read::MultiGzDecoder::new(stored))
+                })
+            }
+            PageCodec::Brotli => {
+                return self.stream_prefix(want, context, |stored| {
+                    Box::new(brotli::Decompressor::new(stored, BROTLI_BUFFER))
+                })
+            }
             PageCodec::Snappy | PageCodec::Lz4Raw | PageCodec::Lz4Hadoop => {}
         }
         // The whole page: the codec crate's decoder, which is faster than
@@ -381,15 +396,21 @@ impl StoredPage {
         }
     }
 
-    /// [`StoredPage::prefix`] of a gzip page (as the `parquet` crate reads
-    /// one: gzip members, one after the other). Deflate cannot start
-    /// mid-stream, so a longer prefix is decoded from the start again: each
-    /// decoding goes at least twice as far as the last (kept for the
+    /// [`StoredPage::prefix`] of a page of a streaming codec, gzip (as the
+    /// `parquet` crate reads one: gzip members, one after the other) or
+    /// brotli, whose stored bytes `open` decodes. Neither can start
+    /// mid-stream, so a longer prefix is decoded from the start again:
+    /// each decoding goes at least twice as far as the last (kept for the
     /// shorter prefixes asked next), so that a page asked for in growing
     /// prefixes costs at most about twice its longest. Its stored bytes
     /// are read in proportion to the prefix, then twice as far each time
     /// they fall short.
-    fn gzip_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
+    fn stream_prefix(
+        &self,
+        want: usize,
+        context: &str,
+        open: impl for<'a> Fn(&'a [u8]) -> Box<dyn std::io::Read + 'a>,
+    ) -> Result<Bytes> {
         use std::io::Read;
         let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
         let longest = {
@@ -409,9 +430,7 @@ impl StoredPage {
             let stored =
                 (self.read)(self.body, length).map_err(|e| Error::data_from(context, e))?;
             let mut out = Vec::with_capacity(target);
-            let decoded = flate2::read::MultiGzDecoder::new(&stored[..])
-                .take(target as u64)
-                .read_to_end(&mut out);
+            let decoded = open(&stored[..]).take(target as u64).read_to_end(&mut out);
             // Bytes read in part end mid-stream, which the decoder reports
             // once it has given what they hold.
             let whole = length == self.compressed;
@@ -630,6 +649,40 @@ mod tests {
     #[test]
     fn a_damaged_gzip_page_is_an_error() {
         damage_is_an_error(PageCodec::Gzip, gzip);
+    }
+
+    fn brotli(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        {
+            let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 1, 22);
+            writer.write_all(data).unwrap();
+        }
+        out
+    }
+
+    /// A brotli page (one stream: a page of two, which gzip allows, is
+    /// not one the `parquet` crate reads) is read in part as gzip's.
+    #[test]
+    fn a_brotli_page_is_read_in_part() {
+        let data = page_bytes();
+        let stored = brotli(&data);
+        for want in [0, 10, 5_000, data.len() / 2, data.len()] {
+            let read = Arc::default();
+            let page = page_of(PageCodec::Brotli, stored.clone(), data.len(), &read);
+            assert_eq!(page.prefix(want, "v").unwrap(), &data[..want], "{want}");
+            if want == 5_000 {
+                assert!(read.load(Ordering::Relaxed) < stored.len() / 4);
+                let before = read.load(Ordering::Relaxed);
+                assert_eq!(page.prefix(2_500, "v").unwrap(), &data[..2_500]);
+                assert_eq!(read.load(Ordering::Relaxed), before);
+            }
+        }
+    }
+
+    #[test]
+    fn a_damaged_brotli_page_is_an_error() {
+        damage_is_an_error(PageCodec::Brotli, brotli);
     }
 
     /// LZ4 in Hadoop's frames, as pyarrow writes the `LZ4` codec: one

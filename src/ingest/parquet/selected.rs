@@ -2483,7 +2483,7 @@ mod tests {
 
     /// Rows early in a chunk of unique values name entries early in its
     /// dictionary: only that part of the dictionary page is read (snappy,
-    /// zstd, gzip, both LZ4 codecs, or not compressed). Later rows, and rows spread over every page,
+    /// zstd, gzip, brotli, both LZ4 codecs, or not compressed). Later rows, and rows spread over every page,
     /// read more of it, always the values the rows hold.
     #[test]
     fn a_dictionary_is_read_as_far_as_the_rows_wanted_reach() {
@@ -2504,6 +2504,7 @@ mod tests {
             Compression::GZIP(Default::default()),
             Compression::LZ4,
             Compression::LZ4_RAW,
+            Compression::BROTLI(Default::default()),
         ] {
             for (array, kind) in [
                 (&string_array, ColumnKind::Strings),
