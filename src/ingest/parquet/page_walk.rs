@@ -107,9 +107,9 @@ impl PageWalk {
         }
         // Snappy makes at most about 21 bytes of 1 (a 3-byte copy of 64):
         // a header claiming more is left to the page reader to refuse. zstd
-        // has no such bound (a page of one repeated value shrinks to a few
-        // bytes); a claim past this one is left to the page reader too,
-        // which reads such a page whole.
+        // and brotli have no such bound (a page of one repeated value
+        // shrinks to a few bytes); a claim past this one is left to the page
+        // reader too, which reads such a page whole.
         let possible = match codec {
             PageCodec::Snappy => uncompressed <= compressed.saturating_mul(24).saturating_add(64),
             // Deflate makes at most 1032 bytes of 1.
@@ -139,12 +139,6 @@ impl PageWalk {
             decoded: Mutex::default(),
         })
     }
-}
-
-impl PageWalk {
-    /// The most frames a page read in part may have: Arrow C++ writes one
-    /// a page, Hadoop one per 256 KiB or so.
-    const MOST_HADOOP_FRAMES: usize = 4096;
 
     /// Whether the Hadoop LZ4 frame headers of the page stored at `body`
     /// (`compressed` bytes) follow one another to its end and add up to
@@ -153,7 +147,7 @@ impl PageWalk {
     /// frame of 256 MiB or more.
     fn hadoop_frames_fit(&self, body: u64, compressed: usize, uncompressed: usize) -> bool {
         let (mut at, mut size) = (0usize, 0usize);
-        for _ in 0..Self::MOST_HADOOP_FRAMES {
+        for _ in 0..MOST_HADOOP_FRAMES {
             if at >= compressed {
                 break;
             }
@@ -281,6 +275,10 @@ pub(super) fn own_header_agrees(
         _ => false,
     }
 }
+
+/// The most frames an `LZ4` page read in part may have: Arrow C++ writes
+/// one a page, Hadoop one per 256 KiB or so.
+const MOST_HADOOP_FRAMES: usize = 4096;
 
 /// The brotli decoder's input buffer (the `parquet` crate's size).
 const BROTLI_BUFFER: usize = 4096;
