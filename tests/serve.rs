@@ -1090,10 +1090,16 @@ fn serve_data_survives_sigkill_during_ingest() {
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // Overlapping chunks: each repeats the last 50 lines of the previous.
-    let chunks: Vec<String> = (0..lines.len())
-        .step_by(500)
-        .map(|i| lines[i.saturating_sub(50)..(i + 500).min(lines.len())].join("\n") + "\n")
-        .collect();
+    // Every fifth holds 8,000 lines, whose log record (over 256 KiB) is
+    // written by a thread of its own while the call's ids are claimed.
+    let mut chunks: Vec<String> = Vec::new();
+    let mut at = 0;
+    while at < lines.len() {
+        let size = if chunks.len() % 5 == 4 { 8_000 } else { 500 };
+        let end = (at + size).min(lines.len());
+        chunks.push(lines[at.saturating_sub(50)..end].join("\n") + "\n");
+        at = end;
+    }
     let engine_of = |n: usize| {
         let engine = Engine::new();
         for chunk in &chunks[..n] {
