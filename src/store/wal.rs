@@ -284,7 +284,8 @@ impl Log {
     /// A large record is written by a second thread while `then` runs
     /// (the write copies the record into the page cache on one core, and
     /// `then`, the call's dedup claims, would otherwise wait for it); if
-    /// the write fails, `undo` is given what `then` returned. Returns the
+    /// that write fails, `undo` is given what `then` returned. A small
+    /// record is written first, and `then` runs only if it was. Returns the
     /// record's sequence number for [`Log::sync`].
     pub fn append<T>(
         &self,
@@ -299,32 +300,40 @@ impl Log {
             let mut file = file;
             file.write_all(record)
         };
-        let (written, out) = if record.len() >= PARALLEL_WRITE_BYTES {
-            std::thread::scope(|scope| {
+        let out = if record.len() >= PARALLEL_WRITE_BYTES {
+            let (written, out) = std::thread::scope(|scope| {
                 let writer = scope.spawn(write);
                 let out = then();
                 let written = writer
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (written, out)
-            })
-        } else {
-            (write(), then())
-        };
-        if let Err(e) = written {
-            undo(out);
-            // Cut the partial record off, so that later records follow a
-            // whole one; if that fails too, the log is unusable.
-            let cut = tail.file.set_len(tail.len);
-            let reason = format!("appending to segment {}: {e}", tail.segment);
-            return Err(match cut {
-                Ok(()) => Error::data_from("write-ahead log", e),
-                Err(_) => self.fail(reason),
             });
-        }
+            if let Err(e) = written {
+                undo(out);
+                return Err(self.cut_failed_write(&tail, e));
+            }
+            out
+        } else {
+            if let Err(e) = write() {
+                return Err(self.cut_failed_write(&tail, e));
+            }
+            then()
+        };
         tail.len += record.len() as u64;
         tail.written += 1;
         Ok((tail.written, out))
+    }
+
+    /// The error of a record that could not be written: the partial
+    /// record is cut off, so that later records follow a whole one; if that
+    /// fails too, the log is unusable.
+    fn cut_failed_write(&self, tail: &Tail, e: std::io::Error) -> Error {
+        let reason = format!("appending to segment {}: {e}", tail.segment);
+        match tail.file.set_len(tail.len) {
+            Ok(()) => Error::data_from("write-ahead log", e),
+            Err(_) => self.fail(reason),
+        }
     }
 
     /// Waits until record `seq` is on disk (per the sync policy).
@@ -396,20 +405,28 @@ mod tests {
     }
 
     /// A record that cannot be written (the segment opened read-only) is
-    /// an error, and what its step did is given back to be undone, for a
-    /// record written beside the step and for one written before it.
+    /// an error: a large one's step, run beside the write, is given back to
+    /// be undone; a small one's step does not run.
     #[test]
     fn a_failed_write_undoes_the_step() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("segment");
         std::fs::write(&path, b"").unwrap();
-        for size in [100, PARALLEL_WRITE_BYTES] {
+        for (size, runs) in [(100, false), (PARALLEL_WRITE_BYTES, true)] {
             let log = Log::new(File::open(&path).unwrap(), 1, 0, SyncPolicy::EveryCall);
             let record = vec![7u8; size];
-            let mut undone = None;
-            let result = log.append(&record, || size, |out| undone = Some(out));
+            let (mut ran, mut undone) = (false, None);
+            let result = log.append(
+                &record,
+                || {
+                    ran = true;
+                    size
+                },
+                |out| undone = Some(out),
+            );
             assert!(result.is_err());
-            assert_eq!(undone, Some(size));
+            assert_eq!(ran, runs);
+            assert_eq!(undone, runs.then_some(size));
         }
         // A writable segment: the step runs, nothing is undone.
         let log = Log::new(
