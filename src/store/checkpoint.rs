@@ -69,7 +69,7 @@ type Compressed = (u32, u32, u64, Vec<u8>);
 
 /// The snapshot of `store`, as file bytes. The caller keeps the store
 /// quiescent (no ingest between claim and fold) while this runs.
-pub(crate) fn encode(store: &Store) -> Result<Vec<u8>> {
+pub(crate) fn encode(store: &Store) -> Result<CheckpointFile> {
     let guards: Vec<_> = store.shards().iter().map(read).collect();
     let shards: Vec<&ConversationShard> = guards.iter().map(|g| &**g).collect();
     encode_parts(&shards, id_entries(store), None)
@@ -120,7 +120,7 @@ impl StoreCopy {
     ///
     /// Setting `cancel` stops it at the next section: `None` then (a newer
     /// checkpoint supersedes this one).
-    pub(crate) fn encode(self, cancel: &AtomicBool) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn encode(self, cancel: &AtomicBool) -> Result<Option<CheckpointFile>> {
         let Self { shards, ids } = self;
         let borrowed: Vec<&ConversationShard> = shards.iter().collect();
         let encode = || encode_parts(&borrowed, ids.into_par_iter(), Some(cancel));
@@ -144,14 +144,41 @@ fn background_pool() -> Option<&'static rayon::ThreadPool> {
     super::gate::own_pool(&POOL, "checkpoint", (cores / 2).max(1))
 }
 
-/// The file bytes of a snapshot made of `shards` and the entries of each
+/// A checkpoint file as the pieces it is written from: the file header,
+/// each section's header and stored bytes, the end mark. The pieces are
+/// written one after the other ([`CheckpointFile::write_to`]) and never
+/// gathered into one buffer, which would be another file's worth of fresh
+/// memory (for the kernel to zero) and a copy of it.
+pub(crate) struct CheckpointFile {
+    pieces: Vec<Vec<u8>>,
+}
+
+impl CheckpointFile {
+    /// The file's length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.pieces.iter().map(|p| p.len() as u64).sum()
+    }
+
+    /// Writes the file's bytes to `out`.
+    pub(crate) fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        self.pieces.iter().try_for_each(|p| out.write_all(p))
+    }
+
+    /// The file's bytes in one buffer.
+    #[cfg(test)]
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        self.pieces.concat()
+    }
+}
+
+/// The file of a snapshot made of `shards` and the entries of each
 /// dedup shard (in shard order). Once `cancel` is set, sections are no
 /// longer encoded and the result is an error.
 fn encode_parts(
     shards: &[&ConversationShard],
     ids: impl IndexedParallelIterator<Item = Vec<IdEntry>>,
     cancel: Option<&AtomicBool>,
-) -> Result<Vec<u8>> {
+) -> Result<CheckpointFile> {
     let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
     // Each section is compressed as soon as it is encoded, by the thread
     // that encoded it, so that the raw snapshot (several times the file's
@@ -168,7 +195,7 @@ fn encode_parts(
                     if cancelled() {
                         return Err(Error::data("checkpoint", "cancelled"));
                     }
-                    encoder.section(KIND_SHARD, i, |raw| encode_shard(s, raw))
+                    encoder.section(KIND_SHARD, i, |raw, _| encode_shard(s, raw))
                 })
                 .collect()
         },
@@ -180,45 +207,43 @@ fn encode_parts(
                 if cancelled() {
                     return Err(Error::data("checkpoint", "cancelled"));
                 }
-                encoder.section(KIND_DEDUP, i, |raw| encode_ids(entries, &owners, raw))
+                encoder.section(KIND_DEDUP, i, |raw, sort| {
+                    encode_ids(entries, &owners, sort, raw)
+                })
             })
             .collect::<Vec<_>>(),
     );
-    let file_len = FILE_HEADER
-        + END.len()
-        + sections
-            .iter()
-            .map(|s| {
-                s.as_ref()
-                    .map_or(0, |(.., stored)| SECTION_HEADER + stored.len())
-            })
-            .sum::<usize>();
-    let mut out = Vec::with_capacity(file_len);
-    out.extend_from_slice(MAGIC);
-    out.put_u32(CHECKPOINT_FORMAT);
-    out.put_u32(sections.len() as u32);
-    let crc = crc32fast::hash(&out);
-    out.put_u32(crc);
+    let mut pieces = Vec::with_capacity(2 * sections.len() + 2);
+    let mut header = Vec::with_capacity(FILE_HEADER);
+    header.extend_from_slice(MAGIC);
+    header.put_u32(CHECKPOINT_FORMAT);
+    header.put_u32(sections.len() as u32);
+    let crc = crc32fast::hash(&header);
+    header.put_u32(crc);
+    pieces.push(header);
     for section in sections {
         let (kind, index, raw_len, stored) = section?;
-        let start = out.len();
-        out.put_u32(kind);
-        out.put_u32(index);
-        out.put_u64(raw_len);
-        out.put_u64(stored.len() as u64);
-        out.put_u32(crc32fast::hash(&stored));
-        let crc = crc32fast::hash(&out[start..]);
-        out.put_u32(crc);
-        out.extend_from_slice(&stored);
+        let mut header = Vec::with_capacity(SECTION_HEADER);
+        header.put_u32(kind);
+        header.put_u32(index);
+        header.put_u64(raw_len);
+        header.put_u64(stored.len() as u64);
+        header.put_u32(crc32fast::hash(&stored));
+        let crc = crc32fast::hash(&header);
+        header.put_u32(crc);
+        pieces.push(header);
+        pieces.push(stored);
     }
-    out.extend_from_slice(END);
-    Ok(out)
+    pieces.push(END.to_vec());
+    Ok(CheckpointFile { pieces })
 }
 
 /// One thread's means of producing sections: a buffer the raw bytes of
-/// each are encoded into, and a zstd context, both reused.
+/// each are encoded into, the buffers dedup entries are sorted in, and a
+/// zstd context, all reused.
 struct SectionEncoder {
     raw: Vec<u8>,
+    sort: EntrySort,
     zstd: Option<zstd::bulk::Compressor<'static>>,
 }
 
@@ -226,6 +251,7 @@ impl SectionEncoder {
     fn new() -> Self {
         Self {
             raw: Vec::new(),
+            sort: EntrySort::default(),
             zstd: None,
         }
     }
@@ -235,10 +261,10 @@ impl SectionEncoder {
         &mut self,
         kind: u32,
         index: usize,
-        encode: impl FnOnce(&mut Vec<u8>),
+        encode: impl FnOnce(&mut Vec<u8>, &mut EntrySort),
     ) -> Result<Compressed> {
         self.raw.clear();
-        encode(&mut self.raw);
+        encode(&mut self.raw, &mut self.sort);
         let zstd = match &mut self.zstd {
             Some(zstd) => zstd,
             None => self
@@ -424,11 +450,18 @@ impl OwnerOrdinals {
 const OWNER_PREFETCH_AHEAD: usize = 16;
 
 /// A dedup shard's entries, ordered by their owner's ordinal (then hash).
-fn encode_ids(entries: Vec<IdEntry>, owners: &OwnerOrdinals, out: &mut Vec<u8>) {
+fn encode_ids(
+    entries: Vec<IdEntry>,
+    owners: &OwnerOrdinals,
+    sort: &mut EntrySort,
+    out: &mut Vec<u8>,
+) {
     // Sorted by one integer: the ordinal, then the top half of the hash's
     // first word; the rare equal keys are ordered by the whole hash.
     let packed = |o: u32, e: &IdEntry| u64::from(o) << 32 | e.hash[0] >> 32;
-    let mut keyed: Vec<(u64, IdEntry)> = Vec::with_capacity(entries.len());
+    let keyed = &mut sort.keyed;
+    keyed.clear();
+    keyed.reserve(entries.len());
     for (i, e) in entries.iter().enumerate() {
         if let Some(ahead) = entries.get(i + OWNER_PREFETCH_AHEAD) {
             owners.prefetch(ahead.owner);
@@ -436,62 +469,77 @@ fn encode_ids(entries: Vec<IdEntry>, owners: &OwnerOrdinals, out: &mut Vec<u8>) 
         keyed.push((packed(owners.ordinal(e.owner), e), *e));
     }
     drop(entries);
-    let keyed = sort_entries(keyed);
+    let keyed = sort.run();
     out.reserve(keyed.len() * 20 + 8);
     out.put_u64(keyed.len() as u64);
     let mut last = 0u32;
-    for &(k, _) in &keyed {
+    for &(k, _) in keyed {
         let o = (k >> 32) as u32;
         out.put_u32(o.wrapping_sub(last));
         last = o;
     }
-    for (_, e) in &keyed {
+    for (_, e) in keyed {
         out.put_u64(e.hash[0]);
     }
-    for (_, e) in &keyed {
+    for (_, e) in keyed {
         out.put_u64(e.hash[1]);
     }
 }
 
-/// `keyed` sorted by key, then by hash: a counting pass scatters the
-/// entries into buckets of the key's top bits (a few entries each, as the
-/// ordinals of a dedup shard's owners spread evenly), then each bucket is
-/// sorted: two linear passes and many tiny sorts, where a comparison sort
-/// of the whole went some seventeen levels deep for a 10M-event store.
-fn sort_entries(keyed: Vec<(u64, IdEntry)>) -> Vec<(u64, IdEntry)> {
-    let by_key_then_hash = |(a, x): &(u64, IdEntry), (b, y): &(u64, IdEntry)| {
-        a.cmp(b).then_with(|| x.hash.cmp(&y.hash))
-    };
-    let n = keyed.len();
-    if n < 64 {
-        let mut keyed = keyed;
-        keyed.sort_unstable_by(by_key_then_hash);
-        return keyed;
+/// Sorts dedup entries by a key, in two buffers a thread keeps from one
+/// dedup shard to the next: at 10M events, fresh ones would be some
+/// 600 MB of memory per checkpoint for the kernel to zero.
+#[derive(Default)]
+struct EntrySort {
+    /// The entries to sort, with their keys.
+    keyed: Vec<(u64, IdEntry)>,
+    /// Where they are scattered by the key's top bits.
+    sorted: Vec<(u64, IdEntry)>,
+}
+
+impl EntrySort {
+    /// `keyed` sorted by key, then by hash: a counting pass scatters the
+    /// entries into buckets of the key's top bits (a few entries each, as
+    /// the ordinals of a dedup shard's owners spread evenly), then each
+    /// bucket is sorted: two linear passes and many tiny sorts, where a
+    /// comparison sort of the whole went some seventeen levels deep for a
+    /// 10M-event store.
+    fn run(&mut self) -> &[(u64, IdEntry)] {
+        let by_key_then_hash = |(a, x): &(u64, IdEntry), (b, y): &(u64, IdEntry)| {
+            a.cmp(b).then_with(|| x.hash.cmp(&y.hash))
+        };
+        let keyed = &mut self.keyed;
+        let n = keyed.len();
+        if n < 64 {
+            keyed.sort_unstable_by(by_key_then_hash);
+            return keyed;
+        }
+        let bucket_bits = (n / 4).next_power_of_two().trailing_zeros().min(16);
+        let max = keyed.iter().map(|&(k, _)| k).max().unwrap_or(0);
+        // `max >> shift` < 2^bucket_bits.
+        let shift = (64 - max.leading_zeros()).saturating_sub(bucket_bits);
+        let bucket = |k: u64| (k >> shift) as usize;
+        let mut starts = vec![0usize; (1 << bucket_bits) + 1];
+        for &(k, _) in keyed.iter() {
+            starts[bucket(k) + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut next = starts.clone();
+        let sorted = &mut self.sorted;
+        sorted.clear();
+        sorted.resize(n, (0, IdEntry::new(0, 0)));
+        for &entry in keyed.iter() {
+            let slot = &mut next[bucket(entry.0)];
+            sorted[*slot] = entry;
+            *slot += 1;
+        }
+        for range in starts.windows(2) {
+            sorted[range[0]..range[1]].sort_unstable_by(by_key_then_hash);
+        }
+        sorted
     }
-    let bucket_bits = (n / 4).next_power_of_two().trailing_zeros().min(16);
-    let max = keyed.iter().map(|&(k, _)| k).max().unwrap_or(0);
-    // `max >> shift` < 2^bucket_bits.
-    let shift = (64 - max.leading_zeros()).saturating_sub(bucket_bits);
-    let bucket = |k: u64| (k >> shift) as usize;
-    let mut starts = vec![0usize; (1 << bucket_bits) + 1];
-    for &(k, _) in &keyed {
-        starts[bucket(k) + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut next = starts.clone();
-    let mut sorted = vec![(0, IdEntry::new(0, 0)); n];
-    for &entry in &keyed {
-        let slot = &mut next[bucket(entry.0)];
-        sorted[*slot] = entry;
-        *slot += 1;
-    }
-    drop(keyed);
-    for range in starts.windows(2) {
-        sorted[range[0]..range[1]].sort_unstable_by(by_key_then_hash);
-    }
-    sorted
 }
 
 /// Where a checkpoint is read from: a file, read section by section so
@@ -1025,7 +1073,14 @@ mod tests {
                 .collect();
             let mut expected = keyed.clone();
             expected.sort_unstable_by(|(a, x), (b, y)| a.cmp(b).then_with(|| x.hash.cmp(&y.hash)));
-            proptest::prop_assert_eq!(sort_entries(keyed), expected);
+            // The buffers hold a previous shard's entries.
+            let mut sort = EntrySort {
+                keyed: vec![(7, IdEntry::new(1, 2)); 100],
+                sorted: vec![(9, IdEntry::new(3, 4)); 3000],
+            };
+            sort.keyed.clear();
+            sort.keyed.extend_from_slice(&keyed);
+            proptest::prop_assert_eq!(sort.run(), &expected[..]);
         }
     }
 
@@ -1034,7 +1089,9 @@ mod tests {
         for n in [0, 1, 255, 256, 257, 1000] {
             let all = events(n);
             let store = store_of(&all);
-            let bytes = encode(&store).unwrap();
+            let file = encode(&store).unwrap();
+            let bytes = file.to_vec();
+            assert_eq!(file.len(), bytes.len() as u64);
             let loaded = Store::new(StoreOptions::default());
             decode_into(&bytes, "ckpt", &loaded).unwrap();
             assert_eq!(loaded.conversations(), store.conversations(), "{n}");
@@ -1063,8 +1120,13 @@ mod tests {
             // Changes after the copy are not in it.
             store.apply(&events_to_columns(&events(n + 40)[n..]));
             let copied = copy.encode(&AtomicBool::new(false)).unwrap().unwrap();
-            assert_eq!(copied, encode(&store_of(&events(n))).unwrap(), "{n}");
-            assert_ne!(copied, encode(&store).unwrap(), "{n}");
+            let copied = copied.to_vec();
+            assert_eq!(
+                copied,
+                encode(&store_of(&events(n))).unwrap().to_vec(),
+                "{n}"
+            );
+            assert_ne!(copied, encode(&store).unwrap().to_vec(), "{n}");
         }
     }
 
@@ -1072,14 +1134,14 @@ mod tests {
     fn a_cancelled_copy_encodes_nothing() {
         let store = store_of(&events(1000));
         let copy = StoreCopy::of(&store);
-        assert_eq!(copy.encode(&AtomicBool::new(true)).unwrap(), None);
+        assert!(copy.encode(&AtomicBool::new(true)).unwrap().is_none());
     }
 
     #[test]
     fn a_snapshot_file_loads_section_by_section() {
         let all = events(1000);
         let store = store_of(&all);
-        let bytes = encode(&store).unwrap();
+        let bytes = encode(&store).unwrap().to_vec();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.ckpt");
         std::fs::write(&path, &bytes).unwrap();
@@ -1108,7 +1170,7 @@ mod tests {
 
     #[test]
     fn a_cut_or_damaged_snapshot_is_an_error() {
-        let bytes = encode(&store_of(&events(50))).unwrap();
+        let bytes = encode(&store_of(&events(50))).unwrap().to_vec();
         for cut in [0, 7, 20, bytes.len() / 2, bytes.len() - 1] {
             let err = decode_into(&bytes[..cut], "ckpt", &Store::new(StoreOptions::default()));
             assert!(

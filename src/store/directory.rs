@@ -141,10 +141,15 @@ fn sync_file(file: &File, path: &Path, policy: SyncPolicy) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically: a temporary file, fsync, rename,
 /// fsync of the directory.
-fn write_atomic(dir: &Path, name: &str, bytes: &[u8], policy: SyncPolicy) -> Result<()> {
+fn write_atomic(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+    policy: SyncPolicy,
+) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-    file.write_all(bytes).map_err(|e| io(&tmp, e))?;
+    write(&mut file).map_err(|e| io(&tmp, e))?;
     sync_file(&file, &tmp, policy)?;
     drop(file);
     let path = dir.join(name);
@@ -257,12 +262,8 @@ impl DataDir {
                         "the manifest is missing but the directory holds data",
                     ));
                 }
-                write_atomic(
-                    path,
-                    MANIFEST,
-                    manifest_text(FORMAT_VERSION).as_bytes(),
-                    policy,
-                )?;
+                let text = manifest_text(FORMAT_VERSION);
+                write_atomic(path, MANIFEST, |f| f.write_all(text.as_bytes()), policy)?;
             }
             Err(e) => return Err(io(&manifest, e)),
         }
@@ -352,9 +353,8 @@ impl DataDir {
             };
             Ok((next, snapshot))
         })?;
-        if let Snapshot::Encoded(bytes) = &snapshot {
-            self.checkpoint_bytes
-                .store(bytes.len() as u64, Ordering::Relaxed);
+        if let Snapshot::Encoded(file) = &snapshot {
+            self.checkpoint_bytes.store(file.len(), Ordering::Relaxed);
         }
         Ok(CheckpointWrite {
             dir: self.path.clone(),
@@ -369,8 +369,8 @@ impl DataDir {
 
 /// A snapshot as [`DataDir::snapshot`] captured it.
 pub(crate) enum Snapshot {
-    /// The checkpoint file's bytes.
-    Encoded(Vec<u8>),
+    /// The checkpoint file.
+    Encoded(checkpoint::CheckpointFile),
     /// A copy of the store, to be encoded.
     Copied(checkpoint::StoreCopy),
 }
@@ -409,18 +409,18 @@ impl CheckpointWrite {
             policy,
             cancel,
         } = self;
-        let bytes = match snapshot {
-            Snapshot::Encoded(bytes) => bytes,
+        let file = match snapshot {
+            Snapshot::Encoded(file) => file,
             Snapshot::Copied(copy) => {
-                let Some(bytes) = copy.encode(&cancel)? else {
+                let Some(file) = copy.encode(&cancel)? else {
                     return Ok(false);
                 };
-                checkpoint_bytes.store(bytes.len() as u64, Ordering::Relaxed);
-                bytes
+                checkpoint_bytes.store(file.len(), Ordering::Relaxed);
+                file
             }
         };
-        write_atomic(&dir, &checkpoint_name(n), &bytes, policy)?;
-        drop(bytes);
+        write_atomic(&dir, &checkpoint_name(n), |f| file.write_to(f), policy)?;
+        drop(file);
         let files = list(&dir)?;
         for &old in files.segments.iter().filter(|&&s| s < n) {
             remove(&dir.join(segment_name(old)))?;
