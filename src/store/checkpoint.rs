@@ -28,7 +28,8 @@
 //! whole file at once, and builds each dedup table by inserting its
 //! entries in the order of their place in the table (a counting sort),
 //! which turns the random writes of a 6 MB table into nearly sequential
-//! ones.
+//! ones. Encoding never holds the file in one buffer either: its sections
+//! are written one after the other ([`CheckpointFile`]).
 //!
 //! Every length read is checked against what is left, every symbol
 //! against its table, and every section against its checksum, so that a

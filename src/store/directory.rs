@@ -139,8 +139,8 @@ fn sync_file(file: &File, path: &Path, policy: SyncPolicy) -> Result<()> {
     file.sync_all().map_err(|e| io(path, e))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file, fsync, rename,
-/// fsync of the directory.
+/// Makes `dir/name` hold what `write` writes, atomically: a temporary
+/// file, fsync, rename, fsync of the directory.
 fn write_atomic(
     dir: &Path,
     name: &str,
