@@ -745,6 +745,67 @@ fn automatic_checkpoints_are_written_while_ingest_goes_on_and_a_failed_write_is_
     assert_eq!(fingerprint(&reopened), expected);
 }
 
+/// A checkpoint whose write fails for a full disk (its temporary file is
+/// `/dev/full`, where every write fails) is an error naming that file and
+/// loses nothing:
+/// ingest goes on, the log it would have replaced stays, and reopening
+/// removes the temporary file and replays the log.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_checkpoint_cut_short_by_a_full_disk_loses_nothing() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("data");
+    let options = || {
+        EngineOptions::new()
+            .sync(SyncPolicy::Never)
+            .checkpoint_log_bytes(u64::MAX)
+            .checkpoint_on_close(false)
+    };
+    let engine = options().open(&dir).unwrap();
+    let inputs: Vec<String> = (0..6).map(|i| input(4, i, 300)).collect();
+    for text in &inputs[..3] {
+        engine.ingest_ndjson(text.as_bytes()).unwrap();
+    }
+    // The checkpoint is numbered after the segment being written.
+    let segment = files_named(&dir, "wal-").pop().unwrap();
+    let n: u64 = segment.file_stem().unwrap().to_str().unwrap()["wal-".len()..]
+        .parse()
+        .unwrap();
+    let tmp = dir.join(format!("checkpoint-{:020}.ckpt.tmp", n + 1));
+    std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+    let e = engine.checkpoint().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data, "{e}");
+    assert!(e.to_string().contains(".ckpt.tmp"), "{e}");
+    for text in &inputs[3..] {
+        engine.ingest_ndjson(text.as_bytes()).unwrap();
+    }
+    let all: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let expected = fingerprint(&reference(&all));
+    assert_eq!(fingerprint(&engine), expected);
+    engine.close().unwrap();
+    let checkpoints = files_named(&dir, "checkpoint-");
+    assert_eq!(
+        checkpoints,
+        vec![tmp.clone()],
+        "nothing but the failed write's file"
+    );
+    let reopened = options().open(&dir).unwrap();
+    assert!(!tmp.exists(), "the temporary file is removed on open");
+    let report = reopened.open_report().unwrap();
+    assert_eq!(report.checkpoint, None);
+    assert_eq!(report.records_replayed, inputs.len() as u64);
+    assert_eq!(fingerprint(&reopened), expected);
+    // The next checkpoint is written whole and replaces the log.
+    reopened.checkpoint().unwrap();
+    reopened.close().unwrap();
+    let again = options().open(&dir).unwrap();
+    assert_eq!(again.open_report().unwrap().records_replayed, 0);
+    assert_eq!(fingerprint(&again), expected);
+}
+
 // ---------------------------------------------------------------------------
 // Large calls: past their first rows, batches wait encoded for the commit.
 
