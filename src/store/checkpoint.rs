@@ -68,8 +68,8 @@ const NO_OWNER: u32 = u32::MAX;
 /// A section ready to write: kind, index, raw length, stored bytes.
 type Compressed = (u32, u32, u64, Vec<u8>);
 
-/// The snapshot of `store`, as file bytes. The caller keeps the store
-/// quiescent (no ingest between claim and fold) while this runs.
+/// The snapshot of `store`, as the file to write. The caller keeps the
+/// store quiescent (no ingest between claim and fold) while this runs.
 pub(crate) fn encode(store: &Store) -> Result<CheckpointFile> {
     let guards: Vec<_> = store.shards().iter().map(read).collect();
     let shards: Vec<&ConversationShard> = guards.iter().map(|g| &**g).collect();
@@ -110,8 +110,8 @@ impl StoreCopy {
         Self { shards, ids }
     }
 
-    /// The snapshot of the copied store, as file bytes; the same bytes
-    /// [`encode`] gives for the store the copy was taken of.
+    /// The snapshot of the copied store, as the file to write; the same
+    /// bytes [`encode`] gives for the store the copy was taken of.
     ///
     /// It runs on a pool of its own ([`background_pool`]): in the global
     /// pool, the encoding's many tasks would run before the work of the
