@@ -208,6 +208,7 @@ pub struct EngineOptions {
     checkpoint_on_close: bool,
     copy_for_checkpoints: bool,
     staged_column_rows: usize,
+    create_if_missing: bool,
 }
 
 impl Default for EngineOptions {
@@ -220,6 +221,7 @@ impl Default for EngineOptions {
             checkpoint_on_close: true,
             copy_for_checkpoints: true,
             staged_column_rows: STAGED_COLUMN_ROWS,
+            create_if_missing: true,
         }
     }
 }
@@ -300,11 +302,35 @@ impl EngineOptions {
         }
     }
 
-    /// Opens (creating if needed) the data directory `dir` and recovers
-    /// its contents: the newest checkpoint, then the log after it.
+    /// Whether opening makes a data directory where there is none yet
+    /// (default: yes). Without it, a path that does not hold one (missing,
+    /// or a directory without a `MANIFEST`) is a data error naming it, and
+    /// nothing is written there: for a reader that must not turn a
+    /// mistyped path into an empty engine (the command line's queries on
+    /// `--data`).
+    ///
+    /// ```
+    /// use convostat::{EngineOptions, ErrorKind};
+    /// let work = tempfile::tempdir()?;
+    /// let missing = work.path().join("events.db");
+    /// let e = EngineOptions::new().create_if_missing(false).open(&missing).unwrap_err();
+    /// assert_eq!(e.kind(), ErrorKind::Data);
+    /// assert!(!missing.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_if_missing(self, create_if_missing: bool) -> Self {
+        Self {
+            create_if_missing,
+            ..self
+        }
+    }
+
+    /// Opens the data directory `dir` (creating it if needed, unless
+    /// [`EngineOptions::create_if_missing`] says not to) and recovers its
+    /// contents: the newest checkpoint, then the log after it.
     pub fn open(self, dir: impl AsRef<Path>) -> Result<Engine> {
         let store = Store::new(StoreOptions::default());
-        let (dir, report) = DataDir::open(dir.as_ref(), self.sync, &store)?;
+        let (dir, report) = DataDir::open(dir.as_ref(), self.sync, self.create_if_missing, &store)?;
         let dirty = report.records_replayed > 0 || report.dropped_tail_bytes > 0;
         let engine = Engine {
             store,

@@ -489,7 +489,12 @@ fn run(command: Command) -> convostat::Result<()> {
     // runs: 3.81 → 3.67 s best), nor for a data directory (loaded once, in
     // random order).
     if let Some(dir) = &common.data {
-        let engine = EngineOptions::new().mode(mode).open(dir)?;
+        // A query reads a directory `ingest` made: a mistyped path is an
+        // error, not an empty directory made there.
+        let engine = EngineOptions::new()
+            .mode(mode)
+            .create_if_missing(false)
+            .open(dir)?;
         let answer = engine.query(&query)?;
         engine.close()?;
         return print_answer(&answer, common.format);

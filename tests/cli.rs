@@ -229,6 +229,26 @@ fn a_missing_input_path_is_a_data_error_naming_it() {
     }
 }
 
+/// A query on `--data` reads a directory `convostat ingest` made: a path
+/// that holds none is a data error naming it, and is left as it was.
+#[test]
+fn a_query_on_a_path_without_a_data_directory_is_a_data_error() {
+    let work = tempfile::tempdir().unwrap();
+    let missing = work.path().join("events.db");
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for dir in [&missing, &empty] {
+        let mut args = split("usage --team-id t1 --start 2024-03-01 --end 2024-03-04 --bucket 1d");
+        args.push("--data".into());
+        args.push(dir.display().to_string());
+        let out = convostat(&args);
+        let line = assert_one_error_line(&args, &out, 1);
+        assert!(line.contains(&dir.display().to_string()), "{line}");
+    }
+    assert!(!missing.exists(), "nothing is made at a missing path");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+}
+
 fn split(s: &str) -> Vec<String> {
     s.split(' ').map(str::to_owned).collect()
 }

@@ -493,6 +493,43 @@ fn a_second_opener_gets_a_one_line_error() {
     Engine::open(work.path()).unwrap();
 }
 
+/// Without `create_if_missing`, only a data directory opens: a missing
+/// path, a directory without a manifest and a file are data errors naming
+/// the path, and nothing is written there. With it (the default), a file
+/// is refused the same way.
+#[test]
+fn opening_without_create_if_missing_needs_a_data_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let reader = || EngineOptions::new().create_if_missing(false);
+    let refused = |path: &Path, options: EngineOptions, reason: &str| {
+        let e = options.open(path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Data, "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains(reason), "{text}");
+    };
+    let missing = work.path().join("missing");
+    refused(&missing, reader(), "no such data directory");
+    assert!(!missing.exists());
+    let empty = work.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    refused(&empty, reader(), "not a convostat data directory");
+    assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
+    let file = work.path().join("file");
+    std::fs::write(&file, "not a directory").unwrap();
+    refused(&file, reader(), "not a directory");
+    refused(&file, EngineOptions::new(), "not a directory");
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+    // A directory made by an engine opens, with what it holds.
+    let dir = work.path().join("data");
+    let made = Engine::open(&dir).unwrap();
+    made.ingest_ndjson(input(5, 0, 50).as_bytes()).unwrap();
+    let expected = fingerprint(&made);
+    made.close().unwrap();
+    let reopened = reader().open(&dir).unwrap();
+    assert_eq!(fingerprint(&reopened), expected);
+}
+
 #[test]
 fn the_format_version_is_checked() {
     let work = tempfile::tempdir().unwrap();

@@ -9,7 +9,8 @@
 //! DIR/*.tmp                             a checkpoint being written
 //! ```
 //!
-//! **Open**: lock (a second process gets a one-line error), check or
+//! **Open**: refuse a path that holds no data directory if asked not to
+//! create one, lock (a second process gets a one-line error), check or
 //! create the manifest, remove `*.tmp` files, load the newest checkpoint
 //! N, remove older checkpoints and segments below N (left by a checkpoint
 //! cut short), replay segments ≥ N in order, and start a new segment. A
@@ -223,9 +224,29 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 impl DataDir {
-    /// Opens (creating if needed) the directory at `path` and recovers its
-    /// contents into `store`, which must be empty.
-    pub fn open(path: &Path, policy: SyncPolicy, store: &Store) -> Result<(Self, OpenReport)> {
+    /// Opens the directory at `path` and recovers its contents into
+    /// `store`, which must be empty. With `create`, a directory that holds
+    /// no data directory yet is made one; without, that is a data error
+    /// and nothing is written.
+    pub fn open(
+        path: &Path,
+        policy: SyncPolicy,
+        create: bool,
+        store: &Store,
+    ) -> Result<(Self, OpenReport)> {
+        let not_one = |reason: &str| Error::data(path.display().to_string(), reason);
+        match fs::metadata(path) {
+            Ok(meta) if !meta.is_dir() => return Err(not_one("not a directory")),
+            Ok(_) if !create && !path.join(MANIFEST).exists() => {
+                return Err(not_one(
+                    "not a convostat data directory (it has no MANIFEST)",
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
+                return Err(not_one("no such data directory"))
+            }
+            _ => {}
+        }
         fs::create_dir_all(path).map_err(|e| io(path, e))?;
         let lock_path = path.join(LOCK);
         let lock = OpenOptions::new()
@@ -528,7 +549,7 @@ mod tests {
     fn a_cancelled_copy_writes_nothing_and_a_copy_not_cancelled_is_written() {
         let work = tempfile::tempdir().unwrap();
         let store = Store::new(StoreOptions::default());
-        let (dir, _) = DataDir::open(work.path(), SyncPolicy::Never, &store).unwrap();
+        let (dir, _) = DataDir::open(work.path(), SyncPolicy::Never, true, &store).unwrap();
         let take = || {
             dir.snapshot(&store, Capture::Copy, |steps| steps())
                 .unwrap()
