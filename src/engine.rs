@@ -303,11 +303,13 @@ impl EngineOptions {
     }
 
     /// Whether opening makes a data directory where there is none yet
-    /// (default: yes). Without it, a path that does not hold one (missing,
-    /// or a directory without a `MANIFEST`) is a data error naming it, and
-    /// nothing is written there: for a reader that must not turn a
-    /// mistyped path into an empty engine (the command line's queries on
-    /// `--data`).
+    /// (default: yes): at a missing path, or in an empty directory; a
+    /// directory without a `MANIFEST` that holds any other file is a data
+    /// error naming the file, and nothing is written there. Without it, a
+    /// path that does not hold a data directory (missing, or a directory
+    /// without a `MANIFEST`) is a data error naming it, and nothing is
+    /// written there: for a reader that must not turn a mistyped path into
+    /// an empty engine (the command line's queries on `--data`).
     ///
     /// ```
     /// use convostat::{EngineOptions, ErrorKind};

@@ -249,6 +249,32 @@ fn a_query_on_a_path_without_a_data_directory_is_a_data_error() {
     assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0);
 }
 
+#[test]
+fn ingest_refuses_to_make_a_data_directory_among_other_files() {
+    let work = tempfile::tempdir().unwrap();
+    let busy = work.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("report.csv"), "a,b\n").unwrap();
+    let args: Vec<String> = vec![
+        "ingest".into(),
+        "--data".into(),
+        busy.display().to_string(),
+        "--input".into(),
+        events_ndjson().display().to_string(),
+    ];
+    let out = convostat(&args);
+    let line = assert_one_error_line(&args, &out, 1);
+    assert!(
+        line.contains("not empty") && line.contains("report.csv"),
+        "{line}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&busy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["report.csv"]);
+}
+
 fn split(s: &str) -> Vec<String> {
     s.split(' ').map(str::to_owned).collect()
 }

@@ -530,6 +530,59 @@ fn opening_without_create_if_missing_needs_a_data_directory() {
     assert_eq!(fingerprint(&reopened), expected);
 }
 
+/// Making a data directory in a directory that already holds other files
+/// is refused before anything is written there, and opening a data
+/// directory removes only the temporary files the engine writes, not a
+/// user's `*.tmp` file beside them.
+#[test]
+fn a_data_directory_is_made_only_where_nothing_else_lives() {
+    let work = tempfile::tempdir().unwrap();
+    let busy = work.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.tmp"), "a user's draft").unwrap();
+    let e = Engine::open(&busy).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data, "{e}");
+    let text = e.to_string();
+    assert!(text.contains(&busy.display().to_string()), "{text}");
+    assert!(
+        text.contains("not empty") && text.contains("notes.tmp"),
+        "{text}"
+    );
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&busy), ["notes.tmp"], "nothing written beside it");
+    assert_eq!(
+        std::fs::read(busy.join("notes.tmp")).unwrap(),
+        b"a user's draft"
+    );
+    // A creation cut short (the lock made, the manifest being written) is
+    // finished on the next open, its temporary manifest removed.
+    let cut = work.path().join("cut");
+    std::fs::create_dir(&cut).unwrap();
+    std::fs::write(cut.join("LOCK"), "").unwrap();
+    std::fs::write(cut.join("MANIFEST.tmp"), "conv").unwrap();
+    let engine = Engine::open(&cut).unwrap();
+    engine.ingest_ndjson(input(3, 0, 30).as_bytes()).unwrap();
+    let expected = fingerprint(&engine);
+    engine.close().unwrap();
+    assert!(!cut.join("MANIFEST.tmp").exists());
+    // In a data directory, a user's `*.tmp` file stays; the engine's own
+    // temporary checkpoint goes.
+    std::fs::write(cut.join("backup.tmp"), "keep me").unwrap();
+    let own = cut.join(format!("checkpoint-{:020}.ckpt.tmp", 99));
+    std::fs::write(&own, "partial").unwrap();
+    let reopened = Engine::open(&cut).unwrap();
+    assert_eq!(fingerprint(&reopened), expected);
+    assert_eq!(std::fs::read(cut.join("backup.tmp")).unwrap(), b"keep me");
+    assert!(!own.exists());
+}
+
 #[test]
 fn the_format_version_is_checked() {
     let work = tempfile::tempdir().unwrap();

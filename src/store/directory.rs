@@ -6,12 +6,15 @@
 //! DIR/MANIFEST                          format version, checksummed
 //! DIR/checkpoint-NNNNNNNNNNNNNNNNNNNN.ckpt   snapshot covering segments < N
 //! DIR/wal-NNNNNNNNNNNNNNNNNNNN.log      log segments, replayed in order
-//! DIR/*.tmp                             a checkpoint being written
+//! DIR/MANIFEST.tmp, DIR/checkpoint-NNNNNNNNNNNNNNNNNNNN.ckpt.tmp
+//!                                       the manifest or a checkpoint being written
 //! ```
 //!
 //! **Open**: refuse a path that holds no data directory if asked not to
-//! create one, lock (a second process gets a one-line error), check or
-//! create the manifest, remove `*.tmp` files, load the newest checkpoint
+//! create one, and, if asked to, a directory without a manifest that
+//! holds any file not named above; lock (a second process gets a one-line
+//! error), check or create the manifest, remove the temporary files above
+//! (a file of any other name is left alone), load the newest checkpoint
 //! N, remove older checkpoints and segments below N (left by a checkpoint
 //! cut short), replay segments ≥ N in order, and start a new segment. A
 //! torn tail in the last segment is truncated away and reported; any other
@@ -22,7 +25,7 @@
 //! store to encode later, see [`Capture`]); then, while ingest may go on
 //! into segment N+1 ([`CheckpointWrite::write`], on another thread for an
 //! automatic checkpoint), encode a copy, write it to
-//! `checkpoint-(N+1).tmp`, fsync it, rename it into place, fsync the
+//! `checkpoint-(N+1).ckpt.tmp`, fsync it, rename it into place, fsync the
 //! directory, and remove the segments and
 //! checkpoints below N+1. A crash at any step leaves either the old
 //! checkpoint with all its segments, or the new one (segments it covers
@@ -193,21 +196,39 @@ fn check_manifest(path: &Path, text: &str) -> Result<()> {
 struct Listing {
     checkpoints: Vec<u64>,
     segments: Vec<u64>,
+    /// Files [`write_atomic`] left behind (a manifest or checkpoint being
+    /// written): removed on open. Any other `*.tmp` file is not ours.
     temporary: Vec<PathBuf>,
+    /// The name of an entry that is none of the above, nor the lock or the
+    /// manifest (the first one met).
+    other: Option<String>,
+}
+
+/// Whether `name` is a temporary file [`write_atomic`] makes.
+fn is_own_temporary(name: &str) -> bool {
+    name.strip_suffix(".tmp").is_some_and(|made| {
+        made == MANIFEST || parse_number(made, "checkpoint-", ".ckpt").is_some()
+    })
 }
 
 fn list(dir: &Path) -> Result<Listing> {
     let mut out = Listing::default();
     for entry in fs::read_dir(dir).map_err(|e| io(dir, e))? {
         let entry = entry.map_err(|e| io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            out.other
+                .get_or_insert_with(|| file_name.to_string_lossy().into_owned());
+            continue;
+        };
         if let Some(n) = parse_number(name, "checkpoint-", ".ckpt") {
             out.checkpoints.push(n);
         } else if let Some(n) = parse_number(name, "wal-", ".log") {
             out.segments.push(n);
-        } else if name.ends_with(".tmp") {
+        } else if is_own_temporary(name) {
             out.temporary.push(entry.path());
+        } else if name != LOCK && name != MANIFEST {
+            out.other.get_or_insert_with(|| name.to_owned());
         }
     }
     out.checkpoints.sort_unstable();
@@ -244,6 +265,16 @@ impl DataDir {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
                 return Err(not_one("no such data directory"))
+            }
+            // A directory to be made one must hold nothing else, so that a
+            // mistyped path never mixes the engine's files with a user's.
+            Ok(_) if !path.join(MANIFEST).exists() => {
+                if let Some(other) = list(path)?.other {
+                    return Err(not_one(&format!(
+                        "not a convostat data directory (it has no MANIFEST) and not empty \
+                         (it holds `{other}`): give a new or empty directory"
+                    )));
+                }
             }
             _ => {}
         }
