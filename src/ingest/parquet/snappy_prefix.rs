@@ -267,5 +267,30 @@ mod tests {
         fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..64), want in 0usize..100) {
             let _ = snappy_prefix(&input, want);
         }
+
+        /// A valid block with bytes flipped: `None`, or a prefix of the
+        /// length asked (or of the whole block), never a panic nor a
+        /// buffer larger than the block can make.
+        #[test]
+        fn damaged_blocks_never_panic(
+            tokens in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 1..8),
+            picks in proptest::collection::vec(any::<u8>(), 1..300),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            want in 0usize..100_000,
+        ) {
+            let data: Vec<u8> = picks
+                .iter()
+                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].iter().copied())
+                .collect();
+            let mut block = compress(&data);
+            for (at, byte) in flips {
+                let n = block.len();
+                block[at % n] ^= byte;
+            }
+            if let Some(out) = snappy_prefix(&block, want) {
+                prop_assert!(out.len() <= want);
+                prop_assert!(out.len() <= block.len() * MOST_EXPANSION);
+            }
+        }
     }
 }
