@@ -51,6 +51,7 @@ pub(super) fn snappy_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
             0 => {
                 let mut len = usize::from(tag >> 2);
                 if len >= 60 {
+                    // The length - 1 follows in 1 to 4 little-endian bytes.
                     let extra = len - 59;
                     let bytes = input.get(pos..pos.checked_add(extra)?)?;
                     pos += extra;
