@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use convostat::{Engine, EngineOptions, ErrorKind, Params, Query, SyncPolicy};
 use proptest::prelude::*;
 
+mod common;
+use common::crash_image;
+
 // ---------------------------------------------------------------------------
 // Data: small alphabets so that conversations span inputs and collide.
 
@@ -180,16 +183,6 @@ fn reference(inputs: &[&str]) -> Engine {
         engine.ingest_ndjson(i.as_bytes()).unwrap();
     }
     engine
-}
-
-/// A copy of the files of `dir`: what a crash now would leave on disk.
-fn crash_image(dir: &Path) -> tempfile::TempDir {
-    let image = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), image.path().join(entry.file_name())).unwrap();
-    }
-    image
 }
 
 fn files_named(dir: &Path, prefix: &str) -> Vec<PathBuf> {

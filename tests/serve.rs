@@ -12,7 +12,8 @@
 //! Arrow IPC), concurrent queries and posts against a single-threaded
 //! engine, overload (429) and timeout (503), graceful SIGTERM, the
 //! start-up refusals, and `serve --data` killed (SIGKILL) during ingest
-//! and recovery without losing an acknowledged POST.
+//! and recovery without losing an acknowledged POST, with one client or
+//! three at once (NDJSON and Arrow), a POST in flight all there or absent.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use convostat::{Engine, Params, Query};
 use serde_json::Value;
+
+mod common;
+use common::crash_image;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -598,6 +602,13 @@ fn bodies_are_the_cli_stdout() {
 
 /// NDJSON events as an Arrow IPC stream, one batch per 10 lines.
 fn arrow_stream(ndjson: &[u8]) -> Vec<u8> {
+    arrow_stream_of(ndjson, 10)
+}
+
+/// NDJSON events as an Arrow IPC stream, in batches of `rows` lines at
+/// most. (Each batch of a stream carries its string columns' whole
+/// buffers: many small slices of one large batch make a large body.)
+fn arrow_stream_of(ndjson: &[u8], rows: usize) -> Vec<u8> {
     let batches = Mutex::new(Vec::new());
     convostat::ingest::ndjson::read_ndjson(ndjson, |batch, _| {
         batches.lock().unwrap().push(batch);
@@ -609,8 +620,8 @@ fn arrow_stream(ndjson: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &schema).unwrap();
     for batch in &batches {
-        for start in (0..batch.num_rows()).step_by(10) {
-            let len = 10.min(batch.num_rows() - start);
+        for start in (0..batch.num_rows()).step_by(rows) {
+            let len = rows.min(batch.num_rows() - start);
             writer.write(&batch.slice(start, len)).unwrap();
         }
     }
@@ -1189,6 +1200,207 @@ fn serve_data_survives_sigkill_during_ingest() {
     let server = Served::start(&args);
     let expected = engine_of(chunks.len());
     assert_eq!(events_metric(&server), expected.stats().events as u64);
+    assert_same_answers(&server, &expected, &lines, kills);
+}
+
+/// One client's body of [`serve_data_keeps_concurrent_posts_across_sigkill`]:
+/// its lines, as NDJSON or an Arrow stream, and two of its lines whose
+/// event ids occur nowhere else (the first and the last such), by which a
+/// probe tells whether the body is in a data directory.
+struct Post {
+    lines: std::ops::Range<usize>,
+    body: Vec<u8>,
+    content_type: &'static str,
+    probes: [usize; 2],
+}
+
+/// `serve --data` with three clients posting at once, each its own events:
+/// small NDJSON bodies, Arrow streams, and NDJSON bodies large enough that
+/// their log record is written by a thread of its own. The server is
+/// killed (SIGKILL) at random moments; after each kill, a copy of the
+/// directory (what the crash left) is probed: every POST answered 200 is
+/// there, and each POST in flight is there in full or not at all (its
+/// client re-posts it if not). At the end every answer equals a
+/// single-threaded engine fed every body.
+#[test]
+fn serve_data_keeps_concurrent_posts_across_sigkill() {
+    const CLIENTS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let file = dir.path().join("events.ndjson");
+    convostat::generate::write_ndjson(
+        &file,
+        &convostat::generate::GeneratorConfig::new(90_000, 29),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // The generator repeats 0.5% of its events exactly: probes use ids
+    // that occur once.
+    let mut occurrences: std::collections::HashMap<&str, usize> = Default::default();
+    let id_of = |line: &str| -> String {
+        let v: Value = serde_json::from_str(line).unwrap();
+        v["event_id"].as_str().unwrap().to_owned()
+    };
+    let ids: Vec<String> = lines.iter().map(|l| id_of(l)).collect();
+    for id in &ids {
+        *occurrences.entry(id.as_str()).or_default() += 1;
+    }
+    // Bodies in turn for clients 0, 1, 2: 300 NDJSON lines, 1,000 lines as
+    // an Arrow stream, 3,000 NDJSON lines (over 256 KiB).
+    let mut posts: Vec<Vec<Post>> = (0..CLIENTS).map(|_| Vec::new()).collect();
+    let mut at = 0;
+    while at < lines.len() {
+        let client = (posts.iter().map(Vec::len).sum::<usize>()) % CLIENTS;
+        let size = [300, 1_000, 3_000][client];
+        let range = at..(at + size).min(lines.len());
+        at = range.end;
+        let ndjson = lines[range.clone()].join("\n") + "\n";
+        let (body, content_type) = if client == 1 {
+            (
+                arrow_stream_of(ndjson.as_bytes(), 250),
+                "application/vnd.apache.arrow.stream",
+            )
+        } else {
+            (ndjson.into_bytes(), "application/x-ndjson")
+        };
+        let once: Vec<usize> = range
+            .clone()
+            .filter(|&i| occurrences[ids[i].as_str()] == 1)
+            .collect();
+        let probes = [*once.first().unwrap(), *once.last().unwrap()];
+        posts[client].push(Post {
+            lines: range,
+            body,
+            content_type,
+            probes,
+        });
+    }
+    let posts = Arc::new(posts);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("kill seed {seed}");
+    let mut random = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let args = [
+        "--no-auth",
+        "--checkpoint-log-bytes",
+        "131072",
+        "--data",
+        data_arg.as_str(),
+    ];
+    // Per client: how many of its bodies are in the directory.
+    let mut delivered = [0usize; CLIENTS];
+    // Kills in all, and kills with a body in flight.
+    let (mut kills, mut kills_in_flight) = (0, 0);
+    while (0..CLIENTS).any(|c| delivered[c] < posts[c].len()) {
+        if random(6) == 0 {
+            // Killed during start-up: recovery, before listening.
+            let mut child = binary()
+                .arg("serve")
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(random(40)));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            continue;
+        }
+        let in_place = ["--checkpoint-in-place"];
+        let extra: &[&str] = if random(2) == 0 { &in_place } else { &[] };
+        let server = Served::start(&[&args[..], extra].concat());
+        // Each client posts its next bodies until killed; it counts its
+        // 200s and notes the body in flight when the server died.
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (addr, posts, mut next) = (server.addr, Arc::clone(&posts), delivered[c]);
+                std::thread::spawn(move || -> (usize, Option<usize>) {
+                    let client = ClientOf(addr);
+                    while next < posts[c].len() {
+                        let post = &posts[c][next];
+                        match client.post_events(&post.body, post.content_type) {
+                            Some(200) => next += 1,
+                            Some(other) => panic!("POST answered {other}"),
+                            None => return (next, Some(next)),
+                        }
+                    }
+                    (next, None)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(random(25)));
+        drop(server); // SIGKILL
+        kills += 1;
+        let outcomes: Vec<(usize, Option<usize>)> =
+            clients.into_iter().map(|c| c.join().unwrap()).collect();
+        if outcomes.iter().any(|(_, in_flight)| in_flight.is_some()) {
+            kills_in_flight += 1;
+        }
+        // Probed in a copy: the next server finds the directory as the
+        // crash left it.
+        let image = crash_image(&data);
+        let probe = convostat::EngineOptions::new()
+            .sync(convostat::SyncPolicy::Never)
+            .checkpoint_on_close(false)
+            .open(image.path())
+            .unwrap();
+        let present = |line: usize| {
+            let report = probe.ingest_ndjson(lines[line].as_bytes()).unwrap();
+            report.duplicates == 1
+        };
+        for (c, &(acknowledged, in_flight)) in outcomes.iter().enumerate() {
+            for post in &posts[c][..acknowledged] {
+                assert!(
+                    present(post.probes[1]),
+                    "client {c}: an acknowledged body (lines {:?}) is lost after {kills} kills",
+                    post.lines
+                );
+            }
+            delivered[c] = acknowledged;
+            if let Some(i) = in_flight {
+                let post = &posts[c][i];
+                let [first, last] = post.probes.map(present);
+                assert_eq!(
+                    first, last,
+                    "client {c}: a body in flight (lines {:?}) is in part after {kills} kills",
+                    post.lines
+                );
+                if first {
+                    delivered[c] += 1;
+                }
+            }
+        }
+    }
+    eprintln!("concurrent posts: {kills} kills, {kills_in_flight} with a body in flight");
+    assert!(
+        kills_in_flight >= 8,
+        "only {kills_in_flight} kills landed during a POST"
+    );
+    let server = Served::start(&args);
+    let expected = Engine::new();
+    for post in posts.iter().flatten() {
+        let ndjson = lines[post.lines.clone()].join("\n");
+        expected.ingest_ndjson(ndjson.as_bytes()).unwrap();
+    }
+    assert_eq!(events_metric(&server), expected.stats().events as u64);
+    assert_same_answers(&server, &expected, &lines, kills);
+}
+
+/// Asserts that `server` answers the conversations, insights, usage and
+/// flow questions (the flow of the first conversation with transitions in
+/// `lines`) exactly as `expected` does, after `kills` kills.
+fn assert_same_answers(server: &Served, expected: &Engine, lines: &[&str], kills: usize) {
     let range = "start_time=2024-01-01&end_time=2024-06-01";
     for (kind, target, params) in [
         (
@@ -1251,10 +1463,16 @@ struct ClientOf(SocketAddr);
 impl ClientOf {
     /// POSTs NDJSON; `None` when the connection breaks before an answer.
     fn post_ndjson(&self, body: &[u8]) -> Option<u16> {
+        self.post_events(body, "application/x-ndjson")
+    }
+
+    /// POSTs events of `content_type`; `None` when the connection breaks
+    /// before an answer.
+    fn post_events(&self, body: &[u8], content_type: &str) -> Option<u16> {
         let mut stream = TcpStream::connect(self.0).ok()?;
         let head = format!(
             "POST /v1/events HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
-             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
             self.0,
             body.len()
         );
