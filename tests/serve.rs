@@ -1080,6 +1080,61 @@ fn events_metric(server: &Served) -> u64 {
         .unwrap_or_else(|| panic!("no convostat_events in {text}"))
 }
 
+/// `events` generated events (seed `seed`) as NDJSON, through a file in
+/// `dir` as the generator writes it.
+fn generated_ndjson(dir: &Path, events: usize, seed: u64) -> String {
+    let file = dir.join("events.ndjson");
+    convostat::generate::write_ndjson(
+        &file,
+        &convostat::generate::GeneratorConfig::new(events, seed),
+    )
+    .unwrap();
+    std::fs::read_to_string(&file).unwrap()
+}
+
+/// A xorshift generator of numbers below `n`, seeded from the clock (the
+/// seed is printed, to replay a failing run).
+fn kill_random() -> impl FnMut(u64) -> u64 {
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    eprintln!("kill seed {seed}");
+    move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
+/// Starts `serve ARGS` and kills it (SIGKILL) after `ms` milliseconds:
+/// during start-up, while it recovers, before it listens.
+fn kill_during_start_up(args: &[&str], ms: u64) {
+    let mut child = binary()
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts `serve ARGS`, its automatic checkpoints taken in place (holding
+/// ingest) or from a copy of the store.
+fn start_checkpointing(args: &[&str], in_place: bool) -> Served {
+    let extra: &[&str] = if in_place {
+        &["--checkpoint-in-place"]
+    } else {
+        &[]
+    };
+    Served::start(&[args, extra].concat())
+}
+
 /// `serve --data`: a POST answered 200 survives SIGKILL. Posters send
 /// chunks of generated events (with duplicates across chunks) while the
 /// server is killed at random moments, some of them during recovery,
@@ -1092,13 +1147,7 @@ fn serve_data_survives_sigkill_during_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.display().to_string();
-    let file = dir.path().join("events.ndjson");
-    convostat::generate::write_ndjson(
-        &file,
-        &convostat::generate::GeneratorConfig::new(30_000, 17),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&file).unwrap();
+    let text = generated_ndjson(dir.path(), 30_000, 17);
     let lines: Vec<&str> = text.lines().collect();
     // Overlapping chunks: each repeats the last 50 lines of the previous.
     // Every fifth holds 8,000 lines, whose log record (over 256 KiB) is
@@ -1118,18 +1167,7 @@ fn serve_data_survives_sigkill_during_ingest() {
         }
         engine
     };
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
-    eprintln!("kill seed {seed}");
-    let mut random = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut random = kill_random();
     // A small checkpoint threshold: automatic checkpoints, written on a
     // thread of their own while POSTs go on, are among the kill points.
     let args = [
@@ -1143,24 +1181,11 @@ fn serve_data_survives_sigkill_during_ingest() {
     let mut kills = 0;
     while kills < 20 || acknowledged < chunks.len() {
         if random(5) == 0 {
-            // Killed during start-up: recovery, before listening.
-            let mut child = binary()
-                .arg("serve")
-                .args(["--listen", "127.0.0.1:0"])
-                .args(args)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(random(40)));
-            child.kill().unwrap();
-            child.wait().unwrap();
+            kill_during_start_up(&args, random(40));
             kills += 1;
             continue;
         }
-        // Half of the servers checkpoint in place instead of from a copy.
-        let in_place = ["--checkpoint-in-place"];
-        let extra: &[&str] = if random(2) == 0 { &in_place } else { &[] };
-        let server = Served::start(&[&args[..], extra].concat());
+        let server = start_checkpointing(&args, random(2) == 0);
         // Everything acknowledged is there; the chunk after it may be.
         let events = events_metric(&server);
         let with = |n: usize| engine_of(n.min(chunks.len())).stats().events as u64;
@@ -1228,13 +1253,7 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_arg = data.display().to_string();
-    let file = dir.path().join("events.ndjson");
-    convostat::generate::write_ndjson(
-        &file,
-        &convostat::generate::GeneratorConfig::new(90_000, 29),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&file).unwrap();
+    let text = generated_ndjson(dir.path(), 90_000, 29);
     let lines: Vec<&str> = text.lines().collect();
     // The generator repeats 0.5% of its events exactly: probes use ids
     // that occur once.
@@ -1278,18 +1297,7 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
         });
     }
     let posts = Arc::new(posts);
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-        | 1;
-    eprintln!("kill seed {seed}");
-    let mut random = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut random = kill_random();
     let args = [
         "--no-auth",
         "--checkpoint-log-bytes",
@@ -1301,25 +1309,15 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
     let mut delivered = [0usize; CLIENTS];
     // Kills in all, and kills with a body in flight.
     let (mut kills, mut kills_in_flight) = (0, 0);
+    // The longest a server runs before it is killed, in milliseconds.
+    let mut patience = 25;
     while (0..CLIENTS).any(|c| delivered[c] < posts[c].len()) {
         if random(6) == 0 {
-            // Killed during start-up: recovery, before listening.
-            let mut child = binary()
-                .arg("serve")
-                .args(["--listen", "127.0.0.1:0"])
-                .args(args)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(random(40)));
-            child.kill().unwrap();
-            child.wait().unwrap();
+            kill_during_start_up(&args, random(40));
             kills += 1;
             continue;
         }
-        let in_place = ["--checkpoint-in-place"];
-        let extra: &[&str] = if random(2) == 0 { &in_place } else { &[] };
-        let server = Served::start(&[&args[..], extra].concat());
+        let server = start_checkpointing(&args, random(2) == 0);
         // Each client posts its next bodies until killed; it counts its
         // 200s and notes the body in flight when the server died.
         let clients: Vec<_> = (0..CLIENTS)
@@ -1339,7 +1337,9 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(random(25)));
+        // Kills come quickly, unless the last ones left nothing new: a
+        // loaded machine then gets longer to finish a POST.
+        std::thread::sleep(Duration::from_millis(random(patience)));
         drop(server); // SIGKILL
         kills += 1;
         let outcomes: Vec<(usize, Option<usize>)> =
@@ -1359,6 +1359,7 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
             let report = probe.ingest_ndjson(lines[line].as_bytes()).unwrap();
             report.duplicates == 1
         };
+        let before: usize = delivered.iter().sum();
         for (c, &(acknowledged, in_flight)) in outcomes.iter().enumerate() {
             for post in &posts[c][..acknowledged] {
                 assert!(
@@ -1381,10 +1382,15 @@ fn serve_data_keeps_concurrent_posts_across_sigkill() {
                 }
             }
         }
+        patience = if delivered.iter().sum::<usize>() > before {
+            25
+        } else {
+            (patience * 2).min(2_000)
+        };
     }
     eprintln!("concurrent posts: {kills} kills, {kills_in_flight} with a body in flight");
     assert!(
-        kills_in_flight >= 8,
+        kills_in_flight >= 5,
         "only {kills_in_flight} kills landed during a POST"
     );
     let server = Served::start(&args);
