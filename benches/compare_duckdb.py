@@ -6,7 +6,7 @@
     cargo build --release
     python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
         [--question flow --question 'flow mid-file'] [--runs 30] [--more-writers]
-        [--baseline path/to/an/earlier/convostat]
+        [--baseline path/to/an/earlier/convostat] [--file path/to/another.parquet]
 
 The data sets are made once under `target/bench-compare/` with
 `convostat generate` (seed 7), as users have them:
@@ -36,6 +36,13 @@ The data sets are made once under `target/bench-compare/` with
   `DELTA_BYTE_ARRAY`) and `interleaved-one-group` (a single row group);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
+
+`--file PATH` (repeatable) adds a Parquet or NDJSON file, or a directory
+of Parquet files, named by its base name; alone (without `--only`) it
+runs just those, without generating the sets above. It must hold the
+generator's bot and conversations (`convostat generate` with any seed,
+rewritten by any tool), e.g. a check that the figures hold on another
+interleaved file than these.
 
 For each data set and question, convostat's figure is the whole process
 (`convostat <query> --input ...`, start-up and metadata included) and
@@ -317,16 +324,24 @@ def main():
                    help="also the pyarrow file with other codecs, without dictionaries, "
                    "with delta-encoded strings and as one row group")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--file", action="append", default=[],
+                   help="also run on this file or directory of the generator's events "
+                   "(only these without --only)")
     args = p.parse_args()
-    sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}",
-                     args.more_writers)
+    sets = {}
+    if args.only or not args.file:
+        sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}",
+                         args.more_writers)
+    for path in args.file:
+        sets[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
     con = duckdb.connect()
     con.execute("SET threads=2")
     con.execute("SET TimeZone='UTC'")
     env = dict(os.environ, RAYON_NUM_THREADS="2")
     table = []
+    files = {os.path.abspath(f) for f in args.file}
     for data, path in sets.items():
-        if args.only and data not in args.only:
+        if args.only and data not in args.only and path not in files:
             continue
         queries = sql(duckdb_source(path))
         for name, cli in CLI.items():
