@@ -914,6 +914,12 @@ fn encoded_files(dir: &Path) -> (Vec<PathBuf>, String) {
             base().set_compression(Compression::ZSTD(Default::default())),
         ),
         (
+            "zstd-v2",
+            base()
+                .set_compression(Compression::ZSTD(Default::default()))
+                .set_writer_version(WriterVersion::PARQUET_2_0),
+        ),
+        (
             "snappy-v2-plain",
             base()
                 .set_compression(Compression::SNAPPY)

@@ -66,6 +66,7 @@ mod null_proof;
 mod page_walk;
 mod selected;
 mod snappy_prefix;
+mod zstd_pages;
 
 pub(crate) use file_ranges::FileRanges;
 

@@ -13,7 +13,6 @@
 //! Input is third-party data: a header that does not read ends the walk,
 //! and a page that decompresses short is a data error, never a panic.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -24,6 +23,7 @@ use parquet::file::reader::ChunkReader;
 
 use super::lz4_prefix::{hadoop_frame, lz4_hadoop_prefix, lz4_raw_prefix, HADOOP_HEADER};
 use super::snappy_prefix::snappy_prefix;
+use super::zstd_pages;
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
 
@@ -453,10 +453,7 @@ impl StoredPage {
     /// (the `parquet` crate makes one per column chunk, with a compression
     /// context besides).
     fn zstd_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
-        use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
-        thread_local! {
-            static DECOMPRESSION: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
-        }
+        use zstd::zstd_safe::{InBuffer, OutBuffer};
         let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
         {
             let decoded = self.decoded.lock().unwrap_or_else(|p| p.into_inner());
@@ -464,17 +461,7 @@ impl StoredPage {
                 return Ok(decoded.slice(..want));
             }
         }
-        DECOMPRESSION.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            let dctx = match &mut *cell {
-                Some(dctx) => dctx,
-                None => cell
-                    .insert(DCtx::try_create().ok_or_else(|| {
-                        Error::data(context, "zstd could not allocate a context")
-                    })?),
-            };
-            dctx.reset(ResetDirective::SessionOnly)
-                .map_err(|_| Error::data(context, "zstd could not reset its context"))?;
+        zstd_pages::with_context(context, |dctx| {
             // zstd gives nothing of a block (up to 128 KiB of output)
             // before it has all of its stored bytes: read in proportion to
             // the blocks `want` reaches into.

@@ -75,6 +75,7 @@ use super::levels::PresentBits;
 use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
+use super::zstd_pages;
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
 use crate::ingest::value_set::ValueSet;
@@ -1126,6 +1127,17 @@ struct ColumnPages {
     /// Whether `DELTA_BYTE_ARRAY` pages are left encoded
     /// ([`ColumnPages::keep_prefixed_strings`]).
     prefixed_kept: bool,
+    /// For a zstd chunk, whose pages the crate's reader hands out as stored
+    /// (`zstd_pages`): the most bytes a page of it may decompress to.
+    zstd_stored: Option<usize>,
+}
+
+/// The most bytes a page of the zstd chunk `chunk` may decompress to, when
+/// its header's size is not known: what the footer says the chunk holds.
+fn zstd_page_most(chunk: &ColumnChunkMetaData) -> usize {
+    usize::try_from(chunk.uncompressed_size().max(0))
+        .unwrap_or(usize::MAX)
+        .min(i32::MAX as usize)
 }
 
 /// Bytes of the largest column chunk read in one piece. A row group of
@@ -1152,6 +1164,8 @@ impl ColumnPages {
         let mut held = None;
         let walk;
         let at_once = whole_chunk && chunk.byte_range().1 <= WHOLE_CHUNK_MOST;
+        let as_is = zstd_pages::stored_as_is(chunk);
+        let reader_chunk = as_is.as_ref().unwrap_or(chunk);
         let pages: Box<dyn PageReader> = if at_once {
             let (start, length) = chunk.byte_range();
             let length = usize::try_from(length)
@@ -1162,7 +1176,7 @@ impl ColumnPages {
             let bytes = Arc::new(ChunkBytes { start, bytes });
             walk = PageWalk::of(&bytes, chunk);
             Box::new(
-                SerializedPageReader::new(bytes, chunk, rows, None)
+                SerializedPageReader::new(bytes, reader_chunk, rows, None)
                     .map_err(|e| Error::data_from(context, e))?,
             )
         } else {
@@ -1172,11 +1186,12 @@ impl ColumnPages {
                 held = walk.as_ref().and_then(|w| HeldDictionary::of(w, chunk));
             }
             Box::new(
-                SerializedPageReader::new(reader, chunk, rows, None)
+                SerializedPageReader::new(reader, reader_chunk, rows, None)
                     .map_err(|e| Error::data_from(context, e))?,
             )
         };
         let mut column = Self::over(pages, chunk, rows, context);
+        column.zstd_stored = as_is.map(|_| zstd_page_most(chunk));
         column.held = held;
         column.walk = walk;
         column.in_part = !whole_chunk;
@@ -1204,9 +1219,16 @@ impl ColumnPages {
             .get_bytes(start, usize::try_from(end - start).ok()?)
             .ok()?;
         let bytes = Arc::new(ChunkBytes { start, bytes });
-        let pages = SerializedPageReader::new(bytes, chunk, rows, None).ok()?;
+        let as_is = zstd_pages::stored_as_is(chunk);
+        let pages =
+            SerializedPageReader::new(bytes, as_is.as_ref().unwrap_or(chunk), rows, None).ok()?;
         let mut column = Self::over(Box::new(pages), chunk, rows, context);
-        match column.pages.get_next_page().ok()?? {
+        let mut page = column.pages.get_next_page().ok()??;
+        if as_is.is_some() {
+            page =
+                zstd_pages::decompressed_page(page, None, zstd_page_most(chunk), context).ok()?;
+        }
+        match page {
             Page::DictionaryPage {
                 buf,
                 num_values,
@@ -1248,6 +1270,7 @@ impl ColumnPages {
             data_pages: 0,
             in_part: false,
             prefixed_kept: false,
+            zstd_stored: None,
         }
     }
 
@@ -1279,7 +1302,8 @@ impl ColumnPages {
             // The page as this reader's own header reader sees it, while
             // it follows the pages itself; it stops at any disagreement.
             let own = self.walk.as_ref().and_then(PageWalk::header);
-            if !own_header_agrees(own.as_ref(), meta.as_ref()) {
+            let agrees = own_header_agrees(own.as_ref(), meta.as_ref());
+            if !agrees {
                 self.walk = None;
             }
             if let Some(meta) = meta {
@@ -1332,9 +1356,18 @@ impl ColumnPages {
                 .get_next_page()
                 .map_err(|e| Error::data_from(context(), e))?;
             step_walk(&mut self.walk, own.as_ref());
-            let Some(page) = page else {
+            let Some(mut page) = page else {
                 return Ok(false);
             };
+            if let Some(most) = self.zstd_stored {
+                // The page's size as its header gives it, when this
+                // reader's own header reader read the same header.
+                let size = own
+                    .as_ref()
+                    .filter(|_| agrees)
+                    .and_then(|(header, _)| usize::try_from(header.uncompressed_size).ok());
+                page = zstd_pages::decompressed_page(page, size, most, &context())?;
+            }
             match page {
                 Page::DictionaryPage {
                     buf,
