@@ -449,7 +449,7 @@ fn zstd_pages_of_both_page_versions_read_back() {
             std::fs::write(&path, out).unwrap();
             let case = format!("{version:?}, dictionary {dictionary}");
             assert_eq!(
-                batch_answers(&[path.clone()], IngestMode::Strict).unwrap(),
+                batch_answers(std::slice::from_ref(&path), IngestMode::Strict).unwrap(),
                 expected,
                 "{case}"
             );
