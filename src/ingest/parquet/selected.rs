@@ -69,7 +69,7 @@ use crate::ingest::INLINE_VIEW_LEN;
 
 use super::delta;
 use super::hybrid::{
-    decode_hybrid, parse_runs, parsed_len, visit_runs, HybridValues, Run, ValueSink,
+    decode_hybrid, parse_runs, parsed_len, visit_runs, EntryRows, HybridValues, Run, ValueSink,
 };
 use super::levels::PresentBits;
 use super::page_walk::{
@@ -326,24 +326,26 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     // of a group matches is a mask made without a branch
                     // (which rows match is as good as random in an
                     // interleaved file), then a push per match. One
-                    // matching entry (one bot, one conversation) is an
-                    // integer comparison.
+                    // matching entry (one bot, one conversation) is
+                    // tested a word of eight indices at a time
+                    // (`EntryRows`).
                     None => {
-                        let largest = match one_match {
+                        let out_of_range = match one_match {
                             Some(entry) => {
-                                let mut sink = MatchingRows::new(first, &mut out, |i| i == entry);
+                                let mut sink =
+                                    EntryRows::new(entry, matches.len(), first, &mut out);
                                 visit_runs(data, width, runs, &mut sink);
-                                sink.largest
+                                sink.out_of_range()
                             }
                             None => {
-                                let matches =
+                                let matching =
                                     |i: u32| matches.get(i as usize).copied().unwrap_or(false);
-                                let mut sink = MatchingRows::new(first, &mut out, matches);
+                                let mut sink = MatchingRows::new(first, &mut out, matching);
                                 visit_runs(data, width, runs, &mut sink);
-                                sink.largest
+                                sink.largest as usize >= matches.len()
                             }
                         };
-                        if present > 0 && largest as usize >= matches.len() {
+                        if present > 0 && out_of_range {
                             return Err(bad_index(context));
                         }
                     }
