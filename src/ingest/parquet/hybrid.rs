@@ -420,11 +420,19 @@ impl<'a> HybridValues<'a> {
                     RunBody::Packed(offset) => {
                         let bit = (i - run.first) * self.width;
                         let at = offset + bit / 8;
-                        let mut word = [0u8; 8];
-                        let end = self.data.len().min(at + 8);
-                        let have = self.data.get(at..end)?;
-                        word[..have.len()].copy_from_slice(have);
-                        ((u64::from_le_bytes(word) >> (bit % 8)) & self.mask) as u32
+                        // Eight bytes read as a word where the data has
+                        // them (a copy of a length known only at run time
+                        // is a call to `memcpy`, per value), else copied.
+                        let word = match self.data.get(at..at + 8) {
+                            Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
+                            None => {
+                                let have = self.data.get(at..)?;
+                                let mut word = [0u8; 8];
+                                word[..have.len()].copy_from_slice(have);
+                                u64::from_le_bytes(word)
+                            }
+                        };
+                        ((word >> (bit % 8)) & self.mask) as u32
                     }
                 });
             }
