@@ -144,6 +144,59 @@ fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut impl Valu
     }
 }
 
+/// The rows (from `first` on) whose dictionary index is one `matches`,
+/// appended to `out` as a page's indices are unpacked
+/// ([`ValueSink`]); with the largest index seen, to check.
+pub(super) struct MatchingRows<'a, F> {
+    next_row: u32,
+    out: &'a mut Vec<u32>,
+    matches: F,
+    largest: u32,
+}
+
+impl<'a, F: Fn(u32) -> bool> MatchingRows<'a, F> {
+    pub(super) fn new(first: u32, out: &'a mut Vec<u32>, matches: F) -> Self {
+        Self {
+            next_row: first,
+            out,
+            matches,
+            largest: 0,
+        }
+    }
+
+    /// The largest index seen.
+    pub(super) fn largest(&self) -> u32 {
+        self.largest
+    }
+}
+
+impl<F: Fn(u32) -> bool> ValueSink for MatchingRows<'_, F> {
+    #[inline]
+    fn group(&mut self, values: &[u32; 8], n: usize) {
+        let mut mask = 0u32;
+        let mut largest = self.largest;
+        for (bit, &v) in values[..n].iter().enumerate() {
+            mask |= u32::from((self.matches)(v)) << bit;
+            largest = largest.max(v);
+        }
+        self.largest = largest;
+        while mask != 0 {
+            self.out.push(self.next_row + mask.trailing_zeros());
+            mask &= mask - 1;
+        }
+        self.next_row += n as u32;
+    }
+
+    #[inline]
+    fn repeated(&mut self, value: u32, len: usize) {
+        self.largest = self.largest.max(value);
+        if (self.matches)(value) {
+            self.out.extend(self.next_row..self.next_row + len as u32);
+        }
+        self.next_row += len as u32;
+    }
+}
+
 /// The positions of the values equal to one dictionary entry, and whether
 /// any value is outside the dictionary: a [`ValueSink`] for the one-value
 /// filters of a batch query (one bot, one team), which test every row of a
@@ -160,31 +213,35 @@ fn unpack_groups<const W: usize>(packed: &[u8], take: usize, out: &mut impl Valu
 /// each value and comparing it; medians of 21 alternated runs, `insights`
 /// 153 → 144 ms, `conversations` 156 → 150 ms. Wider indices, and larger
 /// dictionaries, are unpacked as any sink's.
-pub(super) struct EntryRows<'a> {
+pub(super) struct EntryRows<'a, F> {
+    rows: MatchingRows<'a, F>,
     entry: u32,
     /// The dictionary's number of entries.
     len: usize,
-    next_row: u32,
-    out: &'a mut Vec<u32>,
-    out_of_range: bool,
+    /// Whether a value tested a word at a time was out of the dictionary.
+    over: bool,
 }
 
-impl<'a> EntryRows<'a> {
-    /// Rows from `first_row` on whose value is `entry`, of a dictionary of
-    /// `len` entries, appended to `out`.
-    pub(super) fn new(entry: u32, len: usize, first_row: u32, out: &'a mut Vec<u32>) -> Self {
-        Self {
-            entry,
-            len,
-            next_row: first_row,
-            out,
-            out_of_range: false,
-        }
+/// [`EntryRows`] of `entry`, of a dictionary of `len` entries, from row
+/// `first_row` on, appended to `out`.
+pub(super) fn entry_rows(
+    entry: u32,
+    len: usize,
+    first_row: u32,
+    out: &mut Vec<u32>,
+) -> EntryRows<'_, impl Fn(u32) -> bool> {
+    EntryRows {
+        rows: MatchingRows::new(first_row, out, move |v| v == entry),
+        entry,
+        len,
+        over: false,
     }
+}
 
+impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
     /// Whether some value seen was not an index into the dictionary.
     pub(super) fn out_of_range(&self) -> bool {
-        self.out_of_range
+        self.over || self.rows.largest() as usize >= self.len
     }
 
     /// [`ValueSink::packed`] for indices of `W` bits, `W` at most 7, of a
@@ -199,7 +256,7 @@ impl<'a> EntryRows<'a> {
         // `len` is 1 to 128, so each byte of `bias` is 0 to 127.
         let bias = (128 - self.len as u64) * ONES;
         let mut over = 0u64;
-        let mut row = self.next_row;
+        let mut row = self.rows.next_row;
         let mut left = take;
         let mut at = 0usize;
         while left > 0 {
@@ -232,42 +289,27 @@ impl<'a> EntryRows<'a> {
             let mut equal = !((values ^ entry) + LOW) & HIGH & valid;
             over |= (values + bias) & HIGH;
             while equal != 0 {
-                self.out.push(row + (equal.trailing_zeros() >> 3));
+                self.rows.out.push(row + (equal.trailing_zeros() >> 3));
                 equal &= equal - 1;
             }
             row += n as u32;
             left -= n;
             at += W;
         }
-        self.next_row = row;
-        self.out_of_range |= over != 0;
+        self.rows.next_row = row;
+        self.over |= over != 0;
     }
 }
 
-impl ValueSink for EntryRows<'_> {
+impl<F: Fn(u32) -> bool> ValueSink for EntryRows<'_, F> {
     #[inline]
     fn group(&mut self, values: &[u32; 8], n: usize) {
-        let mut mask = 0u32;
-        let mut largest = 0u32;
-        for (bit, &v) in values[..n].iter().enumerate() {
-            mask |= u32::from(v == self.entry) << bit;
-            largest = largest.max(v);
-        }
-        self.out_of_range |= largest as usize >= self.len;
-        while mask != 0 {
-            self.out.push(self.next_row + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
-        self.next_row += n as u32;
+        self.rows.group(values, n);
     }
 
     #[inline]
     fn repeated(&mut self, value: u32, len: usize) {
-        self.out_of_range |= value as usize >= self.len;
-        if value == self.entry {
-            self.out.extend(self.next_row..self.next_row + len as u32);
-        }
-        self.next_row += len as u32;
+        self.rows.repeated(value, len);
     }
 
     fn packed(&mut self, packed: &[u8], width: usize, take: usize) {
@@ -644,7 +686,7 @@ mod tests {
             let mut runs = Vec::new();
             parse_runs(&data, width as u8, count, &mut runs).unwrap();
             let mut rows = vec![7];
-            let mut sink = EntryRows::new(entry, len, 100, &mut rows);
+            let mut sink = entry_rows(entry, len, 100, &mut rows);
             visit_runs(&data, width as u8, &runs, &mut sink);
             let out_of_range = sink.out_of_range();
             let want: Vec<u32> = std::iter::once(7)

@@ -69,7 +69,7 @@ use crate::ingest::INLINE_VIEW_LEN;
 
 use super::delta;
 use super::hybrid::{
-    decode_hybrid, parse_runs, parsed_len, visit_runs, EntryRows, HybridValues, Run, ValueSink,
+    decode_hybrid, entry_rows, parse_runs, parsed_len, visit_runs, HybridValues, MatchingRows, Run,
 };
 use super::levels::PresentBits;
 use super::page_walk::{
@@ -332,8 +332,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     None => {
                         let out_of_range = match one_match {
                             Some(entry) => {
-                                let mut sink =
-                                    EntryRows::new(entry, matches.len(), first, &mut out);
+                                let mut sink = entry_rows(entry, matches.len(), first, &mut out);
                                 visit_runs(data, width, runs, &mut sink);
                                 sink.out_of_range()
                             }
@@ -342,7 +341,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                                     |i: u32| matches.get(i as usize).copied().unwrap_or(false);
                                 let mut sink = MatchingRows::new(first, &mut out, matching);
                                 visit_runs(data, width, runs, &mut sink);
-                                sink.largest as usize >= matches.len()
+                                sink.largest() as usize >= matches.len()
                             }
                         };
                         if present > 0 && out_of_range {
@@ -482,54 +481,6 @@ pub(super) fn matching_at<R: ChunkReader + 'static>(
         .filter(|(_, v)| v.is_some_and(|v| values.binary_search_by(|x| x.as_str().cmp(v)).is_ok()))
         .map(|(&row, _)| row)
         .collect())
-}
-
-/// The rows (from `first` on) whose dictionary index is one `matches`,
-/// appended to `out` as a page's indices are unpacked
-/// ([`super::hybrid::ValueSink`]); with the largest index seen, to check.
-struct MatchingRows<'a, F> {
-    next_row: u32,
-    out: &'a mut Vec<u32>,
-    matches: F,
-    largest: u32,
-}
-
-impl<'a, F: Fn(u32) -> bool> MatchingRows<'a, F> {
-    fn new(first: u32, out: &'a mut Vec<u32>, matches: F) -> Self {
-        Self {
-            next_row: first,
-            out,
-            matches,
-            largest: 0,
-        }
-    }
-}
-
-impl<F: Fn(u32) -> bool> ValueSink for MatchingRows<'_, F> {
-    #[inline]
-    fn group(&mut self, values: &[u32; 8], n: usize) {
-        let mut mask = 0u32;
-        let mut largest = self.largest;
-        for (bit, &v) in values[..n].iter().enumerate() {
-            mask |= u32::from((self.matches)(v)) << bit;
-            largest = largest.max(v);
-        }
-        self.largest = largest;
-        while mask != 0 {
-            self.out.push(self.next_row + mask.trailing_zeros());
-            mask &= mask - 1;
-        }
-        self.next_row += n as u32;
-    }
-
-    #[inline]
-    fn repeated(&mut self, value: u32, len: usize) {
-        self.largest = self.largest.max(value);
-        if (self.matches)(value) {
-            self.out.extend(self.next_row..self.next_row + len as u32);
-        }
-        self.next_row += len as u32;
-    }
 }
 
 /// Reads the values of one column chunk at given rows, a batch of rows at a

@@ -75,87 +75,42 @@ pub(super) fn stored_as_is(chunk: &ColumnChunkMetaData) -> Option<ColumnChunkMet
 /// size the zstd frames give is taken, up to `most` bytes (the chunk's
 /// uncompressed size).
 pub(super) fn decompressed_page(
-    page: Page,
+    mut page: Page,
     size: Option<usize>,
     most: usize,
     context: &str,
 ) -> Result<Page> {
-    Ok(match page {
-        Page::DataPage {
-            buf,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        } => Page::DataPage {
-            buf: decompress(&buf, size, most, context)?,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        },
-        Page::DictionaryPage {
-            buf,
-            num_values,
-            encoding,
-            is_sorted,
-        } => Page::DictionaryPage {
-            buf: decompress(&buf, size, most, context)?,
-            num_values,
-            encoding,
-            is_sorted,
-        },
+    match &mut page {
+        Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
+            *buf = decompress(buf, size, most, context)?;
+        }
         Page::DataPageV2 {
             buf,
-            num_values,
-            encoding,
-            num_nulls,
-            num_rows,
             def_levels_byte_len,
             rep_levels_byte_len,
-            is_compressed,
-            statistics,
+            is_compressed: true,
+            ..
         } => {
             // Levels come first, never compressed.
+            let overrun = || Error::data(context, "damaged page: levels overrun the page");
             let levels =
-                (def_levels_byte_len as usize).saturating_add(rep_levels_byte_len as usize);
-            let buf = if is_compressed {
-                let (head, values) = (buf.get(..levels), buf.get(levels..));
-                let (Some(head), Some(values)) = (head, values) else {
-                    return Err(Error::data(
-                        context,
-                        "damaged page: levels overrun the page",
-                    ));
-                };
-                let size = match size {
-                    Some(size) => Some(size.checked_sub(levels).ok_or_else(|| {
-                        Error::data(context, "damaged page: levels overrun the page")
-                    })?),
-                    None => None,
-                };
-                let values = decompress(values, size, most, context)?;
-                let mut whole = Vec::with_capacity(levels + values.len());
-                whole.extend_from_slice(head);
-                whole.extend_from_slice(&values);
-                Bytes::from(whole)
-            } else {
-                buf
+                (*def_levels_byte_len as usize).saturating_add(*rep_levels_byte_len as usize);
+            let (Some(head), Some(values)) = (buf.get(..levels), buf.get(levels..)) else {
+                return Err(overrun());
             };
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                num_nulls,
-                num_rows,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                is_compressed,
-                statistics,
-            }
+            let size = match size {
+                Some(size) => Some(size.checked_sub(levels).ok_or_else(overrun)?),
+                None => None,
+            };
+            let values = decompress(values, size, most, context)?;
+            let mut whole = Vec::with_capacity(levels + values.len());
+            whole.extend_from_slice(head);
+            whole.extend_from_slice(&values);
+            *buf = Bytes::from(whole);
         }
-    })
+        Page::DataPageV2 { .. } => {}
+    }
+    Ok(page)
 }
 
 /// The zstd frames in `stored` decompressed: exactly `size` bytes when
