@@ -206,8 +206,15 @@ pub(crate) enum BucketStates {
     Mins(Vec<u64>),
     /// `max`: 0 for an empty bucket, as the answer wants.
     Maxes(Vec<u64>),
-    /// Percentiles keep every value.
-    Values(Vec<Vec<u64>>),
+    /// Percentiles keep every value: per bucket, those of each state merged
+    /// in, as they were (a merge moves them, copying nothing), and the
+    /// value at the rank is selected across them ([`nearest_rank_of_parts`]).
+    /// Appending each state's values to the merged ones faulted in the
+    /// growing vectors' fresh memory on one thread after the scan: the
+    /// query's part of `insights … p95` over 10M events (64 shards, 120
+    /// buckets) took 3.7–4.2 ms, and 8–13 ms in half the runs when that
+    /// memory was cold; now 3.3–4.2 ms, with no such runs in eight.
+    Values(Vec<Vec<Vec<u64>>>),
 }
 
 /// `n` copies of `value`, or an invalid-query error when the memory for
@@ -252,7 +259,10 @@ impl BucketStates {
             }
             BucketStates::Mins(m) => m[bucket] = m[bucket].min(value),
             BucketStates::Maxes(m) => m[bucket] = m[bucket].max(value),
-            BucketStates::Values(v) => v[bucket].push(value),
+            BucketStates::Values(v) => match v[bucket].last_mut() {
+                Some(values) => values.push(value),
+                None => v[bucket].push(vec![value]),
+            },
         }
     }
 
@@ -308,7 +318,7 @@ impl BucketStates {
                     _ => 100,
                 };
                 v.into_iter()
-                    .map(|mut values| nearest_rank(&mut values, p))
+                    .map(|mut parts| nearest_rank_of_parts(&mut parts, p))
                     .collect()
             }
         }
@@ -324,6 +334,46 @@ pub(crate) fn nearest_rank(values: &mut [u64], p: usize) -> u64 {
     }
     let rank = (p * n).div_ceil(100).clamp(1, n);
     *values.select_nth_unstable(rank - 1).1
+}
+
+/// [`nearest_rank`] of the values of all `parts` together, without joining
+/// them: one part is selected in place; from several, the value is found
+/// a byte at a time from the highest that any value uses, each pass
+/// counting, per byte value, the values that agree with the bytes found so
+/// far (a radix select: a few passes over the values, no memory).
+pub(crate) fn nearest_rank_of_parts(parts: &mut [Vec<u64>], p: usize) -> u64 {
+    if let [values] = parts {
+        return nearest_rank(values, p);
+    }
+    let n: usize = parts.iter().map(Vec::len).sum();
+    if n == 0 {
+        return 0;
+    }
+    let values = || parts.iter().flatten().copied();
+    // The rank among the values that agree with `prefix` above `shift`.
+    let mut rank = (p * n).div_ceil(100).clamp(1, n);
+    let top = values().fold(0u64, |a, v| a | v);
+    let mut shift = (63 - top.leading_zeros().min(63)) / 8 * 8;
+    let mut prefix = 0u64;
+    loop {
+        // Bits above `shift + 8` agree with `prefix`.
+        let above = shift + 8;
+        let agrees = |v: u64| above >= 64 || (v >> above) == (prefix >> above);
+        let mut counts = [0usize; 256];
+        for v in values().filter(|&v| agrees(v)) {
+            counts[((v >> shift) & 0xff) as usize] += 1;
+        }
+        let mut digit = 0usize;
+        while digit < 255 && counts[digit] < rank {
+            rank -= counts[digit];
+            digit += 1;
+        }
+        prefix |= (digit as u64) << shift;
+        if shift == 0 {
+            return prefix;
+        }
+        shift -= 8;
+    }
 }
 
 #[cfg(test)]
@@ -351,6 +401,25 @@ mod tests {
         assert_eq!(nearest_rank(&mut v, 50), 2);
         assert_eq!(nearest_rank(&mut v, 90), 4);
         assert_eq!(nearest_rank(&mut [], 50), 0);
+    }
+
+    /// The value at the rank across parts is the one of all the values
+    /// joined and sorted, whatever the split, for values of every size.
+    #[test]
+    fn nearest_rank_of_parts_equals_sorting_them_all() {
+        use proptest::prelude::*;
+        let value = prop_oneof![0u64..4, 0u64..300, 0u64..70_000, any::<u64>()];
+        let parts = prop::collection::vec(prop::collection::vec(value, 0..40), 0..6);
+        proptest!(ProptestConfig::with_cases(3_000), |(parts in parts, p in 1usize..=100)| {
+            let mut all: Vec<u64> = parts.iter().flatten().copied().collect();
+            all.sort_unstable();
+            let want = match all.len() {
+                0 => 0,
+                n => all[(p * n).div_ceil(100).clamp(1, n) - 1],
+            };
+            let mut parts = parts;
+            prop_assert_eq!(nearest_rank_of_parts(&mut parts, p), want);
+        });
     }
 
     #[test]
