@@ -449,9 +449,8 @@ impl StoredPage {
 
     /// [`StoredPage::prefix`] of a zstd page: its stored bytes are read as
     /// far as they produce `want` bytes (in proportion first, then twice
-    /// as far each time), through one decompression context per thread
-    /// (the `parquet` crate makes one per column chunk, with a compression
-    /// context besides).
+    /// as far each time), through the thread's decompression context
+    /// (`super::zstd_pages`).
     fn zstd_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
         use zstd::zstd_safe::{InBuffer, OutBuffer};
         let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
