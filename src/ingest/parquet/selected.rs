@@ -1085,14 +1085,6 @@ struct ColumnPages {
     zstd_stored: Option<usize>,
 }
 
-/// The most bytes a page of the zstd chunk `chunk` may decompress to, when
-/// its header's size is not known: what the footer says the chunk holds.
-fn zstd_page_most(chunk: &ColumnChunkMetaData) -> usize {
-    usize::try_from(chunk.uncompressed_size().max(0))
-        .unwrap_or(usize::MAX)
-        .min(i32::MAX as usize)
-}
-
 /// Bytes of the largest column chunk read in one piece. A row group of
 /// millions of rows has chunks of tens of megabytes, which read whole would
 /// each take as much fresh memory (faulted in and zeroed by the kernel);
@@ -1118,7 +1110,7 @@ impl ColumnPages {
         let walk;
         let at_once = whole_chunk && chunk.byte_range().1 <= WHOLE_CHUNK_MOST;
         let as_is = zstd_pages::stored_as_is(chunk);
-        let reader_chunk = as_is.as_ref().unwrap_or(chunk);
+        let reader_chunk = as_is.as_ref().map_or(chunk, |(c, _)| c);
         let pages: Box<dyn PageReader> = if at_once {
             let (start, length) = chunk.byte_range();
             let length = usize::try_from(length)
@@ -1144,7 +1136,7 @@ impl ColumnPages {
             )
         };
         let mut column = Self::over(pages, chunk, rows, context);
-        column.zstd_stored = as_is.map(|_| zstd_page_most(chunk));
+        column.zstd_stored = as_is.map(|(_, most)| most);
         column.held = held;
         column.walk = walk;
         column.in_part = !whole_chunk;
@@ -1173,13 +1165,12 @@ impl ColumnPages {
             .ok()?;
         let bytes = Arc::new(ChunkBytes { start, bytes });
         let as_is = zstd_pages::stored_as_is(chunk);
-        let pages =
-            SerializedPageReader::new(bytes, as_is.as_ref().unwrap_or(chunk), rows, None).ok()?;
+        let reader_chunk = as_is.as_ref().map_or(chunk, |(c, _)| c);
+        let pages = SerializedPageReader::new(bytes, reader_chunk, rows, None).ok()?;
         let mut column = Self::over(Box::new(pages), chunk, rows, context);
         let mut page = column.pages.get_next_page().ok()??;
-        if as_is.is_some() {
-            page =
-                zstd_pages::decompressed_page(page, None, zstd_page_most(chunk), context).ok()?;
+        if let Some((_, most)) = as_is {
+            page = zstd_pages::decompressed_page(page, None, most, context).ok()?;
         }
         match page {
             Page::DictionaryPage {

@@ -55,18 +55,24 @@ pub(super) fn with_context<T>(
 
 /// `chunk`'s metadata as the `parquet` crate's page reader should see it:
 /// for a zstd chunk, the same but `UNCOMPRESSED`, so that the reader hands
-/// its pages out as stored (for [`decompressed_page`]) and makes no codec;
-/// `None` for any other codec.
-pub(super) fn stored_as_is(chunk: &ColumnChunkMetaData) -> Option<ColumnChunkMetaData> {
+/// its pages out as stored (for [`decompressed_page`]) and makes no codec,
+/// with the most bytes a page of it may decompress to when its header's
+/// size is not known (what the footer says the chunk holds); `None` for
+/// any other codec.
+pub(super) fn stored_as_is(chunk: &ColumnChunkMetaData) -> Option<(ColumnChunkMetaData, usize)> {
     if !matches!(chunk.compression(), Compression::ZSTD(_)) {
         return None;
     }
-    chunk
+    let most = usize::try_from(chunk.uncompressed_size().max(0))
+        .unwrap_or(usize::MAX)
+        .min(i32::MAX as usize);
+    let as_is = chunk
         .clone()
         .into_builder()
         .set_compression(Compression::UNCOMPRESSED)
         .build()
-        .ok()
+        .ok()?;
+    Some((as_is, most))
 }
 
 /// `page`, handed out as stored by a reader opened on [`stored_as_is`]
@@ -141,8 +147,8 @@ fn decompress(stored: &[u8], size: Option<usize>, most: usize, context: &str) ->
             return stream(dctx, stored, most, context);
         };
         let mut out: Vec<u8> = Vec::with_capacity(size);
-        let written = dctx.decompress(&mut out, stored).map_err(zstd_error)?;
-        if written != size || out.len() != size {
+        dctx.decompress(&mut out, stored).map_err(zstd_error)?;
+        if out.len() != size {
             return Err(damaged(
                 "it decompresses to another size than its header says",
             ));
