@@ -8,7 +8,9 @@
 //! on the ones before it, so a page is decoded whole, once, into the bytes
 //! a plain page would hold (8-byte little-endian integers; strings as a
 //! 4-byte length and their bytes), and is then read by position like one;
-//! a reader that wants only its first rows decodes only as far as them.
+//! a reader that wants only its first rows decodes only as far as them,
+//! and one that wants rows from the middle of a page on (a flow's, in a
+//! page of a whole row group) writes out only the values from them on.
 //! A `DELTA_BYTE_ARRAY` page of ids that a query compares with a few
 //! values (a flow's conversation) is matched as it is stored
 //! ([`prefixed_strings_matching`]), without writing its strings out.
@@ -17,6 +19,8 @@
 //! against the bytes there are, nothing is allocated by a count the page
 //! claims, and damage is an error (a message without the column, which the
 //! caller adds), never a panic.
+
+use std::ops::Range;
 
 /// Why a page could not be decoded.
 pub(super) type DeltaError = String;
@@ -199,53 +203,82 @@ fn total_length(lengths: &[i64], available: usize) -> Result<(), DeltaError> {
     Ok(())
 }
 
-/// Writes the first `keep` of the `count` values of a
-/// `DELTA_BINARY_PACKED` page of integers into `out` (emptied first), as
-/// plain 8-byte little-endian values. The page's bytes after the
-/// miniblock of the last value kept are not read, and need not be there:
+/// Writes the values `wanted` (a range of positions, at most `count`) of
+/// the `count` values of a `DELTA_BINARY_PACKED` page of integers into
+/// `out` (emptied first), as plain 8-byte little-endian values. The values
+/// before them are summed but not written; the page's bytes after the
+/// miniblock of the last value wanted are not read, and need not be there:
 /// a reader that wants a few rows of a page decompresses it only so far.
 pub(super) fn ints_as_plain(
     data: &[u8],
     count: usize,
-    keep: usize,
+    wanted: Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
-    let keep = keep.min(count);
-    out.reserve(keep.min(data.len().saturating_mul(8) + 1) * 8);
+    let (skip, keep) = span(&wanted, count);
+    out.reserve((keep - skip).min(data.len().saturating_mul(8) + 1) * 8);
+    let mut at = 0usize;
     decode_ints_with(data, count, keep, RunEnd::NotWanted, |v| {
-        out.extend_from_slice(&v.to_le_bytes())
+        if at >= skip {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        at += 1;
     })?;
     Ok(())
 }
 
-/// The first `keep` of the `count` lengths of a `DELTA_LENGTH_BYTE_ARRAY`
-/// run at the start of `data`, checked, and the strings' bytes, which
-/// follow the run.
+/// `wanted` as (values skipped, values decoded), within `count`.
+fn span(wanted: &Range<usize>, count: usize) -> (usize, usize) {
+    let keep = wanted.end.min(count);
+    (wanted.start.min(keep), keep)
+}
+
+/// The lengths of the strings `skip..keep` of the `count` of a
+/// `DELTA_LENGTH_BYTE_ARRAY` run at the start of `data`, checked, and the
+/// bytes from string `skip`'s on (the strings' bytes follow the run). The
+/// lengths of the strings before are summed, not kept.
 fn lengths_and_bytes(
     data: &[u8],
     count: usize,
+    skip: usize,
     keep: usize,
 ) -> Result<(Vec<i64>, &[u8]), DeltaError> {
-    let mut lengths = Vec::new();
-    let used = decode_first_ints(data, count, keep, &mut lengths)?;
+    let mut lengths = Vec::with_capacity((keep - skip).min(data.len()));
+    // The skipped strings' bytes; `None` once a length is negative.
+    let mut before = Some(0usize);
+    let mut at = 0usize;
+    let used = decode_ints_with(data, count, keep, RunEnd::Wanted, |len| {
+        if at < skip {
+            before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
+        } else {
+            lengths.push(len);
+        }
+        at += 1;
+    })?;
     let bytes = &data[used..];
+    let before = before.ok_or("a string of negative length")?;
+    let bytes = bytes
+        .get(before..)
+        .ok_or("delta-encoded strings run past the page")?;
     total_length(&lengths, bytes.len())?;
     Ok((lengths, bytes))
 }
 
-/// Writes the first `keep` of the `count` strings of a
-/// `DELTA_LENGTH_BYTE_ARRAY` page into `out` (emptied first),
-/// plain-encoded; the other strings' lengths are stepped over, not
-/// unpacked, and their bytes not read.
+/// Writes the strings `wanted` (a range of positions, at most `count`) of
+/// the `count` strings of a `DELTA_LENGTH_BYTE_ARRAY` page into `out`
+/// (emptied first), plain-encoded; the lengths of the strings before them
+/// are summed and those after stepped over, not unpacked, and the bytes
+/// of neither are read.
 pub(super) fn length_strings_as_plain(
     data: &[u8],
     count: usize,
-    keep: usize,
+    wanted: Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
-    let (lengths, bytes) = lengths_and_bytes(data, count, keep)?;
+    let (skip, keep) = span(&wanted, count);
+    let (lengths, bytes) = lengths_and_bytes(data, count, skip, keep)?;
     // Checked by `lengths_and_bytes`: each is at least 0, and their sum
     // at most the bytes there are.
     let kept_bytes: usize = lengths.iter().map(|&len| len as usize).sum();
@@ -259,23 +292,25 @@ pub(super) fn length_strings_as_plain(
     Ok(())
 }
 
-/// Writes the first `keep` of the `count` strings of a `DELTA_BYTE_ARRAY`
-/// page (each the previous one's prefix and a suffix of its own) into
-/// `out` (emptied first), plain-encoded.
+/// Writes the strings `wanted` (a range of positions, at most `count`) of
+/// the `count` strings of a `DELTA_BYTE_ARRAY` page (each the previous
+/// one's prefix and a suffix of its own) into `out` (emptied first),
+/// plain-encoded. The strings before them are rebuilt, not written.
 pub(super) fn prefixed_strings_as_plain(
     data: &[u8],
     count: usize,
-    keep: usize,
+    wanted: Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
     out.clear();
+    let (skip, keep) = span(&wanted, count);
     let mut prefixes = Vec::new();
     let used = decode_first_ints(data, count, keep, &mut prefixes)?;
     // The suffixes are a `DELTA_LENGTH_BYTE_ARRAY` run.
-    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, keep)?;
+    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, 0, keep)?;
     let mut value: Vec<u8> = Vec::new();
     let mut at = 0;
-    for (prefix, suffix) in prefixes.into_iter().zip(suffixes) {
+    for (i, (prefix, suffix)) in prefixes.into_iter().zip(suffixes).enumerate() {
         let prefix = usize::try_from(prefix)
             .ok()
             .filter(|&p| p <= value.len())
@@ -284,7 +319,9 @@ pub(super) fn prefixed_strings_as_plain(
         value.truncate(prefix);
         value.extend_from_slice(&bytes[at..at + suffix]);
         at += suffix;
-        put_plain(out, &value);
+        if i >= skip {
+            put_plain(out, &value);
+        }
     }
     Ok(())
 }
@@ -309,7 +346,7 @@ pub(super) fn prefixed_strings_matching(
 ) -> Result<(), DeltaError> {
     let mut prefixes = Vec::new();
     let used = decode_first_ints(data, count, count, &mut prefixes)?;
-    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, count)?;
+    let (suffixes, bytes) = lengths_and_bytes(&data[used..], count, 0, count)?;
     // For each target, the bytes the previous string shares with it.
     let mut shared = vec![0usize; targets.len()];
     let mut previous_len = 0usize;
@@ -433,7 +470,7 @@ mod tests {
     }
 
     /// One of the `*_as_plain` decoders.
-    type PlainDecoder = fn(&[u8], usize, usize, &mut Vec<u8>) -> Result<(), DeltaError>;
+    type PlainDecoder = fn(&[u8], usize, Range<usize>, &mut Vec<u8>) -> Result<(), DeltaError>;
 
     /// What `decode` writes of all `count` values into a buffer holding
     /// something already.
@@ -448,8 +485,19 @@ mod tests {
         count: usize,
         keep: usize,
     ) -> Result<Vec<u8>, DeltaError> {
+        span_as_plain(decode, data, count, 0..keep)
+    }
+
+    /// What `decode` writes of the values `wanted` into a buffer holding
+    /// something already.
+    fn span_as_plain(
+        decode: PlainDecoder,
+        data: &[u8],
+        count: usize,
+        wanted: Range<usize>,
+    ) -> Result<Vec<u8>, DeltaError> {
         let mut out = b"left over".to_vec();
-        decode(data, count, keep, &mut out).map(|()| out)
+        decode(data, count, wanted, &mut out).map(|()| out)
     }
 
     /// The first `keep` plain values of `plain` (8-byte integers when
@@ -636,6 +684,13 @@ mod tests {
         let mut negative = encode_ints(&[-1]);
         negative.extend(b"x");
         assert!(as_plain(length_strings_as_plain, &negative, 1).is_err());
+        // Among the strings skipped too.
+        let mut negative = encode_ints(&[-1, 2]);
+        negative.extend(b"xy");
+        assert!(span_as_plain(length_strings_as_plain, &negative, 2, 1..2).is_err());
+        let mut past = encode_ints(&[3, 1]);
+        past.extend(b"xy");
+        assert!(span_as_plain(length_strings_as_plain, &past, 2, 1..2).is_err());
     }
 
     proptest::proptest! {
@@ -651,6 +706,7 @@ mod tests {
             ] {
                 let _ = as_plain(decode, &bytes, count);
                 let _ = first_as_plain(decode, &bytes, count, count / 3);
+                let _ = span_as_plain(decode, &bytes, count, count / 4..count / 2);
             }
             let _ = matches(&bytes, count, &[b"ab", b""]);
         }
@@ -679,9 +735,11 @@ mod tests {
         fn a_page_decoded_in_part_is_a_prefix_of_it_whole(
             values in proptest::collection::vec(0i64..40, 0..400),
             keep in 0usize..420,
+            skip in 0usize..420,
             cut in 0usize..5_000,
         ) {
             let keep = keep.min(values.len());
+            let skip = skip.min(keep);
             let strings: Vec<String> =
                 values.iter().map(|&v| "k".repeat((v % 7) as usize) + &v.to_string()).collect();
             let ints = encode_ints(&values);
@@ -703,6 +761,14 @@ mod tests {
                 let cut = &page[..cut.min(page.len())];
                 if let Ok(part) = first_as_plain(decode, cut, values.len(), keep) {
                     proptest::prop_assert_eq!(&part[..], first_plain(&whole, keep, width));
+                }
+                // Values from the middle on are those values of the whole:
+                // the ones before are decoded, not written.
+                let skipped = first_plain(&whole, skip, width).len();
+                let span = span_as_plain(decode, page, values.len(), skip..keep).unwrap();
+                proptest::prop_assert_eq!(&span[..], &first_plain(&whole, keep, width)[skipped..]);
+                if let Ok(span) = span_as_plain(decode, cut, values.len(), skip..keep) {
+                    proptest::prop_assert_eq!(&span[..], &first_plain(&whole, keep, width)[skipped..]);
                 }
             }
         }

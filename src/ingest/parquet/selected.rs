@@ -603,6 +603,8 @@ impl ColumnGather {
                     let n = pending.partition_point(|&r| r < page.rows.end);
                     n.checked_sub(1).map(|i| pending[i])
                 };
+                // No row before this one is wanted again.
+                self.column.first_wanted = wanted_from;
                 if !self.column.advance(last_in)? {
                     return Err(short(context));
                 }
@@ -721,9 +723,8 @@ impl ColumnGather {
                             strings.views.push(0);
                             continue;
                         }
-                        self.cursor
-                            .skip_to(data, p as usize)
-                            .ok_or_else(|| short(context))?;
+                        let p = held_position(p, page.values_skipped, context)?;
+                        self.cursor.skip_to(data, p).ok_or_else(|| short(context))?;
                         let (start, end) =
                             self.cursor.next_range(data).ok_or_else(|| short(context))?;
                         match shared {
@@ -743,7 +744,7 @@ impl ColumnGather {
                             ints.push(0);
                             continue;
                         }
-                        let at = p as usize * width;
+                        let at = held_position(p, page.values_skipped, context)? * width;
                         let bytes = data.get(at..at + width).ok_or_else(|| short(context))?;
                         ints.push(stored.value(bytes));
                     }
@@ -959,6 +960,9 @@ struct DataPage<'a> {
     /// Which dictionary page of the chunk `dictionary` is (a writer may
     /// start a new one).
     dictionary_id: u32,
+    /// How many of the page's first values `values` leaves out (see
+    /// `CurrentPage::values_skipped`).
+    values_skipped: usize,
 }
 
 impl DataPage<'_> {
@@ -1031,6 +1035,10 @@ struct CurrentPage {
     /// in `ColumnPages::buf`: decoded as far as `rows_held`, and on to
     /// the end when a later row is wanted.
     delta: Option<(Encoding, usize)>,
+    /// How many of the page's first values a page decoded into
+    /// `ColumnPages::decoded_plain` leaves out: those of the rows before
+    /// `ColumnPages::first_wanted` when it was read.
+    values_skipped: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -1083,6 +1091,13 @@ struct ColumnPages {
     /// For a zstd chunk, whose pages the crate's reader hands out as stored
     /// (`zstd_pages`): the most bytes a page of it may decompress to.
     zstd_stored: Option<usize>,
+    /// The first row still wanted, when a gather wants no row before it
+    /// again (rows are gathered in ascending order): a delta-encoded page
+    /// is written out into the plain layout from that row's value on, not
+    /// from its first (a flow's rows, in the middle of a page that holds a
+    /// whole row group, as DuckDB writes them). 0 for readers that read
+    /// every row.
+    first_wanted: u32,
 }
 
 /// Bytes of the largest column chunk read in one piece. A row group of
@@ -1215,6 +1230,7 @@ impl ColumnPages {
             in_part: false,
             prefixed_kept: false,
             zstd_stored: None,
+            first_wanted: 0,
         }
     }
 
@@ -1394,7 +1410,8 @@ impl ColumnPages {
 
     /// Makes the page in `buf` (values from `values_at`) the current one;
     /// a delta-encoded page is decoded only as far as row `last`, when
-    /// given (see [`ColumnPages::hold_rows`]).
+    /// given (see [`ColumnPages::hold_rows`]), and written out from the
+    /// value of row `first_wanted` on.
     fn data_page(
         &mut self,
         buf: Bytes,
@@ -1424,6 +1441,7 @@ impl ColumnPages {
         // page only those up to `last`.
         let mut held = rows;
         let mut delta = None;
+        let mut values_skipped = 0;
         // The values' layout, and where they are (`None`: decoded into
         // `decoded_plain`).
         let (layout, values_at) = match encoding {
@@ -1465,12 +1483,10 @@ impl ColumnPages {
                 held = last.map_or(rows, |l| {
                     (l.saturating_sub(first_row) as usize + 1).min(rows)
                 });
-                let keep = if self.page_has_levels {
-                    self.present.present_before(held)
-                } else {
-                    held
-                };
-                self.decode_delta(encoding, values_at, present, keep)?;
+                let skipped_rows = (self.first_wanted.saturating_sub(first_row) as usize).min(held);
+                values_skipped = self.values_before(skipped_rows);
+                let keep = self.values_before(held);
+                self.decode_delta(encoding, values_at, present, values_skipped..keep)?;
                 delta = (held < rows).then_some((encoding, values_at));
                 (ValuesLayout::Plain, None)
             }
@@ -1483,18 +1499,29 @@ impl ColumnPages {
             layout,
             rows_held: first_row + held as u32,
             delta,
+            values_skipped,
         });
         Ok(())
     }
 
-    /// Decodes the first `keep` of the `present` values of the delta page
-    /// held in `buf` (values from `values_at`) into `decoded_plain`.
+    /// How many values the current page holds before its row `row` (its
+    /// rows before, less the null ones).
+    fn values_before(&self, row: usize) -> usize {
+        if self.page_has_levels {
+            self.present.present_before(row)
+        } else {
+            row
+        }
+    }
+
+    /// Decodes the values `wanted` of the `present` values of the delta
+    /// page held in `buf` (values from `values_at`) into `decoded_plain`.
     fn decode_delta(
         &mut self,
         encoding: Encoding,
         values_at: usize,
         present: usize,
-        keep: usize,
+        wanted: std::ops::Range<usize>,
     ) -> Result<()> {
         let context = self.context.as_str();
         let values = self.buf.get(values_at..).ok_or_else(|| short(context))?;
@@ -1504,7 +1531,7 @@ impl ColumnPages {
             count: present,
         };
         stored
-            .decode(values, keep, &mut self.decoded_plain)
+            .decode(values, wanted, &mut self.decoded_plain)
             .map_err(|e| Error::data(context, e))
     }
 
@@ -1545,6 +1572,7 @@ impl ColumnPages {
             values,
             dictionary: self.dictionary.as_ref(),
             dictionary_id: self.dictionary_id,
+            values_skipped: current.values_skipped,
         })
     }
 
@@ -1692,6 +1720,7 @@ impl ColumnPages {
         };
         let mut layout = ValuesLayout::Plain;
         let mut decoded = false;
+        let mut values_skipped = 0;
         let buf = match (part.values, self.physical) {
             (StoredValues::Delta(encoding), physical) => {
                 let present = if self.nullable {
@@ -1705,7 +1734,15 @@ impl ColumnPages {
                     count: present,
                 };
                 decoded = true;
-                stored.decode_prefix(page, values_at, values, &mut self.decoded_plain, context)?
+                let skipped_rows =
+                    (self.first_wanted.saturating_sub(part.first_row) as usize).min(upto);
+                values_skipped = if self.nullable {
+                    self.present.present_before(skipped_rows)
+                } else {
+                    skipped_rows
+                };
+                let wanted = values_skipped..values;
+                stored.decode_prefix(page, values_at, wanted, &mut self.decoded_plain, context)?
             }
             (StoredValues::Indices, _) => {
                 if self.dictionary.is_none() {
@@ -1751,6 +1788,7 @@ impl ColumnPages {
             layout,
             rows_held: first_row + upto as u32,
             delta: None,
+            values_skipped,
         });
         Ok(())
     }
@@ -1772,7 +1810,8 @@ impl ColumnPages {
                     } else {
                         current.rows
                     };
-                    self.decode_delta(encoding, values_at, present, present)?;
+                    let skipped = current.values_skipped;
+                    self.decode_delta(encoding, values_at, present, skipped..present)?;
                     if let Some(current) = &mut self.current {
                         current.rows_held = end;
                         current.delta = None;
@@ -1857,52 +1896,58 @@ struct DeltaValues {
 }
 
 impl DeltaValues {
-    /// Decodes the first `keep` values of `values` (the page from its
-    /// values on, whole or in part) into `out`, in the plain layout (see
-    /// `delta`).
-    fn decode(&self, values: &[u8], keep: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Decodes the values `wanted` (positions among the page's) of
+    /// `values` (the page from its values on, whole or in part) into
+    /// `out`, in the plain layout (see `delta`).
+    fn decode(
+        &self,
+        values: &[u8],
+        wanted: std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let (count, encoding) = (self.count, self.encoding);
         match (encoding, self.physical) {
             (Encoding::DELTA_BINARY_PACKED, Type::INT64) => {
-                delta::ints_as_plain(values, count, keep, out)
+                delta::ints_as_plain(values, count, wanted, out)
             }
             (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                delta::length_strings_as_plain(values, count, keep, out)
+                delta::length_strings_as_plain(values, count, wanted, out)
             }
             (Encoding::DELTA_BYTE_ARRAY, Type::BYTE_ARRAY) => {
-                delta::prefixed_strings_as_plain(values, count, keep, out)
+                delta::prefixed_strings_as_plain(values, count, wanted, out)
             }
             _ => Err(format!("data page encoding {encoding}")),
         }
     }
 
-    /// Decodes the first `keep` values of `page`, whose values start
-    /// `skip` bytes in, into `out`, from as short a prefix of the page as
-    /// holds them, which it returns. The prefix is guessed in proportion
-    /// to the values kept, then doubled while they do not decode from it
-    /// (a string page's lengths, which come first, are read whole); an
-    /// error of the whole page is the page's.
+    /// Decodes the values `wanted` of `page`, whose values start
+    /// `values_at` bytes in, into `out`, from as short a prefix of the page
+    /// as holds them, which it returns. The prefix is guessed in proportion
+    /// to the values up to the last wanted, then doubled while they do not
+    /// decode from it (a string page's lengths, which come first, are read
+    /// whole); an error of the whole page is the page's.
     fn decode_prefix(
         &self,
         page: &StoredPage,
-        skip: usize,
-        keep: usize,
+        values_at: usize,
+        wanted: std::ops::Range<usize>,
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<Bytes> {
         let whole = page.uncompressed;
-        let mean = whole.saturating_sub(skip) / self.count.max(1);
-        let mut want = keep
+        let mean = whole.saturating_sub(values_at) / self.count.max(1);
+        let mut want = wanted
+            .end
             .saturating_mul(mean + mean / 4)
-            .saturating_add(skip + 1024);
+            .saturating_add(values_at + 1024);
         if want.saturating_mul(2) > whole {
             want = whole;
         }
         loop {
             want = want.min(whole);
             let buf = page.prefix(want, context)?;
-            let decoded = match buf.get(skip..) {
-                Some(values) => self.decode(values, keep, out),
+            let decoded = match buf.get(values_at..) {
+                Some(values) => self.decode(values, wanted.clone(), out),
                 None => Err("page shorter than its levels".into()),
             };
             match decoded {
@@ -1912,6 +1957,16 @@ impl DeltaValues {
             }
         }
     }
+}
+
+/// Where the value at position `p` of a page is among the values the
+/// page's buffer holds, which leave out its first `skipped`
+/// (`CurrentPage::values_skipped`). Gathers want no value before those,
+/// so anything else is an error, never a wrong value.
+fn held_position(p: u32, skipped: usize, context: &str) -> Result<usize> {
+    (p as usize)
+        .checked_sub(skipped)
+        .ok_or_else(|| Error::data(context, "a value before the rows read was wanted"))
 }
 
 /// A data page as [`ColumnPages::advance`] offers it, to be read or not.
@@ -2784,6 +2839,82 @@ mod tests {
                             "{label}: read {read} of {length}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// A delta page of a whole chunk (as DuckDB writes them) that a gather
+    /// first enters late holds only the values from the first row wanted
+    /// on: the ones before are decoded, not written out. Rows asked for
+    /// later, in the page and past the row it was decoded to, are read on
+    /// from there (data pages v1 and v2, with nulls and without).
+    #[test]
+    fn a_delta_page_entered_late_holds_its_values_from_the_first_row_wanted() {
+        let n = 20_000usize;
+        let strings: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}")))
+            .collect();
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
+            .collect();
+        let (filled_strings, filled_micros) = filled(&strings, &micros);
+        let columns: [(ArrayRef, ColumnKind, Encoding, usize); 4] = [
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::DELTA_BINARY_PACKED,
+                8,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::DELTA_BINARY_PACKED,
+                8,
+            ),
+            (
+                Arc::new(StringArray::from(strings)),
+                ColumnKind::Strings,
+                Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                18,
+            ),
+            (
+                Arc::new(StringArray::from(filled_strings)),
+                ColumnKind::Strings,
+                Encoding::DELTA_BYTE_ARRAY,
+                18,
+            ),
+        ];
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for (array, kind, encoding, plain_width) in &columns {
+                let batch =
+                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
+                let props = WriterProperties::builder()
+                    .set_writer_version(version)
+                    .set_dictionary_enabled(false)
+                    .set_encoding(*encoding)
+                    .set_data_page_size_limit(1 << 30)
+                    .set_data_page_row_count_limit(1 << 30)
+                    .build();
+                let bytes = write(&batch, props);
+                let chunk = first_chunk(&bytes);
+                let reader = CountingReader::new(bytes);
+                let label = format!("{version:?} {encoding}");
+                let mut gather =
+                    ColumnGather::open(reader, &chunk, *kind, n, None, "v", false).unwrap();
+                for rows in [vec![15_000u32, 15_003], vec![15_004, 17_000, 19_999]] {
+                    let got = gather.next(&rows).unwrap();
+                    let want = arrow_select::take::take(
+                        array,
+                        &arrow_array::UInt32Array::from(rows.clone()),
+                        None,
+                    )
+                    .unwrap();
+                    let want = arrow_cast::cast(&want, got.data_type()).unwrap();
+                    assert_eq!(&got, &want, "{label} {rows:?}");
+                    // At most the values of the last quarter of the page.
+                    let held = gather.column.decoded_plain.len();
+                    assert!(held <= n / 4 * plain_width, "{label}: {held} bytes held");
                 }
             }
         }
