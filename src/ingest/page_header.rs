@@ -85,12 +85,15 @@ pub(crate) enum PageLevels {
     /// `None` if the header leaves it out).
     V1 { def_encoding: Option<i32> },
     /// Data page v2: the levels are stored uncompressed before the values,
-    /// repetition levels first; the header counts rows and nulls.
+    /// repetition levels first; the header counts rows and nulls, and says
+    /// whether the values are compressed (`is_compressed`, true unless the
+    /// header says otherwise).
     V2 {
         num_nulls: i32,
         num_rows: i32,
         def_len: i32,
         rep_len: i32,
+        values_compressed: bool,
     },
 }
 
@@ -149,16 +152,18 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
                 inner = Some((PageKind::Dictionary, need(values)?, need(encoding)?, levels));
             }
             // data_page_header_v2: num_values 1, num_nulls 2, num_rows 3,
-            // encoding 4, definition and repetition levels' lengths 5, 6.
+            // encoding 4, definition and repetition levels' lengths 5, 6,
+            // is_compressed 7.
             (8, STRUCT) => {
-                let ([values, nulls, rows, encoding, def_len, rep_len], stats) =
-                    input.fields([1, 2, 3, 4, 5, 6], Some(8))?;
+                let ([values, nulls, rows, encoding, def_len, rep_len], stats, compressed) =
+                    input.fields_and_flag([1, 2, 3, 4, 5, 6], Some(8), Some(7))?;
                 bounds = stats;
                 let levels = PageLevels::V2 {
                     num_nulls: need(nulls)?,
                     num_rows: need(rows)?,
                     def_len: need(def_len)?,
                     rep_len: need(rep_len)?,
+                    values_compressed: compressed.unwrap_or(true),
                 };
                 inner = Some((PageKind::DataV2, need(values)?, need(encoding)?, levels));
             }
@@ -290,11 +295,33 @@ impl Input<'_> {
         ids: [i16; N],
         statistics: Option<i16>,
     ) -> Read<([Option<i32>; N], Option<PageBounds>)> {
+        let (values, bounds, _) = self.fields_and_flag(ids, statistics, None)?;
+        Ok((values, bounds))
+    }
+
+    /// [`Input::fields`], and the boolean field `flag`, when given and
+    /// present.
+    #[allow(clippy::type_complexity)]
+    fn fields_and_flag<const N: usize>(
+        &mut self,
+        ids: [i16; N],
+        statistics: Option<i16>,
+        flag: Option<i16>,
+    ) -> Read<([Option<i32>; N], Option<PageBounds>, Option<bool>)> {
         let mut values = [None; N];
         let mut bounds = None;
+        let mut flag_value = None;
         self.read_struct(1, |input, id, wire| {
             if Some(id) == statistics && wire == STRUCT {
                 bounds = input.statistics_bounds()?;
+                return Ok(());
+            }
+            if Some(id) == flag {
+                flag_value = Some(match wire {
+                    BOOL_TRUE => true,
+                    BOOL_FALSE => false,
+                    _ => return Err(HeaderError::Malformed),
+                });
                 return Ok(());
             }
             let Some(slot) = ids.iter().position(|&i| i == id).map(|i| &mut values[i]) else {
@@ -306,7 +333,7 @@ impl Input<'_> {
             *slot = Some(input.i32()?);
             Ok(())
         })?;
-        Ok((values, bounds))
+        Ok((values, bounds, flag_value))
     }
 
     /// Reads a `Statistics` struct for `max_value` (5) and `min_value` (6),
@@ -550,12 +577,15 @@ mod tests {
                     num_nulls,
                     num_rows,
                     rep_len,
+                    values_compressed,
                     ..
                 } = data.levels
                 else {
                     panic!("{data:?}");
                 };
                 assert_eq!((num_nulls, num_rows, rep_len), (0, 1000, 0));
+                // Written without a codec: `is_compressed` is false.
+                assert!(!values_compressed);
             }
         }
     }

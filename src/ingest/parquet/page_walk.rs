@@ -98,10 +98,61 @@ impl PageWalk {
     /// The stored bytes of the page whose header (`header_len` bytes) is
     /// next, if its sizes are possible.
     pub(super) fn page(&self, header: &PageHeader, header_len: usize) -> Option<StoredPage> {
-        let codec = self.codec?;
         let compressed = usize::try_from(header.compressed_size).ok()?;
         let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
         let body = self.offset.checked_add(header_len as u64)?;
+        self.stored(body, compressed, uncompressed, self.codec?)
+    }
+
+    /// The stored bytes of the data page v2 of a flat column whose header
+    /// (`header_len` bytes) is next, as two pages: its definition levels
+    /// (stored as they are, before the values) and its values (compressed
+    /// unless the header says otherwise); `None` if the page has
+    /// repetition levels or its sizes are not possible.
+    pub(super) fn page_v2(
+        &self,
+        header: &PageHeader,
+        header_len: usize,
+    ) -> Option<(StoredPage, StoredPage)> {
+        let PageLevels::V2 {
+            def_len,
+            rep_len: 0,
+            values_compressed,
+            ..
+        } = header.levels
+        else {
+            return None;
+        };
+        let levels = usize::try_from(def_len).ok()?;
+        let compressed = usize::try_from(header.compressed_size).ok()?;
+        let uncompressed = usize::try_from(header.uncompressed_size).ok()?;
+        let body = self.offset.checked_add(header_len as u64)?;
+        let values_at = body.checked_add(levels as u64)?;
+        let (stored, size) = (
+            compressed.checked_sub(levels)?,
+            uncompressed.checked_sub(levels)?,
+        );
+        let codec = if values_compressed {
+            self.codec?
+        } else {
+            PageCodec::Uncompressed
+        };
+        Some((
+            self.stored(body, levels, levels, PageCodec::Uncompressed)?,
+            self.stored(values_at, stored, size, codec)?,
+        ))
+    }
+
+    /// The `compressed` bytes at `body`, which `codec` decompresses to
+    /// `uncompressed` bytes, if they lie within the chunk and the sizes are
+    /// possible.
+    fn stored(
+        &self,
+        body: u64,
+        compressed: usize,
+        uncompressed: usize,
+        codec: PageCodec,
+    ) -> Option<StoredPage> {
         if body.checked_add(compressed as u64)? > self.end {
             return None;
         }
