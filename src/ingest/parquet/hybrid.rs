@@ -211,8 +211,13 @@ impl<F: Fn(u32) -> bool> ValueSink for MatchingRows<'_, F> {
 /// `benches/compare_duckdb.py` (one page of 122,880 indices per chunk),
 /// `insights` of one bot spent 4.6% of its time here, against 9% unpacking
 /// each value and comparing it; medians of 21 alternated runs, `insights`
-/// 153 → 144 ms, `conversations` 156 → 150 ms. Wider indices, and larger
-/// dictionaries, are unpacked as any sink's.
+/// 153 → 144 ms, `conversations` 156 → 150 ms.
+///
+/// Indices of 8 to 16 bits (a conversation's, whose dictionary holds
+/// thousands of ids) are tested eight at a time where they lie, as the
+/// `W`-bit fields of one 128-bit word, when the dictionary fills more than
+/// half of what the width can name (as writers size it):
+/// [`EntryRows::packed_fields`]. Other indices are unpacked as any sink's.
 pub(super) struct EntryRows<'a, F> {
     rows: MatchingRows<'a, F>,
     entry: u32,
@@ -301,6 +306,78 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
     }
 }
 
+impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
+    /// [`ValueSink::packed`] for indices of `W` bits, `W` from 8 to 16, of
+    /// a dictionary of more than `2^(W-1)` and at most `2^W` entries.
+    ///
+    /// A group's eight values are the `W`-bit fields of one word, left
+    /// where they are. After an exclusive or with the entry in every
+    /// field, a field is zero exactly where the entry is: adding to each
+    /// field's low `W-1` bits their maximum carries into its top bit,
+    /// never out of the field, exactly where they are not zero; or-ed with
+    /// the field's own top bit, that top bit is clear only for a zero
+    /// field. An index is out of the dictionary only if its top bit is set
+    /// (the dictionary holds every smaller one); then it is out exactly
+    /// where its low bits plus `2^W - len` carry into its top bit.
+    #[inline(never)]
+    fn packed_fields<const W: usize>(&mut self, packed: &[u8], take: usize) {
+        // The low `W-1` bits of each of the eight fields, and their top
+        // bits.
+        let mut low = 0u128;
+        let mut high = 0u128;
+        let mut entry = 0u128;
+        let mut bias = 0u128;
+        let top = 1u128 << (W - 1);
+        // 1 to 2^(W-1): what the low bits of an index with its top bit
+        // set must reach to be out of the dictionary is `len - top`.
+        let over_by = (self.len as u128).saturating_sub(top).clamp(1, top);
+        for j in 0..8 {
+            low |= (top - 1) << (W * j);
+            high |= top << (W * j);
+            entry |= u128::from(self.entry) << (W * j);
+            bias |= (top - over_by) << (W * j);
+        }
+        let mut over = 0u128;
+        let mut row = self.rows.next_row;
+        let mut left = take;
+        let mut at = 0usize;
+        while left > 0 {
+            let n = left.min(8);
+            // A group's W bytes, read as a word (with the next group's
+            // bytes above them, masked off below), or copied at the end.
+            let word = match packed.get(at..at + 16) {
+                Some(bytes) => u128::from_le_bytes(bytes.try_into().unwrap_or([0; 16])),
+                None => {
+                    let mut bytes = [0u8; 16];
+                    let tail = packed.get(at..).unwrap_or(&[]);
+                    let tail = &tail[..tail.len().min(W)];
+                    bytes[..tail.len()].copy_from_slice(tail);
+                    u128::from_le_bytes(bytes)
+                }
+            };
+            // The group's fields, less those past the run's end.
+            let valid = if n * W >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << (n * W)) - 1
+            };
+            let values = word & valid;
+            let differ = values ^ entry;
+            let mut equal = !(((differ & low) + low) | differ) & high & valid;
+            over |= ((values & low) + bias) & values & high;
+            while equal != 0 {
+                self.rows.out.push(row + equal.trailing_zeros() / W as u32);
+                equal &= equal - 1;
+            }
+            row += n as u32;
+            left -= n;
+            at += W;
+        }
+        self.rows.next_row = row;
+        self.over |= over != 0;
+    }
+}
+
 impl<F: Fn(u32) -> bool> ValueSink for EntryRows<'_, F> {
     #[inline]
     fn group(&mut self, values: &[u32; 8], n: usize) {
@@ -313,6 +390,19 @@ impl<F: Fn(u32) -> bool> ValueSink for EntryRows<'_, F> {
     }
 
     fn packed(&mut self, packed: &[u8], width: usize, take: usize) {
+        if (8..=16).contains(&width) && self.len > 1 << (width - 1) && self.len <= 1 << width {
+            return match width {
+                8 => self.packed_fields::<8>(packed, take),
+                9 => self.packed_fields::<9>(packed, take),
+                10 => self.packed_fields::<10>(packed, take),
+                11 => self.packed_fields::<11>(packed, take),
+                12 => self.packed_fields::<12>(packed, take),
+                13 => self.packed_fields::<13>(packed, take),
+                14 => self.packed_fields::<14>(packed, take),
+                15 => self.packed_fields::<15>(packed, take),
+                _ => self.packed_fields::<16>(packed, take),
+            };
+        }
         if !(1..=128).contains(&self.len) {
             return unpack(packed, width, take, self);
         }
@@ -639,17 +729,25 @@ mod tests {
 
     /// The rows of one entry, and whether some index is out of the
     /// dictionary, as a plain comparison of every decoded value gives them:
-    /// every width, packed runs cut anywhere, repeated runs between them,
-    /// dictionaries of every size around the word test's limits.
+    /// widths 1 to 16, packed runs cut anywhere, repeated runs between
+    /// them, dictionaries of every size around the word tests' limits.
     #[test]
     fn entry_rows_equal_a_comparison_of_every_value() {
         use proptest::prelude::*;
-        let case = (1usize..=10).prop_flat_map(|width| {
-            let most = 1u32 << width.min(9);
+        let case = (1usize..=16).prop_flat_map(|width| {
+            let most = 1u32 << width;
+            // Dictionaries of any size, and of sizes about the limits of
+            // the word tests: 128, and half of what the width can name.
+            let half = most as usize / 2;
+            let len = prop_oneof![
+                1..=most as usize + 3,
+                half.saturating_sub(2).max(1)..=half + 2,
+                most as usize - 2.min(most as usize - 1)..=most as usize,
+            ];
             (
                 Just(width),
                 prop::collection::vec(0..most, 1..300),
-                1..=most as usize + 3,
+                len,
                 0..most,
                 prop::collection::vec((0usize..300, 1usize..40, 0..most), 0..3),
                 0usize..8,
