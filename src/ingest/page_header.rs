@@ -196,6 +196,39 @@ pub(crate) fn read_page_header(bytes: &[u8]) -> Read<(PageHeader, usize)> {
     Ok((header, input.pos))
 }
 
+/// Reads a split-block bloom filter's header (Parquet's
+/// `BloomFilterHeader`) from the start of `bytes`: the size of its bitset
+/// in bytes, and the header's length. `None` in place of the size when the
+/// header names an algorithm, hash or compression other than the one the
+/// format defines (block, xxHash, uncompressed), which a reader must not
+/// guess at.
+pub(crate) fn read_bloom_filter_header(bytes: &[u8]) -> Read<(Option<i32>, usize)> {
+    let mut input = Input { bytes, pos: 0 };
+    let mut num_bytes = None;
+    // Algorithm, hash and compression: each a union whose field 1 is the
+    // only member the format defines.
+    let mut known = [false; 3];
+    let mut other = false;
+    input.read_struct(0, |input, id, wire| match (id, wire) {
+        (1, I32) if num_bytes.is_none() => {
+            num_bytes = Some(input.i32()?);
+            Ok(())
+        }
+        (2..=4, STRUCT) => input.read_struct(1, |input, member, wire| {
+            match (member, wire) {
+                (1, STRUCT) => known[id as usize - 2] = true,
+                _ => other = true,
+            }
+            input.skip(wire, 2)
+        }),
+        (1..=4, _) => Err(HeaderError::Malformed),
+        _ => input.skip(wire, 1),
+    })?;
+    let num_bytes = need(num_bytes)?;
+    let defined = known.iter().all(|&k| k) && !other;
+    Ok((defined.then_some(num_bytes), input.pos))
+}
+
 /// A required field's value.
 fn need(field: Option<i32>) -> Read<i32> {
     field.ok_or(HeaderError::Malformed)

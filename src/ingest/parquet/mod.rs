@@ -48,7 +48,6 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
-use parquet::bloom_filter::Sbbf;
 use parquet::file::metadata::{
     ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy,
     RowGroupMetaData,
@@ -57,6 +56,7 @@ use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
 
+mod bloom;
 mod delta;
 mod file_ranges;
 mod hybrid;
@@ -254,12 +254,7 @@ fn bloom_filters_exclude<R: ChunkReader>(
         {
             return false;
         }
-        match Sbbf::read_from_column_chunk(chunk, reader) {
-            Ok(Some(filter)) if filter.num_blocks() > 0 => {
-                values.iter().all(|v| !filter.check(v.as_str()))
-            }
-            _ => false,
-        }
+        bloom::may_hold_any(reader, chunk, values) == Some(false)
     })
 }
 
