@@ -261,23 +261,8 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
         // `len` is 1 to 128, so each byte of `bias` is 0 to 127.
         let bias = (128 - self.len as u64) * ONES;
         let mut over = 0u64;
-        let mut row = self.rows.next_row;
-        let mut left = take;
-        let mut at = 0usize;
-        while left > 0 {
-            let n = left.min(8);
-            // A group's W bytes, read as a word (with the next group's
-            // bytes above them, masked off below), or copied at the end.
-            let word = match packed.get(at..at + 8) {
-                Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8])),
-                None => {
-                    let mut bytes = [0u8; 8];
-                    let tail = packed.get(at..).unwrap_or(&[]);
-                    let tail = &tail[..tail.len().min(W)];
-                    bytes[..tail.len()].copy_from_slice(tail);
-                    u64::from_le_bytes(bytes)
-                }
-            };
+        self.each_group::<8>(packed, take, W, 8, |bytes, n| {
+            let word = u64::from_le_bytes(bytes);
             let mut values = 0u64;
             for j in 0..8 {
                 values |= ((word >> (W * j)) & lane) << (8 * j);
@@ -291,18 +276,52 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
             let values = values & valid;
             // Every byte is below 128: adding 127 carries into the top bit
             // exactly where a byte is not zero, and never out of the byte.
-            let mut equal = !((values ^ entry) + LOW) & HIGH & valid;
             over |= (values + bias) & HIGH;
+            u128::from(!((values ^ entry) + LOW) & HIGH & valid)
+        });
+        self.over |= over != 0;
+    }
+
+    /// Walks the groups of eight of `take` values of `width` bits packed in
+    /// `packed`: `test` gets each group's first `N` bytes (its `width`
+    /// bytes and the next group's above them, or zeros past the data) and
+    /// how many of its values count, and returns a mask of the values
+    /// equal to the entry, the top bit of each one's `field`-bit field;
+    /// their rows are appended.
+    #[inline(always)]
+    fn each_group<const N: usize>(
+        &mut self,
+        packed: &[u8],
+        take: usize,
+        width: usize,
+        field: u32,
+        mut test: impl FnMut([u8; N], usize) -> u128,
+    ) {
+        let mut row = self.rows.next_row;
+        let mut left = take;
+        let mut at = 0usize;
+        while left > 0 {
+            let n = left.min(8);
+            let bytes = match packed.get(at..at + N) {
+                Some(bytes) => bytes.try_into().unwrap_or([0; N]),
+                None => {
+                    let mut bytes = [0u8; N];
+                    let tail = packed.get(at..).unwrap_or(&[]);
+                    let tail = &tail[..tail.len().min(width)];
+                    bytes[..tail.len()].copy_from_slice(tail);
+                    bytes
+                }
+            };
+            let mut equal = test(bytes, n);
             while equal != 0 {
-                self.rows.out.push(row + (equal.trailing_zeros() >> 3));
+                self.rows.out.push(row + equal.trailing_zeros() / field);
                 equal &= equal - 1;
             }
             row += n as u32;
             left -= n;
-            at += W;
+            at += width;
         }
         self.rows.next_row = row;
-        self.over |= over != 0;
     }
 }
 
@@ -338,42 +357,18 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
             bias |= (top - over_by) << (W * j);
         }
         let mut over = 0u128;
-        let mut row = self.rows.next_row;
-        let mut left = take;
-        let mut at = 0usize;
-        while left > 0 {
-            let n = left.min(8);
-            // A group's W bytes, read as a word (with the next group's
-            // bytes above them, masked off below), or copied at the end.
-            let word = match packed.get(at..at + 16) {
-                Some(bytes) => u128::from_le_bytes(bytes.try_into().unwrap_or([0; 16])),
-                None => {
-                    let mut bytes = [0u8; 16];
-                    let tail = packed.get(at..).unwrap_or(&[]);
-                    let tail = &tail[..tail.len().min(W)];
-                    bytes[..tail.len()].copy_from_slice(tail);
-                    u128::from_le_bytes(bytes)
-                }
-            };
+        self.each_group::<16>(packed, take, W, W as u32, |bytes, n| {
             // The group's fields, less those past the run's end.
             let valid = if n * W >= 128 {
                 u128::MAX
             } else {
                 (1u128 << (n * W)) - 1
             };
-            let values = word & valid;
+            let values = u128::from_le_bytes(bytes) & valid;
             let differ = values ^ entry;
-            let mut equal = !(((differ & low) + low) | differ) & high & valid;
             over |= ((values & low) + bias) & values & high;
-            while equal != 0 {
-                self.rows.out.push(row + equal.trailing_zeros() / W as u32);
-                equal &= equal - 1;
-            }
-            row += n as u32;
-            left -= n;
-            at += W;
-        }
-        self.rows.next_row = row;
+            !(((differ & low) + low) | differ) & high & valid
+        });
         self.over |= over != 0;
     }
 }

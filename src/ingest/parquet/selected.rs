@@ -2787,13 +2787,9 @@ mod tests {
         }
     }
 
-    /// A delta-encoded page is decoded as far as the last row wanted when
-    /// it is read; rows asked for later decode it on, and every read gives
-    /// the values the rows hold (timestamps and strings, with nulls and
-    /// without, data pages v1 and v2).
-    #[test]
-    fn a_delta_page_is_decoded_as_far_as_the_rows_wanted_reach() {
-        let n = 20_000;
+    /// Timestamps and strings of `n` rows, with nulls and without, each in
+    /// a delta encoding writers use for it.
+    fn delta_columns(n: usize) -> [(ArrayRef, ColumnKind, Encoding); 5] {
         let strings: Vec<Option<String>> = (0..n)
             .map(|i| (i % 11 != 3).then(|| format!("conversation-{}{}", i / 3, "z".repeat(i % 5))))
             .collect();
@@ -2801,7 +2797,7 @@ mod tests {
             .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919 - (i % 3) * 50))
             .collect();
         let (filled_strings, filled_micros) = filled(&strings, &micros);
-        let columns: [(ArrayRef, ColumnKind, Encoding); 5] = [
+        [
             (
                 Arc::new(TimestampMicrosecondArray::from(micros)),
                 ColumnKind::Timestamps(TimeUnit::Microsecond),
@@ -2827,22 +2823,42 @@ mod tests {
                 ColumnKind::Strings,
                 Encoding::DELTA_LENGTH_BYTE_ARRAY,
             ),
-        ];
+        ]
+    }
+
+    /// A file of the one column `array` in `encoding`, pages of `version`
+    /// of at most `page_rows` rows, and its chunk.
+    fn delta_file(
+        array: &ArrayRef,
+        encoding: Encoding,
+        version: WriterVersion,
+        page_rows: usize,
+    ) -> (Bytes, ColumnChunkMetaData) {
+        let batch = RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_writer_version(version)
+            .set_dictionary_enabled(false)
+            .set_encoding(encoding)
+            .set_data_page_size_limit(1 << 30)
+            .set_data_page_row_count_limit(page_rows)
+            .set_write_batch_size(1_000)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        assert!(chunk.encodings().any(|e| e == encoding), "{encoding}");
+        (bytes, chunk)
+    }
+
+    /// A delta-encoded page is decoded as far as the last row wanted when
+    /// it is read; rows asked for later decode it on, and every read gives
+    /// the values the rows hold (timestamps and strings, with nulls and
+    /// without, data pages v1 and v2).
+    #[test]
+    fn a_delta_page_is_decoded_as_far_as_the_rows_wanted_reach() {
+        let n = 20_000;
         for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            for (array, kind, encoding) in &columns {
-                let batch =
-                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
-                let props = WriterProperties::builder()
-                    .set_writer_version(version)
-                    .set_dictionary_enabled(false)
-                    .set_encoding(*encoding)
-                    .set_data_page_size_limit(1 << 30)
-                    .set_data_page_row_count_limit(8_000)
-                    .set_write_batch_size(1_000)
-                    .build();
-                let bytes = write(&batch, props);
-                let chunk = first_chunk(&bytes);
-                assert!(chunk.encodings().any(|e| e == *encoding), "{encoding}");
+            for (array, kind, encoding) in &delta_columns(n) {
+                let (bytes, chunk) = delta_file(array, *encoding, version, 8_000);
                 let reader = CountingReader::new(bytes);
                 let (_, length) = chunk.byte_range();
                 for calls in gather_calls(n as u32, 8_000) {
@@ -2873,57 +2889,18 @@ mod tests {
     #[test]
     fn a_delta_page_entered_late_holds_its_values_from_the_first_row_wanted() {
         let n = 20_000usize;
-        let strings: Vec<Option<String>> = (0..n)
-            .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}")))
-            .collect();
-        let micros: Vec<Option<i64>> = (0..n as i64)
-            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
-            .collect();
-        let (filled_strings, filled_micros) = filled(&strings, &micros);
-        let columns: [(ArrayRef, ColumnKind, Encoding, usize); 4] = [
-            (
-                Arc::new(TimestampMicrosecondArray::from(micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-                Encoding::DELTA_BINARY_PACKED,
-                8,
-            ),
-            (
-                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-                Encoding::DELTA_BINARY_PACKED,
-                8,
-            ),
-            (
-                Arc::new(StringArray::from(strings)),
-                ColumnKind::Strings,
-                Encoding::DELTA_LENGTH_BYTE_ARRAY,
-                18,
-            ),
-            (
-                Arc::new(StringArray::from(filled_strings)),
-                ColumnKind::Strings,
-                Encoding::DELTA_BYTE_ARRAY,
-                18,
-            ),
-        ];
         for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            for (array, kind, encoding, plain_width) in &columns {
-                let batch =
-                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
-                let props = WriterProperties::builder()
-                    .set_writer_version(version)
-                    .set_dictionary_enabled(false)
-                    .set_encoding(*encoding)
-                    .set_data_page_size_limit(1 << 30)
-                    .set_data_page_row_count_limit(1 << 30)
-                    .build();
-                let bytes = write(&batch, props);
-                let chunk = first_chunk(&bytes);
-                let reader = CountingReader::new(bytes);
+            for (array, kind, encoding) in &delta_columns(n) {
+                let (bytes, chunk) = delta_file(array, *encoding, version, 1 << 30);
                 let label = format!("{version:?} {encoding}");
+                // The plain layout of a value: 8 bytes, or a string's
+                // length and bytes (at most 22 here).
+                let plain_width = if *kind == ColumnKind::Strings { 26 } else { 8 };
+                let rows = [vec![15_000u32, 15_003], vec![15_004, 17_000, 19_999]];
+                let reader = CountingReader::new(bytes);
                 let mut gather =
                     ColumnGather::open(reader, &chunk, *kind, n, None, "v", false).unwrap();
-                for rows in [vec![15_000u32, 15_003], vec![15_004, 17_000, 19_999]] {
+                for rows in rows {
                     let got = gather.next(&rows).unwrap();
                     let want = arrow_select::take::take(
                         array,
