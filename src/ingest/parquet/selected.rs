@@ -2668,17 +2668,20 @@ mod tests {
         let mut gather =
             ColumnGather::open(reader.clone(), chunk, kind, n, None, "v", false).unwrap();
         for rows in calls {
-            let got = gather.next(rows).unwrap();
-            let want = arrow_select::take::take(
-                array,
-                &arrow_array::UInt32Array::from(rows.clone()),
-                None,
-            )
-            .unwrap();
-            let want = arrow_cast::cast(&want, got.data_type()).unwrap();
-            assert_eq!(&got, &want, "{label} {rows:?}");
+            assert_gathers_next(&mut gather, array, rows, label);
         }
         reader.read.load(Ordering::Relaxed)
+    }
+
+    /// Checks that the next call of `gather` at `rows` gives the values
+    /// `array` holds there.
+    fn assert_gathers_next(gather: &mut ColumnGather, array: &ArrayRef, rows: &[u32], label: &str) {
+        let got = gather.next(rows).unwrap();
+        let want =
+            arrow_select::take::take(array, &arrow_array::UInt32Array::from(rows.to_vec()), None)
+                .unwrap();
+        let want = arrow_cast::cast(&want, got.data_type()).unwrap();
+        assert_eq!(&got, &want, "{label} {rows:?}");
     }
 
     /// `n` event ids of 14 to 26 bytes (`event-00000000`, then padded),
@@ -2901,15 +2904,7 @@ mod tests {
                 let mut gather =
                     ColumnGather::open(reader, &chunk, *kind, n, None, "v", false).unwrap();
                 for rows in rows {
-                    let got = gather.next(&rows).unwrap();
-                    let want = arrow_select::take::take(
-                        array,
-                        &arrow_array::UInt32Array::from(rows.clone()),
-                        None,
-                    )
-                    .unwrap();
-                    let want = arrow_cast::cast(&want, got.data_type()).unwrap();
-                    assert_eq!(&got, &want, "{label} {rows:?}");
+                    assert_gathers_next(&mut gather, array, &rows, &label);
                     // At most the values of the last quarter of the page.
                     let held = gather.column.decoded_plain.len();
                     assert!(held <= n / 4 * plain_width, "{label}: {held} bytes held");
