@@ -6,7 +6,8 @@
 //! `conversation_id` statistics cannot contain it and reads only the
 //! matching rows of the others. A row group whose column chunk has a bloom
 //! filter (DuckDB writes them) that holds none of the values is skipped
-//! too, before any of its pages is read. Pruning by conversation-key
+//! too, before any of its pages is read (`bloom`: one block read per
+//! value). Pruning by conversation-key
 //! columns is sound: every event of a conversation carries its key.
 //! Nothing is pruned by time, since a conversation's start needs all its
 //! events (SPEC 2).

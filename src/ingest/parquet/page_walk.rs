@@ -8,7 +8,9 @@
 //! stopping at any disagreement, so that it knows, before a page is
 //! decompressed, its bounds (when its writer put them in its header) and
 //! where its stored bytes are; then a page can be read only as far as the
-//! values wanted ([`StoredPage::prefix`]).
+//! values wanted ([`StoredPage::prefix`]). A data page v2 keeps its
+//! levels apart from its values, uncompressed: it is handed out as two
+//! stored pages ([`PageWalk::page_v2`]).
 //!
 //! Input is third-party data: a header that does not read ends the walk,
 //! and a page that decompresses short is a data error, never a panic.
