@@ -1504,10 +1504,11 @@ impl ColumnPages {
         Ok(())
     }
 
-    /// How many values the current page holds before its row `row` (its
-    /// rows before, less the null ones).
+    /// How many values the page whose levels `present` holds (when the
+    /// column is nullable) stores before its row `row`: its rows before,
+    /// less the null ones.
     fn values_before(&self, row: usize) -> usize {
-        if self.page_has_levels {
+        if self.nullable {
             self.present.present_before(row)
         } else {
             row
@@ -1758,11 +1759,7 @@ impl ColumnPages {
                 decoded = true;
                 let skipped_rows =
                     (self.first_wanted.saturating_sub(part.first_row) as usize).min(upto);
-                values_skipped = if self.nullable {
-                    self.present.present_before(skipped_rows)
-                } else {
-                    skipped_rows
-                };
+                values_skipped = self.values_before(skipped_rows);
                 let wanted = values_skipped..values;
                 stored.decode_prefix(page, values_at, wanted, &mut self.decoded_plain, context)?
             }
