@@ -32,7 +32,9 @@
 //!   decoded straight into `Utf8View`.
 //!
 //! A file is opened once per scan and read by byte ranges, one `pread`
-//! each (`file_ranges`), whatever the reader.
+//! each (`file_ranges`), whatever the reader. Its footer is decoded with
+//! the column statistics of the columns the scan prunes by or proves valid
+//! by, and no others (`footer`).
 //!
 //! Decoders of third-party data are a trust boundary: see `ingest::guard`.
 
@@ -49,10 +51,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::ProjectionMask;
 use parquet::basic::Compression;
-use parquet::file::metadata::{
-    ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy,
-    RowGroupMetaData,
-};
+use parquet::file::metadata::{ParquetMetaData, RowGroupMetaData};
 use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
@@ -60,6 +59,7 @@ use rayon::prelude::*;
 mod bloom;
 mod delta;
 mod file_ranges;
+mod footer;
 mod hybrid;
 mod levels;
 mod lz4_prefix;
@@ -70,6 +70,8 @@ mod snappy_prefix;
 mod zstd_pages;
 
 pub(crate) use file_ranges::FileRanges;
+
+use footer::read_footer;
 
 use super::bounds::bounding_rows;
 use super::guard::{check_pages, guard};
@@ -90,12 +92,6 @@ const BATCH_ROWS: usize = 16_384;
 /// The selective reader reads a row group's chunks page by page when at
 /// most one row in this many is selected, else each chunk at once.
 const SPARSE_ROWS: usize = 1024;
-
-/// What of a footer is decoded: not the size statistics (byte and level
-/// histograms), which nothing here reads.
-fn footer_options() -> ParquetMetaDataOptions {
-    ParquetMetaDataOptions::new().with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
-}
 
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
 /// plain strings are decoded straight into views, without a copy into an
@@ -421,10 +417,16 @@ where
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let metadata = guard(name, || {
-        let parquet = ParquetMetaDataReader::new()
-            .with_metadata_options(Some(footer_options()))
-            .parse_and_finish(&open()?)
-            .map_err(context)?;
+        // Statistics are read for the scope's columns (pruning) and the
+        // required ones (`validity_proof`), and only where a scope is.
+        let keep_statistics = |column: &str| {
+            !scope.is_all()
+                && (scope.conditions().any(|(c, _)| c == column)
+                    || COLUMNS
+                        .iter()
+                        .any(|(c, required)| *required && *c == column))
+        };
+        let parquet = read_footer(&open()?, keep_statistics).map_err(context)?;
         let parquet = Arc::new(parquet);
         if let Some(schema) = KnownSchema::lookup(&parquet) {
             return Ok(FileMetadata::new(parquet, schema, None));
@@ -939,6 +941,7 @@ mod tests {
         Array, ArrayRef, StringArray, TimestampMillisecondArray, TimestampNanosecondArray,
     };
     use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::ParquetMetaDataReader;
     use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
     use parquet::schema::types::ColumnPath;
 
