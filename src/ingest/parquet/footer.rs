@@ -21,7 +21,10 @@
 //! Anything unexpected on the way (a file too short for a footer, an
 //! encrypted footer, a schema that does not decode) hands the file to the
 //! parquet crate's own footer reader, so that its errors are the ones
-//! reported.
+//! reported. A footer whose statistics cannot be skipped (the crate skips
+//! them by their thrift types, and its decoder accepts some that skipping
+//! refuses: `fixtures/fuzz/parquet_delta_huge_value_count.parquet`) is
+//! decoded with them all.
 
 use parquet::errors::Result;
 use parquet::file::metadata::{
@@ -63,9 +66,15 @@ pub(super) fn read_footer<R: ChunkReader>(
         .map(|(leaf, _)| leaf)
         .collect();
     let options = skipping
+        .clone()
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_schema(schema);
-    ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options))
+    ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options)).or_else(|_| {
+        // The crate skips statistics by their thrift types alone, and its
+        // decoder of statistics reads some damaged ones that skipping
+        // refuses: a file read before is read still.
+        ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&skipping))
+    })
 }
 
 /// The footer's metadata bytes, if the file ends as an unencrypted
@@ -157,6 +166,34 @@ mod tests {
             .row_groups()
             .iter()
             .all(|rg| rg.columns().iter().all(|c| c.statistics().is_none())));
+    }
+
+    /// A footer whose statistics the crate's decoder reads but its skipping
+    /// refuses (a fuzzed file) is read as the crate reads it.
+    #[test]
+    fn statistics_that_cannot_be_skipped_are_decoded() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/fuzz/parquet_delta_huge_value_count.parquet"
+        );
+        let file = Bytes::from(std::fs::read(path).unwrap());
+        let metadata = metadata_bytes(&file).unwrap();
+        let skipping_all = ParquetMetaDataOptions::new()
+            .with_column_stats_policy(ParquetStatisticsPolicy::SkipAll);
+        assert!(ParquetMetaDataReader::decode_metadata_with_options(
+            &metadata,
+            Some(&skipping_all)
+        )
+        .is_err());
+        let full = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        let read = read_footer(&file, |_| false).unwrap();
+        assert_eq!(read.num_row_groups(), full.num_row_groups());
+        assert_eq!(
+            read.row_group(0).column(0).statistics(),
+            full.row_group(0).column(0).statistics()
+        );
     }
 
     /// A file cut short, or with a damaged footer, gets the crate's own
