@@ -116,6 +116,7 @@ pub mod error;
 #[cfg(feature = "cli")]
 pub mod generate;
 pub mod ingest;
+mod parallel;
 pub mod query;
 pub mod schema;
 #[cfg(feature = "server")]

@@ -40,7 +40,6 @@ use std::sync::{Arc, Mutex};
 use arrow_array::cast::AsArray;
 use arrow_array::{BooleanArray, RecordBatch, StringViewArray};
 use arrow_schema::{DataType, Field, Schema};
-use rayon::prelude::*;
 
 pub use inputs::{discover_inputs, InputFile, InputFormat};
 
@@ -186,7 +185,7 @@ const SEEN_VIEWS_MOST: usize = 8;
 fn team_bots(team: &str, files: &[InputFile]) -> Result<BTreeSet<String>> {
     let bots = Mutex::new(BTreeSet::new());
     let scope = ScanScope::all().with(col::TEAM_ID, [team]);
-    files.par_iter().try_for_each(|file| -> Result<()> {
+    crate::parallel::try_each(files, |file| -> Result<()> {
         let name = file.path.display().to_string();
         let file = FileRanges::open(&file.path)?;
         scan_parquet(
@@ -407,7 +406,7 @@ fn fold_files(
     // files: 8-25% faster). A scan reads whole column chunks and gains
     // nothing, and its mapped pages would count as the process's memory.
     let map_parquet = options.map_files && scope.picks_conversations();
-    files.par_iter().try_for_each(|file| -> Result<()> {
+    crate::parallel::try_each(files, |file| -> Result<()> {
         let name = file.path.display().to_string();
         match file.format {
             InputFormat::Parquet => {
