@@ -654,15 +654,20 @@ impl Engine {
         // milliseconds before they are on disk. A failed sync fails the log
         // for good (every later ingest errors until the directory is
         // reopened) and this call returns the error, its rows folded.
-        let (synced, folded) = rayon::join(
-            || d.dir.log.sync(seq),
-            || {
+        // The calling thread waits for the sync and rayon's pool folds: a
+        // pool thread waiting on the disk would leave the pool a thread
+        // short, and with two callers both of its threads could be waiting
+        // while both folds waited for them (durable ingest from 2 threads
+        // ran slower than from 1 in some runs: 2.30 against 3.11M events/s).
+        let mut folded = Ok(());
+        let synced = rayon::in_place_scope(|scope| {
+            scope.spawn(|_| {
                 let before = report.rows_ingested;
-                let result = call.fold(&self.store, &claims, report);
+                folded = call.fold(&self.store, &claims, report);
                 self.note_ingested(before, report);
-                result
-            },
-        );
+            });
+            d.dir.log.sync(seq)
+        });
         if let Err(e) = folded {
             // The log holds rows the store could not take (a bug): no
             // later call may build on that; reopening replays the record.
@@ -753,10 +758,16 @@ impl Engine {
                     _ => e.within(file.path.display()),
                 })
             };
+            // The commit runs on this thread, which then waits for its sync
+            // (see `commit`), and the next file is read on rayon's pool.
             let (committed, staged) = match following.filter(|_| small) {
                 Some(f) => {
-                    let (committed, staged) = rayon::join(commit, || self.stage_file(f));
-                    (committed, Some(staged))
+                    let mut staged = None;
+                    let committed = rayon::in_place_scope(|scope| {
+                        scope.spawn(|_| staged = Some(self.stage_file(f)));
+                        commit()
+                    });
+                    (committed, staged)
                 }
                 None => (commit(), None),
             };

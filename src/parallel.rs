@@ -5,9 +5,9 @@
 //! of the waiting one, and the first time, starting the pool's threads. A
 //! `flow` over one file whose statistics single out one row group has one
 //! piece of work at every level (one file, one row group): done on the
-//! calling thread, such a process starts no thread at all. Its whole
-//! process, first conversation over the interleaved file of
-//! `benches/compare_duckdb.py`: see [`try_each`].
+//! calling thread, with its columns gathered in sequence (the Parquet
+//! reader's `light_gathers`, which gives the figures), such a process
+//! starts no thread at all.
 
 use rayon::prelude::*;
 
