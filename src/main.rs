@@ -44,8 +44,9 @@ static C_ALLOCATOR: AtomicBool = AtomicBool::new(false);
 /// page faults. mimalloc keeps each size of block on pages of its own, per
 /// thread, and readies four blocks at a time, so its first allocations of
 /// each size touch fresh pages: a first-conversation flow over the
-/// interleaved file faulted 614 pages with it and 388 with glibc, and ran
-/// 7–10% faster with glibc (README, "The twenty-fifth session").
+/// interleaved file faulted 614 pages with it and 388 with glibc; flows
+/// took 1–17% less wall time with glibc (README, "The twenty-fifth
+/// session").
 ///
 /// Memory from either is freed by the one that gave it: in the C
 /// allocator's mode, a block inside mimalloc's segments (made before the
