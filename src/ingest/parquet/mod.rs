@@ -791,19 +791,17 @@ where
                   which: &(dyn Fn(usize) -> bool + Sync),
                   rows: &[u32]|
      -> Result<Vec<(usize, ArrayRef)>> {
+        let asked = |(i, _): &(usize, &mut ColumnSource)| which(*i);
+        let next = |(i, g): (usize, &mut ColumnSource)| g.next(rows).map(|a| (i, a));
         if parallel_gathers {
-            gathers
-                .par_iter_mut()
-                .enumerate()
-                .filter(|(i, _)| which(*i))
-                .map(|(i, g)| g.next(rows).map(|a| (i, a)))
-                .collect()
+            let gathers = gathers.par_iter_mut().enumerate();
+            gathers.filter(asked).map(next).collect()
         } else {
             gathers
                 .iter_mut()
                 .enumerate()
-                .filter(|(i, _)| which(*i))
-                .map(|(i, g)| g.next(rows).map(|a| (i, a)))
+                .filter(asked)
+                .map(next)
                 .collect()
         }
     };
