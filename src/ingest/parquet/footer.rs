@@ -45,12 +45,11 @@ pub(super) fn read_footer<R: ChunkReader>(
 ) -> Result<ParquetMetaData> {
     let skipping =
         ParquetMetaDataOptions::new().with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
-    let Some(metadata) = metadata_bytes(reader) else {
-        return ParquetMetaDataReader::new()
-            .with_metadata_options(Some(skipping))
-            .parse_and_finish(reader);
-    };
-    let Ok(schema) = ParquetMetaDataReader::decode_schema(&metadata) else {
+    let footer = metadata_bytes(reader).and_then(|metadata| {
+        let schema = ParquetMetaDataReader::decode_schema(&metadata).ok()?;
+        Some((metadata, schema))
+    });
+    let Some((metadata, schema)) = footer else {
         return ParquetMetaDataReader::new()
             .with_metadata_options(Some(skipping))
             .parse_and_finish(reader);
