@@ -163,9 +163,9 @@ impl EventIdSet {
         }
     }
 
-    /// The entries of shard `i` (of [`SHARDS`]).
-    pub fn shard_entries(&self, i: usize) -> Vec<IdEntry> {
-        lock(&self.shards[i]).iter().copied().collect()
+    /// `f` of shard `i` (of [`SHARDS`]), the shard locked meanwhile.
+    pub fn with_shard<R>(&self, i: usize, f: impl FnOnce(&HashTable<IdEntry>) -> R) -> R {
+        f(&lock(&self.shards[i]))
     }
 
     /// Replaces shard `i` with `table` (whose entries must all belong to
@@ -240,7 +240,7 @@ mod tests {
         let entries = |set: &EventIdSet| {
             let mut all = Vec::new();
             for i in 0..SHARDS {
-                all.extend(set.shard_entries(i).iter().map(|e| (e.hash, e.owner)));
+                set.with_shard(i, |t| all.extend(t.iter().map(|e| (e.hash, e.owner))));
             }
             all.sort_unstable();
             all
