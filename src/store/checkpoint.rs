@@ -1086,6 +1086,19 @@ mod tests {
         }
     }
 
+    /// The header of a section of `kind` stating `raw_len` raw bytes, whose
+    /// stored bytes are the whole source `stored`.
+    fn whole_source(kind: u32, raw_len: usize, stored: &[u8]) -> Section {
+        Section {
+            kind,
+            index: 0,
+            raw_len: raw_len as u64,
+            offset: 0,
+            stored_len: stored.len(),
+            crc: crc32fast::hash(stored),
+        }
+    }
+
     /// A section is decoded whole whether it is decoded in one call (as
     /// compressed as sections are) or as a stream (compressed further than
     /// [`ONE_SHOT_RATIO`]); a header claiming more or fewer raw bytes than
@@ -1107,14 +1120,7 @@ mod tests {
         for (raw, one_shot) in [(varied, true), (repeated, false)] {
             let stored = zstd::bulk::compress(&raw, ZSTD_LEVEL).unwrap();
             assert_eq!(raw.len() <= stored.len() * ONE_SHOT_RATIO, one_shot);
-            let section = |raw_len: usize| Section {
-                kind: KIND_SHARD,
-                index: 0,
-                raw_len: raw_len as u64,
-                offset: 0,
-                stored_len: stored.len(),
-                crc: crc32fast::hash(&stored),
-            };
+            let section = |raw_len: usize| whole_source(KIND_SHARD, raw_len, &stored);
             let mut scratch = Scratch::default();
             let read = read_section(&stored[..], &section(raw.len()), &mut scratch, "ckpt");
             assert_eq!(read.unwrap(), &raw[..], "one shot: {one_shot}");
@@ -1127,14 +1133,7 @@ mod tests {
         // A dedup section is stored as it is, its two lengths equal.
         let rows = encode_ids([IdEntry::new(7 << 64 | 3, 11)].iter());
         assert_eq!(rows.len(), 8 + ID_ROW);
-        let section = |raw_len: usize| Section {
-            kind: KIND_DEDUP,
-            index: 0,
-            raw_len: raw_len as u64,
-            offset: 0,
-            stored_len: rows.len(),
-            crc: crc32fast::hash(&rows),
-        };
+        let section = |raw_len: usize| whole_source(KIND_DEDUP, raw_len, &rows);
         let mut scratch = Scratch::default();
         let read = read_section(&rows[..], &section(rows.len()), &mut scratch, "ckpt");
         assert_eq!(read.unwrap(), &rows[..]);
