@@ -278,9 +278,8 @@ impl EngineOptions {
     /// 1 s of CPU), but memory holds a second store until the copy is
     /// encoded. Without it, the snapshot is encoded in place and ingest
     /// waits for the whole encoding (0.5–0.8 s at 10M events on 2 cores):
-    /// the choice for a host whose
-    /// memory cannot hold the store twice. Explicit and closing
-    /// checkpoints never copy.
+    /// the choice for a host whose memory cannot hold the store twice.
+    /// Explicit and closing checkpoints never copy.
     pub fn copy_for_checkpoints(self, copy_for_checkpoints: bool) -> Self {
         Self {
             copy_for_checkpoints,
