@@ -68,6 +68,7 @@ mod page_walk;
 mod selected;
 mod snappy_prefix;
 mod zstd_pages;
+mod zstd_prefix;
 
 pub(crate) use file_ranges::FileRanges;
 
@@ -888,7 +889,10 @@ where
 /// none), and at most [`LIGHT_GATHER_BYTES`] of them before the last row
 /// wanted, estimated from the chunks' sizes. zstd, gzip and brotli pages
 /// decompress whole blocks (Polars writes zstd pages of 128 KiB blocks)
-/// and more slowly, so are never light.
+/// and more slowly, so are never light, but for zstd pages read only as
+/// far as their first blocks' first bytes (at most [`LIGHT_ZSTD_BYTES`]
+/// of a chunk, estimated), which `page_walk` decodes without decoding
+/// their blocks whole.
 ///
 /// First-conversation flows (3 rows at the start of a row group), 40
 /// alternated runs, median wall of the whole process: interleaved file
@@ -910,13 +914,12 @@ fn light_gathers(
     let mut bytes = 0.0;
     for leaf in leaves {
         let chunk = rg.column(leaf);
-        if matches!(
-            chunk.compression(),
-            Compression::ZSTD(_) | Compression::GZIP(_) | Compression::BROTLI(_)
-        ) {
-            return false;
+        let prefix = chunk.uncompressed_size().max(0) as f64 * reach;
+        match chunk.compression() {
+            Compression::GZIP(_) | Compression::BROTLI(_) => return false,
+            Compression::ZSTD(_) if prefix > LIGHT_ZSTD_BYTES as f64 => return false,
+            _ => bytes += prefix,
         }
-        bytes += chunk.uncompressed_size().max(0) as f64 * reach;
     }
     bytes <= LIGHT_GATHER_BYTES as f64
 }
@@ -927,6 +930,10 @@ fn light_gathers(
 /// and Polars write) and on DuckDB's, whose pages hold a whole row group
 /// (2–2.6 MB).
 const LIGHT_GATHER_BYTES: usize = 512 << 10;
+
+/// See [`light_gathers`]: the prefix of a zstd chunk below which its pages
+/// are read in part without decoding a whole block.
+const LIGHT_ZSTD_BYTES: usize = 16 << 10;
 
 /// Where the selective reader takes a column's values from.
 enum ColumnSource {
@@ -1726,10 +1733,11 @@ mod tests {
         assert!(err.to_string().contains("junk.parquet"), "{err}");
     }
 
-    /// Gathers are light for rows early in fast-decompressing chunks, and
-    /// not for rows far into large ones, nor for zstd, gzip or brotli.
+    /// Gathers are light for rows early in fast-decompressing chunks and
+    /// in zstd ones, and not for rows far into large ones, nor for gzip or
+    /// brotli.
     #[test]
-    fn gathers_are_light_for_a_few_early_rows_of_fast_pages() {
+    fn gathers_are_light_for_a_few_early_rows_of_fast_or_zstd_pages() {
         let rows = 100_000;
         let values: ArrayRef = Arc::new(StringArray::from_iter_values(
             (0..rows).map(|i| format!("value-{i:016}")),
@@ -1759,16 +1767,23 @@ mod tests {
             assert!(!light(&[5, rows as u32 - 1]), "{compression}");
             assert!(light_gathers(rg, [].into_iter(), &[rows as u32 - 1], rows));
         }
-        for compression in [
-            Compression::ZSTD(Default::default()),
-            Compression::GZIP(Default::default()),
-        ] {
-            let metadata = metadata(compression);
-            let rg = metadata.row_group(0);
-            assert!(
-                !light_gathers(rg, [0].into_iter(), &[0], rows),
-                "{compression}"
-            );
-        }
+        // gzip pages are never light; zstd pages are, as far as their
+        // first blocks' first bytes (`page_walk::own_zstd_prefix`).
+        let gzip = metadata(Compression::GZIP(Default::default()));
+        assert!(!light_gathers(
+            gzip.row_group(0),
+            [0].into_iter(),
+            &[0],
+            rows
+        ));
+        let zstd = metadata(Compression::ZSTD(Default::default()));
+        let rg = zstd.row_group(0);
+        assert!(light_gathers(rg, [0].into_iter(), &[0, 1, 2], rows));
+        assert!(!light_gathers(
+            rg,
+            [0].into_iter(),
+            &[0, rows as u32 / 4],
+            rows
+        ));
     }
 }
