@@ -343,20 +343,20 @@ const ZSTD_BLOCK: usize = 128 << 10;
 
 /// The longest zstd prefix decoded by [`zstd_prefix`] rather than by the
 /// library.
-const OWN_ZSTD_MOST: usize = 16 << 10;
+const OWN_ZSTD_MOST: usize = 32 << 10;
 
 /// Whether the first `want` bytes of a zstd page of `uncompressed` bytes
 /// are cheaper to decode with [`zstd_prefix`] than with the library.
 ///
 /// The library decodes the blocks a prefix reaches whole (up to 128 KiB
-/// each, at about 0.5 ns a byte here) and keeps them for the next, longer
-/// prefix of the same page. [`zstd_prefix`] builds a block's tables
-/// (about 8 µs, the library's time for 16 KiB) and then goes about four
-/// times slower a byte, but stops where asked: a prefix of 1,000 bytes of
-/// a 1 MiB page costs 8 µs against the block's 50–65, one of 16 KiB
-/// 36 µs. A small page is the library's, whole.
+/// each, 50–65 µs here) and keeps them for the next, longer prefix of the
+/// same page. [`zstd_prefix`] builds a block's tables (about 6 µs) and
+/// then goes about twice as slow a byte, but stops where asked: 1,000
+/// bytes of a 1 MiB page take 6 µs, 16 KiB 20 µs, a whole block 130 µs
+/// (`cargo test --release` loops, page-like bytes at level 3). A small
+/// page is the library's, whole.
 fn own_zstd_prefix(want: usize, uncompressed: usize) -> bool {
-    want <= OWN_ZSTD_MOST && want * 4 + (16 << 10) <= uncompressed.min(ZSTD_BLOCK)
+    want <= OWN_ZSTD_MOST && want * 2 + (16 << 10) <= uncompressed.min(ZSTD_BLOCK)
 }
 
 /// How far [`zstd_prefix`] decodes a page at least, so that the short

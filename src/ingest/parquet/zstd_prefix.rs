@@ -21,6 +21,8 @@
 //! library checks it (streams consumed exactly); one left part-way is not,
 //! as with snappy and LZ4 (`super::snappy_prefix`).
 
+use std::sync::OnceLock;
+
 /// The most a block decompresses to (RFC 8878, `Block_Maximum_Size`).
 const BLOCK_MOST: usize = 128 << 10;
 
@@ -80,26 +82,51 @@ const MATCH_LENGTHS: [(u32, u8); 21] = [
 
 /// The predefined distributions of literal length, match length and
 /// offset codes, with their accuracy logs.
-const LITERAL_LENGTH_DEFAULT: (&[i16], u8) = (
+static LITERAL_LENGTH_DEFAULT: Predefined = Predefined::new(
     &[
         4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 1, 1,
         1, 1, -1, -1, -1, -1,
     ],
     6,
 );
-const MATCH_LENGTH_DEFAULT: (&[i16], u8) = (
+static MATCH_LENGTH_DEFAULT: Predefined = Predefined::new(
     &[
         1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1,
     ],
     6,
 );
-const OFFSET_DEFAULT: (&[i16], u8) = (
+static OFFSET_DEFAULT: Predefined = Predefined::new(
     &[
         1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1,
     ],
     5,
 );
+
+/// A predefined distribution, and its decoding table once built (blocks
+/// of a few sequences use them, and a table takes longer to build than
+/// their sequences to decode).
+struct Predefined {
+    counts: &'static [i16],
+    log: u8,
+    table: OnceLock<Option<Fse>>,
+}
+
+impl Predefined {
+    const fn new(counts: &'static [i16], log: u8) -> Self {
+        Self {
+            counts,
+            log,
+            table: OnceLock::new(),
+        }
+    }
+
+    fn table(&self) -> Option<Fse> {
+        self.table
+            .get_or_init(|| Fse::new(self.counts, self.log))
+            .clone()
+    }
+}
 
 /// The largest symbol and accuracy log of each kind of sequence code.
 const LITERAL_LENGTH_MOST: (usize, u8) = (35, 9);
@@ -296,7 +323,7 @@ impl<'o> Frame<'o> {
             rest,
             &mut pos,
             self.literal_lengths.take(),
-            LITERAL_LENGTH_DEFAULT,
+            &LITERAL_LENGTH_DEFAULT,
             LITERAL_LENGTH_MOST,
         )?;
         let offsets = sequence_table(
@@ -304,7 +331,7 @@ impl<'o> Frame<'o> {
             rest,
             &mut pos,
             self.offsets.take(),
-            OFFSET_DEFAULT,
+            &OFFSET_DEFAULT,
             OFFSET_MOST,
         )?;
         let match_lengths = sequence_table(
@@ -312,7 +339,7 @@ impl<'o> Frame<'o> {
             rest,
             &mut pos,
             self.match_lengths.take(),
-            MATCH_LENGTH_DEFAULT,
+            &MATCH_LENGTH_DEFAULT,
             MATCH_LENGTH_MOST,
         )?;
         let mut bits = BackBits::new(rest.get(pos..)?)?;
@@ -409,16 +436,13 @@ impl<'o> Frame<'o> {
         if offset == 0 || offset > out.len() - self.start {
             return None;
         }
-        let take = length.min(self.want - out.len());
+        let end = out.len() + length.min(self.want - out.len());
         let from = out.len() - offset;
-        if offset >= take {
-            out.extend_from_within(from..from + take);
-        } else {
-            // An overlapping match repeats its last `offset` bytes.
-            for i in 0..take {
-                let byte = out[from + i];
-                out.push(byte);
-            }
+        // An overlapping match repeats its last `offset` bytes: what it
+        // has copied so far is copied again, doubling each time.
+        while out.len() < end {
+            let chunk = (out.len() - from).min(end - out.len());
+            out.extend_from_within(from..from + chunk);
         }
         Some(())
     }
@@ -811,11 +835,11 @@ fn sequence_table(
     data: &[u8],
     pos: &mut usize,
     repeat: Option<Fse>,
-    default: (&[i16], u8),
+    default: &Predefined,
     (most_symbol, most_log): (usize, u8),
 ) -> Option<Fse> {
     match mode {
-        0 => Fse::new(default.0, default.1),
+        0 => default.table(),
         1 => {
             let symbol = *data.get(*pos)?;
             *pos += 1;
