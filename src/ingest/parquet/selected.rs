@@ -250,8 +250,9 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     // Else the pages whose own header says they use it are skipped without
     // being decompressed, and only pages a writer fell back to plain for
     // are read.
+    let dictionary = ColumnPages::dictionary_alone(&reader, chunk, rows, context);
     let dictionary_misses = matches!(
-        ColumnPages::dictionary_alone(&reader, chunk, rows, context),
+        &dictionary,
         Some(Dictionary::Strings(dict)) if !(0..dict.len()).any(|i| wanted(dict.get(i)))
     );
     if dictionary_misses && (only_dictionary_pages || only_dictionary_encoded(&reader, chunk)) {
@@ -275,6 +276,8 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         every_row(page).filter(|_| indexed && bounded && !missed)
     };
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
+    // The dictionary is not decompressed and decoded a second time.
+    column.decoded_first = dictionary;
     // Pages of prefixed strings (ids, written without a dictionary) are
     // matched as they are stored, when the values are few.
     let targets: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
@@ -1075,6 +1078,9 @@ struct ColumnPages {
     /// The chunk's dictionary page, when it is decoded only as far as the
     /// entries of the rows wanted reach.
     held: Option<HeldDictionary>,
+    /// The chunk's first dictionary page, decoded already
+    /// ([`ColumnPages::dictionary_alone`]): the page reader steps over it.
+    decoded_first: Option<Dictionary>,
     /// Where the next page is, while this reader follows the pages itself
     /// (page by page, snappy, zstd or not compressed), so that it can read a
     /// page in part.
@@ -1224,6 +1230,7 @@ impl ColumnPages {
             runs: Vec::new(),
             current: None,
             held: None,
+            decoded_first: None,
             walk: None,
             partial: None,
             data_pages: 0,
@@ -1267,6 +1274,16 @@ impl ColumnPages {
                 self.walk = None;
             }
             if let Some(meta) = meta {
+                if meta.is_dict && self.dictionary_id == 0 && self.decoded_first.is_some() {
+                    self.pages
+                        .skip_next_page()
+                        .map_err(|e| Error::data_from(context(), e))?;
+                    step_walk(&mut self.walk, own.as_ref());
+                    self.dictionary = self.decoded_first.take();
+                    self.dictionary_id += 1;
+                    self.held = None;
+                    continue;
+                }
                 if meta.is_dict && self.held.as_ref().is_some_and(|h| !h.skipped) {
                     self.pages
                         .skip_next_page()
