@@ -8,9 +8,11 @@
 //! null counts prove a row group valid, `validity_proof`). [`read_footer`]
 //! decodes the schema first, finds those columns' positions in it, and
 //! decodes the rest of the footer with every other column's statistics
-//! skipped, and the schema not decoded twice. Size statistics (byte and
-//! level histograms) are skipped for every column: nothing here reads
-//! them.
+//! skipped, and the schema not decoded twice. Page encoding statistics
+//! are kept for those columns alone (the selective reader asks a key
+//! column's whether every page uses the dictionary), and size statistics
+//! (byte and level histograms) are skipped for every column: nothing here
+//! reads them.
 //!
 //! A flow's scope names the bot and the conversation, both required, so
 //! it decodes the statistics of the 5 required columns of 17. Its whole
@@ -67,6 +69,7 @@ pub(super) fn read_footer<R: ChunkReader>(
     let options = skipping
         .clone()
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
+        .with_encoding_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_schema(schema);
     ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options)).or_else(|_| {
         // The crate skips statistics by their thrift types alone, and its
@@ -127,8 +130,9 @@ mod tests {
         Bytes::from(out)
     }
 
-    /// The columns kept have the statistics the crate's own reader decodes;
-    /// the others have none; everything else is the same.
+    /// The columns kept have the statistics (and page encoding statistics)
+    /// the crate's own reader decodes; the others have none; everything
+    /// else is the same.
     #[test]
     fn statistics_are_kept_for_the_columns_asked_for_only() {
         let file = file();
@@ -148,6 +152,13 @@ mod tests {
             assert!(rg.column(2).statistics().is_none());
             assert!(whole.column(0).statistics().is_some());
             assert_eq!(rg.column(1).statistics(), whole.column(1).statistics());
+            // So are page encoding statistics (as the crate's mask).
+            assert!(whole.column(0).page_encoding_stats_mask().is_some());
+            assert!(rg.column(0).page_encoding_stats_mask().is_none());
+            assert_eq!(
+                rg.column(1).page_encoding_stats_mask(),
+                whole.column(1).page_encoding_stats_mask()
+            );
             for (column, whole) in rg.columns().iter().zip(whole.columns()) {
                 assert_eq!(column.byte_range(), whole.byte_range());
                 assert_eq!(column.compression(), whole.compression());
