@@ -12,7 +12,11 @@
 //! its sequences (literal length, match length, offset) are a backward
 //! FSE bitstream that gives them in order too. [`zstd_prefix`] builds the
 //! block's tables, then decodes sequences and literals only as far as the
-//! bytes asked for, and stops.
+//! bytes asked for, and stops. `super::page_walk` reads a page's first
+//! bytes with it when they are few against its first block
+//! (`own_zstd_prefix` there), and the rest with the library: the Polars
+//! file's first-conversation flow went from 4.73 to 3.61 ms (whole
+//! process, medians of 30 alternated runs).
 //!
 //! The input is untrusted: anything malformed, a frame that needs a
 //! dictionary, or input that ends before the bytes asked for gives `None`
