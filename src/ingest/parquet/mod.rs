@@ -788,6 +788,15 @@ where
     // no thread at all (`crate::parallel`).
     let parallel_gathers =
         whole_chunks || !light_gathers(rg, plan.iter().map(|p| p.1), &rows, rows_in_group);
+    // In parallel, the largest chunks go first, each a task of its own:
+    // the longest gathers then start at once on different threads, rather
+    // than one after the other on the thread whose half of the list holds
+    // them (a mid-file flow on DuckDB's file: event ids, 1.8 MB, then
+    // timestamps, 1 MB, while the other thread had finished).
+    let sizes: Vec<i64> = plan
+        .iter()
+        .map(|(_, leaf, _)| rg.column(*leaf).uncompressed_size())
+        .collect();
     let gather = |gathers: &mut [ColumnSource],
                   which: &(dyn Fn(usize) -> bool + Sync),
                   rows: &[u32]|
@@ -795,8 +804,9 @@ where
         let asked = |(i, _): &(usize, &mut ColumnSource)| which(*i);
         let next = |(i, g): (usize, &mut ColumnSource)| g.next(rows).map(|a| (i, a));
         if parallel_gathers {
-            let gathers = gathers.par_iter_mut().enumerate();
-            gathers.filter(asked).map(next).collect()
+            let mut asked: Vec<_> = gathers.iter_mut().enumerate().filter(asked).collect();
+            asked.sort_by_key(|(i, _)| std::cmp::Reverse(sizes[*i]));
+            asked.into_par_iter().with_max_len(1).map(next).collect()
         } else {
             gathers
                 .iter_mut()
