@@ -84,58 +84,78 @@ const MATCH_LENGTHS: [(u32, u8); 21] = [
     (65539, 16),
 ];
 
-/// The predefined distributions of literal length, match length and
-/// offset codes, with their accuracy logs.
-static LITERAL_LENGTH_DEFAULT: Predefined = Predefined::new(
+/// Literal length, match length and offset codes: their predefined
+/// distributions with their accuracy logs, then their largest symbol and
+/// accuracy log.
+static LITERAL_LENGTH_CODES: SequenceCode = SequenceCode::new(
     &[
         4, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 2, 1, 1, 1,
         1, 1, -1, -1, -1, -1,
     ],
     6,
+    (35, 9),
 );
-static MATCH_LENGTH_DEFAULT: Predefined = Predefined::new(
+static MATCH_LENGTH_CODES: SequenceCode = SequenceCode::new(
     &[
         1, 4, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1,
     ],
     6,
+    (52, 9),
 );
-static OFFSET_DEFAULT: Predefined = Predefined::new(
+static OFFSET_CODES: SequenceCode = SequenceCode::new(
     &[
         1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1,
     ],
     5,
+    (31, 8),
 );
 
-/// A predefined distribution, and its decoding table once built (blocks
-/// of a few sequences use them, and a table takes longer to build than
-/// their sequences to decode).
-struct Predefined {
+/// One kind of sequence code: its predefined distribution, and that
+/// distribution's decoding table once built (blocks of a few sequences
+/// use them, and a table takes longer to build than their sequences to
+/// decode); its largest symbol and accuracy log.
+struct SequenceCode {
     counts: &'static [i16],
     log: u8,
-    table: OnceLock<Option<Fse>>,
+    most: (usize, u8),
+    predefined: OnceLock<Option<Fse>>,
 }
 
-impl Predefined {
-    const fn new(counts: &'static [i16], log: u8) -> Self {
+impl SequenceCode {
+    const fn new(counts: &'static [i16], log: u8, most: (usize, u8)) -> Self {
         Self {
             counts,
             log,
-            table: OnceLock::new(),
+            most,
+            predefined: OnceLock::new(),
         }
     }
 
-    fn table(&self) -> Option<Fse> {
-        self.table
-            .get_or_init(|| Fse::new(self.counts, self.log))
-            .clone()
+    /// The table of these codes in a block, by their compression `mode`:
+    /// predefined, one symbol (RLE), described at `data[*pos..]`, or the
+    /// previous block's (`repeat`).
+    fn table(&self, mode: u8, data: &[u8], pos: &mut usize, repeat: Option<Fse>) -> Option<Fse> {
+        let (most_symbol, most_log) = self.most;
+        match mode {
+            0 => self
+                .predefined
+                .get_or_init(|| Fse::new(self.counts, self.log))
+                .clone(),
+            1 => {
+                let symbol = *data.get(*pos)?;
+                *pos += 1;
+                (usize::from(symbol) <= most_symbol).then(|| Fse::single(symbol))
+            }
+            2 => {
+                let (counts, log, used) = read_counts(data.get(*pos..)?, most_symbol, most_log)?;
+                *pos += used;
+                Fse::new(&counts, log)
+            }
+            _ => repeat,
+        }
     }
 }
-
-/// The largest symbol and accuracy log of each kind of sequence code.
-const LITERAL_LENGTH_MOST: (usize, u8) = (35, 9);
-const MATCH_LENGTH_MOST: (usize, u8) = (52, 9);
-const OFFSET_MOST: (usize, u8) = (31, 8);
 
 /// The first `want` bytes that the zstd frames in `input` decompress to
 /// (all of them if they make fewer), or `None` if the input is malformed
@@ -322,30 +342,12 @@ impl<'o> Frame<'o> {
         if modes & 3 != 0 {
             return None;
         }
-        let literal_lengths = sequence_table(
-            modes >> 6,
-            rest,
-            &mut pos,
-            self.literal_lengths.take(),
-            &LITERAL_LENGTH_DEFAULT,
-            LITERAL_LENGTH_MOST,
-        )?;
-        let offsets = sequence_table(
-            (modes >> 4) & 3,
-            rest,
-            &mut pos,
-            self.offsets.take(),
-            &OFFSET_DEFAULT,
-            OFFSET_MOST,
-        )?;
-        let match_lengths = sequence_table(
-            (modes >> 2) & 3,
-            rest,
-            &mut pos,
-            self.match_lengths.take(),
-            &MATCH_LENGTH_DEFAULT,
-            MATCH_LENGTH_MOST,
-        )?;
+        let mut table = |codes: &SequenceCode, shift: u8, repeat: Option<Fse>| {
+            codes.table((modes >> shift) & 3, rest, &mut pos, repeat)
+        };
+        let literal_lengths = table(&LITERAL_LENGTH_CODES, 6, self.literal_lengths.take())?;
+        let offsets = table(&OFFSET_CODES, 4, self.offsets.take())?;
+        let match_lengths = table(&MATCH_LENGTH_CODES, 2, self.match_lengths.take())?;
         let mut bits = BackBits::new(rest.get(pos..)?)?;
         let mut ll_state = bits.read(literal_lengths.log)? as usize;
         let mut of_state = bits.read(offsets.log)? as usize;
@@ -828,33 +830,6 @@ impl Fse {
                 base: 0,
             }],
         }
-    }
-}
-
-/// The table of one kind of sequence code, by its compression `mode`:
-/// predefined, one symbol (RLE), described at `data[*pos..]`, or the
-/// previous block's (`repeat`).
-fn sequence_table(
-    mode: u8,
-    data: &[u8],
-    pos: &mut usize,
-    repeat: Option<Fse>,
-    default: &Predefined,
-    (most_symbol, most_log): (usize, u8),
-) -> Option<Fse> {
-    match mode {
-        0 => default.table(),
-        1 => {
-            let symbol = *data.get(*pos)?;
-            *pos += 1;
-            (usize::from(symbol) <= most_symbol).then(|| Fse::single(symbol))
-        }
-        2 => {
-            let (counts, log, used) = read_counts(data.get(*pos..)?, most_symbol, most_log)?;
-            *pos += used;
-            Fse::new(&counts, log)
-        }
-        _ => repeat,
     }
 }
 
