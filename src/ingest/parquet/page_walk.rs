@@ -358,8 +358,8 @@ const OWN_ZSTD_MOST: usize = 32 << 10;
 /// same page. [`zstd_prefix`] builds a block's tables (about 6 µs) and
 /// then goes about twice as slow a byte, but stops where asked: 1,000
 /// bytes of a 1 MiB page take 6 µs, 16 KiB 20 µs, a whole block 130 µs
-/// (`cargo test --release` loops, page-like bytes at level 3). A small
-/// page is the library's, whole.
+/// (a throwaway timing loop, not kept: page-like bytes at level 3). A
+/// small page is the library's, whole.
 fn own_zstd_prefix(want: usize, uncompressed: usize) -> bool {
     want <= OWN_ZSTD_MOST && want * 2 + (16 << 10) <= uncompressed.min(ZSTD_BLOCK)
 }
