@@ -279,6 +279,7 @@ fn set_purge_delay(serve: bool) {
 #[derive(Parser)]
 #[command(
     name = "convostat",
+    version,
     about = "Conversation analytics over Parquet and NDJSON event files"
 )]
 struct Cli {

@@ -189,6 +189,18 @@ fn every_golden_case_over_parquet_and_ndjson() {
 }
 
 #[test]
+fn version_prints_the_crate_s_version() {
+    for flag in ["--version", "-V"] {
+        let out = convostat([flag]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).trim(),
+            format!("convostat {}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
 fn invalid_queries_are_reported_before_any_input_is_read() {
     // SPEC 4: an invalid query is reported as such even when the input is
     // missing or bad.
