@@ -1274,27 +1274,30 @@ impl ColumnPages {
                 self.walk = None;
             }
             if let Some(meta) = meta {
-                if meta.is_dict && self.dictionary_id == 0 && self.decoded_first.is_some() {
-                    self.pages
-                        .skip_next_page()
-                        .map_err(|e| Error::data_from(context(), e))?;
-                    step_walk(&mut self.walk, own.as_ref());
-                    self.dictionary = self.decoded_first.take();
-                    self.dictionary_id += 1;
-                    self.held = None;
-                    continue;
-                }
-                if meta.is_dict && self.held.as_ref().is_some_and(|h| !h.skipped) {
-                    self.pages
-                        .skip_next_page()
-                        .map_err(|e| Error::data_from(context(), e))?;
-                    step_walk(&mut self.walk, own.as_ref());
-                    if let Some(held) = &mut self.held {
-                        held.skipped = true;
+                // A dictionary page decoded already (the chunk's first),
+                // or held to be decoded as far as the rows wanted reach:
+                // the page reader steps over it.
+                if meta.is_dict {
+                    let stand_in = if self.dictionary_id == 0 && self.decoded_first.is_some() {
+                        self.held = None;
+                        self.decoded_first.take()
+                    } else if self.held.as_ref().is_some_and(|h| !h.skipped) {
+                        Some(self.empty_dictionary()?)
+                    } else {
+                        None
+                    };
+                    if let Some(dictionary) = stand_in {
+                        self.pages
+                            .skip_next_page()
+                            .map_err(|e| Error::data_from(context(), e))?;
+                        step_walk(&mut self.walk, own.as_ref());
+                        if let Some(held) = &mut self.held {
+                            held.skipped = true;
+                        }
+                        self.dictionary = Some(dictionary);
+                        self.dictionary_id += 1;
+                        continue;
                     }
-                    self.dictionary = Some(self.empty_dictionary()?);
-                    self.dictionary_id += 1;
-                    continue;
                 }
                 if !meta.is_dict {
                     let rows = meta.num_rows.or(meta.num_levels).unwrap_or(0) as u32;
