@@ -44,10 +44,17 @@ pub(super) fn snappy_prefix(input: &[u8], want: usize) -> Option<Vec<u8>> {
 /// page is often asked for in growing prefixes (its levels' length, its
 /// levels, then its values), each of which would otherwise be decoded
 /// from the block's start again.
+///
+/// It may also forget what it made before a point
+/// ([`SnappyProgress::forget_before`]), to decode far into a block through
+/// a window of its latest bytes rather than all of them.
 #[derive(Debug, Default)]
 pub(super) struct SnappyProgress {
-    /// The bytes made so far.
+    /// The bytes made so far, from `base` on.
     pub(super) out: Vec<u8>,
+    /// Where `out` starts in the block's output: the bytes before it are
+    /// forgotten, and a copy reaching back to them cannot be made.
+    base: usize,
     /// Where the next element's tag is in the block.
     pos: usize,
     /// The block's length as its header states it.
@@ -74,22 +81,46 @@ impl SnappyProgress {
         let total = usize::try_from(varint(input, &mut pos)?).ok()?;
         Some(Self {
             out: Vec::new(),
+            base: 0,
             pos,
             total,
             pending: Pending::Nothing,
         })
     }
 
+    /// Where the bytes made so far end in the block's output.
+    pub(super) fn end(&self) -> usize {
+        self.base + self.out.len()
+    }
+
+    /// Where the bytes still held start in the block's output.
+    pub(super) fn base(&self) -> usize {
+        self.base
+    }
+
+    /// Forgets the bytes made before `from` (in the block's output; at
+    /// most [`SnappyProgress::end`]): `out` then starts there.
+    pub(super) fn forget_before(&mut self, from: usize) {
+        let drop = from.saturating_sub(self.base).min(self.out.len());
+        self.out.drain(..drop);
+        self.base += drop;
+    }
+
     /// Goes on decoding the block `input` (the same block, as far as the
-    /// earlier calls saw it or further) until `out` holds its first `want`
-    /// bytes, or all of them if it holds fewer; `None` if it is malformed
-    /// before that point, or ends there (then `self` is spent).
+    /// earlier calls saw it or further) until the block's first `want`
+    /// bytes are made, or all of them if it holds fewer; `None` if it is
+    /// malformed before that point, ends there, or copies from bytes
+    /// forgotten (then `self` is spent).
     pub(super) fn decode_to(&mut self, input: &[u8], want: usize) -> Option<()> {
         // A block claiming more than its bytes can make is damaged: never
         // allocate for it.
         let want = want
             .min(self.total)
             .min(input.len().saturating_mul(MOST_EXPANSION));
+        // From here on, positions count from `base`.
+        let Some(want) = want.checked_sub(self.base) else {
+            return Some(());
+        };
         let mut at = self.out.len();
         if at >= want {
             return Some(());
@@ -100,6 +131,12 @@ impl SnappyProgress {
         // The element the last prefix ended within, then the next ones.
         let mut pending = std::mem::take(&mut self.pending);
         while at < want {
+            if let Pending::Nothing = pending {
+                (pos, at) = whole_elements(input, pos, out, at, want)?;
+                if at >= want {
+                    break;
+                }
+            }
             let (offset, len) = match pending {
                 Pending::Literal { from, left } => {
                     let take = left.min(want - at);
@@ -181,8 +218,9 @@ impl SnappyProgress {
                     }
                 }
             };
-            // A copy reaches back into what is already decoded, and may
-            // overlap what it writes (a run, when `offset < len`).
+            // A copy reaches back into what is already decoded (and not
+            // forgotten), and may overlap what it writes (a run, when
+            // `offset < len`).
             if offset == 0 || offset > at {
                 return None;
             }
@@ -221,6 +259,122 @@ impl SnappyProgress {
         Some(())
     }
 }
+
+/// How far past an element's tag [`whole_elements`] may read the input:
+/// the tag, four bytes of length or offset, and a literal of up to 64
+/// bytes read as whole words.
+const ELEMENT_READ_MOST: usize = 70;
+
+/// Decodes the elements from `pos` in `input` into `out` from `at` (the
+/// output held, up to `want` plus [`SLACK`] bytes) as long as each
+/// lies well inside both: its bytes, read as whole words, within the
+/// input ([`ELEMENT_READ_MOST`]), and what it makes within `want`. Returns
+/// where it stopped (in the input, and in `out`), for the caller to go on
+/// element by element near the ends; `None` if a copy reaches back before
+/// `out`'s start.
+///
+/// Each element is whole here, so this loop keeps no state between them:
+/// it is [`SnappyProgress::decode_to`]'s loop without what it takes to stop
+/// anywhere, and makes most of a page's bytes. A page of DuckDB's file,
+/// whole (a throwaway timing loop, not kept): 1.8 MB of event ids
+/// 1.41 → 0.83 ms, 1 MB of timestamps 1.06 → 0.89 ms, where the `snap`
+/// crate's decoder takes 0.71 and 0.84 ms. A copy's kind is read from a
+/// table ([`COPY_TAGS`]), not branched on: event ids mix copies of one
+/// and two offset bytes.
+#[inline]
+fn whole_elements(
+    input: &[u8],
+    mut pos: usize,
+    out: &mut [u8],
+    mut at: usize,
+    want: usize,
+) -> Option<(usize, usize)> {
+    while pos + ELEMENT_READ_MOST <= input.len() && at + 64 <= want {
+        let tag = input[pos];
+        if tag & 3 == 0 {
+            let len = usize::from(tag >> 2) + 1;
+            if len <= 16 {
+                word::<16>(input, pos + 1, out, at)?;
+            } else if len <= 60 {
+                for k in (0..len).step_by(16) {
+                    word::<16>(input, pos + 1 + k, out, at + k)?;
+                }
+            } else {
+                // The length - 1 follows in 1 to 4 little-endian bytes.
+                let extra = len - 60;
+                let len = input[pos + 1..pos + 1 + extra]
+                    .iter()
+                    .rev()
+                    .fold(0usize, |a, &b| (a << 8) | usize::from(b))
+                    + 1;
+                let start = pos + 1 + extra;
+                let Some(end) = start.checked_add(len).filter(|&e| e <= input.len()) else {
+                    break;
+                };
+                if at + len > want {
+                    break;
+                }
+                out.get_mut(at..at + len)?
+                    .copy_from_slice(&input[start..end]);
+                (pos, at) = (end, at + len);
+                continue;
+            }
+            (pos, at) = (pos + 1 + len, at + len);
+            continue;
+        }
+        // A copy: its length, offset bytes and the offset's high bits from
+        // the table, without a branch on its kind.
+        let entry = COPY_TAGS[usize::from(tag)];
+        let extra = usize::from(entry >> 11);
+        let after: [u8; 4] = input[pos + 1..pos + 5].try_into().ok()?;
+        let low = u64::from(u32::from_le_bytes(after)) & ((1u64 << (extra * 8)) - 1);
+        let offset = usize::try_from(low).ok()? + usize::from(entry & 0x700);
+        let len = usize::from(entry & 0xff);
+        pos += 1 + extra;
+        if offset == 0 || offset > at {
+            return None;
+        }
+        let from = at - offset;
+        if offset >= 16 && len <= 16 {
+            within::<16>(out, from, at)?;
+        } else if offset >= 16 {
+            for k in (0..len).step_by(16) {
+                within::<16>(out, from + k, at + k)?;
+            }
+        } else if offset >= 8 {
+            let mut k = 0;
+            while k < len {
+                within::<8>(out, from + k, at + k)?;
+                k += 8;
+            }
+        } else {
+            for k in 0..len {
+                out[at + k] = out[from + k];
+            }
+        }
+        at += len;
+    }
+    Some((pos, at))
+}
+
+/// For each tag byte of a copy element: its length (bits 0–7), the high
+/// bits of its offset (8–10, a 1-byte-offset copy's) and how many offset
+/// bytes follow it (11–13). Literal tags are not looked up.
+static COPY_TAGS: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut tag = 0;
+    while tag < 256 {
+        let t = tag as u16;
+        table[tag] = match tag & 3 {
+            1 => (1 << 11) | ((t >> 5) << 8) | (4 + ((t >> 2) & 7)),
+            2 => (2 << 11) | ((t >> 2) + 1),
+            3 => (4 << 11) | ((t >> 2) + 1),
+            _ => 0,
+        };
+        tag += 1;
+    }
+    table
+};
 
 /// Copies `N` bytes of `input` at `from` into `out` at `to`.
 #[inline(always)]
@@ -344,6 +498,42 @@ mod tests {
             progress.decode_to(&block, 5).unwrap();
             assert_eq!(progress.out, data);
         }
+    }
+
+    /// A block decoded far while forgetting all but the last 64 KiB holds
+    /// exactly the bytes it has not forgotten, and copies reaching into
+    /// forgotten bytes give `None`.
+    #[test]
+    fn a_decoding_that_forgets_holds_the_bytes_it_kept() {
+        let data: Vec<u8> = (0..60_000u32)
+            .flat_map(|i| format!("event-{:06}|{}", i % 7_919, i % 13).into_bytes())
+            .collect();
+        let block = compress(&data);
+        let mut progress = SnappyProgress::start(&block).unwrap();
+        let mut want = 0;
+        while want < data.len() {
+            want = (want + 40_000).min(data.len());
+            progress.decode_to(&block, want).unwrap();
+            assert_eq!(progress.end(), want);
+            assert_eq!(progress.out, data[progress.base()..want]);
+            progress.forget_before(want.saturating_sub(64 << 10));
+        }
+        assert!(progress.base() > 0);
+        // Forgetting past the end forgets what is held, and no more.
+        progress.forget_before(usize::MAX);
+        assert_eq!((progress.base(), progress.out.len()), (data.len(), 0));
+
+        // 100 literal bytes, then a copy of 10 from 100 back.
+        let mut block = vec![110, 60 << 2, 99];
+        block.extend(0..100u8);
+        block.extend([(9 << 2) | 2, 100, 0]);
+        let mut progress = SnappyProgress::start(&block).unwrap();
+        progress.decode_to(&block, 100).unwrap();
+        progress.forget_before(50);
+        assert_eq!(progress.decode_to(&block, 110), None);
+        let mut whole = SnappyProgress::start(&block).unwrap();
+        whole.decode_to(&block, 110).unwrap();
+        assert_eq!(whole.out[100..], (0..10).collect::<Vec<u8>>());
     }
 
     proptest! {
