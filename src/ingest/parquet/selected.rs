@@ -1764,6 +1764,12 @@ impl ColumnPages {
         let mut layout = ValuesLayout::Plain;
         let mut decoded = false;
         let mut values_skipped = 0;
+        // Plain values before those of the first row wanted, far into a
+        // snappy page, are walked through a window and not kept: the
+        // buffer then starts at that row's value.
+        let skipped_rows = (self.first_wanted.saturating_sub(part.first_row) as usize).min(upto);
+        let skip = self.values_before(skipped_rows);
+        let mut values_at = values_at;
         let buf = match (part.values, self.physical) {
             (StoredValues::Delta(encoding), physical) => {
                 let present = if self.nullable {
@@ -1777,9 +1783,7 @@ impl ColumnPages {
                     count: present,
                 };
                 decoded = true;
-                let skipped_rows =
-                    (self.first_wanted.saturating_sub(part.first_row) as usize).min(upto);
-                values_skipped = self.values_before(skipped_rows);
+                values_skipped = skip;
                 let wanted = values_skipped..values;
                 stored.decode_prefix(page, values_at, wanted, &mut self.decoded_plain, context)?
             }
@@ -1801,20 +1805,48 @@ impl ColumnPages {
                 } else {
                     part.rows
                 };
-                let (buf, whole) = strings_prefix(page, values_at, values, present, context)?;
-                if whole < values {
-                    return Err(short(context));
+                match strings_window(page, values_at, skip..values, present, context)? {
+                    Some(buf) => {
+                        (values_at, values_skipped) = (0, skip);
+                        buf
+                    }
+                    None => {
+                        let (buf, whole) =
+                            strings_prefix(page, values_at, values, present, context)?;
+                        if whole < values {
+                            return Err(short(context));
+                        }
+                        buf
+                    }
                 }
-                buf
             }
             (StoredValues::Plain, _) => {
                 let width = StoredTimestamps::of(self.physical, self.int96_unit).width();
-                let want = values
-                    .checked_mul(width)
-                    .and_then(|n| n.checked_add(values_at))
-                    .filter(|&n| n <= page.uncompressed)
-                    .ok_or_else(|| short(context))?;
-                page.prefix(want, context)?
+                let at = |n: usize| {
+                    n.checked_mul(width)
+                        .and_then(|n| n.checked_add(values_at))
+                        .filter(|&n| n <= page.uncompressed)
+                        .ok_or_else(|| short(context))
+                };
+                let (from, want) = (at(skip)?, at(values)?);
+                let window = match from >= WINDOW_LEAST {
+                    true => page.window(),
+                    false => None,
+                };
+                let held = match window {
+                    Some(mut window) => window
+                        .bytes(from, want, context)?
+                        .and_then(|b| b.get(..want - from))
+                        .map(Bytes::copy_from_slice),
+                    None => None,
+                };
+                match held {
+                    Some(buf) => {
+                        (values_at, values_skipped) = (0, skip);
+                        buf
+                    }
+                    None => page.prefix(want, context)?,
+                }
             }
         };
         let (first_row, rows) = (part.first_row, part.rows);
@@ -2111,6 +2143,74 @@ fn strings_prefix(
         }
         want = want.saturating_mul(2);
     }
+}
+
+/// How far into a snappy page the values of the first row wanted must lie
+/// for the values before them to be walked through a
+/// [`super::page_walk::PageWindow`] rather than decoded into a buffer of
+/// their size.
+const WINDOW_LEAST: usize = 128 << 10;
+
+/// The plain `BYTE_ARRAY` values `wanted` of `page` (of `total`, from byte
+/// `values_at`), alone in a buffer, when the values before them lie far
+/// into a snappy page ([`WINDOW_LEAST`] bytes, estimated from the mean
+/// value's length): the lengths of those are walked through a
+/// [`super::page_walk::PageWindow`]. `None` for a page of another codec, a
+/// first value near the page's start, or a page the window cannot read;
+/// [`strings_prefix`] then reads it.
+fn strings_window(
+    page: &StoredPage,
+    values_at: usize,
+    wanted: std::ops::Range<usize>,
+    total: usize,
+    context: &str,
+) -> Result<Option<Bytes>> {
+    let mean = page.uncompressed.saturating_sub(values_at) / total.max(1);
+    if values_at.saturating_add(wanted.start.saturating_mul(mean)) < WINDOW_LEAST {
+        return Ok(None);
+    }
+    let Some(mut window) = page.window() else {
+        return Ok(None);
+    };
+    // `at`: where value `index` starts; `need`: how many bytes from there
+    // the walk needs next.
+    let (mut at, mut index, mut need) = (values_at, 0usize, 4usize);
+    let mut first = at;
+    // First the values before those wanted, forgotten once walked; then
+    // the values wanted, held from the first one on.
+    for (until, held) in [(wanted.start, false), (wanted.end, true)] {
+        first = if held { at } else { first };
+        while index < until {
+            let from = if held { first } else { at };
+            let Some(data) = window.bytes(from, at.saturating_add(need), context)? else {
+                return Ok(None);
+            };
+            let mut pos = at - from;
+            need = 0;
+            while index < until {
+                let Some(length) = data.get(pos..pos + 4) else {
+                    need = 4;
+                    break;
+                };
+                let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
+                let end = (pos + 4).saturating_add(length);
+                if end > data.len() {
+                    need = end - pos;
+                    break;
+                }
+                (pos, index) = (end, index + 1);
+            }
+            let reached = from + data.len();
+            at = from + pos;
+            if index < until && reached >= page.uncompressed {
+                return Err(short(context));
+            }
+        }
+    }
+    let Some(data) = window.bytes(first, at, context)? else {
+        return Ok(None);
+    };
+    Ok(data.get(..at - first).map(Bytes::copy_from_slice))
 }
 
 /// The first bytes of `page` as far as its first `values` dictionary
@@ -2641,6 +2741,16 @@ mod tests {
         codec: Compression,
         version: WriterVersion,
     ) -> (Bytes, ColumnChunkMetaData) {
+        plain_file_of_pages(values, codec, version, 20_000)
+    }
+
+    /// [`plain_file`] with pages of at most `page_rows` rows.
+    fn plain_file_of_pages(
+        values: ArrayRef,
+        codec: Compression,
+        version: WriterVersion,
+        page_rows: usize,
+    ) -> (Bytes, ColumnChunkMetaData) {
         let batch = RecordBatch::try_from_iter_with_nullable([("v", values, true)]).unwrap();
         let props = WriterProperties::builder()
             .set_compression(codec)
@@ -2648,6 +2758,7 @@ mod tests {
             .set_dictionary_enabled(false)
             .set_encoding(Encoding::PLAIN)
             .set_data_page_size_limit(1 << 30)
+            .set_data_page_row_count_limit(page_rows)
             .build();
         let bytes = write(&batch, props);
         let chunk = first_chunk(&bytes);
@@ -2802,6 +2913,53 @@ mod tests {
                     if calls == [vec![1, 3, 40]] {
                         assert!(read < most, "{label}: read {read} of {length}");
                     }
+                }
+            }
+        }
+    }
+
+    /// Plain values of rows far into a snappy page (strings and
+    /// timestamps, with nulls and without, data pages v1 and v2) are
+    /// walked to through a window, and read as the rows hold them, in one
+    /// call or several.
+    #[test]
+    fn plain_values_far_into_a_snappy_page_are_read_through_a_window() {
+        use super::super::page_walk::tests::WINDOW_READS;
+        let n = 60_000;
+        let strings = event_strings(n);
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
+            .collect();
+        let (filled_strings, filled_micros) = filled(&strings, &micros);
+        let arrays: [(ArrayRef, ColumnKind); 4] = [
+            (Arc::new(StringArray::from(strings)), ColumnKind::Strings),
+            (
+                Arc::new(StringArray::from(filled_strings)),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+            ),
+        ];
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for (array, kind) in &arrays {
+                let (bytes, chunk) =
+                    plain_file_of_pages(array.clone(), Compression::SNAPPY, version, n);
+                let reader = CountingReader::new(bytes);
+                for calls in [
+                    vec![vec![45_000u32, 45_001, 45_003, 59_999]],
+                    vec![vec![30_000], vec![30_001, 50_000], vec![59_000]],
+                    vec![(40_000..40_100).collect()],
+                ] {
+                    let label = format!("{version:?} {kind:?} {:?}", calls[0][0]);
+                    let before = WINDOW_READS.with(|w| w.get());
+                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
+                    assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
                 }
             }
         }
