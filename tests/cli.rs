@@ -200,6 +200,92 @@ fn version_prints_the_crate_s_version() {
     }
 }
 
+/// A process started with standard streams closed still answers (they
+/// are opened on `/dev/null`, so the input file opened later is not one
+/// of them), and one whose reader stops early ends with status 0.
+#[cfg(unix)]
+#[test]
+fn closed_standard_streams_and_an_early_closed_reader_are_not_errors() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let input = events_parquet();
+    let args = [
+        "conversations",
+        "--bot-id",
+        "b1",
+        "--version",
+        "LIVE",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2025-01-01",
+        "--bucket",
+        "1d",
+        "--input",
+        input.to_str().unwrap(),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ingest = ["ingest", "--data", data.to_str().unwrap(), "--input"];
+    let ingest: Vec<&str> = ingest
+        .into_iter()
+        .chain([input.to_str().unwrap()])
+        .collect();
+    let query: Vec<&str> = args[..args.len() - 2]
+        .iter()
+        .copied()
+        .chain(["--data", data.to_str().unwrap()])
+        .collect();
+    for (closed, args) in [
+        ([0, 1, 2], &args[..]),
+        ([1, 2, -1], &args[..]),
+        ([0, -1, -1], &args[..]),
+        // The data directory's files are not written to as stdout.
+        ([0, 1, 2], &ingest[..]),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_convostat"));
+        command.args(args);
+        // SAFETY: `close` only, between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                for fd in closed.into_iter().filter(|&fd| fd >= 0) {
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
+        let status = command.status().unwrap();
+        assert_eq!(status.code(), Some(0), "closed {closed:?} {args:?}");
+    }
+    let from_data = convostat(&query);
+    let from_file = convostat(args);
+    assert_eq!(from_data.status.code(), Some(0), "{}", stderr(&from_data));
+    assert_eq!(stdout(&from_data), stdout(&from_file));
+    // A reader that takes one byte and closes the pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convostat"))
+        .args([
+            "usage",
+            "--team-id",
+            "t1",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2025-01-01",
+        ])
+        .args(["--bucket", "1h", "--input", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut byte = [0u8; 1];
+    stdout.read_exact(&mut byte).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
+
 #[test]
 fn invalid_queries_are_reported_before_any_input_is_read() {
     // SPEC 4: an invalid query is reported as such even when the input is
