@@ -2814,6 +2814,13 @@ mod tests {
 
     /// `n` event ids of 14 to 26 bytes (`event-00000000`, then padded),
     /// one in 11 null.
+    /// Timestamps of `n` rows, one in seven null.
+    fn event_micros(n: usize) -> Vec<Option<i64>> {
+        (0..n as i64)
+            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
+            .collect()
+    }
+
     fn event_strings(n: usize) -> Vec<Option<String>> {
         (0..n)
             .map(|i| (i % 11 != 3).then(|| format!("event-{i:08}{}", "y".repeat(i % 13))))
@@ -2848,9 +2855,7 @@ mod tests {
     fn a_plain_page_is_read_as_far_as_the_rows_wanted_reach() {
         let n = 30_000;
         let strings = event_strings(n);
-        let micros: Vec<Option<i64>> = (0..n as i64)
-            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
-            .collect();
+        let micros = event_micros(n);
         let with_nulls: [(ArrayRef, ColumnKind); 2] = [
             (
                 Arc::new(StringArray::from(strings.clone())),
@@ -2918,6 +2923,34 @@ mod tests {
         }
     }
 
+    /// `strings` and `micros` as columns of their kinds, each with its
+    /// nulls and then with them filled ([`filled`]).
+    fn with_and_without_nulls(
+        strings: &[Option<String>],
+        micros: &[Option<i64>],
+    ) -> [(ArrayRef, ColumnKind); 4] {
+        let (filled_strings, filled_micros) = filled(strings, micros);
+        let timestamps = ColumnKind::Timestamps(TimeUnit::Microsecond);
+        [
+            (
+                Arc::new(StringArray::from(strings.to_vec())),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(StringArray::from(filled_strings)),
+                ColumnKind::Strings,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(micros.to_vec())),
+                timestamps,
+            ),
+            (
+                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
+                timestamps,
+            ),
+        ]
+    }
+
     /// Plain values of rows far into a snappy page (strings and
     /// timestamps, with nulls and without, data pages v1 and v2) are
     /// walked to through a window, and read as the rows hold them, in one
@@ -2927,25 +2960,8 @@ mod tests {
         use super::super::page_walk::tests::WINDOW_READS;
         let n = 60_000;
         let strings = event_strings(n);
-        let micros: Vec<Option<i64>> = (0..n as i64)
-            .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919))
-            .collect();
-        let (filled_strings, filled_micros) = filled(&strings, &micros);
-        let arrays: [(ArrayRef, ColumnKind); 4] = [
-            (Arc::new(StringArray::from(strings)), ColumnKind::Strings),
-            (
-                Arc::new(StringArray::from(filled_strings)),
-                ColumnKind::Strings,
-            ),
-            (
-                Arc::new(TimestampMicrosecondArray::from(micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-            ),
-            (
-                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-            ),
-        ];
+        let micros = event_micros(n);
+        let arrays = with_and_without_nulls(&strings, &micros);
         for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
             for (array, kind) in &arrays {
                 let (bytes, chunk) =
@@ -3103,22 +3119,7 @@ mod tests {
         let micros: Vec<Option<i64>> = (0..n as i64)
             .map(|i| (i % 7 != 2).then_some(1_700_000_000_000_000 + (i * 7_919) % 4_000))
             .collect();
-        let (filled_strings, filled_micros) = filled(&strings, &micros);
-        let columns: [(ArrayRef, ColumnKind); 4] = [
-            (Arc::new(StringArray::from(strings)), ColumnKind::Strings),
-            (
-                Arc::new(StringArray::from(filled_strings)),
-                ColumnKind::Strings,
-            ),
-            (
-                Arc::new(TimestampMicrosecondArray::from(micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-            ),
-            (
-                Arc::new(TimestampMicrosecondArray::from(filled_micros)),
-                ColumnKind::Timestamps(TimeUnit::Microsecond),
-            ),
-        ];
+        let columns = with_and_without_nulls(&strings, &micros);
         let codecs = [
             Compression::SNAPPY,
             Compression::UNCOMPRESSED,

@@ -225,26 +225,7 @@ impl SnappyProgress {
                 return None;
             }
             let take = len.min(want - at);
-            let from = at - offset;
-            if offset >= 16 {
-                // Whole words, each read from bytes already final.
-                let mut k = 0;
-                while k < take {
-                    within::<16>(out, from + k, at + k)?;
-                    k += 16;
-                }
-            } else if offset >= 8 {
-                let mut k = 0;
-                while k < take {
-                    within::<8>(out, from + k, at + k)?;
-                    k += 8;
-                }
-            } else {
-                // A run of a short period: byte by byte, in order.
-                for k in 0..take {
-                    out[at + k] = out[from + k];
-                }
-            }
+            copy_back_within(out, at, offset, take)?;
             at += take;
             if take < len {
                 pending = Pending::Copy {
@@ -334,23 +315,10 @@ fn whole_elements(
         if offset == 0 || offset > at {
             return None;
         }
-        let from = at - offset;
         if offset >= 16 && len <= 16 {
-            within::<16>(out, from, at)?;
-        } else if offset >= 16 {
-            for k in (0..len).step_by(16) {
-                within::<16>(out, from + k, at + k)?;
-            }
-        } else if offset >= 8 {
-            let mut k = 0;
-            while k < len {
-                within::<8>(out, from + k, at + k)?;
-                k += 8;
-            }
+            within::<16>(out, at - offset, at)?;
         } else {
-            for k in 0..len {
-                out[at + k] = out[from + k];
-            }
+            copy_back_within(out, at, offset, len)?;
         }
         at += len;
     }
@@ -375,6 +343,35 @@ static COPY_TAGS: [u16; 256] = {
     }
     table
 };
+
+/// Makes the `len` bytes of `out` at `at` a copy of those `offset`
+/// before (`0 < offset <= at`), as a snappy copy does, in whole words: a
+/// copy may overlap what it writes (a run, when `offset < len`), so each
+/// word is read from bytes already final, and a run of a period under 8 is
+/// copied byte by byte, in order. `out` holds [`SLACK`] bytes past what the
+/// copy makes.
+#[inline(always)]
+fn copy_back_within(out: &mut [u8], at: usize, offset: usize, len: usize) -> Option<()> {
+    let from = at - offset;
+    if offset >= 16 {
+        let mut k = 0;
+        while k < len {
+            within::<16>(out, from + k, at + k)?;
+            k += 16;
+        }
+    } else if offset >= 8 {
+        let mut k = 0;
+        while k < len {
+            within::<8>(out, from + k, at + k)?;
+            k += 8;
+        }
+    } else {
+        for k in 0..len {
+            *out.get_mut(at + k)? = *out.get(from + k)?;
+        }
+    }
+    Some(())
+}
 
 /// Copies `N` bytes of `input` at `from` into `out` at `to`.
 #[inline(always)]
