@@ -244,25 +244,73 @@ fn lengths_and_bytes(
     skip: usize,
     keep: usize,
 ) -> Result<(Vec<i64>, &[u8]), DeltaError> {
-    let mut lengths = Vec::with_capacity((keep - skip).min(data.len()));
+    let lengths = string_lengths(data, count, skip, keep)?;
+    let bytes = data[lengths.run..]
+        .get(lengths.before..)
+        .ok_or("delta-encoded strings run past the page")?;
+    total_length(&lengths.kept, bytes.len())?;
+    Ok((lengths.kept, bytes))
+}
+
+/// Where the strings `skip..keep` of a `DELTA_LENGTH_BYTE_ARRAY` page lie,
+/// from its run of lengths ([`string_lengths`]).
+pub(super) struct StringLengths {
+    /// The bytes the run of lengths takes: the strings' bytes follow.
+    pub(super) run: usize,
+    /// The bytes of the strings before `skip`.
+    pub(super) before: usize,
+    /// The lengths of the strings `skip..keep` (not checked: see
+    /// [`StringLengths::kept_bytes`]).
+    pub(super) kept: Vec<i64>,
+}
+
+impl StringLengths {
+    /// The bytes of the kept strings, checked to be lengths and to fit in
+    /// `available` bytes after those of the strings before.
+    pub(super) fn kept_bytes(&self, available: usize) -> Result<usize, DeltaError> {
+        let available = available
+            .checked_sub(self.before)
+            .ok_or("delta-encoded strings run past the page")?;
+        total_length(&self.kept, available)?;
+        Ok(self.kept.iter().map(|&len| len as usize).sum())
+    }
+}
+
+/// Reads the run of lengths at the start of `data` (all of it must be
+/// there; the strings' bytes after it need not) of a page of `count`
+/// `DELTA_LENGTH_BYTE_ARRAY` strings: the lengths of the strings before
+/// `skip` are summed, those of `skip..keep` kept.
+pub(super) fn string_lengths(
+    data: &[u8],
+    count: usize,
+    skip: usize,
+    keep: usize,
+) -> Result<StringLengths, DeltaError> {
+    let mut kept = Vec::with_capacity((keep - skip).min(data.len()));
     // The skipped strings' bytes; `None` once a length is negative.
     let mut before = Some(0usize);
     let mut at = 0usize;
-    let used = decode_ints_with(data, count, keep, RunEnd::Wanted, |len| {
+    let run = decode_ints_with(data, count, keep, RunEnd::Wanted, |len| {
         if at < skip {
             before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
         } else {
-            lengths.push(len);
+            kept.push(len);
         }
         at += 1;
     })?;
-    let bytes = &data[used..];
     let before = before.ok_or("a string of negative length")?;
-    let bytes = bytes
-        .get(before..)
-        .ok_or("delta-encoded strings run past the page")?;
-    total_length(&lengths, bytes.len())?;
-    Ok((lengths, bytes))
+    Ok(StringLengths { run, before, kept })
+}
+
+/// Writes the strings `bytes` holds one after the other, of `lengths`
+/// (checked to be lengths and to fit), into `out`, plain-encoded.
+pub(super) fn put_strings_plain(bytes: &[u8], lengths: &[i64], out: &mut Vec<u8>) {
+    let mut at = 0;
+    for &len in lengths {
+        let len = len as usize;
+        put_plain(out, &bytes[at..at + len]);
+        at += len;
+    }
 }
 
 /// Writes the strings `wanted` (a range of positions, at most `count`) of
@@ -283,12 +331,7 @@ pub(super) fn length_strings_as_plain(
     // at most the bytes there are.
     let kept_bytes: usize = lengths.iter().map(|&len| len as usize).sum();
     out.reserve(kept_bytes + 4 * lengths.len());
-    let mut at = 0;
-    for len in lengths {
-        let len = len as usize; // checked by `lengths_and_bytes`
-        put_plain(out, &bytes[at..at + len]);
-        at += len;
-    }
+    put_strings_plain(bytes, &lengths, out);
     Ok(())
 }
 

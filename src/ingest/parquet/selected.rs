@@ -1994,6 +1994,64 @@ impl DeltaValues {
         }
     }
 
+    /// The strings `wanted` of a `DELTA_LENGTH_BYTE_ARRAY` page whose
+    /// values start `values_at` bytes in, into `out` (plain-encoded), when
+    /// the first of them lies far into a snappy page ([`WINDOW_LEAST`]
+    /// bytes, estimated): the run of lengths at the start is read, then
+    /// the strings' bytes alone, through a
+    /// [`super::page_walk::PageWindow`], the bytes of the strings before
+    /// them not decoded into a buffer. Whether it did: not for other
+    /// pages, nor one the window cannot read ([`DeltaValues::decode_prefix`]
+    /// then reads it, and reports damage).
+    fn length_strings_window(
+        &self,
+        page: &StoredPage,
+        values_at: usize,
+        wanted: std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+        context: &str,
+    ) -> Result<bool> {
+        if (self.encoding, self.physical) != (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) {
+            return Ok(false);
+        }
+        let mean = page.uncompressed.saturating_sub(values_at) / self.count.max(1);
+        let keep = wanted.end.min(self.count);
+        let skip = wanted.start.min(keep);
+        if values_at.saturating_add(skip.saturating_mul(mean)) < WINDOW_LEAST {
+            return Ok(false);
+        }
+        let Some(mut window) = page.window() else {
+            return Ok(false);
+        };
+        // The run of lengths, read twice as far while it does not end.
+        let mut to = values_at.saturating_add(4 << 10);
+        let lengths = loop {
+            let Some(data) = window.bytes(values_at, to, context)? else {
+                return Ok(false);
+            };
+            match delta::string_lengths(data, self.count, skip, keep) {
+                Ok(lengths) => break lengths,
+                Err(_) if values_at + data.len() >= page.uncompressed => return Ok(false),
+                Err(_) => to = values_at + data.len().saturating_mul(2),
+            }
+        };
+        let strings_at = values_at + lengths.run;
+        let Ok(kept) = lengths.kept_bytes(page.uncompressed - strings_at) else {
+            return Ok(false);
+        };
+        let from = strings_at + lengths.before;
+        let Some(bytes) = window.bytes(from, from + kept, context)? else {
+            return Ok(false);
+        };
+        let Some(bytes) = bytes.get(..kept) else {
+            return Ok(false);
+        };
+        out.clear();
+        out.reserve(kept + 4 * lengths.kept.len());
+        delta::put_strings_plain(bytes, &lengths.kept, out);
+        Ok(true)
+    }
+
     /// Decodes the values `wanted` of `page`, whose values start
     /// `values_at` bytes in, into `out`, from as short a prefix of the page
     /// as holds them, which it returns. The prefix is guessed in proportion
@@ -2008,6 +2066,9 @@ impl DeltaValues {
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<Bytes> {
+        if self.length_strings_window(page, values_at, wanted.clone(), out, context)? {
+            return Ok(Bytes::new());
+        }
         let whole = page.uncompressed;
         let mean = whole.saturating_sub(values_at) / self.count.max(1);
         let mut want = wanted
@@ -2751,12 +2812,24 @@ mod tests {
         version: WriterVersion,
         page_rows: usize,
     ) -> (Bytes, ColumnChunkMetaData) {
+        file_without_dictionary(values, codec, version, Encoding::PLAIN, page_rows)
+    }
+
+    /// A file of the one column `values` in `encoding` (no dictionary),
+    /// pages of `version` of at most `page_rows` rows, and its chunk.
+    fn file_without_dictionary(
+        values: ArrayRef,
+        codec: Compression,
+        version: WriterVersion,
+        encoding: Encoding,
+        page_rows: usize,
+    ) -> (Bytes, ColumnChunkMetaData) {
         let batch = RecordBatch::try_from_iter_with_nullable([("v", values, true)]).unwrap();
         let props = WriterProperties::builder()
             .set_compression(codec)
             .set_writer_version(version)
             .set_dictionary_enabled(false)
-            .set_encoding(Encoding::PLAIN)
+            .set_encoding(encoding)
             .set_data_page_size_limit(1 << 30)
             .set_data_page_row_count_limit(page_rows)
             .build();
@@ -3075,6 +3148,40 @@ mod tests {
         }
     }
 
+    /// Strings far into a snappy page of `DELTA_LENGTH_BYTE_ARRAY` (as
+    /// DuckDB's v2 files hold ids) are read through a window: the run of
+    /// lengths, then the wanted strings' bytes alone; every read gives the
+    /// values the rows hold (data pages v1 and v2, with nulls and without).
+    #[test]
+    fn delta_length_strings_far_into_a_snappy_page_are_read_through_a_window() {
+        use super::super::page_walk::tests::WINDOW_READS;
+        let n = 60_000;
+        let strings = event_strings(n);
+        let (filled_strings, _) = filled(&strings, &[]);
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for values in [&strings, &filled_strings] {
+                let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
+                let (bytes, chunk) = file_without_dictionary(
+                    array.clone(),
+                    Compression::SNAPPY,
+                    version,
+                    Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                    n,
+                );
+                let reader = CountingReader::new(bytes);
+                for calls in [
+                    vec![vec![45_000u32, 45_001, 45_003, 59_999]],
+                    vec![vec![30_000], vec![30_001, 50_000], vec![59_000]],
+                ] {
+                    let label = format!("{version:?} {:?}", calls[0][0]);
+                    let before = WINDOW_READS.with(|w| w.get());
+                    assert_gathers(&reader, &chunk, ColumnKind::Strings, &array, &calls, &label);
+                    assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
+                }
+            }
+        }
+    }
+
     /// A delta page of a whole chunk (as DuckDB writes them) that a gather
     /// first enters late holds only the values from the first row wanted
     /// on: the ones before are decoded, not written out. Rows asked for
@@ -3329,6 +3436,52 @@ mod tests {
             let reader = CountingReader::new(bytes.into());
             (at, reader)
         })
+    }
+
+    /// Damage in a big snappy page read through a window never panics:
+    /// bytes flipped across the page (one in every few hundred, and the
+    /// first ones) give an error or values, for rows far in, of plain
+    /// strings, plain timestamps and `DELTA_LENGTH_BYTE_ARRAY` strings.
+    #[test]
+    fn a_damaged_page_read_through_a_window_never_panics() {
+        let n = 40_000;
+        let strings: ArrayRef = Arc::new(StringArray::from(event_strings(n)));
+        let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(event_micros(n)));
+        let cases = [
+            (strings.clone(), ColumnKind::Strings, Encoding::PLAIN),
+            (
+                micros,
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::PLAIN,
+            ),
+            (
+                strings,
+                ColumnKind::Strings,
+                Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            ),
+        ];
+        for (array, kind, encoding) in cases {
+            let (clean, chunk) = file_without_dictionary(
+                array,
+                Compression::SNAPPY,
+                WriterVersion::PARQUET_1_0,
+                encoding,
+                n,
+            );
+            let (start, length) = chunk.byte_range();
+            let (header, header_len) = read_page_header(&clean[start as usize..]).unwrap();
+            let body = start as usize + header_len;
+            let end = (start + length) as usize;
+            assert_eq!(body + header.compressed_size as usize, end);
+            let mut errors = 0;
+            let flips = (body..body + 64).chain((body..end).step_by(397));
+            for (_, reader) in flips.flat_map(|at| each_byte_flipped(&clean, at..at + 1)) {
+                let mut gather =
+                    ColumnGather::open(reader, &chunk, kind, n, None, "v", false).unwrap();
+                errors += usize::from(gather.next(&[30_000, 39_999]).is_err());
+            }
+            assert!(errors > 0, "{encoding}");
+        }
     }
 
     /// Damage in a dictionary page read in part never panics: each byte
