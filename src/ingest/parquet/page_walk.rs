@@ -8,7 +8,9 @@
 //! stopping at any disagreement, so that it knows, before a page is
 //! decompressed, its bounds (when its writer put them in its header) and
 //! where its stored bytes are; then a page can be read only as far as the
-//! values wanted ([`StoredPage::prefix`]). A data page v2 keeps its
+//! values wanted ([`StoredPage::prefix`]), and a snappy page's values far
+//! in are reached through a window that forgets the bytes before them
+//! ([`StoredPage::window`]). A data page v2 keeps its
 //! levels apart from its values, uncompressed: it is handed out as two
 //! stored pages ([`PageWalk::page_v2`]).
 //!

@@ -10,7 +10,10 @@
 //! so its first `n` output bytes depend only on the elements that produce
 //! them: [`snappy_prefix`] decodes those and stops. The selective reader
 //! also reads the start of a dictionary page this way, when the rows it
-//! wants name only entries near its start (`super::selected`).
+//! wants name only entries near its start (`super::selected`). A decoding
+//! may also forget the bytes behind it ([`SnappyProgress::forget_before`]),
+//! so that values far into a page are reached through a window of its
+//! latest bytes (`super::page_walk::PageWindow`).
 //!
 //! The input is untrusted: anything malformed, or input that ends before
 //! the bytes asked for, gives `None` and never a panic; the caller then
