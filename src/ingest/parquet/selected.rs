@@ -1829,18 +1829,7 @@ impl ColumnPages {
                         .ok_or_else(|| short(context))
                 };
                 let (from, want) = (at(skip)?, at(values)?);
-                let window = match from >= WINDOW_LEAST {
-                    true => page.window(),
-                    false => None,
-                };
-                let held = match window {
-                    Some(mut window) => window
-                        .bytes(from, want, context)?
-                        .and_then(|b| b.get(..want - from))
-                        .map(Bytes::copy_from_slice),
-                    None => None,
-                };
-                match held {
+                match bytes_window(page, from..want, context)? {
                     Some(buf) => {
                         (values_at, values_skipped) = (0, skip);
                         buf
@@ -2211,6 +2200,28 @@ fn strings_prefix(
 /// [`super::page_walk::PageWindow`] rather than decoded into a buffer of
 /// their size.
 const WINDOW_LEAST: usize = 128 << 10;
+
+/// The bytes `range` of `page`, alone in a buffer, when they lie far into
+/// a snappy page ([`WINDOW_LEAST`] bytes): the bytes before them are
+/// decoded through a [`super::page_walk::PageWindow`]. `None` for a page
+/// of another codec, bytes near the page's start, or a page the window
+/// cannot read; [`StoredPage::prefix`] then reads it.
+fn bytes_window(
+    page: &StoredPage,
+    range: std::ops::Range<usize>,
+    context: &str,
+) -> Result<Option<Bytes>> {
+    if range.start < WINDOW_LEAST {
+        return Ok(None);
+    }
+    let Some(mut window) = page.window() else {
+        return Ok(None);
+    };
+    let held = window.bytes(range.start, range.end, context)?;
+    Ok(held
+        .and_then(|b| b.get(..range.len()))
+        .map(Bytes::copy_from_slice))
+}
 
 /// The plain `BYTE_ARRAY` values `wanted` of `page` (of `total`, from byte
 /// `values_at`), alone in a buffer, when the values before them lie far
