@@ -147,8 +147,15 @@ pub(super) enum Gap {
 
 /// The UTC offset (seconds east) of `tz` at the instant `secs` (whole seconds
 /// since the epoch), or `None` outside chrono's range.
+///
+/// UTC, the default zone, has no transitions: it is answered without
+/// chrono-tz's tables, whose first look-up in a process faults their pages
+/// in (about 1% of a short `flow` process).
 pub(super) fn offset_at(tz: Tz, secs: i64) -> Option<i32> {
     let utc = DateTime::from_timestamp(secs, 0)?;
+    if tz == Tz::UTC {
+        return Some(0);
+    }
     Some(
         tz.offset_from_utc_datetime(&utc.naive_utc())
             .fix()
@@ -160,9 +167,12 @@ pub(super) fn offset_at(tz: Tz, secs: i64) -> Option<i32> {
 /// `local_secs` (the wall time's seconds counted as if it were UTC) in `tz`.
 ///
 /// An ambiguous wall time gives its earlier occurrence; one in a gap follows
-/// `gap`. `None` when out of chrono's range.
+/// `gap`. `None` when out of chrono's range. (UTC: see [`offset_at`].)
 pub(super) fn resolve_local(tz: Tz, local_secs: i64, gap: Gap) -> Option<i64> {
     let naive = DateTime::from_timestamp(local_secs, 0)?.naive_utc();
+    if tz == Tz::UTC {
+        return Some(local_secs);
+    }
     let at = |offset: i32| local_secs.checked_sub(i64::from(offset));
     match tz.offset_from_local_datetime(&naive) {
         LocalResult::Single(o) => at(o.fix().local_minus_utc()),
@@ -615,6 +625,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(text.contains("`end_time`"), "{text}");
+    }
+
+    /// UTC's shortcut answers as chrono-tz does, range limits included.
+    #[test]
+    fn utc_answers_as_chrono_tz_does() {
+        let zone = |secs: i64| {
+            DateTime::from_timestamp(secs, 0).map(|utc| {
+                Tz::UTC
+                    .offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc()
+            })
+        };
+        let local = |secs: i64| {
+            let naive = DateTime::from_timestamp(secs, 0)?.naive_utc();
+            match Tz::UTC.offset_from_local_datetime(&naive) {
+                LocalResult::Single(o) => secs.checked_sub(i64::from(o.fix().local_minus_utc())),
+                _ => None,
+            }
+        };
+        let max = DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+        let min = DateTime::<chrono::Utc>::MIN_UTC.timestamp();
+        for secs in [
+            0,
+            1_709_251_200,
+            -86_400,
+            min,
+            max,
+            min - 1,
+            max + 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert_eq!(offset_at(Tz::UTC, secs), zone(secs), "{secs}");
+            for gap in [Gap::MoveForward, Gap::FirstInstant] {
+                assert_eq!(resolve_local(Tz::UTC, secs, gap), local(secs), "{secs}");
+            }
+        }
     }
 
     #[test]
