@@ -12,7 +12,7 @@
 //! Windows), which neither moves nor shares a cursor. A large file that a
 //! flow reads a few pages of can instead be mapped into memory
 //! ([`FileRanges::open_mapped`]): its ranges are then slices of the page
-//! cache.
+//! cache, and its readers ([`RangeReader`]) read them in place.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -95,13 +95,23 @@ impl Length for FileRanges {
 }
 
 impl ChunkReader for FileRanges {
-    type T = BufReader<ReaderAt>;
+    type T = RangeReader;
 
     fn get_read(&self, start: u64) -> ParquetResult<Self::T> {
-        Ok(BufReader::new(ReaderAt {
+        if let Some(map) = &self.map {
+            // From `start` (at most the end) to the end of the mapping.
+            let start = start.min(self.len) as usize;
+            let rest = Bytes::from_owner(MappedRange {
+                map: Arc::clone(map),
+                start,
+                end: map.len(),
+            });
+            return Ok(RangeReader::Mapped(bytes::Buf::reader(rest)));
+        }
+        Ok(RangeReader::File(BufReader::new(ReaderAt {
             file: Arc::clone(&self.file),
             position: start,
-        }))
+        })))
     }
 
     fn get_bytes(&self, start: u64, length: usize) -> ParquetResult<Bytes> {
@@ -124,6 +134,26 @@ impl ChunkReader for FileRanges {
             }));
         }
         Ok(read_new_buffer(&self.file, length, start)?.into())
+    }
+}
+
+/// A reader of the file from a position on, as [`FileRanges::get_read`]
+/// gives it: the mapped bytes themselves, when the file is mapped, else
+/// positioned reads through a buffer. (The page readers read page headers
+/// this way, a few hundred bytes each: from a mapping, that is neither a
+/// system call, nor a copy of the 8 KiB a buffer asks for, nor that
+/// buffer's allocation.)
+pub(crate) enum RangeReader {
+    Mapped(bytes::buf::Reader<Bytes>),
+    File(BufReader<ReaderAt>),
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            RangeReader::Mapped(bytes) => bytes.read(buf),
+            RangeReader::File(file) => file.read(buf),
+        }
     }
 }
 
@@ -277,6 +307,16 @@ mod tests {
             .read_to_end(&mut rest)
             .unwrap();
         assert_eq!(rest, &data[end - 1_000..]);
+        // Readers of the mapping, as of the file, from anywhere.
+        let mut part = vec![0; 20_000];
+        file.get_read(4_000).unwrap().read_exact(&mut part).unwrap();
+        assert_eq!(part, &data[4_000..24_000]);
+        assert!(matches!(file.get_read(5).unwrap(), RangeReader::Mapped(_)));
+        for past in [end as u64, end as u64 + 1, u64::MAX] {
+            let mut none = Vec::new();
+            file.get_read(past).unwrap().read_to_end(&mut none).unwrap();
+            assert!(none.is_empty());
+        }
         drop(file);
         assert_eq!(&kept[..], &data[100..150]);
         let file = FileRanges::open_mapped(tmp.path()).unwrap();
@@ -290,6 +330,7 @@ mod tests {
         let file = FileRanges::open_mapped(tmp.path()).unwrap();
         assert!(file.map.is_none());
         assert_eq!(&file.get_bytes(10, 20).unwrap()[..], &data[10..30]);
+        assert!(matches!(file.get_read(5).unwrap(), RangeReader::File(_)));
     }
 
     #[test]
