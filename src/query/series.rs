@@ -372,7 +372,7 @@ pub(crate) fn run(store: &Store, plan: &SeriesPlan) -> Result<SeriesAnswer> {
     // the order rayon merges in does not change the answer.
     let buckets = plan.axis.len();
     let merged = store
-        .shards()
+        .made_shards()
         .par_iter()
         .map(|shard| scan_shard(&read(shard), plan))
         .try_reduce(Partial::new, |a, b| merge(a, b, buckets))?;

@@ -86,7 +86,7 @@ type Compressed = (u32, u32, u64, Vec<u8>);
 /// The snapshot of `store`, as the file to write. The caller keeps the
 /// store quiescent (no ingest between claim and fold) while this runs.
 pub(crate) fn encode(store: &Store) -> Result<CheckpointFile> {
-    let guards: Vec<_> = store.shards().iter().map(read).collect();
+    let guards: Vec<_> = store.shards().into_iter().map(read).collect();
     let shards: Vec<&ConversationShard> = guards.iter().map(|g| &**g).collect();
     encode_parts(&shards, id_sections(store), None)
 }

@@ -92,7 +92,7 @@ pub(crate) mod wal;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 
 use rayon::prelude::*;
 
@@ -208,7 +208,12 @@ impl Applied {
 /// The conversation table and dedup set.
 #[derive(Debug)]
 pub(crate) struct Store {
-    shards: Box<[RwLock<ConversationShard>]>,
+    /// The conversation shards, each made the first time it is written or
+    /// read ([`Store::shard`]). A shard holds a few kilobytes even empty
+    /// (its interners and columns): making all of them at once wrote
+    /// about 100 KB, a twentieth of a short `flow` process's page faults,
+    /// which reads one shard.
+    shards: Box<[OnceLock<Box<RwLock<ConversationShard>>>]>,
     /// Each shard's count of undecided conversations, copied whenever the
     /// shard is written: a batch job checks the total after every batch
     /// ([`Store::undecided_count`]), and reading it under the shards'
@@ -239,9 +244,7 @@ pub(crate) fn shard_of(hash: u64) -> usize {
 impl Store {
     pub fn new(options: StoreOptions) -> Self {
         Self {
-            shards: (0..CONVERSATION_SHARDS)
-                .map(|_| RwLock::new(ConversationShard::default()))
-                .collect(),
+            shards: (0..CONVERSATION_SHARDS).map(|_| OnceLock::new()).collect(),
             undecided: (0..CONVERSATION_SHARDS)
                 .map(|_| AtomicUsize::new(0))
                 .collect(),
@@ -385,7 +388,7 @@ impl Store {
             let fold = |s: usize| {
                 let rows = &by_shard[s];
                 if !rows.is_empty() {
-                    let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+                    let mut shard = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
                     shard.apply(cols, rows, keys, keep_transitions);
                     self.note_undecided(s, &shard);
                 }
@@ -413,7 +416,7 @@ impl Store {
     pub fn take_undecided(&self) -> Vec<(String, String)> {
         (0..CONVERSATION_SHARDS)
             .flat_map(|s| {
-                let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+                let mut shard = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
                 let taken = shard.take_undecided();
                 self.note_undecided(s, &shard);
                 taken
@@ -438,7 +441,7 @@ impl Store {
 
     /// Replaces shard `s` by `shard` (a shard loaded from a checkpoint).
     pub fn set_shard(&self, s: usize, shard: ConversationShard) {
-        let mut slot = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
         *slot = shard;
         self.note_undecided(s, &slot);
     }
@@ -451,7 +454,7 @@ impl Store {
         let dropped: Vec<(usize, Vec<u64>)> = (0..CONVERSATION_SHARDS)
             .into_par_iter()
             .map(|s| {
-                let mut shard = self.shards[s].write().unwrap_or_else(|p| p.into_inner());
+                let mut shard = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
                 let before_len = shard.len();
                 let dropped = shard.retain_ended_after(before);
                 self.note_undecided(s, &shard);
@@ -476,26 +479,41 @@ impl Store {
         &self.event_ids
     }
 
-    /// The shards, for queries; each is read-locked by the caller while used.
-    pub fn shards(&self) -> &[RwLock<ConversationShard>] {
-        &self.shards
+    /// Shard `s`, made (empty) the first time it is asked for.
+    fn shard(&self, s: usize) -> &RwLock<ConversationShard> {
+        self.shards[s].get_or_init(|| Box::new(RwLock::new(ConversationShard::default())))
+    }
+
+    /// Every shard, in order (for checkpoints); each is read-locked by the
+    /// caller while used.
+    pub fn shards(&self) -> Vec<&RwLock<ConversationShard>> {
+        (0..CONVERSATION_SHARDS).map(|s| self.shard(s)).collect()
+    }
+
+    /// The shards made so far, for queries: a shard not made holds no
+    /// conversation. Each is read-locked by the caller while used.
+    pub fn made_shards(&self) -> Vec<&RwLock<ConversationShard>> {
+        self.shards
+            .iter()
+            .filter_map(|s| s.get().map(|s| &**s))
+            .collect()
     }
 
     /// Read access to the shard holding conversation key hash `hash`.
     pub fn read_shard(&self, hash: u64) -> RwLockReadGuard<'_, ConversationShard> {
-        read(&self.shards[shard_of(hash)])
+        read(self.shard(shard_of(hash)))
     }
 
     /// Number of conversations.
     pub fn conversations(&self) -> usize {
-        self.shards.iter().map(|s| read(s).len()).sum()
+        self.made_shards().into_iter().map(|s| read(s).len()).sum()
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| read(s).heap_bytes())
+        self.made_shards()
+            .into_iter()
+            .map(|s| std::mem::size_of::<RwLock<ConversationShard>>() + read(s).heap_bytes())
             .sum::<usize>()
             + self.event_ids.heap_bytes()
     }
@@ -532,6 +550,33 @@ mod tests {
         let mut cols = events_to_columns(&[event]);
         cols.event_ids_elided = true;
         store.apply(&cols);
+    }
+
+    /// Shards are made as they are used: a new store has none, a fold
+    /// makes the shard of its conversation and a read the shard it reads;
+    /// every shard, made or not, is there for a checkpoint.
+    #[test]
+    fn shards_are_made_when_used() {
+        let store = Store::new(StoreOptions::default());
+        assert!(store.made_shards().is_empty());
+        assert_eq!((store.conversations(), store.heap_bytes()), (0, 0));
+        fold_without_id(&store, "c1", "e1", 1_000, "web");
+        let made = store.made_shards();
+        assert_eq!(made.len(), 1);
+        assert_eq!(read(made[0]).len(), 1);
+        assert_eq!(store.conversations(), 1);
+        assert!(store.heap_bytes() > std::mem::size_of::<RwLock<ConversationShard>>());
+        let hash = conversation_hash("b", "c1");
+        assert_eq!(store.read_shard(hash).len(), 1);
+        let elsewhere = (0..u64::MAX)
+            .map(|i| conversation_hash("b", &format!("x{i}")))
+            .find(|&h| shard_of(h) != shard_of(hash))
+            .unwrap();
+        assert_eq!(store.read_shard(elsewhere).len(), 0);
+        assert_eq!(store.made_shards().len(), 2);
+        assert_eq!(store.shards().len(), CONVERSATION_SHARDS);
+        assert_eq!(store.made_shards().len(), CONVERSATION_SHARDS);
+        assert_eq!(store.conversations(), 1);
     }
 
     /// Claims taken back remove only the ids they inserted: a duplicate of
@@ -583,7 +628,7 @@ mod tests {
         fold_without_id(&other, "c9", "e1", 5, "web");
         fold_without_id(&other, "c9", "e2", 5, "sms");
         let s = (0..CONVERSATION_SHARDS)
-            .find(|&s| read(&other.shards()[s]).undecided == 1)
+            .find(|&s| read(other.shards()[s]).undecided == 1)
             .expect("an undecided conversation");
         let shard = std::mem::take(&mut *other.shards()[s].write().unwrap());
         store.set_shard(s, shard);
