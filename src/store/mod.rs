@@ -9,7 +9,8 @@
 //!
 //! Conversations are split into [`CONVERSATION_SHARDS`] shards by the hash
 //! of their key `(bot_id, conversation_id)`; each shard sits behind its own
-//! `RwLock`. A batch is applied in three steps:
+//! `RwLock`, and is made the first time it is used (a flow over a file
+//! reads one). A batch is applied in three steps:
 //! 1. hash every row's event id and key (no lock held; a durable engine
 //!    does it while the batch's log record is encoded);
 //! 2. insert event-id hashes into the sharded [`EventIdSet`], one short
