@@ -416,8 +416,9 @@ impl Store {
     /// again with ids (see `ConversationShard::take_undecided`).
     pub fn take_undecided(&self) -> Vec<(String, String)> {
         (0..CONVERSATION_SHARDS)
-            .flat_map(|s| {
-                let mut shard = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
+            .filter_map(|s| Some((s, self.made_shard(s)?)))
+            .flat_map(|(s, shard)| {
+                let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
                 let taken = shard.take_undecided();
                 self.note_undecided(s, &shard);
                 taken
@@ -454,8 +455,9 @@ impl Store {
     pub fn retain(&self, before: i64) -> Retained {
         let dropped: Vec<(usize, Vec<u64>)> = (0..CONVERSATION_SHARDS)
             .into_par_iter()
-            .map(|s| {
-                let mut shard = self.shard(s).write().unwrap_or_else(|p| p.into_inner());
+            .filter_map(|s| Some((s, self.made_shard(s)?)))
+            .map(|(s, shard)| {
+                let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
                 let before_len = shard.len();
                 let dropped = shard.retain_ended_after(before);
                 self.note_undecided(s, &shard);
@@ -491,12 +493,16 @@ impl Store {
         (0..CONVERSATION_SHARDS).map(|s| self.shard(s)).collect()
     }
 
-    /// The shards made so far, for queries: a shard not made holds no
-    /// conversation. Each is read-locked by the caller while used.
+    /// Shard `s` if it was made: a shard not made holds no conversation.
+    fn made_shard(&self, s: usize) -> Option<&RwLock<ConversationShard>> {
+        self.shards[s].get().map(|shard| &**shard)
+    }
+
+    /// The shards made so far, for queries (see [`Store::made_shard`]).
+    /// Each is read-locked by the caller while used.
     pub fn made_shards(&self) -> Vec<&RwLock<ConversationShard>> {
-        self.shards
-            .iter()
-            .filter_map(|s| s.get().map(|s| &**s))
+        (0..CONVERSATION_SHARDS)
+            .filter_map(|s| self.made_shard(s))
             .collect()
     }
 
@@ -561,6 +567,9 @@ mod tests {
         let store = Store::new(StoreOptions::default());
         assert!(store.made_shards().is_empty());
         assert_eq!((store.conversations(), store.heap_bytes()), (0, 0));
+        assert!(store.take_undecided().is_empty());
+        assert_eq!(store.retain(i64::MAX).conversations, 0);
+        assert!(store.made_shards().is_empty());
         fold_without_id(&store, "c1", "e1", 1_000, "web");
         let made = store.made_shards();
         assert_eq!(made.len(), 1);
