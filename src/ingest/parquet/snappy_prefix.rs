@@ -109,6 +109,96 @@ impl SnappyProgress {
         self.base += drop;
     }
 
+    /// Steps over the elements of the block `input` (the same block, as far
+    /// as the earlier calls saw it or further) that end at or before
+    /// `target` in its output, without making their bytes: what was made
+    /// is forgotten, and the decoding goes on from where the last of them
+    /// ends (an element `input` does not hold whole is not stepped over).
+    /// `None` if a copy before that point reaches back before the block's
+    /// start, as a decoder would find (then `self` is spent).
+    ///
+    /// Only the elements' tags and lengths are read, so a literal's bytes
+    /// are neither copied nor even touched: in a page of ids or timestamps
+    /// that barely compress, the elements are long literals, and the bytes
+    /// before a value far into the page cost almost nothing to pass. A copy
+    /// after the point may reach back past it (the decoding then fails, as
+    /// it does for forgotten bytes), but snappy's compressors cut their
+    /// input into blocks of 64 KiB and copy within a block only, so from a
+    /// multiple of 64 KiB on, the block decodes alone.
+    pub(super) fn skip_to(&mut self, input: &[u8], target: usize) -> Option<()> {
+        let mut at = self.end();
+        let target = target.min(self.total);
+        if target <= at {
+            return Some(());
+        }
+        // The rest of an element a prefix ended within.
+        match self.pending {
+            Pending::Nothing => {}
+            // It ends past the point: nothing is stepped over.
+            Pending::Literal { left, .. } | Pending::Copy { left, .. } if at + left > target => {
+                return Some(());
+            }
+            Pending::Literal { left, .. } | Pending::Copy { left, .. } => {
+                at += left;
+                self.pending = Pending::Nothing;
+            }
+        }
+        let mut pos = self.pos;
+        while at < target {
+            let Some(&tag) = input.get(pos) else { break };
+            let (header, len) = match tag & 3 {
+                0 => {
+                    let len = usize::from(tag >> 2);
+                    if len < 60 {
+                        (1, len + 1)
+                    } else {
+                        // The length - 1 follows in 1 to 4 little-endian
+                        // bytes.
+                        let extra = len - 59;
+                        let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
+                            break;
+                        };
+                        let len = bytes
+                            .iter()
+                            .rev()
+                            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+                        (1 + extra, len.checked_add(1)?)
+                    }
+                }
+                _ => {
+                    let entry = COPY_TAGS[usize::from(tag)];
+                    let extra = usize::from(entry >> 11);
+                    let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
+                        break;
+                    };
+                    let low = bytes
+                        .iter()
+                        .rev()
+                        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+                    let offset = low + usize::from(entry & 0x700);
+                    // As a decoder would: a copy from before the block's
+                    // start is damage.
+                    if offset == 0 || offset > at {
+                        return None;
+                    }
+                    (1 + extra, usize::from(entry & 0xff))
+                }
+            };
+            let stored = if tag & 3 == 0 { header + len } else { header };
+            // Stop before an element that ends past the point, or whose
+            // bytes `input` does not hold (a literal's).
+            let next = pos.checked_add(stored)?;
+            if at + len > target || next > input.len() {
+                break;
+            }
+            (pos, at) = (next, at + len);
+        }
+        self.pos = pos;
+        self.out.clear();
+        self.base = at;
+        Some(())
+    }
+
     /// Goes on decoding the block `input` (the same block, as far as the
     /// earlier calls saw it or further) until the block's first `want`
     /// bytes are made, or all of them if it holds fewer; `None` if it is
@@ -536,6 +626,99 @@ mod tests {
         assert_eq!(whole.out[100..], (0..10).collect::<Vec<u8>>());
     }
 
+    /// Ids that compress a little (copies within each 64 KiB block) and
+    /// literals, the bytes of a page of event ids.
+    fn ids(n: u32) -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                format!("evt-{:08x}-{}", i.wrapping_mul(2_654_435_761), i % 97).into_bytes()
+            })
+            .collect()
+    }
+
+    /// Stepping over the whole blocks before a point, then decoding from
+    /// there, gives the block's bytes from where the stepping stopped:
+    /// the elements a compressor writes end at each 64 KiB of output, and
+    /// no copy reaches back past one.
+    #[test]
+    fn stepping_over_whole_blocks_then_decoding_gives_the_bytes_after_them() {
+        let data = ids(40_000);
+        assert!(data.len() > 6 * 65_536);
+        let block = compress(&data);
+        for target in [1, 65_536, 3 * 65_536, 5 * 65_536, data.len(), usize::MAX] {
+            let mut progress = SnappyProgress::start(&block).unwrap();
+            progress.skip_to(&block, target).unwrap();
+            let base = progress.base();
+            assert!(base <= target.min(data.len()), "{target}");
+            // A compressor's block boundary is an element boundary.
+            if target % 65_536 == 0 && target <= data.len() {
+                assert_eq!(base, target);
+            }
+            assert!(progress.out.is_empty());
+            let to = (base + 70_000).min(data.len());
+            progress.decode_to(&block, to).unwrap();
+            assert_eq!(progress.out, data[base..to], "{target}");
+        }
+        // After a prefix, from within an element: that element's rest
+        // is stepped over too, or nothing is when it ends past the point.
+        for (prefix, target) in [
+            (10, 65_536),
+            (65_530, 65_536),
+            (100, 101),
+            (70_000, 131_072),
+        ] {
+            let mut progress = SnappyProgress::start(&block).unwrap();
+            progress.decode_to(&block, prefix).unwrap();
+            progress.skip_to(&block, target).unwrap();
+            let base = progress.base();
+            assert!(base <= target, "{prefix} {target}");
+            let to = (target + 1_000).min(data.len());
+            progress.decode_to(&block, to).unwrap();
+            assert_eq!(progress.out, data[base..to], "{prefix} {target}");
+        }
+        // A point behind what is made changes nothing.
+        let mut progress = SnappyProgress::start(&block).unwrap();
+        progress.decode_to(&block, 1_000).unwrap();
+        progress.skip_to(&block, 500).unwrap();
+        assert_eq!(
+            (progress.base(), progress.out.as_slice()),
+            (0, &data[..1_000])
+        );
+    }
+
+    /// Stepping stops where the input read so far ends, at an element
+    /// boundary, and goes on from there with more of it; a copy from
+    /// before the block's start is damage, as in decoding.
+    #[test]
+    fn stepping_stops_at_the_input_s_end_and_finds_damage() {
+        let data = ids(20_000);
+        let block = compress(&data);
+        for cut in [0, 1, 2, 3, 100, 40_000, block.len() / 2] {
+            let mut progress = SnappyProgress::start(&block).unwrap();
+            progress.skip_to(&block[..cut], 2 * 65_536).unwrap();
+            let stopped = progress.base();
+            assert!(stopped <= 2 * 65_536);
+            progress.skip_to(&block, 2 * 65_536).unwrap();
+            assert_eq!(progress.base(), 2 * 65_536, "{cut} {stopped}");
+            progress.decode_to(&block, 2 * 65_536 + 10).unwrap();
+            assert_eq!(progress.out, data[2 * 65_536..2 * 65_536 + 10]);
+        }
+        // 10 literal bytes, then a copy of 5 from 20 back.
+        let mut block = vec![15, 9 << 2];
+        block.extend(0..10u8);
+        block.extend([(4 << 2) | 2, 20, 0]);
+        let mut progress = SnappyProgress::start(&block).unwrap();
+        assert_eq!(progress.skip_to(&block, 15), None);
+        // A copy from forgotten bytes fails the decoding after a step.
+        let mut block = vec![110, 60 << 2, 99];
+        block.extend(0..100u8);
+        block.extend([(9 << 2) | 2, 60, 0]);
+        let mut progress = SnappyProgress::start(&block).unwrap();
+        progress.skip_to(&block, 100).unwrap();
+        assert_eq!(progress.base(), 100);
+        assert_eq!(progress.decode_to(&block, 110), None);
+    }
+
     proptest! {
         #[test]
         fn any_prefix_matches_the_decompressed_block(
@@ -551,6 +734,35 @@ mod tests {
             let block = compress(&data);
             let prefix = snappy_prefix(&block, want).unwrap();
             prop_assert_eq!(prefix, &data[..want.min(data.len())]);
+        }
+
+        #[test]
+        fn stepping_then_decoding_gives_the_bytes_or_none(
+            tokens in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 1..12),
+            picks in proptest::collection::vec(any::<u8>(), 0..400),
+            first in 0usize..4_000,
+            target in 0usize..12_000,
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let data: Vec<u8> = picks
+                .iter()
+                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].clone())
+                .collect();
+            let block = compress(&data);
+            let mut progress = SnappyProgress::start(&block).unwrap();
+            progress.decode_to(&block, first).unwrap();
+            let input = &block[..cut.index(block.len() + 1)];
+            if progress.skip_to(input, target).is_some() {
+                let base = progress.base();
+                prop_assert!(base <= target.max(first.min(data.len())));
+                // Copies may reach back past the point: then `None`.
+                // (A point behind what was made keeps it all.)
+                if progress.decode_to(&block, base + 300).is_some() {
+                    let end = base + progress.out.len();
+                    prop_assert!(end >= (base + 300).min(data.len()));
+                    prop_assert_eq!(&progress.out[..], &data[base..end]);
+                }
+            }
         }
 
         #[test]
