@@ -146,45 +146,36 @@ impl SnappyProgress {
         let mut pos = self.pos;
         while at < target {
             let Some(&tag) = input.get(pos) else { break };
-            let (header, len) = match tag & 3 {
-                0 => {
-                    let len = usize::from(tag >> 2);
-                    if len < 60 {
-                        (1, len + 1)
-                    } else {
-                        // The length - 1 follows in 1 to 4 little-endian
-                        // bytes.
-                        let extra = len - 59;
-                        let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
-                            break;
-                        };
-                        let len = bytes
-                            .iter()
-                            .rev()
-                            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
-                        (1 + extra, len.checked_add(1)?)
-                    }
-                }
-                _ => {
-                    let entry = COPY_TAGS[usize::from(tag)];
-                    let extra = usize::from(entry >> 11);
-                    let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
-                        break;
-                    };
-                    let low = bytes
-                        .iter()
-                        .rev()
-                        .fold(0usize, |a, &b| (a << 8) | usize::from(b));
-                    let offset = low + usize::from(entry & 0x700);
-                    // As a decoder would: a copy from before the block's
-                    // start is damage.
-                    if offset == 0 || offset > at {
-                        return None;
-                    }
-                    (1 + extra, usize::from(entry & 0xff))
-                }
+            // The bytes after the tag: a long literal's length - 1, or a
+            // copy's offset (its low bits), little endian.
+            let literal = tag & 3 == 0;
+            let entry = COPY_TAGS[usize::from(tag)];
+            let extra = match literal {
+                true => usize::from(tag >> 2).saturating_sub(59),
+                false => usize::from(entry >> 11),
             };
-            let stored = if tag & 3 == 0 { header + len } else { header };
+            let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
+                break;
+            };
+            let value = bytes
+                .iter()
+                .rev()
+                .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+            let (len, stored) = if literal {
+                let len = match extra {
+                    0 => usize::from(tag >> 2) + 1,
+                    _ => value.checked_add(1)?,
+                };
+                (len, (1 + extra).checked_add(len)?)
+            } else {
+                // As a decoder would: a copy from before the block's start
+                // is damage.
+                let offset = value + usize::from(entry & 0x700);
+                if offset == 0 || offset > at {
+                    return None;
+                }
+                (usize::from(entry & 0xff), 1 + extra)
+            };
             // Stop before an element that ends past the point, or whose
             // bytes `input` does not hold (a literal's).
             let next = pos.checked_add(stored)?;
@@ -626,6 +617,15 @@ mod tests {
         assert_eq!(whole.out[100..], (0..10).collect::<Vec<u8>>());
     }
 
+    /// The tokens `picks` names, one after the other: bytes that repeat
+    /// (copies) between others.
+    fn picked_tokens(tokens: &[Vec<u8>], picks: &[u8]) -> Vec<u8> {
+        picks
+            .iter()
+            .flat_map(|&p| tokens[usize::from(p) % tokens.len()].clone())
+            .collect()
+    }
+
     /// Ids that compress a little (copies within each 64 KiB block) and
     /// literals, the bytes of a page of event ids.
     fn ids(n: u32) -> Vec<u8> {
@@ -744,10 +744,7 @@ mod tests {
             target in 0usize..12_000,
             cut in any::<prop::sample::Index>(),
         ) {
-            let data: Vec<u8> = picks
-                .iter()
-                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].clone())
-                .collect();
+            let data = picked_tokens(&tokens, &picks);
             let block = compress(&data);
             let mut progress = SnappyProgress::start(&block).unwrap();
             progress.decode_to(&block, first).unwrap();
@@ -771,10 +768,7 @@ mod tests {
             picks in proptest::collection::vec(any::<u8>(), 0..400),
             steps in proptest::collection::vec(1usize..2_000, 1..8),
         ) {
-            let data: Vec<u8> = picks
-                .iter()
-                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].clone())
-                .collect();
+            let data = picked_tokens(&tokens, &picks);
             let block = compress(&data);
             let mut progress = SnappyProgress::start(&block).unwrap();
             let mut want = 0;
@@ -794,10 +788,7 @@ mod tests {
             picks in proptest::collection::vec(any::<u8>(), 0..600),
             want in 0usize..30_000,
         ) {
-            let data: Vec<u8> = picks
-                .iter()
-                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].iter().copied())
-                .collect();
+            let data = picked_tokens(&tokens, &picks);
             let block = compress(&data);
             let prefix = snappy_prefix(&block, want).unwrap();
             prop_assert_eq!(&prefix, &data[..want.min(data.len())]);
@@ -820,10 +811,7 @@ mod tests {
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
             want in 0usize..100_000,
         ) {
-            let data: Vec<u8> = picks
-                .iter()
-                .flat_map(|&p| tokens[usize::from(p) % tokens.len()].iter().copied())
-                .collect();
+            let data = picked_tokens(&tokens, &picks);
             let mut block = compress(&data);
             for (at, byte) in flips {
                 let n = block.len();
