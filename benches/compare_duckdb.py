@@ -354,14 +354,18 @@ def main():
                     return out.stdout
                 return once
             if args.baseline:
-                # Alternated, one run of each at a time: a process started
-                # right after DuckDB's query, or after the other build's,
-                # runs in a different state of the machine.
+                # Alternated, one run of each at a time, and each build
+                # first in every other pair: a process started right after
+                # DuckDB's query, or after the other build's, runs in a
+                # different state of the machine.
                 ours, base, text = float("inf"), float("inf"), None
-                for _ in range(args.runs):
-                    t, text = best_of(1, run(args.convostat))
-                    ours = min(ours, t)
-                    base = min(base, best_of(1, run(args.baseline))[0])
+                for i in range(args.runs):
+                    for is_ours in (True, False) if i % 2 == 0 else (False, True):
+                        t, out = best_of(1, run(args.convostat if is_ours else args.baseline))
+                        if is_ours:
+                            ours, text = min(ours, t), out
+                        else:
+                            base = min(base, t)
             else:
                 ours, text = best_of(args.runs, run(args.convostat))
                 base = None
