@@ -157,10 +157,7 @@ impl SnappyProgress {
             let Some(bytes) = input.get(pos + 1..pos + 1 + extra) else {
                 break;
             };
-            let value = bytes
-                .iter()
-                .rev()
-                .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+            let value = little_endian(bytes);
             let (len, stored) = if literal {
                 let len = match extra {
                     0 => usize::from(tag >> 2) + 1,
@@ -253,10 +250,7 @@ impl SnappyProgress {
                                 let extra = len - 59;
                                 let bytes = input.get(pos..pos.checked_add(extra)?)?;
                                 pos += extra;
-                                len = bytes
-                                    .iter()
-                                    .rev()
-                                    .fold(0usize, |a, &b| (a << 8) | usize::from(b));
+                                len = little_endian(bytes);
                             }
                             let len = len.checked_add(1)?;
                             let take = len.min(want - at);
@@ -367,11 +361,7 @@ fn whole_elements(
             } else {
                 // The length - 1 follows in 1 to 4 little-endian bytes.
                 let extra = len - 60;
-                let len = input[pos + 1..pos + 1 + extra]
-                    .iter()
-                    .rev()
-                    .fold(0usize, |a, &b| (a << 8) | usize::from(b))
-                    + 1;
+                let len = little_endian(&input[pos + 1..pos + 1 + extra]) + 1;
                 let start = pos + 1 + extra;
                 let Some(end) = start.checked_add(len).filter(|&e| e <= input.len()) else {
                     break;
@@ -486,6 +476,16 @@ pub(super) fn copy_back(out: &mut Vec<u8>, offset: usize, len: usize) {
         out.extend_from_within(start..start + take);
         left -= take;
     }
+}
+
+/// The number stored in `bytes` (at most 4: a long literal's length - 1,
+/// or a copy's offset), little endian.
+#[inline(always)]
+fn little_endian(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .rev()
+        .fold(0usize, |a, &b| (a << 8) | usize::from(b))
 }
 
 /// A little-endian base-128 `u32` (the block's uncompressed length).
