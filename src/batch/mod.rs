@@ -341,12 +341,15 @@ fn fold_files(
     // applied, so null handling never depends on the query. Parquet rows
     // that come out of the row filter are already in scope and valid.
     // `left_out`: valid rows the reader left out (they count as read and
-    // ingested), `bounded`: by a bounding scope (see `ingest::bounds`).
+    // ingested), `bounded`: by a bounding scope (see `ingest::bounds`),
+    // `latest`: the latest timestamp of each row's conversation when the
+    // scope left rows out.
     let fold = |batch: arrow_array::RecordBatch,
                 rows: RowNumbers<'_>,
                 in_scope: bool,
                 left_out: u64,
-                bounded: bool| {
+                bounded: bool,
+                latest: Option<Vec<i64>>| {
         let n = batch.num_rows() as u64 + left_out;
         let mut local = IngestReport::default();
         local.rows_seen += left_out;
@@ -359,6 +362,17 @@ fn fold_files(
         };
         let mut cols = normalize(&batch, options.mode, rows, &mut local)?;
         cols.event_ids_elided = elided;
+        if let Some(latest) = latest {
+            // Rows in scope are valid (the reader proved it): none was
+            // dropped.
+            if latest.len() != cols.len() {
+                return Err(Error::data(
+                    "batch",
+                    "internal error: bounded rows and their conversations' ends differ in number",
+                ));
+            }
+            cols.latest = Some(latest);
+        }
         let cols = if in_scope { cols } else { scope.retain(cols)? };
         let cols = match pairs {
             Some(pairs) => {
@@ -374,13 +388,15 @@ fn fold_files(
             None => cols,
         };
         // Rows the reader bounded already are not bounded again.
-        let keep = (bounds_only && !bounded)
+        let bounds = (bounds_only && !bounded)
             .then(|| bounding_rows(&cols.timestamp, &cols.bot_id, &cols.conversation_id));
-        let cols = match keep.flatten() {
-            Some(keep) => {
+        let cols = match bounds.flatten() {
+            Some(bounds) => {
                 // The rows left out are part of the data all the same.
-                local.rows_ingested += (cols.len() - keep.true_count()) as u64;
-                cols.filter(&keep)?
+                local.rows_ingested += (cols.len() - bounds.keep.true_count()) as u64;
+                let mut kept = cols.filter(&bounds.keep)?;
+                kept.latest = Some(bounds.latest);
+                kept
             }
             None => cols,
         };
@@ -423,14 +439,15 @@ fn fold_files(
                     |batch, read| {
                         match read {
                             RowsRead::Whole { first_row } => {
-                                fold(batch, RowNumbers::From(first_row), false, 0, false)
+                                fold(batch, RowNumbers::From(first_row), false, 0, false, None)
                             }
-                            RowsRead::Filtered { left_out } => fold(
+                            RowsRead::Filtered { left_out, latest } => fold(
                                 batch,
                                 RowNumbers::From(0),
                                 true,
                                 left_out.unwrap_or(0),
                                 left_out.is_some(),
+                                latest,
                             ),
                         }
                         .map_err(|e: Error| e.within(&name))
@@ -452,6 +469,7 @@ fn fold_files(
                             left_out.is_some(),
                             left_out.unwrap_or(0),
                             false,
+                            None,
                         )
                     })
                 })

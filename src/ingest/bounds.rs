@@ -9,9 +9,12 @@
 //! event later than its conversation's earliest and earlier than its latest
 //! changes none of them. [`bounding_rows`] finds, within one batch, the rows
 //! that can: every row at its conversation's earliest timestamp in the
-//! batch (ties are ordered by event id, so all of them are kept) and one row
-//! at its latest. In a time-ordered file a conversation's events mostly
-//! fall into one batch, so a few rows per conversation remain:
+//! batch (ties are ordered by event id, so all of them are kept), each
+//! carrying the conversation's latest timestamp in the batch, which the
+//! store takes as its end ([`BoundingRows::latest`]; of the latest event
+//! the store reads nothing else). In a time-ordered file a conversation's
+//! events mostly fall into one batch, so about one row per conversation
+//! remains:
 //! - the selective Parquet reader (`parquet::selected`) reads the key
 //!   columns of a batch's rows, and the other columns of these rows only
 //!   ([`ScanScope::bounding`](super::ScanScope::bounding));
@@ -44,8 +47,17 @@ struct GroupBounds {
     row: u32,
     earliest: i64,
     latest: i64,
-    /// The first row at `latest`.
-    latest_row: u32,
+}
+
+/// The rows of a batch that bound their conversations (see the module
+/// docs).
+#[derive(Debug)]
+pub(crate) struct BoundingRows {
+    /// The rows kept: those at their conversation's earliest timestamp.
+    pub keep: BooleanArray,
+    /// For each row kept, in order, its conversation's latest timestamp in
+    /// the batch (µs; at least the row's own).
+    pub latest: Vec<i64>,
 }
 
 /// Which rows can bound their conversation (see the module
@@ -55,7 +67,7 @@ pub(crate) fn bounding_rows(
     timestamps: &[i64],
     bot_id: &StringViewArray,
     conversation_id: &StringViewArray,
-) -> Option<BooleanArray> {
+) -> Option<BoundingRows> {
     let n = timestamps.len();
     let bots = bot_id.views();
     let conversations = conversation_id.views();
@@ -89,7 +101,6 @@ pub(crate) fn bounding_rows(
                     row: row as u32,
                     earliest: ts,
                     latest: ts,
-                    latest_row: row as u32,
                 });
                 slots[slot] = g;
                 if groups.len() * 2 > capacity {
@@ -112,10 +123,7 @@ pub(crate) fn bounding_rows(
                 && same_string(bot_id, bots, first, row)
             {
                 b.earliest = b.earliest.min(ts);
-                if ts > b.latest {
-                    b.latest = ts;
-                    b.latest_row = row as u32;
-                }
+                b.latest = b.latest.max(ts);
                 break g;
             }
             slot = (slot + 1) & mask;
@@ -123,15 +131,21 @@ pub(crate) fn bounding_rows(
         group_of.push(g);
     }
     let keep = BooleanBuffer::collect_bool(n, |row| {
-        let b = &groups[group_of[row] as usize];
-        timestamps[row] == b.earliest || row as u32 == b.latest_row
+        timestamps[row] == groups[group_of[row] as usize].earliest
     });
     let kept = keep.count_set_bits();
     // Filtering copies every column: not worth it for a few rows.
     if kept * 10 >= n * 8 {
         return None;
     }
-    Some(BooleanArray::new(keep, None))
+    let latest = keep
+        .set_indices()
+        .map(|row| groups[group_of[row] as usize].latest)
+        .collect();
+    Some(BoundingRows {
+        keep: BooleanArray::new(keep, None),
+        latest,
+    })
 }
 
 /// A hash of a conversation id from its view: the view itself when it
@@ -154,8 +168,19 @@ mod tests {
 
     use crate::ingest::{normalize, EventColumns, IngestMode, IngestReport, RowNumbers};
 
-    fn bounding_rows_of(cols: &EventColumns) -> Option<BooleanArray> {
+    fn bounding_rows_of(cols: &EventColumns) -> Option<BoundingRows> {
         bounding_rows(&cols.timestamp, &cols.bot_id, &cols.conversation_id)
+    }
+
+    /// The rows kept, each with the end it carries.
+    fn kept(bounds: &BoundingRows) -> Vec<(usize, i64)> {
+        assert_eq!(bounds.keep.true_count(), bounds.latest.len());
+        bounds
+            .keep
+            .values()
+            .set_indices()
+            .zip(bounds.latest.iter().copied())
+            .collect()
     }
 
     /// Event columns of `(bot, conversation, timestamp)` rows.
@@ -183,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_each_conversations_earliest_rows_and_one_latest() {
+    fn keeps_each_conversations_earliest_rows_with_its_latest_time() {
         // Two conversations of 40 events each, interleaved, and the same
         // conversation id under another bot; ties at the earliest time.
         let mut rows = Vec::new();
@@ -195,21 +220,20 @@ mod tests {
         rows.push(("b1", "c1", 1_000)); // tie at c1's start
         rows.push(("b1", "c1", 1_039)); // tie at c1's end: not kept
         let cols = columns(&rows);
-        let keep = bounding_rows_of(&cols).expect("worth filtering");
-        let kept: Vec<usize> = (0..rows.len()).filter(|&r| keep.value(r)).collect();
+        let bounds = bounding_rows_of(&cols).expect("worth filtering");
         let c1 = rows.len() - 2;
-        // c1: row 0 and its tie (earliest), row 117 (the first at 1_039);
-        // the other conversation: row 1 (latest) and row 118 (earliest);
-        // b2's c1: every row (all at its earliest time).
-        let mut expected = vec![0, 1, 3 * 39, 3 * 39 + 1, c1];
-        expected.extend((0..40).map(|i| 3 * i + 2));
+        // c1: row 0 and its tie (earliest), ending at 1_039; the other
+        // conversation: row 118 (earliest), ending at 2_000; b2's c1:
+        // every row (all at its earliest time), ending at 5.
+        let mut expected = vec![(0, 1_039), (3 * 39 + 1, 2_000), (c1, 1_039)];
+        expected.extend((0..40).map(|i| (3 * i + 2, 5)));
         expected.sort_unstable();
-        assert_eq!(kept, expected);
+        assert_eq!(kept(&bounds), expected);
     }
 
     /// Many conversations, short and long ids, two bots, timestamps with
-    /// ties: exactly each conversation's earliest rows and its first row
-    /// at the latest time are kept (a naive count per conversation).
+    /// ties: exactly each conversation's earliest rows are kept, each with
+    /// its conversation's latest time (a naive count per conversation).
     #[test]
     fn agrees_with_a_naive_count_per_conversation() {
         // Few conversations, and more than the group table's first slots
@@ -235,7 +259,8 @@ mod tests {
                     (bot, ids[next() % ids.len()].as_str(), (next() % 50) as i64)
                 })
                 .collect();
-            let keep = bounding_rows_of(&columns(&rows)).expect("worth filtering");
+            let bounds = bounding_rows_of(&columns(&rows)).expect("worth filtering");
+            let kept: std::collections::HashMap<usize, i64> = kept(&bounds).into_iter().collect();
             let mut by_conversation: std::collections::HashMap<(&str, &str), Vec<usize>> =
                 Default::default();
             for (row, &(bot, id, _)) in rows.iter().enumerate() {
@@ -245,10 +270,9 @@ mod tests {
                 let same = &by_conversation[&(bot, id)];
                 let earliest = same.iter().map(|&r| rows[r].2).min().unwrap();
                 let latest = same.iter().map(|&r| rows[r].2).max().unwrap();
-                let first_latest = *same.iter().find(|&&r| rows[r].2 == latest).unwrap();
                 assert_eq!(
-                    keep.value(row),
-                    ts == earliest || row == first_latest,
+                    kept.get(&row),
+                    (ts == earliest).then_some(&latest),
                     "{conversations} conversations, row {row}"
                 );
             }
@@ -258,7 +282,7 @@ mod tests {
     #[test]
     fn nearly_every_row_kept_is_no_filter() {
         let rows: Vec<_> = (0..100).map(|i| ("b", "c", i64::from(i % 2))).collect();
-        // Half the rows at the earliest time, one at the latest.
+        // Half the rows at the earliest time.
         assert!(bounding_rows_of(&columns(&rows)).is_some());
         let rows: Vec<_> = (0..100).map(|_| ("b", "c", 7)).collect();
         assert!(bounding_rows_of(&columns(&rows)).is_none());

@@ -61,6 +61,11 @@ pub(crate) struct EventColumns {
     /// the rows its scope selects when its answer needs them only to order
     /// events with the same timestamp (see `ConversationShard::apply`).
     pub event_ids_elided: bool,
+    /// For rows a bounding scope kept (`ingest::bounds`): per row, the
+    /// latest timestamp (µs) of its conversation in the rows it was kept
+    /// from, which the store takes as the row's end. `None`: each row
+    /// ends at its own timestamp.
+    pub latest: Option<Vec<i64>>,
 }
 
 impl EventColumns {
@@ -86,14 +91,16 @@ impl EventColumns {
         for (slot, a) in attributes.iter_mut().zip(&self.attributes) {
             *slot = opt(a)?;
         }
-        Ok(EventColumns {
-            event_id: f(&self.event_id)?,
-            timestamp: self
-                .timestamp
+        let kept = |values: &[i64]| -> Vec<i64> {
+            values
                 .iter()
                 .zip(keep.values().iter())
                 .filter_map(|(&t, k)| k.then_some(t))
-                .collect(),
+                .collect()
+        };
+        Ok(EventColumns {
+            event_id: f(&self.event_id)?,
+            timestamp: kept(&self.timestamp),
             bot_id: f(&self.bot_id)?,
             conversation_id: f(&self.conversation_id)?,
             event_type: f(&self.event_type)?,
@@ -104,6 +111,7 @@ impl EventColumns {
             to_step_id: opt(&self.to_step_id)?,
             to_step_type: opt(&self.to_step_type)?,
             event_ids_elided: self.event_ids_elided,
+            latest: self.latest.as_deref().map(kept),
         })
     }
 }
@@ -552,6 +560,7 @@ pub(crate) fn normalize(
         to_step_id: next(),
         to_step_type: next(),
         event_ids_elided: false,
+        latest: None,
     })
 }
 

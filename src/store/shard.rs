@@ -343,6 +343,9 @@ impl ConversationShard {
             let conversation_id = cols.conversation_id.value(row);
             let key = conversation_key(cols.conversation_id.views()[row]);
             let ts = cols.timestamp[row];
+            // A row a bounding scope kept ends where its conversation's
+            // latest event in its batch did.
+            let end = cols.latest.as_ref().map_or(ts, |latest| latest[row]);
             let event_id = cols.event_id.value(row);
             let bot = match last_bot {
                 Some((r, sym)) if r == run => sym,
@@ -366,8 +369,8 @@ impl ConversationShard {
             };
             let c = match found {
                 Some(c) => {
-                    if ts > self.end[c] {
-                        self.end[c] = ts;
+                    if end > self.end[c] {
+                        self.end[c] = end;
                     }
                     if ts < self.start[c] {
                         if self.first_event_id[c] == FIRST_UNDECIDED {
@@ -384,7 +387,7 @@ impl ConversationShard {
                 None => {
                     let first = self.first_id(cols, event_id);
                     let bot = bot.unwrap_or_else(|| self.bots.intern(bot_id));
-                    let c = self.insert(hash, key, bot, conversation_id, ts, first);
+                    let c = self.insert(hash, key, bot, conversation_id, ts..=end, first);
                     self.set_attributes(c, cols, row, &mut caches.attributes);
                     last_bot = Some((run, Some(self.bot[c])));
                     c
@@ -486,22 +489,23 @@ impl ConversationShard {
     }
 
     /// Adds a conversation of bot `bot` (interned in `self.bots`) whose
-    /// first event is at `ts`, with `first_event_id` `first`.
+    /// events seen so far span `times` (its first's and its latest's), with
+    /// `first_event_id` `first`.
     fn insert(
         &mut self,
         hash: u64,
         key: u128,
         bot: Sym,
         conversation_id: &str,
-        ts: i64,
+        times: std::ops::RangeInclusive<i64>,
         first: u32,
     ) -> usize {
         let c = self.len();
         self.key_hash.push(hash);
         self.bot.push(bot);
         self.conversation_id.push(conversation_id);
-        self.start.push(ts);
-        self.end.push(ts);
+        self.start.push(*times.start());
+        self.end.push(*times.end());
         self.first_event_id.push(first);
         self.num_messages.push(0);
         for column in &mut self.attributes {
@@ -615,10 +619,9 @@ impl ConversationShard {
             conversation_key_of(id),
             bot,
             id,
-            old.start[c],
+            old.start[c]..=old.end[c],
             first,
         );
-        self.end[n] = old.end[c];
         self.num_messages[n] = old.num_messages[c];
         for i in 0..Attribute::COUNT {
             self.attributes[i][n] = match old.interners[i].resolve(old.attributes[i][c]) {
@@ -769,7 +772,15 @@ mod tests {
     /// The shard after applying `events` in one call per piece, the pieces
     /// cut before each row of `cuts`.
     fn shard_of_events_in_calls(events: &[Event], cuts: &[usize]) -> ConversationShard {
-        let cols = events_to_columns(events);
+        shard_of_columns_in_calls(&events_to_columns(events), events, cuts)
+    }
+
+    /// [`shard_of_events_in_calls`] of `cols`, the columns of `events`.
+    fn shard_of_columns_in_calls(
+        cols: &EventColumns,
+        events: &[Event],
+        cuts: &[usize],
+    ) -> ConversationShard {
         let hashes: Vec<u64> = events
             .iter()
             .map(|e| conversation_hash(&e.bot_id, &e.conversation_id))
@@ -796,7 +807,7 @@ mod tests {
         bounds.push(events.len());
         for piece in bounds.windows(2) {
             let rows: Vec<u32> = (piece[0] as u32..piece[1] as u32).collect();
-            shard.apply(&cols, &rows, keys, true);
+            shard.apply(cols, &rows, keys, true);
         }
         shard
     }
@@ -987,6 +998,40 @@ mod tests {
             let transitions: Vec<_> = shard.transitions_of(c).map(|t| t.event_id).collect();
             assert_eq!(transitions, ["e1"]);
         }
+    }
+
+    /// Rows a bounding scope kept end at the latest time they carry: a
+    /// conversation's end is the latest of them, whether it is new or
+    /// known, whatever the calls; its start and first event are the rows'.
+    #[test]
+    fn a_bounded_row_ends_at_its_conversations_latest_time() {
+        let events = [
+            event("e1", 50, "message", Some("web")),
+            event("e2", 20, "message", Some("app")),
+            event("e3", 60, "message", Some("sms")),
+        ];
+        let mut cols = events_to_columns(&events);
+        cols.latest = Some(vec![70, 40, 65]);
+        for cuts in [&[][..], &[1], &[2], &[1, 2]] {
+            let shard = shard_of_columns_in_calls(&cols, &events, cuts);
+            let c = shard.find(conversation_hash("b", "c"), "b", "c").unwrap();
+            assert_eq!((shard.start[c], shard.end[c]), (20, 70), "{cuts:?}");
+            assert_eq!(shard.attribute(c, Attribute::ChannelType), Some("app"));
+        }
+        // A conversation first seen in a bounded row ends where it says.
+        let cols = EventColumns {
+            latest: Some(vec![95]),
+            ..events_to_columns(&[event("e4", 90, "message", None)])
+        };
+        let mut alone = ConversationShard::default();
+        let rows = [0u32];
+        let hash = [conversation_hash("b", "c")];
+        let keys = RowKeys {
+            key_hash: &hash,
+            bot_run: &[0],
+        };
+        alone.apply(&cols, &rows, keys, true);
+        assert_eq!((alone.start[0], alone.end[0]), (90, 95));
     }
 
     /// Ids that share length and first bytes (long ones are told apart by

@@ -41,7 +41,7 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_select::filter::FilterBuilder;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -74,7 +74,7 @@ pub(crate) use file_ranges::FileRanges;
 
 use footer::read_footer;
 
-use super::bounds::bounding_rows;
+use super::bounds::{bounding_rows, BoundingRows};
 use super::guard::{check_pages, guard};
 use super::normalize::check_schema;
 use super::scope::{one_of, ScanScope};
@@ -303,7 +303,7 @@ fn check_codecs(
 }
 
 /// How the rows of a decoded batch relate to the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RowsRead {
     /// Consecutive rows of the file, the first with this 1-based number;
     /// the scope was not applied.
@@ -319,6 +319,10 @@ pub(crate) enum RowsRead {
         /// the rows that can bound their conversation came. `None`: the
         /// batch was not bounded.
         left_out: Option<u64>,
+        /// When rows were left out: per row of the batch, the latest
+        /// timestamp (µs) of its conversation in the rows it was kept
+        /// from (`BoundingRows::latest`).
+        latest: Option<Vec<i64>>,
     },
 }
 
@@ -593,7 +597,10 @@ where
                 let batch = batch.map_err(|e| Error::data_from(name, e))?;
                 let rows = batch.num_rows() as u64;
                 let read = if filtered {
-                    RowsRead::Filtered { left_out: None }
+                    RowsRead::Filtered {
+                        left_out: None,
+                        latest: None,
+                    }
                 } else {
                     RowsRead::Whole { first_row }
                 };
@@ -823,6 +830,7 @@ where
         let mut rows_of_others = batch_rows;
         let kept_rows: Vec<u32>;
         let mut left_out = None;
+        let mut latest = None;
         if let Some(keys) = keys {
             // Bounded, even when nothing is left out: not to be again.
             left_out = Some(0);
@@ -830,7 +838,8 @@ where
             for (i, array) in gathered {
                 arrays[i] = Some(array);
             }
-            if let Some(keep) = bounding_rows_of(&arrays, keys) {
+            if let Some(bounds) = bounding_rows_of(&arrays, keys) {
+                let keep = bounds.keep;
                 let predicate = FilterBuilder::new(&keep).optimize().build();
                 for i in keys {
                     if let Some(array) = &arrays[i] {
@@ -847,6 +856,7 @@ where
                     .filter_map(|(&r, k)| k.then_some(r))
                     .collect();
                 left_out = Some((batch_rows.len() - kept_rows.len()) as u64);
+                latest = Some(bounds.latest);
                 rows_of_others = &kept_rows;
             }
         }
@@ -867,7 +877,7 @@ where
             .unzip();
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(|e| Error::data_from(name, e))?;
-        Ok((batch, RowsRead::Filtered { left_out }))
+        Ok((batch, RowsRead::Filtered { left_out, latest }))
     };
     // With `overlap`, each batch goes to `sink` while the next one is
     // gathered: a file of one large row group would otherwise keep one core
@@ -984,7 +994,7 @@ impl ColumnSource {
 /// [`bounding_rows`] of a batch's gathered key columns (timestamp, bot,
 /// conversation at `keys`), or `None` when they do not allow it (a
 /// timestamp out of the µs range keeps every row, to be reported).
-fn bounding_rows_of(arrays: &[Option<ArrayRef>], keys: [usize; 3]) -> Option<BooleanArray> {
+fn bounding_rows_of(arrays: &[Option<ArrayRef>], keys: [usize; 3]) -> Option<BoundingRows> {
     let [t, b, c] = keys.map(|i| arrays[i].as_ref());
     let (timestamps, valid) = to_micros(t?);
     if valid.is_some_and(|v| v.contains(&false)) {
@@ -1176,8 +1186,8 @@ mod tests {
     }
 
     /// A bounding scope gives, of the rows in scope, at least every row at
-    /// its conversation's earliest time and one at its latest, and counts
-    /// the others it leaves out.
+    /// its conversation's earliest time, each with its conversation's
+    /// latest time, and counts the others it leaves out.
     #[test]
     fn bounding_scope_keeps_each_conversations_bounds_and_counts_the_rest() {
         let n = 5_000;
@@ -1197,24 +1207,28 @@ mod tests {
             .build();
         let file = write(&batch, props);
         let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]).bounding();
-        let got = Mutex::new((Vec::new(), 0u64));
+        let got = Mutex::new((Vec::new(), 0u64, Vec::new()));
         scan_parquet(
             "bounding.parquet",
             || Ok(file.clone()),
             None,
             &scope,
             |b, read| {
-                let RowsRead::Filtered { left_out } = read else {
+                let RowsRead::Filtered { left_out, latest } = read else {
                     panic!("a row group read whole");
                 };
                 let mut got = got.lock().unwrap();
-                got.0.extend(rows_of(&b));
+                let rows = rows_of(&b);
+                let latest = latest.expect("rows left out, and their conversations' ends");
+                assert_eq!(latest.len(), rows.len());
+                got.0.extend(rows);
                 got.1 += left_out.expect("every batch bounded");
+                got.2.extend(latest);
                 Ok(())
             },
         )
         .unwrap();
-        let (got, left_out) = got.into_inner().unwrap();
+        let (got, left_out, ends) = got.into_inner().unwrap();
         assert!(left_out > 0);
         assert_eq!(got.len() as u64 + left_out, want.len() as u64);
         assert!(got.iter().all(|r| want.contains(r)));
@@ -1229,7 +1243,18 @@ mod tests {
                     .filter(move |r| r.3 == conversation && r.1 == ts)
             };
             assert!(of(earliest).all(|r| got.contains(r)), "{conversation}");
-            assert!(of(latest).any(|r| got.contains(r)), "{conversation}");
+            // Each row given ends at or after itself, and no later than its
+            // conversation; the conversation's latest time comes with one.
+            let ends: Vec<i64> = got
+                .iter()
+                .zip(&ends)
+                .filter(|(r, _)| r.3 == conversation)
+                .map(|(r, &end)| {
+                    assert!(r.1 <= end && end <= latest, "{conversation}");
+                    end
+                })
+                .collect();
+            assert_eq!(ends.iter().max(), Some(&latest), "{conversation}");
         }
     }
 
