@@ -52,17 +52,32 @@ impl InstantReader {
     /// The instant `value`, as [`parse_rfc3339_micros`] reads it.
     #[inline]
     pub(crate) fn micros(&mut self, value: &str) -> Result<i64> {
-        let b = value.as_bytes();
-        if self.date.is_some() && b.get(..10) == self.date.as_ref().map(|d| &d[..]) {
-            if let Some(time) = utc_time_of_day(b) {
-                return Ok(self.days * MICROS_PER_DAY + time);
-            }
-        } else if let (Some(days), Some(time)) = (utc_days(b), utc_time_of_day(b)) {
-            self.date = b[..10].try_into().ok();
-            self.days = days;
-            return Ok(days * MICROS_PER_DAY + time);
+        match self.common_micros(value.as_bytes()) {
+            Some(micros) => Ok(micros),
+            None => parse_rfc3339_micros(value),
         }
-        parse_rfc3339_micros(value)
+    }
+
+    /// Whether the bytes `value` are an instant [`Self::micros`] reads.
+    /// The common form is ASCII and read from the bytes; only another one
+    /// is checked to be UTF-8 (a value that is not can be no instant).
+    #[inline]
+    pub(crate) fn is_instant(&mut self, value: &[u8]) -> bool {
+        self.common_micros(value).is_some()
+            || std::str::from_utf8(value).is_ok_and(|v| parse_rfc3339_micros(v).is_ok())
+    }
+
+    /// [`utc_micros`] of `b`, the date read only when it is not the last
+    /// one's.
+    #[inline]
+    fn common_micros(&mut self, b: &[u8]) -> Option<i64> {
+        if self.date.is_some() && b.get(..10) == self.date.as_ref().map(|d| &d[..]) {
+            return Some(self.days * MICROS_PER_DAY + utc_time_of_day(b)?);
+        }
+        let (days, time) = (utc_days(b)?, utc_time_of_day(b)?);
+        self.date = b[..10].try_into().ok();
+        self.days = days;
+        Some(days * MICROS_PER_DAY + time)
     }
 }
 
@@ -307,8 +322,29 @@ mod tests {
                         parse_rfc3339_micros(value).ok(),
                         "{value} after {first}, {second}"
                     );
+                    assert_eq!(
+                        reader.is_instant(value.as_bytes()),
+                        parse_rfc3339_micros(value).is_ok(),
+                        "{value} after {first}, {second}"
+                    );
                 }
             }
+        }
+    }
+
+    /// Bytes that are not UTF-8 are no instant, even where the common
+    /// form's digits would be.
+    #[test]
+    fn bytes_that_are_not_utf8_are_no_instant() {
+        let mut reader = InstantReader::default();
+        assert!(reader.is_instant(b"2024-01-01T00:00:13.329Z"));
+        for bad in [
+            &b"2024-01-01T00:00:13.3\xff9Z"[..],
+            b"\xc3\xa9024-01-01T00:00:13Z",
+            b"2024-01-01T00:00:13+02:\xff",
+            b"\xff",
+        ] {
+            assert!(!reader.is_instant(bad), "{bad:?}");
         }
     }
 
