@@ -92,11 +92,7 @@ impl EventColumns {
             *slot = opt(a)?;
         }
         let kept = |values: &[i64]| -> Vec<i64> {
-            values
-                .iter()
-                .zip(keep.values().iter())
-                .filter_map(|(&t, k)| k.then_some(t))
-                .collect()
+            keep.values().set_indices().map(|i| values[i]).collect()
         };
         Ok(EventColumns {
             event_id: f(&self.event_id)?,

@@ -850,11 +850,7 @@ where
                         );
                     }
                 }
-                kept_rows = batch_rows
-                    .iter()
-                    .zip(keep.values().iter())
-                    .filter_map(|(&r, k)| k.then_some(r))
-                    .collect();
+                kept_rows = keep.values().set_indices().map(|i| batch_rows[i]).collect();
                 left_out = Some((batch_rows.len() - kept_rows.len()) as u64);
                 latest = Some(bounds.latest);
                 rows_of_others = &kept_rows;
