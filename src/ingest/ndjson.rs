@@ -224,7 +224,7 @@ fn read_chunk<'a>(
         let old_len = chunk.owned.len();
         chunk.owned.extend_from_slice(piece);
         let mut taken = piece.len();
-        for newline in memchr::memchr_iter(b'\n', piece) {
+        for newline in Newlines::new(piece) {
             let end = old_len + newline + 1;
             *line_no += 1;
             if end - line_start > MAX_LINE_BYTES {
@@ -253,6 +253,86 @@ fn line_too_long(line_no: u64) -> Error {
     )
 }
 
+/// The positions of the newlines of a text, in order, found 64 bytes at
+/// a time: each block gives a mask of its newlines, and the positions are
+/// its set bits. Event lines are a few hundred bytes, and a search started
+/// anew after each newline (`memchr::memchr_iter`) spent more on starting
+/// than on searching: over the 3.2 GB NDJSON file of
+/// `benches/compare_duckdb.py`, mapped, in chunks of 8,192 lines, 150 ms
+/// against 120 ms for these masks (one thread, the pages mapped already).
+struct Newlines<'a> {
+    text: &'a [u8],
+    /// Where the block of `mask` starts.
+    block: usize,
+    /// The newlines of that block not given yet, by bit.
+    mask: u64,
+    /// Where the next block starts.
+    next: usize,
+}
+
+impl<'a> Newlines<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        Self {
+            text,
+            block: 0,
+            mask: 0,
+            next: 0,
+        }
+    }
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            let rest = self.text.get(self.next..).filter(|r| !r.is_empty())?;
+            self.block = self.next;
+            self.mask = match rest.first_chunk::<64>() {
+                Some(block) => newline_mask(block),
+                None => rest
+                    .iter()
+                    .enumerate()
+                    .fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i)),
+            };
+            self.next += rest.len().min(64);
+        }
+        let i = self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(self.block + i)
+    }
+}
+
+/// The newlines of `block`, as bits (bit `i`: byte `i`).
+#[inline]
+fn newline_mask(block: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
+        let mut mask = 0u64;
+        for (k, part) in block.chunks_exact(16).enumerate() {
+            // SAFETY: `part` holds 16 bytes, which is what the unaligned
+            // 128-bit load reads; the other intrinsics only compute on
+            // registers, with SSE2, which every x86-64 processor has.
+            let bits = unsafe {
+                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+                let newline = std::arch::x86_64::_mm_set1_epi8(b'\n' as i8);
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, newline))
+            };
+            mask |= u64::from(bits as u16) << (16 * k);
+        }
+        mask
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        block
+            .iter()
+            .enumerate()
+            .fold(0, |mask, (i, &b)| mask | (u64::from(b == b'\n') << i))
+    }
+}
+
 /// The next chunk of `input` from `*at` (a slice of it, or, for a last
 /// line without a newline, a copy with one); `*at` moves past it.
 /// `line_no` counts lines read so far.
@@ -272,7 +352,7 @@ fn slice_chunk<'a>(
     chunk.borrowed = Some(rest);
     chunk.offset = *at;
     let mut line_start = 0;
-    for newline in memchr::memchr_iter(b'\n', rest) {
+    for newline in Newlines::new(rest) {
         let end = newline + 1;
         *line_no += 1;
         if end - line_start > MAX_LINE_BYTES {
@@ -733,6 +813,22 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The masks find the newlines a search finds, in texts of any
+        /// length (blocks and a shorter end) and any density of newlines.
+        #[test]
+        fn newlines_are_those_a_search_finds(
+            text in proptest::collection::vec(
+                proptest::prop_oneof![8 => proptest::prelude::any::<u8>(), 1 => proptest::strategy::Just(b'\n')],
+                0..400,
+            ),
+        ) {
+            let found: Vec<usize> = super::Newlines::new(&text).collect();
+            let searched: Vec<usize> = memchr::memchr_iter(b'\n', &text).collect();
+            proptest::prop_assert_eq!(found, searched);
+        }
+    }
+
     use super::*;
     use crate::error::ErrorKind;
 
