@@ -41,11 +41,14 @@ use crate::time::InstantReader;
 /// The rows of `text`, one per line ending at each of `ends` (exclusive;
 /// a line's span may open with blank lines), as a batch of `schema`'s
 /// columns (strings) in `Utf8View`; `None` when a line is not a flat
-/// object of plain strings (see the module documentation).
+/// object of plain strings (see the module documentation). With `ascii`,
+/// the caller saw every byte of `text` below 0x80, and it is not checked
+/// to be UTF-8 again.
 pub(super) fn decode_flat(
     schema: &SchemaRef,
     text: &[u8],
     ends: &[usize],
+    ascii: bool,
     filter: Option<&RowFilter>,
 ) -> Option<FlatRows> {
     // Columns are bits of a word while a line is read (an event has 17).
@@ -77,7 +80,7 @@ pub(super) fn decode_flat(
     // time, just before they are read, while they are in the core's cache:
     // checked whole up front, a chunk (a few megabytes) was read from
     // memory twice.
-    let mut valid = 0usize;
+    let mut valid = if ascii { text.len() } else { 0 };
     for (row, &end) in ends.iter().enumerate() {
         if end > text.len() || end < start {
             return None;
@@ -761,7 +764,7 @@ mod tests {
 
     fn flat(lines: &[&str]) -> Option<Vec<Vec<Option<String>>>> {
         let (text, ends) = chunk(lines);
-        decode_flat(&schema(), &text, &ends, None).map(|r| as_rows(&r.batch))
+        decode_flat(&schema(), &text, &ends, false, None).map(|r| as_rows(&r.batch))
     }
 
     #[test]
@@ -826,7 +829,9 @@ mod tests {
             r#"{"event_id":"an event id of 21 b","language":"fr"}"#,
         ];
         let (text, ends) = chunk(&lines);
-        let batch = decode_flat(&schema(), &text, &ends, None).unwrap().batch;
+        let batch = decode_flat(&schema(), &text, &ends, false, None)
+            .unwrap()
+            .batch;
         let buffered: usize = batch
             .columns()
             .iter()
@@ -961,9 +966,9 @@ mod tests {
             .with(col::BOT_ID, ["bot-wanted-with-a-long-id"])
             .with(col::CONVERSATION_ID, ["c1", "c2"]);
         let filter = RowFilter::new(&schema, &scope).unwrap();
-        let rows = decode_flat(&schema, &text, &ends, Some(&filter)).unwrap();
+        let rows = decode_flat(&schema, &text, &ends, false, Some(&filter)).unwrap();
         assert_eq!(rows.kept, Some(vec![0, 2, 4, 5, 6, 8]));
-        let whole = decode_flat(&schema, &text, &ends, None).unwrap();
+        let whole = decode_flat(&schema, &text, &ends, false, None).unwrap();
         let kept_rows: Vec<_> = [0, 2, 4, 5, 6, 8]
             .iter()
             .map(|&i| as_rows(&whole.batch)[i].clone())
@@ -1009,7 +1014,7 @@ mod tests {
         }
         let (mut text, ends) = chunk(&[r#"{"event_id":"e"}"#]);
         text[13] = 0xff; // invalid UTF-8
-        assert!(decode_flat(&schema(), &text, &ends, None).is_none());
+        assert!(decode_flat(&schema(), &text, &ends, false, None).is_none());
     }
 
     proptest! {
