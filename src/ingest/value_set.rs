@@ -10,12 +10,11 @@
 //! are none of the values, and most of those differ from each of them in
 //! length or in their first eight bytes: [`ValueSet::contains`] compares
 //! those first, as integers, and the bytes only of a row that agrees. A
-//! value of 8 to 16 bytes is then compared whole as two integers, its
-//! first and last eight bytes: a team's bots share their first eight
-//! (`bot-acme-…`), and each of its rows was compared byte by byte with
-//! every one of them. One value of 8 to 16 bytes (a team) is compared
-//! the same way; another one value as a slice (length, then bytes),
-//! inline: the test of every row of a flow's conversation id.
+//! value of 8 to 16 bytes, alone (a team) or among others (a team's bots,
+//! which share their first eight bytes, `bot-acme-…`), is compared whole
+//! as two integers, its first and last eight bytes. Another lone value is
+//! compared as a slice (length, then bytes), inline: the test of every
+//! row of a flow's conversation id.
 
 /// Up to this many values are compared one by one by length and first
 /// bytes; more are searched for by length, then by a binary search.
@@ -55,7 +54,6 @@ impl<'a> ValueSet<'a> {
             }
         }
         let value_ends = if values.len() <= COMPARED_ONE_BY_ONE {
-            // One value too: compared by its ends when they cover it.
             values.iter().map(|v| ends(v.as_bytes())).collect()
         } else {
             Vec::new()
