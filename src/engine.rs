@@ -786,7 +786,7 @@ impl Engine {
         match file.format {
             InputFormat::Parquet => self.stage_parquet_file(&file.path),
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
-                let input = open_ndjson_file(&file.path, is_gzip_name(&file.path), false)?;
+                let input = open_ndjson_file(&file.path, is_gzip_name(&file.path))?;
                 self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
                     .map_err(|e| e.within(file.path.display()))
             }
@@ -857,7 +857,7 @@ impl Engine {
     /// whose name ends in `.gz` is decompressed (gzip) on the fly.
     pub fn ingest_ndjson_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
-        let input = open_ndjson_file(path, is_gzip_name(path), false)?;
+        let input = open_ndjson_file(path, is_gzip_name(path))?;
         self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
             .and_then(|staged| self.commit_staged(staged))
             .map_err(|e| e.within(path.display()))

@@ -63,10 +63,8 @@ pub struct BatchOptions {
     /// Called with the number of rows read so far, now and then (for a
     /// progress display); may be called from several threads.
     pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
-    /// Reads uncompressed NDJSON files memory-mapped: their lines are
-    /// decoded where the page cache holds them, with no copy (a job over
-    /// 3.2 GB: 2.0–2.2 → 1.6–1.7 s on 2 cores); so are the pages a flow
-    /// reads of a Parquet file of 16 MiB or more. Off by default: a mapped
+    /// Reads the pages a flow reads of a Parquet file of 16 MiB or more
+    /// memory-mapped (see `FileRanges::open_mapped`). Off by default: a mapped
     /// file that another process truncates while the job reads it (log
     /// rotation by `copytruncate`, say) kills the process with `SIGBUS`,
     /// where a read would give an error. The `convostat` command line
@@ -456,7 +454,7 @@ fn fold_files(
             }
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
                 let gzip = file.format == InputFormat::NdjsonGzip;
-                let input = open_ndjson_file(&file.path, gzip, options.map_files)?;
+                let input = open_ndjson_file(&file.path, gzip)?;
                 guard(&name, || {
                     input.read_in_scope(Some(columns), Some(scope), |batch, lines, left_out| {
                         // Rows left out by the reader were valid events

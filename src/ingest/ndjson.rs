@@ -8,7 +8,7 @@
 //! unknown keys are ignored; an absent key or `null` is null. Errors name
 //! the line (1-based, counting blank lines).
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -123,14 +123,77 @@ fn more_brackets_than(line: &[u8], limit: usize) -> bool {
 /// text file; skipped there.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
+/// A chunk's own text: bytes read into a buffer that is kept, whole and
+/// initialised, from chunk to chunk. Reading into a `Vec` would first
+/// zero what it reads into (4% of the CPU time of a job over an NDJSON
+/// file); here, only growing the buffer does.
+#[derive(Default)]
+struct OwnedText {
+    /// The text, then bytes of earlier chunks.
+    buffer: Vec<u8>,
+    len: usize,
+}
+
+impl OwnedText {
+    fn as_slice(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.buffer[..self.len]
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.buffer.len() < end {
+            self.buffer.resize(end, 0);
+        }
+        self.buffer[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    /// Reads at most `max` bytes from `reader` onto the end of the text
+    /// (one call of `read`, retried when interrupted); 0 at the end.
+    fn read_from(&mut self, reader: &mut impl Read, max: usize) -> std::io::Result<usize> {
+        let end = self.len + max;
+        if self.buffer.len() < end {
+            self.buffer.resize(end, 0);
+        }
+        let read = loop {
+            match reader.read(&mut self.buffer[self.len..end]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                result => break result?,
+            }
+        };
+        self.len += read.min(max);
+        Ok(read)
+    }
+}
+
 /// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
 ///
 /// The text is the chunk's own when read from a stream, or a slice of the
-/// whole input when that is in memory (a mapped file, a request body): the
-/// lines are then decoded where they lie, never copied.
+/// whole input when that is in memory (a request body): the lines are
+/// then decoded where they lie, never copied.
 #[derive(Default)]
 struct Chunk<'a> {
-    owned: Vec<u8>,
+    owned: OwnedText,
     /// The chunk's text within the whole input, when it is a slice of it.
     borrowed: Option<&'a [u8]>,
     /// Where `borrowed` starts in the whole input.
@@ -157,29 +220,12 @@ impl<'a> Chunk<'a> {
     }
 
     fn text(&self) -> &[u8] {
-        self.borrowed.unwrap_or(&self.owned)
+        self.borrowed.unwrap_or(self.owned.as_slice())
     }
 
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text()[start..self.ends[i]]
-    }
-
-    /// Records the line `text[start..end]` (newline included) as row
-    /// `line_no`, unless it is blank; blank lines stay in the text, where
-    /// the JSON decoder skips them as whitespace.
-    fn end_line_at(&mut self, start: usize, end: usize, line_no: u64) {
-        if line_no == 1 && self.owned[start..end].starts_with(UTF8_BOM) {
-            // A byte order mark opens the file: blank it out for the
-            // decoder (line 1 starts the first chunk).
-            self.owned[start..start + UTF8_BOM.len()].fill(b' ');
-        }
-        self.record_line(start, end, line_no);
-    }
-
-    /// Records the line from `start` to the end of the text.
-    fn end_line(&mut self, start: usize, line_no: u64) {
-        self.end_line_at(start, self.owned.len(), line_no)
     }
 
     /// Counts the line `text[start..end]` as row `line_no` unless it is
@@ -193,61 +239,143 @@ impl<'a> Chunk<'a> {
     }
 }
 
-/// Bytes taken from the reader's buffer at a time: a reader over a slice
-/// offers all of it at once, and a chunk takes only what its lines need.
-const PIECE_BYTES: usize = 64 * 1024;
+/// Bytes read from a stream at a time, at most: a few pieces make a
+/// chunk, each split into lines while it is in the core's cache.
+const MAX_READ_BYTES: usize = 1 << 20;
 
-/// Reads the next chunk; `line_no` counts lines read so far.
+/// Bytes read from a stream at a time, at least.
+const MIN_READ_BYTES: usize = 64 * 1024;
+
+/// Bytes read beyond a chunk's estimated end, so that lines a little
+/// longer than the average do not cost a read of their own.
+const READ_MARGIN_BYTES: usize = 4096;
+
+/// A stream's lines, read into chunks.
 ///
-/// The reader's buffer is copied in pieces and split at newlines in place,
-/// so the cost per line is a newline search and a few checks. A chunk ends
-/// with a complete line; the reader is left just after it.
-fn read_chunk<'a>(
-    reader: &mut impl BufRead,
-    line_no: &mut u64,
-    mut chunk: Chunk<'a>,
-    rows: usize,
-) -> Result<Chunk<'a>> {
-    chunk.clear();
-    // Start of the line being read, in `chunk.owned`.
-    let mut line_start = 0;
-    while chunk.lines.len() < rows {
-        let buf = reader
-            .fill_buf()
-            .map_err(|e| Error::data_from(format!("line {}", *line_no + 1), e))?;
-        if buf.is_empty() {
-            if chunk.owned.len() > line_start {
-                // A last line without a newline.
-                *line_no += 1;
-                chunk.owned.push(b'\n');
-                chunk.end_line(line_start, *line_no);
-            }
-            break;
-        }
-        let piece = &buf[..buf.len().min(PIECE_BYTES)];
-        let old_len = chunk.owned.len();
-        chunk.owned.extend_from_slice(piece);
-        let mut taken = piece.len();
-        for newline in Newlines::new(piece) {
-            let end = old_len + newline + 1;
-            *line_no += 1;
-            if end - line_start > MAX_LINE_BYTES {
-                return Err(line_too_long(*line_no));
-            }
-            chunk.end_line_at(line_start, end, *line_no);
-            line_start = end;
-            if chunk.lines.len() == rows {
-                taken = newline + 1;
-                chunk.owned.truncate(end);
-                break;
-            }
-        }
-        reader.consume(taken);
-        if chunk.owned.len() - line_start > MAX_LINE_BYTES {
-            return Err(line_too_long(*line_no + 1));
+/// Bytes are read straight into the buffer of the chunk being filled, in
+/// pieces sized to what it still needs (estimated from the lines read so
+/// far), and split at newlines right after each read. The bytes read past
+/// a chunk's last line start the next one. A buffered reader in between
+/// cost a copy of every byte in user space (about 5% of the CPU time of a
+/// job over an NDJSON file); a mapped file cost more in page faults and in
+/// releasing the pages (see [`open_ndjson_file`]).
+struct StreamChunks<R> {
+    reader: R,
+    /// Bytes read past the last chunk's last line.
+    carry: Vec<u8>,
+    /// Lines read so far, blank ones included.
+    line_no: u64,
+    /// Bytes of those lines.
+    bytes: u64,
+}
+
+impl<R: Read> StreamChunks<R> {
+    fn new(reader: R) -> Self {
+        Self {
+            reader,
+            carry: Vec::new(),
+            line_no: 0,
+            bytes: 0,
         }
     }
-    Ok(chunk)
+
+    /// Bytes to read next for a chunk that still needs `lines` lines and
+    /// holds `partial` bytes of the next one.
+    fn read_size(&self, lines: usize, partial: usize) -> usize {
+        let per_line = match self.line_no {
+            0 => 1024,
+            n => (self.bytes / n) as usize + 1,
+        };
+        (lines.saturating_mul(per_line) + READ_MARGIN_BYTES)
+            .saturating_sub(partial)
+            .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
+    }
+
+    /// Reads the next chunk of up to `rows` non-blank lines into `chunk`'s
+    /// buffers. A chunk ends with a complete line; a last line without a
+    /// newline is given one.
+    fn next<'a>(&mut self, mut chunk: Chunk<'a>, rows: usize) -> Result<Chunk<'a>> {
+        chunk.clear();
+        chunk.owned.extend_from_slice(&self.carry);
+        self.carry.clear();
+        let opens_input = self.line_no == 0;
+        // Start of the line being read, and how far the text is split.
+        let (mut line_start, mut split) = (0usize, 0usize);
+        let mut ascii = true;
+        loop {
+            if split == chunk.owned.len() {
+                let want = self.read_size(rows - chunk.lines.len(), split - line_start);
+                let read = chunk
+                    .owned
+                    .read_from(&mut self.reader, want)
+                    .map_err(|e| Error::data_from(format!("line {}", self.line_no + 1), e))?;
+                if read == 0 {
+                    if chunk.owned.len() > line_start {
+                        // A last line without a newline.
+                        self.line_no += 1;
+                        if chunk.owned.len() - line_start > MAX_LINE_BYTES {
+                            return Err(line_too_long(self.line_no));
+                        }
+                        chunk.owned.push(b'\n');
+                        if !is_blank(&chunk.owned.as_slice()[line_start..], self.line_no) {
+                            chunk.ends.push(chunk.owned.len());
+                            chunk.lines.push(self.line_no);
+                        }
+                    }
+                    break;
+                }
+            }
+            let mut newlines = Newlines::new(&chunk.owned.as_slice()[split..]);
+            let mut full = false;
+            for newline in newlines.by_ref() {
+                let end = split + newline + 1;
+                self.line_no += 1;
+                if end - line_start > MAX_LINE_BYTES {
+                    return Err(line_too_long(self.line_no));
+                }
+                if !is_blank(&chunk.owned.as_slice()[line_start..end], self.line_no) {
+                    chunk.ends.push(end);
+                    chunk.lines.push(self.line_no);
+                }
+                self.bytes += (end - line_start) as u64;
+                line_start = end;
+                if chunk.lines.len() == rows {
+                    full = true;
+                    break;
+                }
+            }
+            // The blocks read cover the text split so far, to the chunk's
+            // last newline when it is full.
+            ascii &= newlines.ascii();
+            if full {
+                self.carry
+                    .extend_from_slice(&chunk.owned.as_slice()[line_start..]);
+                chunk.owned.truncate(line_start);
+                break;
+            }
+            split = chunk.owned.len();
+            if split - line_start > MAX_LINE_BYTES {
+                return Err(line_too_long(self.line_no + 1));
+            }
+        }
+        if opens_input && chunk.owned.as_slice().starts_with(UTF8_BOM) {
+            // A byte order mark opens the input: blank it out for the
+            // decoders (line 1 opens the first chunk).
+            chunk.owned.as_mut_slice()[..UTF8_BOM.len()].fill(b' ');
+        }
+        chunk.ascii = ascii;
+        Ok(chunk)
+    }
+}
+
+/// Whether the line `line` (numbered `line_no`) holds only whitespace,
+/// or, as line 1, a byte order mark and whitespace.
+fn is_blank(line: &[u8], line_no: u64) -> bool {
+    let line = match line_no {
+        1 => line.strip_prefix(UTF8_BOM).unwrap_or(line),
+        _ => line,
+    };
+    line.iter().all(u8::is_ascii_whitespace)
 }
 
 fn line_too_long(line_no: u64) -> Error {
@@ -402,7 +530,7 @@ fn slice_chunk<'a>(
         chunk.borrowed = None;
         chunk.owned.extend_from_slice(rest);
         chunk.owned.push(b'\n');
-        chunk.end_line(line_start, *line_no);
+        chunk.record_line(line_start, chunk.owned.len(), *line_no);
         line_start = chunk.owned.len();
     }
     chunk.borrowed = chunk.borrowed.map(|text| &text[..line_start]);
@@ -421,56 +549,28 @@ impl<R: std::io::Read> std::io::Read for Gunzip<R> {
     }
 }
 
-/// Buffer size for reading NDJSON files.
-const FILE_BUFFER_BYTES: usize = 1 << 20;
-
-/// An opened NDJSON file: mapped into memory, when asked and the system
-/// can map it, else read as a stream.
-pub(crate) enum NdjsonFile {
-    /// An uncompressed file, read where the page cache holds it: its
-    /// lines are split and decoded in place, with no copy into a buffer
-    /// first. Copying out was the reading thread's whole work and the
-    /// limit of a batch job (10M events, 3.2 GB: half of all CPU samples
-    /// in the kernel's copy, and the decoding threads waiting).
-    Mapped(memmap2::Mmap),
-    /// A stream: gzip, a file not to be mapped or that cannot be (a pipe).
-    Stream(Box<dyn BufRead + Send>),
-}
+/// An opened NDJSON file, read as a stream (see [`StreamChunks`]):
+/// decompressed on the fly when it is gzip.
+pub(crate) struct NdjsonFile(Box<dyn Read + Send>);
 
 /// Opens the NDJSON file `path`, decompressing it when `gzip` (a
 /// `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are read one
 /// after the other, as `zcat` does). Errors name the file.
 ///
-/// With `map`, an uncompressed file is memory-mapped. As with any mapped
-/// reader (ripgrep maps files too), another process that truncates the
-/// file while it is read then makes the reading process fail with
-/// `SIGBUS`, so only a caller whose process is the job's alone (the
-/// command line) asks for it; a file that is appended to is read as it
-/// was when opened.
-pub(crate) fn open_ndjson_file(path: &Path, gzip: bool, map: bool) -> Result<NdjsonFile> {
+/// A file is read, not mapped into memory. Mapped (as it once was), its
+/// lines were decoded where the page cache held them, but faulting the
+/// pages in and handing them back cost as much as the kernel's copy of a
+/// read, and the splitting thread then read every byte from memory once
+/// more: a job over the 3.2 GB file of `benches/compare_duckdb.py` took
+/// 5–8% longer.
+pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<NdjsonFile> {
     let file =
         std::fs::File::open(path).map_err(|e| Error::data_from(path.display().to_string(), e))?;
-    if gzip {
-        let gunzip = Gunzip(flate2::read::MultiGzDecoder::new(file));
-        return Ok(NdjsonFile::Stream(Box::new(
-            std::io::BufReader::with_capacity(FILE_BUFFER_BYTES, gunzip),
-        )));
-    }
-    let regular = file.metadata().is_ok_and(|m| m.is_file());
-    // SAFETY: the mapping is only ever read, and only while `NdjsonFile`
-    // lives. The file may change under it (see above): a write shows in
-    // the bytes read, which are then decoded and checked like any other
-    // input; a truncation is the SIGBUS documented above, which the
-    // caller accepted by asking for a mapping.
-    let mapped = (map && regular).then(|| unsafe { memmap2::Mmap::map(&file) });
-    Ok(match mapped {
-        Some(Ok(map)) => NdjsonFile::Mapped(map),
-        // Not asked, not a regular file, or one the system cannot map.
-        _ => NdjsonFile::Stream(Box::new(std::io::BufReader::with_capacity(
-            FILE_BUFFER_BYTES,
-            file,
-        ))),
-    })
+    Ok(NdjsonFile(if gzip {
+        Box::new(Gunzip(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(file)
+    }))
 }
 
 impl NdjsonFile {
@@ -494,10 +594,7 @@ impl NdjsonFile {
         scope: Option<&ScanScope>,
         sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
     ) -> Result<()> {
-        match self {
-            NdjsonFile::Stream(reader) => read_stream(reader, columns, scope, sink),
-            NdjsonFile::Mapped(map) => read_slice(&map, Some(&map), columns, scope, sink),
-        }
+        read_stream(self.0, columns, scope, sink)
     }
 }
 
@@ -538,14 +635,14 @@ pub(crate) fn read_ndjson_columns(
 /// [`read_ndjson_columns`] within `scope` (see
 /// [`NdjsonFile::read_in_scope`]).
 fn read_stream(
-    mut reader: impl BufRead,
+    reader: impl Read,
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
     sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
-    let mut line_no = 0u64;
-    let next = |spare, rows| read_chunk(&mut reader, &mut line_no, spare, rows);
-    decode_chunks(columns, scope, next, |_| {}, sink)
+    let mut chunks = StreamChunks::new(reader);
+    let next = |spare, rows| chunks.next(spare, rows);
+    decode_chunks(columns, scope, next, sink)
 }
 
 /// [`read_ndjson`] over NDJSON held in memory whole (a request body):
@@ -554,59 +651,27 @@ pub(crate) fn read_ndjson_bytes(
     text: &[u8],
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
-    read_slice(text, None, None, None, |batch, lines, _| sink(batch, lines))
+    read_slice(text, None, None, |batch, lines, _| sink(batch, lines))
 }
 
-/// How far before a decoded chunk of a mapped file its pages are released
-/// (see [`read_slice`]): the largest folio the page cache maps at once.
-const RELEASE_BEHIND: usize = 2 << 20;
-
-/// [`read_ndjson_columns`] over `text`, in place. When `text` is the
-/// mapped file `map`, the pages of a decoded chunk are handed back to the
-/// page cache, so that the process's resident memory holds only the
-/// chunks in flight, not the whole file.
+/// [`read_ndjson_columns`] over `text`, in place.
 fn read_slice(
     text: &[u8],
-    map: Option<&memmap2::Mmap>,
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
     sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let (mut at, mut line_no) = (0usize, 0u64);
     let next = |spare, rows| slice_chunk(text, &mut at, &mut line_no, spare, rows);
-    let done = |chunk: &Chunk| {
-        #[cfg(not(unix))]
-        let _ = (map, chunk);
-        #[cfg(unix)]
-        if let (Some(map), Some(borrowed)) = (map, chunk.borrowed) {
-            // A fault may map a whole large folio of the page cache, pages
-            // of chunks already released included: release as far back.
-            let from = chunk.offset.saturating_sub(RELEASE_BEHIND);
-            // SAFETY: the mapping is private and never written, so its
-            // pages are the file's: dropping them loses nothing, and a
-            // later read of them (a chunk still being decoded there)
-            // faults them back in from the page cache. The range lies in
-            // the mapping (`borrowed` is a slice of it at `offset`).
-            let _ = unsafe {
-                map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    from,
-                    chunk.offset + borrowed.len() - from,
-                )
-            };
-        }
-    };
-    decode_chunks(columns, scope, next, done, sink)
+    decode_chunks(columns, scope, next, sink)
 }
 
 /// Splits chunks with `next(spare, rows)` on the calling thread and
-/// decodes them on the pool (see `pipeline`), calling `done` with each
-/// chunk once its batch went to `sink`.
+/// decodes them on the pool (see `pipeline`).
 fn decode_chunks<'a>(
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
     mut next: impl FnMut(Chunk<'a>, usize) -> Result<Chunk<'a>>,
-    done: impl Fn(&Chunk<'a>) + Sync,
     sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let schema = decode_schema(columns);
@@ -627,12 +692,9 @@ fn decode_chunks<'a>(
             Ok((!chunk.lines.is_empty()).then_some(chunk))
         },
         |chunk| {
-            let result = decode_chunk(&schema, chunk, filter.as_ref()).and_then(|decoded| {
-                let lines = decoded.lines.as_deref().unwrap_or(&chunk.lines);
-                sink(decoded.batch, lines, decoded.left_out)
-            });
-            done(chunk);
-            result
+            let decoded = decode_chunk(&schema, chunk, filter.as_ref())?;
+            let lines = decoded.lines.as_deref().unwrap_or(&chunk.lines);
+            sink(decoded.batch, lines, decoded.left_out)
         },
     )
 }
@@ -1074,18 +1136,72 @@ mod tests {
             let rows = rows_of(|sink| read_ndjson(reader, sink));
             assert_eq!(rows, expected, "buffer of {capacity} bytes");
         }
-        // In memory whole, and mapped from a file: slices of the input.
+        // A reader that gives a few bytes per read, and is now and then
+        // interrupted: lines and chunks split across any number of reads.
+        for most in [1, 3, 64, 1000] {
+            let reader = Trickle {
+                text: text.as_bytes(),
+                most,
+                reads: 0,
+            };
+            let rows = rows_of(|sink| read_stream(reader, None, None, |b, l, _| sink(b, l)));
+            assert_eq!(rows, expected, "at most {most} bytes per read");
+        }
+        // In memory whole (slices of the input), and read from a file, a
+        // few large reads at a time.
         let in_memory = rows_of(|sink| read_ndjson_bytes(text.as_bytes(), sink));
         assert_eq!(in_memory, expected, "in memory");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         std::fs::write(&path, &text).unwrap();
-        for map in [true, false] {
-            let file = open_ndjson_file(&path, false, map).unwrap();
-            assert_eq!(matches!(file, NdjsonFile::Mapped(_)), map);
-            let rows = rows_of(|sink| file.read_columns(None, sink));
-            assert_eq!(rows, expected, "mapped: {map}");
+        let file = open_ndjson_file(&path, false).unwrap();
+        let rows = rows_of(|sink| file.read_columns(None, sink));
+        assert_eq!(rows, expected, "from a file");
+    }
+
+    /// A reader of `text` giving at most `most` bytes per read, and
+    /// interrupted at every seventh.
+    struct Trickle<'a> {
+        text: &'a [u8],
+        most: usize,
+        reads: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.reads += 1;
+            if self.reads % 7 == 0 {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.most).min(self.text.len());
+            buf[..n].copy_from_slice(&self.text[..n]);
+            self.text = &self.text[n..];
+            Ok(n)
         }
+    }
+
+    /// A read error is the call's error, naming the line being read.
+    #[test]
+    fn a_read_error_names_the_line_being_read() {
+        struct Failing(usize);
+        impl std::io::Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let line = b"{\"event_id\":\"e\"}\n";
+                if self.0 == 0 {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                self.0 -= 1;
+                let n = line.len().min(buf.len());
+                buf[..n].copy_from_slice(&line[..n]);
+                Ok(n)
+            }
+        }
+        let err = read_stream(Failing(3), None, None, |_, _, _| Ok(())).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            shown.contains("line 4") && shown.contains("disk on fire"),
+            "{shown}"
+        );
     }
 
     /// The `event_id` of every row `read` gives its sink, with its line
