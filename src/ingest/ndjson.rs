@@ -279,12 +279,13 @@ impl<R: Read> StreamChunks<R> {
         }
     }
 
-    /// Bytes to read next for a chunk that still needs `lines` lines and
-    /// holds `partial` bytes of the next one.
-    fn read_size(&self, lines: usize, partial: usize) -> usize {
-        let per_line = match self.line_no {
+    /// Bytes to read next for a chunk that still needs `lines` lines, when
+    /// `line_no` lines of `bytes` bytes were read before and `partial`
+    /// bytes of the next one are held.
+    fn read_size(line_no: u64, bytes: u64, lines: usize, partial: usize) -> usize {
+        let per_line = match line_no {
             0 => 1024,
-            n => (self.bytes / n) as usize + 1,
+            n => (bytes / n) as usize + 1,
         };
         (lines.saturating_mul(per_line) + READ_MARGIN_BYTES)
             .saturating_sub(partial)
@@ -298,46 +299,50 @@ impl<R: Read> StreamChunks<R> {
         chunk.clear();
         chunk.owned.extend_from_slice(&self.carry);
         self.carry.clear();
-        let opens_input = self.line_no == 0;
+        // Counted here, in registers, and stored once the chunk is read.
+        let mut line_no = self.line_no;
         // Start of the line being read, and how far the text is split.
         let (mut line_start, mut split) = (0usize, 0usize);
         let mut ascii = true;
         loop {
             if split == chunk.owned.len() {
-                let want = self.read_size(rows - chunk.lines.len(), split - line_start);
+                let bytes = self.bytes + line_start as u64;
+                let lines = rows - chunk.lines.len();
+                let want = Self::read_size(line_no, bytes, lines, split - line_start);
                 let read = chunk
                     .owned
                     .read_from(&mut self.reader, want)
-                    .map_err(|e| Error::data_from(format!("line {}", self.line_no + 1), e))?;
+                    .map_err(|e| Error::data_from(format!("line {}", line_no + 1), e))?;
                 if read == 0 {
                     if chunk.owned.len() > line_start {
                         // A last line without a newline.
-                        self.line_no += 1;
+                        line_no += 1;
                         if chunk.owned.len() - line_start > MAX_LINE_BYTES {
-                            return Err(line_too_long(self.line_no));
+                            return Err(line_too_long(line_no));
                         }
                         chunk.owned.push(b'\n');
-                        if !is_blank(&chunk.owned.as_slice()[line_start..], self.line_no) {
+                        if !is_blank(&chunk.owned.as_slice()[line_start..], line_no) {
                             chunk.ends.push(chunk.owned.len());
-                            chunk.lines.push(self.line_no);
+                            chunk.lines.push(line_no);
                         }
+                        line_start = chunk.owned.len();
                     }
                     break;
                 }
             }
-            let mut newlines = Newlines::new(&chunk.owned.as_slice()[split..]);
+            let text = chunk.owned.as_slice();
+            let mut newlines = Newlines::new(&text[split..]);
             let mut full = false;
             for newline in newlines.by_ref() {
                 let end = split + newline + 1;
-                self.line_no += 1;
+                line_no += 1;
                 if end - line_start > MAX_LINE_BYTES {
-                    return Err(line_too_long(self.line_no));
+                    return Err(line_too_long(line_no));
                 }
-                if !is_blank(&chunk.owned.as_slice()[line_start..end], self.line_no) {
+                if !is_blank(&text[line_start..end], line_no) {
                     chunk.ends.push(end);
-                    chunk.lines.push(self.line_no);
+                    chunk.lines.push(line_no);
                 }
-                self.bytes += (end - line_start) as u64;
                 line_start = end;
                 if chunk.lines.len() == rows {
                     full = true;
@@ -348,21 +353,22 @@ impl<R: Read> StreamChunks<R> {
             // last newline when it is full.
             ascii &= newlines.ascii();
             if full {
-                self.carry
-                    .extend_from_slice(&chunk.owned.as_slice()[line_start..]);
+                self.carry.extend_from_slice(&text[line_start..]);
                 chunk.owned.truncate(line_start);
                 break;
             }
             split = chunk.owned.len();
             if split - line_start > MAX_LINE_BYTES {
-                return Err(line_too_long(self.line_no + 1));
+                return Err(line_too_long(line_no + 1));
             }
         }
-        if opens_input && chunk.owned.as_slice().starts_with(UTF8_BOM) {
+        if self.line_no == 0 && chunk.owned.as_slice().starts_with(UTF8_BOM) {
             // A byte order mark opens the input: blank it out for the
             // decoders (line 1 opens the first chunk).
             chunk.owned.as_mut_slice()[..UTF8_BOM.len()].fill(b' ');
         }
+        self.line_no = line_no;
+        self.bytes += line_start as u64;
         chunk.ascii = ascii;
         Ok(chunk)
     }
