@@ -186,7 +186,10 @@ impl OwnedText {
     }
 }
 
-/// Up to [`BATCH_ROWS`] non-blank lines, contiguous, with their numbers.
+/// Up to [`BATCH_ROWS`] lines, contiguous, each ending with a newline.
+///
+/// The splitter counts the lines; the decoder finds where each ends as it
+/// reads it (see `decode_flat`), and numbers the rows.
 ///
 /// The text is the chunk's own when read from a stream, or a slice of the
 /// whole input when that is in memory (a request body): the lines are
@@ -196,16 +199,18 @@ struct Chunk<'a> {
     owned: OwnedText,
     /// The chunk's text within the whole input, when it is a slice of it.
     borrowed: Option<&'a [u8]>,
-    /// Where `borrowed` starts in the whole input.
-    offset: usize,
-    /// End offset (exclusive) of each line in the text, newline included.
-    /// Blank lines stay in the text, inside the span of the next line.
-    ends: Vec<usize>,
-    /// 1-based line number of each line.
-    lines: Vec<u64>,
+    /// The number of the chunk's first line (1-based, counting blank
+    /// lines) and how many lines it holds.
+    first_line: u64,
+    line_count: usize,
     /// Whether the text is known to be ASCII (so UTF-8): its splitter
-    /// saw no byte above 0x7f (see [`Newlines::ascii`]).
+    /// saw no byte above 0x7f (see [`LineCount::ascii`]).
     ascii: bool,
+    /// Filled by the decoder: the end offset (exclusive, newline
+    /// included) of each non-blank line in the text, whose span opens
+    /// with the blank lines before it, and the line's number.
+    ends: Vec<usize>,
+    lines: Vec<u64>,
 }
 
 impl<'a> Chunk<'a> {
@@ -213,10 +218,11 @@ impl<'a> Chunk<'a> {
     fn clear(&mut self) {
         self.owned.clear();
         self.borrowed = None;
-        self.offset = 0;
+        self.first_line = 0;
+        self.line_count = 0;
+        self.ascii = false;
         self.ends.clear();
         self.lines.clear();
-        self.ascii = false;
     }
 
     fn text(&self) -> &[u8] {
@@ -228,15 +234,115 @@ impl<'a> Chunk<'a> {
         &self.text()[start..self.ends[i]]
     }
 
-    /// Counts the line `text[start..end]` as row `line_no` unless it is
-    /// blank.
-    fn record_line(&mut self, start: usize, end: usize, line_no: u64) {
-        if self.text()[start..end].iter().all(u8::is_ascii_whitespace) {
+    /// Numbers the non-blank lines whose `ends` the decoder found: in
+    /// order from the first line when none is blank, else by counting the
+    /// newlines of each line's span.
+    fn number_lines(&mut self) {
+        self.lines.clear();
+        if self.ends.len() == self.line_count {
+            let first = self.first_line;
+            self.lines
+                .extend((0..self.line_count as u64).map(|i| first + i));
             return;
         }
-        self.ends.push(end);
-        self.lines.push(line_no);
+        let (mut line_no, mut start) = (self.first_line - 1, 0);
+        for &end in &self.ends {
+            let text = self.borrowed.unwrap_or(self.owned.as_slice());
+            line_no += memchr::memchr_iter(b'\n', &text[start..end]).count() as u64;
+            self.lines.push(line_no);
+            start = end;
+        }
     }
+
+    /// Finds the end of every non-blank line and numbers it, by its
+    /// newline: for a chunk the flat decoder did not take.
+    fn split_lines(&mut self) {
+        self.ends.clear();
+        self.lines.clear();
+        let text = self.borrowed.unwrap_or(self.owned.as_slice());
+        let (mut start, mut line_no) = (0, self.first_line);
+        for newline in memchr::memchr_iter(b'\n', text) {
+            let end = newline + 1;
+            if !text[start..end].iter().all(u8::is_ascii_whitespace) {
+                self.ends.push(end);
+                self.lines.push(line_no);
+            }
+            line_no += 1;
+            start = end;
+        }
+    }
+}
+
+/// What [`count_lines`] found.
+struct LineCount {
+    /// The lines counted (newlines found).
+    lines: usize,
+    /// Where the line after them starts.
+    line_start: usize,
+    /// Whether every byte of the blocks read is ASCII: those up to the
+    /// last newline counted, or the whole text when fewer were found.
+    ascii: bool,
+}
+
+/// Counts up to `want` lines of `text` from `from`, 64 bytes at a time:
+/// the newlines of a block are counted at once, and only the block of the
+/// last line wanted is read bit by bit. The line being read started at
+/// `line_start` and is numbered `line_no`. A line longer than
+/// [`MAX_LINE_BYTES`] (so far, for the last) is an error naming it.
+///
+/// Splitting each line as it was found cost a branch per line that the
+/// processor could not foresee (8% of the CPU time of a job over an
+/// NDJSON file); the decoder finds each line's end anyway, as it reads it.
+fn count_lines(
+    text: &[u8],
+    from: usize,
+    mut line_start: usize,
+    want: usize,
+    line_no: u64,
+) -> Result<LineCount> {
+    let mut lines = 0usize;
+    let mut high = 0u8;
+    let mut block = from;
+    while block < text.len() && lines < want {
+        let (mut mask, block_high) = match text[block..].first_chunk::<64>() {
+            Some(bytes) => newline_mask(bytes),
+            None => text[block..]
+                .iter()
+                .enumerate()
+                .fold((0, 0), |(mask, high), (i, &b)| {
+                    (mask | (u64::from(b == b'\n') << i), high | (b & 0x80))
+                }),
+        };
+        high |= block_high;
+        if mask != 0 {
+            // Only the first line ending here may have started before.
+            let first_end = block + mask.trailing_zeros() as usize + 1;
+            if first_end - line_start > MAX_LINE_BYTES {
+                return Err(line_too_long(line_no + lines as u64));
+            }
+            let found = mask.count_ones() as usize;
+            if lines + found >= want {
+                // The last line wanted ends here: drop the newlines after.
+                for _ in 1..want - lines {
+                    mask &= mask - 1;
+                }
+                lines = want;
+                line_start = block + mask.trailing_zeros() as usize + 1;
+                break;
+            }
+            lines += found;
+            line_start = block + 64 - mask.leading_zeros() as usize;
+        }
+        block += 64;
+    }
+    if lines < want && text.len() - line_start > MAX_LINE_BYTES {
+        return Err(line_too_long(line_no + lines as u64));
+    }
+    Ok(LineCount {
+        lines,
+        line_start,
+        ascii: high & 0x80 == 0,
+    })
 }
 
 /// Bytes read from a stream at a time, at most: a few pieces make a
@@ -292,96 +398,61 @@ impl<R: Read> StreamChunks<R> {
             .clamp(MIN_READ_BYTES, MAX_READ_BYTES)
     }
 
-    /// Reads the next chunk of up to `rows` non-blank lines into `chunk`'s
-    /// buffers. A chunk ends with a complete line; a last line without a
-    /// newline is given one.
+    /// Reads the next chunk of up to `rows` lines into `chunk`'s buffer.
+    /// A chunk ends with a complete line; a last line without a newline
+    /// is given one.
     fn next<'a>(&mut self, mut chunk: Chunk<'a>, rows: usize) -> Result<Chunk<'a>> {
         chunk.clear();
         chunk.owned.extend_from_slice(&self.carry);
         self.carry.clear();
-        // Counted here, in registers, and stored once the chunk is read.
-        let mut line_no = self.line_no;
-        // Start of the line being read, and how far the text is split.
-        let (mut line_start, mut split) = (0usize, 0usize);
+        chunk.first_line = self.line_no + 1;
+        // Lines read, where the next starts, and how far the text is split.
+        let (mut lines, mut line_start, mut split) = (0usize, 0usize, 0usize);
         let mut ascii = true;
         loop {
             if split == chunk.owned.len() {
+                let line_no = self.line_no + lines as u64;
                 let bytes = self.bytes + line_start as u64;
-                let lines = rows - chunk.lines.len();
-                let want = Self::read_size(line_no, bytes, lines, split - line_start);
+                let want = Self::read_size(line_no, bytes, rows - lines, split - line_start);
                 let read = chunk
                     .owned
                     .read_from(&mut self.reader, want)
                     .map_err(|e| Error::data_from(format!("line {}", line_no + 1), e))?;
                 if read == 0 {
                     if chunk.owned.len() > line_start {
-                        // A last line without a newline.
-                        line_no += 1;
-                        if chunk.owned.len() - line_start > MAX_LINE_BYTES {
-                            return Err(line_too_long(line_no));
-                        }
+                        // A last line without a newline (not too long:
+                        // the count of the text before said so).
                         chunk.owned.push(b'\n');
-                        if !is_blank(&chunk.owned.as_slice()[line_start..], line_no) {
-                            chunk.ends.push(chunk.owned.len());
-                            chunk.lines.push(line_no);
-                        }
+                        lines += 1;
                         line_start = chunk.owned.len();
                     }
                     break;
                 }
             }
+            let line_no = self.line_no + lines as u64 + 1;
             let text = chunk.owned.as_slice();
-            let mut newlines = Newlines::new(&text[split..]);
-            let mut full = false;
-            for newline in newlines.by_ref() {
-                let end = split + newline + 1;
-                line_no += 1;
-                if end - line_start > MAX_LINE_BYTES {
-                    return Err(line_too_long(line_no));
-                }
-                if !is_blank(&text[line_start..end], line_no) {
-                    chunk.ends.push(end);
-                    chunk.lines.push(line_no);
-                }
-                line_start = end;
-                if chunk.lines.len() == rows {
-                    full = true;
-                    break;
-                }
-            }
-            // The blocks read cover the text split so far, to the chunk's
-            // last newline when it is full.
-            ascii &= newlines.ascii();
-            if full {
+            let count = count_lines(text, split, line_start, rows - lines, line_no)?;
+            lines += count.lines;
+            line_start = count.line_start;
+            ascii &= count.ascii;
+            if lines == rows {
                 self.carry.extend_from_slice(&text[line_start..]);
                 chunk.owned.truncate(line_start);
                 break;
             }
             split = chunk.owned.len();
-            if split - line_start > MAX_LINE_BYTES {
-                return Err(line_too_long(line_no + 1));
-            }
         }
         if self.line_no == 0 && chunk.owned.as_slice().starts_with(UTF8_BOM) {
             // A byte order mark opens the input: blank it out for the
             // decoders (line 1 opens the first chunk).
             chunk.owned.as_mut_slice()[..UTF8_BOM.len()].fill(b' ');
         }
-        self.line_no = line_no;
+        self.line_no += lines as u64;
         self.bytes += line_start as u64;
+        chunk.line_count = lines;
         chunk.ascii = ascii;
         Ok(chunk)
     }
-}
-
-/// Whether the line `line` (numbered `line_no`) holds only whitespace,
-/// or, as line 1, a byte order mark and whitespace.
-fn is_blank(line: &[u8], line_no: u64) -> bool {
-    let line = match line_no {
-        1 => line.strip_prefix(UTF8_BOM).unwrap_or(line),
-        _ => line,
-    };
-    line.iter().all(u8::is_ascii_whitespace)
 }
 
 fn line_too_long(line_no: u64) -> Error {
@@ -389,72 +460,6 @@ fn line_too_long(line_no: u64) -> Error {
         format!("line {line_no}"),
         format!("line longer than {MAX_LINE_BYTES} bytes"),
     )
-}
-
-/// The positions of the newlines of a text, in order, found 64 bytes at
-/// a time: each block gives a mask of its newlines, and the positions are
-/// its set bits. Event lines are a few hundred bytes, and a search started
-/// anew after each newline (`memchr::memchr_iter`) spent more on starting
-/// than on searching: over the 3.2 GB NDJSON file of
-/// `benches/compare_duckdb.py`, mapped, in chunks of 8,192 lines, 150 ms
-/// against 120 ms for these masks (one thread, the pages mapped already).
-struct Newlines<'a> {
-    text: &'a [u8],
-    /// Where the block of `mask` starts.
-    block: usize,
-    /// The newlines of that block not given yet, by bit.
-    mask: u64,
-    /// Where the next block starts.
-    next: usize,
-    /// The high bits of every byte of the blocks read, or'ed.
-    high: u8,
-}
-
-impl<'a> Newlines<'a> {
-    fn new(text: &'a [u8]) -> Self {
-        Self {
-            text,
-            block: 0,
-            mask: 0,
-            next: 0,
-            high: 0,
-        }
-    }
-
-    /// Whether every byte read so far (the whole blocks up to the newline
-    /// given last, or the whole text once the iterator ended) is ASCII.
-    /// The decoder of a chunk that is then needs not check it is UTF-8
-    /// (about 5% of an NDJSON job's time, reading the chunk again).
-    fn ascii(&self) -> bool {
-        self.high & 0x80 == 0
-    }
-}
-
-impl Iterator for Newlines<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        while self.mask == 0 {
-            let rest = self.text.get(self.next..).filter(|r| !r.is_empty())?;
-            self.block = self.next;
-            self.mask = match rest.first_chunk::<64>() {
-                Some(block) => {
-                    let (newlines, high) = newline_mask(block);
-                    self.high |= high;
-                    newlines
-                }
-                None => rest.iter().enumerate().fold(0, |mask, (i, &b)| {
-                    self.high |= b;
-                    mask | (u64::from(b == b'\n') << i)
-                }),
-            };
-            self.next += rest.len().min(64);
-        }
-        let i = self.mask.trailing_zeros() as usize;
-        self.mask &= self.mask - 1;
-        Some(self.block + i)
-    }
 }
 
 /// The newlines of `block`, as bits (bit `i`: byte `i`), and 0x80 if a
@@ -508,39 +513,22 @@ fn slice_chunk<'a>(
         *at = UTF8_BOM.len();
     }
     let rest = &input[*at..];
-    chunk.borrowed = Some(rest);
-    chunk.offset = *at;
-    let mut line_start = 0;
-    let mut newlines = Newlines::new(rest);
-    for newline in newlines.by_ref() {
-        let end = newline + 1;
-        *line_no += 1;
-        if end - line_start > MAX_LINE_BYTES {
-            return Err(line_too_long(*line_no));
-        }
-        chunk.record_line(line_start, end, *line_no);
-        line_start = end;
-        if chunk.lines.len() == rows {
-            break;
-        }
-    }
-    // The blocks read cover the chunk's text: to its last newline, or to
-    // the input's end.
-    chunk.ascii = newlines.ascii();
-    if chunk.lines.len() < rows && line_start < rest.len() {
+    chunk.first_line = *line_no + 1;
+    let count = count_lines(rest, 0, 0, rows, *line_no + 1)?;
+    let (mut lines, mut line_start) = (count.lines, count.line_start);
+    if lines < rows && line_start < rest.len() {
         // A last line without a newline: the decoders want one.
-        *line_no += 1;
-        if rest.len() - line_start > MAX_LINE_BYTES {
-            return Err(line_too_long(*line_no));
-        }
-        chunk.borrowed = None;
         chunk.owned.extend_from_slice(rest);
         chunk.owned.push(b'\n');
-        chunk.record_line(line_start, chunk.owned.len(), *line_no);
-        line_start = chunk.owned.len();
+        lines += 1;
+        line_start = rest.len();
+    } else {
+        chunk.borrowed = Some(&rest[..line_start]);
     }
-    chunk.borrowed = chunk.borrowed.map(|text| &text[..line_start]);
-    *at += line_start.min(rest.len());
+    *at += line_start;
+    *line_no += lines as u64;
+    chunk.line_count = lines;
+    chunk.ascii = count.ascii;
     Ok(chunk)
 }
 
@@ -694,11 +682,14 @@ fn decode_chunks<'a>(
             let rows = chunk_rows(index);
             index += 1;
             let chunk = next(spare.unwrap_or_default(), rows)?;
-            ended = chunk.lines.len() < rows;
-            Ok((!chunk.lines.is_empty()).then_some(chunk))
+            ended = chunk.line_count < rows;
+            Ok((chunk.line_count > 0).then_some(chunk))
         },
         |chunk| {
             let decoded = decode_chunk(&schema, chunk, filter.as_ref())?;
+            if decoded.batch.num_rows() == 0 && decoded.left_out.is_none() {
+                return Ok(()); // blank lines only
+            }
             let lines = decoded.lines.as_deref().unwrap_or(&chunk.lines);
             sink(decoded.batch, lines, decoded.left_out)
         },
@@ -750,11 +741,21 @@ fn new_decoder(schema: &SchemaRef) -> Result<Decoder> {
 /// same schema. A panic of the JSON decoder is a data error.
 fn decode_chunk(
     schema: &SchemaRef,
-    chunk: &Chunk,
+    chunk: &mut Chunk,
     filter: Option<&RowFilter>,
 ) -> Result<DecodedChunk> {
     guard("ndjson", || {
-        if let Some(rows) = decode_flat(schema, chunk.text(), &chunk.ends, chunk.ascii, filter) {
+        let text = chunk.borrowed.unwrap_or(chunk.owned.as_slice());
+        let flat = decode_flat(
+            schema,
+            text,
+            chunk.line_count,
+            chunk.ascii,
+            filter,
+            &mut chunk.ends,
+        );
+        if let Some(rows) = flat {
+            chunk.number_lines();
             let Some(kept) = rows.kept else {
                 let batch = with_timestamps(rows.batch, &chunk.lines)?;
                 return Ok(DecodedChunk::whole(batch));
@@ -769,6 +770,7 @@ fn decode_chunk(
         // The flat decoder takes only strings and nulls as values, so a
         // chunk it read holds no nesting; `arrow-json` gets none deeper
         // than the limit.
+        chunk.split_lines();
         for (i, &line_no) in chunk.lines.iter().enumerate() {
             check_nesting(chunk.line(i), line_no)?;
         }
@@ -911,21 +913,39 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
 #[cfg(test)]
 mod tests {
     proptest::proptest! {
-        /// The masks find the newlines a search finds, in texts of any
-        /// length (blocks and a shorter end) and any density of newlines.
+        /// Lines are counted as a naive count counts them, from any
+        /// place, with any number wanted, in texts of any length and
+        /// density of newlines; and whether the bytes read are ASCII.
         #[test]
-        fn newlines_are_those_a_search_finds(
+        fn lines_are_counted_as_one_by_one(
             text in proptest::collection::vec(
-                proptest::prop_oneof![8 => proptest::prelude::any::<u8>(), 1 => proptest::strategy::Just(b'\n')],
+                proptest::prop_oneof![
+                    8 => 0u8..0x80,
+                    1 => proptest::strategy::Just(b'\n'),
+                    1 => 0x80u8..,
+                ],
                 0..400,
             ),
+            from in 0usize..400,
+            want in 1usize..40,
         ) {
-            let mut newlines = super::Newlines::new(&text);
-            let found: Vec<usize> = newlines.by_ref().collect();
-            let searched: Vec<usize> = memchr::memchr_iter(b'\n', &text).collect();
-            proptest::prop_assert_eq!(found, searched);
-            // Read to its end, it saw every byte.
-            proptest::prop_assert_eq!(newlines.ascii(), text.is_ascii());
+            let from = from.min(text.len());
+            let count = super::count_lines(&text, from, 0, want, 1).unwrap();
+            let newlines: Vec<usize> = (from..text.len()).filter(|&i| text[i] == b'\n').collect();
+            let lines = newlines.len().min(want);
+            proptest::prop_assert_eq!(count.lines, lines);
+            let line_start = match lines {
+                0 => 0,
+                n => newlines[n - 1] + 1,
+            };
+            proptest::prop_assert_eq!(count.line_start, line_start);
+            // The bytes read: whole blocks of 64 from `from`, up to the
+            // last newline wanted, or to the end.
+            let read_to = match lines == want {
+                true => (from + (line_start - 1 - from) / 64 * 64 + 64).min(text.len()),
+                false => text.len(),
+            };
+            proptest::prop_assert_eq!(count.ascii, text[from..read_to].is_ascii());
         }
     }
 
