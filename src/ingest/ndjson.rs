@@ -346,7 +346,7 @@ fn count_lines(
 }
 
 /// Bytes read from a stream at a time, at most: a few pieces make a
-/// chunk, each split into lines while it is in the core's cache.
+/// chunk, each counted into lines while it is in the core's cache.
 const MAX_READ_BYTES: usize = 1 << 20;
 
 /// Bytes read from a stream at a time, at least.
@@ -360,8 +360,9 @@ const READ_MARGIN_BYTES: usize = 4096;
 ///
 /// Bytes are read straight into the buffer of the chunk being filled, in
 /// pieces sized to what it still needs (estimated from the lines read so
-/// far), and split at newlines right after each read. The bytes read past
-/// a chunk's last line start the next one. A buffered reader in between
+/// far), and their lines are counted right after each read (see
+/// [`count_lines`]). The bytes read past a chunk's last line start the
+/// next one. A buffered reader in between
 /// cost a copy of every byte in user space (about 5% of the CPU time of a
 /// job over an NDJSON file); a mapped file cost more in page faults and in
 /// releasing the pages (see [`open_ndjson_file`]).
@@ -406,14 +407,14 @@ impl<R: Read> StreamChunks<R> {
         chunk.owned.extend_from_slice(&self.carry);
         self.carry.clear();
         chunk.first_line = self.line_no + 1;
-        // Lines read, where the next starts, and how far the text is split.
-        let (mut lines, mut line_start, mut split) = (0usize, 0usize, 0usize);
+        // Lines read, where the next starts, and how far lines are counted.
+        let (mut lines, mut line_start, mut counted) = (0usize, 0usize, 0usize);
         let mut ascii = true;
         loop {
-            if split == chunk.owned.len() {
+            if counted == chunk.owned.len() {
                 let line_no = self.line_no + lines as u64;
                 let bytes = self.bytes + line_start as u64;
-                let want = Self::read_size(line_no, bytes, rows - lines, split - line_start);
+                let want = Self::read_size(line_no, bytes, rows - lines, counted - line_start);
                 let read = chunk
                     .owned
                     .read_from(&mut self.reader, want)
@@ -431,7 +432,7 @@ impl<R: Read> StreamChunks<R> {
             }
             let line_no = self.line_no + lines as u64 + 1;
             let text = chunk.owned.as_slice();
-            let count = count_lines(text, split, line_start, rows - lines, line_no)?;
+            let count = count_lines(text, counted, line_start, rows - lines, line_no)?;
             lines += count.lines;
             line_start = count.line_start;
             ascii &= count.ascii;
@@ -440,7 +441,7 @@ impl<R: Read> StreamChunks<R> {
                 chunk.owned.truncate(line_start);
                 break;
             }
-            split = chunk.owned.len();
+            counted = chunk.owned.len();
         }
         if self.line_no == 0 && chunk.owned.as_slice().starts_with(UTF8_BOM) {
             // A byte order mark opens the input: blank it out for the
