@@ -229,6 +229,12 @@ impl<'a> Chunk<'a> {
         self.borrowed.unwrap_or(self.owned.as_slice())
     }
 
+    /// The text, with the line ends and numbers to fill from it.
+    fn text_and_lines(&mut self) -> (&[u8], &mut Vec<usize>, &mut Vec<u64>) {
+        let text = self.borrowed.unwrap_or(self.owned.as_slice());
+        (text, &mut self.ends, &mut self.lines)
+    }
+
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text()[start..self.ends[i]]
@@ -238,18 +244,17 @@ impl<'a> Chunk<'a> {
     /// order from the first line when none is blank, else by counting the
     /// newlines of each line's span.
     fn number_lines(&mut self) {
-        self.lines.clear();
-        if self.ends.len() == self.line_count {
-            let first = self.first_line;
-            self.lines
-                .extend((0..self.line_count as u64).map(|i| first + i));
+        let (first, count) = (self.first_line, self.line_count);
+        let (text, ends, lines) = self.text_and_lines();
+        lines.clear();
+        if ends.len() == count {
+            lines.extend((0..count as u64).map(|i| first + i));
             return;
         }
-        let (mut line_no, mut start) = (self.first_line - 1, 0);
-        for &end in &self.ends {
-            let text = self.borrowed.unwrap_or(self.owned.as_slice());
+        let (mut line_no, mut start) = (first - 1, 0);
+        for &end in ends.iter() {
             line_no += memchr::memchr_iter(b'\n', &text[start..end]).count() as u64;
-            self.lines.push(line_no);
+            lines.push(line_no);
             start = end;
         }
     }
@@ -257,17 +262,17 @@ impl<'a> Chunk<'a> {
     /// Finds the end of every non-blank line and numbers it, by its
     /// newline: for a chunk the flat decoder did not take.
     fn split_lines(&mut self) {
-        self.ends.clear();
-        self.lines.clear();
-        let text = self.borrowed.unwrap_or(self.owned.as_slice());
-        let (mut start, mut line_no) = (0, self.first_line);
-        for newline in memchr::memchr_iter(b'\n', text) {
+        let first = self.first_line;
+        let (text, ends, lines) = self.text_and_lines();
+        ends.clear();
+        lines.clear();
+        let mut start = 0;
+        for (line_no, newline) in (first..).zip(memchr::memchr_iter(b'\n', text)) {
             let end = newline + 1;
             if !text[start..end].iter().all(u8::is_ascii_whitespace) {
-                self.ends.push(end);
-                self.lines.push(line_no);
+                ends.push(end);
+                lines.push(line_no);
             }
-            line_no += 1;
             start = end;
         }
     }
@@ -306,12 +311,7 @@ fn count_lines(
     while block < text.len() && lines < want {
         let (mut mask, block_high) = match text[block..].first_chunk::<64>() {
             Some(bytes) => newline_mask(bytes),
-            None => text[block..]
-                .iter()
-                .enumerate()
-                .fold((0, 0), |(mask, high), (i, &b)| {
-                    (mask | (u64::from(b == b'\n') << i), high | (b & 0x80))
-                }),
+            None => newline_mask_of(&text[block..]),
         };
         high |= block_high;
         if mask != 0 {
@@ -489,13 +489,20 @@ fn newline_mask(block: &[u8; 64]) -> (u64, u8) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        block
-            .iter()
-            .enumerate()
-            .fold((0, 0), |(mask, high), (i, &b)| {
-                (mask | (u64::from(b == b'\n') << i), high | (b & 0x80))
-            })
+        newline_mask_of(block)
     }
+}
+
+/// [`newline_mask`] of up to 64 bytes, one at a time: a block's
+/// everywhere, a text's last bytes on x86-64.
+fn newline_mask_of(bytes: &[u8]) -> (u64, u8) {
+    debug_assert!(bytes.len() <= 64);
+    bytes
+        .iter()
+        .enumerate()
+        .fold((0, 0), |(mask, high), (i, &b)| {
+            (mask | (u64::from(b == b'\n') << i), high | (b & 0x80))
+        })
 }
 
 /// The next chunk of `input` from `*at` (a slice of it, or, for a last
@@ -746,15 +753,9 @@ fn decode_chunk(
     filter: Option<&RowFilter>,
 ) -> Result<DecodedChunk> {
     guard("ndjson", || {
-        let text = chunk.borrowed.unwrap_or(chunk.owned.as_slice());
-        let flat = decode_flat(
-            schema,
-            text,
-            chunk.line_count,
-            chunk.ascii,
-            filter,
-            &mut chunk.ends,
-        );
+        let (line_count, ascii) = (chunk.line_count, chunk.ascii);
+        let (text, ends, _) = chunk.text_and_lines();
+        let flat = decode_flat(schema, text, line_count, ascii, filter, ends);
         if let Some(rows) = flat {
             chunk.number_lines();
             let Some(kept) = rows.kept else {
