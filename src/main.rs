@@ -46,8 +46,8 @@ static C_ALLOCATOR: AtomicBool = AtomicBool::new(false);
 /// thread, and readies four blocks at a time, so its first allocations of
 /// each size touch fresh pages: a first-conversation flow over the
 /// interleaved file faulted 614 pages with it and 388 with glibc; flows
-/// took 1–17% less wall time with glibc (README, "The twenty-fifth
-/// session").
+/// took 1–17% less wall time with glibc (`benches/HISTORY.md`, "The
+/// twenty-fifth session").
 ///
 /// Memory from either is freed by the one that gave it: in the C
 /// allocator's mode, a block inside mimalloc's segments (made before the
