@@ -94,66 +94,86 @@ pub const BOT: &str = "bot-acme-support";
 /// The team of the usage target.
 pub const TEAM: &str = "team-acme";
 
-/// The four target queries, by name.
-pub fn target_queries(flow: &(String, String, String)) -> Vec<(&'static str, Query)> {
-    let q = |kind: &str, params: Vec<(&str, &str)>| {
-        Query::from_params(kind, &Params::new(params).unwrap()).unwrap()
+/// The four target queries' parameters (SPEC 3's names), by name: the
+/// query kind is the name.
+pub fn target_params(
+    flow: &(String, String, String),
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let owned = |params: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        params.iter().map(|&(k, v)| (k, v.to_owned())).collect()
     };
     vec![
         (
             "conversations",
-            q(
-                "conversations",
-                vec![
-                    ("bot_id", BOT),
-                    ("version", "LIVE"),
-                    ("start_time", "2024-01-01"),
-                    ("end_time", "2024-05-01"),
-                    ("bucket", "1d"),
-                    ("group_by", "channel_type"),
-                ],
-            ),
+            owned(&[
+                ("bot_id", BOT),
+                ("version", "LIVE"),
+                ("start_time", "2024-01-01"),
+                ("end_time", "2024-05-01"),
+                ("bucket", "1d"),
+                ("group_by", "channel_type"),
+            ]),
         ),
         (
             "insights",
-            q(
-                "insights",
-                vec![
-                    ("bot_id", BOT),
-                    ("version", "LIVE"),
-                    ("start_time", "2024-01-01"),
-                    ("end_time", "2024-05-01"),
-                    ("bucket", "1d"),
-                    ("stat", "duration_seconds"),
-                    ("aggregate", "p95"),
-                ],
-            ),
+            owned(&[
+                ("bot_id", BOT),
+                ("version", "LIVE"),
+                ("start_time", "2024-01-01"),
+                ("end_time", "2024-05-01"),
+                ("bucket", "1d"),
+                ("stat", "duration_seconds"),
+                ("aggregate", "p95"),
+            ]),
         ),
         (
             "usage",
-            q(
-                "usage",
-                vec![
-                    ("team_id", TEAM),
-                    ("start_time", "2024-01-01"),
-                    ("end_time", "2024-05-01"),
-                    ("bucket", "1d"),
-                    ("group_by", "bot_id,channel_type"),
-                ],
-            ),
+            owned(&[
+                ("team_id", TEAM),
+                ("start_time", "2024-01-01"),
+                ("end_time", "2024-05-01"),
+                ("bucket", "1d"),
+                ("group_by", "bot_id,channel_type"),
+            ]),
         ),
         (
             "flow",
-            q(
-                "flow",
-                vec![
-                    ("bot_id", flow.0.as_str()),
-                    ("conversation_id", flow.1.as_str()),
-                    ("version", flow.2.as_str()),
-                    ("start_time", "2024-01-01"),
-                    ("end_time", "2024-06-01"),
-                ],
-            ),
+            owned(&[
+                ("bot_id", flow.0.as_str()),
+                ("conversation_id", flow.1.as_str()),
+                ("version", flow.2.as_str()),
+                ("start_time", "2024-01-01"),
+                ("end_time", "2024-06-01"),
+            ]),
         ),
     ]
+}
+
+/// The four target queries, by name.
+pub fn target_queries(flow: &(String, String, String)) -> Vec<(&'static str, Query)> {
+    target_params(flow)
+        .into_iter()
+        .map(|(name, params)| {
+            let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let query = Query::from_params(name, &Params::new(params).unwrap()).unwrap();
+            (name, query)
+        })
+        .collect()
+}
+
+/// The `convostat` command line of a target query (SPEC 7): the
+/// subcommand, then each parameter as its option (`start_time` is
+/// `--start`, `end_time` is `--end`, the others their names with dashes).
+pub fn command_line(name: &str, params: &[(&'static str, String)]) -> Vec<String> {
+    let mut args = vec![name.to_owned()];
+    for (key, value) in params {
+        let option = match *key {
+            "start_time" => "start".to_owned(),
+            "end_time" => "end".to_owned(),
+            other => other.replace('_', "-"),
+        };
+        args.push(format!("--{option}"));
+        args.push(value.clone());
+    }
+    args
 }
