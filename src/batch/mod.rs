@@ -154,8 +154,10 @@ fn store_options(query: &Query) -> StoreOptions {
 
 /// The rows `query` can need: a bot's (and for flow, a conversation's)
 /// events; for usage over Parquet, the events of the bots that have any
-/// event of the team ([`team_bots`]).
-fn scope(query: &Query, files: &[InputFile]) -> Result<ScanScope> {
+/// event of the team ([`team_bots`]); for usage over other inputs, with
+/// `team_filter`, the events that name the team, their bots recorded
+/// (`ScanScope::keeping_team`).
+fn scope(query: &Query, files: &[InputFile], team_filter: bool) -> Result<ScanScope> {
     Ok(match query {
         Query::Conversations(q) => ScanScope::all().with(col::BOT_ID, [q.bot_id.as_str()]),
         Query::Insights(q) => ScanScope::all().with(col::BOT_ID, [q.bot_id.as_str()]),
@@ -165,6 +167,7 @@ fn scope(query: &Query, files: &[InputFile]) -> Result<ScanScope> {
         Query::Usage(q) if files.iter().all(|f| f.format == InputFormat::Parquet) => {
             ScanScope::all().with(col::BOT_ID, team_bots(&q.team_id, files)?)
         }
+        Query::Usage(q) if team_filter => ScanScope::all().keeping_team(&q.team_id),
         Query::Usage(_) => ScanScope::all(),
     })
 }
@@ -250,6 +253,18 @@ pub fn run_input_files(
     files: &[InputFile],
     options: &BatchOptions,
 ) -> Result<BatchOutcome> {
+    run_with_team_filter(query, files, options, true)
+}
+
+/// [`run_input_files`], a usage job over NDJSON with the team filter of
+/// [`scope`] if `team_filter`. When the filter left out rows of a bot
+/// whose other rows name the team, the job runs again without it.
+fn run_with_team_filter(
+    query: &Query,
+    files: &[InputFile],
+    options: &BatchOptions,
+    team_filter: bool,
+) -> Result<BatchOutcome> {
     let store_options = store_options(query);
     // Without dedup, event ids only order the events of a conversation at
     // its first timestamp: the rows the scope selects are read without
@@ -262,7 +277,7 @@ pub fn run_input_files(
     let engine = Engine::with_store(store_options, options.mode);
     let columns = plan_columns(query);
     let bounds_only = store_options.dedup == Dedup::Off && !store_options.keep_transitions;
-    let (scope, elision) = match scope(query, files)? {
+    let (scope, elision) = match scope(query, files, team_filter)? {
         scope if store_options.dedup == Dedup::Off => {
             let (scope, elision) = scope.eliding(&[col::EVENT_ID, col::EVENT_TYPE]);
             (scope, Some(elision))
@@ -280,6 +295,9 @@ pub fn run_input_files(
         bounds_only,
         options,
     )?;
+    if scope.team_mixed() {
+        return run_with_team_filter(query, files, options, false);
+    }
     let undecided = engine.take_undecided();
     if !undecided.is_empty() {
         let mut pairs: HashMap<String, HashSet<String>> = HashMap::new();

@@ -24,6 +24,7 @@ mod pipeline;
 mod report;
 mod rows;
 pub mod scope;
+mod team_rows;
 mod value_set;
 
 pub(crate) use normalize::{

@@ -5,7 +5,13 @@
 //! The Parquet reader uses it to skip row groups and to filter rows while
 //! decoding; `ScanScope::retain` applies it to rows that were decoded
 //! whole (NDJSON, and Parquet row groups that had to be validated whole).
+//!
+//! A scope may also keep a team's bots' rows, recording the bots of the
+//! rows it keeps and leaves out ([`TeamRows`]): a usage job's filter over
+//! NDJSON, which the flat decoder and `retain` apply and Parquet's reader
+//! does not (its rows come whole, and `retain` filters them).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,9 +20,10 @@ use arrow_array::types::Int32Type;
 use arrow_array::{Array, ArrayRef, BooleanArray};
 use arrow_schema::{ArrowError, DataType};
 
+use super::team_rows::{TeamRows, WITHOUT_TEAM, WITH_TEAM};
 use super::EventColumns;
 use crate::error::Result;
-use crate::schema::col;
+use crate::schema::{col, Attribute};
 
 /// A restriction of a scan to rows whose key columns take given values:
 /// rows outside it cannot change the answer and need not be decoded.
@@ -37,6 +44,8 @@ pub struct ScanScope {
     /// Whether rows selected by condition may come as only those that can
     /// bound their conversation (`super::bounds`).
     bounding: bool,
+    /// Rows whose `team_id` is this team only, their bots recorded.
+    team: Option<TeamRows>,
 }
 
 /// Whether a scope's elided columns are still left out: a switch its
@@ -104,6 +113,26 @@ impl ScanScope {
         self
     }
 
+    /// This scope, further restricted to the rows of bots with an event
+    /// whose `team_id` is `team`, as far as the rows read so far tell, the
+    /// bots of the rows kept and left out being recorded (see
+    /// [`TeamRows`]): clones of the scope share the record.
+    pub(crate) fn keeping_team(mut self, team: &str) -> Self {
+        self.team = Some(TeamRows::new(team));
+        self
+    }
+
+    /// The team this scope keeps, and what its rows showed.
+    pub(crate) fn team_rows(&self) -> Option<&TeamRows> {
+        self.team.as_ref()
+    }
+
+    /// Whether the scope keeps a team and a bot of the team had rows left
+    /// out before it was known to be the team's ([`TeamRows::mixed`]).
+    pub(crate) fn team_mixed(&self) -> bool {
+        self.team.as_ref().is_some_and(TeamRows::mixed)
+    }
+
     /// Whether rows selected by condition may come bounded
     /// ([`ScanScope::bounding`]).
     pub(crate) fn is_bounding(&self) -> bool {
@@ -120,7 +149,9 @@ impl ScanScope {
         self.elision.is_on()
     }
 
-    /// Whether the scope keeps everything.
+    /// Whether the scope keeps everything. (A team kept by a batch job,
+    /// `keeping_team`, does not count here: the Parquet reader reads such
+    /// a scope's rows whole, and `retain` applies the team.)
     pub fn is_all(&self) -> bool {
         self.conditions.is_empty()
     }
@@ -143,7 +174,11 @@ impl ScanScope {
 
 impl ScanScope {
     /// The rows of `cols` inside the scope (conditions on columns other
-    /// than `bot_id` and `conversation_id` are not applied here).
+    /// than `bot_id` and `conversation_id` are not applied here). With a
+    /// team ([`ScanScope::keeping_team`]), rows inside the other
+    /// conditions are kept when their bot is one of the team's (known, or
+    /// with a row in `cols` that names the team), and the bots are
+    /// recorded.
     pub(crate) fn retain(&self, cols: EventColumns) -> Result<EventColumns> {
         let mut keep: Option<Vec<bool>> = None;
         for (column, values) in self.conditions() {
@@ -156,6 +191,30 @@ impl ScanScope {
             for (row, k) in keep.iter_mut().enumerate() {
                 *k = *k && contains(values, array.value(row));
             }
+        }
+        if let Some(team) = &self.team {
+            let teams = cols.attributes[Attribute::TeamId.index()].as_ref();
+            let names_team =
+                |row: usize| teams.is_some_and(|t| t.is_valid(row) && t.value(row) == team.team());
+            let keep = keep.get_or_insert_with(|| vec![true; cols.len()]);
+            // The team's bots: known from rows read before, or with a row
+            // in this batch that names the team.
+            let known = team.known_bots();
+            let mut team_bots: HashSet<&str> = known.iter().map(String::as_str).collect();
+            let mut seen: HashMap<&str, u8> = HashMap::new();
+            for row in (0..cols.len()).filter(|&row| keep[row] && names_team(row)) {
+                let bot = cols.bot_id.value(row);
+                team_bots.insert(bot);
+                seen.insert(bot, WITH_TEAM);
+            }
+            for (row, k) in keep.iter_mut().enumerate().filter(|(_, k)| **k) {
+                let bot = cols.bot_id.value(row);
+                if !team_bots.contains(bot) {
+                    *k = false;
+                    seen.insert(bot, WITHOUT_TEAM);
+                }
+            }
+            team.record(seen);
         }
         match keep {
             Some(keep) if keep.iter().any(|k| !k) => cols.filter(&BooleanArray::from(keep)),
