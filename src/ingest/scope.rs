@@ -7,7 +7,7 @@
 //! whole (NDJSON, and Parquet row groups that had to be validated whole).
 //!
 //! A scope may also keep a team's bots' rows, recording the bots of the
-//! rows it keeps and leaves out ([`TeamRows`]): a usage job's filter over
+//! rows it keeps and leaves out (`team_rows`): a usage job's filter over
 //! NDJSON, which the flat decoder and `retain` apply and Parquet's reader
 //! does not (its rows come whole, and `retain` filters them).
 
