@@ -6,16 +6,12 @@
 //! name none, two teams, none), answers must equal those of an engine
 //! that read every event, over NDJSON alone and mixed with Parquet.
 
-use std::sync::Arc;
-
-use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use convostat::batch::{run_files, BatchOptions};
 use convostat::{Engine, Event, Params, Query};
 use proptest::prelude::*;
 
 mod common;
-use common::parquet_bytes;
+use common::{events_batch, parquet_bytes};
 
 /// 2024-03-01T00:00:00Z in µs.
 const T0: i64 = 1_709_251_200_000_000;
@@ -87,42 +83,6 @@ fn usage(team: &str, group_by: &str) -> Query {
     Query::from_params("usage", &Params::new(params).unwrap()).unwrap()
 }
 
-/// The events as a Parquet-ready batch (the columns usage reads).
-fn batch(events: &[Event]) -> RecordBatch {
-    let text = |f: &dyn Fn(&Event) -> Option<String>| -> ArrayRef {
-        Arc::new(events.iter().map(f).collect::<StringArray>())
-    };
-    let timestamps: ArrayRef = Arc::new(
-        TimestampMicrosecondArray::from(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
-            .with_timezone("UTC"),
-    );
-    let columns = [
-        ("event_id", false, text(&|e| Some(e.event_id.clone()))),
-        ("timestamp", false, timestamps),
-        ("bot_id", false, text(&|e| Some(e.bot_id.clone()))),
-        (
-            "conversation_id",
-            false,
-            text(&|e| Some(e.conversation_id.clone())),
-        ),
-        ("event_type", false, text(&|e| Some(e.event_type.clone()))),
-        ("team_id", true, text(&|e| e.team_id.clone())),
-        ("channel_type", true, text(&|e| e.channel_type.clone())),
-    ];
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, nullable, array)| {
-            let data_type = match *name {
-                "timestamp" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-                _ => array.data_type().clone(),
-            };
-            Field::new(*name, data_type, *nullable)
-        })
-        .collect();
-    let arrays = columns.into_iter().map(|(_, _, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
-}
-
 /// NDJSON lines of `events`: a team that names none is no key or, in
 /// every other line, a `null`.
 fn ndjson(events: &[Event]) -> String {
@@ -179,7 +139,7 @@ proptest! {
         for (part, range) in cuts.windows(2).enumerate() {
             let events = &events[range[0]..range[1]];
             if part == 0 && parquet_first && !events.is_empty() {
-                std::fs::write(dir.path().join("0.parquet"), parquet_bytes(&batch(events), 7))
+                std::fs::write(dir.path().join("0.parquet"), parquet_bytes(&events_batch(events), 7))
                     .unwrap();
             } else {
                 std::fs::write(dir.path().join(format!("{part}.ndjson")), ndjson(events)).unwrap();

@@ -10,16 +10,12 @@
 //! selectively, row groups read whole and NDJSON lines (which carry ids),
 //! and batch answers must equal those of an engine that read every id.
 
-use std::sync::Arc;
-
-use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use convostat::batch::{run_files, BatchOptions};
 use convostat::{Engine, Event, Params, Query};
 use proptest::prelude::*;
 
 mod common;
-use common::parquet_bytes;
+use common::{events_batch, parquet_bytes};
 
 /// 2024-03-01T10:00:00Z in µs.
 const T0: i64 = 1_709_287_200_000_000;
@@ -46,47 +42,6 @@ fn event(i: usize, spec: &EventSpec) -> Event {
     }
 }
 
-/// The events as a batch whose Parquet file the selective reader reads
-/// (strings, µs timestamps, required columns non-null).
-fn batch(events: &[Event]) -> RecordBatch {
-    let text = |f: &dyn Fn(&Event) -> Option<String>| -> ArrayRef {
-        Arc::new(events.iter().map(f).collect::<StringArray>())
-    };
-    let timestamps: ArrayRef = Arc::new(
-        TimestampMicrosecondArray::from(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
-            .with_timezone("UTC"),
-    );
-    let columns = [
-        ("event_id", false, text(&|e| Some(e.event_id.clone()))),
-        ("timestamp", false, timestamps),
-        ("bot_id", false, text(&|e| Some(e.bot_id.clone()))),
-        (
-            "conversation_id",
-            false,
-            text(&|e| Some(e.conversation_id.clone())),
-        ),
-        ("event_type", false, text(&|e| Some(e.event_type.clone()))),
-        ("team_id", true, text(&|e| e.team_id.clone())),
-        ("bot_version", true, text(&|e| e.bot_version.clone())),
-        ("channel_type", true, text(&|e| e.channel_type.clone())),
-        ("language", true, text(&|e| e.language.clone())),
-    ];
-    let fields: Vec<Field> = columns
-        .iter()
-        .map(|(name, nullable, array)| {
-            let data_type = match array.data_type() {
-                DataType::Timestamp(_, _) => {
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-                }
-                other => other.clone(),
-            };
-            Field::new(*name, data_type, *nullable)
-        })
-        .collect();
-    let arrays = columns.into_iter().map(|(_, _, a)| a).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
-}
-
 fn query(kind: &str, params: &[(&str, &str)]) -> Query {
     let mut all = vec![
         ("start_time", "2024-03-01"),
@@ -111,7 +66,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("a.parquet"),
-            parquet_bytes(&batch(&events[..cut]), rows_per_group),
+            parquet_bytes(&events_batch(&events[..cut]), rows_per_group),
         )
         .unwrap();
         let lines: Vec<String> =
@@ -157,7 +112,7 @@ fn many_undecided_conversations_turn_ids_back_on() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("a.parquet"),
-        parquet_bytes(&batch(&events), 600),
+        parquet_bytes(&events_batch(&events), 600),
     )
     .unwrap();
     let engine = Engine::new();

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 
-use arrow_array::RecordBatch;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use convostat::Event;
 
 /// `batch` as a Parquet file written by arrow's writer with its default
 /// settings, in row groups of at most `rows_per_group` rows.
@@ -27,4 +31,47 @@ pub fn crash_image(dir: &std::path::Path) -> tempfile::TempDir {
         std::fs::copy(entry.path(), image.path().join(entry.file_name())).unwrap();
     }
     image
+}
+
+/// `events` as a batch of the columns batch jobs read, as a writer of
+/// Parquet files for the selective reader gives them: strings, µs UTC
+/// timestamps, the required columns non-null.
+#[allow(dead_code)] // not every test crate that shares this module uses it
+pub fn events_batch(events: &[Event]) -> RecordBatch {
+    let text = |f: &dyn Fn(&Event) -> Option<String>| -> ArrayRef {
+        Arc::new(events.iter().map(f).collect::<StringArray>())
+    };
+    let timestamps: ArrayRef = Arc::new(
+        TimestampMicrosecondArray::from(events.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+            .with_timezone("UTC"),
+    );
+    let columns = [
+        ("event_id", false, text(&|e| Some(e.event_id.clone()))),
+        ("timestamp", false, timestamps),
+        ("bot_id", false, text(&|e| Some(e.bot_id.clone()))),
+        (
+            "conversation_id",
+            false,
+            text(&|e| Some(e.conversation_id.clone())),
+        ),
+        ("event_type", false, text(&|e| Some(e.event_type.clone()))),
+        ("team_id", true, text(&|e| e.team_id.clone())),
+        ("bot_version", true, text(&|e| e.bot_version.clone())),
+        ("channel_type", true, text(&|e| e.channel_type.clone())),
+        ("language", true, text(&|e| e.language.clone())),
+    ];
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, nullable, array)| {
+            let data_type = match array.data_type() {
+                DataType::Timestamp(_, _) => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                other => other.clone(),
+            };
+            Field::new(*name, data_type, *nullable)
+        })
+        .collect();
+    let arrays = columns.into_iter().map(|(_, _, a)| a).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
 }
