@@ -155,8 +155,8 @@ fn store_options(query: &Query) -> StoreOptions {
 /// The rows `query` can need: a bot's (and for flow, a conversation's)
 /// events; for usage over Parquet, the events of the bots that have any
 /// event of the team ([`team_bots`]); for usage over other inputs, with
-/// `team_filter`, the events that name the team, their bots recorded
-/// (`ScanScope::keeping_team`).
+/// `team_filter`, the events of the bots found with an event of the team
+/// as the lines are read (`ScanScope::keeping_team`).
 fn scope(query: &Query, files: &[InputFile], team_filter: bool) -> Result<ScanScope> {
     Ok(match query {
         Query::Conversations(q) => ScanScope::all().with(col::BOT_ID, [q.bot_id.as_str()]),

@@ -391,9 +391,10 @@ impl BotTally {
             used: 0,
             known,
         };
-        for i in 0..tally.known.len() {
-            let known = Arc::clone(&tally.known);
-            let bytes = known[i].as_bytes();
+        let known = Arc::clone(&tally.known);
+        for (i, bot) in known.iter().enumerate() {
+            let bytes = bot.as_bytes();
+            // Every slot is a known bot's so far: no text is needed.
             let slot = tally.slot_for(bytes, |s, tally| tally.bytes(s, &[]) == bytes);
             tally.slots[slot] = BotSlot {
                 word: word_at(bytes, 0, bytes.len().min(16)),

@@ -44,7 +44,8 @@ pub struct ScanScope {
     /// Whether rows selected by condition may come as only those that can
     /// bound their conversation (`super::bounds`).
     bounding: bool,
-    /// Rows whose `team_id` is this team only, their bots recorded.
+    /// The rows of this team's bots only, their bots recorded
+    /// ([`ScanScope::keeping_team`]).
     team: Option<TeamRows>,
 }
 
