@@ -394,10 +394,11 @@ impl BotTally {
         let known = Arc::clone(&tally.known);
         for (i, bot) in known.iter().enumerate() {
             let bytes = bot.as_bytes();
-            // Every slot is a known bot's so far: no text is needed.
-            let slot = tally.slot_for(bytes, |s, tally| tally.bytes(s, &[]) == bytes);
+            let word = word_at(bytes, 0, bytes.len().min(16));
+            // The bots known are distinct: each goes to an empty slot.
+            let slot = tally.slot_for(word, bytes.len(), |_, _| false);
             tally.slots[slot] = BotSlot {
-                word: word_at(bytes, 0, bytes.len().min(16)),
+                word,
                 at: i as u32,
                 len: bytes.len() as u32,
                 how: TEAM_BOT | KNOWN_BEFORE,
@@ -422,11 +423,10 @@ impl BotTally {
         }
     }
 
-    /// The slot of `bytes` (whose first 16 bytes and length are compared
-    /// first, then all of them with `same`), or the empty slot to put it in.
-    fn slot_for(&self, bytes: &[u8], same: impl Fn(&BotSlot, &Self) -> bool) -> usize {
-        let len = bytes.len();
-        let word = word_at(bytes, 0, len.min(16));
+    /// The slot of the value whose first 16 bytes are `word` and whose
+    /// length is `len` (a longer value's slot also passes `same`, which
+    /// compares all of its bytes), or the empty slot to put it in.
+    fn slot_for(&self, word: u128, len: usize, same: impl Fn(&BotSlot, &Self) -> bool) -> usize {
         let mask = self.slots.len() - 1;
         let mixed = (word as u64) ^ ((word >> 64) as u64).rotate_left(29) ^ len as u64;
         let mut i = (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask;
@@ -448,16 +448,17 @@ impl BotTally {
     #[inline]
     fn slot_of(&mut self, text: &[u8], from: usize, to: usize) -> usize {
         let bytes = &text[from..to];
-        let i = self.slot_for(bytes, |s, tally| tally.bytes(s, text) == bytes);
+        let word = word_at(bytes, 0, bytes.len().min(16));
+        let i = self.slot_for(word, bytes.len(), |s, tally| tally.bytes(s, text) == bytes);
         if self.slots[i].occupied {
             return i;
         }
         if (self.used + 1) * 4 > self.slots.len() * 3 {
-            self.grow(text);
+            self.grow();
             return self.slot_of(text, from, to);
         }
         self.slots[i] = BotSlot {
-            word: word_at(bytes, 0, bytes.len().min(16)),
+            word,
             at: from as u32,
             len: bytes.len() as u32,
             how: 0,
@@ -467,13 +468,13 @@ impl BotTally {
         i
     }
 
-    /// Twice the slots, every bot placed again.
-    fn grow(&mut self, text: &[u8]) {
+    /// Twice the slots, every bot placed again (they are distinct: each
+    /// goes to an empty slot).
+    fn grow(&mut self) {
         let doubled = vec![BotSlot::default(); self.slots.len() * 2];
         let old = std::mem::replace(&mut self.slots, doubled);
         for slot in old.into_iter().filter(|s| s.occupied) {
-            let bytes = self.bytes(&slot, text).to_vec();
-            let i = self.slot_for(&bytes, |s, tally| tally.bytes(s, text) == bytes);
+            let i = self.slot_for(slot.word, slot.len as usize, |_, _| false);
             self.slots[i] = slot;
         }
     }

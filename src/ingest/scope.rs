@@ -11,7 +11,7 @@
 //! NDJSON, which the flat decoder and `retain` apply and Parquet's reader
 //! does not (its rows come whole, and `retain` filters them).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -198,23 +198,37 @@ impl ScanScope {
             let names_team =
                 |row: usize| teams.is_some_and(|t| t.is_valid(row) && t.value(row) == team.team());
             let keep = keep.get_or_insert_with(|| vec![true; cols.len()]);
+            // Each row's bot, by index among the batch's (one look-up a
+            // row), and how the batch's rows showed each.
+            let mut index: HashMap<&str, usize> = HashMap::new();
+            let mut bots: Vec<(&str, u8)> = Vec::new();
+            let rows: Vec<usize> = (0..cols.len())
+                .map(|row| {
+                    let bot = cols.bot_id.value(row);
+                    let i = *index.entry(bot).or_insert_with(|| {
+                        bots.push((bot, 0));
+                        bots.len() - 1
+                    });
+                    if keep[row] && names_team(row) {
+                        bots[i].1 = WITH_TEAM;
+                    }
+                    i
+                })
+                .collect();
             // The team's bots: known from rows read before, or with a row
             // in this batch that names the team.
             let known = team.known_bots();
-            let mut team_bots: HashSet<&str> = known.iter().map(String::as_str).collect();
-            let mut seen: HashMap<&str, u8> = HashMap::new();
-            for row in (0..cols.len()).filter(|&row| keep[row] && names_team(row)) {
-                let bot = cols.bot_id.value(row);
-                team_bots.insert(bot);
-                seen.insert(bot, WITH_TEAM);
-            }
+            let team_bots: Vec<bool> = bots
+                .iter()
+                .map(|(bot, how)| *how == WITH_TEAM || known.iter().any(|k| k == bot))
+                .collect();
             for (row, k) in keep.iter_mut().enumerate().filter(|(_, k)| **k) {
-                let bot = cols.bot_id.value(row);
-                if !team_bots.contains(bot) {
+                if !team_bots[rows[row]] {
                     *k = false;
-                    seen.insert(bot, WITHOUT_TEAM);
+                    bots[rows[row]].1 = WITHOUT_TEAM;
                 }
             }
+            let seen = bots.into_iter().filter(|(_, how)| *how != 0);
             team.record(seen);
         }
         match keep {
