@@ -28,23 +28,80 @@
 //! refuses: `fixtures/fuzz/parquet_delta_huge_value_count.parquet`) is
 //! decoded with them all.
 
+use parquet::basic::{ConvertedType, LogicalType, TimeUnit, Type as PhysicalType};
 use parquet::errors::Result;
 use parquet::file::metadata::{
     ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy,
 };
 use parquet::file::reader::ChunkReader;
+use parquet::schema::types::SchemaDescriptor;
+
+use super::row_group_skim::{skim, ChunkStatistics};
 
 /// Bytes after the footer's metadata: its length (4 bytes, little endian)
 /// and the magic `PAR1`.
 const FOOTER_TAIL: u64 = 8;
 
+/// A decoded footer, perhaps of some of the file's row groups only.
+#[derive(Debug)]
+pub(super) struct Footer {
+    pub metadata: ParquetMetaData,
+    /// 1-based number in the file of the first row of each row group of
+    /// `metadata`.
+    pub first_rows: Vec<u64>,
+    /// Rows in the file, over every row group (those left out too).
+    pub rows: u64,
+}
+
+impl Footer {
+    /// The footer of every row group.
+    fn whole(metadata: ParquetMetaData) -> Self {
+        let mut first_rows = Vec::with_capacity(metadata.num_row_groups());
+        let mut rows = 0u64;
+        for rg in metadata.row_groups() {
+            first_rows.push(rows + 1);
+            rows += rg.num_rows().max(0) as u64;
+        }
+        Self {
+            metadata,
+            first_rows,
+            rows,
+        }
+    }
+}
+
+/// What lets a scan leave a row group out of the footer it decodes: the
+/// row group's statistics prove that it holds no row in scope and that
+/// none of its rows would be rejected, so the scan would not read it.
+///
+/// The proof is the scan's own (`validity_proof` and `may_contain` in the
+/// parent module), kept to what the statistics alone show: every required
+/// column without definition levels or with a null count of 0, timestamps
+/// whose stored unit (milliseconds proven in range by their minimum and
+/// maximum) fits microseconds, and a condition's string column whose
+/// minimum and maximum leave out every value asked for. Anything else
+/// keeps the row group, and the scan decides on it as before. A row group
+/// left out is not decoded at all, so damage in its metadata (which the
+/// whole footer's decoding would report) goes unnoticed, as its pages do.
+#[derive(Debug)]
+pub(super) struct RowGroupPruning<'a> {
+    /// Top-level columns and the values one of which a row must hold.
+    pub conditions: Vec<(&'a str, &'a [String])>,
+    /// The required top-level columns.
+    pub required: Vec<&'a str>,
+    /// The timestamp column.
+    pub timestamp: &'a str,
+}
+
 /// Decodes the footer of the Parquet file `reader`, with the column
 /// statistics of the top-level columns `keep_statistics` accepts by name,
-/// and of no other column (see the module docs).
+/// and of no other column (see the module docs); with `pruning`, of the
+/// row groups it cannot leave out only.
 pub(super) fn read_footer<R: ChunkReader>(
     reader: &R,
     keep_statistics: impl Fn(&str) -> bool,
-) -> Result<ParquetMetaData> {
+    pruning: Option<&RowGroupPruning<'_>>,
+) -> Result<Footer> {
     let skipping =
         ParquetMetaDataOptions::new().with_size_stats_policy(ParquetStatisticsPolicy::SkipAll);
     let footer = metadata_bytes(reader).and_then(|metadata| {
@@ -54,7 +111,8 @@ pub(super) fn read_footer<R: ChunkReader>(
     let Some((metadata, schema)) = footer else {
         return ParquetMetaDataReader::new()
             .with_metadata_options(Some(skipping))
-            .parse_and_finish(reader);
+            .parse_and_finish(reader)
+            .map(Footer::whole);
     };
     let keep: Vec<usize> = schema
         .columns()
@@ -70,12 +128,116 @@ pub(super) fn read_footer<R: ChunkReader>(
         .clone()
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_encoding_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
-        .with_schema(schema);
-    ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options)).or_else(|_| {
-        // The crate skips statistics by their thrift types alone, and its
-        // decoder of statistics reads some damaged ones that skipping
-        // refuses: a file read before is read still.
-        ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&skipping))
+        .with_schema(schema.clone());
+    if let Some(pruned) = pruning.and_then(|p| decode_pruned(&metadata, &schema, p, &options)) {
+        return Ok(pruned);
+    }
+    ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options))
+        .or_else(|_| {
+            // The crate skips statistics by their thrift types alone, and its
+            // decoder of statistics reads some damaged ones that skipping
+            // refuses: a file read before is read still.
+            ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&skipping))
+        })
+        .map(Footer::whole)
+}
+
+/// The footer `metadata` decoded with `options` without the row groups
+/// `pruning` leaves out, or `None` (decode it whole) when it leaves none
+/// out, or cannot tell, or the smaller footer does not decode.
+fn decode_pruned(
+    metadata: &[u8],
+    schema: &SchemaDescriptor,
+    pruning: &RowGroupPruning<'_>,
+    options: &ParquetMetaDataOptions,
+) -> Option<Footer> {
+    let leaf_of = |name: &str| {
+        schema
+            .columns()
+            .iter()
+            .position(|c| c.path().parts() == [name])
+    };
+    // The leaves whose statistics are read, each once: a condition's
+    // column may be a required one, and so is the timestamp column.
+    let mut tracked: Vec<usize> = Vec::new();
+    let mut slot = |leaf: usize| match tracked.iter().position(|&l| l == leaf) {
+        Some(slot) => slot,
+        None => {
+            tracked.push(leaf);
+            tracked.len() - 1
+        }
+    };
+    let mut conditions = Vec::new();
+    for &(name, asked) in &pruning.conditions {
+        let Some(leaf) = leaf_of(name) else { continue };
+        if schema.column(leaf).physical_type() == PhysicalType::BYTE_ARRAY {
+            conditions.push((slot(leaf), asked));
+        }
+    }
+    if conditions.is_empty() {
+        return None;
+    }
+    let mut required = Vec::new();
+    for name in &pruning.required {
+        let leaf = leaf_of(name)?;
+        let column = schema.column(leaf);
+        // A column read as Arrow's `Null` type is null in every row.
+        if column.logical_type_ref() == Some(&LogicalType::Unknown) {
+            return None;
+        }
+        if column.max_def_level() > 0 {
+            required.push(slot(leaf));
+        }
+    }
+    // Timestamps are read in the unit they are stored in when the column
+    // has a timestamp type: an Arrow schema in the file's metadata can
+    // name another unit only for INT96 columns and plain INT64 ones, for
+    // which nothing is pruned here (INT96 timestamps, as Spark and pyarrow
+    // write them, have no statistics anyway).
+    let timestamp = leaf_of(pruning.timestamp)?;
+    let column = schema.column(timestamp);
+    let per_unit: i64 = match (column.physical_type(), column.logical_type_ref()) {
+        (PhysicalType::INT64, Some(LogicalType::Timestamp(time))) => match time.unit {
+            TimeUnit::MILLIS => 1_000,
+            TimeUnit::MICROS | TimeUnit::NANOS => 1,
+        },
+        (PhysicalType::INT64, None) => match column.converted_type() {
+            ConvertedType::TIMESTAMP_MILLIS => 1_000,
+            ConvertedType::TIMESTAMP_MICROS => 1,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let timestamp = slot(timestamp);
+    // As `timestamps_fit_micros` in the parent module.
+    let fits_micros = |v: Option<&[u8]>| {
+        per_unit == 1
+            || v.and_then(|v| v.get(..8))
+                .and_then(|v| v.try_into().ok())
+                .is_some_and(|v| i64::from_le_bytes(v).checked_mul(per_unit).is_some())
+    };
+    let left_out = |stats: &[ChunkStatistics<'_>]| {
+        let valid = required.iter().all(|&s| stats[s].null_count == Some(0))
+            && fits_micros(stats[timestamp].min)
+            && fits_micros(stats[timestamp].max);
+        valid
+            && conditions.iter().any(|&(s, asked)| {
+                let s = &stats[s];
+                s.present
+                    && asked.iter().all(|v| {
+                        let v = v.as_bytes();
+                        s.min.is_some_and(|min| v < min) || s.max.is_some_and(|max| v > max)
+                    })
+            })
+    };
+    let skimmed = skim(metadata, schema.num_columns(), &tracked, |s| !left_out(s))?;
+    let smaller = skimmed.without_left_out(metadata)?;
+    let decoded =
+        ParquetMetaDataReader::decode_metadata_with_options(&smaller, Some(options)).ok()?;
+    (decoded.num_row_groups() == skimmed.kept.len()).then(|| Footer {
+        metadata: decoded,
+        first_rows: skimmed.kept.iter().map(|k| k.first_row).collect(),
+        rows: skimmed.rows,
     })
 }
 
@@ -139,7 +301,9 @@ mod tests {
         let full = ParquetMetaDataReader::new()
             .parse_and_finish(&file)
             .unwrap();
-        let read = read_footer(&file, |name| name == "b").unwrap();
+        let read = read_footer(&file, |name| name == "b", None)
+            .unwrap()
+            .metadata;
         assert_eq!(read.num_row_groups(), 2);
         assert_eq!(
             read.file_metadata().schema_descr().root_schema(),
@@ -171,7 +335,7 @@ mod tests {
             .unwrap()
             .null_count_opt();
         assert_eq!(null_count, Some(1));
-        let none = read_footer(&file, |_| false).unwrap();
+        let none = read_footer(&file, |_| false, None).unwrap().metadata;
         assert!(none
             .row_groups()
             .iter()
@@ -198,7 +362,7 @@ mod tests {
         let full = ParquetMetaDataReader::new()
             .parse_and_finish(&file)
             .unwrap();
-        let read = read_footer(&file, |_| false).unwrap();
+        let read = read_footer(&file, |_| false, None).unwrap().metadata;
         assert_eq!(read.num_row_groups(), full.num_row_groups());
         assert_eq!(
             read.row_group(0).column(0).statistics(),
@@ -213,7 +377,7 @@ mod tests {
         let file = file();
         for cut in [0, 3, 7, 8, 12, file.len() / 2, file.len() - 1] {
             let short = file.slice(..cut);
-            let ours = read_footer(&short, |_| true)
+            let ours = read_footer(&short, |_| true, None)
                 .map(|_| ())
                 .map_err(|e| e.to_string());
             let theirs = ParquetMetaDataReader::new()
@@ -226,7 +390,7 @@ mod tests {
         for at in (0..file.len()).step_by(7).chain(tail..file.len()) {
             let mut damaged = file.to_vec();
             damaged[at] ^= 0x5a;
-            let _ = read_footer(&Bytes::from(damaged), |_| true);
+            let _ = read_footer(&Bytes::from(damaged), |_| true, None);
         }
     }
 }

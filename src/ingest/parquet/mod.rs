@@ -65,6 +65,7 @@ mod levels;
 mod lz4_prefix;
 mod null_proof;
 mod page_walk;
+mod row_group_skim;
 mod selected;
 mod snappy_prefix;
 mod zstd_pages;
@@ -72,7 +73,7 @@ mod zstd_prefix;
 
 pub(crate) use file_ranges::FileRanges;
 
-use footer::read_footer;
+use footer::{read_footer, RowGroupPruning};
 
 use super::bounds::{bounding_rows, BoundingRows};
 use super::guard::{check_pages, guard};
@@ -421,7 +422,7 @@ where
     S: Fn(RecordBatch, RowsRead) -> Result<()> + Sync,
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
-    let metadata = guard(name, || {
+    let (metadata, (first_rows, total)) = guard(name, || {
         // Statistics are read for the scope's columns (pruning) and the
         // required ones (`validity_proof`), and only where a scope is.
         let keep_statistics = |column: &str| {
@@ -431,10 +432,21 @@ where
                         .iter()
                         .any(|(c, required)| *required && *c == column))
         };
-        let parquet = read_footer(&open()?, keep_statistics).map_err(context)?;
-        let parquet = Arc::new(parquet);
+        // Row groups the plan below would not read are not decoded.
+        let pruning = (!scope.is_all()).then(|| RowGroupPruning {
+            conditions: scope.conditions().collect(),
+            required: COLUMNS
+                .iter()
+                .filter(|(_, required)| *required)
+                .map(|(c, _)| *c)
+                .collect(),
+            timestamp: col::TIMESTAMP,
+        });
+        let footer = read_footer(&open()?, keep_statistics, pruning.as_ref()).map_err(context)?;
+        let rows = (footer.first_rows, footer.rows);
+        let parquet = Arc::new(footer.metadata);
         if let Some(schema) = KnownSchema::lookup(&parquet) {
-            return Ok(FileMetadata::new(parquet, schema, None));
+            return Ok((FileMetadata::new(parquet, schema, None), rows));
         }
         let metadata =
             ArrowReaderMetadata::try_new(parquet, ArrowReaderOptions::new()).map_err(context)?;
@@ -444,7 +456,7 @@ where
         let parquet = metadata.metadata().clone();
         // Arrow's reader for this schema, if it is the file's own.
         let reader = (hinted == *metadata.schema()).then_some(metadata);
-        Ok(FileMetadata::new(parquet, hinted, reader))
+        Ok((FileMetadata::new(parquet, hinted, reader), rows))
     })?;
     let parquet_schema = metadata.metadata().file_metadata().schema_descr_ptr();
     let leaf_of = |column: &str| {
@@ -470,12 +482,6 @@ where
                 .is_ok_and(|f| *f.data_type() != DataType::Null)
         });
     let row_groups = metadata.metadata().row_groups();
-    let mut first_rows = Vec::with_capacity(row_groups.len());
-    let mut total = 0u64;
-    for rg in row_groups {
-        first_rows.push(total + 1);
-        total += rg.num_rows().max(0) as u64;
-    }
     let conditions: Vec<(usize, Vec<String>)> = scope
         .conditions()
         .filter_map(|(c, v)| leaf_of(c).map(|leaf| (leaf, v.to_vec())))
@@ -1488,6 +1494,138 @@ mod tests {
             },
         )?;
         Ok(got.into_inner().unwrap())
+    }
+
+    /// Six row groups of 100 rows, the `k`-th all of bot `bot-k`, with a
+    /// nullable `bot_id` (null in one row of row group 4); row group 3's
+    /// timestamps are far in the future (10^11 s), in microseconds.
+    fn clustered() -> bytes::Bytes {
+        let n = 600;
+        let bot: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (i != 450).then(|| format!("bot-{}", i / 100))),
+        ));
+        let seconds = |i: usize| -> i64 {
+            if i / 100 == 3 {
+                100_000_000_000
+            } else {
+                1_700_000_000 + i as i64
+            }
+        };
+        let ts: ArrayRef = Arc::new(arrow_array::TimestampMicrosecondArray::from_iter_values(
+            (0..n).map(|i| seconds(i) * 1_000_000),
+        ));
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values((0..n).map(f)))
+        };
+        let fields = vec![
+            Field::new(col::EVENT_ID, DataType::Utf8, false),
+            Field::new(col::TIMESTAMP, ts.data_type().clone(), false),
+            Field::new(col::BOT_ID, DataType::Utf8, true),
+            Field::new(col::CONVERSATION_ID, DataType::Utf8, false),
+            Field::new(col::EVENT_TYPE, DataType::Utf8, false),
+        ];
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            vec![
+                text(&|i| format!("e{i:04}")),
+                ts,
+                bot,
+                text(&|i| format!("c{}", i / 10)),
+                text(&|_| "message".to_owned()),
+            ],
+        )
+        .unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        write(&batch, props)
+    }
+
+    /// The first rows of the whole row groups a scan of `file` in `scope`
+    /// read, in order, and the number of rows it reports the file holds.
+    fn whole_reads(name: &str, file: &bytes::Bytes, scope: &ScanScope) -> (Vec<u64>, u64) {
+        let whole = Mutex::new(Vec::new());
+        let total = scan_parquet(
+            name,
+            || Ok(file.clone()),
+            None,
+            scope,
+            |_, read| {
+                if let RowsRead::Whole { first_row } = read {
+                    whole.lock().unwrap().push(first_row);
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+        let mut whole = whole.into_inner().unwrap();
+        whole.sort();
+        whole.dedup();
+        (whole, total)
+    }
+
+    /// Row groups left out of the footer by their statistics are never
+    /// read; those kept are numbered as in the whole file: row group 2
+    /// holds only the bot asked for, row group 4 a null bot (read whole
+    /// to be validated), row group 3 timestamps that fit microseconds
+    /// (pruned).
+    #[test]
+    fn row_groups_left_out_of_the_footer_keep_their_row_numbers() {
+        let file = clustered();
+        let scope = ScanScope::all().with(col::BOT_ID, ["bot-2"]);
+        assert_eq!(
+            whole_reads("pruned.parquet", &file, &scope),
+            (vec![201, 401], 600)
+        );
+    }
+
+    /// Timestamps stored with a timestamp type are read in the stored unit
+    /// even where the file's embedded Arrow schema names another: the
+    /// footer's pruning assumes it (`footer::RowGroupPruning`), proving
+    /// milliseconds in range as milliseconds.
+    #[test]
+    fn an_embedded_arrow_schema_does_not_change_a_stored_timestamp_unit() {
+        for unit in [
+            TimeUnit::Millisecond,
+            TimeUnit::Microsecond,
+            TimeUnit::Nanosecond,
+        ] {
+            let stored = events(10, &DataType::Timestamp(unit, None));
+            let seconds = Schema::new(
+                stored
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| match f.name().as_str() {
+                        col::TIMESTAMP => Field::new(
+                            col::TIMESTAMP,
+                            DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+                            false,
+                        ),
+                        _ => f.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let mut props = WriterProperties::builder().build();
+            parquet::arrow::add_encoded_arrow_schema_to_metadata(&seconds, &mut props);
+            let options = parquet::arrow::arrow_writer::ArrowWriterOptions::new()
+                .with_properties(props)
+                .with_skip_arrow_metadata(true);
+            let mut out = Vec::new();
+            let mut writer =
+                ArrowWriter::try_new_with_options(&mut out, stored.schema(), options).unwrap();
+            writer.write(&stored).unwrap();
+            writer.close().unwrap();
+            let file = bytes::Bytes::from(out);
+            let read = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).unwrap();
+            let embedded = read.metadata().file_metadata().key_value_metadata();
+            assert!(embedded.is_some_and(|kv| kv.iter().any(|kv| kv.key == "ARROW:schema")));
+            let timestamp = read.schema().field_with_name(col::TIMESTAMP).unwrap();
+            assert!(
+                matches!(timestamp.data_type(), DataType::Timestamp(u, _) if *u == unit),
+                "{unit:?}: {timestamp:?}"
+            );
+        }
     }
 
     /// A conversation within every row group's statistics but in none of
