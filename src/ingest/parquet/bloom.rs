@@ -52,8 +52,24 @@ pub(super) fn may_hold_any<R: ChunkReader>(
     chunk: &ColumnChunkMetaData,
     values: &[impl AsRef<[u8]>],
 ) -> Option<bool> {
-    let offset = u64::try_from(chunk.bloom_filter_offset()?).ok()?;
-    let stated = match chunk.bloom_filter_length() {
+    may_hold_any_at(
+        reader,
+        chunk.bloom_filter_offset(),
+        chunk.bloom_filter_length(),
+        values,
+    )
+}
+
+/// [`may_hold_any`] for the filter a chunk's metadata places at `offset`
+/// (none without), `length` bytes long if stated.
+pub(super) fn may_hold_any_at<R: ChunkReader>(
+    reader: &R,
+    offset: Option<i64>,
+    length: Option<i32>,
+    values: &[impl AsRef<[u8]>],
+) -> Option<bool> {
+    let offset = u64::try_from(offset?).ok()?;
+    let stated = match length {
         Some(length) => Some(u64::try_from(length).ok()?),
         None => None,
     };

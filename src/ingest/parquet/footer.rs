@@ -36,6 +36,7 @@ use parquet::file::metadata::{
 use parquet::file::reader::ChunkReader;
 use parquet::schema::types::SchemaDescriptor;
 
+use super::bloom;
 use super::row_group_skim::{skim, ChunkStatistics};
 
 /// Bytes after the footer's metadata: its length (4 bytes, little endian)
@@ -79,7 +80,8 @@ impl Footer {
 /// column without definition levels or with a null count of 0, timestamps
 /// whose stored unit (milliseconds proven in range by their minimum and
 /// maximum) fits microseconds, and a condition's string column whose
-/// minimum and maximum leave out every value asked for. Anything else
+/// minimum and maximum, or bloom filter (read from the file here, as the
+/// scan would read it), leave out every value asked for. Anything else
 /// keeps the row group, and the scan decides on it as before. A row group
 /// left out is not decoded at all, so damage in its metadata (which the
 /// whole footer's decoding would report) goes unnoticed, as its pages do.
@@ -129,7 +131,9 @@ pub(super) fn read_footer<R: ChunkReader>(
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_encoding_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_schema(schema.clone());
-    if let Some(pruned) = pruning.and_then(|p| decode_pruned(&metadata, &schema, p, &options)) {
+    if let Some(pruned) =
+        pruning.and_then(|p| decode_pruned(reader, &metadata, &schema, p, &options))
+    {
         return Ok(pruned);
     }
     ParquetMetaDataReader::decode_metadata_with_options(&metadata, Some(&options))
@@ -145,7 +149,8 @@ pub(super) fn read_footer<R: ChunkReader>(
 /// The footer `metadata` decoded with `options` without the row groups
 /// `pruning` leaves out, or `None` (decode it whole) when it leaves none
 /// out, or cannot tell, or the smaller footer does not decode.
-fn decode_pruned(
+fn decode_pruned<R: ChunkReader>(
+    reader: &R,
     metadata: &[u8],
     schema: &SchemaDescriptor,
     pruning: &RowGroupPruning<'_>,
@@ -220,15 +225,21 @@ fn decode_pruned(
         let valid = required.iter().all(|&s| stats[s].null_count == Some(0))
             && fits_micros(stats[timestamp].min)
             && fits_micros(stats[timestamp].max);
-        valid
-            && conditions.iter().any(|&(s, asked)| {
-                let s = &stats[s];
-                s.present
-                    && asked.iter().all(|v| {
-                        let v = v.as_bytes();
-                        s.min.is_some_and(|min| v < min) || s.max.is_some_and(|max| v > max)
-                    })
-            })
+        let outside = |&(s, asked): &(usize, &[String])| {
+            let s: &ChunkStatistics<'_> = &stats[s];
+            s.present
+                && asked.iter().all(|v| {
+                    let v = v.as_bytes();
+                    s.min.is_some_and(|min| v < min) || s.max.is_some_and(|max| v > max)
+                })
+        };
+        // As `bloom_filters_exclude`, which the scan asks of a row group
+        // its statistics let through (the filters of string columns only).
+        let excluded = |&(s, asked): &(usize, &[String])| {
+            let (offset, length) = stats[s].bloom_filter;
+            offset.is_some() && bloom::may_hold_any_at(reader, offset, length, asked) == Some(false)
+        };
+        valid && (conditions.iter().any(outside) || conditions.iter().any(excluded))
     };
     let skimmed = skim(metadata, schema.num_columns(), &tracked, |s| !left_out(s))?;
     let smaller = skimmed.without_left_out(metadata)?;
@@ -392,5 +403,81 @@ mod tests {
             damaged[at] ^= 0x5a;
             let _ = read_footer(&Bytes::from(damaged), |_| true, None);
         }
+    }
+
+    /// Six row groups of 100 rows: `name`'s values in row group `g` run
+    /// from `g{g}-00` to `g{g}-99` (even numbers only), `req` is null in
+    /// one row of row group 4, `ts` holds microseconds.
+    fn by_group(bloom: bool) -> Bytes {
+        let n = 600;
+        let name: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("g{}-{:02}", i / 100, (i % 50) * 2)),
+        ));
+        let req: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (i != 444).then_some("r")),
+        ));
+        let ts: ArrayRef = Arc::new(
+            arrow_array::TimestampMicrosecondArray::from_iter_values(
+                (0..n as i64).map(|i| 1_700_000_000_000_000 + i),
+            )
+            .with_timezone("UTC"),
+        );
+        let batch = RecordBatch::try_from_iter([("name", name), ("req", req), ("ts", ts)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_bloom_filter_enabled(bloom)
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        Bytes::from(out)
+    }
+
+    /// The first rows of the row groups a pruned footer of `file` keeps,
+    /// with `name` one of `values`, and the rows it counts in the file.
+    fn kept(file: &Bytes, values: &[String]) -> (Vec<u64>, u64) {
+        let pruning = RowGroupPruning {
+            conditions: vec![("name", values)],
+            required: vec!["name", "req", "ts"],
+            timestamp: "ts",
+        };
+        let footer = read_footer(file, |_| true, Some(&pruning)).unwrap();
+        assert_eq!(footer.first_rows.len(), footer.metadata.num_row_groups());
+        (footer.first_rows, footer.rows)
+    }
+
+    /// A row group is left out when its statistics prove it valid and
+    /// either its statistics or its bloom filter prove it out of scope;
+    /// row group 4, with a null, is always kept (the scan reads it whole).
+    #[test]
+    fn row_groups_are_left_out_by_statistics_and_bloom_filters() {
+        let values = |v: &[&str]| v.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        for bloom in [true, false] {
+            let file = by_group(bloom);
+            // In row group 2's range, and there.
+            assert_eq!(kept(&file, &values(&["g2-10"])), (vec![201, 401], 600));
+            // In row group 2's range, not there: its bloom filter says so.
+            let absent = kept(&file, &values(&["g2-11"]));
+            let want = if bloom { vec![401] } else { vec![201, 401] };
+            assert_eq!(absent, (want, 600));
+            // Outside every range.
+            assert_eq!(kept(&file, &values(&["a", "z"])), (vec![401], 600));
+            // One value of two in range.
+            assert_eq!(kept(&file, &values(&["z", "g5-00"])), (vec![401, 501], 600));
+        }
+        // Without pruning, or with a condition on a column the file does
+        // not have, every row group.
+        let file = by_group(true);
+        let whole = read_footer(&file, |_| true, None).unwrap();
+        assert_eq!(whole.first_rows, [1, 101, 201, 301, 401, 501]);
+        let x = values(&["x"]);
+        let pruning = RowGroupPruning {
+            conditions: vec![("other", &x[..])],
+            required: vec!["name"],
+            timestamp: "ts",
+        };
+        let read = read_footer(&file, |_| true, Some(&pruning)).unwrap();
+        assert_eq!(read.first_rows.len(), 6);
     }
 }

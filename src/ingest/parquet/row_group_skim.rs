@@ -10,8 +10,9 @@
 //!
 //! [`skim`] walks the footer's thrift compact encoding once, allocating
 //! nothing per column chunk, and hands the caller each row group's row
-//! count and the statistics of a few columns ([`ChunkStatistics`]); the
-//! caller says whether to keep the row group. The footer module then
+//! count and, for a few columns, the statistics and where the bloom
+//! filter is ([`ChunkStatistics`]); the caller says whether to keep the
+//! row group. The footer module then
 //! decodes a copy of the footer holding only the row groups kept (the
 //! thrift of a list is its header followed by its elements' bytes, so
 //! leaving elements out is a copy). Anything the walk does not expect
@@ -42,8 +43,9 @@ mod ty {
 const MAX_DEPTH: u32 = 32;
 
 /// What a column chunk's statistics say, read as the `parquet` crate reads
-/// them: the minimum and maximum come from `min_value` and `max_value`, or,
-/// when both are absent, from the deprecated `min` and `max`.
+/// them (the minimum and maximum come from `min_value` and `max_value`,
+/// or, when both are absent, from the deprecated `min` and `max`), and
+/// where its bloom filter is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct ChunkStatistics<'a> {
     /// Whether the chunk has statistics at all.
@@ -53,6 +55,8 @@ pub(super) struct ChunkStatistics<'a> {
     /// Never negative: the crate refuses a negative count, and so does the
     /// walk.
     pub null_count: Option<i64>,
+    /// `bloom_filter_offset` and `bloom_filter_length`.
+    pub bloom_filter: (Option<i64>, Option<i32>),
 }
 
 /// A row group kept by [`skim`]'s caller.
@@ -231,8 +235,18 @@ fn column_metadata<'a>(
     let mut last = 0;
     while let Some((id, field)) = cursor.field(&mut last)? {
         match (id, field, stats.as_deref_mut()) {
-            (12, ty::STRUCT, Some(stats)) => *stats = statistics(cursor)?,
-            (12, _, Some(_)) => return None,
+            (12, ty::STRUCT, Some(stats)) => {
+                let bloom_filter = stats.bloom_filter;
+                *stats = ChunkStatistics {
+                    bloom_filter,
+                    ..statistics(cursor)?
+                };
+            }
+            (14, ty::I64, Some(stats)) => stats.bloom_filter.0 = Some(cursor.zigzag()?),
+            (15, ty::I32, Some(stats)) => {
+                stats.bloom_filter.1 = Some(i32::try_from(cursor.zigzag()?).ok()?);
+            }
+            (12 | 14 | 15, _, Some(_)) => return None,
             _ => cursor.skip(field, 3)?,
         }
     }
@@ -270,6 +284,7 @@ fn statistics<'a>(cursor: &mut Cursor<'a>) -> Option<ChunkStatistics<'a>> {
         min: if old_format { min } else { min_value },
         max: if old_format { max } else { max_value },
         null_count,
+        bloom_filter: (None, None),
     })
 }
 
@@ -410,7 +425,8 @@ mod tests {
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
     /// A file of `groups` row groups of 3 rows over columns `name`
-    /// (strings, null in the second row of odd groups), `n` and `other`.
+    /// (strings with bloom filters, null in the second row of odd groups),
+    /// `n` and `other`.
     fn file(groups: usize) -> Bytes {
         let rows = groups * 3;
         let name: ArrayRef = Arc::new(StringArray::from_iter((0..rows).map(|i| {
@@ -425,6 +441,7 @@ mod tests {
             RecordBatch::try_from_iter([("name", name), ("n", n), ("other", other)]).unwrap();
         let props = WriterProperties::builder()
             .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_column_bloom_filter_enabled("name".into(), true)
             .set_max_row_group_row_count(Some(3))
             .build();
         let mut out = Vec::new();
@@ -459,7 +476,10 @@ mod tests {
         assert_eq!(kept, [4, 10]);
         for (rg, stats) in full.row_groups().iter().zip(&seen) {
             for (&leaf, skimmed) in [1, 0].iter().zip(stats) {
-                let theirs = rg.column(leaf).statistics().unwrap();
+                let chunk = rg.column(leaf);
+                let bloom_filter = (chunk.bloom_filter_offset(), chunk.bloom_filter_length());
+                assert_eq!(skimmed.bloom_filter, bloom_filter);
+                let theirs = chunk.statistics().unwrap();
                 assert!(skimmed.present);
                 assert_eq!(skimmed.min, theirs.min_bytes_opt());
                 assert_eq!(skimmed.max, theirs.max_bytes_opt());
