@@ -43,6 +43,16 @@ use super::row_group_skim::{skim, ChunkStatistics};
 /// and the magic `PAR1`.
 const FOOTER_TAIL: u64 = 8;
 
+/// Footers shorter than this are decoded whole, never pruned: they decode
+/// in microseconds, and walking them first (`row_group_skim`) costs more
+/// than it saves when their row groups are kept. Over 2,000 hourly files
+/// (footers of 3.6 KB, one row group each), a mid-file flow took 31.9
+/// against 30.9 ms with every footer walked (alternated runs, medians). A
+/// 10M-event file's footer is 20 KB (pyarrow's 1M-row groups) to 160 KB
+/// (DuckDB's 122,880-row groups). The crate's own tests prune every
+/// footer, so that their small files take the pruned path.
+const PRUNED_FROM_BYTES: usize = if cfg!(test) { 1 } else { 16 << 10 };
+
 /// A decoded footer, perhaps of some of the file's row groups only.
 #[derive(Debug)]
 pub(super) struct Footer {
@@ -131,6 +141,7 @@ pub(super) fn read_footer<R: ChunkReader>(
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_encoding_stats_policy(ParquetStatisticsPolicy::skip_except(&keep))
         .with_schema(schema.clone());
+    let pruning = pruning.filter(|_| metadata.len() >= PRUNED_FROM_BYTES);
     if let Some(pruned) =
         pruning.and_then(|p| decode_pruned(reader, &metadata, &schema, p, &options))
     {

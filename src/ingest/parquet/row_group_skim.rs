@@ -16,9 +16,10 @@
 //! decodes a copy of the footer holding only the row groups kept (the
 //! thrift of a list is its header followed by its elements' bytes, so
 //! leaving elements out is a copy). Anything the walk does not expect
-//! (malformed thrift, a column chunk without metadata, a row group with a
-//! column count other than the schema's, statistics the crate's decoder
-//! would refuse) ends it with `None`, and the footer is decoded whole.
+//! (malformed thrift, a tracked column chunk without metadata, a row
+//! group with a column count other than the schema's, statistics the
+//! crate's decoder would refuse) ends it with `None`, and the footer is
+//! decoded whole.
 
 use std::ops::Range;
 
@@ -190,8 +191,14 @@ fn row_group<'a>(
                 if element != ty::STRUCT || count != leaves {
                     return None;
                 }
-                for slot in slot_of {
-                    column_chunk(cursor, stats.get_mut(*slot))?;
+                for &slot in slot_of {
+                    match stats.get_mut(slot) {
+                        Some(stats) => column_chunk(cursor, stats)?,
+                        // A column not tracked is skipped whole (damage in
+                        // it is the crate's to find, if the row group is
+                        // kept).
+                        None => cursor.skip_value(ty::STRUCT, 2)?,
+                    }
                 }
                 columns = true;
             }
@@ -206,17 +213,14 @@ fn row_group<'a>(
     num_rows
 }
 
-/// Walks one `ColumnChunk`, reading its statistics into `stats` if given.
-fn column_chunk<'a>(
-    cursor: &mut Cursor<'a>,
-    mut stats: Option<&mut ChunkStatistics<'a>>,
-) -> Option<()> {
+/// Walks one `ColumnChunk`, reading its statistics into `stats`.
+fn column_chunk<'a>(cursor: &mut Cursor<'a>, stats: &mut ChunkStatistics<'a>) -> Option<()> {
     let mut metadata = false;
     let mut last = 0;
     while let Some((id, field)) = cursor.field(&mut last)? {
         match (id, field) {
             (3, ty::STRUCT) if !metadata => {
-                column_metadata(cursor, stats.as_deref_mut())?;
+                column_metadata(cursor, stats)?;
                 metadata = true;
             }
             (3, _) => return None,
@@ -226,27 +230,21 @@ fn column_chunk<'a>(
     metadata.then_some(())
 }
 
-/// Walks one `ColumnMetaData`, reading its statistics into `stats` if
-/// given.
-fn column_metadata<'a>(
-    cursor: &mut Cursor<'a>,
-    mut stats: Option<&mut ChunkStatistics<'a>>,
-) -> Option<()> {
+/// Walks one `ColumnMetaData`, reading its statistics into `stats`.
+fn column_metadata<'a>(cursor: &mut Cursor<'a>, stats: &mut ChunkStatistics<'a>) -> Option<()> {
     let mut last = 0;
     while let Some((id, field)) = cursor.field(&mut last)? {
-        match (id, field, stats.as_deref_mut()) {
-            (12, ty::STRUCT, Some(stats)) => {
+        match (id, field) {
+            (12, ty::STRUCT) => {
                 let bloom_filter = stats.bloom_filter;
                 *stats = ChunkStatistics {
                     bloom_filter,
                     ..statistics(cursor)?
                 };
             }
-            (14, ty::I64, Some(stats)) => stats.bloom_filter.0 = Some(cursor.zigzag()?),
-            (15, ty::I32, Some(stats)) => {
-                stats.bloom_filter.1 = Some(i32::try_from(cursor.zigzag()?).ok()?);
-            }
-            (12 | 14 | 15, _, Some(_)) => return None,
+            (14, ty::I64) => stats.bloom_filter.0 = Some(cursor.zigzag()?),
+            (15, ty::I32) => stats.bloom_filter.1 = Some(i32::try_from(cursor.zigzag()?).ok()?),
+            (12 | 14 | 15, _) => return None,
             _ => cursor.skip(field, 3)?,
         }
     }
@@ -299,12 +297,14 @@ impl<'a> Cursor<'a> {
         Self { bytes, at: 0 }
     }
 
+    #[inline]
     fn byte(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(byte)
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(n)?;
         let taken = self.bytes.get(self.at..end)?;
@@ -312,6 +312,7 @@ impl<'a> Cursor<'a> {
         Some(taken)
     }
 
+    #[inline]
     fn varint(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
@@ -364,6 +365,7 @@ impl<'a> Cursor<'a> {
 
     /// Skips a value of type `field` (a struct field's value: booleans are
     /// in the type).
+    #[inline]
     fn skip(&mut self, field: u8, depth: u32) -> Option<()> {
         match field {
             ty::BOOL_TRUE | ty::BOOL_FALSE => Some(()),
@@ -371,20 +373,37 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Skips a varint without decoding it.
+    #[inline]
+    fn skip_varint(&mut self) -> Option<()> {
+        for _ in 0..10 {
+            if self.byte()? & 0x80 == 0 {
+                return Some(());
+            }
+        }
+        None
+    }
+
     /// Skips a value of type `kind` as a list element holds it (booleans
-    /// take a byte).
+    /// take a byte). Most of a footer is skipped here: the metadata of
+    /// the columns not tracked, lists of integers (encodings, level
+    /// histograms) and strings (paths, statistics) among it.
     fn skip_value(&mut self, kind: u8, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         match kind {
             ty::BOOL_TRUE | ty::BOOL_FALSE | ty::BYTE => self.take(1).map(drop),
-            ty::I16 | ty::I32 | ty::I64 => self.varint().map(drop),
+            ty::I16 | ty::I32 | ty::I64 => self.skip_varint(),
             ty::DOUBLE => self.take(8).map(drop),
             ty::BINARY => self.binary().map(drop),
             ty::LIST | ty::SET => {
                 let (element, size) = self.list()?;
-                (0..size).try_for_each(|_| self.skip_value(element, depth + 1))
+                match element {
+                    ty::I16 | ty::I32 | ty::I64 => (0..size).try_for_each(|_| self.skip_varint()),
+                    ty::BINARY => (0..size).try_for_each(|_| self.binary().map(drop)),
+                    _ => (0..size).try_for_each(|_| self.skip_value(element, depth + 1)),
+                }
             }
             ty::MAP => {
                 let size = usize::try_from(self.varint()?).ok()?;
@@ -400,13 +419,17 @@ impl<'a> Cursor<'a> {
                     self.skip_value(kinds & 0x0f, depth + 1)
                 })
             }
-            ty::STRUCT => {
-                let mut last = 0;
-                while let Some((_, field)) = self.field(&mut last)? {
-                    self.skip(field, depth + 1)?;
+            ty::STRUCT => loop {
+                let header = self.byte()?;
+                if header == 0 {
+                    return Some(());
                 }
-                Some(())
-            }
+                if header >> 4 == 0 {
+                    // The field's id, written out: not needed to skip it.
+                    self.skip_varint()?;
+                }
+                self.skip(header & 0x0f, depth + 1)?;
+            },
             _ => None,
         }
     }
