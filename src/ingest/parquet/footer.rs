@@ -20,6 +20,15 @@
 //! a shell, start-up included): 4.26 → 3.98 ms on the interleaved file of
 //! `benches/compare_duckdb.py`, 4.98 → 4.65 ms on the DuckDB-written one.
 //!
+//! A scan with a scope also leaves out of the decoding the row groups it
+//! would not read ([`RowGroupPruning`]): the footer's thrift is walked
+//! first (`row_group_skim`), and a copy holding only the other row groups
+//! is decoded. A flow over DuckDB's 10M-event file (82 row groups, a
+//! 160 KB footer) then decodes one or two row groups: 491 → 337 page
+//! faults and 2.67 → 2.24 ms for its first conversation (`perf stat -r
+//! 40`), and its bloom filters, read during the walk, leave the mid-file
+//! conversation's false positives out too (918 → 763 faults).
+//!
 //! Anything unexpected on the way (a file too short for a footer, an
 //! encrypted footer, a schema that does not decode) hands the file to the
 //! parquet crate's own footer reader, so that its errors are the ones
