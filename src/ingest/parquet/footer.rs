@@ -297,7 +297,6 @@ mod tests {
 
     use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
     use bytes::Bytes;
-    use parquet::arrow::ArrowWriter;
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
     /// A file of two row groups with three columns, `a`, `b` (strings with
@@ -316,11 +315,7 @@ mod tests {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_max_row_group_row_count(Some(2))
             .build();
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        Bytes::from(out)
+        crate::ingest::parquet::tests::write(&batch, props)
     }
 
     /// The columns kept have the statistics (and page encoding statistics)
@@ -447,11 +442,7 @@ mod tests {
             .set_bloom_filter_enabled(bloom)
             .set_max_row_group_row_count(Some(100))
             .build();
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        Bytes::from(out)
+        crate::ingest::parquet::tests::write(&batch, props)
     }
 
     /// The first rows of the row groups a pruned footer of `file` keeps,

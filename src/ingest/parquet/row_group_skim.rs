@@ -443,7 +443,6 @@ mod tests {
 
     use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
     use bytes::Bytes;
-    use parquet::arrow::ArrowWriter;
     use parquet::file::metadata::ParquetMetaDataReader;
     use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
@@ -467,11 +466,7 @@ mod tests {
             .set_column_bloom_filter_enabled("name".into(), true)
             .set_max_row_group_row_count(Some(3))
             .build();
-        let mut out = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        Bytes::from(out)
+        crate::ingest::parquet::tests::write(&batch, props)
     }
 
     fn footer_of(file: &Bytes) -> &[u8] {
