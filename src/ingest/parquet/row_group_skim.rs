@@ -428,7 +428,16 @@ impl<'a> Cursor<'a> {
                     // The field's id, written out: not needed to skip it.
                     self.skip_varint()?;
                 }
-                self.skip(header & 0x0f, depth + 1)?;
+                // Most fields are integers and strings: skipped here, only
+                // containers go through a call.
+                match header & 0x0f {
+                    ty::BOOL_TRUE | ty::BOOL_FALSE => {}
+                    ty::I16 | ty::I32 | ty::I64 => self.skip_varint()?,
+                    ty::BINARY => {
+                        self.binary()?;
+                    }
+                    field => self.skip_value(field, depth + 1)?,
+                }
             },
             _ => None,
         }
