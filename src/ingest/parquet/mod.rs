@@ -34,7 +34,9 @@
 //! A file is opened once per scan and read by byte ranges, one `pread`
 //! each (`file_ranges`), whatever the reader. Its footer is decoded with
 //! the column statistics of the columns the scan prunes by or proves valid
-//! by, and no others (`footer`).
+//! by, and no others, and without the row groups those statistics or bloom
+//! filters leave out (`footer`, after a walk of its thrift by
+//! `row_group_skim`).
 //!
 //! Decoders of third-party data are a trust boundary: see `ingest::guard`.
 
