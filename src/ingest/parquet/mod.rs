@@ -425,16 +425,9 @@ where
 {
     let context = |e: parquet::errors::ParquetError| Error::data_from(name, e);
     let (metadata, (first_rows, total)) = guard(name, || {
-        // Statistics are read for the scope's columns (pruning) and the
-        // required ones (`validity_proof`), and only where a scope is.
-        let keep_statistics = |column: &str| {
-            !scope.is_all()
-                && (scope.conditions().any(|(c, _)| c == column)
-                    || COLUMNS
-                        .iter()
-                        .any(|(c, required)| *required && *c == column))
-        };
-        // Row groups the plan below would not read are not decoded.
+        // Only where a scope is: row groups the plan below would not read
+        // are not decoded, and statistics are read for the scope's columns
+        // (pruning) and the required ones (`validity_proof`) alone.
         let pruning = (!scope.is_all()).then(|| RowGroupPruning {
             conditions: scope.conditions().collect(),
             required: COLUMNS
@@ -444,6 +437,11 @@ where
                 .collect(),
             timestamp: col::TIMESTAMP,
         });
+        let keep_statistics = |column: &str| {
+            pruning.as_ref().is_some_and(|p| {
+                p.conditions.iter().any(|(c, _)| *c == column) || p.required.contains(&column)
+            })
+        };
         let footer = read_footer(&open()?, keep_statistics, pruning.as_ref()).map_err(context)?;
         let rows = (footer.first_rows, footer.rows);
         let parquet = Arc::new(footer.metadata);
