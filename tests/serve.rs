@@ -62,9 +62,14 @@ impl Served {
     }
 
     fn start_with(args: &[&str], dir: Option<tempfile::TempDir>) -> Self {
+        Self::start_listening("127.0.0.1:0", args, dir)
+    }
+
+    /// Starts `convostat serve ARGS --listen LISTEN`.
+    fn start_listening(listen: &str, args: &[&str], dir: Option<tempfile::TempDir>) -> Self {
         let mut child = binary()
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -354,6 +359,15 @@ fn serve_maps_no_huge_page() {
     if let Ok(rollup) = proc("smaps_rollup") {
         assert_eq!(field(&rollup, "AnonHugePages:").as_deref(), Some("0"));
     }
+}
+
+/// A host name is resolved (the executable links glibc statically where it
+/// can, `build.rs`, and looks names up through glibc's name service).
+#[test]
+fn serve_listens_on_a_host_name() {
+    let server = Served::start_listening("localhost:0", &["--no-auth"], None);
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    assert_eq!(server.get("/healthz", None).status, 200);
 }
 
 #[test]
