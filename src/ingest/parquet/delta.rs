@@ -90,7 +90,7 @@ fn decode_first_ints(
 
 /// Whether a walk of a `DELTA_BINARY_PACKED` run goes on to its end.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum RunEnd {
+pub(super) enum RunEnd {
     /// Every miniblock's header is read (and checked), to find where the
     /// run ends: a string page's bytes follow it.
     Wanted,
@@ -110,76 +110,144 @@ fn decode_ints_with(
     end: RunEnd,
     mut push: impl FnMut(i64),
 ) -> Result<usize, DeltaError> {
-    let mut pos = 0;
-    let block_size = uleb(data, &mut pos)?;
-    let miniblocks = uleb(data, &mut pos)?;
-    let total = uleb(data, &mut pos)?;
-    let first = zigzag(data, &mut pos)?;
-    if block_size == 0 || block_size % 128 != 0 || block_size > 1 << 20 {
-        return Err(format!("a delta block of {block_size} values"));
-    }
-    if miniblocks == 0 || block_size % miniblocks != 0 || (block_size / miniblocks) % 32 != 0 {
-        return Err(format!(
-            "{miniblocks} miniblocks in a delta block of {block_size} values"
-        ));
-    }
-    // A page's run holds its values exactly; the bytes after it (a
-    // string page's) are found only by decoding all of them.
-    if total != count as u64 {
-        return Err(format!("{total} delta values where the page has {count}"));
-    }
-    if count == 0 {
-        return Ok(pos);
-    }
-    let per_miniblock = (block_size / miniblocks) as usize;
-    let miniblocks = miniblocks as usize;
-    let mut last = first;
-    if keep > 0 {
-        push(last);
-    }
-    // Values still to give to `push`, after the first.
-    let mut wanted = keep.saturating_sub(1);
-    let mut left = count - 1;
-    while left > 0 {
-        if wanted == 0 && end == RunEnd::NotWanted {
-            break;
+    let (mut run, mut pos) = IntRun::start(data, count, keep, &mut push)?;
+    while !run.is_over(end) {
+        let Some(block) = data.get(pos..) else {
+            return Err(BLOCK_CUT_SHORT.into());
+        };
+        match run.block(block, end, &mut push)? {
+            Some(used) => pos += used,
+            None => return Err(BLOCK_CUT_SHORT.into()),
         }
-        let min_delta = zigzag(data, &mut pos)?;
-        let widths = data
-            .get(pos..pos + miniblocks)
-            .ok_or("a delta block header is cut short")?;
-        pos += miniblocks;
+    }
+    Ok(pos)
+}
+
+/// The error of a run whose bytes end inside a block.
+const BLOCK_CUT_SHORT: &str = "a delta block is cut short";
+
+/// A walk through a `DELTA_BINARY_PACKED` run a block at a time, each
+/// block from bytes of its own: the bytes of a page decompressed in part,
+/// or those a [`super::page_walk::PageWindow`] holds at the time, which
+/// forgets the blocks behind.
+pub(super) struct IntRun {
+    per_miniblock: usize,
+    miniblocks: usize,
+    /// Values still to walk, after the first (which the header holds).
+    left: usize,
+    /// Values still to give to `push`.
+    wanted: usize,
+    /// The last value walked.
+    last: i64,
+}
+
+impl IntRun {
+    /// Reads the run's header at the start of `data`, checked against the
+    /// page's `count` values, and gives the first value to `push` if
+    /// `keep` (at most `count`) is not 0; returns the walk and the bytes
+    /// the header takes.
+    pub(super) fn start(
+        data: &[u8],
+        count: usize,
+        keep: usize,
+        push: &mut impl FnMut(i64),
+    ) -> Result<(Self, usize), DeltaError> {
+        let mut pos = 0;
+        let block_size = uleb(data, &mut pos)?;
+        let miniblocks = uleb(data, &mut pos)?;
+        let total = uleb(data, &mut pos)?;
+        let first = zigzag(data, &mut pos)?;
+        if block_size == 0 || block_size % 128 != 0 || block_size > 1 << 20 {
+            return Err(format!("a delta block of {block_size} values"));
+        }
+        if miniblocks == 0 || block_size % miniblocks != 0 || (block_size / miniblocks) % 32 != 0 {
+            return Err(format!(
+                "{miniblocks} miniblocks in a delta block of {block_size} values"
+            ));
+        }
+        // A page's run holds its values exactly; the bytes after it (a
+        // string page's) are found only by decoding all of them.
+        if total != count as u64 {
+            return Err(format!("{total} delta values where the page has {count}"));
+        }
+        let keep = keep.min(count);
+        if keep > 0 {
+            push(first);
+        }
+        let run = Self {
+            per_miniblock: (block_size / miniblocks) as usize,
+            miniblocks: miniblocks as usize,
+            left: count.saturating_sub(1),
+            wanted: keep.saturating_sub(1),
+            last: first,
+        };
+        Ok((run, pos))
+    }
+
+    /// Whether the walk is over: every value walked, or with
+    /// [`RunEnd::NotWanted`], every value kept.
+    pub(super) fn is_over(&self, end: RunEnd) -> bool {
+        self.left == 0 || (self.wanted == 0 && end == RunEnd::NotWanted)
+    }
+
+    /// Walks the block at the start of `data`, giving the values still
+    /// kept to `push`: the bytes it takes, or `None`, having walked
+    /// nothing, when `data` ends before them (with [`RunEnd::NotWanted`],
+    /// before the miniblock of the last value kept).
+    pub(super) fn block(
+        &mut self,
+        data: &[u8],
+        end: RunEnd,
+        push: &mut impl FnMut(i64),
+    ) -> Result<Option<usize>, DeltaError> {
+        let mut pos = 0;
+        let min_delta = match zigzag(data, &mut pos) {
+            Ok(min_delta) => min_delta,
+            Err(_) if pos >= data.len() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(widths) = data.get(pos..pos + self.miniblocks) else {
+            return Ok(None);
+        };
+        pos += self.miniblocks;
+        // The miniblocks walked, and their bytes: all must be there before
+        // any value is given.
+        let (mut left, mut wanted, mut length, mut walked) = (self.left, self.wanted, 0, 0);
         for &width in widths {
-            if left == 0 {
+            if left == 0 || (wanted == 0 && end == RunEnd::NotWanted) {
                 break;
             }
-            let width = u32::from(width);
             if width > 64 {
                 return Err(format!("a delta miniblock of {width}-bit values"));
             }
-            let len = per_miniblock * width as usize / 8;
-            if wanted == 0 && end == RunEnd::NotWanted {
-                break;
-            }
-            if data.len() < pos + len {
-                return Err("a delta miniblock is cut short".into());
-            }
+            length += self.per_miniblock * usize::from(width) / 8;
+            let n = left.min(self.per_miniblock);
+            (left, wanted, walked) = (left - n, wanted - n.min(wanted), walked + 1);
+        }
+        if data.len() < pos + length {
+            return Ok(None);
+        }
+        for &width in &widths[..walked] {
+            let width = u32::from(width);
             // Unpacked from the miniblock on to the end of the data: a
             // value near its end is then read as one word like the others
             // (the bits past it are masked off).
             let packed = &data[pos..];
-            pos += len;
-            let n = left.min(per_miniblock);
-            for i in 0..n.min(wanted) {
+            pos += self.per_miniblock * width as usize / 8;
+            let n = self.left.min(self.per_miniblock);
+            let mut last = self.last;
+            for i in 0..n.min(self.wanted) {
                 let delta = min_delta.wrapping_add(unpack(packed, width, i) as i64);
                 last = last.wrapping_add(delta);
                 push(last);
             }
-            wanted -= n.min(wanted);
-            left -= n;
+            self.last = last;
+            self.wanted -= n.min(self.wanted);
+            self.left -= n;
         }
+        // (A block's miniblocks past the run's last value hold no bytes.)
+        Ok(Some(pos))
     }
-    Ok(pos)
 }
 
 /// Appends a plain-encoded string (4-byte length, then its bytes).
@@ -659,6 +727,47 @@ mod tests {
             let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
             assert_eq!(out, values);
             assert_eq!(used, end, "{} values", values.len());
+        }
+    }
+
+    /// A run walked a block at a time, from bytes that reach a little way
+    /// past each block (as a window onto a page gives them), gives the
+    /// values the whole run decodes to, and the same end; a block whose
+    /// bytes end early walks nothing and asks for more.
+    #[test]
+    fn a_run_walked_a_block_at_a_time_is_the_run_decoded_whole() {
+        let values: Vec<i64> = (0..1_000)
+            .map(|i| 1_700_000_000_000_000 + i * 7_919 + (i * 2_654_435_761) % 1_000_003)
+            .collect();
+        let encoded = encode_ints(&values);
+        for (reach, keep, end) in [
+            (1, 1_000, RunEnd::Wanted),
+            (7, 1_000, RunEnd::Wanted),
+            (4_000, 1_000, RunEnd::Wanted),
+            (5, 517, RunEnd::NotWanted),
+            (64, 0, RunEnd::NotWanted),
+        ] {
+            let mut out = Vec::new();
+            let mut push = |v| out.push(v);
+            let (mut run, mut pos) =
+                IntRun::start(&encoded, values.len(), keep, &mut push).unwrap();
+            let mut asks = 0;
+            let mut ask = reach;
+            while !run.is_over(end) {
+                let data = &encoded[pos..(pos + ask).min(encoded.len())];
+                match run.block(data, end, &mut push).unwrap() {
+                    Some(used) => (pos, ask) = (pos + used, reach),
+                    None => (asks, ask) = (asks + 1, ask * 2),
+                }
+            }
+            assert_eq!(out, values[..keep], "reach {reach}");
+            if end == RunEnd::Wanted {
+                assert_eq!(pos, encoded.len(), "reach {reach}");
+            }
+            // (Keeping nothing walks nothing with `NotWanted`.)
+            if keep > 0 {
+                assert_eq!(asks > 0, reach < 1_000, "reach {reach}");
+            }
         }
     }
 

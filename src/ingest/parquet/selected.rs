@@ -1986,8 +1986,8 @@ impl DeltaValues {
     /// The strings `wanted` of a `DELTA_LENGTH_BYTE_ARRAY` page whose
     /// values start `values_at` bytes in, into `out` (plain-encoded), when
     /// the first of them lies far into a snappy page ([`WINDOW_LEAST`]
-    /// bytes, estimated): the run of lengths at the start is read, then
-    /// the strings' bytes alone, through a
+    /// bytes, estimated): the run of lengths at the start is walked a block
+    /// at a time, then the strings' bytes alone are read, through a
     /// [`super::page_walk::PageWindow`], the bytes of the strings before
     /// them not decoded into a buffer. Whether it did: not for other
     /// pages, nor one the window cannot read ([`DeltaValues::decode_prefix`]
@@ -2012,19 +2012,40 @@ impl DeltaValues {
         let Some(mut window) = page.window() else {
             return Ok(false);
         };
-        // The run of lengths, read twice as far while it does not end.
-        let mut to = values_at.saturating_add(4 << 10);
-        let lengths = loop {
-            let Some(data) = window.bytes(values_at, to, context)? else {
-                return Ok(false);
-            };
-            match delta::string_lengths(data, self.count, skip, keep) {
-                Ok(lengths) => break lengths,
-                Err(_) if values_at + data.len() >= page.uncompressed => return Ok(false),
-                Err(_) => to = values_at + data.len().saturating_mul(2),
+        // The run of lengths, walked a block at a time: the lengths of the
+        // strings before those wanted are summed (`None` once one is
+        // negative), the others kept.
+        let mut before = Some(0usize);
+        let mut kept = Vec::with_capacity(keep - skip);
+        let mut at = 0usize;
+        let mut push = |len: i64| {
+            if at < skip {
+                before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
+            } else {
+                kept.push(len);
             }
+            at += 1;
         };
-        let strings_at = values_at + lengths.run;
+        let Some(strings_at) = walk_ints_window(
+            &mut window,
+            values_at,
+            page.uncompressed,
+            (self.count, keep),
+            delta::RunEnd::Wanted,
+            &mut push,
+            context,
+        )?
+        else {
+            return Ok(false);
+        };
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        let lengths = delta::StringLengths {
+            run: strings_at - values_at,
+            before,
+            kept,
+        };
         let Ok(kept) = lengths.kept_bytes(page.uncompressed - strings_at) else {
             return Ok(false);
         };
@@ -2041,6 +2062,60 @@ impl DeltaValues {
         Ok(true)
     }
 
+    /// The integers `wanted` of a `DELTA_BINARY_PACKED` page of `INT64`
+    /// whose values start `values_at` bytes in, into `out` (plain), when
+    /// the first of them lies far into a snappy page ([`WINDOW_LEAST`]
+    /// bytes, estimated): the run is walked a block at a time through a
+    /// [`super::page_walk::PageWindow`], the values before them summed, and
+    /// the page is not decoded into a buffer of its size. Whether it did:
+    /// not for other pages, nor one the window cannot read (or whose run
+    /// is damaged: [`DeltaValues::decode_prefix`] then reads it, and
+    /// reports the damage).
+    ///
+    /// DuckDB's timestamps are such pages: one a row group (1 MB, 468 KB
+    /// in DuckDB's v2 file), nearly incompressible, and a mid-file flow
+    /// wants rows 70% in.
+    fn ints_window(
+        &self,
+        page: &StoredPage,
+        values_at: usize,
+        wanted: std::ops::Range<usize>,
+        out: &mut Vec<u8>,
+        context: &str,
+    ) -> Result<bool> {
+        if (self.encoding, self.physical) != (Encoding::DELTA_BINARY_PACKED, Type::INT64) {
+            return Ok(false);
+        }
+        let mean = page.uncompressed.saturating_sub(values_at) / self.count.max(1);
+        let keep = wanted.end.min(self.count);
+        let skip = wanted.start.min(keep);
+        if values_at.saturating_add(skip.saturating_mul(mean)) < WINDOW_LEAST {
+            return Ok(false);
+        }
+        let Some(mut window) = page.window() else {
+            return Ok(false);
+        };
+        out.clear();
+        out.reserve((keep - skip) * 8);
+        let mut at = 0usize;
+        let mut push = |v: i64| {
+            if at >= skip {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            at += 1;
+        };
+        let walked = walk_ints_window(
+            &mut window,
+            values_at,
+            page.uncompressed,
+            (self.count, keep),
+            delta::RunEnd::NotWanted,
+            &mut push,
+            context,
+        )?;
+        Ok(walked.is_some())
+    }
+
     /// Decodes the values `wanted` of `page`, whose values start
     /// `values_at` bytes in, into `out`, from as short a prefix of the page
     /// as holds them, which it returns. The prefix is guessed in proportion
@@ -2055,7 +2130,9 @@ impl DeltaValues {
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<Bytes> {
-        if self.length_strings_window(page, values_at, wanted.clone(), out, context)? {
+        if self.length_strings_window(page, values_at, wanted.clone(), out, context)?
+            || self.ints_window(page, values_at, wanted.clone(), out, context)?
+        {
             return Ok(Bytes::new());
         }
         let whole = page.uncompressed;
@@ -2194,6 +2271,58 @@ fn strings_prefix(
         want = want.saturating_mul(2);
     }
 }
+
+/// Walks the `DELTA_BINARY_PACKED` run of `count` values that starts at
+/// byte `at` of a page of `page_len` bytes through `window`, a block at a
+/// time, giving the first `keep` values to `push` (`(count, keep)`);
+/// returns where the walk ended (with [`delta::RunEnd::Wanted`], the run's
+/// end). `None` when the window cannot read the page or the run is
+/// damaged: the caller reads the page another way, which reports damage.
+fn walk_ints_window(
+    window: &mut super::page_walk::PageWindow<'_>,
+    at: usize,
+    page_len: usize,
+    (count, keep): (usize, usize),
+    end: delta::RunEnd,
+    push: &mut impl FnMut(i64),
+    context: &str,
+) -> Result<Option<usize>> {
+    // A run's header is at most four integers of ten bytes.
+    let Some(data) = window.bytes(at, at.saturating_add(64), context)? else {
+        return Ok(None);
+    };
+    let Ok((mut run, header)) = delta::IntRun::start(data, count, keep, push) else {
+        return Ok(None);
+    };
+    let mut at = at + header;
+    // How many bytes are asked of the window at a time: doubled while a
+    // block does not fit in them.
+    let mut ask = WINDOW_BLOCKS;
+    while !run.is_over(end) {
+        let Some(data) = window.bytes(at, at.saturating_add(ask), context)? else {
+            return Ok(None);
+        };
+        let mut used = 0;
+        while !run.is_over(end) {
+            match run.block(&data[used..], end, push) {
+                Ok(Some(n)) => used += n,
+                Ok(None) => break,
+                Err(_) => return Ok(None),
+            }
+        }
+        if used == 0 && !run.is_over(end) {
+            if at + data.len() >= page_len {
+                return Ok(None);
+            }
+            ask = ask.saturating_mul(2);
+        }
+        at += used;
+    }
+    Ok(Some(at))
+}
+
+/// How many bytes [`walk_ints_window`] asks of a window at first.
+const WINDOW_BLOCKS: usize = 16 << 10;
 
 /// How far into a snappy page the values of the first row wanted must lie
 /// for the values before them to be walked through a
@@ -3193,6 +3322,47 @@ mod tests {
         }
     }
 
+    /// Timestamps far into a snappy page of `DELTA_BINARY_PACKED` (as
+    /// DuckDB's v2 files hold them) are read through a window, the run
+    /// walked a block at a time; every read gives the values the rows hold
+    /// (data pages v1 and v2, with nulls and without).
+    #[test]
+    fn delta_integers_far_into_a_snappy_page_are_read_through_a_window() {
+        use super::super::page_walk::tests::WINDOW_READS;
+        let n = 100_000;
+        // Deltas of about 20 bits: pages of 220–650 KB.
+        let micros: Vec<Option<i64>> = (0..n as i64)
+            .map(|i| {
+                let jitter = (i * 2_654_435_761) % 1_000_003;
+                (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919 + jitter)
+            })
+            .collect();
+        let (_, filled_micros) = filled(&[], &micros);
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            for values in [&micros, &filled_micros] {
+                let array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(values.clone()));
+                let (bytes, chunk) = file_without_dictionary(
+                    array.clone(),
+                    Compression::SNAPPY,
+                    version,
+                    Encoding::DELTA_BINARY_PACKED,
+                    n,
+                );
+                let reader = CountingReader::new(bytes);
+                let kind = ColumnKind::Timestamps(TimeUnit::Microsecond);
+                for calls in [
+                    vec![vec![85_000u32, 85_001, 85_003, 99_999]],
+                    vec![vec![88_000], vec![88_001, 95_000], vec![99_000]],
+                ] {
+                    let label = format!("{version:?} {:?}", calls[0][0]);
+                    let before = WINDOW_READS.with(|w| w.get());
+                    assert_gathers(&reader, &chunk, kind, &array, &calls, &label);
+                    assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
+                }
+            }
+        }
+    }
+
     /// A delta page of a whole chunk (as DuckDB writes them) that a gather
     /// first enters late holds only the values from the first row wanted
     /// on: the ones before are decoded, not written out. Rows asked for
@@ -3458,6 +3628,12 @@ mod tests {
         let n = 40_000;
         let strings: ArrayRef = Arc::new(StringArray::from(event_strings(n)));
         let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(event_micros(n)));
+        // Deltas of about 20 bits, for a delta page far past the window's
+        // least distance.
+        let micros_jittered: ArrayRef = Arc::new(TimestampMicrosecondArray::from_iter_values(
+            (0..n as i64)
+                .map(|i| 1_700_000_000_000_000 + i * 7_919 + (i * 2_654_435_761) % 1_000_003),
+        ));
         let cases = [
             (strings.clone(), ColumnKind::Strings, Encoding::PLAIN),
             (
@@ -3469,6 +3645,11 @@ mod tests {
                 strings,
                 ColumnKind::Strings,
                 Encoding::DELTA_LENGTH_BYTE_ARRAY,
+            ),
+            (
+                micros_jittered,
+                ColumnKind::Timestamps(TimeUnit::Microsecond),
+                Encoding::DELTA_BINARY_PACKED,
             ),
         ];
         for (array, kind, encoding) in cases {
