@@ -8,6 +8,13 @@
 //! calling thread, with its columns gathered in sequence (the Parquet
 //! reader's `light_gathers`, which gives the figures), such a process
 //! starts no thread at all.
+//!
+//! Tasks of very different lengths (the columns of a row group to gather)
+//! are claimed one at a time, the longest first, by whichever thread is
+//! free ([`try_map_claimed`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -23,6 +30,49 @@ pub(crate) fn try_each<T: Sync>(
         [one] => f(one),
         _ => items.par_iter().try_for_each(f),
     }
+}
+
+/// `f` on every item of `items` over rayon's pool, the items claimed in
+/// the order given, each by the first thread that is free: give the
+/// longest first. The results come back in the order of `items`; the
+/// first error (any, with several threads) is returned.
+///
+/// Rayon's own split of a list hands its first half to the thread that
+/// asks and the second half to a thread that steals it, so the longest
+/// tasks, sorted first, all land on one thread. A mid-file flow over
+/// DuckDB's v2 file gathered its event ids, timestamps and user ids
+/// (0.67 ms) on one thread while the other gathered the six small
+/// columns in 0.22 ms.
+pub(crate) fn try_map_claimed<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let n = items.len();
+    let tasks: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let results: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let claimed = AtomicUsize::new(0);
+    let work = |_| -> Result<()> {
+        loop {
+            let k = claimed.fetch_add(1, Ordering::Relaxed);
+            let Some(task) = tasks.get(k) else {
+                return Ok(());
+            };
+            // Each slot is claimed once: its lock is never contended.
+            let task = task.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(task) = task {
+                let result = f(task)?;
+                *results[k].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            }
+        }
+    };
+    match rayon::current_num_threads().min(n) {
+        0 | 1 => work(0)?,
+        workers => (0..workers).into_par_iter().try_for_each(work)?,
+    }
+    Ok(results
+        .into_iter()
+        .filter_map(|r| r.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -57,5 +107,34 @@ mod tests {
         assert!(try_each(&[3], fails).is_err());
         assert!(try_each(&[1, 2, 3, 4], fails).is_err());
         assert!(try_each(&[] as &[i32], fails).is_ok());
+    }
+
+    /// Every item is mapped once, results in the items' order, an error
+    /// in any is the answer; the longest tasks, given first, are taken by
+    /// different threads when the pool has two.
+    #[test]
+    fn claimed_tasks_are_each_mapped_once_in_order() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let items: Vec<u64> = (0..40).collect();
+            let mapped = try_map_claimed(items, |i| Ok(i * 3)).unwrap();
+            assert_eq!(mapped, (0..40).map(|i| i * 3).collect::<Vec<_>>());
+            let fails = try_map_claimed((0..10).collect(), |i: i32| match i {
+                7 => Err(Error::data("seven", "bad")),
+                i => Ok(i),
+            });
+            assert!(fails.is_err());
+            assert!(try_map_claimed(Vec::<i32>::new(), Ok).unwrap().is_empty());
+            // Two long tasks first: each is taken by a thread of its own.
+            let threads = try_map_claimed(vec![50u64, 50, 1, 1, 1, 1], |ms| {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(std::thread::current().id())
+            })
+            .unwrap();
+            assert_ne!(threads[0], threads[1]);
+        });
     }
 }

@@ -801,11 +801,12 @@ where
     // no thread at all (`crate::parallel`).
     let parallel_gathers =
         whole_chunks || !light_gathers(rg, plan.iter().map(|p| p.1), &rows, rows_in_group);
-    // In parallel, the largest chunks go first, each a task of its own:
-    // the longest gathers then start at once on different threads, rather
-    // than one after the other on the thread whose half of the list holds
-    // them (a mid-file flow on DuckDB's file: event ids, 1.8 MB, then
-    // timestamps, 1 MB, while the other thread had finished).
+    // In parallel, the largest chunks go first, each claimed by the first
+    // thread free (`try_map_claimed`): the longest gathers then run on
+    // different threads, rather than one after the other on the thread
+    // whose half of the list holds them (a mid-file flow on DuckDB's v2
+    // file: event ids, timestamps and user ids, 0.67 ms, while the other
+    // thread gathered the six small columns in 0.22 ms).
     let sizes: Vec<i64> = plan
         .iter()
         .map(|(_, leaf, _)| rg.column(*leaf).uncompressed_size())
@@ -819,7 +820,7 @@ where
         if parallel_gathers {
             let mut asked: Vec<_> = gathers.iter_mut().enumerate().filter(asked).collect();
             asked.sort_by_key(|(i, _)| std::cmp::Reverse(sizes[*i]));
-            asked.into_par_iter().with_max_len(1).map(next).collect()
+            crate::parallel::try_map_claimed(asked, next)
         } else {
             gathers
                 .iter_mut()
