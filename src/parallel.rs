@@ -129,7 +129,7 @@ mod tests {
             assert!(fails.is_err());
             assert!(try_map_claimed(Vec::<i32>::new(), Ok).unwrap().is_empty());
             // Two long tasks first: each is taken by a thread of its own.
-            let threads = try_map_claimed(vec![50u64, 50, 1, 1, 1, 1], |ms| {
+            let threads = try_map_claimed(vec![200u64, 200, 1, 1, 1, 1], |ms| {
                 std::thread::sleep(std::time::Duration::from_millis(ms));
                 Ok(std::thread::current().id())
             })

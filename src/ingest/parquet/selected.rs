@@ -1983,16 +1983,24 @@ impl DeltaValues {
         }
     }
 
-    /// The strings `wanted` of a `DELTA_LENGTH_BYTE_ARRAY` page whose
-    /// values start `values_at` bytes in, into `out` (plain-encoded), when
-    /// the first of them lies far into a snappy page ([`WINDOW_LEAST`]
-    /// bytes, estimated): the run of lengths at the start is walked a block
-    /// at a time, then the strings' bytes alone are read, through a
-    /// [`super::page_walk::PageWindow`], the bytes of the strings before
-    /// them not decoded into a buffer. Whether it did: not for other
-    /// pages, nor one the window cannot read ([`DeltaValues::decode_prefix`]
-    /// then reads it, and reports damage).
-    fn length_strings_window(
+    /// The values `wanted` of `page`, whose values start `values_at` bytes
+    /// in, into `out` (plain), read through a
+    /// [`super::page_walk::PageWindow`] when the first of them lies far
+    /// into a snappy page ([`WINDOW_LEAST`] bytes, estimated from the mean
+    /// value's length): the page is then not decoded into a buffer of its
+    /// size. Whether it did: not for other pages or encodings, nor a page
+    /// the window cannot read or whose run is damaged
+    /// ([`DeltaValues::decode_prefix`] then reads it, and reports damage).
+    ///
+    /// - `DELTA_LENGTH_BYTE_ARRAY` strings (DuckDB's v2 ids): the run of
+    ///   lengths at the start is walked a block at a time, then the wanted
+    ///   strings' bytes alone are read; the bytes of the strings before
+    ///   them are stepped over.
+    /// - `DELTA_BINARY_PACKED` integers (DuckDB's v2 timestamps: one page a
+    ///   row group, 468 KB, nearly incompressible; a mid-file flow wants
+    ///   rows 70% in): the run is walked a block at a time, the values
+    ///   before those wanted summed.
+    fn through_window(
         &self,
         page: &StoredPage,
         values_at: usize,
@@ -2000,9 +2008,11 @@ impl DeltaValues {
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<bool> {
-        if (self.encoding, self.physical) != (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) {
-            return Ok(false);
-        }
+        let length_strings = match (self.encoding, self.physical) {
+            (Encoding::DELTA_LENGTH_BYTE_ARRAY, Type::BYTE_ARRAY) => true,
+            (Encoding::DELTA_BINARY_PACKED, Type::INT64) => false,
+            _ => return Ok(false),
+        };
         let mean = page.uncompressed.saturating_sub(values_at) / self.count.max(1);
         let keep = wanted.end.min(self.count);
         let skip = wanted.start.min(keep);
@@ -2012,6 +2022,27 @@ impl DeltaValues {
         let Some(mut window) = page.window() else {
             return Ok(false);
         };
+        let read = Walked {
+            window: &mut window,
+            page,
+            values_at,
+            span: (skip, keep),
+        };
+        if length_strings {
+            self.length_strings_through(read, out, context)
+        } else {
+            self.ints_through(read, out, context)
+        }
+    }
+
+    /// See [`DeltaValues::through_window`]: `DELTA_LENGTH_BYTE_ARRAY`.
+    fn length_strings_through(
+        &self,
+        mut read: Walked<'_, '_>,
+        out: &mut Vec<u8>,
+        context: &str,
+    ) -> Result<bool> {
+        let (skip, keep) = read.span;
         // The run of lengths, walked a block at a time: the lengths of the
         // strings before those wanted are summed (`None` once one is
         // negative), the others kept.
@@ -2026,15 +2057,7 @@ impl DeltaValues {
             }
             at += 1;
         };
-        let Some(strings_at) = walk_ints_window(
-            &mut window,
-            values_at,
-            page.uncompressed,
-            (self.count, keep),
-            delta::RunEnd::Wanted,
-            &mut push,
-            context,
-        )?
+        let Some(strings_at) = read.walk(self.count, delta::RunEnd::Wanted, &mut push, context)?
         else {
             return Ok(false);
         };
@@ -2042,15 +2065,15 @@ impl DeltaValues {
             return Ok(false);
         };
         let lengths = delta::StringLengths {
-            run: strings_at - values_at,
+            run: strings_at - read.values_at,
             before,
             kept,
         };
-        let Ok(kept) = lengths.kept_bytes(page.uncompressed - strings_at) else {
+        let Ok(kept) = lengths.kept_bytes(read.page.uncompressed - strings_at) else {
             return Ok(false);
         };
         let from = strings_at + lengths.before;
-        let Some(bytes) = window.bytes(from, from + kept, context)? else {
+        let Some(bytes) = read.window.bytes(from, from + kept, context)? else {
             return Ok(false);
         };
         let Some(bytes) = bytes.get(..kept) else {
@@ -2062,39 +2085,14 @@ impl DeltaValues {
         Ok(true)
     }
 
-    /// The integers `wanted` of a `DELTA_BINARY_PACKED` page of `INT64`
-    /// whose values start `values_at` bytes in, into `out` (plain), when
-    /// the first of them lies far into a snappy page ([`WINDOW_LEAST`]
-    /// bytes, estimated): the run is walked a block at a time through a
-    /// [`super::page_walk::PageWindow`], the values before them summed, and
-    /// the page is not decoded into a buffer of its size. Whether it did:
-    /// not for other pages, nor one the window cannot read (or whose run
-    /// is damaged: [`DeltaValues::decode_prefix`] then reads it, and
-    /// reports the damage).
-    ///
-    /// DuckDB's timestamps are such pages: one a row group (1 MB, 468 KB
-    /// in DuckDB's v2 file), nearly incompressible, and a mid-file flow
-    /// wants rows 70% in.
-    fn ints_window(
+    /// See [`DeltaValues::through_window`]: `DELTA_BINARY_PACKED`.
+    fn ints_through(
         &self,
-        page: &StoredPage,
-        values_at: usize,
-        wanted: std::ops::Range<usize>,
+        mut read: Walked<'_, '_>,
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<bool> {
-        if (self.encoding, self.physical) != (Encoding::DELTA_BINARY_PACKED, Type::INT64) {
-            return Ok(false);
-        }
-        let mean = page.uncompressed.saturating_sub(values_at) / self.count.max(1);
-        let keep = wanted.end.min(self.count);
-        let skip = wanted.start.min(keep);
-        if values_at.saturating_add(skip.saturating_mul(mean)) < WINDOW_LEAST {
-            return Ok(false);
-        }
-        let Some(mut window) = page.window() else {
-            return Ok(false);
-        };
+        let (skip, keep) = read.span;
         out.clear();
         out.reserve((keep - skip) * 8);
         let mut at = 0usize;
@@ -2104,15 +2102,7 @@ impl DeltaValues {
             }
             at += 1;
         };
-        let walked = walk_ints_window(
-            &mut window,
-            values_at,
-            page.uncompressed,
-            (self.count, keep),
-            delta::RunEnd::NotWanted,
-            &mut push,
-            context,
-        )?;
+        let walked = read.walk(self.count, delta::RunEnd::NotWanted, &mut push, context)?;
         Ok(walked.is_some())
     }
 
@@ -2130,9 +2120,7 @@ impl DeltaValues {
         out: &mut Vec<u8>,
         context: &str,
     ) -> Result<Bytes> {
-        if self.length_strings_window(page, values_at, wanted.clone(), out, context)?
-            || self.ints_window(page, values_at, wanted.clone(), out, context)?
-        {
+        if self.through_window(page, values_at, wanted.clone(), out, context)? {
             return Ok(Bytes::new());
         }
         let whole = page.uncompressed;
@@ -2272,56 +2260,67 @@ fn strings_prefix(
     }
 }
 
-/// Walks the `DELTA_BINARY_PACKED` run of `count` values that starts at
-/// byte `at` of a page of `page_len` bytes through `window`, a block at a
-/// time, giving the first `keep` values to `push` (`(count, keep)`);
-/// returns where the walk ended (with [`delta::RunEnd::Wanted`], the run's
-/// end). `None` when the window cannot read the page or the run is
-/// damaged: the caller reads the page another way, which reports damage.
-fn walk_ints_window(
-    window: &mut super::page_walk::PageWindow<'_>,
-    at: usize,
-    page_len: usize,
-    (count, keep): (usize, usize),
-    end: delta::RunEnd,
-    push: &mut impl FnMut(i64),
-    context: &str,
-) -> Result<Option<usize>> {
-    // A run's header is at most four integers of ten bytes.
-    let Some(data) = window.bytes(at, at.saturating_add(64), context)? else {
-        return Ok(None);
-    };
-    let Ok((mut run, header)) = delta::IntRun::start(data, count, keep, push) else {
-        return Ok(None);
-    };
-    let mut at = at + header;
-    // How many bytes are asked of the window at a time: doubled while a
-    // block does not fit in them.
-    let mut ask = WINDOW_BLOCKS;
-    while !run.is_over(end) {
-        let Some(data) = window.bytes(at, at.saturating_add(ask), context)? else {
-            return Ok(None);
-        };
-        let mut used = 0;
-        while !run.is_over(end) {
-            match run.block(&data[used..], end, push) {
-                Ok(Some(n)) => used += n,
-                Ok(None) => break,
-                Err(_) => return Ok(None),
-            }
-        }
-        if used == 0 && !run.is_over(end) {
-            if at + data.len() >= page_len {
-                return Ok(None);
-            }
-            ask = ask.saturating_mul(2);
-        }
-        at += used;
-    }
-    Ok(Some(at))
+/// A page read through a window from its values on
+/// ([`DeltaValues::through_window`]), and the values wanted of it as
+/// positions `skip..keep`.
+struct Walked<'w, 'p> {
+    window: &'w mut super::page_walk::PageWindow<'p>,
+    page: &'p StoredPage,
+    values_at: usize,
+    span: (usize, usize),
 }
 
-/// How many bytes [`walk_ints_window`] asks of a window at first.
+impl Walked<'_, '_> {
+    /// Walks the `DELTA_BINARY_PACKED` run of the page's `count` values,
+    /// from its values on, a block at a time, giving the first of them (as
+    /// far as the span's end) to `push`; returns where the walk ended (with
+    /// [`delta::RunEnd::Wanted`], the run's end). `None` when the window
+    /// cannot read the page or the run is damaged: the caller reads the
+    /// page another way, which reports damage.
+    fn walk(
+        &mut self,
+        count: usize,
+        end: delta::RunEnd,
+        push: &mut impl FnMut(i64),
+        context: &str,
+    ) -> Result<Option<usize>> {
+        let (at, keep) = (self.values_at, self.span.1);
+        // A run's header is at most four integers of ten bytes.
+        let Some(data) = self.window.bytes(at, at.saturating_add(64), context)? else {
+            return Ok(None);
+        };
+        let Ok((mut run, header)) = delta::IntRun::start(data, count, keep, push) else {
+            return Ok(None);
+        };
+        let mut at = at + header;
+        // How many bytes are asked of the window at a time: doubled while
+        // a block does not fit in them.
+        let mut ask = WINDOW_BLOCKS;
+        while !run.is_over(end) {
+            let Some(data) = self.window.bytes(at, at.saturating_add(ask), context)? else {
+                return Ok(None);
+            };
+            let mut used = 0;
+            while !run.is_over(end) {
+                match run.block(&data[used..], end, push) {
+                    Ok(Some(n)) => used += n,
+                    Ok(None) => break,
+                    Err(_) => return Ok(None),
+                }
+            }
+            if used == 0 && !run.is_over(end) {
+                if at + data.len() >= self.page.uncompressed {
+                    return Ok(None);
+                }
+                ask = ask.saturating_mul(2);
+            }
+            at += used;
+        }
+        Ok(Some(at))
+    }
+}
+
+/// How many bytes [`Walked::walk`] asks of a window at first.
 const WINDOW_BLOCKS: usize = 16 << 10;
 
 /// How far into a snappy page the values of the first row wanted must lie
@@ -3288,75 +3287,70 @@ mod tests {
         }
     }
 
-    /// Strings far into a snappy page of `DELTA_LENGTH_BYTE_ARRAY` (as
-    /// DuckDB's v2 files hold ids) are read through a window: the run of
-    /// lengths, then the wanted strings' bytes alone; every read gives the
-    /// values the rows hold (data pages v1 and v2, with nulls and without).
+    /// Values far into a snappy page of a delta encoding are read through a
+    /// window, and every read gives the values the rows hold (data pages v1
+    /// and v2, with nulls and without): strings of
+    /// `DELTA_LENGTH_BYTE_ARRAY` (as DuckDB's v2 files hold ids: the run
+    /// of lengths, then the wanted strings' bytes alone) and timestamps of
+    /// `DELTA_BINARY_PACKED` (as they hold timestamps: the run walked a
+    /// block at a time).
     #[test]
-    fn delta_length_strings_far_into_a_snappy_page_are_read_through_a_window() {
+    fn delta_values_far_into_a_snappy_page_are_read_through_a_window() {
         use super::super::page_walk::tests::WINDOW_READS;
-        let n = 60_000;
-        let strings = event_strings(n);
+        let strings = event_strings(60_000);
         let (filled_strings, _) = filled(&strings, &[]);
-        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            for values in [&strings, &filled_strings] {
-                let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
-                let (bytes, chunk) = file_without_dictionary(
-                    array.clone(),
-                    Compression::SNAPPY,
-                    version,
-                    Encoding::DELTA_LENGTH_BYTE_ARRAY,
-                    n,
-                );
-                let reader = CountingReader::new(bytes);
-                for calls in [
-                    vec![vec![45_000u32, 45_001, 45_003, 59_999]],
-                    vec![vec![30_000], vec![30_001, 50_000], vec![59_000]],
-                ] {
-                    let label = format!("{version:?} {:?}", calls[0][0]);
-                    let before = WINDOW_READS.with(|w| w.get());
-                    assert_gathers(&reader, &chunk, ColumnKind::Strings, &array, &calls, &label);
-                    assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
-                }
-            }
-        }
-    }
-
-    /// Timestamps far into a snappy page of `DELTA_BINARY_PACKED` (as
-    /// DuckDB's v2 files hold them) are read through a window, the run
-    /// walked a block at a time; every read gives the values the rows hold
-    /// (data pages v1 and v2, with nulls and without).
-    #[test]
-    fn delta_integers_far_into_a_snappy_page_are_read_through_a_window() {
-        use super::super::page_walk::tests::WINDOW_READS;
-        let n = 100_000;
         // Deltas of about 20 bits: pages of 220–650 KB.
-        let micros: Vec<Option<i64>> = (0..n as i64)
+        let micros: Vec<Option<i64>> = (0..100_000i64)
             .map(|i| {
                 let jitter = (i * 2_654_435_761) % 1_000_003;
                 (i % 7 != 2).then_some(1_700_000_000_000_000 + i * 7_919 + jitter)
             })
             .collect();
         let (_, filled_micros) = filled(&[], &micros);
+        let string_calls = [
+            vec![vec![45_000u32, 45_001, 45_003, 59_999]],
+            vec![vec![30_000], vec![30_001, 50_000], vec![59_000]],
+        ];
+        let micro_calls = [
+            vec![vec![85_000u32, 85_001, 85_003, 99_999]],
+            vec![vec![88_000], vec![88_001, 95_000], vec![99_000]],
+        ];
+        let timestamps = ColumnKind::Timestamps(TimeUnit::Microsecond);
+        // (values, their kind, encoding, calls of rows to gather)
+        type Case<'a> = (ArrayRef, ColumnKind, Encoding, &'a [Vec<Vec<u32>>]);
+        let mut cases: Vec<Case> = Vec::new();
+        for values in [&strings, &filled_strings] {
+            let array: ArrayRef = Arc::new(StringArray::from(values.clone()));
+            cases.push((
+                array,
+                ColumnKind::Strings,
+                Encoding::DELTA_LENGTH_BYTE_ARRAY,
+                &string_calls,
+            ));
+        }
+        for values in [&micros, &filled_micros] {
+            let array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(values.clone()));
+            cases.push((
+                array,
+                timestamps,
+                Encoding::DELTA_BINARY_PACKED,
+                &micro_calls,
+            ));
+        }
         for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            for values in [&micros, &filled_micros] {
-                let array: ArrayRef = Arc::new(TimestampMicrosecondArray::from(values.clone()));
+            for (array, kind, encoding, all_calls) in &cases {
                 let (bytes, chunk) = file_without_dictionary(
                     array.clone(),
                     Compression::SNAPPY,
                     version,
-                    Encoding::DELTA_BINARY_PACKED,
-                    n,
+                    *encoding,
+                    array.len(),
                 );
                 let reader = CountingReader::new(bytes);
-                let kind = ColumnKind::Timestamps(TimeUnit::Microsecond);
-                for calls in [
-                    vec![vec![85_000u32, 85_001, 85_003, 99_999]],
-                    vec![vec![88_000], vec![88_001, 95_000], vec![99_000]],
-                ] {
-                    let label = format!("{version:?} {:?}", calls[0][0]);
+                for calls in all_calls.iter() {
+                    let label = format!("{version:?} {encoding} {:?}", calls[0][0]);
                     let before = WINDOW_READS.with(|w| w.get());
-                    assert_gathers(&reader, &chunk, kind, &array, &calls, &label);
+                    assert_gathers(&reader, &chunk, *kind, array, calls, &label);
                     assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
                 }
             }
