@@ -2022,17 +2022,27 @@ impl DeltaValues {
         let Some(mut window) = page.window() else {
             return Ok(false);
         };
-        let read = Walked {
+        let mut read = Walked {
             window: &mut window,
             page,
             values_at,
             span: (skip, keep),
         };
         if length_strings {
-            self.length_strings_through(read, out, context)
-        } else {
-            self.ints_through(read, out, context)
+            return self.length_strings_through(read, out, context);
         }
+        // Integers: the values before those wanted are summed, not kept.
+        out.clear();
+        out.reserve((keep - skip) * 8);
+        let mut at = 0usize;
+        let mut push = |v: i64| {
+            if at >= skip {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            at += 1;
+        };
+        let walked = read.walk(self.count, delta::RunEnd::NotWanted, &mut push, context)?;
+        Ok(walked.is_some())
     }
 
     /// See [`DeltaValues::through_window`]: `DELTA_LENGTH_BYTE_ARRAY`.
@@ -2083,27 +2093,6 @@ impl DeltaValues {
         out.reserve(kept + 4 * lengths.kept.len());
         delta::put_strings_plain(bytes, &lengths.kept, out);
         Ok(true)
-    }
-
-    /// See [`DeltaValues::through_window`]: `DELTA_BINARY_PACKED`.
-    fn ints_through(
-        &self,
-        mut read: Walked<'_, '_>,
-        out: &mut Vec<u8>,
-        context: &str,
-    ) -> Result<bool> {
-        let (skip, keep) = read.span;
-        out.clear();
-        out.reserve((keep - skip) * 8);
-        let mut at = 0usize;
-        let mut push = |v: i64| {
-            if at >= skip {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            at += 1;
-        };
-        let walked = read.walk(self.count, delta::RunEnd::NotWanted, &mut push, context)?;
-        Ok(walked.is_some())
     }
 
     /// Decodes the values `wanted` of `page`, whose values start
