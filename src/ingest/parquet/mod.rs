@@ -70,6 +70,7 @@ mod page_walk;
 mod row_group_skim;
 mod selected;
 mod snappy_prefix;
+mod snappy_stride;
 mod zstd_pages;
 mod zstd_prefix;
 

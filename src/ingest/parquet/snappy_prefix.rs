@@ -19,6 +19,8 @@
 //! the bytes asked for, gives `None` and never a panic; the caller then
 //! takes the slow path, which reports the damage.
 
+use super::snappy_stride::stride;
+
 /// Bytes past the wanted prefix that [`snappy_prefix`] may write over:
 /// it copies short literals and back-references as whole 8- or 16-byte
 /// words, which the compiler turns into a load and a store each instead
@@ -143,7 +145,9 @@ impl SnappyProgress {
                 self.pending = Pending::Nothing;
             }
         }
-        let mut pos = self.pos;
+        // Far from the point, lanes side by side; the last stretch, and
+        // whatever they leave, element by element.
+        let (mut pos, mut at) = stride(input, self.pos, at, target, self.total);
         while at < target {
             let Some(&tag) = input.get(pos) else { break };
             // The bytes after the tag: a long literal's length - 1, or a
