@@ -111,9 +111,8 @@ struct Element {
 }
 
 impl Element {
-    /// The element whose tag is the low byte of `word`, read without a
-    /// branch: a walk's next step waits on this, and literals and copies
-    /// alternate unpredictably.
+    /// The element whose tag is the low byte of `word`, read in full and
+    /// without a branch (literals and copies alternate unpredictably).
     #[inline(always)]
     fn read(word: u64) -> Self {
         let t = u64::from(TAGS[(word & 0xff) as usize]);
@@ -145,17 +144,19 @@ fn moved(pos: usize, stored: u64) -> usize {
     pos.saturating_add(usize::try_from(stored).unwrap_or(usize::MAX))
 }
 
-/// One lane of a round, after its first [`NOTED`] elements: where they
-/// started, with the output the lane made before each (counted from its
-/// start, wrapping) and their reach; then where its walk ended, the output
-/// made after the noted elements, and the greatest of their reaches less
-/// the output made after the noted ones before each.
+/// One lane of a round, once walked.
 #[derive(Clone, Copy)]
 struct Lane {
+    /// Where its first elements started, with the output the lane made
+    /// before each (counted from its start, wrapping) and their reach.
     noted: [(usize, u64, u64); NOTED],
+    /// How many elements are noted.
     steps: usize,
+    /// The output the noted elements made.
     made_noted: u64,
+    /// Where its walk ended.
     end: usize,
+    /// The output made after the noted elements.
     made_after: u64,
     /// Whether the lane stopped at an element it leaves to the
     /// element-by-element walk ([`STEPS`]).
