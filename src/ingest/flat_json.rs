@@ -120,11 +120,14 @@ fn decode_lines(
     // whole up front, a chunk (a few megabytes) was read from memory twice.
     let mut valid = if ascii { text.len() } else { 0 };
     // Blank lines to the text's end are no row.
+    // Whether a line's span opened with blank lines.
+    let mut spaced = false;
     while skip_space(text, start) < text.len() {
         let row = ends.len();
         if row == max_rows {
-            return None;
+            break;
         }
+        spaced |= text[start] != b'{';
         // The columns the line gives (bits), those with a value, and the
         // values' ranges: written once the line is read and kept.
         let (mut given, mut filled) = (0u64, 0u64);
@@ -141,7 +144,7 @@ fn decode_lines(
             Some(())
         })?;
         if end > valid {
-            let to = (end + UTF8_CHECKED_AT_ONCE).min(text.len());
+            let to = char_boundary(text, (end + UTF8_CHECKED_AT_ONCE).min(text.len()));
             simdutf8::basic::from_utf8(&text[valid..to]).ok()?;
             valid = to;
         }
@@ -175,7 +178,11 @@ fn decode_lines(
         }
         out += 1;
     }
-    if long.len() > u32::MAX as usize || simdutf8::basic::from_utf8(&text[valid..]).is_err() {
+    // The lines read end at `start`; the text after them is checked when
+    // they are read.
+    if long.len() > u32::MAX as usize
+        || (valid < start && simdutf8::basic::from_utf8(&text[valid..start]).is_err())
+    {
         return None;
     }
     let buffer = Buffer::from_vec(long);
@@ -211,6 +218,8 @@ fn decode_lines(
     Some(FlatRows {
         batch,
         kept: filter.map(|_| kept),
+        end: start,
+        spaced,
     })
 }
 
@@ -220,6 +229,13 @@ pub(super) struct FlatRows {
     /// With a filter, the lines the batch's rows are (by index in the
     /// chunk); the others were left out.
     pub kept: Option<Vec<u32>>,
+    /// Where reading stopped: the end of the text, or of the last line
+    /// read when `max_rows` lines were (blank lines after them are the
+    /// next line's).
+    pub end: usize,
+    /// Whether a line's span opened with blank lines (else each line
+    /// follows the one before).
+    pub spaced: bool,
 }
 
 /// The rows a scan keeps ([`ScanScope`]), decided line by line: a line is
@@ -519,6 +535,19 @@ impl BotTally {
             (how != 0).then_some((bot, how))
         }));
     }
+}
+
+/// `at`, or the start of the character `text[at]` continues (at most three
+/// bytes back): where a piece of UTF-8 text may end. A check of text cut
+/// inside a character would fail.
+fn char_boundary(text: &[u8], mut at: usize) -> usize {
+    for _ in 0..3 {
+        match text.get(at) {
+            Some(&b) if b & 0xC0 == 0x80 => at -= 1,
+            _ => break,
+        }
+    }
+    at
 }
 
 /// Bytes checked to be UTF-8 at a time (some 100 event lines), well
@@ -1101,6 +1130,47 @@ mod tests {
     fn flat(lines: &[&str]) -> Option<Vec<Vec<Option<String>>>> {
         let (text, ends) = chunk(lines);
         decode(&schema(), &text, &ends, false, None).map(|r| as_rows(&r.batch))
+    }
+
+    #[test]
+    fn text_in_any_script_is_taken_wherever_its_checks_cut_it() {
+        // Lines of two- and three-byte characters, far more than one check
+        // of UTF-8 covers: wherever a check's end falls, inside a
+        // character or not, the chunk is the flat decoder's.
+        for pad in 0..3 {
+            let value = format!("{}{}", "x".repeat(pad), "é✓".repeat(40));
+            let line = format!(r#"{{"event_id":"{value}","bot_id":"b"}}"#);
+            let lines = vec![line.as_str(); 2 * UTF8_CHECKED_AT_ONCE / line.len()];
+            let rows = flat(&lines).expect("taken by the flat decoder");
+            assert_eq!(rows.len(), lines.len());
+            assert!(rows.iter().all(|r| r[0].as_deref() == Some(value.as_str())));
+        }
+        assert_eq!(char_boundary("aé✓".as_bytes(), 2), 1);
+        assert_eq!(char_boundary("aé✓".as_bytes(), 4), 3);
+        assert_eq!(char_boundary("aé✓".as_bytes(), 5), 3);
+        assert_eq!(char_boundary("aé✓".as_bytes(), 6), 6);
+    }
+
+    #[test]
+    fn reading_stops_after_the_rows_asked_for() {
+        let (text, ends) = chunk(&[
+            r#"{"event_id":"e1"}"#,
+            "",
+            r#"{"event_id":"e2"}"#,
+            r#"{"event_id":"e3"}"#,
+        ]);
+        let mut found = Vec::new();
+        let rows = decode_flat(&schema(), &text, 2, true, None, &mut found).unwrap();
+        assert_eq!(rows.batch.num_rows(), 2);
+        assert_eq!(rows.end, ends[2]);
+        assert!(
+            rows.spaced,
+            "the second line's span opens with a blank line"
+        );
+        let rest = decode_flat(&schema(), &text[rows.end..], 2, true, None, &mut found).unwrap();
+        assert_eq!(rest.batch.num_rows(), 1);
+        assert_eq!(rest.end, text.len() - rows.end);
+        assert!(!rest.spaced);
     }
 
     #[test]

@@ -756,7 +756,8 @@ fn decode_chunk(
         let (line_count, ascii) = (chunk.line_count, chunk.ascii);
         let (text, ends, _) = chunk.text_and_lines();
         let flat = decode_flat(schema, text, line_count, ascii, filter, ends);
-        if let Some(rows) = flat {
+        // The chunk holds `line_count` lines: the decoder reads them all.
+        if let Some(rows) = flat.filter(|rows| rows.end == text.len()) {
             chunk.number_lines();
             let Some(kept) = rows.kept else {
                 let batch = with_timestamps(rows.batch, &chunk.lines)?;
