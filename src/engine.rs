@@ -36,7 +36,10 @@ use crate::answer::{Answer, FlowAnswer, SeriesAnswer};
 use crate::batch::InputFormat;
 use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::{is_gzip_name, open_ndjson_file, read_ndjson, read_ndjson_bytes};
+use crate::ingest::ndjson::{
+    is_gzip_name, open_ndjson_file, read_ndjson_bytes, read_ndjson_columns, LineNumbers,
+    RangeSource,
+};
 use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{
     events_to_batch, normalize, EventColumns, IngestMode, IngestReport, RowNumbers, ScanScope,
@@ -53,7 +56,7 @@ use crate::store::wal::{self, RecordKind};
 use crate::store::{Store, StoreOptions};
 
 /// Where an NDJSON reader hands its batches and their line numbers.
-type NdjsonSink<'a> = dyn Fn(RecordBatch, &[u64]) -> Result<()> + Sync + 'a;
+type NdjsonSink<'a> = dyn Fn(RecordBatch, LineNumbers) -> Result<()> + Sync + 'a;
 
 /// Size figures of an engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -786,7 +789,8 @@ impl Engine {
         match file.format {
             InputFormat::Parquet => self.stage_parquet_file(&file.path),
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
-                let input = open_ndjson_file(&file.path, is_gzip_name(&file.path))?;
+                let input =
+                    open_ndjson_file(&file.path, is_gzip_name(&file.path), RangeSource::Read)?;
                 self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
                     .map_err(|e| e.within(file.path.display()))
             }
@@ -810,7 +814,7 @@ impl Engine {
         reader: impl BufRead,
         mode: IngestMode,
     ) -> Result<IngestReport> {
-        self.commit_staged(self.stage_ndjson(mode, |sink| read_ndjson(reader, sink))?)
+        self.commit_staged(self.stage_ndjson(mode, |sink| read_ndjson_columns(reader, None, sink))?)
     }
 
     /// Ingests NDJSON held in memory (a request body), atomically. Its
@@ -845,8 +849,7 @@ impl Engine {
             read(&|batch, lines| {
                 let mut report = IngestReport::default();
                 let cols = normalize(&batch, mode, RowNumbers::Lines(lines), &mut report)?;
-                let first_line = lines.first().copied().unwrap_or(0);
-                self.stage(&staged, first_line, cols, &report);
+                self.stage(&staged, lines.order(), cols, &report);
                 Ok(())
             })
         })?;
@@ -857,7 +860,7 @@ impl Engine {
     /// whose name ends in `.gz` is decompressed (gzip) on the fly.
     pub fn ingest_ndjson_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
-        let input = open_ndjson_file(path, is_gzip_name(path))?;
+        let input = open_ndjson_file(path, is_gzip_name(path), RangeSource::Read)?;
         self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
             .and_then(|staged| self.commit_staged(staged))
             .map_err(|e| e.within(path.display()))

@@ -48,7 +48,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::ingest::bounds::bounding_rows;
 use crate::ingest::guard::guard;
-use crate::ingest::ndjson::open_ndjson_file;
+use crate::ingest::ndjson::{open_ndjson_file, RangeSource};
 use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{normalize, Elision, IngestMode, IngestReport, RowNumbers, ScanScope};
 use crate::query::{GroupField, ListFilter, Query, Stat};
@@ -472,7 +472,11 @@ fn fold_files(
             }
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
                 let gzip = file.format == InputFormat::NdjsonGzip;
-                let input = open_ndjson_file(&file.path, gzip)?;
+                let source = match options.map_files {
+                    true => RangeSource::Mapped,
+                    false => RangeSource::Read,
+                };
+                let input = open_ndjson_file(&file.path, gzip, source)?;
                 guard(&name, || {
                     input.read_in_scope(Some(columns), Some(scope), |batch, lines, left_out| {
                         // Rows left out by the reader were valid events

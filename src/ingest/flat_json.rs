@@ -120,11 +120,13 @@ fn decode_lines(
     // whole up front, a chunk (a few megabytes) was read from memory twice.
     let mut valid = if ascii { text.len() } else { 0 };
     // Blank lines to the text's end are no row.
-    // Whether a line's span opened with blank lines.
-    let mut spaced = false;
+    // Whether a line's span opened with blank lines, and whether reading
+    // stopped at `max_rows` lines with more to read.
+    let (mut spaced, mut stopped) = (false, false);
     while skip_space(text, start) < text.len() {
         let row = ends.len();
         if row == max_rows {
+            stopped = true;
             break;
         }
         spaced |= text[start] != b'{';
@@ -218,7 +220,7 @@ fn decode_lines(
     Some(FlatRows {
         batch,
         kept: filter.map(|_| kept),
-        end: start,
+        end: if stopped { start } else { text.len() },
         spaced,
     })
 }
@@ -229,9 +231,9 @@ pub(super) struct FlatRows {
     /// With a filter, the lines the batch's rows are (by index in the
     /// chunk); the others were left out.
     pub kept: Option<Vec<u32>>,
-    /// Where reading stopped: the end of the text, or of the last line
-    /// read when `max_rows` lines were (blank lines after them are the
-    /// next line's).
+    /// Where reading stopped: the end of the text, or, when `max_rows`
+    /// lines were read and more follow, the end of the last line read
+    /// (blank lines after it open the next line's span).
     pub end: usize,
     /// Whether a line's span opened with blank lines (else each line
     /// follows the one before).

@@ -16,6 +16,7 @@ pub(crate) mod bounds;
 mod delta_header;
 mod flat_json;
 pub(crate) mod guard;
+mod line_ranges;
 pub mod ndjson;
 mod normalize;
 mod page_header;

@@ -7,6 +7,11 @@
 //! naming its line instead of a silent guess. Blank lines are skipped;
 //! unknown keys are ignored; an absent key or `null` is null. Errors name
 //! the line (1-based, counting blank lines).
+//!
+//! A stream (gzip, a reader, a request body) is split into chunks of lines
+//! on one thread while the pool decodes them; a plain file is cut into
+//! byte ranges that the pool's workers read and decode side by side
+//! (`line_ranges`).
 
 use std::io::{BufRead, Read};
 use std::path::Path;
@@ -19,6 +24,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::flat_json::{decode_flat, RowFilter};
 use super::guard::guard;
+pub(crate) use super::line_ranges::RangeSource;
+use super::line_ranges::{each_range, lines_before, RangeLines, UTF8_BOM};
 use super::normalize::utf8_to_view;
 use super::pipeline::pipeline;
 use super::scope::ScanScope;
@@ -68,7 +75,7 @@ pub const MAX_NESTING: usize = 64;
 
 /// Refuses a line nested deeper than [`MAX_NESTING`]. Cheap in the common
 /// case: only lines with more brackets than the limit are scanned.
-fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
+fn check_nesting(line: &[u8], line_no: u64, before: LinesBefore) -> Result<()> {
     if !more_brackets_than(line, MAX_NESTING) {
         return Ok(());
     }
@@ -89,7 +96,7 @@ fn check_nesting(line: &[u8], line_no: u64) -> Result<()> {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Error::data(
-                        format!("line {line_no}"),
+                        before.name(line_no),
                         format!("JSON nested deeper than {MAX_NESTING} levels"),
                     ));
                 }
@@ -119,9 +126,70 @@ fn more_brackets_than(line: &[u8], limit: usize) -> bool {
     false
 }
 
-/// The UTF-8 byte order mark some Windows tools write at the start of a
-/// text file; skipped there.
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// The input lines of a batch's rows, as errors name them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineNumbers<'a> {
+    /// Each row's line, counted from 1 at the start of the input, or of
+    /// a file's range (see `before`).
+    lines: &'a [u64],
+    before: LinesBefore<'a>,
+    /// Where the batch's lines lie in the input, as a key that orders
+    /// the batches of one input as their lines are: the number of the
+    /// first line of a stream's chunk, the offset in the file of a
+    /// range's chunk.
+    order: u64,
+}
+
+impl LineNumbers<'_> {
+    /// The number of `row`'s line in the input, counting the lines
+    /// before a range as an error would.
+    #[cfg(test)]
+    fn line(&self, row: usize) -> u64 {
+        let before = match self.before {
+            LinesBefore::Input => 0,
+            LinesBefore::InFile { file, offset } => lines_before(file, offset).unwrap_or(0),
+        };
+        before + self.lines[row]
+    }
+
+    /// The key ordering the batches of one input (see `order`).
+    pub(crate) fn order(&self) -> u64 {
+        self.order
+    }
+
+    /// The name of `row`'s line in an error (`line 12`); `None` for a row
+    /// not numbered.
+    pub(crate) fn name(&self, row: usize) -> Option<String> {
+        self.lines.get(row).map(|&line| self.before.name(line))
+    }
+}
+
+/// Where the numbers of a [`LineNumbers`] count from.
+#[derive(Clone, Copy, Debug, Default)]
+enum LinesBefore<'a> {
+    /// The start of the input.
+    #[default]
+    Input,
+    /// The range of `file` that starts at byte `offset`: the lines before
+    /// it are counted when an error names a line, and only then.
+    InFile {
+        file: &'a std::fs::File,
+        offset: u64,
+    },
+}
+
+impl LinesBefore<'_> {
+    /// The name of the line numbered `line` from here (`line 12`).
+    fn name(&self, line: u64) -> String {
+        match *self {
+            LinesBefore::Input => format!("line {line}"),
+            LinesBefore::InFile { file, offset } => match lines_before(file, offset) {
+                Some(before) => format!("line {}", before + line),
+                None => format!("line {line} of the lines from byte {offset}"),
+            },
+        }
+    }
+}
 
 /// A chunk's own text: bytes read into a buffer that is kept, whole and
 /// initialised, from chunk to chunk. Reading into a `Vec` would first
@@ -200,9 +268,15 @@ struct Chunk<'a> {
     /// The chunk's text within the whole input, when it is a slice of it.
     borrowed: Option<&'a [u8]>,
     /// The number of the chunk's first line (1-based, counting blank
-    /// lines) and how many lines it holds.
+    /// lines, from the start of `before`) and how many lines it holds:
+    /// counted when the chunk was split, or, for a chunk of a file's
+    /// range (`uncounted`), found by the decoder: up to [`BATCH_ROWS`]
+    /// lines from the range's text on.
     first_line: u64,
     line_count: usize,
+    uncounted: bool,
+    /// Where `first_line` counts from.
+    before: LinesBefore<'a>,
     /// Whether the text is known to be ASCII (so UTF-8): its splitter
     /// saw no byte above 0x7f (see [`LineCount::ascii`]).
     ascii: bool,
@@ -220,6 +294,8 @@ impl<'a> Chunk<'a> {
         self.borrowed = None;
         self.first_line = 0;
         self.line_count = 0;
+        self.uncounted = false;
+        self.before = LinesBefore::Input;
         self.ascii = false;
         self.ends.clear();
         self.lines.clear();
@@ -235,20 +311,55 @@ impl<'a> Chunk<'a> {
         (text, &mut self.ends, &mut self.lines)
     }
 
+    /// The line numbers of the chunk's rows (after `number_lines` or
+    /// `split_lines`).
+    fn numbers(&self) -> LineNumbers<'_> {
+        LineNumbers {
+            lines: &self.lines,
+            before: self.before,
+            order: 0,
+        }
+    }
+
+    /// Cuts an uncounted chunk's text after its first `rows` lines, and
+    /// counts them.
+    fn count_lines_up_to(&mut self, rows: usize) -> Result<()> {
+        let text = self.text();
+        let count = count_lines(text, 0, 0, rows, self.first_line)?;
+        // A range's text ends with a newline: its lines are whole.
+        let end = count.line_start;
+        self.borrowed = Some(&self.borrowed.unwrap_or_default()[..end]);
+        self.line_count = count.lines;
+        self.ascii = count.ascii;
+        Ok(())
+    }
+
+    /// The lines an uncounted chunk's decoding read, blank ones included:
+    /// those counted for `arrow-json`, else through the last with a row
+    /// (blank lines after it are read only at the end of the text, where
+    /// the count no longer matters).
+    fn lines_read(&self) -> u64 {
+        match (self.line_count, self.lines.last()) {
+            (0, Some(last)) => last + 1 - self.first_line,
+            (0, None) => 0,
+            (counted, _) => counted as u64,
+        }
+    }
+
     fn line(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.text()[start..self.ends[i]]
     }
 
     /// Numbers the non-blank lines whose `ends` the decoder found: in
-    /// order from the first line when none is blank, else by counting the
-    /// newlines of each line's span.
-    fn number_lines(&mut self) {
-        let (first, count) = (self.first_line, self.line_count);
+    /// order from the first line when no line's span opens with blank
+    /// lines (`spaced`), else by counting the newlines of each span.
+    fn number_lines(&mut self, spaced: bool) {
+        let first = self.first_line;
         let (text, ends, lines) = self.text_and_lines();
         lines.clear();
-        if ends.len() == count {
-            lines.extend((0..count as u64).map(|i| first + i));
+        if !spaced {
+            lines.extend((0..ends.len() as u64).map(|i| first + i));
             return;
         }
         let (mut line_no, mut start) = (first - 1, 0);
@@ -362,10 +473,10 @@ const READ_MARGIN_BYTES: usize = 4096;
 /// pieces sized to what it still needs (estimated from the lines read so
 /// far), and their lines are counted right after each read (see
 /// [`count_lines`]). The bytes read past a chunk's last line start the
-/// next one. A buffered reader in between
-/// cost a copy of every byte in user space (about 5% of the CPU time of a
-/// job over an NDJSON file); a mapped file cost more in page faults and in
-/// releasing the pages (see [`open_ndjson_file`]).
+/// next one. A buffered reader in between cost a copy of every byte in
+/// user space (about 5% of the CPU time of a job over an NDJSON file).
+/// A plain file is not read this way but in ranges (see
+/// [`open_ndjson_file`]); gzip and other streams are.
 struct StreamChunks<R> {
     reader: R,
     /// Bytes read past the last chunk's last line.
@@ -551,28 +662,38 @@ impl<R: std::io::Read> std::io::Read for Gunzip<R> {
     }
 }
 
-/// An opened NDJSON file, read as a stream (see [`StreamChunks`]):
-/// decompressed on the fly when it is gzip.
-pub(crate) struct NdjsonFile(Box<dyn Read + Send>);
+/// An opened NDJSON file: a plain one is read range by range in
+/// parallel (see `line_ranges`), a gzip one as a stream (see
+/// [`StreamChunks`]), decompressed on the fly.
+pub(crate) enum NdjsonFile {
+    Ranges {
+        file: std::fs::File,
+        len: u64,
+        source: RangeSource,
+    },
+    Stream(Box<dyn Read + Send>),
+}
 
 /// Opens the NDJSON file `path`, decompressing it when `gzip` (a
 /// `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are read one
 /// after the other, as `zcat` does). Errors name the file.
 ///
-/// A file is read, not mapped into memory. Mapped (as it once was), its
-/// lines were decoded where the page cache held them, but faulting the
-/// pages in and handing them back cost as much as the kernel's copy of a
-/// read, and the splitting thread then read every byte from memory once
-/// more: a job over the 3.2 GB file of `benches/compare_duckdb.py` took
-/// 5–8% longer.
-pub(crate) fn open_ndjson_file(path: &Path, gzip: bool) -> Result<NdjsonFile> {
-    let file =
-        std::fs::File::open(path).map_err(|e| Error::data_from(path.display().to_string(), e))?;
-    Ok(NdjsonFile(if gzip {
-        Box::new(Gunzip(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(file)
-    }))
+/// A plain file's ranges are read with `pread`, or, with
+/// [`RangeSource::Mapped`], mapped window by window. Read as one stream
+/// (as they once were), its lines were found on one thread, after the
+/// kernel had copied every byte: a job over the 3.2 GB file of
+/// `benches/compare_duckdb.py` spent 9% of its time counting lines and
+/// 15–20% in the copy.
+pub(crate) fn open_ndjson_file(path: &Path, gzip: bool, source: RangeSource) -> Result<NdjsonFile> {
+    let named = |e| Error::data_from(path.display().to_string(), e);
+    let file = std::fs::File::open(path).map_err(named)?;
+    if gzip {
+        return Ok(NdjsonFile::Stream(Box::new(Gunzip(
+            flate2::read::MultiGzDecoder::new(file),
+        ))));
+    }
+    let len = file.metadata().map_err(named)?.len();
+    Ok(NdjsonFile::Ranges { file, len, source })
 }
 
 impl NdjsonFile {
@@ -580,7 +701,7 @@ impl NdjsonFile {
     pub(crate) fn read_columns(
         self,
         columns: Option<&[&str]>,
-        sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+        sink: impl Fn(RecordBatch, LineNumbers) -> Result<()> + Sync,
     ) -> Result<()> {
         self.read_in_scope(columns, None, |batch, lines, _| sink(batch, lines))
     }
@@ -594,10 +715,56 @@ impl NdjsonFile {
         self,
         columns: Option<&[&str]>,
         scope: Option<&ScanScope>,
-        sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+        sink: impl Fn(RecordBatch, LineNumbers, Option<u64>) -> Result<()> + Sync,
     ) -> Result<()> {
-        read_stream(self.0, columns, scope, sink)
+        match self {
+            NdjsonFile::Stream(reader) => read_stream(reader, columns, scope, sink),
+            NdjsonFile::Ranges { file, len, source } => {
+                let schema = decode_schema(columns);
+                let filter = scope.and_then(|scope| RowFilter::new(&schema, scope));
+                each_range(&file, len, source, |range| {
+                    decode_range(&schema, &file, range, filter.as_ref(), &sink)
+                })
+            }
+        }
     }
+}
+
+/// Decodes the lines of a file's range, [`BATCH_ROWS`] at a time, and
+/// gives each batch to `sink`.
+fn decode_range(
+    schema: &SchemaRef,
+    file: &std::fs::File,
+    range: RangeLines,
+    filter: Option<&RowFilter>,
+    sink: &impl Fn(RecordBatch, LineNumbers, Option<u64>) -> Result<()>,
+) -> Result<()> {
+    let before = LinesBefore::InFile {
+        file,
+        offset: range.offset,
+    };
+    let (mut at, mut first_line) = (0usize, 1u64);
+    let mut chunk = Chunk::default();
+    while at < range.text.len() {
+        chunk.clear();
+        chunk.borrowed = Some(&range.text[at..]);
+        chunk.first_line = first_line;
+        chunk.uncounted = true;
+        chunk.before = before;
+        let decoded = decode_chunk(schema, &mut chunk, filter)?;
+        at += chunk.text().len();
+        first_line += chunk.lines_read();
+        if decoded.batch.num_rows() == 0 && decoded.left_out.is_none() {
+            continue; // blank lines only
+        }
+        let lines = LineNumbers {
+            lines: decoded.lines.as_deref().unwrap_or(&chunk.lines),
+            before,
+            order: range.offset + (at - chunk.text().len()) as u64,
+        };
+        sink(decoded.batch, lines, decoded.left_out)?;
+    }
+    Ok(())
 }
 
 /// Whether `path` names a gzip-compressed file (`.gz`, any case).
@@ -619,7 +786,7 @@ pub fn read_ndjson(
     reader: impl BufRead,
     sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
-    read_ndjson_columns(reader, None, sink)
+    read_ndjson_columns(reader, None, |batch, lines| sink(batch, lines.lines))
 }
 
 /// [`read_ndjson`] decoding only the event columns in `columns` (None =
@@ -629,7 +796,7 @@ pub fn read_ndjson(
 pub(crate) fn read_ndjson_columns(
     reader: impl BufRead,
     columns: Option<&[&str]>,
-    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, LineNumbers) -> Result<()> + Sync,
 ) -> Result<()> {
     read_stream(reader, columns, None, |batch, lines, _| sink(batch, lines))
 }
@@ -640,7 +807,7 @@ fn read_stream(
     reader: impl Read,
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
-    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, LineNumbers, Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let mut chunks = StreamChunks::new(reader);
     let next = |spare, rows| chunks.next(spare, rows);
@@ -651,7 +818,7 @@ fn read_stream(
 /// chunks are slices of `text`, decoded where they lie.
 pub(crate) fn read_ndjson_bytes(
     text: &[u8],
-    sink: impl Fn(RecordBatch, &[u64]) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, LineNumbers) -> Result<()> + Sync,
 ) -> Result<()> {
     read_slice(text, None, None, |batch, lines, _| sink(batch, lines))
 }
@@ -661,7 +828,7 @@ fn read_slice(
     text: &[u8],
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
-    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, LineNumbers, Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let (mut at, mut line_no) = (0usize, 0u64);
     let next = |spare, rows| slice_chunk(text, &mut at, &mut line_no, spare, rows);
@@ -674,7 +841,7 @@ fn decode_chunks<'a>(
     columns: Option<&[&str]>,
     scope: Option<&ScanScope>,
     mut next: impl FnMut(Chunk<'a>, usize) -> Result<Chunk<'a>>,
-    sink: impl Fn(RecordBatch, &[u64], Option<u64>) -> Result<()> + Sync,
+    sink: impl Fn(RecordBatch, LineNumbers, Option<u64>) -> Result<()> + Sync,
 ) -> Result<()> {
     let schema = decode_schema(columns);
     let filter = scope.and_then(|scope| RowFilter::new(&schema, scope));
@@ -698,14 +865,14 @@ fn decode_chunks<'a>(
             if decoded.batch.num_rows() == 0 && decoded.left_out.is_none() {
                 return Ok(()); // blank lines only
             }
-            let lines = decoded.lines.as_deref().unwrap_or(&chunk.lines);
+            let lines = LineNumbers {
+                lines: decoded.lines.as_deref().unwrap_or(&chunk.lines),
+                before: LinesBefore::Input,
+                order: chunk.first_line,
+            };
             sink(decoded.batch, lines, decoded.left_out)
         },
     )
-}
-
-fn at_line(line_no: u64, e: arrow_schema::ArrowError) -> Error {
-    Error::data_from(format!("line {line_no}"), e)
 }
 
 /// Feeds all of `bytes` to the decoder.
@@ -753,34 +920,53 @@ fn decode_chunk(
     filter: Option<&RowFilter>,
 ) -> Result<DecodedChunk> {
     guard("ndjson", || {
-        let (line_count, ascii) = (chunk.line_count, chunk.ascii);
+        let (ascii, uncounted) = (chunk.ascii, chunk.uncounted);
+        let max_rows = if uncounted {
+            BATCH_ROWS
+        } else {
+            chunk.line_count
+        };
         let (text, ends, _) = chunk.text_and_lines();
-        let flat = decode_flat(schema, text, line_count, ascii, filter, ends);
-        // The chunk holds `line_count` lines: the decoder reads them all.
-        if let Some(rows) = flat.filter(|rows| rows.end == text.len()) {
-            chunk.number_lines();
+        let flat = decode_flat(schema, text, max_rows, ascii, filter, ends);
+        // A counted chunk holds `line_count` lines: the decoder reads them
+        // all. An uncounted one ends where the decoder stopped.
+        let flat = flat.filter(|rows| uncounted || rows.end == text.len());
+        if let Some(rows) = flat {
+            if let Some(text) = chunk.borrowed.as_mut() {
+                *text = &text[..rows.end];
+            }
+            chunk.number_lines(rows.spaced);
+            let before = chunk.before;
             let Some(kept) = rows.kept else {
-                let batch = with_timestamps(rows.batch, &chunk.lines)?;
+                let batch = with_timestamps(rows.batch, chunk.numbers())?;
                 return Ok(DecodedChunk::whole(batch));
             };
             let lines: Vec<u64> = kept.iter().map(|&i| chunk.lines[i as usize]).collect();
+            let numbers = LineNumbers {
+                lines: &lines,
+                before,
+                order: 0,
+            };
             return Ok(DecodedChunk {
-                batch: with_timestamps(rows.batch, &lines)?,
+                batch: with_timestamps(rows.batch, numbers)?,
                 left_out: Some((chunk.lines.len() - lines.len()) as u64),
                 lines: Some(lines),
             });
+        }
+        if uncounted {
+            chunk.count_lines_up_to(BATCH_ROWS)?;
         }
         // The flat decoder takes only strings and nulls as values, so a
         // chunk it read holds no nesting; `arrow-json` gets none deeper
         // than the limit.
         chunk.split_lines();
         for (i, &line_no) in chunk.lines.iter().enumerate() {
-            check_nesting(chunk.line(i), line_no)?;
+            check_nesting(chunk.line(i), line_no, chunk.before)?;
         }
         let batch = decode_with_arrow_json(schema, chunk)?;
         Ok(DecodedChunk::whole(with_timestamps(
             as_views(&batch)?,
-            &chunk.lines,
+            chunk.numbers(),
         )?))
     })
 }
@@ -841,6 +1027,7 @@ fn decode_with_arrow_json(schema: &SchemaRef, chunk: &Chunk) -> Result<RecordBat
 /// The error of the first line of `chunk` that is not exactly one JSON
 /// value on its own, if any.
 fn first_bad_line(schema: &SchemaRef, chunk: &Chunk) -> Result<Option<Error>> {
+    let name = |line_no| chunk.before.name(line_no);
     for (i, &line_no) in chunk.lines.iter().enumerate() {
         let mut single = new_decoder(schema)?;
         let rows = feed(&mut single, chunk.line(i))
@@ -850,25 +1037,25 @@ fn first_bad_line(schema: &SchemaRef, chunk: &Chunk) -> Result<Option<Error>> {
             Ok(1) => {}
             Ok(_) => {
                 return Ok(Some(Error::data(
-                    format!("line {line_no}"),
+                    name(line_no),
                     "more than one JSON value on one line (NDJSON holds one object per line)",
                 )))
             }
             // The decoder's word for a line that ends inside a value.
             Err(e) if e.to_string().contains("Truncated record") => {
                 return Ok(Some(Error::data(
-                    format!("line {line_no}"),
+                    name(line_no),
                     "the JSON value does not end on its line (NDJSON holds one object per line)",
                 )))
             }
-            Err(e) => return Ok(Some(at_line(line_no, e))),
+            Err(e) => return Ok(Some(Error::data_from(name(line_no), e))),
         }
     }
     Ok(None)
 }
 
 /// Replaces the string `timestamp` column by parsed µs timestamps.
-fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
+fn with_timestamps(batch: RecordBatch, lines: LineNumbers) -> Result<RecordBatch> {
     let schema = batch.schema();
     let idx = schema
         .index_of(col::TIMESTAMP)
@@ -883,9 +1070,14 @@ fn with_timestamps(batch: RecordBatch, lines: &[u64]) -> Result<RecordBatch> {
         micros.push(match value {
             None => None,
             Some(v) => Some(reader.micros(v).map_err(|_| {
-                let line = lines.get(row).copied().unwrap_or(0);
                 Error::data(
-                    format!("line {line}, column `{}`", col::TIMESTAMP),
+                    format!(
+                        "{}, column `{}`",
+                        lines
+                            .name(row)
+                            .unwrap_or_else(|| format!("row {}", row + 1)),
+                        col::TIMESTAMP
+                    ),
                     format!(
                         "`{}` is not an RFC 3339 timestamp with `Z` or an offset",
                         v.chars().take(64).collect::<String>()
@@ -1162,7 +1354,7 @@ mod tests {
         expected.push(("last".into(), line_no + 1));
         for capacity in [1, 7, 4096, 1 << 20] {
             let reader = std::io::BufReader::with_capacity(capacity, text.as_bytes());
-            let rows = rows_of(|sink| read_ndjson(reader, sink));
+            let rows = rows_of(|sink| read_ndjson_columns(reader, None, sink));
             assert_eq!(rows, expected, "buffer of {capacity} bytes");
         }
         // A reader that gives a few bytes per read, and is now and then
@@ -1183,9 +1375,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         std::fs::write(&path, &text).unwrap();
-        let file = open_ndjson_file(&path, false).unwrap();
-        let rows = rows_of(|sink| file.read_columns(None, sink));
-        assert_eq!(rows, expected, "from a file");
+        for source in [RangeSource::Read, RangeSource::Mapped] {
+            let file = open_ndjson_file(&path, false, source).unwrap();
+            let rows = rows_of(|sink| file.read_columns(None, sink));
+            assert_eq!(rows, expected, "from a file, {source:?}");
+        }
     }
 
     /// A reader of `text` giving at most `most` bytes per read, and
@@ -1237,11 +1431,11 @@ mod tests {
     /// number, in line order.
     fn rows_of(read: impl FnOnce(&Sink) -> Result<()>) -> Vec<(String, u64)> {
         let rows = std::sync::Mutex::new(Vec::new());
-        read(&|batch: RecordBatch, lines: &[u64]| {
+        read(&|batch: RecordBatch, lines: LineNumbers| {
             let ids = batch.column_by_name("event_id").unwrap().as_string_view();
             let mut rows = rows.lock().unwrap();
-            for (id, line) in ids.iter().zip(lines) {
-                rows.push((id.unwrap().to_string(), *line));
+            for (row, id) in ids.iter().enumerate() {
+                rows.push((id.unwrap().to_string(), lines.line(row)));
             }
             Ok(())
         })
@@ -1251,7 +1445,7 @@ mod tests {
         rows
     }
 
-    type Sink<'a> = dyn Fn(RecordBatch, &[u64]) -> Result<()> + Sync + 'a;
+    type Sink<'a> = dyn Fn(RecordBatch, LineNumbers) -> Result<()> + Sync + 'a;
 
     /// What reading from a stream and from memory share: a byte order
     /// mark, blank lines at either end, an empty input, a line too long,
@@ -1271,13 +1465,13 @@ mod tests {
         for text in cases {
             let collect = |read: &dyn Fn(&Sink) -> Result<()>| {
                 let rows = std::sync::Mutex::new(Vec::new());
-                let result = read(&|batch: RecordBatch, lines: &[u64]| {
+                let result = read(&|batch: RecordBatch, lines: LineNumbers| {
                     let ids = batch.column_by_name("event_id").unwrap().as_string_view();
                     let mut rows = rows.lock().unwrap();
                     rows.extend(
                         ids.iter()
-                            .map(|v| v.map(str::to_string))
-                            .zip(lines.to_vec()),
+                            .enumerate()
+                            .map(|(row, v)| (v.map(str::to_string), lines.line(row))),
                     );
                     Ok(())
                 });
@@ -1285,11 +1479,92 @@ mod tests {
                 rows.sort_by_key(|(_, line)| *line);
                 result.map(|()| rows).map_err(|e| e.to_string())
             };
-            let streamed = collect(&|sink| read_ndjson(text.as_bytes(), sink));
+            let streamed = collect(&|sink| read_ndjson_columns(text.as_bytes(), None, sink));
             let in_memory = collect(&|sink| read_ndjson_bytes(text.as_bytes(), sink));
             let shown = text.chars().take(80).collect::<String>();
             assert_eq!(in_memory, streamed, "{shown:?}");
         }
+    }
+
+    /// A file of many ranges: every row numbered as its line, and each
+    /// kind of bad line named by its number, the first of two, whether
+    /// the ranges are read or mapped.
+    #[test]
+    fn a_files_ranges_number_their_lines_and_name_the_first_bad_one() {
+        let good = |i: usize| {
+            format!(r#"{{"event_id":"e{i}","timestamp":"2024-03-01T10:00:00Z","bot_id":"b"}}"#)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let lines = 30_000; // 2 MB: ranges of 64 KiB or more
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for i in 1..=lines {
+            if i % 1000 == 0 {
+                text.push('\n'); // a blank line
+                continue;
+            }
+            text.push_str(&good(i));
+            text.push('\n');
+            expected.push((format!("e{i}"), i as u64));
+        }
+        std::fs::write(&path, &text).unwrap();
+        for source in [RangeSource::Read, RangeSource::Mapped] {
+            let file = open_ndjson_file(&path, false, source).unwrap();
+            assert!(matches!(file, NdjsonFile::Ranges { .. }));
+            let rows = rows_of(|sink| file.read_columns(None, sink));
+            assert_eq!(rows, expected, "{source:?}");
+        }
+        let nested = format!(
+            r#"{{"event_id":"e","x":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let bad_lines = [
+            (
+                r#"{"event_id":"e","timestamp":"yesterday"}"#.to_string(),
+                "RFC 3339",
+            ),
+            (
+                r#"{"event_id":"e"} {"event_id":"f"}"#.to_string(),
+                "more than one JSON value",
+            ),
+            (
+                r#"{"event_id":"e","#.to_string(),
+                "does not end on its line",
+            ),
+            (nested, "nested deeper"),
+        ];
+        for (bad, what) in bad_lines {
+            let mut lines: Vec<String> = (1..=lines).map(good).collect();
+            lines[21_233] = bad.clone();
+            lines[27_001] = bad.clone();
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            for source in [RangeSource::Read, RangeSource::Mapped] {
+                let file = open_ndjson_file(&path, false, source).unwrap();
+                let err = file
+                    .read_columns(None, |_, _| Ok(()))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    err.contains("line 21234") && err.contains(what),
+                    "{source:?}: {err}"
+                );
+            }
+        }
+        // A sink's error names a row's line as the reader numbers it.
+        std::fs::write(&path, &text).unwrap();
+        let file = open_ndjson_file(&path, false, RangeSource::Read).unwrap();
+        let err = file
+            .read_columns(None, |batch, lines| {
+                let ids = batch.column_by_name("event_id").unwrap().as_string_view();
+                match ids.iter().position(|id| id == Some("e25001")) {
+                    Some(row) => Err(Error::data(lines.name(row).unwrap(), "refused")),
+                    None => Ok(()),
+                }
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("line 25001: refused"), "{err}");
     }
 
     #[test]
@@ -1300,22 +1575,32 @@ mod tests {
             assert_eq!(l.len(), len);
             l
         };
+        // As a stream, and as a file's ranges.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.ndjson");
+        let from_file = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let file = open_ndjson_file(&path, false, RangeSource::Read).unwrap();
+            file.read_columns(None, |_, _| Ok(()))
+        };
         let mut ok = line(MAX_LINE_BYTES);
         ok.push_str(&line(100));
         assert!(read(ok.as_bytes()).is_ok());
+        assert!(from_file(&ok).is_ok());
         let long = format!("{}{}", line(100), line(MAX_LINE_BYTES + 1));
-        let err = read(long.as_bytes()).unwrap_err();
-        assert!(
-            err.to_string().contains("line 2: line longer than"),
-            "{err}"
-        );
         // Without a newline, the line is refused as soon as it is too long.
         let unterminated = format!("{}{}", line(100), "a".repeat(MAX_LINE_BYTES + 1));
-        let err = read(unterminated.as_bytes()).unwrap_err();
-        assert!(
-            err.to_string().contains("line 2: line longer than"),
-            "{err}"
-        );
+        for text in [long, unterminated] {
+            for err in [
+                read(text.as_bytes()).unwrap_err(),
+                from_file(&text).unwrap_err(),
+            ] {
+                assert!(
+                    err.to_string().contains("line 2: line longer than"),
+                    "{err}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use rayon::prelude::*;
 
+use super::ndjson::LineNumbers;
 use super::{IngestMode, IngestReport, RequiredColumn, SkipReason};
 use crate::error::{Error, Result};
 use crate::schema::{col, Attribute, COLUMNS};
@@ -27,17 +28,16 @@ pub(crate) enum RowNumbers<'a> {
     /// Consecutive rows, the first with this 1-based number.
     From(u64),
     /// The NDJSON line of each row.
-    Lines(&'a [u64]),
+    Lines(LineNumbers<'a>),
 }
 
 impl RowNumbers<'_> {
     fn name(&self, row: usize) -> String {
         match self {
             RowNumbers::From(first) => format!("row {}", first + row as u64),
-            RowNumbers::Lines(lines) => match lines.get(row) {
-                Some(line) => format!("line {line}"),
-                None => format!("row {}", row + 1),
-            },
+            RowNumbers::Lines(lines) => lines
+                .name(row)
+                .unwrap_or_else(|| format!("row {}", row + 1)),
         }
     }
 }

@@ -74,7 +74,7 @@ mod snappy_stride;
 mod zstd_pages;
 mod zstd_prefix;
 
-pub(crate) use file_ranges::FileRanges;
+pub(crate) use file_ranges::{read_at, FileRanges};
 
 use footer::{read_footer, RowGroupPruning};
 
