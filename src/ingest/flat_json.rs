@@ -99,8 +99,15 @@ fn decode_lines(
         .map(|f| f.name().as_bytes())
         .collect();
     ends.clear();
-    let mut columns: Vec<ColumnValues> =
-        names.iter().map(|_| ColumnValues::new(max_rows)).collect();
+    // Rows the columns have room for. A filter keeps few lines of most
+    // chunks (one bot's of two dozen): room for all of them was memory
+    // zeroed for nothing (2% of the time of a filtered job), so it starts
+    // small and doubles.
+    let mut room = match filter {
+        Some(_) => max_rows.min(FILTERED_ROOM),
+        None => max_rows,
+    };
+    let mut columns: Vec<ColumnValues> = names.iter().map(|_| ColumnValues::new(room)).collect();
     // The values longer than a view holds, one after the other: the only
     // bytes the views need besides their own (the lines' keys, quotes and
     // the columns not asked for stay behind).
@@ -161,6 +168,10 @@ fn decode_lines(
                 continue;
             }
             kept.push(row as u32);
+            if out == room {
+                room = (room * 2).min(max_rows);
+                columns.iter_mut().for_each(|values| values.grow(room));
+            }
         }
         let mut bits = filled;
         while bits != 0 {
@@ -573,7 +584,16 @@ impl ColumnValues {
             non_null: 0,
         }
     }
+
+    /// Makes room for `rows` rows, the new ones null.
+    fn grow(&mut self, rows: usize) {
+        self.views.resize(rows, 0);
+        self.valid.resize(bit_util::ceil(rows, 8), 0);
+    }
 }
+
+/// Rows a filtered chunk's columns have room for at first.
+const FILTERED_ROOM: usize = 512;
 
 /// The `len` (at most 16) bytes of `text` from `from` as a little-endian
 /// word, the bytes above them zero: read as one 16-byte word and masked
@@ -1388,6 +1408,41 @@ mod tests {
         // neither (they are not applied to decoded rows).
         assert!(RowFilter::new(&schema, &ScanScope::all()).is_none());
         assert!(RowFilter::new(&schema, &ScanScope::all().with(col::TEAM_ID, ["t"])).is_none());
+    }
+
+    /// A filtered chunk's columns start with room for few rows and grow:
+    /// however many lines it keeps, up to all, its batch is theirs.
+    #[test]
+    fn a_filter_keeping_many_lines_grows_its_columns() {
+        let schema = decode_schema_of(&[
+            "event_id",
+            "timestamp",
+            "bot_id",
+            "conversation_id",
+            "event_type",
+        ]);
+        let scope = ScanScope::all().with(col::BOT_ID, ["b"]);
+        let filter = RowFilter::new(&schema, &scope).unwrap();
+        for (lines, every) in [(3 * FILTERED_ROOM + 7, 1), (5000, 3), (FILTERED_ROOM, 1)] {
+            let lines: Vec<String> = (0..lines)
+                .map(|i| {
+                    let bot = if i % every == 0 { "b" } else { "other" };
+                    format!(
+                        r#"{{"event_id":"e{i}","timestamp":"2024-01-01T00:00:00Z","bot_id":"{bot}","conversation_id":"c{i}","event_type":"message"}}"#
+                    )
+                })
+                .collect();
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            let (text, ends) = chunk(&lines);
+            let rows = decode(&schema, &text, &ends, true, Some(&filter)).unwrap();
+            let kept: Vec<u32> = (0..lines.len() as u32)
+                .filter(|i| i % every as u32 == 0)
+                .collect();
+            let whole = as_rows(&decode(&schema, &text, &ends, true, None).unwrap().batch);
+            let expected: Vec<_> = kept.iter().map(|&i| whole[i as usize].clone()).collect();
+            assert_eq!(as_rows(&rows.batch), expected);
+            assert_eq!(rows.kept, Some(kept));
+        }
     }
 
     /// A line of bot `bot` whose `team_id` is `team` (`None`: absent,
