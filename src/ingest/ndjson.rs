@@ -752,6 +752,13 @@ fn decode_range(
         chunk.uncounted = true;
         chunk.before = before;
         let decoded = decode_chunk(schema, &mut chunk, filter)?;
+        if chunk.text().is_empty() {
+            // Every chunk reads a line at least; never loop on none.
+            return Err(Error::data(
+                "ndjson",
+                "internal error: a chunk read no line",
+            ));
+        }
         at += chunk.text().len();
         first_line += chunk.lines_read();
         if decoded.batch.num_rows() == 0 && decoded.left_out.is_none() {
