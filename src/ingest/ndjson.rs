@@ -683,7 +683,7 @@ pub(crate) enum NdjsonFile {
 /// (as they once were), its lines were found on one thread, after the
 /// kernel had copied every byte: a job over the 3.2 GB file of
 /// `benches/compare_duckdb.py` spent 9% of its time counting lines and
-/// 15–20% in the copy.
+/// 14% in the copy.
 pub(crate) fn open_ndjson_file(path: &Path, gzip: bool, source: RangeSource) -> Result<NdjsonFile> {
     let named = |e| Error::data_from(path.display().to_string(), e);
     let file = std::fs::File::open(path).map_err(named)?;
