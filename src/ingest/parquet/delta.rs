@@ -75,8 +75,10 @@ fn decode_ints(data: &[u8], count: usize, out: &mut Vec<i64>) -> Result<usize, D
     decode_first_ints(data, count, count, out)
 }
 
-/// [`decode_ints`] of only the first `keep` of the `count` values: the
-/// others are stepped over by their miniblocks' widths, not unpacked.
+/// Decodes the first `keep` of the `count` values of a
+/// `DELTA_BINARY_PACKED` run at the start of `data` into `out`
+/// (appended), and returns the bytes the run takes: the other values are
+/// stepped over by their miniblocks' widths, not unpacked.
 fn decode_first_ints(
     data: &[u8],
     count: usize,
