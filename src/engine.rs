@@ -38,7 +38,6 @@ use crate::error::{Error, Result};
 use crate::ingest::guard::guard;
 use crate::ingest::ndjson::{
     is_gzip_name, open_ndjson_file, read_ndjson_bytes, read_ndjson_columns, LineNumbers,
-    RangeSource,
 };
 use crate::ingest::parquet::{scan_parquet, FileRanges, RowsRead};
 use crate::ingest::{
@@ -789,8 +788,7 @@ impl Engine {
         match file.format {
             InputFormat::Parquet => self.stage_parquet_file(&file.path),
             InputFormat::Ndjson | InputFormat::NdjsonGzip => {
-                let input =
-                    open_ndjson_file(&file.path, is_gzip_name(&file.path), RangeSource::Read)?;
+                let input = open_ndjson_file(&file.path, is_gzip_name(&file.path), None)?;
                 self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
                     .map_err(|e| e.within(file.path.display()))
             }
@@ -860,7 +858,7 @@ impl Engine {
     /// whose name ends in `.gz` is decompressed (gzip) on the fly.
     pub fn ingest_ndjson_file(&self, path: impl AsRef<Path>) -> Result<IngestReport> {
         let path = path.as_ref();
-        let input = open_ndjson_file(path, is_gzip_name(path), RangeSource::Read)?;
+        let input = open_ndjson_file(path, is_gzip_name(path), None)?;
         self.stage_ndjson(self.mode, |sink| input.read_columns(None, sink))
             .and_then(|staged| self.commit_staged(staged))
             .map_err(|e| e.within(path.display()))

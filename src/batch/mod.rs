@@ -480,7 +480,7 @@ fn fold_files(
                     true => RangeSource::Mapped,
                     false => RangeSource::Read,
                 };
-                let input = open_ndjson_file(&file.path, gzip, source)?;
+                let input = open_ndjson_file(&file.path, gzip, Some(source))?;
                 guard(&name, || {
                     input.read_in_scope(Some(columns), Some(scope), |batch, lines, left_out| {
                         // Rows left out by the reader were valid events

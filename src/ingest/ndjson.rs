@@ -475,8 +475,8 @@ const READ_MARGIN_BYTES: usize = 4096;
 /// [`count_lines`]). The bytes read past a chunk's last line start the
 /// next one. A buffered reader in between cost a copy of every byte in
 /// user space (about 5% of the CPU time of a job over an NDJSON file).
-/// A plain file is not read this way but in ranges (see
-/// [`open_ndjson_file`]); gzip and other streams are.
+/// A batch job reads a plain file in ranges instead (see
+/// [`open_ndjson_file`]).
 struct StreamChunks<R> {
     reader: R,
     /// Bytes read past the last chunk's last line.
@@ -662,9 +662,9 @@ impl<R: std::io::Read> std::io::Read for Gunzip<R> {
     }
 }
 
-/// An opened NDJSON file: a plain one is read range by range in
-/// parallel (see `line_ranges`), a gzip one as a stream (see
-/// [`StreamChunks`]), decompressed on the fly.
+/// An opened NDJSON file: read range by range in parallel (see
+/// `line_ranges`), or as a stream (see [`StreamChunks`]), decompressed
+/// on the fly when it is gzip.
 pub(crate) enum NdjsonFile {
     Ranges {
         file: std::fs::File,
@@ -678,22 +678,32 @@ pub(crate) enum NdjsonFile {
 /// `.ndjson.gz` / `.jsonl.gz` file; concatenated gzip members are read one
 /// after the other, as `zcat` does). Errors name the file.
 ///
-/// A plain file's ranges are read with `pread`, or, with
-/// [`RangeSource::Mapped`], mapped window by window. Read as one stream
-/// (as they once were), its lines were found on one thread, after the
-/// kernel had copied every byte: a job over the 3.2 GB file of
-/// `benches/compare_duckdb.py` spent 9% of its time counting lines and
-/// 14% in the copy.
-pub(crate) fn open_ndjson_file(path: &Path, gzip: bool, source: RangeSource) -> Result<NdjsonFile> {
+/// A plain file is read in ranges from `ranges` (`pread`, or windows
+/// mapped), or as one stream when it is `None`. A batch job over the
+/// 3.2 GB file of `benches/compare_duckdb.py` spent, read as a stream, 9%
+/// of its time counting lines on one thread and 14% in the kernel's copy;
+/// in ranges, insights took 1.34 s mapped, 1.36 s read and 1.69 s as a
+/// stream (medians of 5 alternated runs; conversations over 7: 1.28 s
+/// mapped, 1.35 s read). The engine's own ingest of a file, which
+/// decodes every line and stages every batch, was not faster in ranges
+/// (2M events: 1.46–1.48 s against 1.39 s), and reads a stream.
+pub(crate) fn open_ndjson_file(
+    path: &Path,
+    gzip: bool,
+    ranges: Option<RangeSource>,
+) -> Result<NdjsonFile> {
     let named = |e| Error::data_from(path.display().to_string(), e);
     let file = std::fs::File::open(path).map_err(named)?;
-    if gzip {
-        return Ok(NdjsonFile::Stream(Box::new(Gunzip(
+    match (gzip, ranges) {
+        (true, _) => Ok(NdjsonFile::Stream(Box::new(Gunzip(
             flate2::read::MultiGzDecoder::new(file),
-        ))));
+        )))),
+        (false, None) => Ok(NdjsonFile::Stream(Box::new(file))),
+        (false, Some(source)) => {
+            let len = file.metadata().map_err(named)?.len();
+            Ok(NdjsonFile::Ranges { file, len, source })
+        }
     }
-    let len = file.metadata().map_err(named)?.len();
-    Ok(NdjsonFile::Ranges { file, len, source })
 }
 
 impl NdjsonFile {
@@ -1382,10 +1392,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.ndjson");
         std::fs::write(&path, &text).unwrap();
-        for source in [RangeSource::Read, RangeSource::Mapped] {
-            let file = open_ndjson_file(&path, false, source).unwrap();
+        for ranges in [None, Some(RangeSource::Read), Some(RangeSource::Mapped)] {
+            let file = open_ndjson_file(&path, false, ranges).unwrap();
             let rows = rows_of(|sink| file.read_columns(None, sink));
-            assert_eq!(rows, expected, "from a file, {source:?}");
+            assert_eq!(rows, expected, "from a file, {ranges:?}");
         }
     }
 
@@ -1517,7 +1527,7 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
         for source in [RangeSource::Read, RangeSource::Mapped] {
-            let file = open_ndjson_file(&path, false, source).unwrap();
+            let file = open_ndjson_file(&path, false, Some(source)).unwrap();
             assert!(matches!(file, NdjsonFile::Ranges { .. }));
             let rows = rows_of(|sink| file.read_columns(None, sink));
             assert_eq!(rows, expected, "{source:?}");
@@ -1548,7 +1558,7 @@ mod tests {
             lines[27_001] = bad.clone();
             std::fs::write(&path, lines.join("\n")).unwrap();
             for source in [RangeSource::Read, RangeSource::Mapped] {
-                let file = open_ndjson_file(&path, false, source).unwrap();
+                let file = open_ndjson_file(&path, false, Some(source)).unwrap();
                 let err = file
                     .read_columns(None, |_, _| Ok(()))
                     .unwrap_err()
@@ -1561,7 +1571,7 @@ mod tests {
         }
         // A sink's error names a row's line as the reader numbers it.
         std::fs::write(&path, &text).unwrap();
-        let file = open_ndjson_file(&path, false, RangeSource::Read).unwrap();
+        let file = open_ndjson_file(&path, false, Some(RangeSource::Read)).unwrap();
         let err = file
             .read_columns(None, |batch, lines| {
                 let ids = batch.column_by_name("event_id").unwrap().as_string_view();
@@ -1587,7 +1597,7 @@ mod tests {
         let path = dir.path().join("long.ndjson");
         let from_file = |text: &str| {
             std::fs::write(&path, text).unwrap();
-            let file = open_ndjson_file(&path, false, RangeSource::Read).unwrap();
+            let file = open_ndjson_file(&path, false, Some(RangeSource::Read)).unwrap();
             file.read_columns(None, |_, _| Ok(()))
         };
         let mut ok = line(MAX_LINE_BYTES);
