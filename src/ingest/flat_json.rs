@@ -1361,14 +1361,7 @@ mod tests {
     /// a line left out leaves nothing behind in the next row.
     #[test]
     fn a_filter_leaves_out_only_valid_events_outside_the_scope() {
-        let schema = decode_schema_of(&[
-            "event_id",
-            "timestamp",
-            "bot_id",
-            "conversation_id",
-            "event_type",
-            "language",
-        ]);
+        let schema = required_schema_with(&["language"]);
         let line = |id: &str, ts: &str, bot: &str, conversation: &str, extra: &str| {
             format!(
                 r#"{{"event_id":"{id}","timestamp":"{ts}","bot_id":"{bot}","conversation_id":"{conversation}","event_type":"message"{extra}}}"#
@@ -1414,13 +1407,7 @@ mod tests {
     /// however many lines it keeps, up to all, its batch is theirs.
     #[test]
     fn a_filter_keeping_many_lines_grows_its_columns() {
-        let schema = decode_schema_of(&[
-            "event_id",
-            "timestamp",
-            "bot_id",
-            "conversation_id",
-            "event_type",
-        ]);
+        let schema = required_schema_with(&[]);
         let scope = ScanScope::all().with(col::BOT_ID, ["b"]);
         let filter = RowFilter::new(&schema, &scope).unwrap();
         for (lines, every) in [(3 * FILTERED_ROOM + 7, 1), (5000, 3), (FILTERED_ROOM, 1)] {
@@ -1459,14 +1446,20 @@ mod tests {
     }
 
     fn team_schema() -> SchemaRef {
-        decode_schema_of(&[
+        required_schema_with(&["team_id"])
+    }
+
+    /// The schema of the required columns, then `more`.
+    fn required_schema_with(more: &[&str]) -> SchemaRef {
+        let mut names = vec![
             "event_id",
             "timestamp",
             "bot_id",
             "conversation_id",
             "event_type",
-            "team_id",
-        ])
+        ];
+        names.extend_from_slice(more);
+        decode_schema_of(&names)
     }
 
     /// A team's filter keeps every line of the bots with a line naming the
@@ -1526,13 +1519,7 @@ mod tests {
     /// valid line is left out, and lines with a problem are kept.
     #[test]
     fn a_team_filter_without_the_team_column_keeps_only_lines_with_problems() {
-        let schema = decode_schema_of(&[
-            "event_id",
-            "timestamp",
-            "bot_id",
-            "conversation_id",
-            "event_type",
-        ]);
+        let schema = required_schema_with(&[]);
         let lines = [
             team_line(0, "a", Some("t1")),
             r#"{"event_id":"e1","timestamp":"soon","bot_id":"a","conversation_id":"c","event_type":"message"}"#.to_owned(),
