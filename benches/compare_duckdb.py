@@ -41,8 +41,10 @@ The data sets are made once under `target/bench-compare/` with
 of Parquet files, named by its base name; alone (without `--only`) it
 runs just those, without generating the sets above. It must hold the
 generator's bot and conversations (`convostat generate` with any seed,
-rewritten by any tool), e.g. a check that the figures hold on another
-interleaved file than these.
+rewritten by any tool, of any size), e.g. a check that the figures hold
+on another interleaved file than these. The mid-file flow's conversation
+is picked for each data set from its number of the bot's conversations
+(`c2t49` at 10M events of seed 7).
 
 For each data set and question, convostat's figure is the whole process
 (`convostat <query> --input ...`, start-up and metadata included) and
@@ -70,13 +72,41 @@ COLUMNS = ["event_id", "timestamp", "bot_id", "conversation_id", "event_type", "
            "to_step_type"]
 # Flow asks for the bot's first conversation (its rows lie in the first row
 # group, which statistics single out) and for one that starts mid-file
-# (every row group's conversation range holds it).
-FIRST_CONVERSATION, MID_CONVERSATION = "c1", "c2t49"
+# (every row group's conversation range holds it): at 10M events, where the
+# bot has 250,158 conversations, `c2t49`, and in a data set of another size
+# the one numbered at the same fraction of the bot's conversations (the
+# generator numbers them in base 36 in order of their start).
+FIRST_CONVERSATION = "c1"
+MID_NUMBER, MID_OF = 2 * 36**3 + 29 * 36**2 + 4 * 36 + 9, 250_158
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def sql(source):
-    """The four questions over the DuckDB table expression `source`."""
+def base36(n):
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, d = divmod(n, 36)
+        out = digits[d] + out
+        if n == 0:
+            return out
+
+
+def mid_conversation(con, source):
+    """The bot's conversation that starts mid-file in `source` (see
+    `MID_NUMBER`); an error if the data set does not hold it."""
+    (count,) = con.execute(f"SELECT count(DISTINCT conversation_id) FROM {source} "
+                           f"WHERE bot_id = '{BOT}'").fetchone()
+    conversation = "c" + base36(round(count * MID_NUMBER / MID_OF))
+    (rows,) = con.execute(f"SELECT count(*) FROM {source} WHERE bot_id = '{BOT}' "
+                          f"AND conversation_id = '{conversation}'").fetchone()
+    if rows == 0:
+        sys.exit(f"{source}: no conversation {conversation} of {BOT} for 'flow mid-file'")
+    return conversation
+
+
+def sql(source, mid):
+    """The four questions over the DuckDB table expression `source`, the
+    mid-file flow of conversation `mid`."""
     period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
               "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
     return {
@@ -111,7 +141,7 @@ SELECT date_trunc('day', start) AS day, bot_id, coalesce(channel, '(none)'), cou
 FROM c WHERE team = '{TEAM}' AND {period}
 GROUP BY ALL ORDER BY ALL""",
         "flow": flow_sql(source, FIRST_CONVERSATION),
-        "flow mid-file": flow_sql(source, MID_CONVERSATION),
+        "flow mid-file": flow_sql(source, mid),
     }
 
 
@@ -125,20 +155,26 @@ WITH t AS (
 SELECT * FROM t ORDER BY depth"""
 
 
-CLI = {
-    "conversations": ["conversations", "--bot-id", BOT, "--version", "LIVE", "--start",
-                      "2024-01-01", "--end", "2024-05-01", "--bucket", "1d",
-                      "--group-by", "channel_type"],
-    "insights": ["insights", "--bot-id", BOT, "--version", "LIVE", "--start", "2024-01-01",
-                 "--end", "2024-05-01", "--bucket", "1d", "--stat", "duration_seconds",
-                 "--aggregate", "p95"],
-    "usage": ["usage", "--team-id", TEAM, "--start", "2024-01-01", "--end", "2024-05-01",
-              "--bucket", "1d", "--group-by", "bot_id,channel_type"],
-    "flow": ["flow", "--bot-id", BOT, "--conversation-id", FIRST_CONVERSATION, "--version",
-             "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
-    "flow mid-file": ["flow", "--bot-id", BOT, "--conversation-id", MID_CONVERSATION,
-                      "--version", "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
-}
+def cli(mid):
+    """The four questions as convostat's command lines, the mid-file flow of
+    conversation `mid`."""
+    return {
+        "conversations": ["conversations", "--bot-id", BOT, "--version", "LIVE", "--start",
+                          "2024-01-01", "--end", "2024-05-01", "--bucket", "1d",
+                          "--group-by", "channel_type"],
+        "insights": ["insights", "--bot-id", BOT, "--version", "LIVE", "--start", "2024-01-01",
+                     "--end", "2024-05-01", "--bucket", "1d", "--stat", "duration_seconds",
+                     "--aggregate", "p95"],
+        "usage": ["usage", "--team-id", TEAM, "--start", "2024-01-01", "--end", "2024-05-01",
+                  "--bucket", "1d", "--group-by", "bot_id,channel_type"],
+        "flow": ["flow", "--bot-id", BOT, "--conversation-id", FIRST_CONVERSATION, "--version",
+                 "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
+        "flow mid-file": ["flow", "--bot-id", BOT, "--conversation-id", mid,
+                          "--version", "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
+    }
+
+
+CLI_NAMES = list(cli("c1"))
 
 
 def answer_rows(name, text):
@@ -336,6 +372,7 @@ def main():
         sets[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
     con = duckdb.connect()
     con.execute("SET threads=2")
+    con.execute("SET enable_progress_bar=false")
     con.execute("SET TimeZone='UTC'")
     env = dict(os.environ, RAYON_NUM_THREADS="2")
     table = []
@@ -343,13 +380,16 @@ def main():
     for data, path in sets.items():
         if args.only and data not in args.only and path not in files:
             continue
-        queries = sql(duckdb_source(path))
-        for name, cli in CLI.items():
+        source = duckdb_source(path)
+        wanted = args.question or CLI_NAMES
+        mid = mid_conversation(con, source) if "flow mid-file" in wanted else "c1"
+        queries = sql(source, mid)
+        for name, cli_args in cli(mid).items():
             if args.question and name not in args.question:
                 continue
             def run(convostat):
                 def once():
-                    out = subprocess.run([convostat] + cli + ["--input", path], env=env,
+                    out = subprocess.run([convostat] + cli_args + ["--input", path], env=env,
                                          check=True, capture_output=True, text=True)
                     return out.stdout
                 return once
