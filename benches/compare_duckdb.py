@@ -2,7 +2,7 @@
 """convostat against DuckDB on the batch questions, side by side, from one run
 (not part of the test suite).
 
-    pip install duckdb pyarrow
+    pip install duckdb pyarrow   # also polars, pandas, fastparquet for their sets
     cargo build --release
     python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
         [--question flow --question 'flow mid-file'] [--runs 30] [--more-writers]
@@ -21,6 +21,9 @@ The data sets are made once under `target/bench-compare/` with
   writer (122,880-row groups);
 - `interleaved-polars`: the same rows rewritten by Polars with its
   defaults (zstd, 131,072-row groups; only when polars is installed);
+- `interleaved-fastparquet`: the pyarrow file through pandas and
+  fastparquet with pandas' defaults (snappy; one row group, plain strings,
+  one data page per column chunk; only when fastparquet is installed);
 - `interleaved-pandas`: the pyarrow file through pandas, low-cardinality
   strings as categoricals (dictionary-typed columns) and timestamps in
   nanoseconds (needs pandas);
@@ -264,6 +267,14 @@ def make_data(convostat, events, out, more_writers=False):
         import polars as pl
         pl.read_parquet(inter).write_parquet(path)
 
+    def fastparquet(path):
+        # pandas' other engine, fastparquet, with pandas' defaults (snappy):
+        # one row group of up to 50M rows, plain strings, and each column
+        # chunk one data page (hundreds of megabytes decompressed).
+        import fastparquet as fp
+        import pyarrow.parquet as pq
+        fp.write(path, pq.read_table(pyarrow_file).to_pandas(), compression="SNAPPY")
+
     def duckdb_writer(path):
         # DuckDB's own writer: 122,880-row row groups, plain event ids.
         duckdb.connect().execute(
@@ -288,6 +299,7 @@ def make_data(convostat, events, out, more_writers=False):
     rewritten("interleaved-pandas", pandas, "pandas")
     rewritten("interleaved-small-groups", small_groups, "pyarrow")
     rewritten("interleaved-polars", polars, "polars")
+    rewritten("interleaved-fastparquet", fastparquet, "fastparquet")
     rewritten("interleaved-duckdb", duckdb_writer, "duckdb")
     rewritten("interleaved-duckdb-v2", duckdb_v2, "duckdb")
     rewritten("interleaved-millis", millis, "pyarrow")
