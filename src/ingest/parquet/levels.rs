@@ -61,6 +61,36 @@ impl PresentBits {
         Ok(())
     }
 
+    /// Makes these the levels of rows `from .. from + rows` of `whole`
+    /// (rows it holds), numbered from 0: a piece of a page served in parts
+    /// (`super::page_stream`).
+    pub(super) fn copy_range(&mut self, whole: &PresentBits, from: usize, rows: usize) {
+        self.len = rows;
+        self.words.clear();
+        if whole.all_present {
+            self.all_present = true;
+            return;
+        }
+        let word = |i: usize| whole.words.get(i).copied().unwrap_or(0);
+        let full = rows.div_ceil(64);
+        self.words.resize(full + 1, 0);
+        for (i, out) in self.words.iter_mut().take(full).enumerate() {
+            let bit = from + i * 64;
+            let (at, shift) = (bit / 64, bit % 64);
+            let high = if shift == 0 {
+                0
+            } else {
+                word(at + 1) << (64 - shift)
+            };
+            *out = word(at) >> shift | high;
+        }
+        if rows % 64 != 0 {
+            self.words[rows / 64] &= (1u64 << (rows % 64)) - 1;
+        }
+        let present: usize = self.words.iter().map(|w| w.count_ones() as usize).sum();
+        self.all_present = present == rows;
+    }
+
     /// Whether every row holds a value.
     #[inline]
     pub(super) fn all_present(&self) -> bool {
@@ -202,6 +232,43 @@ mod tests {
             assert_eq!(out[row], if l == 1 { value } else { u32::MAX }, "row {row}");
             value += u32::from(l);
         }
+    }
+
+    /// Any range of a page's levels, at any bit offset, gives the naive
+    /// answers of its levels; a range with no null is all present.
+    #[test]
+    fn ranges_of_levels_are_their_levels() {
+        let levels: Vec<u8> = (0..496u32)
+            .map(|i| u8::from(i.wrapping_mul(2_654_435_761) % 5 != 0 || (200..300).contains(&i)))
+            .collect();
+        let mut whole = PresentBits::default();
+        whole.decode(&packed(&levels), levels.len()).unwrap();
+        let mut part = PresentBits::default();
+        let ranges = [
+            (0, 496),
+            (0, 64),
+            (1, 63),
+            (63, 130),
+            (64, 128),
+            (200, 100),
+            (201, 64),
+            (480, 16),
+            (496, 0),
+        ];
+        for (from, rows) in ranges {
+            part.copy_range(&whole, from, rows);
+            check(&part, &levels[from..from + rows]);
+            assert_eq!(
+                part.all_present(),
+                levels[from..from + rows].iter().all(|&l| l == 1)
+            );
+        }
+        let mut all = PresentBits::default();
+        // One run of 50 × 1.
+        all.decode(&[50 << 1, 1], 50).unwrap();
+        part.copy_range(&all, 10, 40);
+        check(&part, &[1; 40]);
+        assert!(part.all_present());
     }
 
     #[test]

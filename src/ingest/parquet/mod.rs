@@ -25,7 +25,9 @@
 //!   with a bounding scope (`ScanScope::bounding`), only the rows of a
 //!   batch that can bound their conversation (`super::bounds`) are decoded
 //!   beyond its timestamp, bot and conversation columns, and a column a
-//!   condition holds to one value is not decoded at all;
+//!   condition holds to one value is not decoded at all; a page of tens of
+//!   megabytes (fastparquet writes a column chunk as one) is decoded
+//!   forward in pieces (`page_stream`), not whole;
 //! - arrow's record reader with a row filter on the key columns, for a
 //!   filtered row group in other encodings (delta, byte-stream split);
 //! - arrow's record reader over whole row groups otherwise, strings
@@ -66,6 +68,7 @@ mod hybrid;
 mod levels;
 mod lz4_prefix;
 mod null_proof;
+mod page_stream;
 mod page_walk;
 mod row_group_skim;
 mod selected;

@@ -414,6 +414,28 @@ pub(super) struct StoredPage {
 }
 
 impl StoredPage {
+    /// Whether the page is snappy-compressed.
+    pub(super) fn is_snappy(&self) -> bool {
+        self.codec == PageCodec::Snappy
+    }
+
+    /// Whether the page is stored uncompressed.
+    pub(super) fn is_uncompressed(&self) -> bool {
+        self.codec == PageCodec::Uncompressed
+    }
+
+    /// How many bytes the page stores.
+    pub(super) fn compressed(&self) -> usize {
+        self.compressed
+    }
+
+    /// `length` of the page's stored bytes from `at` (fewer at its end).
+    pub(super) fn read_stored(&self, at: usize, length: usize, context: &str) -> Result<Bytes> {
+        let length = length.min(self.compressed.saturating_sub(at));
+        (self.read)(self.body.saturating_add(at as u64), length)
+            .map_err(|e| Error::data_from(context, e))
+    }
+
     /// The first `want` bytes of the page as written (`want` at most its
     /// uncompressed size).
     pub(super) fn prefix(&self, want: usize, context: &str) -> Result<Bytes> {
@@ -862,6 +884,21 @@ pub(super) mod tests {
         /// How many times a [`PageWindow`] gave bytes on this thread.
         pub(in crate::ingest::parquet) static WINDOW_READS: std::cell::Cell<usize> =
             const { std::cell::Cell::new(0) };
+    }
+
+    /// A snappy page whose stored bytes are `stored`, of `uncompressed`
+    /// bytes (for the other modules' tests).
+    pub(in crate::ingest::parquet) fn snappy_page(
+        stored: Vec<u8>,
+        uncompressed: usize,
+    ) -> StoredPage {
+        page_of(PageCodec::Snappy, stored, uncompressed, &Arc::default())
+    }
+
+    /// An uncompressed page of `bytes` (for the other modules' tests).
+    pub(in crate::ingest::parquet) fn plain_page(bytes: Vec<u8>) -> StoredPage {
+        let len = bytes.len();
+        page_of(PageCodec::Uncompressed, bytes, len, &Arc::default())
     }
 
     /// A page of `codec` whose stored bytes are `stored` (counting the

@@ -72,6 +72,7 @@ use super::hybrid::{
     decode_hybrid, entry_rows, parse_runs, parsed_len, visit_runs, HybridValues, MatchingRows, Run,
 };
 use super::levels::PresentBits;
+use super::page_stream::PageStream;
 use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
@@ -1087,6 +1088,8 @@ struct ColumnPages {
     walk: Option<PageWalk>,
     /// The current page, when it was read in part.
     partial: Option<PartialPage>,
+    /// A page too large to decompress whole, served in pieces.
+    giant: Option<GiantPage>,
     /// How many data pages `advance` has come to.
     data_pages: usize,
     /// Whether pages may be read in part (the chunk is read page by page).
@@ -1114,6 +1117,83 @@ struct ColumnPages {
 /// such memory. (Tests use 64 KiB, so that their small files take both
 /// ways.)
 const WHOLE_CHUNK_MOST: u64 = if cfg!(test) { 64 << 10 } else { 16 << 20 };
+
+/// The decompressed size from which a plain data page of a chunk read
+/// whole is served in pieces of [`GIANT_PIECE_ROWS`] rows through a
+/// [`PageStream`] rather than decompressed whole: writers' pages are about
+/// 1 MiB, but fastparquet writes a row group's column chunk, up to 50M
+/// rows, as one page. (Tests use 256 KiB.)
+const GIANT_PAGE: usize = if cfg!(test) { 256 << 10 } else { 16 << 20 };
+
+/// The rows of a piece of a [`GiantPage`]: a few megabytes of ids.
+const GIANT_PIECE_ROWS: usize = if cfg!(test) { 1_000 } else { 1 << 16 };
+
+/// A plain data page of at least [`GIANT_PAGE`] bytes, served as pieces
+/// of [`GIANT_PIECE_ROWS`] rows, each a page of its own to the readers
+/// (`ColumnPages::advance`), decoded forward through a [`PageStream`].
+struct GiantPage {
+    stream: PageStream,
+    /// The page's definition levels, for a nullable column.
+    present: Option<PresentBits>,
+    /// The page's rows, and how many the pieces so far hold.
+    rows: usize,
+    served: usize,
+    /// Where the next piece's values start in the page.
+    values_at: usize,
+    /// The width of a value; 0 for strings (a length, then the bytes).
+    width: usize,
+    /// The page's number among the chunk's data pages, and its bounds.
+    number: usize,
+    bounds: Option<PageBounds>,
+}
+
+impl GiantPage {
+    /// Where the next `values` values lie in the page (from, to), the
+    /// stream decoded at least that far; the page's reading moves past
+    /// them.
+    fn next_values(&mut self, values: usize, context: &str) -> Result<(usize, usize)> {
+        let start = self.values_at;
+        if self.width > 0 {
+            let end = values
+                .checked_mul(self.width)
+                .and_then(|n| n.checked_add(start))
+                .filter(|&end| end <= self.stream.len())
+                .ok_or_else(|| short(context))?;
+            self.stream.bytes(start, end, context)?;
+            self.values_at = end;
+            return Ok((start, end));
+        }
+        // Strings: each a 4-byte length and its bytes, walked through the
+        // stream from the piece's first value, which it keeps.
+        let (mut at, mut done, mut need) = (start, 0usize, 4usize);
+        while done < values {
+            let data = self
+                .stream
+                .bytes(start, at.saturating_add(need.max(64 << 10)), context)?;
+            let reached = start + data.len();
+            let mut pos = at - start;
+            need = 4;
+            while done < values {
+                let Some(length) = data.get(pos..pos + 4) else {
+                    break;
+                };
+                let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
+                let end = (pos + 4).saturating_add(length);
+                if end > data.len() {
+                    need = 4 + length;
+                    break;
+                }
+                (pos, done) = (end, done + 1);
+            }
+            at = start + pos;
+            if done < values && reached >= self.stream.len() {
+                return Err(short(context));
+            }
+        }
+        self.values_at = at;
+        Ok((start, at))
+    }
+}
 
 impl ColumnPages {
     /// Opens the pages of `chunk`, read from `reader` in one piece
@@ -1233,6 +1313,7 @@ impl ColumnPages {
             decoded_first: None,
             walk: None,
             partial: None,
+            giant: None,
             data_pages: 0,
             in_part: false,
             prefixed_kept: false,
@@ -1260,6 +1341,41 @@ impl ColumnPages {
         self.partial = None;
         let context = || self.context.clone();
         loop {
+            if let Some(mut giant) = self.giant.take() {
+                if giant.served < giant.rows {
+                    let from = giant.served;
+                    let rows = GIANT_PIECE_ROWS.min(giant.rows - from);
+                    giant.served += rows;
+                    let first = self.next_row;
+                    let last = wanted(&PageAt {
+                        rows: first..first.saturating_add(rows as u32),
+                        number: giant.number,
+                        bounds: giant.bounds.as_ref(),
+                        dictionary_encoded: false,
+                        dictionaries: self.dictionary_id,
+                    });
+                    let values = match &giant.present {
+                        Some(whole) => {
+                            self.present.copy_range(whole, from, rows);
+                            self.present.count_present()
+                        }
+                        None => rows,
+                    };
+                    let (start, end) = giant.next_values(values, &context())?;
+                    if last.is_none() {
+                        self.next_row = first.saturating_add(rows as u32);
+                        self.giant = Some(giant);
+                        continue;
+                    }
+                    let bytes = giant.stream.bytes(start, end, &context())?;
+                    let buf = Bytes::copy_from_slice(bytes.get(..end - start).unwrap_or(&[]));
+                    self.giant = Some(giant);
+                    #[cfg(test)]
+                    tests::GIANT_PIECES.with(|n| n.set(n.get() + 1));
+                    self.data_page(buf, 0, rows, Encoding::PLAIN, last)?;
+                    return Ok(true);
+                }
+            }
             // The last row wanted of the next data page, when known.
             let mut last_wanted_of_page = None;
             let meta = self
@@ -1327,6 +1443,17 @@ impl ColumnPages {
                             step_walk(&mut self.walk, own.as_ref());
                             self.read_part(page, levels, values, range, last)?;
                             return Ok(true);
+                        }
+                    }
+                    if let Some((header, header_len)) = &own {
+                        let number = self.data_pages - 1;
+                        if let Some(giant) = self.giant_of(header, *header_len, number)? {
+                            self.pages
+                                .skip_next_page()
+                                .map_err(|e| Error::data_from(context(), e))?;
+                            step_walk(&mut self.walk, own.as_ref());
+                            self.giant = Some(giant);
+                            continue;
                         }
                     }
                 }
@@ -1648,6 +1775,96 @@ impl ColumnPages {
         self.dictionary = Some(dictionary);
         self.dictionary_id += 1;
         Ok(())
+    }
+
+    /// The page whose header (`header_len` bytes) is next, as a
+    /// [`GiantPage`], when it is one: a chunk read whole, a data page v1 or
+    /// v2 of a flat column, plain strings or timestamps, snappy or not
+    /// compressed, of at least [`GIANT_PAGE`] bytes. Its levels are read
+    /// here. `None` for any other page, read as usual.
+    fn giant_of(
+        &self,
+        header: &PageHeader,
+        header_len: usize,
+        number: usize,
+    ) -> Result<Option<GiantPage>> {
+        let Some(walk) = self.walk.as_ref().filter(|_| !self.in_part) else {
+            return Ok(None);
+        };
+        let big = usize::try_from(header.uncompressed_size).is_ok_and(|n| n >= GIANT_PAGE);
+        let width = match self.physical {
+            Type::BYTE_ARRAY => 0,
+            Type::INT64 | Type::INT96 => {
+                StoredTimestamps::of(self.physical, self.int96_unit).width()
+            }
+            _ => return Ok(None),
+        };
+        if !big || header.encoding != encoding::PLAIN {
+            return Ok(None);
+        }
+        let context = self.context.as_str();
+        let (page, levels, rows) = match (header.kind, header.levels) {
+            (PageKind::DataV1, PageLevels::V1 { def_encoding })
+                if !self.nullable || def_encoding == Some(3) =>
+            {
+                let Some(page) = walk.page(header, header_len) else {
+                    return Ok(None);
+                };
+                (page, None, header.num_values)
+            }
+            (
+                PageKind::DataV2,
+                PageLevels::V2 {
+                    def_len,
+                    rep_len: 0,
+                    num_rows,
+                    ..
+                },
+            ) if (def_len > 0) == self.nullable => {
+                let Some((levels, page)) = walk.page_v2(header, header_len) else {
+                    return Ok(None);
+                };
+                (page, Some(levels), num_rows)
+            }
+            _ => return Ok(None),
+        };
+        let rows = usize::try_from(rows).map_err(|_| short(context))?;
+        let Some(mut stream) = PageStream::open(page, context)? else {
+            return Ok(None);
+        };
+        let mut values_at = 0;
+        let present = if !self.nullable {
+            None
+        } else {
+            let mut present = PresentBits::default();
+            let decoded = match levels {
+                Some(levels) => {
+                    let bytes = levels.prefix(levels.uncompressed, context)?;
+                    present.decode(&bytes, rows)
+                }
+                None => {
+                    let head = stream.bytes(0, 4, context)?;
+                    let length = head.get(..4).ok_or_else(|| short(context))?;
+                    let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
+                    values_at = length.checked_add(4).ok_or_else(|| short(context))?;
+                    let bytes = stream.bytes(4, values_at, context)?;
+                    let levels = bytes.get(..length).ok_or_else(|| short(context))?;
+                    present.decode(levels, rows)
+                }
+            };
+            decoded.map_err(|e| Error::data(context, e))?;
+            Some(present)
+        };
+        Ok(Some(GiantPage {
+            stream,
+            present,
+            rows,
+            served: 0,
+            values_at,
+            width,
+            number,
+            bounds: header.bounds.clone(),
+        }))
     }
 
     /// The stored bytes of the next page, whose header is `header`, how
@@ -2596,6 +2813,131 @@ mod tests {
     use super::*;
     use crate::ingest::guard::guard;
     use crate::ingest::page_header::read_page_header;
+
+    thread_local! {
+        /// How many pieces of giant pages (`GiantPage`) were served on this
+        /// thread.
+        pub(super) static GIANT_PIECES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A column chunk of one page of `GIANT_PAGE` bytes or more, as
+    /// fastparquet writes a row group's (strings and timestamps, with and
+    /// without nulls, snappy and uncompressed, data page v1 and v2), is
+    /// served in pieces: gathers of rows spread over it, batch after
+    /// batch, and the rows matching two values, are those a page read
+    /// whole gives.
+    #[test]
+    fn a_giant_page_is_read_in_pieces() {
+        let n = 50_000;
+        let (strings, micros) = (event_strings(n), event_micros(n));
+        let (filled_strings, filled_micros) = filled(&strings, &micros);
+        let cases = [
+            (Compression::SNAPPY, WriterVersion::PARQUET_1_0),
+            (Compression::SNAPPY, WriterVersion::PARQUET_2_0),
+            (Compression::UNCOMPRESSED, WriterVersion::PARQUET_1_0),
+            (Compression::UNCOMPRESSED, WriterVersion::PARQUET_2_0),
+        ];
+        // Every third row, in batches of 2,500 rows.
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 3 == 1).collect();
+        for (codec, version) in cases {
+            for (strings, micros) in [(&strings, &micros), (&filled_strings, &filled_micros)] {
+                let label = format!("{codec:?} {version:?} nulls: {}", strings[3].is_none());
+                let s: ArrayRef = Arc::new(StringArray::from(strings.clone()));
+                let m: ArrayRef = Arc::new(TimestampMicrosecondArray::from(micros.clone()));
+                for (array, kind) in [
+                    (&s, ColumnKind::Strings),
+                    (&m, ColumnKind::Timestamps(TimeUnit::Microsecond)),
+                ] {
+                    let (bytes, chunk) = plain_file_of_pages(array.clone(), codec, version, n);
+                    assert!(chunk.uncompressed_size() as usize > GIANT_PAGE, "{label}");
+                    let reader = CountingReader::new(bytes);
+                    GIANT_PIECES.with(|p| p.set(0));
+                    let mut gather =
+                        ColumnGather::open(reader.clone(), &chunk, kind, n, None, "v", true)
+                            .unwrap();
+                    for batch in rows.chunks(2_500) {
+                        assert_gathers_next(&mut gather, array, batch, &label);
+                    }
+                    let pieces = GIANT_PIECES.with(|p| p.get());
+                    assert_eq!(pieces, n.div_ceil(GIANT_PIECE_ROWS), "{label}");
+                    if kind == ColumnKind::Strings {
+                        let values = [4_321usize, 45_678].map(|i| strings[i].clone().unwrap());
+                        let got = matching_rows(reader, &chunk, n, &values, "v").unwrap();
+                        let want: Vec<u32> = (0..n as u32)
+                            .filter(|&i| {
+                                strings[i as usize]
+                                    .as_ref()
+                                    .is_some_and(|v| values.contains(v))
+                            })
+                            .collect();
+                        assert_eq!(got, want, "{label}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A giant page cut short, or whose bytes are damaged, is an error
+    /// naming its column, never a panic.
+    #[test]
+    fn a_damaged_giant_page_is_an_error() {
+        let n = 50_000;
+        let s: ArrayRef = Arc::new(StringArray::from(event_strings(n)));
+        for codec in [Compression::SNAPPY, Compression::UNCOMPRESSED] {
+            let (bytes, chunk) =
+                plain_file_of_pages(s.clone(), codec, WriterVersion::PARQUET_1_0, n);
+            let (start, length) = chunk.byte_range();
+            let (start, length) = (start as usize, length as usize);
+            for damage in 0..3 {
+                let mut damaged = bytes.to_vec();
+                match damage {
+                    // A length in the middle of the values claims more.
+                    0 => damaged[start + length / 2..start + length / 2 + 8].fill(0xff),
+                    // Garbage from the middle of the page on.
+                    1 => damaged[start + length / 3..start + length].fill(0x5a),
+                    // The page's bytes zeroed after its header.
+                    _ => damaged[start + 64..start + length].fill(0),
+                }
+                let reader = CountingReader::new(Bytes::from(damaged));
+                let rows: Vec<u32> = (0..n as u32).collect();
+                // Called directly, not through `guard`: a panic fails.
+                let gathered = (|| {
+                    let mut gather = ColumnGather::open(
+                        reader.clone(),
+                        &chunk,
+                        ColumnKind::Strings,
+                        n,
+                        None,
+                        "v",
+                        true,
+                    )?;
+                    for batch in rows.chunks(5_000) {
+                        gather.next(batch)?;
+                    }
+                    Ok::<_, Error>(())
+                })();
+                // A value within the page's bounds: the page is read.
+                let value = "event-00025000".to_owned();
+                let matched = matching_rows(reader.clone(), &chunk, n, &[value], "v").map(|_| ());
+                let mut failed = 0;
+                for result in [gathered, matched] {
+                    if let Err(e) = result {
+                        failed += 1;
+                        assert!(
+                            e.to_string().starts_with("data error: v"),
+                            "{codec:?} {damage}: {e}"
+                        );
+                    }
+                }
+                // A page of zeros is always found (no snappy header; no
+                // levels for the rows); other damage may still read as
+                // values (pages have no checksum here).
+                if damage == 2 {
+                    assert_eq!(failed, 2, "{codec:?}");
+                }
+            }
+        }
+    }
 
     /// A file's bytes, counting the bytes read through `get_bytes`.
     #[derive(Clone)]

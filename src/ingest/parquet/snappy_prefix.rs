@@ -197,11 +197,48 @@ impl SnappyProgress {
     /// malformed before that point, ends there, or copies from bytes
     /// forgotten (then `self` is spent).
     pub(super) fn decode_to(&mut self, input: &[u8], want: usize) -> Option<()> {
+        self.decode_to_from(input, 0, want)
+    }
+
+    /// Where the block's bytes that the decoding still needs start: those
+    /// of its next element, or of the literal it ended within.
+    pub(super) fn input_needed_from(&self) -> usize {
+        match self.pending {
+            Pending::Literal { from, .. } => from.min(self.pos),
+            _ => self.pos,
+        }
+    }
+
+    /// [`SnappyProgress::decode_to`] with `input` holding the block's bytes
+    /// from `input_at` on (at least from
+    /// [`SnappyProgress::input_needed_from`]), not from its start: a page
+    /// read forward a stretch at a time (`super::page_stream`). On `None`,
+    /// `self` is as it was before the call, so that the caller may try
+    /// again with more of the block's bytes.
+    pub(super) fn decode_to_from(
+        &mut self,
+        input: &[u8],
+        input_at: usize,
+        want: usize,
+    ) -> Option<()> {
+        let (pos, pending, made) = (self.pos, self.pending, self.out.len());
+        let decoded = self.decode_on(input, input_at, want);
+        if decoded.is_none() {
+            (self.pos, self.pending) = (pos, pending);
+            self.out.truncate(made);
+        }
+        decoded
+    }
+
+    /// [`SnappyProgress::decode_to_from`], leaving `self` spent on `None`.
+    fn decode_on(&mut self, input: &[u8], input_at: usize, want: usize) -> Option<()> {
         // A block claiming more than its bytes can make is damaged: never
         // allocate for it.
-        let want = want
-            .min(self.total)
-            .min(input.len().saturating_mul(MOST_EXPANSION));
+        let want = want.min(self.total).min(
+            input_at
+                .saturating_add(input.len())
+                .saturating_mul(MOST_EXPANSION),
+        );
         // From here on, positions count from `base`.
         let Some(want) = want.checked_sub(self.base) else {
             return Some(());
@@ -212,9 +249,16 @@ impl SnappyProgress {
         }
         let out = &mut self.out;
         out.resize(want.checked_add(SLACK)?, 0);
-        let mut pos = self.pos;
+        // Positions in `input` from here on.
+        let mut pos = self.pos.checked_sub(input_at)?;
         // The element the last prefix ended within, then the next ones.
-        let mut pending = std::mem::take(&mut self.pending);
+        let mut pending = match std::mem::take(&mut self.pending) {
+            Pending::Literal { from, left } => Pending::Literal {
+                from: from.checked_sub(input_at)?,
+                left,
+            },
+            other => other,
+        };
         while at < want {
             if let Pending::Nothing = pending {
                 (pos, at) = whole_elements(input, pos, out, at, want)?;
@@ -317,8 +361,14 @@ impl SnappyProgress {
             }
         }
         out.truncate(want);
-        self.pos = pos;
-        self.pending = pending;
+        self.pos = pos + input_at;
+        self.pending = match pending {
+            Pending::Literal { from, left } => Pending::Literal {
+                from: from + input_at,
+                left,
+            },
+            other => other,
+        };
         Some(())
     }
 }
@@ -393,8 +443,22 @@ fn whole_elements(
         if offset == 0 || offset > at {
             return None;
         }
+        // As whole words (the loop's bounds leave room for 64 bytes past
+        // `at`): a word's source ends before its target when `offset` is
+        // at least the word's size.
+        let from = at - offset;
         if offset >= 16 && len <= 16 {
-            within::<16>(out, at - offset, at)?;
+            within::<16>(out, from, at)?;
+        } else if offset >= 8 && len <= 16 {
+            within::<8>(out, from, at)?;
+            within::<8>(out, from + 8, at + 8)?;
+        } else if offset >= 16 {
+            within::<16>(out, from, at)?;
+            within::<16>(out, from + 16, at + 16)?;
+            if len > 32 {
+                within::<16>(out, from + 32, at + 32)?;
+                within::<16>(out, from + 48, at + 48)?;
+            }
         } else {
             copy_back_within(out, at, offset, len)?;
         }
