@@ -98,7 +98,14 @@ impl PageStream {
         match &mut self.how {
             Decoding::Uncompressed { held, at } => {
                 if from < *at || to > *at + held.len() {
-                    let length = (to - from).max(STEP).min(len - from);
+                    let mut length = (to - from).max(STEP);
+                    // Asked further from the same place (a piece's values
+                    // walked on): read twice as far as before, so that
+                    // the bytes read again add up to at most as many.
+                    if from == *at {
+                        length = length.max(held.len().saturating_mul(2));
+                    }
+                    let length = length.min(len - from);
                     *held = self.page.read_stored(from, length, context)?;
                     *at = from;
                     if held.len() < to - from {

@@ -2548,6 +2548,14 @@ fn bytes_window(
     if range.start < WINDOW_LEAST {
         return Ok(None);
     }
+    if page.is_uncompressed() {
+        // The bytes themselves, read where they are.
+        let bytes = page.read_stored(range.start, range.len(), context)?;
+        if bytes.len() < range.len() {
+            return Err(short(context));
+        }
+        return Ok(Some(bytes));
+    }
     let Some(mut window) = page.window() else {
         return Ok(None);
     };
@@ -2574,6 +2582,9 @@ fn strings_window(
     let mean = page.uncompressed.saturating_sub(values_at) / total.max(1);
     if values_at.saturating_add(wanted.start.saturating_mul(mean)) < WINDOW_LEAST {
         return Ok(None);
+    }
+    if page.is_uncompressed() {
+        return strings_read_apart(page, values_at, wanted, context).map(Some);
     }
     let Some(mut window) = page.window() else {
         return Ok(None);
@@ -2618,6 +2629,52 @@ fn strings_window(
     };
     Ok(data.get(..at - first).map(Bytes::copy_from_slice))
 }
+
+/// [`strings_window`] of an uncompressed page: the lengths of the values
+/// before those wanted are read a stretch at a time ([`APART_STRETCH`]
+/// bytes), stepping over the values' bytes, and only the values wanted
+/// are read whole. A flow's rows halfway into a page of a whole row
+/// group's ids (fastparquet's) read half the page into memory as a
+/// prefix.
+fn strings_read_apart(
+    page: &StoredPage,
+    values_at: usize,
+    wanted: std::ops::Range<usize>,
+    context: &str,
+) -> Result<Bytes> {
+    let (mut stretch, mut stretch_at) = (Bytes::new(), values_at);
+    let mut at = values_at;
+    let mut first = at;
+    for index in 0..wanted.end {
+        if index == wanted.start {
+            first = at;
+        }
+        if at < stretch_at || at + 4 > stretch_at + stretch.len() {
+            stretch = page.read_stored(at, APART_STRETCH, context)?;
+            stretch_at = at;
+        }
+        let length = stretch
+            .get(at - stretch_at..at - stretch_at + 4)
+            .ok_or_else(|| short(context))?;
+        let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
+        at = (at + 4).saturating_add(length);
+        if at > page.uncompressed {
+            return Err(short(context));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(Bytes::new());
+    }
+    let bytes = page.read_stored(first, at - first, context)?;
+    if bytes.len() < at - first {
+        return Err(short(context));
+    }
+    Ok(bytes)
+}
+
+/// How many bytes of an uncompressed page [`strings_read_apart`] reads at
+/// a time for the values' lengths.
+const APART_STRETCH: usize = 1 << 20;
 
 /// The first bytes of `page` as far as its first `values` dictionary
 /// indices, which start `skip` bytes in (with their bit width), and that
