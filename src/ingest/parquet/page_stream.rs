@@ -86,6 +86,22 @@ impl PageStream {
         self.page.uncompressed
     }
 
+    /// The page's bytes `from..to` (at most its end) in a buffer of their
+    /// own: for an uncompressed page, the bytes read (a slice of the file's
+    /// mapping, when it is mapped), for a snappy page a copy.
+    pub(super) fn piece(&mut self, from: usize, to: usize, context: &str) -> Result<Bytes> {
+        let to = to.min(self.page.uncompressed);
+        self.bytes(from, to, context)?;
+        let wanted = to.saturating_sub(from);
+        Ok(match &self.how {
+            Decoding::Uncompressed { held, at } => held.slice(from - at..from - at + wanted),
+            Decoding::Snappy { progress, .. } => {
+                let at = from - progress.base();
+                Bytes::copy_from_slice(&progress.out[at..at + wanted])
+            }
+        })
+    }
+
     /// The page's bytes from `from` on, at least as far as `to` or the
     /// page's end (perhaps further). `from` must not go back before an
     /// earlier call's `from`: bytes before it may be forgotten.

@@ -1367,8 +1367,7 @@ impl ColumnPages {
                         self.giant = Some(giant);
                         continue;
                     }
-                    let bytes = giant.stream.bytes(start, end, &context())?;
-                    let buf = Bytes::copy_from_slice(bytes.get(..end - start).unwrap_or(&[]));
+                    let buf = giant.stream.piece(start, end, &context())?;
                     self.giant = Some(giant);
                     #[cfg(test)]
                     tests::GIANT_PIECES.with(|n| n.set(n.get() + 1));
