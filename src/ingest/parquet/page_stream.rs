@@ -248,22 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn a_snappy_page_reads_forward() {
+    fn snappy_and_uncompressed_pages_read_forward() {
         let want = page_bytes();
         let stored = snap::raw::Encoder::new().compress_vec(&want).unwrap();
-        let mut stream = PageStream::open(snappy_page(stored, want.len()), "p")
-            .unwrap()
-            .unwrap();
-        assert_streams(&mut stream, &want);
-    }
-
-    #[test]
-    fn an_uncompressed_page_reads_forward() {
-        let want = page_bytes();
-        let mut stream = PageStream::open(plain_page(want.clone()), "p")
-            .unwrap()
-            .unwrap();
-        assert_streams(&mut stream, &want);
+        for page in [snappy_page(stored, want.len()), plain_page(want.clone())] {
+            let mut stream = PageStream::open(page, "p").unwrap().unwrap();
+            assert_streams(&mut stream, &want);
+        }
     }
 
     /// A copy that reaches further back than the stream keeps (snappy

@@ -2919,14 +2919,7 @@ mod tests {
                     if kind == ColumnKind::Strings {
                         let values = [4_321usize, 45_678].map(|i| strings[i].clone().unwrap());
                         let got = matching_rows(reader, &chunk, n, &values, "v").unwrap();
-                        let want: Vec<u32> = (0..n as u32)
-                            .filter(|&i| {
-                                strings[i as usize]
-                                    .as_ref()
-                                    .is_some_and(|v| values.contains(v))
-                            })
-                            .collect();
-                        assert_eq!(got, want, "{label}");
+                        assert_eq!(got, rows_among(strings, &values), "{label}");
                     }
                 }
             }
@@ -2993,6 +2986,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The rows of `values` that hold one of `wanted`, naively.
+    fn rows_among(values: &[Option<String>], wanted: &[String]) -> Vec<u32> {
+        (0..values.len() as u32)
+            .filter(|&i| {
+                values[i as usize]
+                    .as_ref()
+                    .is_some_and(|v| wanted.contains(v))
+            })
+            .collect()
     }
 
     /// A file's bytes, counting the bytes read through `get_bytes`.
@@ -3909,13 +3913,7 @@ mod tests {
                 let reader = CountingReader::new(bytes);
                 for wanted in [&few, &some, &many] {
                     let got = matching_rows(reader.clone(), &chunk, n, wanted, "s").unwrap();
-                    let want: Vec<u32> = (0..n as u32)
-                        .filter(|&i| {
-                            values[i as usize]
-                                .as_ref()
-                                .is_some_and(|v| wanted.contains(v))
-                        })
-                        .collect();
+                    let want = rows_among(&values, wanted);
                     assert!(!want.is_empty() || wanted == &some);
                     assert_eq!(got, want, "{version:?} {wanted:?}");
                 }
