@@ -195,7 +195,7 @@ impl SnappyProgress {
     /// earlier calls saw it or further) until the block's first `want`
     /// bytes are made, or all of them if it holds fewer; `None` if it is
     /// malformed before that point, ends there, or copies from bytes
-    /// forgotten (then `self` is spent).
+    /// forgotten (then `self` is as it was before the call).
     pub(super) fn decode_to(&mut self, input: &[u8], want: usize) -> Option<()> {
         self.decode_to_from(input, 0, want)
     }
