@@ -1163,33 +1163,27 @@ impl GiantPage {
             self.values_at = end;
             return Ok((start, end));
         }
-        // Strings: each a 4-byte length and its bytes, walked through the
-        // stream from the piece's first value, which it keeps.
-        let (mut at, mut done, mut need) = (start, 0usize, 4usize);
-        while done < values {
-            let data = self
-                .stream
-                .bytes(start, at.saturating_add(need.max(64 << 10)), context)?;
-            let reached = start + data.len();
-            let mut pos = at - start;
-            need = 4;
-            while done < values {
-                let Some(length) = data.get(pos..pos + 4) else {
-                    break;
-                };
-                let length = u32::from_le_bytes(length.try_into().unwrap_or([0; 4])) as usize;
-                let end = (pos + 4).saturating_add(length);
-                if end > data.len() {
-                    need = 4 + length;
-                    break;
+        // Strings: walked through the stream from the piece's first value,
+        // which it keeps, asking twice as far when a value lies past the
+        // bytes held.
+        let page_len = self.stream.len();
+        let mut cursor = PlainCursor::default();
+        let mut ask = 64 << 10;
+        while cursor.index < values {
+            let data = self.stream.bytes(
+                start,
+                start.saturating_add(cursor.pos).saturating_add(ask),
+                context,
+            )?;
+            while cursor.index < values && cursor.next_range(data).is_some() {}
+            if cursor.index < values {
+                if start + data.len() >= page_len {
+                    return Err(short(context));
                 }
-                (pos, done) = (end, done + 1);
-            }
-            at = start + pos;
-            if done < values && reached >= self.stream.len() {
-                return Err(short(context));
+                ask = ask.max((data.len() - cursor.pos).saturating_mul(2));
             }
         }
+        let at = start + cursor.pos;
         self.values_at = at;
         Ok((start, at))
     }
