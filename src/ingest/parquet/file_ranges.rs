@@ -13,7 +13,10 @@
 //! flow reads a few pages of can instead be mapped into memory
 //! ([`FileRanges::open_mapped`]): its ranges are then slices of the page
 //! cache, and its readers ([`RangeReader`]) read them in place; only a
-//! range of a few bytes is still read ([`READ_NOT_MAPPED_MOST`]).
+//! range of a few bytes is still read ([`READ_NOT_MAPPED_MOST`]), and a
+//! large range hands its pages back to the page cache once no longer held
+//! ([`RELEASE_AT_LEAST`]), so that walking a huge page does not keep all of
+//! it in the process's memory.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -95,7 +98,64 @@ struct MappedRange {
     map: Arc<memmap2::Mmap>,
     start: usize,
     end: usize,
+    /// Whether its pages are handed back when it goes (a range asked for,
+    /// of [`RELEASE_AT_LEAST`] bytes; not a reader's rest of the file).
+    release: bool,
 }
+
+/// The size from which a mapped range, once no longer held, hands the
+/// pages it lies over back ([`MappedRange`]'s `drop`).
+///
+/// A page of the mapping that has been touched counts in the process's
+/// resident memory until the mapping goes. A flow over fastparquet's
+/// uncompressed file walks half of pages of 100 MB and more, a stretch at
+/// a time, to find its rows: 565 of its 577 MB peak were such pages. The
+/// page cache keeps them; only the process's hold on them is given up.
+const RELEASE_AT_LEAST: usize = 256 << 10;
+
+impl Drop for MappedRange {
+    fn drop(&mut self) {
+        if self.release {
+            release_pages(&self.map, self.start..self.end);
+        }
+    }
+}
+
+/// Gives up the process's hold on the whole memory pages inside `range` of
+/// `map` (`madvise(MADV_DONTNEED)`): they leave its resident memory, and a
+/// later touch maps them again from the page cache, with the same bytes
+/// (the mapping is of a file, read only). The pages at the range's ends,
+/// which other ranges may share, are kept.
+#[cfg(unix)]
+fn release_pages(map: &memmap2::Mmap, range: std::ops::Range<usize>) {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let page = *PAGE.get_or_init(|| {
+        // SAFETY: `sysconf` reads a constant of the system.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size)
+            .ok()
+            .filter(|s| s.is_power_of_two())
+            .unwrap_or(0)
+    });
+    if page == 0 {
+        return;
+    }
+    let start = range.start.next_multiple_of(page);
+    let end = range.end & !(page - 1);
+    if end <= start {
+        return;
+    }
+    // SAFETY: the mapping is a read-only map of a file: dropping its pages
+    // changes no byte any reference sees, since a later read maps them
+    // again from the file. The range lies within the mapping. A failure
+    // only leaves the pages resident.
+    let _ = unsafe {
+        map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+    };
+}
+
+#[cfg(not(unix))]
+fn release_pages(_map: &memmap2::Mmap, _range: std::ops::Range<usize>) {}
 
 impl AsRef<[u8]> for MappedRange {
     fn as_ref(&self) -> &[u8] {
@@ -120,6 +180,7 @@ impl ChunkReader for FileRanges {
                 map: Arc::clone(map),
                 start,
                 end: map.len(),
+                release: false,
             });
             return Ok(RangeReader::Mapped(bytes::Buf::reader(rest)));
         }
@@ -146,6 +207,7 @@ impl ChunkReader for FileRanges {
                 map: Arc::clone(map),
                 start,
                 end: start + length,
+                release: length >= RELEASE_AT_LEAST,
             }));
         }
         Ok(read_new_buffer(&self.file, length, start)?.into())
@@ -352,6 +414,36 @@ mod tests {
         assert!(file.map.is_none());
         assert_eq!(&file.get_bytes(10, 20).unwrap()[..], &data[10..30]);
         assert!(matches!(file.get_read(5).unwrap(), RangeReader::File(_)));
+    }
+
+    /// A large range of a mapped file hands its pages back when it goes;
+    /// ranges over the same pages, held or asked later, still read the
+    /// file's bytes.
+    #[test]
+    fn a_large_mapped_range_gone_leaves_the_others_whole() {
+        let data: Vec<u8> = (0..MAP_AT_LEAST as usize + 5_000)
+            .map(|i| (i * 31 % 239) as u8)
+            .collect();
+        let (tmp, _) = file_of(&data);
+        let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        let (start, length) = (10_001usize, 3 * RELEASE_AT_LEAST + 77);
+        let held = file.get_bytes(start as u64, length).unwrap();
+        let inside = held.slice(5_000..RELEASE_AT_LEAST);
+        for (from, len) in [
+            (start, length),
+            (start + 4_096, RELEASE_AT_LEAST),
+            (0, 2 << 20),
+        ] {
+            let gone = file.get_bytes(from as u64, len).unwrap();
+            assert_eq!(&gone[..], &data[from..from + len]);
+            drop(gone);
+            assert_eq!(&held[..], &data[start..start + length]);
+            assert_eq!(&inside[..], &data[start + 5_000..start + RELEASE_AT_LEAST]);
+        }
+        drop(held);
+        assert_eq!(&inside[..], &data[start + 5_000..start + RELEASE_AT_LEAST]);
+        let again = file.get_bytes(start as u64, length).unwrap();
+        assert_eq!(&again[..], &data[start..start + length]);
     }
 
     #[test]
