@@ -71,6 +71,7 @@ mod null_proof;
 mod page_stream;
 mod page_walk;
 mod row_group_skim;
+mod row_stream;
 mod selected;
 mod snappy_prefix;
 mod snappy_stride;
@@ -80,6 +81,7 @@ mod zstd_prefix;
 pub(crate) use file_ranges::{read_at, FileRanges};
 
 use footer::{read_footer, RowGroupPruning};
+use row_stream::SelectedRows;
 
 use super::bounds::{bounding_rows, BoundingRows};
 use super::guard::{check_pages, guard};
@@ -100,6 +102,11 @@ const BATCH_ROWS: usize = 16_384;
 /// The selective reader reads a row group's chunks page by page when at
 /// most one row in this many is selected, else each chunk at once.
 const SPARSE_ROWS: usize = 1024;
+
+/// The fewest rows of a row group whose one condition the selective reader
+/// matches on a thread of its own ([`row_stream`]); an hourly file's few
+/// thousand rows are not worth a thread.
+const STREAMED_ROWS_LEAST: usize = 8 * BATCH_ROWS;
 
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
 /// plain strings are decoded straight into views, without a copy into an
@@ -679,6 +686,63 @@ where
     if !conditions_readable {
         return Ok(false);
     }
+    // One condition over a large row group that the scan reads alone (a
+    // file of fewer row groups than threads): its rows are matched on a
+    // thread of their own, and handed over page by page while the first
+    // batches are gathered (`row_stream`). (The pool's size is asked for
+    // last: asking starts the pool.)
+    let streamed = conditions.len() == 1
+        && rows_in_group > STREAMED_ROWS_LEAST
+        && row_groups < rayon::current_num_threads();
+    std::thread::scope(|threads| {
+        let mut rows = match conditions {
+            [(leaf, values)] if streamed => {
+                #[cfg(test)]
+                tests::streamed_read(name);
+                let column = rg.column(*leaf);
+                let context = context(&column.column_descr().path().string());
+                let reader = open()?;
+                SelectedRows::streamed(threads, &context.clone(), move |hand_over| {
+                    let mut found = Vec::new();
+                    selected::matching_rows_by_page(
+                        reader,
+                        column,
+                        rows_in_group,
+                        values,
+                        &context,
+                        &mut found,
+                        hand_over,
+                    )
+                })
+            }
+            _ => SelectedRows::known(rows_matching(open, rg, conditions, &context)?),
+        };
+        // Enough rows to tell how to read the columns, or all of them.
+        rows.hold_more_than((rows_in_group / SPARSE_ROWS).max(2 * BATCH_ROWS))?;
+        if rows.complete() && rows.held().is_empty() {
+            #[cfg(test)]
+            tests::selected_read(name);
+            return Ok(true);
+        }
+        gather_selected(
+            name, open, rg, &plan, conditions, scope, row_groups, sink, rows,
+        )
+    })
+}
+
+/// The rows of row group `rg` that match every condition (all its rows
+/// without one), ascending.
+fn rows_matching<R, O>(
+    open: &O,
+    rg: &RowGroupMetaData,
+    conditions: &[(usize, Vec<String>)],
+    context: &impl Fn(&str) -> String,
+) -> Result<Vec<u32>>
+where
+    R: ChunkReader + 'static,
+    O: Fn() -> Result<R>,
+{
+    let rows_in_group = rg.num_rows().max(0) as usize;
     let mut rows: Option<Vec<u32>> = None;
     // Scopes add narrower conditions last (a bot, then one of its
     // conversations): test those first, and stop once no row is left.
@@ -716,16 +780,38 @@ where
             }
         });
     }
-    let rows = rows.unwrap_or_else(|| (0..rows_in_group as u32).collect());
-    if rows.is_empty() {
-        #[cfg(test)]
-        tests::selected_read(name);
-        return Ok(true);
-    }
+    Ok(rows.unwrap_or_else(|| (0..rows_in_group as u32).collect()))
+}
+
+/// The selective reader's second half (see [`read_selected`]): gathers the
+/// columns of `plan` at `rows` of `rg`, a batch at a time, and hands the
+/// batches to `sink`.
+#[allow(clippy::too_many_arguments)]
+fn gather_selected<R, O, S>(
+    name: &str,
+    open: &O,
+    rg: &RowGroupMetaData,
+    plan: &[(&Arc<Field>, usize, selected::ColumnKind)],
+    conditions: &[(usize, Vec<String>)],
+    scope: &ScanScope,
+    row_groups: usize,
+    sink: &S,
+    mut rows: SelectedRows,
+) -> Result<bool>
+where
+    R: ChunkReader + 'static,
+    O: Fn() -> Result<R> + Sync,
+    S: Fn(RecordBatch, RowsRead) -> Result<()> + Sync,
+{
+    let rows_in_group = rg.num_rows().max(0) as usize;
+    let context = |column: &str| format!("{name}: column `{column}`");
     // A few rows (one conversation's) are read page by page, skipping
     // the rest of each chunk; more are spread over most pages, and each
-    // chunk is read at once.
-    let whole_chunks = rows.len().saturating_mul(SPARSE_ROWS) > rows_in_group;
+    // chunk is read at once. Rows still being matched are more than
+    // `read_selected` waited for: many.
+    let known = rows.complete().then(|| rows.held());
+    let whole_chunks =
+        known.is_none_or(|rows| rows.len().saturating_mul(SPARSE_ROWS) > rows_in_group);
     #[cfg(test)]
     if !whole_chunks {
         tests::read_by_page(name);
@@ -738,7 +824,8 @@ where
         .map(|(field, _, _)| scope.elided().contains(field.name()))
         .collect();
     // (The pool's size is asked for last: asking starts the pool.)
-    let overlap = rows.len() > 2 * BATCH_ROWS && row_groups < rayon::current_num_threads();
+    let overlap = known.is_none_or(|rows| rows.len() > 2 * BATCH_ROWS)
+        && row_groups < rayon::current_num_threads();
     #[cfg(test)]
     if overlap {
         tests::overlapped_read(name);
@@ -804,7 +891,7 @@ where
     // worth handing to another thread, and a scan of one row group starts
     // no thread at all (`crate::parallel`).
     let parallel_gathers =
-        whole_chunks || !light_gathers(rg, plan.iter().map(|p| p.1), &rows, rows_in_group);
+        whole_chunks || !light_gathers(rg, plan.iter().map(|p| p.1), rows.held(), rows_in_group);
     // In parallel, the largest chunks go first, each claimed by the first
     // thread free (`try_map_claimed`): the longest gathers then run on
     // different threads, rather than one after the other on the thread
@@ -894,15 +981,15 @@ where
     let sink_pending = |pending: Option<(RecordBatch, RowsRead)>| {
         pending.map_or(Ok(()), |(batch, read)| sink(batch, read))
     };
-    for batch_rows in rows.chunks(BATCH_ROWS) {
+    while let Some(batch_rows) = rows.next_batch(BATCH_ROWS)? {
         let previous = pending.take();
         let made = if overlap {
-            let (sunk, made) = rayon::join(|| sink_pending(previous), || make(batch_rows));
+            let (sunk, made) = rayon::join(|| sink_pending(previous), || make(&batch_rows));
             sunk?;
             made
         } else {
             sink_pending(previous)?;
-            make(batch_rows)
+            make(&batch_rows)
         };
         pending = Some(made?);
     }
@@ -1066,6 +1153,18 @@ mod tests {
 
     fn was_overlapped(name: &str) -> bool {
         OVERLAPPED_READS.lock().unwrap().iter().any(|n| n == name)
+    }
+
+    /// Inputs of which a row group's rows were matched on a thread of
+    /// their own (`row_stream`).
+    static STREAMED_READS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub(super) fn streamed_read(name: &str) {
+        STREAMED_READS.lock().unwrap().push(name.to_owned());
+    }
+
+    fn was_streamed(name: &str) -> bool {
+        STREAMED_READS.lock().unwrap().iter().any(|n| n == name)
     }
 
     /// Inputs whose selected rows were read page by page.
@@ -1792,6 +1891,99 @@ mod tests {
             assert_eq!(was_overlapped(name), overlapped, "{threads} threads");
             assert_eq!(got, want, "{threads} threads");
         }
+    }
+
+    /// The rows of one condition over a large row group read alone are
+    /// matched on a thread of their own and gathered as they come: the
+    /// same rows, in the same order, as when they are all matched first;
+    /// many rows or few, or none.
+    #[test]
+    fn one_condition_over_a_large_row_group_is_matched_while_gathered() {
+        let batch = events(
+            STREAMED_ROWS_LEAST + 3 * BATCH_ROWS / 2,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        );
+        // Small pages: the rows are handed over in many steps.
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(3_000)
+            .set_write_batch_size(1_000)
+            .build();
+        let file = write(&batch, props);
+        let every = rows_of(&batch);
+        let cases = [
+            ("many", col::BOT_ID, vec!["bot-a", "bot-ç"]),
+            ("few", col::CONVERSATION_ID, vec!["rare"]),
+            ("none", col::BOT_ID, vec!["bot-z"]),
+        ];
+        for (case, column, values) in cases {
+            let scope = ScanScope::all().with(column, values.iter().copied());
+            let want: Vec<Row> = every
+                .iter()
+                .filter(|r| {
+                    let value = if column == col::BOT_ID { &r.2 } else { &r.3 };
+                    values.contains(&value.as_str())
+                })
+                .cloned()
+                .collect();
+            for threads in [2, 1] {
+                let name = format!("{case}-{threads}.parquet");
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| scan_rows(&name, &file, &scope)).unwrap();
+                assert_eq!(got, want, "{name}");
+                assert_eq!(was_streamed(&name), threads == 2, "{name}");
+                assert!(was_read_selectively(&name) || want.is_empty(), "{name}");
+                assert_eq!(was_read_by_page(&name), case == "few", "{name}");
+            }
+        }
+    }
+
+    /// Damage late in the condition's column, matched on a thread of its
+    /// own while earlier rows are gathered, is an error of the file, not a
+    /// panic, and not an answer from the rows before it.
+    #[test]
+    fn damage_found_while_rows_are_gathered_is_an_error() {
+        let batch = events(
+            STREAMED_ROWS_LEAST + BATCH_ROWS,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        );
+        let props = WriterProperties::builder()
+            .set_data_page_row_count_limit(3_000)
+            .set_write_batch_size(1_000)
+            .set_dictionary_enabled(false)
+            .set_compression(parquet::basic::Compression::SNAPPY)
+            .build();
+        let file = write(&batch, props);
+        let metadata = ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        let rg = &metadata.row_groups()[0];
+        let (leaf, _) = rg
+            .columns()
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.column_descr().name() == col::BOT_ID)
+            .unwrap();
+        let (start, length) = rg.column(leaf).byte_range();
+        let scope = ScanScope::all().with(col::BOT_ID, ["bot-a"]);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // A stretch of zeros near the chunk's end: a page's header or its
+        // values, past the rows of the first batches.
+        let mut damaged = file.to_vec();
+        let at = (start + length * 9 / 10) as usize;
+        damaged[at..at + 64].fill(0);
+        let damaged = bytes::Bytes::from(damaged);
+        let name = "late-damage.parquet";
+        let got = pool.install(|| scan_rows(name, &damaged, &scope));
+        assert!(was_streamed(name));
+        let err = got.unwrap_err().to_string();
+        assert!(err.contains(name), "{err}");
+        assert!(!err.contains("decoder failed"), "{err}");
     }
 
     /// Millisecond timestamps can overflow µs, so a row group of them is

@@ -239,9 +239,26 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
     values: &[String],
     context: &str,
 ) -> Result<Vec<u32>> {
+    let mut out = Vec::new();
+    matching_rows_by_page(reader, chunk, rows, values, context, &mut out, |_| Ok(()))?;
+    Ok(out)
+}
+
+/// [`matching_rows`] a page at a time: the matching rows of each page read
+/// are pushed on `out`, and `page_read(out)` is called after each (it may
+/// take them away), so that a consumer can start on the first rows while
+/// the rest of a large chunk is matched (`super::row_stream`).
+pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
+    reader: R,
+    chunk: &ColumnChunkMetaData,
+    rows: usize,
+    values: &[String],
+    context: &str,
+    out: &mut Vec<u32>,
+    mut page_read: impl FnMut(&mut Vec<u32>) -> Result<()>,
+) -> Result<()> {
     let set = ValueSet::new(values);
     let wanted = |v: &[u8]| set.contains(v);
-    let mut out = Vec::new();
     let only_dictionary_pages = chunk.page_encoding_stats_mask().is_some_and(|mask| {
         mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
     });
@@ -257,7 +274,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
         Some(Dictionary::Strings(dict)) if !(0..dict.len()).any(|i| wanted(dict.get(i)))
     );
     if dictionary_misses && (only_dictionary_pages || only_dictionary_encoded(&reader, chunk)) {
-        return Ok(Vec::new());
+        return Ok(());
     }
     // The pages whose statistics in the chunk's column index (parquet-rs
     // and parquet-mr write one) admit a value; the others are skipped
@@ -306,7 +323,7 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     // no matching row if no entry matches: its other pages
                     // need not be read.
                     if only_dictionary_pages && !matches.contains(&true) {
-                        return Ok(Vec::new());
+                        return Ok(());
                     }
                     let mut matching = (0..matches.len()).filter(|&i| matches[i]);
                     let one_match = match (matching.next(), matching.next()) {
@@ -336,14 +353,14 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                     None => {
                         let out_of_range = match one_match {
                             Some(entry) => {
-                                let mut sink = entry_rows(entry, matches.len(), first, &mut out);
+                                let mut sink = entry_rows(entry, matches.len(), first, out);
                                 visit_runs(data, width, runs, &mut sink);
                                 sink.out_of_range()
                             }
                             None => {
                                 let matching =
                                     |i: u32| matches.get(i as usize).copied().unwrap_or(false);
-                                let mut sink = MatchingRows::new(first, &mut out, matching);
+                                let mut sink = MatchingRows::new(first, out, matching);
                                 visit_runs(data, width, runs, &mut sink);
                                 sink.largest() as usize >= matches.len()
                             }
@@ -407,8 +424,9 @@ pub(super) fn matching_rows<R: ChunkReader + 'static>(
                 }
             }
         }
+        page_read(out)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The most values [`matching_rows`] compares a page of prefixed strings
