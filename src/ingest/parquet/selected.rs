@@ -1446,17 +1446,14 @@ impl ColumnPages {
                         self.next_row = self.next_row.saturating_add(rows);
                         continue;
                     }
-                    if let (Some(last), Some((header, header_len))) = (last_wanted, &own) {
-                        if let Some((page, levels, values)) = self.part_of(header, *header_len) {
-                            self.pages
-                                .skip_next_page()
-                                .map_err(|e| Error::data_from(context(), e))?;
-                            step_walk(&mut self.walk, own.as_ref());
-                            self.read_part(page, levels, values, range, last)?;
-                            return Ok(true);
-                        }
-                    }
-                    if let Some((header, header_len)) = &own {
+                    // A giant page is read in pieces, forward, but for rows
+                    // wanted only in its first piece (a flow's first
+                    // conversation), which read in part is just a prefix.
+                    let first_piece_only = self.in_part
+                        && last_wanted.is_some_and(|last| {
+                            last.saturating_sub(range.start) < GIANT_PIECE_ROWS as u32
+                        });
+                    if let Some((header, header_len)) = own.as_ref().filter(|_| !first_piece_only) {
                         let number = self.data_pages - 1;
                         if let Some(giant) = self.giant_of(header, *header_len, number)? {
                             self.pages
@@ -1465,6 +1462,16 @@ impl ColumnPages {
                             step_walk(&mut self.walk, own.as_ref());
                             self.giant = Some(giant);
                             continue;
+                        }
+                    }
+                    if let (Some(last), Some((header, header_len))) = (last_wanted, &own) {
+                        if let Some((page, levels, values)) = self.part_of(header, *header_len) {
+                            self.pages
+                                .skip_next_page()
+                                .map_err(|e| Error::data_from(context(), e))?;
+                            step_walk(&mut self.walk, own.as_ref());
+                            self.read_part(page, levels, values, range, last)?;
+                            return Ok(true);
                         }
                     }
                 }
@@ -1799,7 +1806,7 @@ impl ColumnPages {
         header_len: usize,
         number: usize,
     ) -> Result<Option<GiantPage>> {
-        let Some(walk) = self.walk.as_ref().filter(|_| !self.in_part) else {
+        let Some(walk) = self.walk.as_ref() else {
             return Ok(None);
         };
         let big = usize::try_from(header.uncompressed_size).is_ok_and(|n| n >= GIANT_PAGE);
@@ -3569,28 +3576,37 @@ mod tests {
     /// Plain values of rows far into a snappy page (strings and
     /// timestamps, with nulls and without, data pages v1 and v2) are
     /// walked to through a window, and read as the rows hold them, in one
-    /// call or several.
+    /// call or several. A giant page ([`GIANT_PAGE`]) is read forward in
+    /// pieces instead, which hold a piece's values, not all of those from
+    /// the first row wanted to the last.
     #[test]
     fn plain_values_far_into_a_snappy_page_are_read_through_a_window() {
         use super::super::page_walk::tests::WINDOW_READS;
-        let n = 60_000;
-        let strings = event_strings(n);
-        let micros = event_micros(n);
-        let arrays = with_and_without_nulls(&strings, &micros);
-        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
-            for (array, kind) in &arrays {
-                let (bytes, chunk) =
-                    plain_file_of_pages(array.clone(), Compression::SNAPPY, version, n);
-                let reader = CountingReader::new(bytes);
-                for calls in [
-                    vec![vec![45_000u32, 45_001, 45_003, 59_999]],
-                    vec![vec![30_000], vec![30_001, 50_000], vec![59_000]],
-                    vec![(40_000..40_100).collect()],
-                ] {
-                    let label = format!("{version:?} {kind:?} {:?}", calls[0][0]);
-                    let before = WINDOW_READS.with(|w| w.get());
-                    assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
-                    assert!(WINDOW_READS.with(|w| w.get()) > before, "{label}");
+        // Pages of 170–240 KB, and of more than 256 KiB (giant in tests).
+        for (strings_n, micros_n, giant) in [(10_500, 30_000, false), (60_000, 60_000, true)] {
+            for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+                let strings = with_and_without_nulls(&event_strings(strings_n), &event_micros(1));
+                let micros = with_and_without_nulls(&event_strings(1), &event_micros(micros_n));
+                let arrays = [&strings[..2], &micros[2..]].concat();
+                for (array, kind) in &arrays {
+                    let n = array.len();
+                    let (bytes, chunk) =
+                        plain_file_of_pages(array.clone(), Compression::SNAPPY, version, n);
+                    let reader = CountingReader::new(bytes);
+                    let at = |fraction: f64| (n as f64 * fraction) as u32;
+                    for calls in [
+                        vec![vec![at(0.75), at(0.75) + 1, at(0.75) + 3, n as u32 - 1]],
+                        vec![vec![at(0.65)], vec![at(0.65) + 1, at(0.85)], vec![at(0.98)]],
+                        vec![(at(0.7)..at(0.7) + 100).collect()],
+                    ] {
+                        let label = format!("{version:?} {kind:?} {n} {:?}", calls[0][0]);
+                        let windows = WINDOW_READS.with(|w| w.get());
+                        let pieces = tests::GIANT_PIECES.with(|p| p.get());
+                        assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
+                        let windowed = WINDOW_READS.with(|w| w.get()) > windows;
+                        let pieced = tests::GIANT_PIECES.with(|p| p.get()) > pieces;
+                        assert_eq!((windowed, pieced), (!giant, giant), "{label}");
+                    }
                 }
             }
         }
