@@ -108,6 +108,11 @@ const SPARSE_ROWS: usize = 1024;
 /// thousand rows are not worth a thread.
 const STREAMED_ROWS_LEAST: usize = 8 * BATCH_ROWS;
 
+/// The fewest bytes (decompressed) of a conversation's column chunk whose
+/// rows a flow matches on a thread of its own, and then its bot's at
+/// those rows on another ([`row_stream`]). (Tests use 64 KiB.)
+const STREAMED_CHUNK_LEAST: i64 = if cfg!(test) { 64 << 10 } else { 16 << 20 };
+
 /// `schema` with top-level `Utf8` / `LargeUtf8` fields as `Utf8View`:
 /// plain strings are decoded straight into views, without a copy into an
 /// offsets buffer, and views are what normalisation wants anyway. (Asking
@@ -686,34 +691,68 @@ where
     if !conditions_readable {
         return Ok(false);
     }
-    // One condition over a large row group that the scan reads alone (a
-    // file of fewer row groups than threads): its rows are matched on a
-    // thread of their own, and handed over page by page while the first
-    // batches are gathered (`row_stream`). (The pool's size is asked for
-    // last: asking starts the pool.)
-    let streamed = conditions.len() == 1
-        && rows_in_group > STREAMED_ROWS_LEAST
+    // The conditions over a large row group that the scan reads alone (a
+    // file of fewer row groups than threads) are matched on threads of
+    // their own, and their rows handed on page by page (`row_stream`):
+    // - one condition's, to the gathers, which start on the first batches
+    //   while the rest is matched;
+    // - a conversation's (a flow's), to the bot's condition, tested at
+    //   those rows as they come, on its own thread. The pages of both
+    //   columns are then decompressed at the same time. Only for a
+    //   conversation's column of plain strings (no dictionary) of
+    //   [`STREAMED_CHUNK_LEAST`] bytes or more, long to match: a flow over
+    //   a row group singled out by its statistics otherwise starts no
+    //   thread (`crate::parallel`), and on pyarrow's file of one row group
+    //   (a dictionary), a mid-file flow took 66 → 72 ms streamed.
+    // (The pool's size is asked for last: asking starts the pool.)
+    let streamed = rows_in_group > STREAMED_ROWS_LEAST
+        && match conditions {
+            [_] => true,
+            [.., (narrowest, _)] => {
+                let chunk = rg.column(*narrowest);
+                scope.picks_conversations()
+                    && chunk.dictionary_page_offset().is_none()
+                    && chunk.uncompressed_size() >= STREAMED_CHUNK_LEAST
+            }
+            [] => false,
+        }
         && row_groups < rayon::current_num_threads();
     std::thread::scope(|threads| {
         let mut rows = match conditions {
-            [(leaf, values)] if streamed => {
+            [others @ .., (leaf, values)] if streamed => {
                 #[cfg(test)]
                 tests::streamed_read(name);
                 let column = rg.column(*leaf);
-                let context = context(&column.column_descr().path().string());
+                let named = context(&column.column_descr().path().string());
                 let reader = open()?;
-                SelectedRows::streamed(threads, &context.clone(), move |hand_over| {
+                let mut rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
                     let mut found = Vec::new();
                     selected::matching_rows_by_page(
                         reader,
                         column,
                         rows_in_group,
                         values,
-                        &context,
+                        &named,
                         &mut found,
                         hand_over,
                     )
-                })
+                });
+                // Each wider condition at the rows of the narrower ones.
+                for (leaf, values) in others.iter().rev() {
+                    let column = rg.column(*leaf);
+                    let named = context(&column.column_descr().path().string());
+                    let reader = open()?;
+                    let mut before = rows;
+                    rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
+                        let mut matching =
+                            selected::MatchingAt::open(reader, column, rows_in_group, &named)?;
+                        while let Some(some) = before.next_held()? {
+                            hand_over(&mut matching.among(&some, values)?)?;
+                        }
+                        Ok(())
+                    });
+                }
+                rows
             }
             _ => SelectedRows::known(rows_matching(open, rg, conditions, &context)?),
         };
@@ -1936,6 +1975,46 @@ mod tests {
                 assert_eq!(was_streamed(&name), threads == 2, "{name}");
                 assert!(was_read_selectively(&name) || want.is_empty(), "{name}");
                 assert_eq!(was_read_by_page(&name), case == "few", "{name}");
+            }
+        }
+    }
+
+    /// A flow's conversation over a large row group read alone, in plain
+    /// strings, is matched on a thread of its own, and its bot at those
+    /// rows on another as they come: the rows are those of both
+    /// conditions; with a dictionary, the conditions are matched in turn.
+    #[test]
+    fn a_conversation_and_its_bot_are_matched_on_threads_of_their_own() {
+        let batch = events(
+            STREAMED_ROWS_LEAST + BATCH_ROWS,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        );
+        let every = rows_of(&batch);
+        for dictionary in [false, true] {
+            let props = WriterProperties::builder()
+                .set_data_page_row_count_limit(3_000)
+                .set_write_batch_size(1_000)
+                .set_dictionary_enabled(dictionary)
+                .build();
+            let file = write(&batch, props);
+            for (bot, conversation) in [("bot-a", "rare"), ("bot-ç", "c17"), ("bot-z", "c3")] {
+                let scope = ScanScope::all()
+                    .with(col::BOT_ID, [bot])
+                    .with(col::CONVERSATION_ID, [conversation]);
+                let want: Vec<Row> = every
+                    .iter()
+                    .filter(|r| r.2 == bot && r.3 == conversation)
+                    .cloned()
+                    .collect();
+                assert_eq!(want.is_empty(), bot == "bot-z");
+                let name = format!("flow-{dictionary}-{bot}-{conversation}.parquet");
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| scan_rows(&name, &file, &scope)).unwrap();
+                assert_eq!(got, want, "{name}");
+                assert_eq!(was_streamed(&name), !dictionary, "{name}");
             }
         }
     }

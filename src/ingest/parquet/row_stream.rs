@@ -116,6 +116,16 @@ impl<'scope> SelectedRows<'scope> {
         Ok(Some(batch))
     }
 
+    /// Every row held and not yet handed out, waiting for one if none is;
+    /// `None` once every row is handed out.
+    pub(super) fn next_held(&mut self) -> Result<Option<Vec<u32>>> {
+        self.hold_more_than(0)?;
+        let batch = self.held[self.taken..].to_vec();
+        self.held.clear();
+        self.taken = 0;
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
     /// Receives the matching thread's next rows: whether there may be
     /// more. When it has ended, its outcome is taken (its error returned).
     fn receive(&mut self) -> Result<bool> {
@@ -180,6 +190,35 @@ mod tests {
                 assert_eq!(got, want, "batches of {size}, pages of {page}");
             }
         }
+    }
+
+    /// Rows handed on as they come are the rows, in order, each once.
+    #[test]
+    fn rows_held_are_handed_on_as_they_come() {
+        let rows: Vec<u32> = (0..5_000u32).map(|r| r * 3).collect();
+        for page in [1usize, 7, 1_000, 10_000] {
+            let got = std::thread::scope(|scope| {
+                let pages: Vec<Vec<u32>> = rows.chunks(page).map(<[u32]>::to_vec).collect();
+                let mut streamed = SelectedRows::streamed(scope, "c", move |hand_over| {
+                    for mut page in pages {
+                        hand_over(&mut page)?;
+                    }
+                    Ok(())
+                });
+                let mut got = Vec::new();
+                while let Some(held) = streamed.next_held().unwrap() {
+                    assert!(!held.is_empty());
+                    got.extend(held);
+                }
+                assert!(streamed.complete());
+                got
+            });
+            assert_eq!(got, rows, "pages of {page}");
+        }
+        let mut known = SelectedRows::known(vec![4, 8]);
+        assert_eq!(known.next_batch(1).unwrap(), Some(vec![4]));
+        assert_eq!(known.next_held().unwrap(), Some(vec![8]));
+        assert_eq!(known.next_held().unwrap(), None);
     }
 
     /// Waiting for more rows than some stops once every row is known.

@@ -483,26 +483,61 @@ pub(super) fn matching_at<R: ChunkReader + 'static>(
     values: &[String],
     context: &str,
 ) -> Result<Vec<u32>> {
-    let mut gather = ColumnGather::open(
-        reader,
-        chunk,
-        ColumnKind::Strings,
-        rows_in_group,
-        None,
-        context,
-        false,
-    )?;
-    let gathered = gather.next(rows)?;
-    let strings = gathered
-        .as_any()
-        .downcast_ref::<StringViewArray>()
-        .ok_or_else(|| Error::data(context, "internal error: strings read as another type"))?;
-    Ok(rows
-        .iter()
-        .zip(strings.iter())
-        .filter(|(_, v)| v.is_some_and(|v| values.binary_search_by(|x| x.as_str().cmp(v)).is_ok()))
-        .map(|(&row, _)| row)
-        .collect())
+    MatchingAt::open(reader, chunk, rows_in_group, context)?.among(rows, values)
+}
+
+/// [`matching_at`] over rows that come a few at a time, ascending from
+/// call to call: the chunk is read on from where the last call left it.
+pub(super) struct MatchingAt {
+    gather: ColumnGather,
+    context: String,
+}
+
+impl MatchingAt {
+    /// Opens `chunk`, a string column, to be read at a few rows.
+    pub(super) fn open<R: ChunkReader + 'static>(
+        reader: R,
+        chunk: &ColumnChunkMetaData,
+        rows_in_group: usize,
+        context: &str,
+    ) -> Result<Self> {
+        let gather = ColumnGather::open(
+            reader,
+            chunk,
+            ColumnKind::Strings,
+            rows_in_group,
+            None,
+            context,
+            false,
+        )?;
+        Ok(Self {
+            gather,
+            context: context.to_owned(),
+        })
+    }
+
+    /// The rows among `rows` (after those of earlier calls) whose value is
+    /// one of `values` (sorted).
+    pub(super) fn among(&mut self, rows: &[u32], values: &[String]) -> Result<Vec<u32>> {
+        let gathered = self.gather.next(rows)?;
+        let strings = gathered
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .ok_or_else(|| {
+                Error::data(
+                    self.context.as_str(),
+                    "internal error: strings read as another type",
+                )
+            })?;
+        Ok(rows
+            .iter()
+            .zip(strings.iter())
+            .filter(|(_, v)| {
+                v.is_some_and(|v| values.binary_search_by(|x| x.as_str().cmp(v)).is_ok())
+            })
+            .map(|(&row, _)| row)
+            .collect())
+    }
 }
 
 /// Reads the values of one column chunk at given rows, a batch of rows at a
@@ -4224,6 +4259,13 @@ mod tests {
                 if rows.len() <= 4 {
                     assert!(reader.read.load(Ordering::Relaxed) < length as usize);
                 }
+                // The rows a few at a time, read on from call to call.
+                let mut matching = MatchingAt::open(reader.clone(), &chunk, 5_000, "s").unwrap();
+                let mut got = Vec::new();
+                for some in rows.chunks(3) {
+                    got.extend(matching.among(some, &values).unwrap());
+                }
+                assert_eq!(got, want, "{rows:?} {values:?}, a few at a time");
             }
         }
     }
