@@ -1483,11 +1483,18 @@ impl ColumnPages {
                     }
                     // A giant page is read in pieces, forward, but for rows
                     // wanted only in its first piece (a flow's first
-                    // conversation), which read in part is just a prefix.
+                    // conversation), which read in part is just a prefix,
+                    // and for timestamps read in part, whose snappy
+                    // elements before the rows are stepped over rather
+                    // than decoded (`snappy_stride`; mid-file flow over
+                    // fastparquet's snappy file, 9 alternated runs: median
+                    // 370 → 356 ms). Strings must be decoded to be walked
+                    // anyway, and a piece holds only its own.
                     let first_piece_only = self.in_part
-                        && last_wanted.is_some_and(|last| {
-                            last.saturating_sub(range.start) < GIANT_PIECE_ROWS as u32
-                        });
+                        && (self.physical != Type::BYTE_ARRAY
+                            || last_wanted.is_some_and(|last| {
+                                last.saturating_sub(range.start) < GIANT_PIECE_ROWS as u32
+                            }));
                     if let Some((header, header_len)) = own.as_ref().filter(|_| !first_piece_only) {
                         let number = self.data_pages - 1;
                         if let Some(giant) = self.giant_of(header, *header_len, number)? {
@@ -3611,9 +3618,9 @@ mod tests {
     /// Plain values of rows far into a snappy page (strings and
     /// timestamps, with nulls and without, data pages v1 and v2) are
     /// walked to through a window, and read as the rows hold them, in one
-    /// call or several. A giant page ([`GIANT_PAGE`]) is read forward in
-    /// pieces instead, which hold a piece's values, not all of those from
-    /// the first row wanted to the last.
+    /// call or several. A giant page ([`GIANT_PAGE`]) of strings is read
+    /// forward in pieces instead, which hold a piece's values, not all of
+    /// those from the first row wanted to the last.
     #[test]
     fn plain_values_far_into_a_snappy_page_are_read_through_a_window() {
         use super::super::page_walk::tests::WINDOW_READS;
@@ -3640,7 +3647,9 @@ mod tests {
                         assert_gathers(&reader, &chunk, *kind, array, &calls, &label);
                         let windowed = WINDOW_READS.with(|w| w.get()) > windows;
                         let pieced = tests::GIANT_PIECES.with(|p| p.get()) > pieces;
-                        assert_eq!((windowed, pieced), (!giant, giant), "{label}");
+                        // Timestamps far in are stepped to, not decoded.
+                        let in_pieces = giant && *kind == ColumnKind::Strings;
+                        assert_eq!((windowed, pieced), (!in_pieces, in_pieces), "{label}");
                     }
                 }
             }
