@@ -725,34 +725,49 @@ where
                 let column = rg.column(*leaf);
                 let named = context(&column.column_descr().path().string());
                 let reader = open()?;
-                let mut rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
-                    let mut found = Vec::new();
-                    selected::matching_rows_by_page(
-                        reader,
-                        column,
-                        rows_in_group,
-                        values,
-                        &named,
-                        &mut found,
-                        hand_over,
-                    )
-                });
-                // Each wider condition at the rows of the narrower ones.
-                for (leaf, values) in others.iter().rev() {
-                    let column = rg.column(*leaf);
+                let match_narrowest =
+                    move |hand_over: &mut dyn FnMut(&mut Vec<u32>) -> Result<()>| {
+                        let mut found = Vec::new();
+                        selected::matching_rows_by_page(
+                            reader,
+                            column,
+                            rows_in_group,
+                            values,
+                            &named,
+                            &mut found,
+                            hand_over,
+                        )
+                    };
+                if others.is_empty() {
+                    // Matched on a thread of its own: this one gathers.
                     let named = context(&column.column_descr().path().string());
-                    let reader = open()?;
-                    let mut before = rows;
-                    rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
-                        let mut matching =
-                            selected::MatchingAt::open(reader, column, rows_in_group, &named)?;
-                        while let Some(some) = before.next_held()? {
-                            hand_over(&mut matching.among(&some, values)?)?;
-                        }
-                        Ok(())
-                    });
+                    SelectedRows::streamed(threads, &named, match_narrowest)
+                } else {
+                    // A flow: the narrowest condition (the conversation)
+                    // is matched here, each wider one (the bot) on a
+                    // thread of its own, at the rows of the narrower ones
+                    // as they come.
+                    let (feed, mut rows) =
+                        SelectedRows::fed(&context(&column.column_descr().path().string()));
+                    for (leaf, values) in others.iter().rev() {
+                        let column = rg.column(*leaf);
+                        let named = context(&column.column_descr().path().string());
+                        let reader = open()?;
+                        let mut before = rows;
+                        rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
+                            let mut matching =
+                                selected::MatchingAt::open(reader, column, rows_in_group, &named)?;
+                            while let Some(some) = before.next_held()? {
+                                hand_over(&mut matching.among(&some, values)?)?;
+                            }
+                            Ok(())
+                        });
+                    }
+                    let matched = match_narrowest(&mut |found| feed.hand_over(found));
+                    drop(feed);
+                    matched?;
+                    rows
                 }
-                rows
             }
             _ => SelectedRows::known(rows_matching(open, rg, conditions, &context)?),
         };

@@ -14,6 +14,11 @@
 //! they are found, so that the first batches are gathered while the rest
 //! of the column is matched.
 //!
+//! A flow's conversation is matched on the thread that reads, and its
+//! bot, on another, at the conversation's rows as they come
+//! ([`SelectedRows::fed`]): the two columns' pages are decompressed at
+//! the same time.
+//!
 //! The batches are the same as when every row is known first: `BATCH_ROWS`
 //! rows each, in order, and the last one shorter.
 
@@ -34,10 +39,32 @@ pub(super) struct SelectedRows<'scope> {
     context: String,
 }
 
-/// A matching thread: where its rows arrive, and how it ended.
+/// Rows still to come: where they arrive, and the thread that matches
+/// them, when it is one of their own (else they come from a [`RowsFeed`]).
 struct Matching<'scope> {
     rows: Receiver<Vec<u32>>,
-    thread: ScopedJoinHandle<'scope, Result<()>>,
+    thread: Option<ScopedJoinHandle<'scope, Result<()>>>,
+}
+
+/// Rows handed over to a [`SelectedRows`] from the thread that matches
+/// them, which is not one of its own ([`SelectedRows::fed`]). Dropping it
+/// ends the rows.
+pub(super) struct RowsFeed {
+    sender: Sender<Vec<u32>>,
+    context: String,
+}
+
+impl RowsFeed {
+    /// Hands `found` over (ascending, after the rows handed over before),
+    /// leaving it empty; fails when the reader has gone.
+    pub(super) fn hand_over(&self, found: &mut Vec<u32>) -> Result<()> {
+        if found.is_empty() {
+            return Ok(());
+        }
+        self.sender
+            .send(std::mem::take(found))
+            .map_err(|_| Error::data(self.context.as_str(), "the rows' reader stopped"))
+    }
 }
 
 impl<'scope> SelectedRows<'scope> {
@@ -49,6 +76,24 @@ impl<'scope> SelectedRows<'scope> {
             matching: None,
             context: String::new(),
         }
+    }
+
+    /// Rows handed over through the [`RowsFeed`] returned with them, by a
+    /// thread that matches them and does other work too. They end when the
+    /// feed is dropped: the thread that matches reports its own failure.
+    pub(super) fn fed(context: &str) -> (RowsFeed, Self) {
+        let (sender, rows) = channel::<Vec<u32>>();
+        let feed = RowsFeed {
+            sender,
+            context: context.to_owned(),
+        };
+        let rows = Self {
+            held: Vec::new(),
+            taken: 0,
+            matching: Some(Matching { rows, thread: None }),
+            context: context.to_owned(),
+        };
+        (feed, rows)
     }
 
     /// Rows found by `matcher` on a thread of `scope`: it is given a
@@ -81,7 +126,10 @@ impl<'scope> SelectedRows<'scope> {
         Self {
             held: Vec::new(),
             taken: 0,
-            matching: Some(Matching { rows, thread }),
+            matching: Some(Matching {
+                rows,
+                thread: Some(thread),
+            }),
             context: context.to_owned(),
         }
     }
@@ -144,7 +192,10 @@ impl<'scope> SelectedRows<'scope> {
         let Some(matching) = self.matching.take() else {
             return Ok(false);
         };
-        let outcome = matching.thread.join().unwrap_or_else(|_| {
+        let Some(thread) = matching.thread else {
+            return Ok(false);
+        };
+        let outcome = thread.join().unwrap_or_else(|_| {
             Err(Error::data(
                 self.context.as_str(),
                 "the decoder failed on malformed input",
@@ -219,6 +270,37 @@ mod tests {
         assert_eq!(known.next_batch(1).unwrap(), Some(vec![4]));
         assert_eq!(known.next_held().unwrap(), Some(vec![8]));
         assert_eq!(known.next_held().unwrap(), None);
+    }
+
+    /// Rows fed from the calling thread reach a reader on another, in
+    /// order, and end when the feed goes.
+    #[test]
+    fn rows_fed_from_this_thread_reach_another() {
+        let got = std::thread::scope(|scope| {
+            let (feed, mut fed) = SelectedRows::fed("c");
+            let reader = scope.spawn(move || {
+                let mut got = Vec::new();
+                while let Some(rows) = fed.next_held().unwrap() {
+                    got.extend(rows);
+                }
+                got
+            });
+            for page in 0..100u32 {
+                feed.hand_over(&mut (page * 10..page * 10 + page % 3).collect())
+                    .unwrap();
+            }
+            drop(feed);
+            reader.join().unwrap()
+        });
+        let want: Vec<u32> = (0..100u32)
+            .flat_map(|page| page * 10..page * 10 + page % 3)
+            .collect();
+        assert_eq!(got, want);
+        // A reader gone: handing over fails.
+        let (feed, fed) = SelectedRows::fed("c");
+        drop(fed);
+        assert!(feed.hand_over(&mut vec![1]).is_err());
+        assert!(feed.hand_over(&mut Vec::new()).is_ok());
     }
 
     /// Waiting for more rows than some stops once every row is known.
