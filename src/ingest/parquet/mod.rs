@@ -696,9 +696,10 @@ where
     // their own, and their rows handed on page by page (`row_stream`):
     // - one condition's, to the gathers, which start on the first batches
     //   while the rest is matched;
-    // - a conversation's (a flow's), to the bot's condition, tested at
-    //   those rows as they come, on its own thread. The pages of both
-    //   columns are then decompressed at the same time. Only for a
+    // - a conversation's (a flow's), matched on this thread, to the bot's
+    //   condition, tested at those rows as they come on a thread of its
+    //   own. The pages of both columns are then decompressed at the same
+    //   time. Only for a
     //   conversation's column of plain strings (no dictionary) of
     //   [`STREAMED_CHUNK_LEAST`] bytes or more, long to match: a flow over
     //   a row group singled out by its statistics otherwise starts no
@@ -765,7 +766,12 @@ where
                     }
                     let matched = match_narrowest(&mut |found| feed.hand_over(found));
                     drop(feed);
-                    matched?;
+                    if let Err(e) = matched {
+                        // A wider condition's failure stops this one's
+                        // hand-over: that failure is the one to report.
+                        rows.hold_more_than(usize::MAX)?;
+                        return Err(e);
+                    }
                     rows
                 }
             }
@@ -2031,6 +2037,35 @@ mod tests {
                 assert_eq!(got, want, "{name}");
                 assert_eq!(was_streamed(&name), !dictionary, "{name}");
             }
+            // Damage in the bot's column is reported as the bot's, not as
+            // the conversation's matching stopped by it.
+            let metadata = ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .unwrap();
+            let rg = &metadata.row_groups()[0];
+            let bot = rg
+                .columns()
+                .iter()
+                .find(|c| c.column_descr().name() == col::BOT_ID)
+                .unwrap();
+            let (start, length) = bot.byte_range();
+            let mut damaged = file.to_vec();
+            let at = (start + length / 2) as usize;
+            damaged[at..at + 64].fill(0xff);
+            let damaged = bytes::Bytes::from(damaged);
+            let scope = ScanScope::all()
+                .with(col::BOT_ID, ["bot-a"])
+                .with(col::CONVERSATION_ID, ["c5"]);
+            let name = format!("flow-damaged-{dictionary}.parquet");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            let got = pool.install(|| scan_rows(&name, &damaged, &scope));
+            assert_eq!(was_streamed(&name), !dictionary, "{name}");
+            let e = got.unwrap_err().to_string();
+            assert!(e.contains("bot_id"), "{e}");
+            assert!(!e.contains("decoder failed"), "{e}");
         }
     }
 
