@@ -736,8 +736,9 @@ where
                             values,
                             &named,
                             &mut found,
-                            hand_over,
-                        )
+                            &mut *hand_over,
+                        )?;
+                        hand_over(&mut found)
                     };
                 if others.is_empty() {
                     // Matched on a thread of its own: this one gathers.
