@@ -365,13 +365,19 @@ mod tests {
         assert_eq!(rest, &data[99_000..]);
     }
 
-    #[test]
-    fn a_large_file_mapped_gives_the_files_bytes_and_a_small_one_is_read() {
+    /// A file large enough to be mapped, its bytes, and it mapped.
+    fn mapped_file() -> (tempfile::NamedTempFile, Vec<u8>, FileRanges) {
         let data: Vec<u8> = (0..MAP_AT_LEAST as usize + 5_000)
             .map(|i| (i * 13 % 241) as u8)
             .collect();
         let (tmp, _) = file_of(&data);
         let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        (tmp, data, file)
+    }
+
+    #[test]
+    fn a_large_file_mapped_gives_the_files_bytes_and_a_small_one_is_read() {
+        let (tmp, data, file) = mapped_file();
         assert!(file.map.is_some());
         let end = data.len();
         let mapped = file.map.as_ref().unwrap().as_ptr_range();
@@ -421,11 +427,7 @@ mod tests {
     /// file's bytes.
     #[test]
     fn a_large_mapped_range_gone_leaves_the_others_whole() {
-        let data: Vec<u8> = (0..MAP_AT_LEAST as usize + 5_000)
-            .map(|i| (i * 31 % 239) as u8)
-            .collect();
-        let (tmp, _) = file_of(&data);
-        let file = FileRanges::open_mapped(tmp.path()).unwrap();
+        let (_tmp, data, file) = mapped_file();
         let (start, length) = (10_001usize, 3 * RELEASE_AT_LEAST + 77);
         let held = file.get_bytes(start as u64, length).unwrap();
         let inside = held.slice(5_000..RELEASE_AT_LEAST);
