@@ -725,6 +725,7 @@ where
                 tests::streamed_read(name);
                 let column = rg.column(*leaf);
                 let named = context(&column.column_descr().path().string());
+                let rows_named = named.clone();
                 let reader = open()?;
                 let match_narrowest =
                     move |hand_over: &mut dyn FnMut(&mut Vec<u32>) -> Result<()>| {
@@ -742,21 +743,20 @@ where
                     };
                 if others.is_empty() {
                     // Matched on a thread of its own: this one gathers.
-                    let named = context(&column.column_descr().path().string());
-                    SelectedRows::streamed(threads, &named, match_narrowest)
+                    SelectedRows::streamed(threads, &rows_named, match_narrowest)
                 } else {
                     // A flow: the narrowest condition (the conversation)
                     // is matched here, each wider one (the bot) on a
                     // thread of its own, at the rows of the narrower ones
                     // as they come.
-                    let (feed, mut rows) =
-                        SelectedRows::fed(&context(&column.column_descr().path().string()));
+                    let (feed, mut rows) = SelectedRows::fed(&rows_named);
                     for (leaf, values) in others.iter().rev() {
                         let column = rg.column(*leaf);
                         let named = context(&column.column_descr().path().string());
                         let reader = open()?;
                         let mut before = rows;
-                        rows = SelectedRows::streamed(threads, &named.clone(), move |hand_over| {
+                        let rows_named = named.clone();
+                        rows = SelectedRows::streamed(threads, &rows_named, move |hand_over| {
                             let mut matching =
                                 selected::MatchingAt::open(reader, column, rows_in_group, &named)?;
                             while let Some(some) = before.next_held()? {

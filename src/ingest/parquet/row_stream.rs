@@ -109,29 +109,17 @@ impl<'scope> SelectedRows<'scope> {
     where
         M: FnOnce(&mut dyn FnMut(&mut Vec<u32>) -> Result<()>) -> Result<()> + Send + 'scope,
     {
-        let (sender, rows) = channel::<Vec<u32>>();
-        let gone = context.to_owned();
+        let (feed, mut rows) = Self::fed(context);
         let thread = scope.spawn(move || {
-            let sender: Sender<Vec<u32>> = sender;
-            let mut hand_over = |found: &mut Vec<u32>| {
-                if found.is_empty() {
-                    return Ok(());
-                }
-                sender
-                    .send(std::mem::take(found))
-                    .map_err(|_| Error::data(gone.as_str(), "the rows' reader stopped"))
-            };
-            crate::ingest::guard::guard(&gone, || matcher(&mut hand_over))
+            let context = feed.context.clone();
+            crate::ingest::guard::guard(&context, || {
+                matcher(&mut |found: &mut Vec<u32>| feed.hand_over(found))
+            })
         });
-        Self {
-            held: Vec::new(),
-            taken: 0,
-            matching: Some(Matching {
-                rows,
-                thread: Some(thread),
-            }),
-            context: context.to_owned(),
+        if let Some(matching) = &mut rows.matching {
+            matching.thread = Some(thread);
         }
+        rows
     }
 
     /// Whether every row is known.

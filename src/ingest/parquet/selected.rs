@@ -1490,12 +1490,13 @@ impl ColumnPages {
                     // fastparquet's snappy file, 9 alternated runs: median
                     // 370 → 356 ms). Strings must be decoded to be walked
                     // anyway, and a piece holds only its own.
-                    let first_piece_only = self.in_part
+                    let read_in_part_first = self.in_part
                         && (self.physical != Type::BYTE_ARRAY
                             || last_wanted.is_some_and(|last| {
                                 last.saturating_sub(range.start) < GIANT_PIECE_ROWS as u32
                             }));
-                    if let Some((header, header_len)) = own.as_ref().filter(|_| !first_piece_only) {
+                    if let Some((header, header_len)) = own.as_ref().filter(|_| !read_in_part_first)
+                    {
                         let number = self.data_pages - 1;
                         if let Some(giant) = self.giant_of(header, *header_len, number)? {
                             self.pages
