@@ -63,8 +63,7 @@ pub struct BatchOptions {
     /// Called with the number of rows read so far, now and then (for a
     /// progress display); may be called from several threads.
     pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
-    /// Reads the pages a flow reads of a Parquet file of 16 MiB or more
-    /// memory-mapped (see `FileRanges::open_mapped`), and a plain NDJSON
+    /// Reads a Parquet file of 16 MiB or more memory-mapped (see `FileRanges::open_mapped`), and a plain NDJSON
     /// file's ranges mapped window by window instead of copied (see
     /// `ingest::line_ranges`: over a 3.2 GB file, the kernel's copies
     /// cost 0.55–0.8 s of system time, the windows 0.3–0.45 s). Off by
@@ -436,12 +435,13 @@ fn fold_files(
         }
         Ok(())
     };
-    // A scope that picks conversations out reads a few pages of each row
-    // group: mapped, a large file's pages are read where the page cache
-    // holds them rather than copied into fresh memory (a flow on 300 MB
-    // files: 8-25% faster). A scan reads whole column chunks and gains
-    // nothing, and its mapped pages would count as the process's memory.
-    let map_parquet = options.map_files && scope.picks_conversations();
+    // Mapped, a large file's pages are read where the page cache holds
+    // them rather than copied into fresh memory, which the kernel zeroes
+    // first: a flow on 300 MB files 8-25% faster; scans of whole column
+    // chunks 3-10% (benches/HISTORY.md, forty-second session). A range of
+    // a mapped file hands its pages back once dropped, so a scan's mapped
+    // pages do not pile up in the process's memory.
+    let map_parquet = options.map_files;
     crate::parallel::try_each(files, |file| -> Result<()> {
         let name = file.path.display().to_string();
         match file.format {
