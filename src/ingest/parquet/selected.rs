@@ -690,9 +690,7 @@ impl ColumnGather {
                 return Err(short(context));
             };
             let positions = &self.positions;
-            for &p in positions {
-                nulls.append(p != NULL_ROW);
-            }
+            nulls.append_positions(positions);
             match (&page.values, kind) {
                 (PageValues::PrefixedStrings { .. }, _) => {
                     return Err(Error::data(
@@ -2838,17 +2836,26 @@ impl NullsBuilder {
         }
     }
 
-    #[inline]
-    fn append(&mut self, valid: bool) {
-        if !valid && self.bits.is_none() {
-            let mut bits = BooleanBufferBuilder::new(self.capacity);
-            bits.append_n(self.len, true);
-            self.bits = Some(bits);
+    /// Appends one row per position: valid unless it is [`NULL_ROW`].
+    /// Until a null comes, nothing is written per row (the positions are
+    /// only searched for one).
+    fn append_positions(&mut self, positions: &[u32]) {
+        let (bits, valid_before) = match &mut self.bits {
+            Some(bits) => (bits, 0),
+            None => {
+                let Some(first_null) = positions.iter().position(|&p| p == NULL_ROW) else {
+                    self.len += positions.len();
+                    return;
+                };
+                let mut bits = BooleanBufferBuilder::new(self.capacity);
+                bits.append_n(self.len + first_null, true);
+                (self.bits.insert(bits), first_null)
+            }
+        };
+        for &p in &positions[valid_before..] {
+            bits.append(p != NULL_ROW);
         }
-        if let Some(bits) = &mut self.bits {
-            bits.append(valid);
-        }
-        self.len += 1;
+        self.len += positions.len();
     }
 
     fn finish(self) -> Option<NullBuffer> {
@@ -4415,6 +4422,35 @@ mod tests {
             assert_eq!(find(&damaged, "value-00000x").unwrap(), Vec::<u32>::new());
             // A value the dictionary holds: its pages are read.
             assert!(find(&damaged, &values[0]).is_err());
+        }
+    }
+
+    /// Validity appended a page's positions at a time is the rows' own,
+    /// wherever the first null comes (or none) and however the rows are
+    /// cut into calls.
+    #[test]
+    fn nulls_appended_by_positions_are_the_rows_validity() {
+        const ROWS: u32 = 24;
+        for first_null in 0..=ROWS {
+            let positions: Vec<u32> = (0..ROWS)
+                .map(|i| match i >= first_null && (i - first_null) % 3 == 0 {
+                    true => NULL_ROW,
+                    false => i,
+                })
+                .collect();
+            let valid: Vec<bool> = positions.iter().map(|&p| p != NULL_ROW).collect();
+            for cut_a in 0..=positions.len() {
+                for cut_b in cut_a..=positions.len() {
+                    let mut nulls = NullsBuilder::new(positions.len());
+                    nulls.append_positions(&positions[..cut_a]);
+                    nulls.append_positions(&positions[cut_a..cut_b]);
+                    nulls.append_positions(&positions[cut_b..]);
+                    match nulls.finish() {
+                        None => assert_eq!(first_null, ROWS),
+                        Some(got) => assert_eq!(got.iter().collect::<Vec<_>>(), valid),
+                    }
+                }
+            }
         }
     }
 }
