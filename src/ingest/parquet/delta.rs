@@ -927,6 +927,28 @@ mod tests {
             }
         }
 
+        /// Deltas of any width up to 57 bits (width 0 included).
+        #[test]
+        fn integers_of_any_delta_width_round_trip(
+            bits in 0u32..58,
+            deltas in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..700),
+            start in proptest::prelude::any::<i64>(),
+        ) {
+            let mask = (1u64 << bits) - 1;
+            let values: Vec<i64> = deltas
+                .iter()
+                .scan(start, |last, &d| {
+                    *last = last.wrapping_add((d & mask) as i64);
+                    Some(*last)
+                })
+                .collect();
+            let mut out = Vec::new();
+            let encoded = encode_ints(&values);
+            let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
+            proptest::prop_assert_eq!(out, values);
+            proptest::prop_assert_eq!(used, encoded.len());
+        }
+
         #[test]
         fn any_integers_round_trip(
             values in proptest::collection::vec(proptest::prelude::any::<i64>(), 0..700),
