@@ -63,14 +63,14 @@ pub struct BatchOptions {
     /// Called with the number of rows read so far, now and then (for a
     /// progress display); may be called from several threads.
     pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
-    /// Reads a Parquet file of 16 MiB or more memory-mapped (see `FileRanges::open_mapped`), and a plain NDJSON
-    /// file's ranges mapped window by window instead of copied (see
+    /// Reads a Parquet file of 16 MiB or more memory-mapped (see
+    /// `FileRanges::open_mapped`), and a plain NDJSON file's ranges
+    /// mapped window by window instead of copied (see
     /// `ingest::line_ranges`: over a 3.2 GB file, the kernel's copies
     /// cost 0.55–0.8 s of system time, the windows 0.3–0.45 s). Off by
     /// default: a mapped file that another process truncates while the
-    /// job reads it (log
-    /// rotation by `copytruncate`, say) kills the process with `SIGBUS`,
-    /// where a read would give an error. The `convostat` command line
+    /// job reads it (log rotation by `copytruncate`, say) kills the
+    /// process with `SIGBUS`, where a read would give an error. The `convostat` command line
     /// turns it on: its process is the job's alone.
     pub map_files: bool,
 }

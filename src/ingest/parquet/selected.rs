@@ -836,10 +836,10 @@ impl ColumnGather {
     }
 }
 
-/// Appends the plain `INT64` values at `positions` of a page's `data`,
-/// whose first `skipped` values are not held (0 for [`NULL_ROW`]). One
-/// bounds check per value: a position before the held values wraps
-/// around to past the end.
+/// Appends the plain `INT64` value at each of `positions` (0 for
+/// [`NULL_ROW`]) of a page's `data`, which holds the page's values from
+/// the `skipped`-th on. One bounds check per value: a position before the
+/// held values wraps around to past the end.
 fn gather_int64(
     data: &[u8],
     skipped: usize,
