@@ -9,10 +9,10 @@
 //! ones), so on short queries this was a visible share of the time.
 //! [`FileRanges`] opens the file once, shares the descriptor between the
 //! scan's tasks, and reads each range whole with `pread` (`seek_read` on
-//! Windows), which neither moves nor shares a cursor. A large file that a
-//! flow reads a few pages of can instead be mapped into memory
-//! ([`FileRanges::open_mapped`]): its ranges are then slices of the page
-//! cache, and its readers ([`RangeReader`]) read them in place; only a
+//! Windows), which neither moves nor shares a cursor. A large file can
+//! instead be mapped into memory ([`FileRanges::open_mapped`], as the
+//! command line does): its ranges are then slices of the page cache, not
+//! copies into fresh memory the kernel must first zero, and its readers ([`RangeReader`]) read them in place; only a
 //! range of a few bytes is still read ([`READ_NOT_MAPPED_MOST`]), and a
 //! large range hands its pages back to the page cache once no longer held
 //! ([`RELEASE_AT_LEAST`]), so that walking a huge page does not keep all of
