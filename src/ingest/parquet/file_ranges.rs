@@ -12,11 +12,12 @@
 //! Windows), which neither moves nor shares a cursor. A large file can
 //! instead be mapped into memory ([`FileRanges::open_mapped`], as the
 //! command line does): its ranges are then slices of the page cache, not
-//! copies into fresh memory the kernel must first zero, and its readers ([`RangeReader`]) read them in place; only a
-//! range of a few bytes is still read ([`READ_NOT_MAPPED_MOST`]), and a
-//! large range hands its pages back to the page cache once no longer held
-//! ([`RELEASE_AT_LEAST`]), so that walking a huge page does not keep all of
-//! it in the process's memory.
+//! copies into fresh memory the kernel must first zero, and its readers
+//! ([`RangeReader`]) read them in place; only a range of a few bytes is
+//! still read ([`READ_NOT_MAPPED_MOST`]), and a large range hands its
+//! pages back to the page cache once no longer held
+//! ([`RELEASE_AT_LEAST`]), so that walking a huge page does not keep all
+//! of it in the process's memory.
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -699,12 +699,12 @@ where
     // - a conversation's (a flow's), matched on this thread, to the bot's
     //   condition, tested at those rows as they come on a thread of its
     //   own. The pages of both columns are then decompressed at the same
-    //   time. Only for a
-    //   conversation's column of plain strings (no dictionary) of
-    //   [`STREAMED_CHUNK_LEAST`] bytes or more, long to match: a flow over
-    //   a row group singled out by its statistics otherwise starts no
-    //   thread (`crate::parallel`), and on pyarrow's file of one row group
-    //   (a dictionary), a mid-file flow took 66 → 72 ms streamed.
+    //   time. Only for a conversation's column of plain strings (no
+    //   dictionary) of [`STREAMED_CHUNK_LEAST`] bytes or more, long to
+    //   match: a flow over a row group singled out by its statistics
+    //   otherwise starts no thread (`crate::parallel`), and on pyarrow's
+    //   file of one row group (a dictionary), a mid-file flow took
+    //   66 → 72 ms streamed.
     // (The pool's size is asked for last: asking starts the pool.)
     let streamed = rows_in_group > STREAMED_ROWS_LEAST
         && match conditions {
