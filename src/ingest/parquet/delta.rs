@@ -68,6 +68,52 @@ fn unpack(packed: &[u8], width: u32, i: usize) -> u64 {
     (u128::from_le_bytes(window) >> (bit % 8)) as u64 & mask
 }
 
+/// Unpacks the `out.len()` deltas of `width` bits from number `first` on
+/// of the bit-packed bytes `packed`, adds `min_delta` to each and sums
+/// them onto `last` into `out`; returns the last value.
+///
+/// One word is read per value where the bytes after the last one hold a
+/// whole word (every miniblock but a page's last); the others are read by
+/// [`unpack`].
+#[inline]
+fn unpack_sums(
+    packed: &[u8],
+    width: u32,
+    first: usize,
+    min_delta: i64,
+    mut last: i64,
+    out: &mut [i64],
+) -> i64 {
+    let Some(end) = first.checked_add(out.len()) else {
+        return last;
+    };
+    let w = width as usize;
+    let last_byte = end.saturating_sub(1) * w / 8;
+    if width <= 56 && last_byte + 8 <= packed.len() {
+        let mask = (1u64 << width) - 1;
+        for (i, value) in (first..end).zip(out.iter_mut()) {
+            let bit = i * w;
+            let start = bit / 8;
+            let word = packed[start..start + 8]
+                .try_into()
+                .map(u64::from_le_bytes)
+                .unwrap_or(0);
+            last = last.wrapping_add(min_delta.wrapping_add(((word >> (bit % 8)) & mask) as i64));
+            *value = last;
+        }
+    } else {
+        for (i, value) in (first..end).zip(out.iter_mut()) {
+            last = last.wrapping_add(min_delta.wrapping_add(unpack(packed, width, i) as i64));
+            *value = last;
+        }
+    }
+    last
+}
+
+/// How many values [`IntRun::block`] gives to its `push` at a time, at
+/// most.
+const GIVEN_AT_ONCE: usize = 128;
+
 /// Decodes the `count` values of a `DELTA_BINARY_PACKED` run at the start
 /// of `data` into `out` (appended); returns the bytes the run takes.
 #[cfg(test)]
@@ -87,7 +133,9 @@ fn decode_first_ints(
 ) -> Result<usize, DeltaError> {
     let keep = keep.min(count);
     out.reserve(keep.min(data.len().saturating_mul(8) + 1));
-    decode_ints_with(data, count, keep, RunEnd::Wanted, |v| out.push(v))
+    decode_ints_with(data, count, keep, RunEnd::Wanted, |values| {
+        out.extend_from_slice(values)
+    })
 }
 
 /// Whether a walk of a `DELTA_BINARY_PACKED` run goes on to its end.
@@ -102,7 +150,8 @@ pub(super) enum RunEnd {
 }
 
 /// Walks the `count` values of a `DELTA_BINARY_PACKED` run at the start
-/// of `data`, giving the first `keep` (at most `count`) to `push`;
+/// of `data`, giving the first `keep` (at most `count`) to `push` (some
+/// at a time, in order);
 /// returns the bytes the run takes (with [`RunEnd::NotWanted`], the bytes
 /// walked).
 fn decode_ints_with(
@@ -110,7 +159,7 @@ fn decode_ints_with(
     count: usize,
     keep: usize,
     end: RunEnd,
-    mut push: impl FnMut(i64),
+    mut push: impl FnMut(&[i64]),
 ) -> Result<usize, DeltaError> {
     let (mut run, mut pos) = IntRun::start(data, count, keep, &mut push)?;
     while !run.is_over(end) {
@@ -152,7 +201,7 @@ impl IntRun {
         data: &[u8],
         count: usize,
         keep: usize,
-        push: &mut impl FnMut(i64),
+        push: &mut impl FnMut(&[i64]),
     ) -> Result<(Self, usize), DeltaError> {
         let mut pos = 0;
         let block_size = uleb(data, &mut pos)?;
@@ -174,7 +223,7 @@ impl IntRun {
         }
         let keep = keep.min(count);
         if keep > 0 {
-            push(first);
+            push(&[first]);
         }
         let run = Self {
             per_miniblock: (block_size / miniblocks) as usize,
@@ -200,7 +249,7 @@ impl IntRun {
         &mut self,
         data: &[u8],
         end: RunEnd,
-        push: &mut impl FnMut(i64),
+        push: &mut impl FnMut(&[i64]),
     ) -> Result<Option<usize>, DeltaError> {
         let mut pos = 0;
         let min_delta = match zigzag(data, &mut pos) {
@@ -237,14 +286,14 @@ impl IntRun {
             let packed = &data[pos..];
             pos += self.per_miniblock * width as usize / 8;
             let n = self.left.min(self.per_miniblock);
-            let mut last = self.last;
-            for i in 0..n.min(self.wanted) {
-                let delta = min_delta.wrapping_add(unpack(packed, width, i) as i64);
-                last = last.wrapping_add(delta);
-                push(last);
+            let given = n.min(self.wanted);
+            let mut values = [0i64; GIVEN_AT_ONCE];
+            for first in (0..given).step_by(GIVEN_AT_ONCE) {
+                let values = &mut values[..(given - first).min(GIVEN_AT_ONCE)];
+                self.last = unpack_sums(packed, width, first, min_delta, self.last, values);
+                push(values);
             }
-            self.last = last;
-            self.wanted -= n.min(self.wanted);
+            self.wanted -= given;
             self.left -= n;
         }
         // (A block's miniblocks past the run's last value hold no bytes.)
@@ -288,14 +337,32 @@ pub(super) fn ints_as_plain(
     out.clear();
     let (skip, keep) = span(&wanted, count);
     out.reserve((keep - skip).min(data.len().saturating_mul(8) + 1) * 8);
-    let mut at = 0usize;
-    decode_ints_with(data, count, keep, RunEnd::NotWanted, |v| {
-        if at >= skip {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        at += 1;
-    })?;
+    decode_ints_with(data, count, keep, RunEnd::NotWanted, plain_from(skip, out))?;
     Ok(())
+}
+
+/// A `push` for a walk of integers that appends them, from the one at
+/// position `skip` on, to `out` as plain 8-byte little-endian values.
+pub(super) fn plain_from(skip: usize, out: &mut Vec<u8>) -> impl FnMut(&[i64]) + '_ {
+    let mut at = 0usize;
+    move |values| {
+        let from = skip.saturating_sub(at).min(values.len());
+        at += values.len();
+        put_ints_plain(&values[from..], out);
+    }
+}
+
+/// Appends `values` to `out` as plain 8-byte little-endian values.
+fn put_ints_plain(values: &[i64], out: &mut Vec<u8>) {
+    if cfg!(target_endian = "little") {
+        // The values' own bytes are the plain layout.
+        use arrow_buffer::ToByteSlice;
+        out.extend_from_slice(values.to_byte_slice());
+    } else {
+        for value in values {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
 }
 
 /// `wanted` as (values skipped, values decoded), within `count`.
@@ -357,19 +424,30 @@ pub(super) fn string_lengths(
     keep: usize,
 ) -> Result<StringLengths, DeltaError> {
     let mut kept = Vec::with_capacity((keep - skip).min(data.len()));
-    // The skipped strings' bytes; `None` once a length is negative.
     let mut before = Some(0usize);
-    let mut at = 0usize;
-    let run = decode_ints_with(data, count, keep, RunEnd::Wanted, |len| {
-        if at < skip {
-            before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
-        } else {
-            kept.push(len);
-        }
-        at += 1;
-    })?;
+    let push = lengths_from(skip, &mut before, &mut kept);
+    let run = decode_ints_with(data, count, keep, RunEnd::Wanted, push)?;
     let before = before.ok_or("a string of negative length")?;
     Ok(StringLengths { run, before, kept })
+}
+
+/// A `push` for a walk of string lengths: the lengths before position
+/// `skip` are summed into `before` (`None` once one is negative, as
+/// the bytes of the strings skipped), the others appended to `kept`.
+pub(super) fn lengths_from<'a>(
+    skip: usize,
+    before: &'a mut Option<usize>,
+    kept: &'a mut Vec<i64>,
+) -> impl FnMut(&[i64]) + 'a {
+    let mut at = 0usize;
+    move |lengths| {
+        let from = skip.saturating_sub(at).min(lengths.len());
+        at += lengths.len();
+        for &len in &lengths[..from] {
+            *before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
+        }
+        kept.extend_from_slice(&lengths[from..]);
+    }
 }
 
 /// Writes the strings `bytes` holds one after the other, of `lengths`
@@ -516,6 +594,12 @@ mod tests {
     /// miniblocks), written as the format describes, independently of the
     /// decoder.
     fn encode_ints(values: &[i64]) -> Vec<u8> {
+        encode_ints_in_blocks(values, 128, 4)
+    }
+
+    /// [`encode_ints`] with blocks of `block` values in `miniblocks`.
+    fn encode_ints_in_blocks(values: &[i64], block: usize, miniblocks: usize) -> Vec<u8> {
+        let per_miniblock = block / miniblocks;
         fn put_uleb(out: &mut Vec<u8>, mut v: u64) {
             loop {
                 let byte = (v & 0x7f) as u8;
@@ -529,27 +613,27 @@ mod tests {
         }
         let put_zigzag = |out: &mut Vec<u8>, v: i64| put_uleb(out, ((v << 1) ^ (v >> 63)) as u64);
         let mut out = Vec::new();
-        put_uleb(&mut out, 128);
-        put_uleb(&mut out, 4);
+        put_uleb(&mut out, block as u64);
+        put_uleb(&mut out, miniblocks as u64);
         put_uleb(&mut out, values.len() as u64);
         put_zigzag(&mut out, values.first().copied().unwrap_or(0));
         let deltas: Vec<i64> = values.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-        for block in deltas.chunks(128) {
+        for block in deltas.chunks(block) {
             let min = *block.iter().min().unwrap();
             put_zigzag(&mut out, min);
-            let minis: Vec<&[i64]> = block.chunks(32).collect();
+            let minis: Vec<&[i64]> = block.chunks(per_miniblock).collect();
             let width = |m: &[i64]| {
                 m.iter()
                     .map(|d| 64 - (d.wrapping_sub(min) as u64).leading_zeros())
                     .max()
                     .unwrap_or(0)
             };
-            for i in 0..4 {
+            for i in 0..miniblocks {
                 out.push(minis.get(i).map_or(0, |m| width(m)) as u8);
             }
             for m in &minis {
                 let w = width(m) as usize;
-                let mut bits = vec![0u8; 32 * w / 8];
+                let mut bits = vec![0u8; per_miniblock * w / 8];
                 for (i, d) in m.iter().enumerate() {
                     let v = d.wrapping_sub(min) as u64;
                     for b in 0..w {
@@ -750,7 +834,7 @@ mod tests {
             (64, 0, RunEnd::NotWanted),
         ] {
             let mut out = Vec::new();
-            let mut push = |v| out.push(v);
+            let mut push = |v: &[i64]| out.extend_from_slice(v);
             let (mut run, mut pos) =
                 IntRun::start(&encoded, values.len(), keep, &mut push).unwrap();
             let mut asks = 0;
@@ -947,6 +1031,38 @@ mod tests {
             let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
             proptest::prop_assert_eq!(out, values);
             proptest::prop_assert_eq!(used, encoded.len());
+        }
+
+        /// Long miniblocks (as DuckDB writes: more values than a walk
+        /// gives at a time) decode whole, and from any value to any
+        /// other, as the values they hold.
+        #[test]
+        fn integers_of_long_miniblocks_decode_in_any_span(
+            bits in 0u32..40,
+            deltas in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..3_000),
+            layout in 0usize..3,
+            skip in 0usize..3_000,
+            keep in 0usize..3_000,
+        ) {
+            let (block, miniblocks) = [(2_048, 8), (1_024, 2), (512, 1)][layout];
+            let mask = (1u64 << bits) - 1;
+            let values: Vec<i64> = deltas
+                .iter()
+                .scan(-5_000i64, |last, &d| {
+                    *last = last.wrapping_add((d & mask) as i64 - (mask / 2) as i64);
+                    Some(*last)
+                })
+                .collect();
+            let encoded = encode_ints_in_blocks(&values, block, miniblocks);
+            let mut out = Vec::new();
+            let used = decode_ints(&encoded, values.len(), &mut out).unwrap();
+            proptest::prop_assert_eq!(&out, &values);
+            proptest::prop_assert_eq!(used, encoded.len());
+            let keep = keep.min(values.len());
+            let skip = skip.min(keep);
+            let span = span_as_plain(ints_as_plain, &encoded, values.len(), skip..keep).unwrap();
+            let plain: Vec<u8> = values[skip..keep].iter().flat_map(|v| v.to_le_bytes()).collect();
+            proptest::prop_assert_eq!(span, plain);
         }
 
         #[test]

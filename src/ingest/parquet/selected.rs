@@ -2344,13 +2344,7 @@ impl DeltaValues {
         // Integers: the values before those wanted are summed, not kept.
         out.clear();
         out.reserve((keep - skip) * 8);
-        let mut at = 0usize;
-        let mut push = |v: i64| {
-            if at >= skip {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            at += 1;
-        };
+        let mut push = delta::plain_from(skip, out);
         let walked = read.walk(self.count, delta::RunEnd::NotWanted, &mut push, context)?;
         Ok(walked.is_some())
     }
@@ -2368,17 +2362,10 @@ impl DeltaValues {
         // negative), the others kept.
         let mut before = Some(0usize);
         let mut kept = Vec::with_capacity(keep - skip);
-        let mut at = 0usize;
-        let mut push = |len: i64| {
-            if at < skip {
-                before = before.and_then(|b| b.checked_add(usize::try_from(len).ok()?));
-            } else {
-                kept.push(len);
-            }
-            at += 1;
-        };
-        let Some(strings_at) = read.walk(self.count, delta::RunEnd::Wanted, &mut push, context)?
-        else {
+        let mut push = delta::lengths_from(skip, &mut before, &mut kept);
+        let walked = read.walk(self.count, delta::RunEnd::Wanted, &mut push, context)?;
+        drop(push);
+        let Some(strings_at) = walked else {
             return Ok(false);
         };
         let Some(before) = before else {
@@ -2580,7 +2567,7 @@ impl Walked<'_, '_> {
         &mut self,
         count: usize,
         end: delta::RunEnd,
-        push: &mut impl FnMut(i64),
+        push: &mut impl FnMut(&[i64]),
         context: &str,
     ) -> Result<Option<usize>> {
         let (at, keep) = (self.values_at, self.span.1);
