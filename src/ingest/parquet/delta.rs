@@ -334,9 +334,8 @@ pub(super) fn ints_as_plain(
     wanted: Range<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
-    out.clear();
     let (skip, keep) = span(&wanted, count);
-    out.reserve((keep - skip).min(data.len().saturating_mul(8) + 1) * 8);
+    emptied_for(out, (keep - skip).min(data.len().saturating_mul(8) + 1) * 8);
     decode_ints_with(data, count, keep, RunEnd::NotWanted, plain_from(skip, out))?;
     Ok(())
 }
@@ -362,6 +361,16 @@ fn put_ints_plain(values: &[i64], out: &mut Vec<u8>) {
         for value in values {
             out.extend_from_slice(&value.to_le_bytes());
         }
+    }
+}
+
+/// Empties `out` to receive about `bytes` bytes. A buffer with less room
+/// is replaced rather than grown: growing an emptied buffer would copy
+/// every byte of its old room, none of them wanted.
+pub(super) fn emptied_for(out: &mut Vec<u8>, bytes: usize) {
+    out.clear();
+    if out.capacity() < bytes {
+        *out = Vec::with_capacity(bytes);
     }
 }
 
@@ -478,7 +487,7 @@ pub(super) fn length_strings_as_plain(
     // Checked by `lengths_and_bytes`: each is at least 0, and their sum
     // at most the bytes there are.
     let kept_bytes: usize = lengths.iter().map(|&len| len as usize).sum();
-    out.reserve(kept_bytes + 4 * lengths.len());
+    emptied_for(out, kept_bytes + 4 * lengths.len());
     put_strings_plain(bytes, &lengths, out);
     Ok(())
 }

@@ -2342,8 +2342,7 @@ impl DeltaValues {
             return self.length_strings_through(read, out, context);
         }
         // Integers: the values before those wanted are summed, not kept.
-        out.clear();
-        out.reserve((keep - skip) * 8);
+        delta::emptied_for(out, (keep - skip) * 8);
         let mut push = delta::plain_from(skip, out);
         let walked = read.walk(self.count, delta::RunEnd::NotWanted, &mut push, context)?;
         Ok(walked.is_some())
@@ -2386,8 +2385,7 @@ impl DeltaValues {
         let Some(bytes) = bytes.get(..kept) else {
             return Ok(false);
         };
-        out.clear();
-        out.reserve(kept + 4 * lengths.kept.len());
+        delta::emptied_for(out, kept + 4 * lengths.kept.len());
         delta::put_strings_plain(bytes, &lengths.kept, out);
         Ok(true)
     }
