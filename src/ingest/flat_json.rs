@@ -49,6 +49,7 @@ use crate::time::InstantReader;
 /// and `ends` gets the end (exclusive, newline included) of each non-blank
 /// one; a line's span opens with the blank lines before it. Splitting the
 /// text into lines first was a pass of its own over every byte.
+#[inline]
 pub(super) fn decode_flat(
     schema: &SchemaRef,
     text: &[u8],
