@@ -278,6 +278,7 @@ impl IntRun {
         if data.len() < pos + length {
             return Ok(None);
         }
+        let mut values = [0i64; GIVEN_AT_ONCE];
         for &width in &widths[..walked] {
             let width = u32::from(width);
             // Unpacked from the miniblock on to the end of the data: a
@@ -287,7 +288,6 @@ impl IntRun {
             pos += self.per_miniblock * width as usize / 8;
             let n = self.left.min(self.per_miniblock);
             let given = n.min(self.wanted);
-            let mut values = [0i64; GIVEN_AT_ONCE];
             for first in (0..given).step_by(GIVEN_AT_ONCE) {
                 let values = &mut values[..(given - first).min(GIVEN_AT_ONCE)];
                 self.last = unpack_sums(packed, width, first, min_delta, self.last, values);

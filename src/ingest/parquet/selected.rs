@@ -2363,6 +2363,7 @@ impl DeltaValues {
         let mut kept = Vec::with_capacity(keep - skip);
         let mut push = delta::lengths_from(skip, &mut before, &mut kept);
         let walked = read.walk(self.count, delta::RunEnd::Wanted, &mut push, context)?;
+        // (`push` holds `before` and `kept` until it is gone.)
         drop(push);
         let Some(strings_at) = walked else {
             return Ok(false);
