@@ -30,6 +30,19 @@ pub struct StringArena {
 }
 
 impl StringArena {
+    /// Asks for the cache lines a little past the ends of the arena.
+    #[inline]
+    pub fn prefetch_tail(&self) {
+        let bytes = self.bytes.as_ptr().wrapping_add(self.bytes.len());
+        super::conversation_index::prefetch_line(bytes.wrapping_add(64));
+        let ends = self
+            .ends
+            .as_ptr()
+            .wrapping_add(self.ends.len())
+            .cast::<u8>();
+        super::conversation_index::prefetch_line(ends.wrapping_add(64));
+    }
+
     /// Appends `s`, returning its position.
     #[inline]
     pub fn push(&mut self, s: &str) -> u32 {
