@@ -143,18 +143,17 @@ impl ConversationIndex {
     fn grow(&mut self, hash_of: impl Fn(&IndexEntry) -> u64) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY_ENTRY; size]);
-        let old: Vec<(u64, IndexEntry)> = old
-            .into_iter()
-            .filter(|e| e.conversation != EMPTY)
-            .map(|e| (hash_of(&e), e))
-            .collect();
         // The old entries are read in order; their new homes are all over
-        // the table: ask for each a few entries ahead.
-        for (i, &(hash, entry)) in old.iter().enumerate() {
-            if let Some(&(ahead, _)) = old.get(i + GROW_PREFETCH_AHEAD) {
-                self.prefetch(ahead);
+        // the table: ask for each a few entries ahead. (Their hashes are
+        // asked for twice rather than kept in a vector as large as the
+        // table.)
+        let entries = old.iter().filter(|e| e.conversation != EMPTY);
+        let mut ahead = entries.clone().skip(GROW_PREFETCH_AHEAD);
+        for entry in entries {
+            if let Some(later) = ahead.next() {
+                self.prefetch(hash_of(later));
             }
-            self.place(hash, entry);
+            self.place(hash_of(entry), *entry);
         }
     }
 }
