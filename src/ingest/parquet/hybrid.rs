@@ -261,7 +261,7 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
         // `len` is 1 to 128, so each byte of `bias` is 0 to 127.
         let bias = (128 - self.len as u64) * ONES;
         let mut over = 0u64;
-        self.each_group::<8>(packed, take, W, 8, |bytes, n| {
+        self.each_group::<8, u64>(packed, take, W, 8, |bytes, n| {
             let word = u64::from_le_bytes(bytes);
             let mut values = 0u64;
             for j in 0..8 {
@@ -277,7 +277,7 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
             // Every byte is below 128: adding 127 carries into the top bit
             // exactly where a byte is not zero, and never out of the byte.
             over |= (values + bias) & HIGH;
-            u128::from(!((values ^ entry) + LOW) & HIGH & valid)
+            !((values ^ entry) + LOW) & HIGH & valid
         });
         self.over |= over != 0;
     }
@@ -288,15 +288,26 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
     /// how many of its values count, and returns a mask of the values
     /// equal to the entry, the top bit of each one's `field`-bit field;
     /// their rows are appended.
+    ///
+    /// The rows are written into room reserved for all `take` of them,
+    /// with the count in a register: a `push` per row reloaded and stored
+    /// the vector's length around every check of its capacity. Bytes of
+    /// up to 7 bits give a 64-bit mask (`packed_bytes`), wider fields a
+    /// 128-bit one.
     #[inline(always)]
-    fn each_group<const N: usize>(
+    fn each_group<const N: usize, M: GroupMask>(
         &mut self,
         packed: &[u8],
         take: usize,
         width: usize,
         field: u32,
-        mut test: impl FnMut([u8; N], usize) -> u128,
+        mut test: impl FnMut([u8; N], usize) -> M,
     ) {
+        let out = &mut *self.rows.out;
+        out.reserve(take);
+        let before = out.len();
+        let room = &mut out.spare_capacity_mut()[..take];
+        let mut written = 0usize;
         let mut row = self.rows.next_row;
         let mut left = take;
         let mut at = 0usize;
@@ -313,17 +324,54 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
                 }
             };
             let mut equal = test(bytes, n);
-            while equal != 0 {
-                self.rows.out.push(row + equal.trailing_zeros() / field);
-                equal &= equal - 1;
+            while !equal.is_empty() {
+                // A value matches once, and only the group's first `n`
+                // count: at most `take` rows are written.
+                room[written].write(row + equal.lowest() / field);
+                written += 1;
+                equal = equal.without_lowest();
             }
             row += n as u32;
             left -= n;
             at += width;
         }
+        // SAFETY: the first `written` elements of the spare capacity were
+        // written above (`room` starts where the length ends).
+        unsafe { out.set_len(before + written) };
         self.rows.next_row = row;
     }
 }
+
+/// The mask [`EntryRows::each_group`] gets from a group's test: one bit
+/// per value equal to the entry.
+trait GroupMask: Copy {
+    fn is_empty(self) -> bool;
+    /// The position of the lowest bit set.
+    fn lowest(self) -> u32;
+    /// The mask without its lowest bit.
+    fn without_lowest(self) -> Self;
+}
+
+macro_rules! group_mask {
+    ($($t:ty),*) => {$(
+        impl GroupMask for $t {
+            #[inline(always)]
+            fn is_empty(self) -> bool {
+                self == 0
+            }
+            #[inline(always)]
+            fn lowest(self) -> u32 {
+                self.trailing_zeros()
+            }
+            #[inline(always)]
+            fn without_lowest(self) -> Self {
+                self & self.wrapping_sub(1)
+            }
+        }
+    )*};
+}
+
+group_mask!(u64, u128);
 
 impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
     /// [`ValueSink::packed`] for indices of `W` bits, `W` from 8 to 16, of
@@ -357,7 +405,7 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
             bias |= (top - over_by) << (W * j);
         }
         let mut over = 0u128;
-        self.each_group::<16>(packed, take, W, W as u32, |bytes, n| {
+        self.each_group::<16, u128>(packed, take, W, W as u32, |bytes, n| {
             // The group's fields, less those past the run's end.
             let valid = if n * W >= 128 {
                 u128::MAX
