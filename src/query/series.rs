@@ -22,6 +22,7 @@
 //! place. Peak memory is therefore proportional to the answer's size;
 //! `cargo bench --bench answer_memory` measures bytes per cell.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
@@ -265,7 +266,7 @@ fn resolve_eq(value: &Option<String>, lookup: impl Fn(&str) -> Option<Sym>) -> O
 /// returns them keyed by labels.
 fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     let mut out = Partial::new();
-    let attr = |a: Attribute| &shard.attributes[a.index()];
+    let attr = |a: Attribute| shard.attribute_column(a);
     let (Some(bot), Some(version), Some(team), Some(channels), Some(languages)) = (
         resolve_eq(&plan.bot_id, |v| shard.bots.lookup(v)),
         resolve_eq(&plan.version, |v| {
@@ -279,14 +280,15 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     ) else {
         return Ok(out);
     };
-    let group_columns: Vec<&[Sym]> = plan
+    let group_columns: Vec<Cow<'_, [Sym]>> = plan
         .group_by
         .iter()
         .map(|g| match g {
-            GroupField::BotId => shard.bot.as_slice(),
-            GroupField::Attribute(a) => attr(*a).as_slice(),
+            GroupField::BotId => Cow::Borrowed(shard.bot.as_slice()),
+            GroupField::Attribute(a) => attr(*a),
         })
         .collect();
+    let group_columns: Vec<&[Sym]> = group_columns.iter().map(|c| c.as_ref()).collect();
     let (versions, teams) = (attr(Attribute::BotVersion), attr(Attribute::TeamId));
     let (channel, language) = (attr(Attribute::ChannelType), attr(Attribute::Language));
     let buckets = plan.axis.len();
@@ -316,7 +318,7 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
         let value = match plan.stat {
             Stat::NumConversations => 1,
             Stat::DurationSeconds => duration_seconds(shard.start[c], shard.end[c]),
-            Stat::NumMessages => shard.num_messages[c] as u64,
+            Stat::NumMessages => u64::from(shard.messages_of(c)),
         };
         let group = groups.id_of(&group_columns, c);
         if group == states.len() {

@@ -345,10 +345,10 @@ fn encode_shard(s: &ConversationShard, out: &mut Vec<u8>) {
             })
         }),
     );
-    out.put_u32s(&s.num_messages);
-    for (interner, syms) in s.interners.iter().zip(&s.attributes) {
+    out.put_u32s(&s.messages_column());
+    for (interner, attribute) in s.interners.iter().zip(Attribute::ALL) {
         put_interner(out, interner);
-        out.put_u32s(syms);
+        out.put_u32s(&s.attribute_column(attribute));
     }
     // Transitions, grouped by conversation, each group in list order.
     let t = &s.transitions;
@@ -941,7 +941,7 @@ mod tests {
             "{} {} {} {:?} {:?}",
             shard.start[c],
             shard.end[c],
-            shard.num_messages[c],
+            shard.messages_of(c),
             shard.attribute(c, Attribute::ChannelType),
             transitions
         ))

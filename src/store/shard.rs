@@ -12,6 +12,8 @@
 //! shard's transition columns, so a flow query touches only its own
 //! conversation's transitions and no per-conversation allocation is needed.
 
+use std::borrow::Cow;
+
 use arrow_array::{Array, StringViewArray};
 
 use super::conversation_index::{ConversationIndex, IndexEntry};
@@ -206,11 +208,23 @@ pub(crate) struct ConversationShard {
     /// conversation.
     pub(super) first_event_id: Vec<u32>,
     pub(super) first_event_ids: StringArena,
-    pub num_messages: Vec<u32>,
-    /// Per attribute (in [`Attribute::ALL`] order): the symbol per conversation.
-    pub attributes: [Vec<Sym>; Attribute::COUNT],
+    /// Message events per conversation, up to the last conversation with
+    /// one (the others have none; a batch job that counts no message keeps
+    /// none). Read through [`Self::messages_of`].
+    pub(super) num_messages: Vec<u32>,
+    /// Per attribute (in [`Attribute::ALL`] order): the symbol per
+    /// conversation, up to the last conversation that holds a value of it;
+    /// the conversations past a column's end hold [`NULL_SYM`]. A column
+    /// grows only when a value comes: a batch job reads only the
+    /// attributes its query uses, and data often leaves some (campaigns)
+    /// empty. Read through [`Self::attribute_sym`] and
+    /// [`Self::attribute_column`].
+    pub(super) attributes: [Vec<Sym>; Attribute::COUNT],
     /// Per attribute: the interner its symbols refer to.
     pub interners: [Interner; Attribute::COUNT],
+    /// Each conversation's latest transition in `transitions` (the head of
+    /// its list), up to the last conversation with one; the others have
+    /// [`NO_TRANSITION`] (only `flow` keeps transitions).
     pub(super) first_transition: Vec<u32>,
     pub transitions: TransitionTable,
     /// How many conversations are [`FIRST_UNDECIDED`].
@@ -222,6 +236,37 @@ pub(crate) struct ConversationShard {
     /// right; a shard built anew (by retention, or from a checkpoint)
     /// starts with none.
     apply_caches: Option<Box<ApplyCaches>>,
+}
+
+/// `column[c]` of a column that grows only for values (see
+/// [`ConversationShard`]'s fields): `absent` past its end.
+#[inline]
+fn column_get<T: Copy>(column: &[T], c: usize, absent: T) -> T {
+    column.get(c).copied().unwrap_or(absent)
+}
+
+/// Sets `column[c]`, growing the column (with `absent` for the
+/// conversations before `c`) only for a value other than `absent`.
+#[inline]
+fn column_set<T: Copy + PartialEq>(column: &mut Vec<T>, c: usize, value: T, absent: T) {
+    if let Some(held) = column.get_mut(c) {
+        *held = value;
+    } else if value != absent {
+        column.resize(c, absent);
+        column.push(value);
+    }
+}
+
+/// `column`, one value per conversation of `len`.
+fn column_whole<T: Copy>(column: &[T], len: usize, absent: T) -> Cow<'_, [T]> {
+    if column.len() == len {
+        Cow::Borrowed(column)
+    } else {
+        let mut whole = Vec::with_capacity(len);
+        whole.extend_from_slice(column);
+        whole.resize(len, absent);
+        Cow::Owned(whole)
+    }
 }
 
 impl ConversationShard {
@@ -291,14 +336,45 @@ impl ConversationShard {
     /// The value of `attribute` for conversation `c`.
     pub fn attribute(&self, c: usize, attribute: Attribute) -> Option<&str> {
         let i = attribute.index();
-        self.interners[i].resolve(self.attributes[i][c])
+        self.interners[i].resolve(self.attribute_sym(i, c))
+    }
+
+    /// The symbol of attribute `i` (in [`Attribute::ALL`] order) of
+    /// conversation `c`.
+    #[inline]
+    pub(super) fn attribute_sym(&self, i: usize, c: usize) -> Sym {
+        column_get(&self.attributes[i], c, NULL_SYM)
+    }
+
+    /// Sets the symbol of attribute `i` of conversation `c`, growing its
+    /// column only for a value.
+    #[inline]
+    fn set_attribute_sym(&mut self, i: usize, c: usize, sym: Sym) {
+        column_set(&mut self.attributes[i], c, sym, NULL_SYM);
+    }
+
+    /// The symbols of `attribute`, one per conversation.
+    pub fn attribute_column(&self, attribute: Attribute) -> Cow<'_, [Sym]> {
+        column_whole(&self.attributes[attribute.index()], self.len(), NULL_SYM)
+    }
+
+    /// The number of message events of conversation `c`.
+    #[inline]
+    pub fn messages_of(&self, c: usize) -> u32 {
+        column_get(&self.num_messages, c, 0)
+    }
+
+    /// The number of message events of each conversation.
+    pub(super) fn messages_column(&self) -> Cow<'_, [u32]> {
+        column_whole(&self.num_messages, self.len(), 0)
     }
 
     /// Transitions of conversation `c`, in no particular order.
     pub fn transitions_of(&self, c: usize) -> impl Iterator<Item = TransitionRef<'_>> {
         let t = &self.transitions;
         std::iter::successors(
-            Some(self.first_transition[c]).filter(|&i| i != NO_TRANSITION),
+            Some(column_get(&self.first_transition, c, NO_TRANSITION))
+                .filter(|&i| i != NO_TRANSITION),
             move |&i| Some(t.next[i as usize]).filter(|&n| n != NO_TRANSITION),
         )
         .map(move |i| {
@@ -396,7 +472,10 @@ impl ConversationShard {
             let bot = bot.unwrap_or_else(|| self.bot[c]);
             last_conversation = Some((hash, key, bot, c));
             match cols.event_type.value(row) {
-                EVENT_TYPE_MESSAGE => self.num_messages[c] += 1,
+                EVENT_TYPE_MESSAGE => {
+                    let n = self.messages_of(c) + 1;
+                    column_set(&mut self.num_messages, c, n, 0);
+                }
                 EVENT_TYPE_TRANSITION if keep_transitions => {
                     self.push_transition(c, cols, row, &mut caches.steps)
                 }
@@ -451,7 +530,7 @@ impl ConversationShard {
     /// `c` holds.
     fn same_attributes(&self, c: usize, cols: &EventColumns, row: usize) -> bool {
         (0..Attribute::COUNT).all(|i| {
-            let held = self.attributes[i][c];
+            let held = self.attribute_sym(i, c);
             match &cols.attributes[i] {
                 Some(a) if a.is_valid(row) => self.interners[i].lookup(a.value(row)) == Some(held),
                 _ => held == NULL_SYM,
@@ -480,9 +559,9 @@ impl ConversationShard {
             self.start[c] = i64::MAX;
             self.end[c] = i64::MIN;
             self.first_event_id[c] = FIRST_ID_UNKNOWN;
-            self.num_messages[c] = 0;
-            for column in &mut self.attributes {
-                column[c] = NULL_SYM;
+            column_set(&mut self.num_messages, c, 0, 0);
+            for i in 0..Attribute::COUNT {
+                self.set_attribute_sym(i, c, NULL_SYM);
             }
         }
         out
@@ -508,11 +587,6 @@ impl ConversationShard {
         self.start.push(*times.start());
         self.end.push(*times.end());
         self.first_event_id.push(first);
-        self.num_messages.push(0);
-        for column in &mut self.attributes {
-            column.push(NULL_SYM);
-        }
-        self.first_transition.push(NO_TRANSITION);
         let key_hash = &self.key_hash;
         let entry = IndexEntry {
             key: halves(key),
@@ -549,11 +623,6 @@ impl ConversationShard {
         tail(&self.start);
         tail(&self.end);
         tail(&self.first_event_id);
-        tail(&self.num_messages);
-        tail(&self.first_transition);
-        for column in &self.attributes {
-            tail(column);
-        }
         self.conversation_id.prefetch_tail();
         self.first_event_ids.prefetch_tail();
     }
@@ -565,17 +634,12 @@ impl ConversationShard {
         row: usize,
         caches: &mut [InlineSymbols; Attribute::COUNT],
     ) {
-        for (((column, interner), array), cache) in self
-            .attributes
-            .iter_mut()
-            .zip(&mut self.interners)
-            .zip(&cols.attributes)
-            .zip(caches)
-        {
-            column[c] = match array {
-                Some(a) if a.is_valid(row) => cache.intern(interner, a, row),
+        for (i, (array, cache)) in cols.attributes.iter().zip(caches).enumerate() {
+            let sym = match array {
+                Some(a) if a.is_valid(row) => cache.intern(&mut self.interners[i], a, row),
                 _ => NULL_SYM,
             };
+            self.set_attribute_sym(i, c, sym);
         }
     }
 
@@ -608,8 +672,9 @@ impl ConversationShard {
                 _ => NULL_SYM,
             });
         }
-        t.next.push(self.first_transition[c]);
-        self.first_transition[c] = i;
+        t.next
+            .push(column_get(&self.first_transition, c, NO_TRANSITION));
+        column_set(&mut self.first_transition, c, i, NO_TRANSITION);
     }
 
     /// Keeps only the conversations whose last event is at or after
@@ -657,12 +722,13 @@ impl ConversationShard {
             old.start[c]..=old.end[c],
             first,
         );
-        self.num_messages[n] = old.num_messages[c];
+        column_set(&mut self.num_messages, n, old.messages_of(c), 0);
         for i in 0..Attribute::COUNT {
-            self.attributes[i][n] = match old.interners[i].resolve(old.attributes[i][c]) {
+            let sym = match old.interners[i].resolve(old.attribute_sym(i, c)) {
                 Some(value) => self.interners[i].intern(value),
                 None => NULL_SYM,
             };
+            self.set_attribute_sym(i, n, sym);
         }
         // Lists are pushed at the front: copy back to front to keep order.
         let list: Vec<TransitionRef<'_>> = old.transitions_of(c).collect();
@@ -682,8 +748,9 @@ impl ConversationShard {
                     None => NULL_SYM,
                 });
             }
-            tt.next.push(self.first_transition[n]);
-            self.first_transition[n] = i;
+            tt.next
+                .push(column_get(&self.first_transition, n, NO_TRANSITION));
+            column_set(&mut self.first_transition, n, i, NO_TRANSITION);
         }
     }
 
@@ -740,7 +807,8 @@ impl ConversationShard {
     pub(super) fn transition_positions(&self, c: usize) -> impl Iterator<Item = u32> + '_ {
         let t = &self.transitions;
         std::iter::successors(
-            Some(self.first_transition[c]).filter(|&i| i != NO_TRANSITION),
+            Some(column_get(&self.first_transition, c, NO_TRANSITION))
+                .filter(|&i| i != NO_TRANSITION),
             move |&i| Some(t.next[i as usize]).filter(|&n| n != NO_TRANSITION),
         )
     }
@@ -981,7 +1049,7 @@ mod tests {
             (
                 shard.start[c],
                 shard.end[c],
-                shard.num_messages[c],
+                shard.messages_of(c),
                 shard
                     .attribute(c, Attribute::ChannelType)
                     .map(str::to_owned),
@@ -1023,7 +1091,7 @@ mod tests {
             let shard = shard_of_events(&shuffled);
             let c = shard.find(conversation_hash("b", "c"), "b", "c").unwrap();
             assert_eq!((shard.start[c], shard.end[c]), (10, 90));
-            assert_eq!(shard.num_messages[c], 2);
+            assert_eq!(shard.messages_of(c), 2);
             // e1 wins the tie at ts 10 byte-wise, and its null channel stays null.
             assert_eq!(
                 shard.attribute(c, Attribute::ChannelType),
@@ -1098,7 +1166,7 @@ mod tests {
         for (i, id) in ids.iter().enumerate() {
             let c = shard.find(conversation_hash("b", id), "b", id).unwrap();
             assert_eq!(
-                (shard.start[c], shard.num_messages[c]),
+                (shard.start[c], shard.messages_of(c)),
                 ((i * 10) as i64, 2),
                 "{id:?}"
             );
@@ -1147,6 +1215,52 @@ mod tests {
         assert!(shard.retain_ended_after(i64::MIN).is_empty());
         assert_eq!(shard.retain_ended_after(i64::MAX).len(), 2);
         assert_eq!(shard.len(), 0);
+    }
+
+    /// An attribute's column grows only when a value comes: the
+    /// conversations before the first with a value, and after the last,
+    /// hold none, whether read one at a time, as a whole column, or after
+    /// retention rebuilt the shard; an earlier event without the value
+    /// clears it.
+    #[test]
+    fn attribute_columns_grow_only_for_values() {
+        let channels = [None, None, Some("web"), None, Some("sms"), None];
+        let mut events = Vec::new();
+        for (k, channel) in channels.iter().enumerate() {
+            let mut e = event(&format!("e{k}"), 10 + k as i64, "message", *channel);
+            e.conversation_id = format!("c{k}");
+            events.push(e);
+        }
+        // An earlier event of the last valued conversation, without one.
+        let mut earlier = event("e9", 1, "message", None);
+        earlier.conversation_id = "c4".into();
+        events.push(earlier);
+        let mut shard = shard_of_events(&events);
+        let channel_of = |shard: &ConversationShard, conv: &str| {
+            let c = shard.find(conversation_hash("b", conv), "b", conv).unwrap();
+            shard
+                .attribute(c, Attribute::ChannelType)
+                .map(str::to_owned)
+        };
+        assert_eq!(channel_of(&shard, "c2").as_deref(), Some("web"));
+        assert_eq!(channel_of(&shard, "c4"), None);
+        for conv in ["c0", "c1", "c3", "c5"] {
+            assert_eq!(channel_of(&shard, conv), None);
+        }
+        let column = shard.attribute_column(Attribute::ChannelType);
+        assert_eq!(column.len(), shard.len());
+        let valued = column.iter().filter(|&&sym| sym != NULL_SYM).count();
+        assert_eq!(valued, 1);
+        // Only up to the last conversation a value came for.
+        assert_eq!(shard.attributes[Attribute::ChannelType.index()].len(), 5);
+        assert!(shard.attributes[Attribute::Language.index()].is_empty());
+        shard.retain_ended_after(12);
+        assert_eq!(shard.len(), 4);
+        assert_eq!(channel_of(&shard, "c2").as_deref(), Some("web"));
+        for conv in ["c3", "c4", "c5"] {
+            assert_eq!(channel_of(&shard, conv), None);
+        }
+        assert_eq!(shard.attribute_column(Attribute::Language).len(), 4);
     }
 
     #[test]
