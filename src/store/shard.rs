@@ -608,16 +608,17 @@ impl ConversationShard {
     /// insert appends to, so that the line the next inserts write is in
     /// cache when they come.
     ///
-    /// An insert appends to about fifteen columns, and the 64 shards' tails
-    /// are a thousand places apart in memory that a fold writes in random
-    /// order. Without asking ahead, an insert that crossed into a new line
-    /// of a column waited for that line from memory, and the stores behind
-    /// it waited in turn: in `perf`, the insert's write of its index slot
-    /// held about 95% of `ConversationIndex::insert_unique`'s samples, and
-    /// the insert was a tenth of a millisecond. Insights over DuckDB's 10M
-    /// file of `benches/compare_duckdb.py`, one thread, four runs:
-    /// `insert_unique` 507 → 202 samples, `ConversationShard::insert`
-    /// 149 → 178.
+    /// An insert appends to about eight columns (fifteen when this was
+    /// measured, before the attribute, message and transition columns grew
+    /// only for values), and the 64 shards' tails are hundreds of places
+    /// apart in memory that a fold writes in random order. Without asking
+    /// ahead, an insert that crossed into a new line of a column waited for
+    /// that line from memory, and the stores behind it waited in turn: in
+    /// `perf`, the insert's write of its index slot held about 95% of
+    /// `ConversationIndex::insert_unique`'s samples, and the insert took a
+    /// tenth of a microsecond. Insights over DuckDB's 10M file of
+    /// `benches/compare_duckdb.py`, one thread, four runs: `insert_unique`
+    /// 507 → 202 samples, `ConversationShard::insert` 149 → 178.
     #[inline]
     fn prefetch_tails(&self) {
         fn tail<T>(v: &[T]) {

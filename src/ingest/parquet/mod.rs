@@ -108,14 +108,14 @@ const BATCH_ROWS: usize = 16_384;
 /// is shared by the bots: `c1` has 144 rows in the first 122,880-row
 /// group of DuckDB's 1M-event file). That is more than one in 1,024,
 /// the rule before, which took them for many rows: the bot's column and
-/// every gathered one were decompressed and decoded whole. At one in 256, medians of 21–31
-/// alternated runs of `flow` at 1M events, first conversation: DuckDB's
-/// v2 file 2.3 → 1.8 ms, DuckDB's 2.2 → 1.7, Polars' 3.0 → 2.5, the
-/// generator's 1.5 → 1.3, pyarrow's 2.0 → 1.7; mid-file, 0.1–0.4 ms
-/// less (pyarrow's within noise). At 10M events and over the hourly
-/// files, flows took as long or less. One in 64 was a little faster
-/// still, but would read a batch query's rows of a bot with 1% of the
-/// rows page by page, which none of these measured.
+/// every gathered one were decompressed and decoded whole. At one in
+/// 256, medians of 21–31 alternated runs of `flow` at 1M events, first
+/// conversation: DuckDB's v2 file 2.3 → 1.8 ms, DuckDB's 2.2 → 1.7,
+/// Polars' 3.0 → 2.5, the generator's 1.5 → 1.3, pyarrow's 2.0 → 1.7;
+/// mid-file, 0.1–0.4 ms less (pyarrow's within noise). At 10M events
+/// and over the hourly files, flows took as long or less. One in 64 was
+/// a little faster still, but would read a batch query's rows of a bot
+/// with 1% of the rows page by page, which none of these measured.
 const SPARSE_ROWS: usize = 256;
 
 /// The fewest rows of a row group whose one condition the selective reader
