@@ -22,7 +22,6 @@
 //! place. Peak memory is therefore proportional to the answer's size;
 //! `cargo bench --bench answer_memory` measures bytes per cell.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
@@ -34,7 +33,7 @@ use super::{
 use crate::answer::{Series, SeriesAnswer, SeriesData, NULL_LABEL};
 use crate::error::{Error, Result};
 use crate::schema::Attribute;
-use crate::store::{read, ConversationShard, Store, Sym, NULL_SYM};
+use crate::store::{read, sym_at, ConversationShard, Store, Sym, NULL_SYM};
 use crate::time::BucketAxis;
 
 /// Most cells (series × buckets) one answer may have. A dashboard shows a
@@ -179,7 +178,7 @@ impl GroupIndex {
     fn id_of(&mut self, columns: &[&[Sym]], c: usize) -> usize {
         let mut key = GroupKey::default();
         for (slot, column) in key.iter_mut().zip(columns) {
-            *slot = column[c];
+            *slot = sym_at(column, c);
         }
         match &self.strides {
             Some(strides) => {
@@ -266,7 +265,9 @@ fn resolve_eq(value: &Option<String>, lookup: impl Fn(&str) -> Option<Sym>) -> O
 /// returns them keyed by labels.
 fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     let mut out = Partial::new();
-    let attr = |a: Attribute| shard.attribute_column(a);
+    // Columns as held: shorter than the shard where its last
+    // conversations have no value (read with `sym_at`).
+    let attr = |a: Attribute| shard.attribute_values(a);
     let (Some(bot), Some(version), Some(team), Some(channels), Some(languages)) = (
         resolve_eq(&plan.bot_id, |v| shard.bots.lookup(v)),
         resolve_eq(&plan.version, |v| {
@@ -280,15 +281,14 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     ) else {
         return Ok(out);
     };
-    let group_columns: Vec<Cow<'_, [Sym]>> = plan
+    let group_columns: Vec<&[Sym]> = plan
         .group_by
         .iter()
         .map(|g| match g {
-            GroupField::BotId => Cow::Borrowed(shard.bot.as_slice()),
+            GroupField::BotId => shard.bot.as_slice(),
             GroupField::Attribute(a) => attr(*a),
         })
         .collect();
-    let group_columns: Vec<&[Sym]> = group_columns.iter().map(|c| c.as_ref()).collect();
     let (versions, teams) = (attr(Attribute::BotVersion), attr(Attribute::TeamId));
     let (channel, language) = (attr(Attribute::ChannelType), attr(Attribute::Language));
     let buckets = plan.axis.len();
@@ -304,15 +304,15 @@ fn scan_shard(shard: &ConversationShard, plan: &SeriesPlan) -> Result<Partial> {
     let mut states: Vec<BucketStates> = Vec::new();
     for c in 0..shard.len() {
         if bot.is_some_and(|b| shard.bot[c] != b)
-            || version.is_some_and(|v| versions[c] != v)
-            || team.is_some_and(|t| teams[c] != t)
+            || version.is_some_and(|v| sym_at(versions, c) != v)
+            || team.is_some_and(|t| sym_at(teams, c) != t)
         {
             continue;
         }
         let Some(bucket) = plan.axis.locate(shard.start[c]) else {
             continue;
         };
-        if !channels.contains(channel[c]) || !languages.contains(language[c]) {
+        if !channels.contains(sym_at(channel, c)) || !languages.contains(sym_at(language, c)) {
             continue;
         }
         let value = match plan.stat {

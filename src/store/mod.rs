@@ -98,7 +98,7 @@ use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use rayon::prelude::*;
 
 pub(crate) use event_ids::{event_id_hash, EventIdSet};
-pub(crate) use shard::ConversationShard;
+pub(crate) use shard::{sym_at, ConversationShard};
 pub(crate) use strings::{hash_str, Sym, NULL_SYM};
 
 use crate::ingest::EventColumns;

@@ -223,7 +223,8 @@ pub(crate) struct ConversationShard {
     /// the conversations past a column's end hold [`NULL_SYM`]. A column
     /// grows only when a value comes: a batch job reads only the
     /// attributes its query uses, and data often leaves some (campaigns)
-    /// empty. Read through [`Self::attribute_sym`] and
+    /// empty. Read through [`Self::attribute_sym`],
+    /// [`Self::attribute_values`] (with [`sym_at`]) and
     /// [`Self::attribute_column`].
     pub(super) attributes: [Vec<Sym>; Attribute::COUNT],
     /// Per attribute: the interner its symbols refer to.
@@ -261,6 +262,13 @@ fn column_set<T: Copy + PartialEq>(column: &mut Vec<T>, c: usize, value: T, abse
         column.resize(c, absent);
         column.push(value);
     }
+}
+
+/// The symbol of conversation `c` in `column`, a column of
+/// [`ConversationShard::attribute_values`]: [`NULL_SYM`] past its end.
+#[inline]
+pub(crate) fn sym_at(column: &[Sym], c: usize) -> Sym {
+    column_get(column, c, NULL_SYM)
 }
 
 /// `column`, one value per conversation of `len`.
@@ -359,8 +367,15 @@ impl ConversationShard {
         column_set(&mut self.attributes[i], c, sym, NULL_SYM);
     }
 
+    /// The symbols of `attribute` as held: one per conversation up to the
+    /// last one with a value, the others [`NULL_SYM`] (read with
+    /// [`sym_at`]).
+    pub fn attribute_values(&self, attribute: Attribute) -> &[Sym] {
+        &self.attributes[attribute.index()]
+    }
+
     /// The symbols of `attribute`, one per conversation.
-    pub fn attribute_column(&self, attribute: Attribute) -> Cow<'_, [Sym]> {
+    pub(super) fn attribute_column(&self, attribute: Attribute) -> Cow<'_, [Sym]> {
         column_whole(&self.attributes[attribute.index()], self.len(), NULL_SYM)
     }
 
@@ -1259,7 +1274,15 @@ mod tests {
         let valued = column.iter().filter(|&&sym| sym != NULL_SYM).count();
         assert_eq!(valued, 1);
         // Only up to the last conversation a value came for.
-        assert_eq!(shard.attributes[Attribute::ChannelType.index()].len(), 5);
+        let held = shard.attribute_values(Attribute::ChannelType);
+        assert_eq!(held.len(), 5);
+        assert_eq!(sym_at(held, 5), NULL_SYM);
+        assert_eq!(
+            (0..shard.len())
+                .map(|c| sym_at(held, c))
+                .collect::<Vec<_>>(),
+            column.to_vec()
+        );
         assert!(shard.attributes[Attribute::Language.index()].is_empty());
         shard.retain_ended_after(12);
         assert_eq!(shard.len(), 4);
