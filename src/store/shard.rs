@@ -357,7 +357,7 @@ impl ConversationShard {
     /// conversation `c`.
     #[inline]
     pub(super) fn attribute_sym(&self, i: usize, c: usize) -> Sym {
-        column_get(&self.attributes[i], c, NULL_SYM)
+        sym_at(&self.attributes[i], c)
     }
 
     /// Sets the symbol of attribute `i` of conversation `c`, growing its
