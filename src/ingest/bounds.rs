@@ -43,7 +43,13 @@ const FIRST_SLOTS: usize = 8192;
 
 /// Bounds of one group of rows (one conversation, or part of one).
 struct GroupBounds {
-    /// The group's first row.
+    /// The views of the group's conversation id and bot (its first
+    /// row's): a row is compared with them here, in the group's own cache
+    /// line, rather than with the first row's views, a load from anywhere
+    /// in the batch's view arrays for every row.
+    conversation: u128,
+    bot: u128,
+    /// The group's first row, for ids too long to be whole in a view.
     row: u32,
     earliest: i64,
     latest: i64,
@@ -71,14 +77,15 @@ pub(crate) fn bounding_rows(
     let n = timestamps.len();
     let bots = bot_id.views();
     let conversations = conversation_id.views();
-    // Whether rows `a` and `b` hold the same string of `array`: equal
-    // views do, and inline views (up to 12 bytes) that differ do not;
-    // else the bytes are compared (views of long strings differ when
-    // their bytes are stored apart).
-    let same_string = |array: &StringViewArray, views: &[u128], a: usize, b: usize| {
-        views[a] == views[b]
-            || (views[b] as u32 as usize > INLINE_VIEW_LEN
-                && views[a] as u32 == views[b] as u32
+    // Whether row `b` of `array`, whose view is `view`, holds the same
+    // string as row `a`, whose view is `first`: equal views do, and
+    // inline views (up to 12 bytes) that differ do not; else the bytes
+    // are compared (views of long strings differ when their bytes are
+    // stored apart).
+    let same_string = |array: &StringViewArray, first: u128, view: u128, a: usize, b: usize| {
+        first == view
+            || (view as u32 as usize > INLINE_VIEW_LEN
+                && first as u32 == view as u32
                 && array.value(a) == array.value(b))
     };
     // An open-addressing table of group numbers (linear probing, at most
@@ -98,6 +105,8 @@ pub(crate) fn bounding_rows(
             if g == NO_GROUP {
                 let g = groups.len() as u32;
                 groups.push(GroupBounds {
+                    conversation: conversations[row],
+                    bot: bots[row],
                     row: row as u32,
                     earliest: ts,
                     latest: ts,
@@ -119,8 +128,13 @@ pub(crate) fn bounding_rows(
             }
             let b = &mut groups[g as usize];
             let first = b.row as usize;
-            if same_string(conversation_id, conversations, first, row)
-                && same_string(bot_id, bots, first, row)
+            if same_string(
+                conversation_id,
+                b.conversation,
+                conversations[row],
+                first,
+                row,
+            ) && same_string(bot_id, b.bot, bots[row], first, row)
             {
                 b.earliest = b.earliest.min(ts);
                 b.latest = b.latest.max(ts);
