@@ -7,6 +7,8 @@
 //! problems are reported before any row is looked at, null problems before
 //! any row is handed on, so callers can stay atomic.
 
+use std::borrow::Cow;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int32Type, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
@@ -333,11 +335,13 @@ pub(crate) fn inline_view_hash(view: u128) -> u64 {
 
 /// Timestamps as µs since the epoch, floored, and whether each is valid
 /// (`false` for null or out-of-range values, whose slot holds 0).
-pub(crate) fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
+/// Microseconds are borrowed as they are: the bounding scope of the
+/// Parquet reader reads them once per batch and keeps nothing.
+pub(crate) fn to_micros(array: &ArrayRef) -> (Cow<'_, [i64]>, Option<Vec<bool>>) {
     fn scaled<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
         array: &ArrayRef,
         f: impl Fn(i64) -> Option<i64>,
-    ) -> (Vec<i64>, Option<Vec<bool>>) {
+    ) -> (Cow<'_, [i64]>, Option<Vec<bool>>) {
         let values = array.as_primitive::<T>();
         let mut out = Vec::with_capacity(values.len());
         let mut valid = (values.null_count() > 0).then(|| vec![true; values.len()]);
@@ -350,7 +354,7 @@ pub(crate) fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
                 }
             }
         }
-        (out, valid)
+        (Cow::Owned(out), valid)
     }
     match array.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => {
@@ -363,12 +367,15 @@ pub(crate) fn to_micros(array: &ArrayRef) -> (Vec<i64>, Option<Vec<bool>>) {
             let values = array.as_primitive::<TimestampMicrosecondType>();
             let valid = (values.null_count() > 0)
                 .then(|| (0..values.len()).map(|i| values.is_valid(i)).collect());
-            (values.values().to_vec(), valid)
+            (Cow::Borrowed(&values.values()[..]), valid)
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
             scaled::<TimestampNanosecondType>(array, |v| Some(v.div_euclid(1_000)))
         }
-        _ => (vec![0; array.len()], Some(vec![false; array.len()])),
+        _ => (
+            Cow::Owned(vec![0; array.len()]),
+            Some(vec![false; array.len()]),
+        ),
     }
 }
 
@@ -486,7 +493,7 @@ pub(crate) fn normalize(
     }
     let keep = keep.finish();
     let timestamp: Vec<i64> = if dropped == 0 {
-        micros
+        micros.into_owned()
     } else {
         micros
             .iter()
