@@ -337,7 +337,7 @@ fn encode_shard(s: &ConversationShard, out: &mut Vec<u8>) {
         // Engines read every id: a first event is never unknown here
         // (batch jobs, which may not read them, are not checkpointed).
         (0..n).map(|c| {
-            let i = s.first_event_id[c];
+            let i = s.first_id_of(c);
             Some(if (i as usize) < s.first_event_ids.len() {
                 s.first_event_ids.get_bytes(i)
             } else {

@@ -209,9 +209,11 @@ pub(crate) struct ConversationShard {
     pub start: Vec<i64>,
     pub end: Vec<i64>,
     /// Position in `first_event_ids` of each conversation's first event id
-    /// (for ties on the first timestamp). A replaced id stays in the arena:
-    /// the first event changes rarely, and an arena needs no allocation per
-    /// conversation.
+    /// (for ties on the first timestamp), up to the last conversation with
+    /// another value than [`FIRST_ID_UNKNOWN`], which the others hold (a
+    /// batch job that leaves ids out keeps none). A replaced id stays in
+    /// the arena: the first event changes rarely, and an arena needs no
+    /// allocation per conversation. Read through [`Self::first_id_of`].
     pub(super) first_event_id: Vec<u32>,
     pub(super) first_event_ids: StringArena,
     /// Message events per conversation, up to the last conversation with
@@ -379,6 +381,16 @@ impl ConversationShard {
         column_whole(&self.attributes[attribute.index()], self.len(), NULL_SYM)
     }
 
+    /// Conversation `c`'s first event id: its position in
+    /// `first_event_ids`, or [`FIRST_ID_UNKNOWN`] / [`FIRST_UNDECIDED`].
+    pub(super) fn first_id_of(&self, c: usize) -> u32 {
+        column_get(&self.first_event_id, c, FIRST_ID_UNKNOWN)
+    }
+
+    fn set_first_id(&mut self, c: usize, first: u32) {
+        column_set(&mut self.first_event_id, c, first, FIRST_ID_UNKNOWN);
+    }
+
     /// The number of message events of conversation `c`.
     #[inline]
     pub fn messages_of(&self, c: usize) -> u32 {
@@ -470,11 +482,12 @@ impl ConversationShard {
                         self.end[c] = end;
                     }
                     if ts < self.start[c] {
-                        if self.first_event_id[c] == FIRST_UNDECIDED {
+                        if self.first_id_of(c) == FIRST_UNDECIDED {
                             self.undecided -= 1;
                         }
                         self.start[c] = ts;
-                        self.first_event_id[c] = self.first_id(cols, event_id);
+                        let first = self.first_id(cols, event_id);
+                        self.set_first_id(c, first);
                         self.set_attributes(c, cols, row, &mut caches.attributes);
                     } else if ts == self.start[c] {
                         self.tie_at_start(c, cols, row, event_id, &mut caches.attributes);
@@ -528,21 +541,22 @@ impl ConversationShard {
         event_id: &str,
         caches: &mut [InlineSymbols; Attribute::COUNT],
     ) {
-        let first = self.first_event_id[c];
+        let first = self.first_id_of(c);
         if first == FIRST_UNDECIDED {
             return;
         }
         if first != FIRST_ID_UNKNOWN && !cols.event_ids_elided {
             if event_id.as_bytes() < self.first_event_ids.get_bytes(first) {
-                self.first_event_id[c] = self.first_event_ids.push(event_id);
+                let first = self.first_event_ids.push(event_id);
+                self.set_first_id(c, first);
                 self.set_attributes(c, cols, row, caches);
             }
             return;
         }
         if self.same_attributes(c, cols, row) {
-            self.first_event_id[c] = FIRST_ID_UNKNOWN;
+            self.set_first_id(c, FIRST_ID_UNKNOWN);
         } else {
-            self.first_event_id[c] = FIRST_UNDECIDED;
+            self.set_first_id(c, FIRST_UNDECIDED);
             self.undecided += 1;
         }
     }
@@ -567,7 +581,7 @@ impl ConversationShard {
         let mut out = Vec::new();
         self.undecided = 0;
         for c in 0..self.len() {
-            if self.first_event_id[c] != FIRST_UNDECIDED {
+            if self.first_id_of(c) != FIRST_UNDECIDED {
                 continue;
             }
             out.push((
@@ -579,7 +593,7 @@ impl ConversationShard {
             ));
             self.start[c] = i64::MAX;
             self.end[c] = i64::MIN;
-            self.first_event_id[c] = FIRST_ID_UNKNOWN;
+            self.set_first_id(c, FIRST_ID_UNKNOWN);
             column_set(&mut self.num_messages, c, 0, 0);
             for i in 0..Attribute::COUNT {
                 self.set_attribute_sym(i, c, NULL_SYM);
@@ -607,7 +621,7 @@ impl ConversationShard {
         self.conversation_id.push(conversation_id);
         self.start.push(*times.start());
         self.end.push(*times.end());
-        self.first_event_id.push(first);
+        self.set_first_id(c, first);
         let key_hash = &self.key_hash;
         let entry = IndexEntry {
             key: halves(key),
@@ -725,7 +739,7 @@ impl ConversationShard {
     /// Appends conversation `c` of `old` to this shard.
     fn copy_conversation(&mut self, old: &Self, c: usize) {
         let id = old.conversation_id.get(c as u32);
-        let first = match old.first_event_id[c] {
+        let first = match old.first_id_of(c) {
             FIRST_UNDECIDED => {
                 self.undecided += 1;
                 FIRST_UNDECIDED
@@ -1018,7 +1032,7 @@ mod tests {
                 assert_eq!(shard.start[0], at);
                 let all_read = case.iter().all(|(_, _, read)| *read);
                 let same = case.iter().all(|(_, channel, _)| *channel == case[0].1);
-                let undecided = shard.first_event_id[0] == FIRST_UNDECIDED;
+                let undecided = shard.first_id_of(0) == FIRST_UNDECIDED;
                 assert_eq!(shard.undecided, usize::from(undecided));
                 // An earlier event decides it.
                 let mut earlier = ConversationShard::default();
@@ -1291,6 +1305,39 @@ mod tests {
             assert_eq!(channel_of(&shard, conv), None);
         }
         assert_eq!(shard.attribute_column(Attribute::Language).len(), 4);
+    }
+
+    /// Conversations folded without their ids hold no first-id slot; the
+    /// first conversation folded with its id grows the column, and those
+    /// before it read as unknown, as they did.
+    #[test]
+    fn first_id_column_grows_only_for_ids() {
+        let mut shard = ConversationShard::default();
+        let mut events = Vec::new();
+        for k in 0..3 {
+            let mut e = event(&format!("e{k}"), 10 + k, "message", None);
+            e.conversation_id = format!("c{k}");
+            events.push((e, k == 2));
+        }
+        fold_with_ids(&mut shard, &events[..2]);
+        assert_eq!(shard.len(), 2);
+        assert!(shard.first_event_id.is_empty());
+        assert_eq!(shard.first_id_of(0), FIRST_ID_UNKNOWN);
+        // A tie without an id, of another channel: the first event of `c0`
+        // is undecided, a value that grows the column.
+        let mut tie = event("e7", 10, "message", Some("web"));
+        tie.conversation_id = "c0".into();
+        fold_with_ids(&mut shard, &[(tie, false)]);
+        assert_eq!(shard.first_event_id.len(), 1);
+        assert_eq!(shard.first_id_of(0), FIRST_UNDECIDED);
+        assert_eq!(shard.undecided, 1);
+        fold_with_ids(&mut shard, &events[2..]);
+        assert_eq!(shard.first_event_id.len(), 3);
+        assert_eq!(shard.first_id_of(1), FIRST_ID_UNKNOWN);
+        assert_eq!(shard.first_event_ids.get(shard.first_id_of(2)), "e2");
+        assert_eq!(shard.take_undecided().len(), 1);
+        assert_eq!(shard.first_id_of(0), FIRST_ID_UNKNOWN);
+        assert_eq!(shard.undecided, 0);
     }
 
     #[test]
