@@ -75,7 +75,7 @@ mod row_stream;
 mod selected;
 mod snappy_prefix;
 mod snappy_stride;
-mod zstd_pages;
+mod stored_pages;
 mod zstd_prefix;
 
 pub(crate) use file_ranges::{read_at, FileRanges};

@@ -27,7 +27,7 @@ use parquet::file::reader::ChunkReader;
 
 use super::lz4_prefix::{hadoop_frame, lz4_hadoop_prefix, lz4_raw_prefix, HADOOP_HEADER};
 use super::snappy_prefix::SnappyProgress;
-use super::zstd_pages;
+use super::stored_pages;
 use super::zstd_prefix::{first_block_end, zstd_prefix};
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
@@ -648,7 +648,7 @@ impl StoredPage {
     /// [`StoredPage::prefix`] of a zstd page: its stored bytes are read as
     /// far as they produce `want` bytes (in proportion first, then twice
     /// as far each time), through the thread's decompression context
-    /// (`super::zstd_pages`).
+    /// (`super::stored_pages`).
     fn zstd_prefix(&self, want: usize, context: &str) -> Result<Bytes> {
         use zstd::zstd_safe::{InBuffer, OutBuffer};
         let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
@@ -680,7 +680,7 @@ impl StoredPage {
                 return Ok(out.slice(..want));
             }
         }
-        zstd_pages::with_context(context, |dctx| {
+        stored_pages::with_context(context, |dctx| {
             // zstd gives nothing of a block (up to 128 KiB of output)
             // before it has all of its stored bytes: read in proportion to
             // the blocks `want` reaches into.

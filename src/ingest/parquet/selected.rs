@@ -76,7 +76,7 @@ use super::page_stream::PageStream;
 use super::page_walk::{
     only_dictionary_encoded, own_header_agrees, step_walk, PageWalk, StoredPage,
 };
-use super::zstd_pages;
+use super::stored_pages::{self, StoredPages};
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{encoding, PageBounds, PageHeader, PageKind, PageLevels};
 use crate::ingest::value_set::ValueSet;
@@ -1182,9 +1182,9 @@ struct ColumnPages {
     /// Whether `DELTA_BYTE_ARRAY` pages are left encoded
     /// ([`ColumnPages::keep_prefixed_strings`]).
     prefixed_kept: bool,
-    /// For a zstd chunk, whose pages the crate's reader hands out as stored
-    /// (`zstd_pages`): the most bytes a page of it may decompress to.
-    zstd_stored: Option<usize>,
+    /// For a zstd or snappy chunk, whose pages the crate's reader hands out
+    /// as stored: how to decompress them (`stored_pages`).
+    stored: Option<StoredPages>,
     /// The first row still wanted, when a gather wants no row before it
     /// again (rows are gathered in ascending order): a delta-encoded page
     /// is written out into the plain layout from that row's value on, not
@@ -1289,7 +1289,7 @@ impl ColumnPages {
         let mut held = None;
         let walk;
         let at_once = whole_chunk && chunk.byte_range().1 <= WHOLE_CHUNK_MOST;
-        let as_is = zstd_pages::stored_as_is(chunk);
+        let as_is = stored_pages::stored_as_is(chunk);
         let reader_chunk = as_is.as_ref().map_or(chunk, |(c, _)| c);
         let pages: Box<dyn PageReader> = if at_once {
             let (start, length) = chunk.byte_range();
@@ -1316,7 +1316,7 @@ impl ColumnPages {
             )
         };
         let mut column = Self::over(pages, chunk, rows, context);
-        column.zstd_stored = as_is.map(|(_, most)| most);
+        column.stored = as_is.map(|(_, stored)| stored);
         column.held = held;
         column.walk = walk;
         column.in_part = !whole_chunk;
@@ -1344,13 +1344,13 @@ impl ColumnPages {
             .get_bytes(start, usize::try_from(end - start).ok()?)
             .ok()?;
         let bytes = Arc::new(ChunkBytes { start, bytes });
-        let as_is = zstd_pages::stored_as_is(chunk);
+        let as_is = stored_pages::stored_as_is(chunk);
         let reader_chunk = as_is.as_ref().map_or(chunk, |(c, _)| c);
         let pages = SerializedPageReader::new(bytes, reader_chunk, rows, None).ok()?;
         let mut column = Self::over(Box::new(pages), chunk, rows, context);
         let mut page = column.pages.get_next_page().ok()??;
-        if let Some((_, most)) = as_is {
-            page = zstd_pages::decompressed_page(page, None, most, context).ok()?;
+        if let Some((_, stored)) = as_is {
+            page = stored_pages::decompressed_page(page, None, stored, context).ok()?;
         }
         match page {
             Page::DictionaryPage {
@@ -1396,7 +1396,7 @@ impl ColumnPages {
             data_pages: 0,
             in_part: false,
             prefixed_kept: false,
-            zstd_stored: None,
+            stored: None,
             first_wanted: 0,
         }
     }
@@ -1559,14 +1559,14 @@ impl ColumnPages {
             let Some(mut page) = page else {
                 return Ok(false);
             };
-            if let Some(most) = self.zstd_stored {
+            if let Some(stored) = self.stored {
                 // The page's size as its header gives it, when this
                 // reader's own header reader read the same header.
                 let size = own
                     .as_ref()
                     .filter(|_| agrees)
                     .and_then(|(header, _)| usize::try_from(header.uncompressed_size).ok());
-                page = zstd_pages::decompressed_page(page, size, most, &context())?;
+                page = stored_pages::decompressed_page(page, size, stored, &context())?;
             }
             match page {
                 Page::DictionaryPage {

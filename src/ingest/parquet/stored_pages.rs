@@ -1,18 +1,27 @@
-//! zstd pages decompressed through one decompression context per thread,
-//! for the selective reader (`super::selected`) and the pages it reads in
-//! part (`super::page_walk`).
+//! Pages the selective reader (`super::selected`) decompresses itself:
+//! zstd pages through one decompression context per thread, also for the
+//! pages it reads in part (`super::page_walk`), and snappy pages into
+//! buffers used again from page to page.
 //!
 //! The `parquet` crate's page reader makes a zstd compression context and
 //! a decompression context for every column chunk it opens (its codec
-//! holds both). The selective reader opens a zstd chunk's page reader on a
-//! copy of the chunk's metadata that says `UNCOMPRESSED`
+//! holds both), and decompresses a snappy page into a fresh buffer it
+//! first fills with zeros. The selective reader opens such a chunk's page
+//! reader on a copy of the chunk's metadata that says `UNCOMPRESSED`
 //! ([`stored_as_is`]), so that the crate hands its pages out as stored and
-//! makes no codec, and decompresses them here ([`decompressed_page`]). On
-//! the Polars-written file of `benches/compare_duckdb.py` (zstd, 77 row
-//! groups), with zstd's contexts also taken from the global allocator
-//! (`Cargo.toml`), medians of 21 alternated runs: `insights` 201 → 188 ms,
-//! `conversations` 197 → 181 ms, `usage` 304 → 281 ms, `flow` 7.2 → 6.7
-//! ms; page faults of `insights` 4,088 → 799.
+//! makes no codec, and decompresses them here ([`decompressed_page`]).
+//!
+//! - zstd: on the Polars-written file of `benches/compare_duckdb.py` (77
+//!   row groups), with zstd's contexts also taken from the global
+//!   allocator (`Cargo.toml`), medians of 21 alternated runs: `insights`
+//!   201 → 188 ms, `conversations` 197 → 181 ms, `usage` 304 → 281 ms,
+//!   `flow` 7.2 → 6.7 ms; page faults of `insights` 4,088 → 799.
+//! - snappy: a page is decompressed by the `snap` crate into a buffer
+//!   taken from a small pool ([`PooledPage`]), already written once, so
+//!   that it is neither zeroed again nor faulted in: the buffer goes back
+//!   to the pool when the last reference to the page goes. (`perf`,
+//!   insights over DuckDB's 10M file: the crate's zeroing was 1.7% of the
+//!   samples.)
 //!
 //! Pages are third-party data: a page that decompresses to another size
 //! than its header says, or whose size cannot be known within the chunk's,
@@ -20,6 +29,7 @@
 //! alone decide.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use parquet::basic::Compression;
@@ -53,16 +63,35 @@ pub(super) fn with_context<T>(
     })
 }
 
+/// How a chunk's pages, handed out as stored, are decompressed
+/// ([`decompressed_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StoredPages {
+    codec: StoredCodec,
+    /// The most bytes a page may decompress to when its header's size is
+    /// not known: what the footer says the chunk holds.
+    most: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoredCodec {
+    Zstd,
+    Snappy,
+}
+
 /// `chunk`'s metadata as the `parquet` crate's page reader should see it:
-/// for a zstd chunk, the same but `UNCOMPRESSED`, so that the reader hands
-/// its pages out as stored (for [`decompressed_page`]) and makes no codec,
-/// with the most bytes a page of it may decompress to when its header's
-/// size is not known (what the footer says the chunk holds); `None` for
-/// any other codec.
-pub(super) fn stored_as_is(chunk: &ColumnChunkMetaData) -> Option<(ColumnChunkMetaData, usize)> {
-    if !matches!(chunk.compression(), Compression::ZSTD(_)) {
-        return None;
-    }
+/// for a zstd or snappy chunk, the same but `UNCOMPRESSED`, so that the
+/// reader hands its pages out as stored (for [`decompressed_page`]) and
+/// makes no codec, with how to decompress them; `None` for any other
+/// codec.
+pub(super) fn stored_as_is(
+    chunk: &ColumnChunkMetaData,
+) -> Option<(ColumnChunkMetaData, StoredPages)> {
+    let codec = match chunk.compression() {
+        Compression::ZSTD(_) => StoredCodec::Zstd,
+        Compression::SNAPPY => StoredCodec::Snappy,
+        _ => return None,
+    };
     let most = usize::try_from(chunk.uncompressed_size().max(0))
         .unwrap_or(usize::MAX)
         .min(i32::MAX as usize);
@@ -72,23 +101,28 @@ pub(super) fn stored_as_is(chunk: &ColumnChunkMetaData) -> Option<(ColumnChunkMe
         .set_compression(Compression::UNCOMPRESSED)
         .build()
         .ok()?;
-    Some((as_is, most))
+    Some((as_is, StoredPages { codec, most }))
 }
 
 /// `page`, handed out as stored by a reader opened on [`stored_as_is`]
 /// metadata, decompressed. `size` is the page's uncompressed size from its
 /// header, when this reader's own header reader read it; without it, the
-/// size the zstd frames give is taken, up to `most` bytes (the chunk's
-/// uncompressed size).
+/// size the zstd frames or the snappy block give is taken, up to the
+/// chunk's uncompressed size.
 pub(super) fn decompressed_page(
     mut page: Page,
     size: Option<usize>,
-    most: usize,
+    stored: StoredPages,
     context: &str,
 ) -> Result<Page> {
+    let most = stored.most;
+    let decompress = |bytes: &[u8], size: Option<usize>| match stored.codec {
+        StoredCodec::Zstd => decompress(bytes, size, most, context),
+        StoredCodec::Snappy => snappy(bytes, size, most, context),
+    };
     match &mut page {
         Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
-            *buf = decompress(buf, size, most, context)?;
+            *buf = decompress(buf, size)?;
         }
         Page::DataPageV2 {
             buf,
@@ -108,7 +142,7 @@ pub(super) fn decompressed_page(
                 Some(size) => Some(size.checked_sub(levels).ok_or_else(overrun)?),
                 None => None,
             };
-            let values = decompress(values, size, most, context)?;
+            let values = decompress(values, size)?;
             let mut whole = Vec::with_capacity(levels + values.len());
             whole.extend_from_slice(head);
             whole.extend_from_slice(&values);
@@ -117,6 +151,75 @@ pub(super) fn decompressed_page(
         Page::DataPageV2 { .. } => {}
     }
     Ok(page)
+}
+
+/// Decompressed snappy pages' buffers kept for the next pages: at most
+/// [`POOL_BUFFERS`], each of at most [`POOL_BUFFER_MOST`] bytes. A scan
+/// holds a few pages at a time per thread (one per column it gathers).
+static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// How many buffers [`POOL`] keeps.
+const POOL_BUFFERS: usize = 32;
+
+/// The largest buffer [`POOL`] keeps: writers' pages are about 1 MiB.
+const POOL_BUFFER_MOST: usize = 4 << 20;
+
+/// A decompressed page in a pooled buffer: its first `len` bytes. Every
+/// byte of `buffer` has been written (its length, not only its capacity),
+/// so it is decompressed into again without being zeroed.
+struct PooledPage {
+    buffer: Vec<u8>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for PooledPage {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+}
+
+impl Drop for PooledPage {
+    fn drop(&mut self) {
+        if self.buffer.len() > POOL_BUFFER_MOST {
+            return;
+        }
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOL_BUFFERS {
+            pool.push(std::mem::take(&mut self.buffer));
+        }
+    }
+}
+
+/// The snappy block `stored` decompressed: exactly `size` bytes when
+/// known, as many as the block's header says, at most `most`.
+fn snappy(stored: &[u8], size: Option<usize>, most: usize, context: &str) -> Result<Bytes> {
+    let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
+    // A page of no values may store nothing at all (as the crate allows).
+    if stored.is_empty() && size.unwrap_or(0) == 0 {
+        return Ok(Bytes::new());
+    }
+    let len = snap::raw::decompress_len(stored).map_err(|_| damaged("not a snappy block"))?;
+    if size.is_some_and(|size| size != len) {
+        return Err(damaged(
+            "it decompresses to another size than its header says",
+        ));
+    }
+    if len > most {
+        return Err(damaged("its block claims more than the column chunk"));
+    }
+    let taken = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut buffer = taken.unwrap_or_default();
+    if buffer.len() < len {
+        buffer.resize(len, 0);
+    }
+    let made = snap::raw::Decoder::new()
+        .decompress(stored, &mut buffer[..len])
+        .map_err(|e| damaged(&e.to_string()));
+    let page = PooledPage { buffer, len };
+    if made? != len {
+        return Err(damaged("its snappy block ends short"));
+    }
+    Ok(Bytes::from_owner(page))
 }
 
 /// The zstd frames in `stored` decompressed: exactly `size` bytes when
@@ -202,6 +305,20 @@ mod tests {
         }
     }
 
+    fn zstd(most: usize) -> StoredPages {
+        StoredPages {
+            codec: StoredCodec::Zstd,
+            most,
+        }
+    }
+
+    fn snappy_pages(most: usize) -> StoredPages {
+        StoredPages {
+            codec: StoredCodec::Snappy,
+            most,
+        }
+    }
+
     fn buf(page: &Page) -> &[u8] {
         match page {
             Page::DataPage { buf, .. }
@@ -242,14 +359,14 @@ mod tests {
         for stored in [&framed, &streamed] {
             for size in [Some(data.len()), None] {
                 let page =
-                    decompressed_page(data_page(stored.clone()), size, 1 << 24, "p").unwrap();
+                    decompressed_page(data_page(stored.clone()), size, zstd(1 << 24), "p").unwrap();
                 assert_eq!(buf(&page), &data[..]);
             }
         }
         // Two frames one after the other are one page.
         let mut two = framed.clone();
         two.extend_from_slice(&streamed);
-        let page = decompressed_page(data_page(two), None, 1 << 24, "p").unwrap();
+        let page = decompressed_page(data_page(two), None, zstd(1 << 24), "p").unwrap();
         assert_eq!(buf(&page), [&data[..], &data[..]].concat());
     }
 
@@ -269,7 +386,7 @@ mod tests {
             is_compressed: true,
             statistics: None,
         };
-        let page = decompressed_page(page, Some(data.len() + 3), 1 << 24, "p").unwrap();
+        let page = decompressed_page(page, Some(data.len() + 3), zstd(1 << 24), "p").unwrap();
         assert_eq!(buf(&page), [&[9u8, 8, 7][..], &data[..]].concat());
         let dictionary = Page::DictionaryPage {
             buf: Bytes::from(zstd::bulk::compress(&data, 1).unwrap()),
@@ -277,7 +394,7 @@ mod tests {
             encoding: parquet::basic::Encoding::PLAIN,
             is_sorted: false,
         };
-        let page = decompressed_page(dictionary, None, 1 << 24, "p").unwrap();
+        let page = decompressed_page(dictionary, None, zstd(1 << 24), "p").unwrap();
         assert_eq!(buf(&page), &data[..]);
     }
 
@@ -289,7 +406,7 @@ mod tests {
         let error = |stored: &[u8], size, most| match decompressed_page(
             data_page(stored.to_vec()),
             size,
-            most,
+            zstd(most),
             "f.parquet",
         ) {
             Ok(_) => panic!(
@@ -318,7 +435,8 @@ mod tests {
                     bad[i] ^= 0x5a;
                 }
                 for size in [Some(data.len()), None] {
-                    if let Ok(page) = decompressed_page(data_page(bad.clone()), size, 1 << 24, "p")
+                    if let Ok(page) =
+                        decompressed_page(data_page(bad.clone()), size, zstd(1 << 24), "p")
                     {
                         assert!(buf(&page).len() <= 1 << 24);
                     }
@@ -326,7 +444,58 @@ mod tests {
             }
         }
         // An empty page of no values.
-        let page = decompressed_page(data_page(Vec::new()), Some(0), 1 << 24, "p").unwrap();
+        let page = decompressed_page(data_page(Vec::new()), Some(0), zstd(1 << 24), "p").unwrap();
         assert!(buf(&page).is_empty());
+    }
+
+    /// Snappy pages decompress into pooled buffers: a page made after a
+    /// larger one was dropped holds its own bytes only, pages held at once
+    /// do not share a buffer, and damage is a data error, not a panic.
+    #[test]
+    fn snappy_pages_decompress_into_buffers_used_again() {
+        let data = page_bytes();
+        let compress = |d: &[u8]| snap::raw::Encoder::new().compress_vec(d).unwrap();
+        let stored = compress(&data);
+        let short = compress(&data[..1000]);
+        for round in 0..3 {
+            let page =
+                decompressed_page(data_page(stored.clone()), None, snappy_pages(1 << 24), "p")
+                    .unwrap();
+            assert_eq!(buf(&page), &data[..], "round {round}");
+            let size = Some(data.len());
+            let other =
+                decompressed_page(data_page(stored.clone()), size, snappy_pages(1 << 24), "p")
+                    .unwrap();
+            drop(page);
+            let small =
+                decompressed_page(data_page(short.clone()), None, snappy_pages(1 << 24), "p")
+                    .unwrap();
+            assert_eq!(buf(&small), &data[..1000]);
+            assert_eq!(buf(&other), &data[..]);
+        }
+        let error = |stored: &[u8], size: Option<usize>, most: usize| match decompressed_page(
+            data_page(stored.to_vec()),
+            size,
+            snappy_pages(most),
+            "f",
+        ) {
+            Ok(_) => panic!(
+                "{} bytes, size {size:?}, most {most}: no error",
+                stored.len()
+            ),
+            Err(e) => e.to_string(),
+        };
+        assert!(error(&stored, Some(data.len() - 1), 1 << 24).contains("damaged page"));
+        assert!(error(&stored, None, data.len() - 1).contains("damaged page"));
+        assert!(error(&stored[..stored.len() / 2], None, 1 << 24).contains("damaged page"));
+        assert!(error(&[0xff; 8], None, 1 << 24).contains("damaged page"));
+        for i in 0..stored.len().min(300) {
+            let mut bad = stored.clone();
+            bad[i] ^= 0x5a;
+            let _ = decompressed_page(data_page(bad), None, snappy_pages(1 << 24), "f");
+        }
+        // An empty page of no values stores nothing.
+        let empty = decompressed_page(data_page(Vec::new()), Some(0), snappy_pages(0), "f");
+        assert!(buf(&empty.unwrap()).is_empty());
     }
 }
