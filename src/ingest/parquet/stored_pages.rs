@@ -154,15 +154,18 @@ pub(super) fn decompressed_page(
 }
 
 /// Decompressed snappy pages' buffers kept for the next pages: at most
-/// [`POOL_BUFFERS`], each of at most [`POOL_BUFFER_MOST`] bytes. A scan
-/// holds a few pages at a time per thread (one per column it gathers).
+/// [`POOL_BUFFERS`], each of at most [`POOL_BUFFER_MOST`] bytes, so that
+/// a host application that ran a scan keeps at most 32 MiB of them. A
+/// scan holds a few pages at a time per thread (one per column it
+/// gathers).
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 /// How many buffers [`POOL`] keeps.
-const POOL_BUFFERS: usize = 32;
+const POOL_BUFFERS: usize = 16;
 
-/// The largest buffer [`POOL`] keeps: writers' pages are about 1 MiB.
-const POOL_BUFFER_MOST: usize = 4 << 20;
+/// The largest buffer [`POOL`] keeps: writers' pages are about 1 MiB
+/// (DuckDB's hold a row group's column chunk: 1.8 MB of event ids).
+const POOL_BUFFER_MOST: usize = 2 << 20;
 
 /// A decompressed page in a pooled buffer: its first `len` bytes. Every
 /// byte of `buffer` has been written (its length, not only its capacity),
