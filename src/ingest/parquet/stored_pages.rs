@@ -1,7 +1,7 @@
-//! Pages the selective reader (`super::selected`) decompresses itself:
-//! zstd pages through one decompression context per thread, also for the
-//! pages it reads in part (`super::page_walk`), and snappy pages into
-//! buffers used again from page to page.
+//! Pages the selective reader (`super::selected`) decompresses itself, into
+//! buffers used again from page to page: zstd pages through one
+//! decompression context per thread (also for the pages it reads in part,
+//! `super::page_walk`), and snappy pages.
 //!
 //! The `parquet` crate's page reader makes a zstd compression context and
 //! a decompression context for every column chunk it opens (its codec
@@ -16,12 +16,13 @@
 //!   allocator (`Cargo.toml`), medians of 21 alternated runs: `insights`
 //!   201 → 188 ms, `conversations` 197 → 181 ms, `usage` 304 → 281 ms,
 //!   `flow` 7.2 → 6.7 ms; page faults of `insights` 4,088 → 799.
-//! - snappy: a page is decompressed by the `snap` crate into a buffer
-//!   taken from a small pool ([`PooledPage`]), already written once, so
-//!   that it is neither zeroed again nor faulted in: the buffer goes back
-//!   to the pool when the last reference to the page goes. (`perf`,
-//!   insights over DuckDB's 10M file: the crate's zeroing was 1.7% of the
-//!   samples.)
+//! - A page (snappy by the `snap` crate, or zstd of a known size) is
+//!   decompressed into a buffer taken from a small pool ([`PooledPage`]),
+//!   already written once, so that it is neither zeroed again nor faulted
+//!   in; the buffer goes back to the pool when the last reference to the
+//!   page goes. A v2 page's levels are copied in front of its values in
+//!   the same buffer. (`perf`, insights over DuckDB's 10M file: the
+//!   crate's zeroing of snappy pages was 1.7% of the samples.)
 //!
 //! Pages are third-party data: a page that decompresses to another size
 //! than its header says, or whose size cannot be known within the chunk's,
@@ -116,13 +117,15 @@ pub(super) fn decompressed_page(
     context: &str,
 ) -> Result<Page> {
     let most = stored.most;
-    let decompress = |bytes: &[u8], size: Option<usize>| match stored.codec {
-        StoredCodec::Zstd => decompress(bytes, size, most, context),
-        StoredCodec::Snappy => snappy(bytes, size, most, context),
+    // `head` (a v2 page's levels, stored as they are) then `values`
+    // decompressed, in one buffer.
+    let decompress = |head: &[u8], values: &[u8], size: Option<usize>| match stored.codec {
+        StoredCodec::Zstd => decompress(head, values, size, most, context),
+        StoredCodec::Snappy => snappy(head, values, size, most, context),
     };
     match &mut page {
         Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
-            *buf = decompress(buf, size)?;
+            *buf = decompress(&[], buf, size)?;
         }
         Page::DataPageV2 {
             buf,
@@ -142,18 +145,14 @@ pub(super) fn decompressed_page(
                 Some(size) => Some(size.checked_sub(levels).ok_or_else(overrun)?),
                 None => None,
             };
-            let values = decompress(values, size)?;
-            let mut whole = Vec::with_capacity(levels + values.len());
-            whole.extend_from_slice(head);
-            whole.extend_from_slice(&values);
-            *buf = Bytes::from(whole);
+            *buf = decompress(head, values, size)?;
         }
         Page::DataPageV2 { .. } => {}
     }
     Ok(page)
 }
 
-/// Decompressed snappy pages' buffers kept for the next pages: at most
+/// Decompressed pages' buffers kept for the next pages: at most
 /// [`POOL_BUFFERS`], each of at most [`POOL_BUFFER_MOST`] bytes, so that
 /// a host application that ran a scan keeps at most 32 MiB of them. A
 /// scan holds a few pages at a time per thread (one per column it
@@ -167,12 +166,21 @@ const POOL_BUFFERS: usize = 16;
 /// (DuckDB's hold a row group's column chunk: 1.8 MB of event ids).
 const POOL_BUFFER_MOST: usize = 2 << 20;
 
-/// A decompressed page in a pooled buffer: its first `len` bytes. Every
-/// byte of `buffer` has been written (its length, not only its capacity),
-/// so it is decompressed into again without being zeroed.
+/// A decompressed page in a pooled buffer: its first `len` bytes, the
+/// levels of a v2 page (`head` bytes) and then its values. Every byte of
+/// `buffer` has been written (its length, not only its capacity), so it
+/// is decompressed into again without being zeroed.
 struct PooledPage {
     buffer: Vec<u8>,
+    head: usize,
     len: usize,
+}
+
+impl PooledPage {
+    /// Where the values are to be decompressed.
+    fn values(&mut self) -> &mut [u8] {
+        &mut self.buffer[self.head..self.len]
+    }
 }
 
 impl AsRef<[u8]> for PooledPage {
@@ -193,13 +201,19 @@ impl Drop for PooledPage {
     }
 }
 
-/// The snappy block `stored` decompressed: exactly `size` bytes when
-/// known, as many as the block's header says, at most `most`.
-fn snappy(stored: &[u8], size: Option<usize>, most: usize, context: &str) -> Result<Bytes> {
+/// `head`, then the snappy block `stored` decompressed: exactly `size`
+/// bytes when known, as many as the block's header says, at most `most`.
+fn snappy(
+    head: &[u8],
+    stored: &[u8],
+    size: Option<usize>,
+    most: usize,
+    context: &str,
+) -> Result<Bytes> {
     let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
     // A page of no values may store nothing at all (as the crate allows).
     if stored.is_empty() && size.unwrap_or(0) == 0 {
-        return Ok(Bytes::new());
+        return Ok(Bytes::copy_from_slice(head));
     }
     let len = snap::raw::decompress_len(stored).map_err(|_| damaged("not a snappy block"))?;
     if size.is_some_and(|size| size != len) {
@@ -210,31 +224,54 @@ fn snappy(stored: &[u8], size: Option<usize>, most: usize, context: &str) -> Res
     if len > most {
         return Err(damaged("its block claims more than the column chunk"));
     }
-    let taken = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    let mut buffer = taken.unwrap_or_default();
-    if buffer.len() < len {
-        buffer.resize(len, 0);
-    }
+    let mut page = pooled_page(head, len);
     let made = snap::raw::Decoder::new()
-        .decompress(stored, &mut buffer[..len])
+        .decompress(stored, page.values())
         .map_err(|e| damaged(&e.to_string()));
-    let page = PooledPage { buffer, len };
     if made? != len {
         return Err(damaged("its snappy block ends short"));
     }
     Ok(Bytes::from_owner(page))
 }
 
-/// The zstd frames in `stored` decompressed: exactly `size` bytes when
-/// known, else as many as the frames say (at most `most`), else as many as
-/// they give, up to `most`.
-fn decompress(stored: &[u8], size: Option<usize>, most: usize, context: &str) -> Result<Bytes> {
+/// A page of `head` and then `len` bytes to be written
+/// ([`PooledPage::values`]), in a buffer from [`POOL`] (or a new one).
+fn pooled_page(head: &[u8], len: usize) -> PooledPage {
+    let taken = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut buffer = taken.unwrap_or_default();
+    let whole = head.len() + len;
+    if buffer.len() < whole {
+        buffer.resize(whole, 0);
+    }
+    buffer[..head.len()].copy_from_slice(head);
+    PooledPage {
+        buffer,
+        head: head.len(),
+        len: whole,
+    }
+}
+
+/// `head`, then the zstd frames in `stored` decompressed: exactly `size`
+/// bytes when known, else as many as the frames say (at most `most`), else
+/// as many as they give, up to `most`.
+fn decompress(
+    head: &[u8],
+    stored: &[u8],
+    size: Option<usize>,
+    most: usize,
+    context: &str,
+) -> Result<Bytes> {
     let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
     // A page of no values may store nothing at all (as the crate allows).
     if stored.is_empty() && size.unwrap_or(0) == 0 {
-        return Ok(Bytes::new());
+        return Ok(Bytes::copy_from_slice(head));
     }
     let size = match size {
+        // The buffer is made (and written) before the frames are read: a
+        // header may not claim more than the chunk holds.
+        Some(size) if size > most => {
+            return Err(damaged("its header claims more than the column chunk"))
+        }
         Some(size) => Some(size),
         None => match zstd::zstd_safe::find_decompressed_size(stored) {
             Ok(Some(n)) => Some(
@@ -250,21 +287,24 @@ fn decompress(stored: &[u8], size: Option<usize>, most: usize, context: &str) ->
     with_context(context, |dctx| {
         let zstd_error = |code| damaged(zstd::zstd_safe::get_error_name(code));
         let Some(size) = size else {
-            return stream(dctx, stored, most, context);
+            let values = stream(dctx, stored, most, context)?;
+            if head.is_empty() {
+                return Ok(Bytes::from(values));
+            }
+            return Ok(Bytes::from([head, &values[..]].concat()));
         };
-        let mut out: Vec<u8> = Vec::with_capacity(size);
-        dctx.decompress(&mut out, stored).map_err(zstd_error)?;
-        if out.len() != size {
+        let mut page = pooled_page(head, size);
+        if dctx.decompress(page.values(), stored).map_err(zstd_error)? != size {
             return Err(damaged(
                 "it decompresses to another size than its header says",
             ));
         }
-        Ok(Bytes::from(out))
+        Ok(Bytes::from_owner(page))
     })
 }
 
 /// zstd frames of unknown size decompressed, up to `most` bytes.
-fn stream(dctx: &mut DCtx<'static>, stored: &[u8], most: usize, context: &str) -> Result<Bytes> {
+fn stream(dctx: &mut DCtx<'static>, stored: &[u8], most: usize, context: &str) -> Result<Vec<u8>> {
     let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
     let mut out: Vec<u8> = Vec::with_capacity(stored.len().saturating_mul(4).min(most));
     let mut input = InBuffer::around(stored);
@@ -285,7 +325,7 @@ fn stream(dctx: &mut DCtx<'static>, stored: &[u8], most: usize, context: &str) -
             return Err(damaged("it decompresses to more than the column chunk"));
         }
         if hint == 0 && input.pos() == stored.len() {
-            return Ok(Bytes::from(out));
+            return Ok(out);
         }
         if !progressed && out.len() < out.capacity() {
             return Err(damaged("its zstd frames end short"));
@@ -418,8 +458,9 @@ mod tests {
             ),
             Err(e) => e.to_string(),
         };
-        // The header says otherwise.
+        // The header says otherwise, or more than the chunk holds.
         assert!(error(&framed, Some(data.len() - 1), 1 << 24).contains("f.parquet"));
+        assert!(error(&framed, Some(1 << 30), 1 << 24).contains("claims more"));
         assert!(error(&framed, Some(data.len() + 1), 1 << 24).contains("damaged page"));
         // The frames claim, or give, more than the chunk holds.
         assert!(error(&framed, None, data.len() - 1).contains("damaged page"));
@@ -497,6 +538,23 @@ mod tests {
             bad[i] ^= 0x5a;
             let _ = decompressed_page(data_page(bad), None, snappy_pages(1 << 24), "f");
         }
+        // A v2 page's levels stay in front of its values, in a buffer a
+        // longer page left.
+        let mut v2 = vec![4u8, 5, 6];
+        v2.extend(compress(&data[..500]));
+        let page = Page::DataPageV2 {
+            buf: Bytes::from(v2),
+            num_values: 1,
+            encoding: parquet::basic::Encoding::PLAIN,
+            num_nulls: 0,
+            num_rows: 1,
+            def_levels_byte_len: 3,
+            rep_levels_byte_len: 0,
+            is_compressed: true,
+            statistics: None,
+        };
+        let page = decompressed_page(page, Some(503), snappy_pages(1 << 24), "p").unwrap();
+        assert_eq!(buf(&page), [&[4u8, 5, 6][..], &data[..500]].concat());
         // An empty page of no values stores nothing.
         let empty = decompressed_page(data_page(Vec::new()), Some(0), snappy_pages(0), "f");
         assert!(buf(&empty.unwrap()).is_empty());
