@@ -221,11 +221,15 @@ fn snappy(
             "it decompresses to another size than its header says",
         ));
     }
-    if len > most {
-        return Err(damaged("its block claims more than the column chunk"));
-    }
-    let mut page = pooled_page(head, len);
-    let made = snap::raw::Decoder::new()
+    let mut decoder = snap::raw::Decoder::new();
+    let Some(mut page) = pooled_page(head, len, most) else {
+        // As the `parquet` crate decompresses a page.
+        let values = decoder
+            .decompress_vec(stored)
+            .map_err(|e| damaged(&e.to_string()))?;
+        return Ok(joined(head, values));
+    };
+    let made = decoder
         .decompress(stored, page.values())
         .map_err(|e| damaged(&e.to_string()));
     if made? != len {
@@ -234,21 +238,36 @@ fn snappy(
     Ok(Bytes::from_owner(page))
 }
 
+/// `head` and then `values`, as one page.
+fn joined(head: &[u8], values: Vec<u8>) -> Bytes {
+    if head.is_empty() {
+        Bytes::from(values)
+    } else {
+        Bytes::from([head, &values[..]].concat())
+    }
+}
+
 /// A page of `head` and then `len` bytes to be written
-/// ([`PooledPage::values`]), in a buffer from [`POOL`] (or a new one).
-fn pooled_page(head: &[u8], len: usize) -> PooledPage {
+/// ([`PooledPage::values`]), in a buffer from [`POOL`] (or a new one);
+/// `None` for a page the pool would not keep, or one larger than its
+/// column chunk (`most`) says it can be, which is then decompressed as
+/// before the pool, without writing a buffer of the size it claims first.
+fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
+    let whole = head.len().checked_add(len)?;
+    if whole > POOL_BUFFER_MOST || len > most {
+        return None;
+    }
     let taken = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let mut buffer = taken.unwrap_or_default();
-    let whole = head.len() + len;
     if buffer.len() < whole {
         buffer.resize(whole, 0);
     }
     buffer[..head.len()].copy_from_slice(head);
-    PooledPage {
+    Some(PooledPage {
         buffer,
         head: head.len(),
         len: whole,
-    }
+    })
 }
 
 /// `head`, then the zstd frames in `stored` decompressed: exactly `size`
@@ -267,11 +286,6 @@ fn decompress(
         return Ok(Bytes::copy_from_slice(head));
     }
     let size = match size {
-        // The buffer is made (and written) before the frames are read: a
-        // header may not claim more than the chunk holds.
-        Some(size) if size > most => {
-            return Err(damaged("its header claims more than the column chunk"))
-        }
         Some(size) => Some(size),
         None => match zstd::zstd_safe::find_decompressed_size(stored) {
             Ok(Some(n)) => Some(
@@ -287,13 +301,18 @@ fn decompress(
     with_context(context, |dctx| {
         let zstd_error = |code| damaged(zstd::zstd_safe::get_error_name(code));
         let Some(size) = size else {
-            let values = stream(dctx, stored, most, context)?;
-            if head.is_empty() {
-                return Ok(Bytes::from(values));
-            }
-            return Ok(Bytes::from([head, &values[..]].concat()));
+            return Ok(joined(head, stream(dctx, stored, most, context)?));
         };
-        let mut page = pooled_page(head, size);
+        let Some(mut page) = pooled_page(head, size, most) else {
+            let mut values: Vec<u8> = Vec::with_capacity(size);
+            dctx.decompress(&mut values, stored).map_err(zstd_error)?;
+            if values.len() != size {
+                return Err(damaged(
+                    "it decompresses to another size than its header says",
+                ));
+            }
+            return Ok(joined(head, values));
+        };
         if dctx.decompress(page.values(), stored).map_err(zstd_error)? != size {
             return Err(damaged(
                 "it decompresses to another size than its header says",
@@ -458,9 +477,8 @@ mod tests {
             ),
             Err(e) => e.to_string(),
         };
-        // The header says otherwise, or more than the chunk holds.
+        // The header says otherwise.
         assert!(error(&framed, Some(data.len() - 1), 1 << 24).contains("f.parquet"));
-        assert!(error(&framed, Some(1 << 30), 1 << 24).contains("claims more"));
         assert!(error(&framed, Some(data.len() + 1), 1 << 24).contains("damaged page"));
         // The frames claim, or give, more than the chunk holds.
         assert!(error(&framed, None, data.len() - 1).contains("damaged page"));
@@ -530,7 +548,24 @@ mod tests {
             Err(e) => e.to_string(),
         };
         assert!(error(&stored, Some(data.len() - 1), 1 << 24).contains("damaged page"));
-        assert!(error(&stored, None, data.len() - 1).contains("damaged page"));
+        // A page larger than the chunk claims to be, or than the pool
+        // keeps, is decompressed without the pool, the same.
+        for most in [data.len() - 1, 0] {
+            let page = decompressed_page(data_page(stored.clone()), None, snappy_pages(most), "p")
+                .unwrap();
+            assert_eq!(buf(&page), &data[..]);
+        }
+        let large: Vec<u8> = (0..3 * POOL_BUFFER_MOST / 200)
+            .flat_map(|_| data[..200].to_vec())
+            .collect();
+        let page = decompressed_page(
+            data_page(compress(&large)),
+            None,
+            snappy_pages(1 << 30),
+            "p",
+        )
+        .unwrap();
+        assert_eq!(buf(&page), &large[..]);
         assert!(error(&stored[..stored.len() / 2], None, 1 << 24).contains("damaged page"));
         assert!(error(&[0xff; 8], None, 1 << 24).contains("damaged page"));
         for i in 0..stored.len().min(300) {
