@@ -119,9 +119,16 @@ pub(super) fn decompressed_page(
     let most = stored.most;
     // `head` (a v2 page's levels, stored as they are) then `values`
     // decompressed, in one buffer.
-    let decompress = |head: &[u8], values: &[u8], size: Option<usize>| match stored.codec {
-        StoredCodec::Zstd => decompress(head, values, size, most, context),
-        StoredCodec::Snappy => snappy(head, values, size, most, context),
+    let decompress = |head: &[u8], values: &[u8], size: Option<usize>| {
+        // A page of no values may store nothing at all (as the crate
+        // allows).
+        if values.is_empty() && size.unwrap_or(0) == 0 {
+            return Ok(Bytes::copy_from_slice(head));
+        }
+        match stored.codec {
+            StoredCodec::Zstd => zstd_frames(head, values, size, most, context),
+            StoredCodec::Snappy => snappy_block(head, values, size, most, context),
+        }
     };
     match &mut page {
         Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
@@ -201,20 +208,22 @@ impl Drop for PooledPage {
     }
 }
 
+/// The data error of a damaged page.
+fn damaged(context: &str, what: &str) -> Error {
+    Error::data(context, format!("damaged page: {what}"))
+}
+
 /// `head`, then the snappy block `stored` decompressed: exactly `size`
-/// bytes when known, as many as the block's header says, at most `most`.
-fn snappy(
+/// bytes when known, as many as the block's header says. A page of more
+/// than `most` bytes is decompressed, but not into a pooled buffer.
+fn snappy_block(
     head: &[u8],
     stored: &[u8],
     size: Option<usize>,
     most: usize,
     context: &str,
 ) -> Result<Bytes> {
-    let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
-    // A page of no values may store nothing at all (as the crate allows).
-    if stored.is_empty() && size.unwrap_or(0) == 0 {
-        return Ok(Bytes::copy_from_slice(head));
-    }
+    let damaged = |what: &str| damaged(context, what);
     let len = snap::raw::decompress_len(stored).map_err(|_| damaged("not a snappy block"))?;
     if size.is_some_and(|size| size != len) {
         return Err(damaged(
@@ -273,18 +282,14 @@ fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
 /// `head`, then the zstd frames in `stored` decompressed: exactly `size`
 /// bytes when known, else as many as the frames say (at most `most`), else
 /// as many as they give, up to `most`.
-fn decompress(
+fn zstd_frames(
     head: &[u8],
     stored: &[u8],
     size: Option<usize>,
     most: usize,
     context: &str,
 ) -> Result<Bytes> {
-    let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
-    // A page of no values may store nothing at all (as the crate allows).
-    if stored.is_empty() && size.unwrap_or(0) == 0 {
-        return Ok(Bytes::copy_from_slice(head));
-    }
+    let damaged = |what: &str| damaged(context, what);
     let size = match size {
         Some(size) => Some(size),
         None => match zstd::zstd_safe::find_decompressed_size(stored) {
@@ -324,7 +329,7 @@ fn decompress(
 
 /// zstd frames of unknown size decompressed, up to `most` bytes.
 fn stream(dctx: &mut DCtx<'static>, stored: &[u8], most: usize, context: &str) -> Result<Vec<u8>> {
-    let damaged = |what: &str| Error::data(context, format!("damaged page: {what}"));
+    let damaged = |what: &str| damaged(context, what);
     let mut out: Vec<u8> = Vec::with_capacity(stored.len().saturating_mul(4).min(most));
     let mut input = InBuffer::around(stored);
     loop {
@@ -378,6 +383,15 @@ mod tests {
         StoredPages {
             codec: StoredCodec::Snappy,
             most,
+        }
+    }
+
+    /// The error of decompressing a data page of `stored` bytes, which
+    /// must fail.
+    fn error_of(stored: &[u8], size: Option<usize>, pages: StoredPages) -> String {
+        match decompressed_page(data_page(stored.to_vec()), size, pages, "f.parquet") {
+            Ok(_) => panic!("{} bytes, size {size:?}, {pages:?}: no error", stored.len()),
+            Err(e) => e.to_string(),
         }
     }
 
@@ -465,18 +479,7 @@ mod tests {
         let data = page_bytes();
         let framed = zstd::bulk::compress(&data, 3).unwrap();
         let streamed = streamed(&data);
-        let error = |stored: &[u8], size, most| match decompressed_page(
-            data_page(stored.to_vec()),
-            size,
-            zstd(most),
-            "f.parquet",
-        ) {
-            Ok(_) => panic!(
-                "{} stored bytes, size {size:?}, most {most}: no error",
-                stored.len()
-            ),
-            Err(e) => e.to_string(),
-        };
+        let error = |stored: &[u8], size, most| error_of(stored, size, zstd(most));
         // The header says otherwise.
         assert!(error(&framed, Some(data.len() - 1), 1 << 24).contains("f.parquet"));
         assert!(error(&framed, Some(data.len() + 1), 1 << 24).contains("damaged page"));
@@ -535,18 +538,7 @@ mod tests {
             assert_eq!(buf(&small), &data[..1000]);
             assert_eq!(buf(&other), &data[..]);
         }
-        let error = |stored: &[u8], size: Option<usize>, most: usize| match decompressed_page(
-            data_page(stored.to_vec()),
-            size,
-            snappy_pages(most),
-            "f",
-        ) {
-            Ok(_) => panic!(
-                "{} bytes, size {size:?}, most {most}: no error",
-                stored.len()
-            ),
-            Err(e) => e.to_string(),
-        };
+        let error = |stored: &[u8], size, most| error_of(stored, size, snappy_pages(most));
         assert!(error(&stored, Some(data.len() - 1), 1 << 24).contains("damaged page"));
         // A page larger than the chunk claims to be, or than the pool
         // keeps, is decompressed without the pool, the same.
