@@ -266,7 +266,17 @@ fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
     if whole > POOL_BUFFER_MOST || len > most {
         return None;
     }
-    let taken = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    // The smallest buffer that holds the page, else the largest (grown):
+    // a small page (a dictionary) does not hold a large buffer while it
+    // lives.
+    let taken = {
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let fits = (0..pool.len())
+            .filter(|&i| pool[i].len() >= whole)
+            .min_by_key(|&i| pool[i].len());
+        let pick = fits.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
+        pick.map(|i| pool.swap_remove(i))
+    };
     let mut buffer = taken.unwrap_or_default();
     if buffer.len() < whole {
         buffer.resize(whole, 0);
