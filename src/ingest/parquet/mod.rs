@@ -916,9 +916,9 @@ where
         let one_value = conditions
             .iter()
             .find(|(l, values)| l == leaf && values.len() == 1)
-            .map(|(_, values)| values[0].clone());
+            .map(|(_, values)| values[0].as_str());
         if let (Some(value), selected::ColumnKind::Strings) = (one_value, kind) {
-            return Ok(ColumnSource::Constant(value));
+            return Ok(ColumnSource::Constant(ConstantColumn::new(value)));
         }
         let timezone = match field.data_type() {
             DataType::Timestamp(_, tz) => tz.clone(),
@@ -1130,7 +1130,7 @@ enum ColumnSource {
     /// The column chunk, at the selected rows.
     Gather(Box<selected::ColumnGather>),
     /// One value (a condition's only one), in every selected row.
-    Constant(String),
+    Constant(ConstantColumn),
 }
 
 impl ColumnSource {
@@ -1138,26 +1138,54 @@ impl ColumnSource {
     fn next(&mut self, rows: &[u32]) -> Result<ArrayRef> {
         match self {
             Self::Gather(g) => g.next(rows),
-            Self::Constant(value) => {
-                let bytes = value.as_bytes();
-                let view = arrow_array::builder::make_view(bytes, 0, 0);
-                let buffers = if bytes.len() > crate::ingest::INLINE_VIEW_LEN {
-                    vec![arrow_buffer::Buffer::from(bytes)]
-                } else {
-                    vec![]
-                };
-                // SAFETY: the view is made from a `String` (UTF-8) and,
-                // when it is not inline, points at its bytes in the one
-                // buffer: what `StringViewArray::try_new` would check.
-                Ok(Arc::new(unsafe {
-                    arrow_array::StringViewArray::new_unchecked(
-                        vec![view; rows.len()].into(),
-                        buffers.into(),
-                        None,
-                    )
-                }))
-            }
+            Self::Constant(c) => Ok(c.next(rows.len())),
         }
+    }
+}
+
+/// A column whose selected rows all hold one value (a query's bot): each
+/// batch is a slice of one array of its views, made once and as long as
+/// the longest batch asked for, rather than an array of views allocated
+/// and written afresh per batch (256 KiB for 16,384 rows). Conversations
+/// over DuckDB's 1M-event file of `benches/compare_duckdb.py`, 81
+/// alternated runs, medians: wall 25.3 → 24.2 ms, CPU 45.5 → 43.9 ms.
+struct ConstantColumn {
+    /// The value's view, repeated.
+    views: arrow_buffer::ScalarBuffer<u128>,
+    /// The value's bytes when they are not inline in its view.
+    buffers: Arc<[arrow_buffer::Buffer]>,
+}
+
+impl ConstantColumn {
+    fn new(value: &str) -> Self {
+        let bytes = value.as_bytes();
+        let buffers: Vec<arrow_buffer::Buffer> = if bytes.len() > crate::ingest::INLINE_VIEW_LEN {
+            vec![arrow_buffer::Buffer::from(bytes)]
+        } else {
+            vec![]
+        };
+        Self {
+            views: vec![arrow_array::builder::make_view(bytes, 0, 0)].into(),
+            buffers: buffers.into(),
+        }
+    }
+
+    /// `rows` rows of the value.
+    fn next(&mut self, rows: usize) -> ArrayRef {
+        if self.views.len() < rows {
+            let view = self.views[0];
+            self.views = vec![view; rows].into();
+        }
+        // SAFETY: the view is made from a `str` (UTF-8) and, when it is not
+        // inline, points at its bytes in the one buffer: what
+        // `StringViewArray::try_new` would check.
+        Arc::new(unsafe {
+            arrow_array::StringViewArray::new_unchecked(
+                self.views.slice(0, rows),
+                self.buffers.clone(),
+                None,
+            )
+        })
     }
 }
 
@@ -2228,6 +2256,25 @@ mod tests {
             );
         }
         assert_eq!(scan("good.parquet", &good).unwrap(), 50);
+    }
+
+    #[test]
+    fn a_constant_column_slices_one_array_of_views() {
+        for value in ["bot-a", "a bot id longer than twelve bytes"] {
+            let mut column = ConstantColumn::new(value);
+            // Longer, shorter, empty and longer again than any before.
+            for rows in [3, 1, 0, 5, 2] {
+                let array = column.next(rows);
+                let strings = array.as_string_view();
+                assert_eq!(strings.len(), rows);
+                assert_eq!(strings.null_count(), 0);
+                assert!(strings.iter().all(|v| v == Some(value)), "{value} x{rows}");
+            }
+            // Batches after the longest share its views.
+            let (a, b) = (column.next(4), column.next(5));
+            let view_pointer = |a: &ArrayRef| a.as_string_view().views().as_ptr();
+            assert_eq!(view_pointer(&a), view_pointer(&b));
+        }
     }
 
     #[test]
