@@ -289,9 +289,9 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
     /// equal to the entry, the top bit of each one's `field`-bit field;
     /// their rows are appended.
     ///
-    /// The rows are written into room reserved for all `take` of them,
-    /// with the count in a register: a `push` per row reloaded and stored
-    /// the vector's length around every check of its capacity. Bytes of
+    /// The rows are written into room reserved for all `take` of them and
+    /// 8 more, with the count in a register: a `push` per row reloaded and
+    /// stored the vector's length around every check of its capacity. Bytes of
     /// up to 7 bits give a 64-bit mask (`packed_bytes`), wider fields a
     /// 128-bit one.
     #[inline(always)]
@@ -304,9 +304,9 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
         mut test: impl FnMut([u8; N], usize) -> M,
     ) {
         let out = &mut *self.rows.out;
-        out.reserve(take);
+        out.reserve(take + 8);
         let before = out.len();
-        let room = &mut out.spare_capacity_mut()[..take];
+        let room = &mut out.spare_capacity_mut()[..take + 8];
         let mut written = 0usize;
         let mut row = self.rows.next_row;
         let mut left = take;
@@ -323,13 +323,21 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
                     bytes
                 }
             };
-            let mut equal = test(bytes, n);
-            while !equal.is_empty() {
-                // A value matches once, and only the group's first `n`
-                // count: at most `take` rows are written.
-                room[written].write(row + equal.lowest() / field);
-                written += 1;
-                equal = equal.without_lowest();
+            let equal = test(bytes, n);
+            if !equal.is_empty() {
+                // Every row of the group is written, and kept (counted)
+                // only if it matches: no branch per match. A loop over
+                // the matches mispredicted its end about once a group
+                // where many rows match, at random places (a large bot's
+                // quarter of an interleaved file): `perf`, insights over
+                // DuckDB's 10M file, this function 6.2% → 4.3% of the
+                // samples. Only the group's first `n` can match, so at
+                // most `take` rows are kept, and the writes past them
+                // stay within the 8 rows of room more.
+                for j in 0..8 {
+                    room[written].write(row + j);
+                    written += usize::from(equal.bit(field * j + field - 1));
+                }
             }
             row += n as u32;
             left -= n;
@@ -346,10 +354,8 @@ impl<F: Fn(u32) -> bool> EntryRows<'_, F> {
 /// per value equal to the entry.
 trait GroupMask: Copy {
     fn is_empty(self) -> bool;
-    /// The position of the lowest bit set.
-    fn lowest(self) -> u32;
-    /// The mask without its lowest bit.
-    fn without_lowest(self) -> Self;
+    /// Whether the bit at `at` is set.
+    fn bit(self, at: u32) -> bool;
 }
 
 macro_rules! group_mask {
@@ -360,12 +366,8 @@ macro_rules! group_mask {
                 self == 0
             }
             #[inline(always)]
-            fn lowest(self) -> u32 {
-                self.trailing_zeros()
-            }
-            #[inline(always)]
-            fn without_lowest(self) -> Self {
-                self & self.wrapping_sub(1)
+            fn bit(self, at: u32) -> bool {
+                (self >> at) & 1 != 0
             }
         }
     )*};
