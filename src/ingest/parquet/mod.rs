@@ -75,6 +75,7 @@ mod row_stream;
 mod selected;
 mod snappy_prefix;
 mod snappy_stride;
+mod snappy_words;
 mod stored_pages;
 mod zstd_prefix;
 
