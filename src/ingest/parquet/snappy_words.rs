@@ -319,8 +319,11 @@ mod tests {
             let at = at.min(data.len());
             data.splice(at..at, noise);
             let block = compress(&data);
-            if let Some(made) = ours(&block) {
-                prop_assert_eq!(made, data);
+            match ours(&block) {
+                Some(made) => prop_assert_eq!(made, data),
+                // Values a millisecond or more apart are pairs enough
+                // not to be given up on.
+                None => prop_assert!(gap < 1000 || n < 2 * CHECK_AT / 8, "{n} values, gap {gap}"),
             }
         }
 
