@@ -549,7 +549,7 @@ pub(super) fn copy_back(out: &mut Vec<u8>, offset: usize, len: usize) {
 /// The number stored in `bytes` (at most 4: a long literal's length - 1,
 /// or a copy's offset), little endian.
 #[inline(always)]
-fn little_endian(bytes: &[u8]) -> usize {
+pub(super) fn little_endian(bytes: &[u8]) -> usize {
     bytes
         .iter()
         .rev()
@@ -557,7 +557,7 @@ fn little_endian(bytes: &[u8]) -> usize {
 }
 
 /// A little-endian base-128 `u32` (the block's uncompressed length).
-fn varint(input: &[u8], pos: &mut usize) -> Option<u32> {
+pub(super) fn varint(input: &[u8], pos: &mut usize) -> Option<u32> {
     let mut value = 0u32;
     for shift in (0..35).step_by(7) {
         let byte = *input.get(*pos)?;
