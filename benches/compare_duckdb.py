@@ -47,7 +47,10 @@ generator's bot and conversations (`convostat generate` with any seed,
 rewritten by any tool, of any size), e.g. a check that the figures hold
 on another interleaved file than these. The mid-file flow's conversation
 is picked for each data set from its number of the bot's conversations
-(`c2t49` at 10M events of seed 7).
+(`c2t49` at 10M events of seed 7); each flow's conversation is the next
+one whose version is LIVE when the one so numbered is not (in some
+seeds, `c1` or the mid-file one is a DRAFT conversation, which a flow
+with `--version LIVE` does not find).
 
 For each data set and question, convostat's figure is the whole process
 (`convostat <query> --input ...`, start-up and metadata included) and
@@ -73,13 +76,12 @@ COLUMNS = ["event_id", "timestamp", "bot_id", "conversation_id", "event_type", "
            "bot_version", "user_id", "channel_type", "language", "campaign_id",
            "campaign_source", "message_id", "from_step_id", "from_step_type", "to_step_id",
            "to_step_type"]
-# Flow asks for the bot's first conversation (its rows lie in the first row
+# Flow asks for the bot's first LIVE conversation (its rows lie in the first row
 # group, which statistics single out) and for one that starts mid-file
 # (every row group's conversation range holds it): at 10M events, where the
 # bot has 250,158 conversations, `c2t49`, and in a data set of another size
 # the one numbered at the same fraction of the bot's conversations (the
 # generator numbers them in base 36 in order of their start).
-FIRST_CONVERSATION = "c1"
 MID_NUMBER, MID_OF = 2 * 36**3 + 29 * 36**2 + 4 * 36 + 9, 250_158
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -94,22 +96,45 @@ def base36(n):
             return out
 
 
-def mid_conversation(con, source):
-    """The bot's conversation that starts mid-file in `source` (see
-    `MID_NUMBER`); an error if the data set does not hold it."""
+def flow_conversations(con, source):
+    """The bot's conversations the two flows ask for in `source`: its first
+    and the one that starts mid-file (see `MID_NUMBER`). Each is the one so
+    numbered or, when that one is not a conversation a flow with
+    `--version LIVE` over the period finds (its first event's version is
+    another, or it starts outside the period, as in some seeds), the next
+    one that is; an error if the data set holds none near."""
     (count,) = con.execute(f"SELECT count(DISTINCT conversation_id) FROM {source} "
                            f"WHERE bot_id = '{BOT}'").fetchone()
-    conversation = "c" + base36(round(count * MID_NUMBER / MID_OF))
-    (rows,) = con.execute(f"SELECT count(*) FROM {source} WHERE bot_id = '{BOT}' "
-                          f"AND conversation_id = '{conversation}'").fetchone()
-    if rows == 0:
-        sys.exit(f"{source}: no conversation {conversation} of {BOT} for 'flow mid-file'")
-    return conversation
+    return (live_conversation(con, source, 1),
+            live_conversation(con, source, round(count * MID_NUMBER / MID_OF)))
 
 
-def sql(source, mid):
+def live_conversation(con, source, number):
+    """The bot's first conversation numbered `number` or after whose version
+    is LIVE and which starts in the period (see `flow_conversations`)."""
+    names = ["c" + base36(n) for n in range(number, number + LIVE_SEARCH)]
+    listed = ", ".join(f"'{name}'" for name in names)
+    found = {row[0] for row in con.execute(f"""
+SELECT conversation_id FROM {source}
+WHERE bot_id = '{BOT}' AND conversation_id IN ({listed})
+GROUP BY conversation_id
+HAVING first(bot_version ORDER BY timestamp, event_id) = 'LIVE'
+  AND min(timestamp) >= TIMESTAMPTZ '2024-01-01 00:00:00+00'
+  AND min(timestamp) < TIMESTAMPTZ '2024-05-01 00:00:00+00'""").fetchall()}
+    for name in names:
+        if name in found:
+            return name
+    sys.exit(f"{source}: no LIVE conversation of {BOT} from {names[0]} to {names[-1]} "
+             "for a flow")
+
+
+# How many conversations from the one numbered `live_conversation` looks at.
+LIVE_SEARCH = 64
+
+
+def sql(source, first, mid):
     """The four questions over the DuckDB table expression `source`, the
-    mid-file flow of conversation `mid`."""
+    flows of conversations `first` and `mid`."""
     period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
               "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
     return {
@@ -143,7 +168,7 @@ WITH c AS (
 SELECT date_trunc('day', start) AS day, bot_id, coalesce(channel, '(none)'), count(*)
 FROM c WHERE team = '{TEAM}' AND {period}
 GROUP BY ALL ORDER BY ALL""",
-        "flow": flow_sql(source, FIRST_CONVERSATION),
+        "flow": flow_sql(source, first),
         "flow mid-file": flow_sql(source, mid),
     }
 
@@ -158,9 +183,9 @@ WITH t AS (
 SELECT * FROM t ORDER BY depth"""
 
 
-def cli(mid):
-    """The four questions as convostat's command lines, the mid-file flow of
-    conversation `mid`."""
+def cli(first, mid):
+    """The four questions as convostat's command lines, the flows of
+    conversations `first` and `mid`."""
     return {
         "conversations": ["conversations", "--bot-id", BOT, "--version", "LIVE", "--start",
                           "2024-01-01", "--end", "2024-05-01", "--bucket", "1d",
@@ -170,14 +195,14 @@ def cli(mid):
                      "--aggregate", "p95"],
         "usage": ["usage", "--team-id", TEAM, "--start", "2024-01-01", "--end", "2024-05-01",
                   "--bucket", "1d", "--group-by", "bot_id,channel_type"],
-        "flow": ["flow", "--bot-id", BOT, "--conversation-id", FIRST_CONVERSATION, "--version",
+        "flow": ["flow", "--bot-id", BOT, "--conversation-id", first, "--version",
                  "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
         "flow mid-file": ["flow", "--bot-id", BOT, "--conversation-id", mid,
                           "--version", "LIVE", "--start", "2024-01-01", "--end", "2024-05-01"],
     }
 
 
-CLI_NAMES = list(cli("c1"))
+CLI_NAMES = list(cli("c1", "c1"))
 
 
 def answer_rows(name, text):
@@ -394,9 +419,12 @@ def main():
             continue
         source = duckdb_source(path)
         wanted = args.question or CLI_NAMES
-        mid = mid_conversation(con, source) if "flow mid-file" in wanted else "c1"
-        queries = sql(source, mid)
-        for name, cli_args in cli(mid).items():
+        flows = {"flow", "flow mid-file"} & set(wanted)
+        first, mid = flow_conversations(con, source) if flows else ("c1", "c1")
+        if flows:
+            print(f"{data}: flows of conversations {first} and {mid}", flush=True)
+        queries = sql(source, first, mid)
+        for name, cli_args in cli(first, mid).items():
             if args.question and name not in args.question:
                 continue
             def run(convostat):
