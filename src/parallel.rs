@@ -13,7 +13,7 @@
 //! are claimed one at a time, the longest first, by whichever thread is
 //! free ([`try_map_claimed`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -22,13 +22,66 @@ use crate::error::Result;
 
 /// `f` on every item of `items`, over rayon's pool, or on this thread when
 /// there is only one; the first error (any, in the pool) is returned.
+///
+/// No more items than the pool has threads, asked for from outside the
+/// pool (a flow's few row groups that its bloom filters leave, a file of
+/// two row groups): every thread of the pool is told to start, and each
+/// takes the next item as it is free ([`claimed_by_every_thread`]).
+/// Rayon's own split hands the second half of the items to a thread that
+/// has to steal it, and may not wake one to do so: the thread that split
+/// then works through both halves in turn. A mid-file flow over a 3M-event
+/// file DuckDB wrote reads two row groups, and in 15 of 30 runs the second
+/// one was started 0.8 to 3.9 ms after the first, by the same thread,
+/// once the first was read; with every thread told, in 29 of 30 runs
+/// within 0.1 ms. More items, or items inside the pool (a file's row
+/// groups while other files are read), are split as rayon splits them:
+/// claimed in order, 2,000 hourly files took 8–15% longer (one run of
+/// each question), which rayon's halves, far apart in the data, did not.
 pub(crate) fn try_each<T: Sync>(
     items: &[T],
     f: impl Fn(&T) -> Result<()> + Sync + Send,
 ) -> Result<()> {
     match items {
+        [] => Ok(()),
         [one] => f(one),
+        _ if rayon::current_thread_index().is_none()
+            && items.len() <= rayon::current_num_threads() =>
+        {
+            claimed_by_every_thread(items, &f)
+        }
         _ => items.par_iter().try_for_each(f),
+    }
+}
+
+/// `f` on every item of `items`, in order, each claimed by the first
+/// thread of the pool that is free; every thread is woken for it
+/// (`rayon::broadcast`), and this one waits. After an error, no item is
+/// claimed any more, and the first error is returned.
+fn claimed_by_every_thread<T: Sync>(
+    items: &[T],
+    f: &(impl Fn(&T) -> Result<()> + Sync),
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    rayon::broadcast(|_| {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                return;
+            };
+            if let Err(e) = f(item) {
+                failed.store(true, Ordering::Relaxed);
+                first_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+                return;
+            }
+        }
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -107,6 +160,61 @@ mod tests {
         assert!(try_each(&[3], fails).is_err());
         assert!(try_each(&[1, 2, 3, 4], fails).is_err());
         assert!(try_each(&[] as &[i32], fails).is_ok());
+    }
+
+    /// Items claimed by every thread: each is worked on once, an error
+    /// stops the claims and is the answer, and two long items are
+    /// taken by the two threads of the pool, not one after the other.
+    #[test]
+    fn every_thread_claims_items_each_once() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let seen: Vec<AtomicUsize> = (0..50).map(|_| AtomicUsize::new(0)).collect();
+            let items: Vec<usize> = (0..50).collect();
+            claimed_by_every_thread(&items, &|&i| {
+                seen[i].fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            })
+            .unwrap();
+            assert!(seen.iter().all(|n| n.load(Ordering::Relaxed) == 1));
+            let worked: Vec<AtomicUsize> = (0..50).map(|_| AtomicUsize::new(0)).collect();
+            let failed = claimed_by_every_thread(&items, &|&i| {
+                worked[i].fetch_add(1, Ordering::Relaxed);
+                match i {
+                    3 | 4 => Err(Error::data(format!("item {i}"), "bad")),
+                    _ => Ok(()),
+                }
+            });
+            let message = failed.unwrap_err().to_string();
+            assert!(message.contains("item 3") || message.contains("item 4"));
+            assert!(worked.iter().all(|n| n.load(Ordering::Relaxed) <= 1));
+            let threads = Mutex::new(Vec::new());
+            claimed_by_every_thread(&[0, 1], &|_| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                threads.lock().unwrap().push(std::thread::current().id());
+                Ok(())
+            })
+            .unwrap();
+            let threads = threads.into_inner().unwrap();
+            assert_eq!(threads.len(), 2);
+            assert_ne!(threads[0], threads[1]);
+        });
+        // From outside a pool, as a batch job asks: two items, each once.
+        let seen = AtomicUsize::new(0);
+        try_each(&[1, 2], |i| {
+            seen.fetch_add(*i, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen.into_inner(), 3);
+        assert!(try_each(&[3, 1], |i: &i32| match i {
+            3 => Err(Error::data("three", "bad")),
+            _ => Ok(()),
+        })
+        .is_err());
     }
 
     /// Every item is mapped once, results in the items' order, an error
