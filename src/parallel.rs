@@ -30,13 +30,15 @@ use crate::error::Result;
 /// Rayon's own split hands the second half of the items to a thread that
 /// has to steal it, and may not wake one to do so: the thread that split
 /// then works through both halves in turn. A mid-file flow over a 3M-event
-/// file DuckDB wrote reads two row groups, and in 15 of 30 runs the second
+/// file DuckDB wrote reads two row groups, and in 16 of 30 runs the second
 /// one was started 0.8 to 3.9 ms after the first, by the same thread,
 /// once the first was read; with every thread told, in 29 of 30 runs
 /// within 0.1 ms. More items, or items inside the pool (a file's row
 /// groups while other files are read), are split as rayon splits them:
-/// claimed in order, 2,000 hourly files took 8–15% longer (one run of
-/// each question), which rayon's halves, far apart in the data, did not.
+/// there a missed steal costs less, as the thread that split goes on
+/// splitting its half and waking others, and claiming them in order gave
+/// the same times within this machine's noise (the 8 row groups of
+/// Polars' 1M-event file, the 2,000 hourly files; 21 alternated runs).
 pub(crate) fn try_each<T: Sync>(
     items: &[T],
     f: impl Fn(&T) -> Result<()> + Sync + Send,
