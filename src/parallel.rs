@@ -33,12 +33,12 @@ use crate::error::Result;
 /// file DuckDB wrote reads two row groups, and in 16 of 30 runs the second
 /// one was started 0.8 to 3.9 ms after the first, by the same thread,
 /// once the first was read; with every thread told, in 29 of 30 runs
-/// within 0.1 ms. More items, or items inside the pool (a file's row
-/// groups while other files are read), are split as rayon splits them:
-/// there a missed steal costs less, as the thread that split goes on
-/// splitting its half and waking others, and claiming them in order gave
-/// the same times within this machine's noise (the 8 row groups of
-/// Polars' 1M-event file, the 2,000 hourly files; 21 alternated runs).
+/// within 0.27 ms of each other (23 within 0.1 ms). More items, or items
+/// inside the pool (a file's row groups while other files are read), are
+/// split as rayon splits them: claiming them in order instead gave the
+/// same times within this machine's noise (the 8 row groups of Polars'
+/// 1M-event file, the 2,000 hourly files; 21 alternated runs), though a
+/// thread there too started late at times, in runs of either kind.
 pub(crate) fn try_each<T: Sync>(
     items: &[T],
     f: impl Fn(&T) -> Result<()> + Sync + Send,
