@@ -11,7 +11,9 @@
 //!
 //! Tasks of very different lengths (the columns of a row group to gather)
 //! are claimed one at a time, the longest first, by whichever thread is
-//! free ([`try_map_claimed`]).
+//! free ([`try_map_claimed`]); so are a few long tasks asked for from
+//! outside the pool (a flow's two row groups), with every thread told to
+//! start rather than left to steal them ([`try_each`]).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
