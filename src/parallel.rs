@@ -65,28 +65,44 @@ fn claimed_by_every_thread<T: Sync>(
     items: &[T],
     f: &(impl Fn(&T) -> Result<()> + Sync),
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
     let first_error = Mutex::new(None);
     rayon::broadcast(|_| {
-        while !failed.load(Ordering::Relaxed) {
-            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                return;
-            };
-            if let Err(e) = f(item) {
-                failed.store(true, Ordering::Relaxed);
-                first_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(e);
-                return;
-            }
+        if let Err(e) = claim_until_done(items, &next, &stop, |_, item| f(item)) {
+            first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
         }
     });
     match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `f(k, item)` on the items of `items` this thread claims one at a time
+/// through `next` (item `k` for the `k` it takes), until none is left or
+/// `stop` is set: by any thread's error, which this one sets it on and
+/// returns. The claim loop of [`claimed_by_every_thread`] and
+/// [`try_map_claimed`].
+fn claim_until_done<T>(
+    items: &[T],
+    next: &AtomicUsize,
+    stop: &AtomicBool,
+    f: impl Fn(usize, &T) -> Result<()>,
+) -> Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        let Some(item) = items.get(k) else {
+            return Ok(());
+        };
+        if let Err(e) = f(k, item) {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// `f` on every item of `items` over rayon's pool, the items claimed in
@@ -107,20 +123,17 @@ pub(crate) fn try_map_claimed<T: Send, R: Send>(
     let n = items.len();
     let tasks: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
     let results: Vec<Mutex<Option<R>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let claimed = AtomicUsize::new(0);
-    let work = |_| -> Result<()> {
-        loop {
-            let k = claimed.fetch_add(1, Ordering::Relaxed);
-            let Some(task) = tasks.get(k) else {
-                return Ok(());
-            };
+    let (claimed, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let work = |_| {
+        claim_until_done(&tasks, &claimed, &stop, |k, task| {
             // Each slot is claimed once: its lock is never contended.
             let task = task.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(task) = task {
                 let result = f(task)?;
                 *results[k].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
             }
-        }
+            Ok(())
+        })
     };
     match rayon::current_num_threads().min(n) {
         0 | 1 => work(0)?,
