@@ -254,12 +254,14 @@ fn decode_pruned<R: ChunkReader>(
                 })
         };
         // As `bloom_filters_exclude`, which the scan asks of a row group
-        // its statistics let through (the filters of string columns only).
+        // its statistics let through (the filters of string columns only):
+        // the narrowest condition's filter first, since it is the one
+        // likely to exclude.
         let excluded = |&(s, asked): &(usize, &[String])| {
             let (offset, length) = stats[s].bloom_filter;
             offset.is_some() && bloom::may_hold_any_at(reader, offset, length, asked) == Some(false)
         };
-        valid && (conditions.iter().any(outside) || conditions.iter().any(excluded))
+        valid && (conditions.iter().any(outside) || conditions.iter().rev().any(excluded))
     };
     let skimmed = skim(metadata, schema.num_columns(), &tracked, |s| !left_out(s))?;
     let smaller = skimmed.without_left_out(metadata)?;
@@ -490,5 +492,80 @@ mod tests {
         };
         let read = read_footer(&file, |_| true, Some(&pruning)).unwrap();
         assert_eq!(read.first_rows.len(), 6);
+    }
+
+    /// A reader of `file` that counts the ranges asked of it.
+    struct CountingReader {
+        file: Bytes,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl parquet::file::reader::Length for CountingReader {
+        fn len(&self) -> u64 {
+            self.file.len() as u64
+        }
+    }
+
+    impl parquet::file::reader::ChunkReader for CountingReader {
+        type T = <Bytes as parquet::file::reader::ChunkReader>::T;
+
+        fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.file.get_read(start)
+        }
+
+        fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+            self.reads
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.file.get_bytes(start, length)
+        }
+    }
+
+    /// With a wide condition every row group holds (a bot, in an
+    /// interleaved file) and a narrow one none does (a conversation within
+    /// every row group's bounds), each row group costs one filter's probe
+    /// (its header and one block), not two: the narrow condition's filter
+    /// is probed first, and excludes it.
+    #[test]
+    fn the_narrowest_condition_s_bloom_filter_is_probed_first() {
+        let n = 600;
+        let wide: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|_| "w")));
+        let name: ArrayRef = Arc::new(StringArray::from_iter_values((0..n).map(|i| {
+            match i % 100 {
+                0 => "a".to_owned(),
+                99 => "z".to_owned(),
+                k => format!("g{}-{k:02}", i / 100),
+            }
+        })));
+        let ts: ArrayRef = Arc::new(
+            arrow_array::TimestampMicrosecondArray::from_iter_values(
+                (0..n as i64).map(|i| 1_700_000_000_000_000 + i),
+            )
+            .with_timezone("UTC"),
+        );
+        let batch =
+            RecordBatch::try_from_iter([("wide", wide), ("name", name), ("ts", ts)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_bloom_filter_enabled(true)
+            .set_max_row_group_row_count(Some(100))
+            .build();
+        let reader = CountingReader {
+            file: crate::ingest::parquet::tests::write(&batch, props),
+            reads: Default::default(),
+        };
+        let (w, absent) = (vec!["w".to_owned()], vec!["n".to_owned()]);
+        let pruning = RowGroupPruning {
+            conditions: vec![("wide", &w[..]), ("name", &absent[..])],
+            required: vec!["wide", "name", "ts"],
+            timestamp: "ts",
+        };
+        let before = reader.reads.load(std::sync::atomic::Ordering::Relaxed);
+        let footer = read_footer(&reader, |_| true, Some(&pruning)).unwrap();
+        let reads = reader.reads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(footer.first_rows.is_empty(), "{:?}", footer.first_rows);
+        // Each of the six row groups: a header and a block; and the footer.
+        assert!(reads <= 6 * 2 + 2, "{reads} reads");
+        assert!(reads >= 6 * 2, "{reads} reads");
     }
 }

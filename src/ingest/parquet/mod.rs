@@ -275,12 +275,18 @@ fn may_contain(rg: &RowGroupMetaData, leaf: usize, values: &[String]) -> bool {
 /// a value absent (no false negatives), never present. A chunk without a
 /// filter, or whose filter cannot be read, excludes nothing (its pages are
 /// read, and report any damage).
+///
+/// Scopes add narrower conditions last (a bot, then one of its
+/// conversations), and the narrowest is the one whose filter is likely to
+/// exclude: the filters are probed from the last condition back, so that
+/// a row group without the conversation costs one probe, not also one of
+/// a bot that every row group of an interleaved file holds.
 fn bloom_filters_exclude<R: ChunkReader>(
     reader: &R,
     rg: &RowGroupMetaData,
     conditions: &[(usize, Vec<String>)],
 ) -> bool {
-    conditions.iter().any(|(leaf, values)| {
+    conditions.iter().rev().any(|(leaf, values)| {
         let chunk = rg.column(*leaf);
         if chunk.bloom_filter_offset().is_none()
             || chunk.column_descr().physical_type() != parquet::basic::Type::BYTE_ARRAY
