@@ -94,6 +94,30 @@ def traced_functions(binary, args):
         return names
 
 
+def with_native_variants(binary, order):
+    """`order` with, after each of glibc's AVX2 string and memory functions,
+    its EVEX and AVX-512 variants that `binary` holds. glibc picks a
+    variant of each by the CPU's features when the process starts; under
+    valgrind, which does not emulate AVX-512, it picks the AVX2 ones, so
+    the traced runs name only those. A CPU with AVX-512 (this VM's) runs
+    `__memmove_avx512_unaligned_erms`, `__strlen_evex` and the like, which
+    were otherwise left at their place in the code: each a page fault of
+    every process."""
+    symbols = subprocess.run(["nm", "--defined-only", binary], capture_output=True,
+                             text=True, check=True).stdout
+    defined = {line.split()[-1] for line in symbols.splitlines() if line.split()}
+    out, seen = [], set()
+    for name in order:
+        for candidate in [name] + [
+            re.sub(r"^(__\w+?)_avx2?(?=_|$)", r"\1_" + isa, name)
+            for isa in ("evex", "evex512", "avx512")
+        ]:
+            if candidate not in seen and (candidate == name or candidate in defined):
+                seen.add(candidate)
+                out.append(candidate)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "convostat"))
@@ -107,6 +131,7 @@ def main():
             counts[name] = counts.get(name, 0) + 1
             first_seen.setdefault(name, (i, position))
     order = sorted(counts, key=lambda n: (-counts[n], first_seen[n]))
+    order = with_native_variants(options.binary, order)
     with open(OUT, "w") as f:
         f.write("# The functions `convostat` runs, most shared first: the order in which\n")
         f.write("# the linker places them (build.rs). Written by benches/hot_functions.py\n")
