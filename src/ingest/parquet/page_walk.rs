@@ -460,6 +460,8 @@ impl StoredPage {
         // The whole page: the codec crate's decoder, which is faster than
         // one that can stop early.
         if want == self.uncompressed {
+            #[cfg(test)]
+            tests::WHOLE_PAGES.with(|w| w.borrow_mut().push(want));
             let stored = read(self.compressed)?;
             let out = self.decompress_whole(&stored, context)?;
             if out.len() != want {
@@ -884,6 +886,10 @@ pub(super) mod tests {
         /// How many times a [`PageWindow`] gave bytes on this thread.
         pub(in crate::ingest::parquet) static WINDOW_READS: std::cell::Cell<usize> =
             const { std::cell::Cell::new(0) };
+        /// The sizes of the snappy and LZ4 pages [`StoredPage::prefix`]
+        /// decompressed whole on this thread.
+        pub(in crate::ingest::parquet) static WHOLE_PAGES: std::cell::RefCell<Vec<usize>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
 
     /// A snappy page whose stored bytes are `stored`, of `uncompressed`
