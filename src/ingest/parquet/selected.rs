@@ -3346,6 +3346,30 @@ mod tests {
         (bytes, chunk)
     }
 
+    /// A file of one nullable column `v` of `values`, with `codec` and
+    /// `version`, its dictionary page and then one data page for all its
+    /// rows (as DuckDB and Polars write a row group's indices), and its
+    /// chunk.
+    fn one_page_file(
+        values: &ArrayRef,
+        codec: Compression,
+        version: WriterVersion,
+    ) -> (Bytes, ColumnChunkMetaData) {
+        let batch =
+            RecordBatch::try_from_iter_with_nullable([("v", values.clone(), true)]).unwrap();
+        let props = WriterProperties::builder()
+            .set_compression(codec)
+            .set_writer_version(version)
+            .set_dictionary_page_size_limit(1 << 22)
+            .set_data_page_size_limit(1 << 30)
+            .set_data_page_row_count_limit(1 << 30)
+            .set_write_batch_size(1_000)
+            .build();
+        let bytes = write(&batch, props);
+        let chunk = first_chunk(&bytes);
+        (bytes, chunk)
+    }
+
     fn gathered(
         reader: &CountingReader,
         chunk: &ColumnChunkMetaData,
@@ -3924,18 +3948,7 @@ mod tests {
         let versions = [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0];
         for (codec, version) in codecs.into_iter().flat_map(|c| versions.map(|v| (c, v))) {
             for (array, kind) in &columns {
-                let batch =
-                    RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
-                let props = WriterProperties::builder()
-                    .set_compression(codec)
-                    .set_writer_version(version)
-                    .set_dictionary_page_size_limit(1 << 22)
-                    .set_data_page_size_limit(1 << 30)
-                    .set_data_page_row_count_limit(1 << 30)
-                    .set_write_batch_size(1_000)
-                    .build();
-                let bytes = write(&batch, props);
-                let chunk = first_chunk(&bytes);
+                let (bytes, chunk) = one_page_file(array, codec, version);
                 let reader = CountingReader::new(bytes);
                 let (_, length) = chunk.byte_range();
                 let data_pages = length as usize - dictionary_len(&chunk);
@@ -3974,17 +3987,7 @@ mod tests {
             .map(|i| (mix(i) % 10 == 0).then_some(if mix(i) % 20 == 0 { "v1" } else { "v2" }))
             .collect();
         let array: ArrayRef = Arc::new(StringArray::from(strings));
-        let batch = RecordBatch::try_from_iter_with_nullable([("v", array.clone(), true)]).unwrap();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_writer_version(WriterVersion::PARQUET_1_0)
-            .set_dictionary_page_size_limit(1 << 22)
-            .set_data_page_size_limit(1 << 30)
-            .set_data_page_row_count_limit(1 << 30)
-            .set_write_batch_size(1_000)
-            .build();
-        let bytes = write(&batch, props);
-        let chunk = first_chunk(&bytes);
+        let (bytes, chunk) = one_page_file(&array, Compression::SNAPPY, WriterVersion::PARQUET_1_0);
         let reader = CountingReader::new(bytes);
         WHOLE_PAGES.with(|w| w.borrow_mut().clear());
         assert_gathers(
