@@ -61,6 +61,7 @@ use parquet::file::statistics::Statistics;
 use rayon::prelude::*;
 
 mod bloom;
+mod brotli_blocks;
 mod delta;
 mod file_ranges;
 mod footer;
