@@ -145,14 +145,9 @@ static CHOOSE_AT_START: extern "C" fn(
         // in again page after page. Keep both: the process ends soon.
         // SAFETY: mallopt only sets glibc's allocator parameters; nothing
         // has been allocated by it yet.
-        // A worker thread's heap is reserved unusable and made usable as it
-        // grows, by 128 KiB more than asked at each step (`mprotect`, 42
-        // calls in a mid-file flow with two threads): grow it by 8 MiB at
-        // a time, which touches no memory.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
             libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
-            libc::mallopt(libc::M_TOP_PAD, 8 << 20);
         }
         C_ALLOCATOR.store(true, Ordering::Relaxed);
     }
