@@ -54,13 +54,19 @@ struct Kept<T>(RefCell<Vec<Vec<T>>>);
 impl<T: Clone + Default> Kept<T> {
     /// A block of `len` elements: a kept one that has room (the smallest),
     /// else a new one. Elements it held beyond its last length are set to
-    /// the default; the others keep what they hold.
+    /// the default; the others keep what they hold. A new block is made as
+    /// `vec!` makes it: a block of zero bytes (`u8`, `u32`) from the
+    /// allocator's zeroed memory, which for memory fresh from the kernel
+    /// writes nothing, so that pages of a ring buffer larger than the
+    /// stream are never touched.
     fn take(&self, len: usize) -> Block<T> {
         let mut kept = self.0.borrow_mut();
         let fits = (0..kept.len())
             .filter(|&i| kept[i].capacity() >= len)
             .min_by_key(|&i| kept[i].capacity());
-        let mut block = fits.map(|i| kept.swap_remove(i)).unwrap_or_default();
+        let Some(mut block) = fits.map(|i| kept.swap_remove(i)) else {
+            return Block(vec![T::default(); len]);
+        };
         if block.len() > len {
             block.truncate(len);
         } else {

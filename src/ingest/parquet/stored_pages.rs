@@ -304,7 +304,8 @@ fn streamed_page(
         }
     };
     let Some(mut page) = size.and_then(|size| pooled_page(head, size, most)) else {
-        let mut values = Vec::with_capacity(size.unwrap_or(0).min(most));
+        let guess = size.unwrap_or(stored.len().saturating_mul(4));
+        let mut values = Vec::with_capacity(guess.min(most));
         reader(stored)
             .take(most as u64 + 1)
             .read_to_end(&mut values)
