@@ -102,35 +102,24 @@ thread_local! {
 #[derive(Default, Clone, Copy)]
 pub(super) struct KeptBlocks;
 
-impl Allocator<u8> for KeptBlocks {
-    type AllocatedMemory = Block<u8>;
-    fn alloc_cell(&mut self, len: usize) -> Block<u8> {
-        BYTES.with(|kept| kept.take(len))
-    }
-    fn free_cell(&mut self, block: Block<u8>) {
-        BYTES.with(|kept| kept.keep(block));
-    }
+/// `Allocator<$element>` for [`KeptBlocks`], with the blocks of `$kept`.
+macro_rules! allocator_of_kept {
+    ($element:ty, $kept:ident) => {
+        impl Allocator<$element> for KeptBlocks {
+            type AllocatedMemory = Block<$element>;
+            fn alloc_cell(&mut self, len: usize) -> Block<$element> {
+                $kept.with(|kept| kept.take(len))
+            }
+            fn free_cell(&mut self, block: Block<$element>) {
+                $kept.with(|kept| kept.keep(block));
+            }
+        }
+    };
 }
 
-impl Allocator<u32> for KeptBlocks {
-    type AllocatedMemory = Block<u32>;
-    fn alloc_cell(&mut self, len: usize) -> Block<u32> {
-        WORDS.with(|kept| kept.take(len))
-    }
-    fn free_cell(&mut self, block: Block<u32>) {
-        WORDS.with(|kept| kept.keep(block));
-    }
-}
-
-impl Allocator<HuffmanCode> for KeptBlocks {
-    type AllocatedMemory = Block<HuffmanCode>;
-    fn alloc_cell(&mut self, len: usize) -> Block<HuffmanCode> {
-        CODES.with(|kept| kept.take(len))
-    }
-    fn free_cell(&mut self, block: Block<HuffmanCode>) {
-        CODES.with(|kept| kept.keep(block));
-    }
-}
+allocator_of_kept!(u8, BYTES);
+allocator_of_kept!(u32, WORDS);
+allocator_of_kept!(HuffmanCode, CODES);
 
 /// Decompresses the brotli stream `stored` into `out`, which it must fill
 /// exactly: `Err` with what went wrong otherwise (a damaged stream, or
