@@ -26,10 +26,11 @@ use brotli::{
 /// How many blocks of each element type a thread keeps.
 const KEPT_BLOCKS: usize = 8;
 
-/// The largest block a thread keeps, in bytes: a ring buffer for pages of
-/// up to 4 MiB. A thread keeps at most `KEPT_BLOCKS` blocks of each of
-/// three types.
-const KEPT_BLOCK_MOST: usize = (4 << 20) + 1024;
+/// The most bytes the kept blocks of one element type take on a thread:
+/// a ring buffer for pages of up to 4 MiB (a pyarrow page is about 1 MiB
+/// and its window 4 MiB) and the smaller blocks beside it. A thread keeps
+/// at most three times this (three element types).
+const KEPT_BYTES_MOST: usize = 6 << 20;
 
 /// A block of `T`s the decoder asked for: exactly the length it asked for
 /// (its `Vec` may have room for more, from an earlier use).
@@ -75,17 +76,18 @@ impl<T: Clone + Default> Kept<T> {
         Block(block)
     }
 
-    /// Keeps `block` for a later [`Kept::take`], unless it is too large or
-    /// the thread keeps enough.
+    /// Keeps `block` for a later [`Kept::take`], unless the thread keeps
+    /// [`KEPT_BLOCKS`] already or it would take the kept blocks over
+    /// [`KEPT_BYTES_MOST`].
     fn keep(&self, block: Block<T>) {
         let block = block.0;
-        if block.capacity() == 0
-            || block.capacity().saturating_mul(size_of::<T>()) > KEPT_BLOCK_MOST
-        {
-            return;
-        }
+        let bytes = |b: &Vec<T>| b.capacity().saturating_mul(size_of::<T>());
         let mut kept = self.0.borrow_mut();
-        if kept.len() < KEPT_BLOCKS {
+        let held: usize = kept.iter().map(bytes).sum();
+        if block.capacity() > 0
+            && kept.len() < KEPT_BLOCKS
+            && held.saturating_add(bytes(&block)) <= KEPT_BYTES_MOST
+        {
             kept.push(block);
         }
     }
@@ -200,8 +202,14 @@ mod tests {
             .unwrap();
             assert!(reference == out);
         }
-        let kept = BYTES.with(|k| k.0.borrow().len());
+        let (kept, bytes) = BYTES.with(|k| {
+            let k = k.0.borrow();
+            (k.len(), k.iter().map(Vec::capacity).sum::<usize>())
+        });
         assert!((1..=KEPT_BLOCKS).contains(&kept), "{kept} byte blocks kept");
+        assert!(bytes <= KEPT_BYTES_MOST, "{bytes} bytes kept");
+        let codes = CODES.with(|k| k.0.borrow().iter().map(Vec::capacity).sum::<usize>());
+        assert!(codes * size_of::<HuffmanCode>() <= KEPT_BYTES_MOST);
     }
 
     #[test]
