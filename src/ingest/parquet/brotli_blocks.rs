@@ -3,18 +3,20 @@
 //! (`super::stored_pages`).
 //!
 //! The `parquet` crate's brotli codec makes a decoder for every page, and
-//! the decoder takes its ring buffer (about the page's size) and Huffman
-//! tables from an allocator that zeroes them: fresh memory, which the
-//! kernel clears page by page once more as it is first written. On the
+//! the decoder takes its ring buffer (up to the stream's window: 4 MiB for
+//! pyarrow's pages) and Huffman tables from an allocator that zeroes
+//! them: fresh memory, which the kernel clears page by page once more as
+//! it is first written. On the
 //! brotli file of `benches/compare_duckdb.py` (10M events, pages of about
 //! 1 MiB), that clearing was about 5% of an insights query's samples
 //! (`perf`), besides the codec's copies through a 4 KiB buffer.
 //! [`decompress_into`] decodes a page straight into the caller's buffer,
 //! with a decoder whose blocks come from [`KeptBlocks`]: the blocks the
 //! last pages' decoders handed back on this thread, reused without being
-//! zeroed. The decoder never reads a byte of its memory it has not
-//! written (the C library it follows takes uninitialised memory), so the
-//! bytes a reused block holds change nothing but the time.
+//! zeroed. What a reused block holds does not change the output: the
+//! decoder writes before it reads (the C library it follows takes
+//! uninitialised memory), and the tests decode pages one after another
+//! over reused blocks against the reference decoder.
 
 use std::cell::RefCell;
 
@@ -35,7 +37,7 @@ const KEPT_BYTES_MOST: usize = 6 << 20;
 /// A block of `T`s the decoder asked for: exactly the length it asked for
 /// (its `Vec` may have room for more, from an earlier use).
 #[derive(Default)]
-pub(super) struct Block<T>(Vec<T>);
+struct Block<T>(Vec<T>);
 
 impl<T> SliceWrapper<T> for Block<T> {
     fn slice(&self) -> &[T] {
@@ -102,7 +104,7 @@ thread_local! {
 /// The decoder's allocator: blocks from, and back to, this thread's kept
 /// ones.
 #[derive(Default, Clone, Copy)]
-pub(super) struct KeptBlocks;
+struct KeptBlocks;
 
 /// `Allocator<$element>` for [`KeptBlocks`], with the blocks of `$kept`.
 macro_rules! allocator_of_kept {

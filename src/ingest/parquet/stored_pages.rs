@@ -325,33 +325,20 @@ fn streamed_page(
         return Ok(Bytes::from_owner(page));
     }
     // gzip: the members' bytes straight into the page, and not one more.
+    let other_size = || damaged("it decompresses to another size than its header says");
     let mut members = reader(stored);
-    let filled = read_fully(&mut members, page.values()).map_err(|e| damaged(&e.to_string()))?;
-    let mut more = [0u8; 1];
+    match members.read_exact(page.values()) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(other_size()),
+        Err(e) => return Err(damaged(&e.to_string())),
+        Ok(()) => {}
+    }
     let longer = members
-        .read(&mut more)
+        .read(&mut [0u8; 1])
         .map_err(|e| damaged(&e.to_string()))?;
-    if filled != page.values().len() || longer != 0 {
-        return Err(damaged(
-            "it decompresses to another size than its header says",
-        ));
+    if longer != 0 {
+        return Err(other_size());
     }
     Ok(Bytes::from_owner(page))
-}
-
-/// Reads from `reader` until `out` is full or the reader ends: how many
-/// bytes it read.
-fn read_fully(reader: &mut dyn Read, out: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < out.len() {
-        match reader.read(&mut out[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// `head` and then `values`, as one page.
