@@ -492,16 +492,33 @@ pub(super) fn parse_runs(
     runs: &mut Vec<Run>,
 ) -> Result<(), &'static str> {
     runs.clear();
+    for_each_run(data, bit_width, count, |run| {
+        runs.push(run);
+        Ok(())
+    })
+}
+
+/// Hands each run of the first `count` values of `data` to `visit`, in
+/// order, as [`parse_runs`] would list them: for a reader that needs each
+/// run once (`super::levels`), without a list of them. Stops at the first
+/// error, `visit`'s included; fewer than `count` values when `data` ends
+/// early (as [`parse_runs`], the caller checks the length).
+pub(super) fn for_each_run(
+    data: &[u8],
+    bit_width: u8,
+    count: usize,
+    mut visit: impl FnMut(Run) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
     if bit_width > 32 {
         return Err("bit width above 32");
     }
     if bit_width == 0 {
         if count > 0 {
-            runs.push(Run {
+            visit(Run {
                 first: 0,
                 len: count,
                 body: RunBody::Repeated(0),
-            });
+            })?;
         }
         return Ok(());
     }
@@ -524,11 +541,11 @@ pub(super) fn parse_runs(
             }
             let len = run.min(wanted);
             if len > 0 {
-                runs.push(Run {
+                visit(Run {
                     first,
                     len,
                     body: RunBody::Repeated(value),
-                });
+                })?;
                 first += len;
             }
         } else {
@@ -541,11 +558,11 @@ pub(super) fn parse_runs(
                 return Err("bit-packed run past the end of the data");
             }
             if len > 0 {
-                runs.push(Run {
+                visit(Run {
                     first,
                     len,
                     body: RunBody::Packed(pos),
-                });
+                })?;
                 first += len;
             }
             pos += available;

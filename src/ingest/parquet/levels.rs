@@ -9,54 +9,114 @@
 //! answers them from a bitmap: a repeated run sets or skips whole words, a
 //! bit-packed run (already a bitmap, least significant bit first) is
 //! copied eight bytes at a time, and counting is a popcount per word. A
-//! page with no null (the usual case) is not expanded at all.
+//! page with no null (the usual case) is not expanded at all, and a page
+//! read in part is expanded only as far as the rows read
+//! ([`PresentBits::decode_rows`]).
 //!
 //! Levels are third-party data: a level above 1 or levels that end early
 //! are an error, never a panic.
 
-use super::hybrid::{parse_runs, parsed_len, Run, RunBody};
+use super::hybrid::{for_each_run, RunBody};
 
 /// The present rows of a page, from its definition levels; reused from
 /// page to page.
 #[derive(Default)]
 pub(super) struct PresentBits {
-    /// Bit `i` is set when row `i` holds a value (empty when all do).
+    /// Bit `i` is set when row `i` (below `len`) holds a value (empty when
+    /// all rows do).
     words: Vec<u64>,
     /// Rows in the page.
+    rows: usize,
+    /// Rows whose bits `words` holds: the first `len` of the page.
     len: usize,
+    /// How many of the page's rows hold a value.
+    present: usize,
     all_present: bool,
-    /// Parsed runs (a buffer kept between pages).
-    runs: Vec<Run>,
 }
 
 impl PresentBits {
     /// Decodes the `count` levels in `data`.
     pub(super) fn decode(&mut self, data: &[u8], count: usize) -> Result<(), &'static str> {
-        parse_runs(data, 1, count, &mut self.runs)?;
-        if parsed_len(&self.runs) < count {
-            return Err("definition levels end before the page's rows");
-        }
-        self.len = count;
-        self.words.clear();
-        self.all_present = self
-            .runs
-            .iter()
-            .all(|r| matches!(r.body, RunBody::Repeated(1)));
-        if self.all_present {
-            return Ok(());
-        }
-        // One spare word: a bit-packed run is or-ed in at a shift.
-        self.words.resize(count.div_ceil(64) + 1, 0);
-        for run in &self.runs {
-            match run.body {
-                RunBody::Repeated(0) => {}
-                RunBody::Repeated(1) => set_range(&mut self.words, run.first, run.len),
-                RunBody::Repeated(_) => return Err("a definition level above 1 in a flat column"),
-                // `parse_runs` checked that the run's bits are in `data`.
-                RunBody::Packed(offset) => {
-                    or_packed(&mut self.words, run.first, &data[offset..], run.len)
+        self.decode_rows(data, count, count)
+    }
+
+    /// Decodes the `count` levels in `data`, keeping those of its first
+    /// `upto` rows only: a page read in part, as far as its rows wanted,
+    /// is asked about no row after them. The count of present rows is
+    /// the whole page's, and the whole page is checked.
+    ///
+    /// No list of runs is made: a DuckDB page's levels are hundreds of
+    /// short runs, and a flow reads a few rows of about ten such pages,
+    /// each a column's first (its buffers freshly faulted in).
+    pub(super) fn decode_rows(
+        &mut self,
+        data: &[u8],
+        count: usize,
+        upto: usize,
+    ) -> Result<(), &'static str> {
+        let upto = upto.min(count);
+        let words = &mut self.words;
+        words.clear();
+        // Rows at and after `upto` are only counted. Those before are
+        // counted at the end, from the bitmap, once a null made one.
+        let (mut present_after, mut held, mut dense) = (0usize, 0usize, false);
+        for_each_run(data, 1, count, |run| {
+            held = run.first + run.len;
+            if matches!(run.body, RunBody::Repeated(level) if level > 1) {
+                return Err("a definition level above 1 in a flat column");
+            }
+            // `for_each_run` checked that a run's bits are in `data`.
+            let packed = |offset: usize| &data[offset..];
+            let below = run.len.min(upto.saturating_sub(run.first));
+            if below > 0 {
+                let all_set = match run.body {
+                    RunBody::Repeated(level) => level == 1,
+                    RunBody::Packed(offset) => all_ones(packed(offset), below),
+                };
+                if !dense && !all_set {
+                    // The first null: every row before it holds a value.
+                    dense = true;
+                    // One spare word: a bit-packed run is or-ed in at a shift.
+                    words.resize(upto.div_ceil(64) + 1, 0);
+                    set_range(words, 0, run.first);
+                }
+                if dense {
+                    match run.body {
+                        RunBody::Repeated(1) => set_range(words, run.first, below),
+                        RunBody::Packed(offset) => {
+                            or_packed(words, run.first, packed(offset), below)
+                        }
+                        RunBody::Repeated(_) => {}
+                    }
                 }
             }
+            if below < run.len {
+                present_after += match run.body {
+                    RunBody::Repeated(level) => (run.len - below) * level as usize,
+                    RunBody::Packed(offset) => {
+                        count_ones(packed(offset), run.len) - count_ones(packed(offset), below)
+                    }
+                };
+            }
+            Ok(())
+        })?;
+        let present_before = if dense {
+            words.iter().map(|w| w.count_ones() as usize).sum()
+        } else {
+            upto
+        };
+        let present = present_before + present_after;
+        if held < count {
+            return Err("definition levels end before the page's rows");
+        }
+        self.rows = count;
+        self.len = upto;
+        self.present = present;
+        self.all_present = present == count;
+        if !self.all_present && !dense {
+            // Every row before `upto` holds a value, some after it not.
+            self.words.resize(upto.div_ceil(64) + 1, 0);
+            set_range(&mut self.words, 0, upto);
         }
         Ok(())
     }
@@ -65,10 +125,13 @@ impl PresentBits {
     /// (rows it holds), numbered from 0: a piece of a page served in parts
     /// (`super::page_stream`).
     pub(super) fn copy_range(&mut self, whole: &PresentBits, from: usize, rows: usize) {
+        debug_assert!(from + rows <= whole.len || whole.all_present);
+        self.rows = rows;
         self.len = rows;
         self.words.clear();
         if whole.all_present {
             self.all_present = true;
+            self.present = rows;
             return;
         }
         let word = |i: usize| whole.words.get(i).copied().unwrap_or(0);
@@ -88,6 +151,7 @@ impl PresentBits {
             self.words[rows / 64] &= (1u64 << (rows % 64)) - 1;
         }
         let present: usize = self.words.iter().map(|w| w.count_ones() as usize).sum();
+        self.present = present;
         self.all_present = present == rows;
     }
 
@@ -97,26 +161,26 @@ impl PresentBits {
         self.all_present
     }
 
-    /// Whether row `row` (below the page's rows) holds a value.
+    /// Whether row `row` (below the rows decoded) holds a value.
     #[inline]
     pub(super) fn is_present(&self, row: usize) -> bool {
+        debug_assert!(row < self.len || self.all_present);
         self.all_present || (row < self.len && self.words[row / 64] >> (row % 64) & 1 == 1)
     }
 
-    /// How many rows hold a value.
+    /// How many of the page's rows hold a value.
     pub(super) fn count_present(&self) -> usize {
-        if self.all_present {
-            return self.len;
-        }
-        self.words.iter().map(|w| w.count_ones() as usize).sum()
+        self.present
     }
 
-    /// How many of the first `rows` rows hold a value.
+    /// How many of the first `rows` rows (at most the rows decoded) hold a
+    /// value.
     pub(super) fn present_before(&self, rows: usize) -> usize {
-        let rows = rows.min(self.len);
         if self.all_present {
-            return rows;
+            return rows.min(self.rows);
         }
+        debug_assert!(rows <= self.len);
+        let rows = rows.min(self.len);
         let whole: usize = self.words[..rows / 64]
             .iter()
             .map(|w| w.count_ones() as usize)
@@ -128,7 +192,7 @@ impl PresentBits {
         whole + below
     }
 
-    /// For each of `rows` (ascending, below the page's rows), the position
+    /// For each of `rows` (ascending, below the rows decoded), the position
     /// of its value among the page's values, or `null` when it has none;
     /// appended to `out`.
     pub(super) fn positions(
@@ -185,11 +249,7 @@ fn or_packed(words: &mut [u64], first: usize, packed: &[u8], len: usize) {
     let mut done = 0usize;
     while done < len {
         let take = (len - done).min(64);
-        let at = done / 8;
-        let mut chunk = [0u8; 8];
-        let have = packed.len().saturating_sub(at).min(8);
-        chunk[..have].copy_from_slice(&packed[at..at + have]);
-        let mut bits = u64::from_le_bytes(chunk);
+        let mut bits = le_word(packed, done / 8);
         if take < 64 {
             bits &= (1u64 << take) - 1;
         }
@@ -202,6 +262,55 @@ fn or_packed(words: &mut [u64], first: usize, packed: &[u8], len: usize) {
             }
         }
         done += take;
+    }
+}
+
+/// How many of the first `len` bits of `packed` are set.
+fn count_ones(packed: &[u8], len: usize) -> usize {
+    let mut ones = 0usize;
+    let mut done = 0usize;
+    while done < len {
+        let take = (len - done).min(64);
+        let mut bits = le_word(packed, done / 8);
+        if take < 64 {
+            bits &= (1u64 << take) - 1;
+        }
+        ones += bits.count_ones() as usize;
+        done += take;
+    }
+    ones
+}
+
+/// Whether the first `len` bits of `packed` are all set.
+fn all_ones(packed: &[u8], len: usize) -> bool {
+    let mut done = 0usize;
+    while done < len {
+        let take = (len - done).min(64);
+        let mask = if take < 64 {
+            (1u64 << take) - 1
+        } else {
+            u64::MAX
+        };
+        if le_word(packed, done / 8) & mask != mask {
+            return false;
+        }
+        done += take;
+    }
+    true
+}
+
+/// The eight bytes of `packed` from `at` as a little-endian word, zeros
+/// past its end: one load where the eight are there.
+#[inline]
+fn le_word(packed: &[u8], at: usize) -> u64 {
+    match packed.get(at..at + 8) {
+        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut chunk = [0u8; 8];
+            let tail = packed.get(at..).unwrap_or(&[]);
+            chunk[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(chunk)
+        }
     }
 }
 
@@ -303,6 +412,72 @@ mod tests {
         bits.decode(&packed(&short), 11).unwrap();
         check(&bits, &short[..11]);
         assert_eq!(bits.count_present(), 11);
+    }
+
+    /// Levels as DuckDB writes them: short runs of 1 between bit-packed
+    /// runs of 256 levels, a few of them null; with the encoded bytes.
+    fn duckdb_like(runs: usize) -> (Vec<u8>, Vec<u8>) {
+        let (mut levels, mut data) = (Vec::new(), Vec::new());
+        for r in 0..runs {
+            let repeated = 1 + (r * 37) % 60;
+            data.extend([(repeated << 1) as u8, 1]);
+            levels.extend(std::iter::repeat_n(1u8, repeated));
+            let group: Vec<u8> = (0..256).map(|i| u8::from((i * 7 + r) % 97 != 0)).collect();
+            data.extend(packed(&group));
+            levels.extend(group);
+        }
+        (levels, data)
+    }
+
+    /// A page read in part has its levels decoded as far as a row: those
+    /// before it answer as the whole page's do, and the count of present
+    /// rows is the page's.
+    #[test]
+    fn levels_decoded_up_to_a_row_answer_for_the_rows_before_it() {
+        let (levels, data) = duckdb_like(40);
+        let n = levels.len();
+        let mut whole = PresentBits::default();
+        whole.decode(&data, n).unwrap();
+        check(&whole, &levels);
+        let mut part = PresentBits::default();
+        for upto in [0, 1, 63, 64, 65, 300, 5_000, n - 1, n] {
+            part.decode_rows(&data, n, upto).unwrap();
+            assert_eq!(part.count_present(), whole.count_present(), "{upto}");
+            assert_eq!(part.all_present(), whole.all_present());
+            let mut out = Vec::new();
+            part.positions(0..upto, u32::MAX, &mut out);
+            let mut expected = Vec::new();
+            whole.positions(0..upto, u32::MAX, &mut expected);
+            assert_eq!(out, expected, "{upto}");
+            for row in 0..upto {
+                assert_eq!(part.is_present(row), whole.is_present(row), "{upto} {row}");
+            }
+            for rows in [0, upto / 2, upto] {
+                assert_eq!(part.present_before(rows), whole.present_before(rows));
+            }
+        }
+        // Damage after the rows decoded is found all the same.
+        let mut damaged = data.clone();
+        damaged.extend([2, 2]);
+        assert!(part.decode_rows(&damaged, n + 1, 10).is_err());
+        assert!(
+            part.decode_rows(&data, n + 1, 10).is_err(),
+            "too few levels"
+        );
+    }
+
+    /// Bit-packed levels with no null (DuckDB writes them so) are all
+    /// present, and not expanded.
+    #[test]
+    fn bit_packed_levels_without_a_null_are_all_present() {
+        let mut bits = PresentBits::default();
+        let mut data = packed(&[1; 256]);
+        data.extend([47 << 1, 1]);
+        data.extend(packed(&[1; 256]));
+        bits.decode(&data, 559).unwrap();
+        assert!(bits.all_present());
+        assert!(bits.words.is_empty());
+        check(&bits, &[1; 559]);
     }
 
     #[test]

@@ -2047,12 +2047,20 @@ impl ColumnPages {
         let context = self.context.as_str();
         let page = &part.page;
         let upto = (last.saturating_sub(part.first_row) as usize + 1).min(part.rows);
+        // The levels of the rows up to the last wanted: this is called
+        // again when more are. But a delta page read in part is decoded
+        // whole later on without this (`hold_rows`), so its rows are all
+        // decoded.
+        let levels_upto = match part.values {
+            StoredValues::Delta(_) => part.rows,
+            _ => upto,
+        };
         let (values_at, values) = if let (true, Some(levels)) = (self.nullable, &part.levels) {
             // A data page v2's levels, stored apart: its values start the
             // page read in part.
             let levels = levels.prefix(levels.uncompressed, context)?;
             self.present
-                .decode(&levels, part.rows)
+                .decode_rows(&levels, part.rows, levels_upto)
                 .map_err(|e| Error::data(context, e))?;
             (0, self.present.present_before(upto))
         } else if self.nullable {
@@ -2065,7 +2073,7 @@ impl ColumnPages {
                 .ok_or_else(|| short(context))?;
             let levels = page.prefix(levels_end, context)?;
             self.present
-                .decode(&levels[4..], part.rows)
+                .decode_rows(&levels[4..], part.rows, levels_upto)
                 .map_err(|e| Error::data(context, e))?;
             (levels_end, self.present.present_before(upto))
         } else {
