@@ -864,6 +864,30 @@ mod tests {
             prop_assert_eq!(snappy_prefix(&block, cut).unwrap(), &data[..cut]);
         }
 
+        /// Runs of every period under 8 (levels bit-packed, or an index
+        /// repeated), of any length, between literals: copies of each
+        /// small offset, overlapping what they write.
+        #[test]
+        fn runs_of_short_periods_match(
+            runs in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 1..8), 1usize..400, proptest::collection::vec(any::<u8>(), 0..20)),
+                1..30,
+            ),
+            want in 0usize..12_000,
+        ) {
+            let mut data = Vec::new();
+            for (period, len, literal) in &runs {
+                data.extend(period.iter().cycle().take(*len));
+                data.extend(literal);
+            }
+            let block = compress(&data);
+            let prefix = snappy_prefix(&block, want).unwrap();
+            prop_assert_eq!(&prefix, &data[..want.min(data.len())]);
+            let mut progress = SnappyProgress::start(&block).unwrap();
+            progress.decode_to(&block, data.len()).unwrap();
+            prop_assert_eq!(&progress.out, &data);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..64), want in 0usize..100) {
             let _ = snappy_prefix(&input, want);
