@@ -988,10 +988,11 @@ where
         .collect();
     let gather = |gathers: &mut [ColumnSource],
                   which: &(dyn Fn(usize) -> bool + Sync),
-                  rows: &[u32]|
+                  rows: &[u32],
+                  last: bool|
      -> Result<Vec<(usize, ArrayRef)>> {
         let asked = |(i, _): &(usize, &mut ColumnSource)| which(*i);
-        let next = |(i, g): (usize, &mut ColumnSource)| g.next(rows).map(|a| (i, a));
+        let next = |(i, g): (usize, &mut ColumnSource)| g.next(rows, last).map(|a| (i, a));
         if parallel_gathers {
             let mut asked: Vec<_> = gathers.iter_mut().enumerate().filter(asked).collect();
             asked.sort_by_key(|(i, _)| std::cmp::Reverse(sizes[*i]));
@@ -1005,7 +1006,7 @@ where
                 .collect()
         }
     };
-    let mut make = |batch_rows: &[u32]| -> Result<(RecordBatch, RowsRead)> {
+    let mut make = |batch_rows: &[u32], last: bool| -> Result<(RecordBatch, RowsRead)> {
         let eliding = scope.eliding_now();
         let wanted = |i: usize| !(elidable[i] && eliding);
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; plan.len()];
@@ -1016,7 +1017,7 @@ where
         if let Some(keys) = keys {
             // Bounded, even when nothing is left out: not to be again.
             left_out = Some(0);
-            let gathered = gather(&mut gathers, &|i| keys.contains(&i), batch_rows)?;
+            let gathered = gather(&mut gathers, &|i| keys.contains(&i), batch_rows, last)?;
             for (i, array) in gathered {
                 arrays[i] = Some(array);
             }
@@ -1042,6 +1043,7 @@ where
             &mut gathers,
             &|i| keys.is_none_or(|k| !k.contains(&i)) && wanted(i),
             rows_of_others,
+            last,
         )?;
         for (i, array) in others {
             arrays[i] = Some(array);
@@ -1066,14 +1068,15 @@ where
         pending.map_or(Ok(()), |(batch, read)| sink(batch, read))
     };
     while let Some(batch_rows) = rows.next_batch(BATCH_ROWS)? {
+        let last = rows.complete() && rows.held().is_empty();
         let previous = pending.take();
         let made = if overlap {
-            let (sunk, made) = rayon::join(|| sink_pending(previous), || make(&batch_rows));
+            let (sunk, made) = rayon::join(|| sink_pending(previous), || make(&batch_rows, last));
             sunk?;
             made
         } else {
             sink_pending(previous)?;
-            make(&batch_rows)
+            make(&batch_rows, last)
         };
         pending = Some(made?);
     }
@@ -1139,15 +1142,29 @@ enum ColumnSource {
     Gather(Box<selected::ColumnGather>),
     /// One value (a condition's only one), in every selected row.
     Constant(ConstantColumn),
+    /// A column whose last batch is gathered: its buffers are freed.
+    Finished,
 }
 
 impl ColumnSource {
-    /// The values at `rows` (see [`selected::ColumnGather::next`]).
-    fn next(&mut self, rows: &[u32]) -> Result<ArrayRef> {
-        match self {
+    /// The values at `rows` (see [`selected::ColumnGather::next`]); with
+    /// `last` (the last batch), the column's pages are let go of at once.
+    /// A flow gathers about ten columns of one batch in turn on a thread,
+    /// and a short process's fresh memory is faulted in page by page:
+    /// the next column then reuses what this one freed.
+    fn next(&mut self, rows: &[u32], last: bool) -> Result<ArrayRef> {
+        let values = match self {
             Self::Gather(g) => g.next(rows),
             Self::Constant(c) => Ok(c.next(rows.len())),
+            Self::Finished => Err(Error::data(
+                "parquet",
+                "internal error: a column read again after its last batch",
+            )),
+        };
+        if last {
+            *self = Self::Finished;
         }
+        values
     }
 }
 
