@@ -1007,6 +1007,10 @@ struct IntDictionary {
 }
 
 impl IntDictionary {
+    fn len(&self) -> usize {
+        self.data.len() / self.stored.width()
+    }
+
     /// Entry `i`, or `None` past the last one.
     #[inline]
     fn get(&self, i: usize) -> Option<i64> {
@@ -2106,14 +2110,18 @@ impl ColumnPages {
                 stored.decode_prefix(page, values_at, wanted, &mut self.decoded_plain, context)?
             }
             (StoredValues::Indices, _) => {
-                if self.dictionary.is_none() {
-                    return Err(Error::data(
-                        context,
-                        "dictionary-encoded page without a dictionary",
-                    ));
-                }
+                let entries = match &self.dictionary {
+                    Some(Dictionary::Strings(dict)) => dict.len(),
+                    Some(Dictionary::Ints(dict)) => dict.len(),
+                    None => {
+                        return Err(Error::data(
+                            context,
+                            "dictionary-encoded page without a dictionary",
+                        ))
+                    }
+                };
                 let (buf, width) =
-                    indices_prefix(page, values_at, values, &mut self.runs, context)?;
+                    indices_prefix(page, values_at, values, entries, &mut self.runs, context)?;
                 layout = ValuesLayout::Runs(width);
                 buf
             }
@@ -2765,10 +2773,13 @@ const APART_STRETCH: usize = 1 << 20;
 
 /// The first bytes of `page` as far as its first `values` dictionary
 /// indices, which start `skip` bytes in (with their bit width), and that
-/// width; their runs are parsed into `runs`. Their length is guessed at two
-/// bytes an index (a dictionary of up to 65,536 entries packs them in
-/// fewer), then doubled while the runs parsed fall short; an error of the
-/// whole page's runs is the page's.
+/// width; their runs are parsed into `runs`. Their length is guessed from
+/// the width that indices into a dictionary of `entries` need, as writers
+/// pack them (with room for the runs' headers), then doubled while the
+/// runs parsed fall short; an error of the whole page's runs is the
+/// page's. (Guessed at two bytes an index, the few rows of a mid-file flow
+/// read the whole page of each column of a small dictionary, a bot's or a
+/// step's: DuckDB's pages of `bot_id` are 60 KB, its indices 5 bits.)
 ///
 /// The page is read whole (by the codec crate's faster decoder) when the
 /// guess is more than half of the bytes after `skip`: the levels before
@@ -2780,11 +2791,17 @@ fn indices_prefix(
     page: &StoredPage,
     skip: usize,
     values: usize,
+    entries: usize,
     runs: &mut Vec<Run>,
     context: &str,
 ) -> Result<(Bytes, u8)> {
     let whole = page.uncompressed;
-    let guess = values.saturating_mul(2).saturating_add(64);
+    let width = (usize::BITS - entries.saturating_sub(1).leading_zeros()).max(1) as usize;
+    let guess = values
+        .saturating_mul(width)
+        .div_ceil(8)
+        .saturating_add(values / 16)
+        .saturating_add(64);
     let mut want = guess.saturating_add(skip);
     if guess.saturating_mul(2) > whole.saturating_sub(skip) {
         want = whole;
