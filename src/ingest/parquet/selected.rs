@@ -4039,6 +4039,32 @@ mod tests {
         );
     }
 
+    /// A page of a small dictionary's indices (a bot's, 24 entries: 5 bits
+    /// an index), gathered at a few rows a third of the way in, as a
+    /// mid-file flow does: read as far as those rows, not whole.
+    #[test]
+    fn a_small_dictionary_s_indices_are_read_as_far_as_the_rows_wanted() {
+        use super::super::page_walk::tests::WHOLE_PAGES;
+        let n = 200_000u64;
+        let mix = |i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        let strings: Vec<String> = (0..n).map(|i| format!("bot-{}", mix(i) % 24)).collect();
+        let array: ArrayRef = Arc::new(StringArray::from(strings));
+        let (bytes, chunk) = one_page_file(&array, Compression::SNAPPY, WriterVersion::PARQUET_1_0);
+        let reader = CountingReader::new(bytes);
+        WHOLE_PAGES.with(|w| w.borrow_mut().clear());
+        let rows: Vec<u32> = (70_000..70_008).collect();
+        assert_gathers(
+            &reader,
+            &chunk,
+            ColumnKind::Strings,
+            &array,
+            &[rows],
+            "a third in",
+        );
+        let whole = WHOLE_PAGES.with(|w| w.borrow().clone());
+        assert!(whole.iter().all(|&size| size < 1_024), "{whole:?}");
+    }
+
     /// Damage in a page of dictionary indices or of delta-encoded values
     /// read in part never panics, whatever byte is flipped: an error, or
     /// values (as a page without a checksum may give).
