@@ -80,6 +80,17 @@ enum Pending {
 }
 
 impl SnappyProgress {
+    /// How many bytes of the block's output are made (forgotten ones
+    /// included).
+    pub(super) fn made(&self) -> usize {
+        self.base + self.out.len()
+    }
+
+    /// The block's length as its header states it.
+    pub(super) fn total(&self) -> usize {
+        self.total
+    }
+
     /// Nothing decoded yet of the block `input` (its header read).
     pub(super) fn start(input: &[u8]) -> Option<Self> {
         let mut pos = 0usize;
