@@ -246,13 +246,7 @@ fn set_range(words: &mut [u64], first: usize, len: usize) {
 /// Or-s `len` bits of `packed` (least significant bit first) into `words`
 /// from bit `first`.
 fn or_packed(words: &mut [u64], first: usize, packed: &[u8], len: usize) {
-    let mut done = 0usize;
-    while done < len {
-        let take = (len - done).min(64);
-        let mut bits = le_word(packed, done / 8);
-        if take < 64 {
-            bits &= (1u64 << take) - 1;
-        }
+    for (done, _, bits) in packed_words(packed, len) {
         let bit = first + done;
         let shift = bit % 64;
         words[bit / 64] |= bits << shift;
@@ -261,42 +255,40 @@ fn or_packed(words: &mut [u64], first: usize, packed: &[u8], len: usize) {
                 *next |= bits >> (64 - shift);
             }
         }
-        done += take;
     }
 }
 
 /// How many of the first `len` bits of `packed` are set.
 fn count_ones(packed: &[u8], len: usize) -> usize {
-    let mut ones = 0usize;
-    let mut done = 0usize;
-    while done < len {
-        let take = (len - done).min(64);
-        let mut bits = le_word(packed, done / 8);
-        if take < 64 {
-            bits &= (1u64 << take) - 1;
-        }
-        ones += bits.count_ones() as usize;
-        done += take;
-    }
-    ones
+    packed_words(packed, len)
+        .map(|(_, _, bits)| bits.count_ones() as usize)
+        .sum()
 }
 
 /// Whether the first `len` bits of `packed` are all set.
 fn all_ones(packed: &[u8], len: usize) -> bool {
-    let mut done = 0usize;
-    while done < len {
+    packed_words(packed, len).all(|(_, take, bits)| bits == low_bits(take))
+}
+
+/// The first `len` bits of `packed`, 64 at a time: for each word, the
+/// bits before it, how many it holds, and the word (its bits past those
+/// zero).
+#[inline]
+fn packed_words(packed: &[u8], len: usize) -> impl Iterator<Item = (usize, usize, u64)> + '_ {
+    (0..len).step_by(64).map(move |done| {
         let take = (len - done).min(64);
-        let mask = if take < 64 {
-            (1u64 << take) - 1
-        } else {
-            u64::MAX
-        };
-        if le_word(packed, done / 8) & mask != mask {
-            return false;
-        }
-        done += take;
+        (done, take, le_word(packed, done / 8) & low_bits(take))
+    })
+}
+
+/// A word of its `n` (at most 64) lowest bits set.
+#[inline]
+fn low_bits(n: usize) -> u64 {
+    if n < 64 {
+        (1u64 << n) - 1
+    } else {
+        u64::MAX
     }
-    true
 }
 
 /// The eight bytes of `packed` from `at` as a little-endian word, zeros
