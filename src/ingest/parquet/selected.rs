@@ -2779,7 +2779,7 @@ const APART_STRETCH: usize = 1 << 20;
 /// runs parsed fall short; an error of the whole page's runs is the
 /// page's. (Guessed at two bytes an index, the few rows of a mid-file flow
 /// read the whole page of each column of a small dictionary, a bot's or a
-/// step's: DuckDB's pages of `bot_id` are 60 KB, its indices 5 bits.)
+/// step's: DuckDB's pages of `bot_id` are 60 KB, its indices 4 bits.)
 ///
 /// The page is read whole (by the codec crate's faster decoder) when the
 /// guess is more than half of the bytes after `skip`: the levels before
