@@ -152,12 +152,17 @@ pub(super) fn decompressed_page(
         if values.is_empty() && size.unwrap_or(0) == 0 {
             return Ok(Bytes::copy_from_slice(head));
         }
+        let page = CompressedPage {
+            head,
+            stored: values,
+            size,
+            most,
+            context,
+        };
         match stored.codec {
-            StoredCodec::Zstd => zstd_frames(head, values, size, most, context),
-            StoredCodec::Snappy => snappy_block(head, values, size, most, words, context),
-            StoredCodec::Brotli | StoredCodec::Gzip => {
-                streamed_page(stored.codec, head, values, size, most, context)
-            }
+            StoredCodec::Zstd => zstd_frames(page),
+            StoredCodec::Snappy => snappy_block(page, words),
+            StoredCodec::Brotli | StoredCodec::Gzip => streamed_page(stored.codec, page),
         }
     };
     match &mut page {
@@ -243,17 +248,31 @@ fn damaged(context: &str, what: &str) -> Error {
     Error::data(context, format!("damaged page: {what}"))
 }
 
+/// A page to decompress, as [`decompressed_page`] hands it to a codec's
+/// function: `head` (a v2 page's levels, stored as they are) comes first
+/// in the output, then `stored` decompressed, `size` bytes when the
+/// page's header says so, at most `most` (its column chunk's
+/// uncompressed size); errors name `context`.
+#[derive(Clone, Copy)]
+struct CompressedPage<'a> {
+    head: &'a [u8],
+    stored: &'a [u8],
+    size: Option<usize>,
+    most: usize,
+    context: &'a str,
+}
+
 /// `head`, then the snappy block `stored` decompressed: exactly `size`
 /// bytes when known, as many as the block's header says. A page of more
 /// than `most` bytes is decompressed, but not into a pooled buffer.
-fn snappy_block(
-    head: &[u8],
-    stored: &[u8],
-    size: Option<usize>,
-    most: usize,
-    words: bool,
-    context: &str,
-) -> Result<Bytes> {
+fn snappy_block(page: CompressedPage<'_>, words: bool) -> Result<Bytes> {
+    let CompressedPage {
+        head,
+        stored,
+        size,
+        most,
+        context,
+    } = page;
     let damaged = |what: &str| damaged(context, what);
     let len = snap::raw::decompress_len(stored).map_err(|_| damaged("not a snappy block"))?;
     if size.is_some_and(|size| size != len) {
@@ -288,14 +307,14 @@ fn snappy_block(
 /// brotli stream by a decoder whose memory is kept per thread,
 /// `super::brotli_blocks`), else through the codec's reader, as the
 /// `parquet` crate's codec decompresses them, up to `most` bytes.
-fn streamed_page(
-    codec: StoredCodec,
-    head: &[u8],
-    stored: &[u8],
-    size: Option<usize>,
-    most: usize,
-    context: &str,
-) -> Result<Bytes> {
+fn streamed_page(codec: StoredCodec, page: CompressedPage<'_>) -> Result<Bytes> {
+    let CompressedPage {
+        head,
+        stored,
+        size,
+        most,
+        context,
+    } = page;
     let damaged = |what: &str| damaged(context, what);
     let reader = |stored| -> Box<dyn Read + '_> {
         match codec {
@@ -386,13 +405,14 @@ fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
 /// `head`, then the zstd frames in `stored` decompressed: exactly `size`
 /// bytes when known, else as many as the frames say (at most `most`), else
 /// as many as they give, up to `most`.
-fn zstd_frames(
-    head: &[u8],
-    stored: &[u8],
-    size: Option<usize>,
-    most: usize,
-    context: &str,
-) -> Result<Bytes> {
+fn zstd_frames(page: CompressedPage<'_>) -> Result<Bytes> {
+    let CompressedPage {
+        head,
+        stored,
+        size,
+        most,
+        context,
+    } = page;
     let damaged = |what: &str| damaged(context, what);
     let size = match size {
         Some(size) => Some(size),
