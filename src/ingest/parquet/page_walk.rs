@@ -26,8 +26,8 @@ use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::reader::ChunkReader;
 
 use super::lz4_prefix::{hadoop_frame, lz4_hadoop_prefix, lz4_raw_prefix, HADOOP_HEADER};
-use super::snappy_prefix::SnappyProgress;
-use super::stored_pages;
+use super::snappy_prefix::{SnappyProgress, SLACK as SNAPPY_SLACK};
+use super::stored_pages::{self, pooled_buffer, pooled_bytes};
 use super::zstd_prefix::{first_block_end, zstd_prefix};
 use crate::error::{Error, Result};
 use crate::ingest::page_header::{read_page_header, HeaderError, PageHeader, PageKind, PageLevels};
@@ -492,11 +492,11 @@ impl StoredPage {
             let stored = read(length)?;
             let out = match self.codec {
                 PageCodec::Snappy => self.snappy_prefix(&stored, want),
-                PageCodec::Lz4Raw => lz4_raw_prefix(&stored, want),
-                _ => lz4_hadoop_prefix(&stored, want),
+                PageCodec::Lz4Raw => lz4_raw_prefix(&stored, want).map(Bytes::from),
+                _ => lz4_hadoop_prefix(&stored, want).map(Bytes::from),
             };
             if let Some(out) = out {
-                return Ok(Bytes::from(out));
+                return Ok(out);
             }
             if length == self.compressed {
                 return Err(Error::data(context, "damaged page: it decompresses short"));
@@ -511,22 +511,36 @@ impl StoredPage {
     /// to [`SNAPPY_KEPT_MOST`] bytes). A page is often asked for its
     /// levels' length, then its levels, then its values: on DuckDB's file
     /// a first-conversation flow decoded 200 KB of snappy for prefixes
-    /// ending at 108 KB. `None` if `stored` falls short (the caller reads
+    /// ending at 108 KB. A prefix longer than that is decoded into a
+    /// buffer a page gave back ([`stored_pages::pooled_buffer`]): a
+    /// mid-file flow's columns then reuse the memory of the conversation's
+    /// pages it matched (page faults 473 → 440 on DuckDB's 1M v2 file,
+    /// 590 → 558 on its 10M v2 file; alternated runs, medians of 61: 2.77
+    /// → 2.64 ms and 3.46 → 3.36 ms; the first conversation 1.95 → 1.88
+    /// ms, 41 runs). `None` if `stored` falls short (the caller reads
     /// more, and decoding starts over) or the page is damaged.
-    fn snappy_prefix(&self, stored: &[u8], want: usize) -> Option<Vec<u8>> {
+    fn snappy_prefix(&self, stored: &[u8], want: usize) -> Option<Bytes> {
         let mut kept = self.snappy.lock().unwrap_or_else(|p| p.into_inner());
         let mut progress = match kept.take() {
             Some(progress) => progress,
             None => SnappyProgress::start(stored)?,
         };
+        // A long prefix is decoded into a pooled buffer (a kept one's bytes
+        // copied there first), not one grown out of fresh memory.
+        let room = want.saturating_add(SNAPPY_SLACK);
+        if want > SNAPPY_KEPT_MOST && progress.out.capacity() < room {
+            let mut out = pooled_buffer(room);
+            out.extend_from_slice(&progress.out);
+            progress.out = out;
+        }
         progress.decode_to(stored, want)?;
         if progress.out.len() != want {
             return None;
         }
         if want > SNAPPY_KEPT_MOST {
-            return Some(progress.out);
+            return Some(pooled_bytes(progress.out));
         }
-        let out = progress.out.clone();
+        let out = Bytes::from(progress.out.clone());
         *kept = Some(progress);
         Some(out)
     }
@@ -1052,6 +1066,33 @@ pub(super) mod tests {
         let short = page_of(PageCodec::Snappy, stored, data.len() - 10, &read);
         assert_eq!(short.prefix(20_000, "v").unwrap(), &data[..20_000]);
         assert!(short.prefix(data.len() - 10, "v").is_err());
+    }
+
+    /// A long prefix of a snappy page is decoded into a buffer a page
+    /// gave back (written all over before, here with sevens), whether it
+    /// starts afresh or goes on from a short prefix kept: its bytes are
+    /// the page's all the same.
+    #[test]
+    fn a_long_prefix_is_decoded_into_a_pooled_buffer() {
+        let data = page_bytes();
+        let stored = snappy(&data);
+        for start in [None, Some(1_000), Some(50_000)] {
+            for _ in 0..4 {
+                drop(pooled_bytes(vec![7u8; 400_000]));
+            }
+            let page = page_of(
+                PageCodec::Snappy,
+                stored.clone(),
+                data.len(),
+                &Arc::default(),
+            );
+            if let Some(short) = start {
+                assert_eq!(page.prefix(short, "v").unwrap(), &data[..short]);
+            }
+            for want in [200_000, 300_000] {
+                assert_eq!(page.prefix(want, "v").unwrap(), &data[..want]);
+            }
+        }
     }
 
     /// A window onto a snappy page gives its bytes from anywhere on, as

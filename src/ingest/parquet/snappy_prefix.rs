@@ -25,7 +25,7 @@ use super::snappy_stride::stride;
 /// it copies short literals and back-references as whole 8- or 16-byte
 /// words, which the compiler turns into a load and a store each instead
 /// of a call to `memcpy` sized at run time.
-const SLACK: usize = 16;
+pub(super) const SLACK: usize = 16;
 
 /// The most a snappy block expands: a 3-byte copy element makes at most
 /// 64 bytes.

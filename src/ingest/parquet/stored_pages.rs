@@ -194,7 +194,8 @@ pub(super) fn decompressed_page(
     Ok(page)
 }
 
-/// Decompressed pages' buffers kept for the next pages: at most
+/// Decompressed pages' buffers kept for the next pages (and long
+/// prefixes of snappy pages, [`pooled_buffer`]): at most
 /// [`POOL_BUFFERS`], each of at most [`POOL_BUFFER_MOST`] bytes, so that
 /// a host application that ran a scan keeps at most 32 MiB of them. A
 /// scan holds a few pages at a time per thread (one per column it
@@ -241,6 +242,35 @@ impl Drop for PooledPage {
             pool.push(std::mem::take(&mut self.buffer));
         }
     }
+}
+
+/// An empty buffer from [`POOL`] whose first `len` bytes or more were
+/// written (the smallest such), or a new one: for a page decoded only as
+/// far as a flow's rows (`page_walk`), which then takes memory a page
+/// decoded whole before it gave back (a flow's conversation pages, once
+/// matched) rather than fresh memory, faulted in page by page.
+pub(super) fn pooled_buffer(len: usize) -> Vec<u8> {
+    if len > POOL_BUFFER_MOST {
+        return Vec::new();
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let fits = (0..pool.len())
+        .filter(|&i| pool[i].len() >= len)
+        .min_by_key(|&i| pool[i].len());
+    let mut buffer = fits.map(|i| pool.swap_remove(i)).unwrap_or_default();
+    buffer.clear();
+    buffer
+}
+
+/// `buffer`'s bytes (every one of them written) as [`Bytes`] that give it
+/// back to [`POOL`] once dropped.
+pub(super) fn pooled_bytes(buffer: Vec<u8>) -> Bytes {
+    let len = buffer.len();
+    Bytes::from_owner(PooledPage {
+        buffer,
+        head: 0,
+        len,
+    })
 }
 
 /// The data error of a damaged page.
