@@ -14,9 +14,9 @@
 //! free ([`try_map_claimed`]); so are a few long tasks asked for from
 //! outside the pool (a flow's two row groups), with every thread told to
 //! start rather than left to steal them, and the asking thread claiming
-//! too ([`try_each`]). A thread that has
-//! claimed its last task waits awake for the others' a short while
-//! (`Claims::await_others`), rather than fall asleep and be woken.
+//! too ([`try_each`]). A thread that has claimed its last task waits
+//! awake for the others' a short while (`Claims::await_others`), rather
+//! than fall asleep and be woken.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -126,9 +126,8 @@ impl Claims {
     /// time (item `k` for the `k` it takes), until none is left or a
     /// thread's error stopped the claims (this thread's is returned); then,
     /// if it claimed any, waits for the tasks other threads claimed
-    /// ([`Claims::await_others`]).
-    /// The claim loop of [`claimed_by_every_thread`] and
-    /// [`try_map_claimed`].
+    /// ([`Claims::await_others`]). The claim loop of
+    /// [`claimed_by_every_thread`] and [`try_map_claimed`].
     fn work_through<T>(&self, items: &[T], f: impl Fn(usize, &T) -> Result<()>) -> Result<()> {
         let claimed = self.work_through_here(items, f)?;
         if claimed {
