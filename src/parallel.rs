@@ -269,6 +269,19 @@ mod tests {
         assert!(try_each(&[] as &[i32], fails).is_ok());
     }
 
+    /// The threads that worked on two items of `ms` milliseconds each,
+    /// claimed by every thread ([`claimed_by_every_thread`]).
+    fn threads_of_two_items(ms: u64) -> Vec<std::thread::ThreadId> {
+        let threads = Mutex::new(Vec::new());
+        claimed_by_every_thread(&[0, 1], &|_| {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            threads.lock().unwrap().push(std::thread::current().id());
+            Ok(())
+        })
+        .unwrap();
+        threads.into_inner().unwrap()
+    }
+
     /// Items claimed by every thread: each is worked on once, an error
     /// stops the claims and is the answer, and two long items are
     /// taken by the two threads of the pool, not one after the other.
@@ -298,30 +311,15 @@ mod tests {
             let message = failed.unwrap_err().to_string();
             assert!(message.contains("item 3") || message.contains("item 4"));
             assert!(worked.iter().all(|n| n.load(Ordering::Relaxed) <= 1));
-            let threads = Mutex::new(Vec::new());
-            claimed_by_every_thread(&[0, 1], &|_| {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                threads.lock().unwrap().push(std::thread::current().id());
-                Ok(())
-            })
-            .unwrap();
-            let threads = threads.into_inner().unwrap();
+            let threads = threads_of_two_items(200);
             assert_eq!(threads.len(), 2);
             assert_ne!(threads[0], threads[1]);
         });
         // From outside a pool, as a batch job asks: the calling thread
         // takes part rather than wait for the pool to start.
-        let caller = std::thread::current().id();
-        let threads = Mutex::new(Vec::new());
-        claimed_by_every_thread(&[0, 1], &|_| {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            threads.lock().unwrap().push(std::thread::current().id());
-            Ok(())
-        })
-        .unwrap();
-        let threads = threads.into_inner().unwrap();
+        let threads = threads_of_two_items(50);
         assert_eq!(threads.len(), 2);
-        assert!(threads.contains(&caller));
+        assert!(threads.contains(&std::thread::current().id()));
         // Two items, each once.
         let seen = AtomicUsize::new(0);
         try_each(&[1, 2], |i| {
