@@ -254,12 +254,17 @@ pub(super) fn pooled_buffer(len: usize) -> Vec<u8> {
         return Vec::new();
     }
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let fits = (0..pool.len())
-        .filter(|&i| pool[i].len() >= len)
-        .min_by_key(|&i| pool[i].len());
+    let fits = smallest_holding(&pool, len);
     let mut buffer = fits.map(|i| pool.swap_remove(i)).unwrap_or_default();
     buffer.clear();
     buffer
+}
+
+/// Which of the pooled `buffers` is the smallest of `len` bytes or more.
+fn smallest_holding(buffers: &[Vec<u8>], len: usize) -> Option<usize> {
+    (0..buffers.len())
+        .filter(|&i| buffers[i].len() >= len)
+        .min_by_key(|&i| buffers[i].len())
 }
 
 /// `buffer`'s bytes (every one of them written) as [`Bytes`] that give it
@@ -414,9 +419,7 @@ fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
     // lives.
     let taken = {
         let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-        let fits = (0..pool.len())
-            .filter(|&i| pool[i].len() >= whole)
-            .min_by_key(|&i| pool[i].len());
+        let fits = smallest_holding(&pool, whole);
         let pick = fits.or_else(|| (0..pool.len()).max_by_key(|&i| pool[i].len()));
         pick.map(|i| pool.swap_remove(i))
     };
