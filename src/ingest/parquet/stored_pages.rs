@@ -297,39 +297,43 @@ struct CompressedPage<'a> {
     context: &'a str,
 }
 
+impl CompressedPage<'_> {
+    /// The data error of this page, damaged as `what` says.
+    fn damaged(&self, what: &str) -> Error {
+        damaged(self.context, what)
+    }
+
+    /// The data error of a page that decompresses to another size than
+    /// its header says.
+    fn other_size(&self) -> Error {
+        self.damaged("it decompresses to another size than its header says")
+    }
+}
+
 /// `head`, then the snappy block `stored` decompressed: exactly `size`
 /// bytes when known, as many as the block's header says. A page of more
 /// than `most` bytes is decompressed, but not into a pooled buffer.
-fn snappy_block(page: CompressedPage<'_>, words: bool) -> Result<Bytes> {
-    let CompressedPage {
-        head,
-        stored,
-        size,
-        most,
-        context,
-    } = page;
-    let damaged = |what: &str| damaged(context, what);
-    let len = snap::raw::decompress_len(stored).map_err(|_| damaged("not a snappy block"))?;
-    if size.is_some_and(|size| size != len) {
-        return Err(damaged(
-            "it decompresses to another size than its header says",
-        ));
+fn snappy_block(input: CompressedPage<'_>, words: bool) -> Result<Bytes> {
+    let damaged = |what: &str| input.damaged(what);
+    let len = snap::raw::decompress_len(input.stored).map_err(|_| damaged("not a snappy block"))?;
+    if input.size.is_some_and(|size| size != len) {
+        return Err(input.other_size());
     }
     let mut decoder = snap::raw::Decoder::new();
-    let Some(mut page) = pooled_page(head, len, most) else {
+    let Some(mut page) = pooled_page(input.head, len, input.most) else {
         // As the `parquet` crate decompresses a page.
         let values = decoder
-            .decompress_vec(stored)
+            .decompress_vec(input.stored)
             .map_err(|e| damaged(&e.to_string()))?;
-        return Ok(joined(head, values));
+        return Ok(joined(input.head, values));
     };
     // Close 8-byte values by the fast path; anything else (or damage,
     // which `snap` then reports) by `snap`.
-    if words && decompress_words(stored, page.values()).is_some() {
+    if words && decompress_words(input.stored, page.values()).is_some() {
         return Ok(Bytes::from_owner(page));
     }
     let made = decoder
-        .decompress(stored, page.values())
+        .decompress(input.stored, page.values())
         .map_err(|e| damaged(&e.to_string()));
     if made? != len {
         return Err(damaged("its snappy block ends short"));
@@ -342,47 +346,41 @@ fn snappy_block(page: CompressedPage<'_>, words: bool) -> Result<Bytes> {
 /// brotli stream by a decoder whose memory is kept per thread,
 /// `super::brotli_blocks`), else through the codec's reader, as the
 /// `parquet` crate's codec decompresses them, up to `most` bytes.
-fn streamed_page(codec: StoredCodec, page: CompressedPage<'_>) -> Result<Bytes> {
-    let CompressedPage {
-        head,
-        stored,
-        size,
-        most,
-        context,
-    } = page;
-    let damaged = |what: &str| damaged(context, what);
+fn streamed_page(codec: StoredCodec, input: CompressedPage<'_>) -> Result<Bytes> {
+    let damaged = |what: &str| input.damaged(what);
     let reader = |stored| -> Box<dyn Read + '_> {
         match codec {
             StoredCodec::Brotli => Box::new(brotli::Decompressor::new(stored, 4096)),
             _ => Box::new(flate2::bufread::MultiGzDecoder::new(stored)),
         }
     };
-    let Some(mut page) = size.and_then(|size| pooled_page(head, size, most)) else {
-        let guess = size.unwrap_or(stored.len().saturating_mul(4));
+    let most = input.most;
+    let Some(mut page) = input
+        .size
+        .and_then(|size| pooled_page(input.head, size, most))
+    else {
+        let guess = input.size.unwrap_or(input.stored.len().saturating_mul(4));
         let mut values = Vec::with_capacity(guess.min(most));
-        reader(stored)
+        reader(input.stored)
             .take(most as u64 + 1)
             .read_to_end(&mut values)
             .map_err(|e| damaged(&e.to_string()))?;
         if values.len() > most {
             return Err(damaged("it decompresses to more than the column chunk"));
         }
-        if size.is_some_and(|size| size != values.len()) {
-            return Err(damaged(
-                "it decompresses to another size than its header says",
-            ));
+        if input.size.is_some_and(|size| size != values.len()) {
+            return Err(input.other_size());
         }
-        return Ok(joined(head, values));
+        return Ok(joined(input.head, values));
     };
     if codec == StoredCodec::Brotli {
-        brotli_blocks::decompress_into(stored, page.values()).map_err(damaged)?;
+        brotli_blocks::decompress_into(input.stored, page.values()).map_err(damaged)?;
         return Ok(Bytes::from_owner(page));
     }
     // gzip: the members' bytes straight into the page, and not one more.
-    let other_size = || damaged("it decompresses to another size than its header says");
-    let mut members = reader(stored);
+    let mut members = reader(input.stored);
     match members.read_exact(page.values()) {
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(other_size()),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(input.other_size()),
         Err(e) => return Err(damaged(&e.to_string())),
         Ok(()) => {}
     }
@@ -390,7 +388,7 @@ fn streamed_page(codec: StoredCodec, page: CompressedPage<'_>) -> Result<Bytes> 
         .read(&mut [0u8; 1])
         .map_err(|e| damaged(&e.to_string()))?;
     if longer != 0 {
-        return Err(other_size());
+        return Err(input.other_size());
     }
     Ok(Bytes::from_owner(page))
 }
@@ -438,16 +436,10 @@ fn pooled_page(head: &[u8], len: usize, most: usize) -> Option<PooledPage> {
 /// `head`, then the zstd frames in `stored` decompressed: exactly `size`
 /// bytes when known, else as many as the frames say (at most `most`), else
 /// as many as they give, up to `most`.
-fn zstd_frames(page: CompressedPage<'_>) -> Result<Bytes> {
-    let CompressedPage {
-        head,
-        stored,
-        size,
-        most,
-        context,
-    } = page;
-    let damaged = |what: &str| damaged(context, what);
-    let size = match size {
+fn zstd_frames(input: CompressedPage<'_>) -> Result<Bytes> {
+    let damaged = |what: &str| input.damaged(what);
+    let (head, stored, most) = (input.head, input.stored, input.most);
+    let size = match input.size {
         Some(size) => Some(size),
         None => match zstd::zstd_safe::find_decompressed_size(stored) {
             Ok(Some(n)) => Some(
@@ -460,25 +452,21 @@ fn zstd_frames(page: CompressedPage<'_>) -> Result<Bytes> {
             Err(_) => return Err(damaged("not zstd frames")),
         },
     };
-    with_context(context, |dctx| {
+    with_context(input.context, |dctx| {
         let zstd_error = |code| damaged(zstd::zstd_safe::get_error_name(code));
         let Some(size) = size else {
-            return Ok(joined(head, stream(dctx, stored, most, context)?));
+            return Ok(joined(head, stream(dctx, stored, most, input.context)?));
         };
         let Some(mut page) = pooled_page(head, size, most) else {
             let mut values: Vec<u8> = Vec::with_capacity(size);
             dctx.decompress(&mut values, stored).map_err(zstd_error)?;
             if values.len() != size {
-                return Err(damaged(
-                    "it decompresses to another size than its header says",
-                ));
+                return Err(input.other_size());
             }
             return Ok(joined(head, values));
         };
         if dctx.decompress(page.values(), stored).map_err(zstd_error)? != size {
-            return Err(damaged(
-                "it decompresses to another size than its header says",
-            ));
+            return Err(input.other_size());
         }
         Ok(Bytes::from_owner(page))
     })
