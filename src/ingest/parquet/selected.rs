@@ -273,7 +273,7 @@ pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
     // 1): whether each entry matches, and the one entry that does if only
     // one does.
     let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = match &dictionary {
-        Some(Dictionary::Strings(dict)) => Some(entries_matching(dict, values, &set)).map(|m| {
+        Some(Dictionary::Strings(dict)) => Some(entries_matching(dict, &set)).map(|m| {
             let one = one_match(&m);
             (1, m, one)
         }),
@@ -324,7 +324,7 @@ pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
                     .is_none_or(|(id, _, _)| *id != page.dictionary_id)
                 {
                     let dict = page.string_dictionary(context)?;
-                    let matches = entries_matching(dict, values, &set);
+                    let matches = entries_matching(dict, &set);
                     // A chunk all of whose pages use this dictionary holds
                     // no matching row if no entry matches: its other pages
                     // need not be read.
@@ -431,42 +431,9 @@ pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
     Ok(())
 }
 
-/// Whether each entry of `dict` is one of `values` (sorted; `set` holds
-/// them).
-///
-/// For a few values, each is searched for in the dictionary page's bytes
-/// as the page stores an entry (its length, then its bytes), and a match
-/// counts where an entry starts. A conversation's id is looked for in
-/// dictionaries of 12,000 and more entries (DuckDB's row groups of a
-/// 10M-event file): one search through the page's 100 KB, not a
-/// comparison per entry. More values are compared entry by entry.
-fn entries_matching(dict: &StringDictionary, values: &[String], set: &ValueSet) -> Vec<bool> {
-    if values.len() > SEARCHED_VALUES_MOST {
-        return (0..dict.len()).map(|i| set.contains(dict.get(i))).collect();
-    }
-    let mut matches = vec![false; dict.len()];
-    let stored = dict.stored();
-    let mut needle = Vec::new();
-    for value in values {
-        let Ok(len) = u32::try_from(value.len()) else {
-            continue;
-        };
-        needle.clear();
-        needle.extend_from_slice(&len.to_le_bytes());
-        needle.extend_from_slice(value.as_bytes());
-        let finder = memchr::memmem::Finder::new(&needle);
-        let mut from = 0;
-        // Overlapping occurrences too: one inside an entry's bytes may
-        // begin before an entry that matches.
-        while let Some(at) = stored.get(from..).and_then(|rest| finder.find(rest)) {
-            let start = from + at;
-            if let Some(entry) = dict.entry_at(start) {
-                matches[entry] = true;
-            }
-            from = start + 1;
-        }
-    }
-    matches
+/// Whether each entry of `dict` is one of the values `set` holds.
+fn entries_matching(dict: &StringDictionary, set: &ValueSet) -> Vec<bool> {
+    (0..dict.len()).map(|i| set.contains(dict.get(i))).collect()
 }
 
 /// The one entry that `matches` says matches, if exactly one does.
@@ -477,10 +444,6 @@ fn one_match(matches: &[bool]) -> Option<u32> {
         _ => None,
     }
 }
-
-/// The most values [`entries_matching`] searches a dictionary page's bytes
-/// for.
-const SEARCHED_VALUES_MOST: usize = 8;
 
 /// The most values [`matching_rows`] compares a page of prefixed strings
 /// with as it is stored: it keeps, per value, how much the string before
@@ -1028,20 +991,6 @@ impl StringDictionary {
     #[inline]
     fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
         Some(*self.bounds.get(i)? as usize + 4..*self.bounds.get(i + 1)? as usize)
-    }
-
-    /// The entries as the page stores them, each its length (4 bytes,
-    /// little endian) and its bytes.
-    fn stored(&self) -> &[u8] {
-        let end = self.bounds.last().map_or(0, |&end| end as usize);
-        &self.data[..end]
-    }
-
-    /// The entry whose stored length starts at byte `at` of
-    /// [`StringDictionary::stored`], if one does.
-    fn entry_at(&self, at: usize) -> Option<usize> {
-        let at = u32::try_from(at).ok()?;
-        self.bounds[..self.len()].binary_search(&at).ok()
     }
 
     /// Entry `i` (empty past the last entry).
@@ -3073,84 +3022,6 @@ mod tests {
     use super::*;
     use crate::ingest::guard::guard;
     use crate::ingest::page_header::read_page_header;
-
-    /// A dictionary of `entries`, stored as a dictionary page stores them.
-    fn dictionary_of(entries: &[Vec<u8>]) -> StringDictionary {
-        let (mut data, mut bounds) = (Vec::new(), vec![]);
-        for entry in entries {
-            bounds.push(data.len() as u32);
-            data.extend_from_slice(&(entry.len() as u32).to_le_bytes());
-            data.extend_from_slice(entry);
-        }
-        bounds.push(data.len() as u32);
-        // Bytes past the last entry are not an entry's.
-        data.extend_from_slice(b"\x02\0\0\0ab");
-        StringDictionary {
-            data: Buffer::from(data),
-            bounds,
-        }
-    }
-
-    /// A value's stored form inside another entry's bytes, or overlapping
-    /// an entry's start, or past the last entry, is not a match.
-    #[test]
-    fn entries_match_where_an_entry_starts() {
-        let entries: Vec<Vec<u8>> = [
-            &b"x\x02\0\0\0ab"[..],
-            b"\x02\0\0",
-            b"ab",
-            b"ab\x02",
-            b"",
-            b"ab",
-            b"\x04\0\0\0",
-        ]
-        .iter()
-        .map(|e| e.to_vec())
-        .collect();
-        let dict = dictionary_of(&entries);
-        let check = |values: &[&str], want: &[usize]| {
-            let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-            let got = entries_matching(&dict, &values, &ValueSet::new(&values));
-            let got: Vec<usize> = (0..got.len()).filter(|&i| got[i]).collect();
-            assert_eq!(got, want, "{values:?}");
-        };
-        check(&["ab"], &[2, 5]);
-        check(&[""], &[4]);
-        check(&["\x04\0\0\0"], &[6]);
-        check(&["x"], &[]);
-        check(&["", "ab", "zz"], &[2, 4, 5]);
-        // An occurrence that begins inside an entry and overlaps the
-        // start of a matching one (a search that stepped past whole
-        // occurrences missed the third entry).
-        let zeros: Vec<Vec<u8>> = vec![vec![], vec![0, 0], vec![], vec![]];
-        let dict = dictionary_of(&zeros);
-        let values = vec![String::new()];
-        let got = entries_matching(&dict, &values, &ValueSet::new(&values));
-        assert_eq!(got, [true, false, true, true]);
-    }
-
-    proptest::proptest! {
-        /// The entries found by searching the page's bytes are those a
-        /// comparison of every entry finds, for few values and many.
-        #[test]
-        fn entries_matching_is_every_entry_compared(
-            entries in proptest::collection::vec("[a\x00\x02\x04]{0,6}", 0..40),
-            picked in proptest::collection::vec(0usize..40, 0..3),
-            others in proptest::collection::vec("[a\x00\x02\x04]{0,6}", 0..12),
-        ) {
-            let stored: Vec<Vec<u8>> = entries.iter().map(|e| e.as_bytes().to_vec()).collect();
-            let dict = dictionary_of(&stored);
-            let mut values: Vec<String> = picked
-                .iter()
-                .filter_map(|&i| entries.get(i).cloned())
-                .chain(others)
-                .collect();
-            values.sort();
-            let set = ValueSet::new(&values);
-            let naive: Vec<bool> = entries.iter().map(|e| values.contains(e)).collect();
-            proptest::prop_assert_eq!(entries_matching(&dict, &values, &set), naive);
-        }
-    }
 
     thread_local! {
         /// How many pieces of giant pages (`GiantPage`) were served on this
