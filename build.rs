@@ -47,7 +47,8 @@
 //! another linker chosen (`RUSTC_LINKER`, or `linker`, `-fuse-ld` in
 //! `RUSTFLAGS`) the executable is linked in the usual order. A name the
 //! list holds that the build does not (another toolchain, or a function
-//! renamed since) is left out.
+//! renamed since) is left out; the crate is one codegen unit (Cargo.toml)
+//! so that its functions' names do not change with its code.
 //!
 //! Where the system has no static C library (`cc -print-file-name` finds
 //! no `libc.a`), the executable is linked dynamically, as before.

@@ -24,7 +24,10 @@ code, which every run calls, first), then by when a run first called it.
 Symbols of Rust functions carry a hash of their crate's build settings
 and toolchain: after a dependency or toolchain update, names that no
 longer match are ignored by the linker and this script should be run
-again.
+again. A change to convostat's own code leaves the names as they were,
+but for functions it adds, removes, or no longer calls on their own
+(inlined): the crate is built as one codegen unit (Cargo.toml), whose
+functions are not renamed with a suffix of the unit's hash.
 """
 import argparse
 import os
