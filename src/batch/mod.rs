@@ -438,9 +438,10 @@ fn fold_files(
     // Mapped, a large file's pages are read where the page cache holds
     // them rather than copied into fresh memory, which the kernel zeroes
     // first: a flow on 300 MB files 8-25% faster; scans of whole column
-    // chunks 3-10% (benches/HISTORY.md, forty-second session). A range of
-    // a mapped file hands its pages back once dropped, so a scan's mapped
-    // pages do not pile up in the process's memory.
+    // chunks 3-10% (benches/HISTORY.md, forty-second session). A large
+    // range of a mapped file hands its pages back once dropped (after the
+    // mapping's first 16 MiB of them), so a scan's mapped pages do not
+    // pile up in the process's memory.
     let map_parquet = options.map_files;
     crate::parallel::try_each(files, |file| -> Result<()> {
         let name = file.path.display().to_string();
