@@ -116,7 +116,7 @@ impl Mapping {
     }
 
     /// Whether a range of `length` bytes going now keeps its pages: while
-    /// the ranges kept so far and it come to [`KEPT_MOST`] at most.
+    /// the ranges kept so far and it come to `kept_most` bytes at most.
     fn keeps(&self, length: usize) -> bool {
         self.kept
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |kept| {
