@@ -269,14 +269,15 @@ pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
     // being decompressed, and only pages a writer fell back to plain for
     // are read.
     let dictionary = ColumnPages::dictionary_alone(&reader, chunk, rows, context);
-    // Per dictionary (by its number in the chunk, the first one's being
-    // 1): whether each entry matches, and the one entry that does if only
-    // one does.
+    // Per dictionary (by its number in the chunk): whether each entry
+    // matches, and the one entry that does if only one does. The first
+    // dictionary's are those used to rule the chunk out.
     let mut dictionary_matches: Option<(u32, Vec<bool>, Option<u32>)> = match &dictionary {
-        Some(Dictionary::Strings(dict)) => Some(entries_matching(dict, &set)).map(|m| {
-            let one = one_match(&m);
-            (1, m, one)
-        }),
+        Some(Dictionary::Strings(dict)) => {
+            let matches = entries_matching(dict, &set);
+            let one = one_match(&matches);
+            Some((FIRST_DICTIONARY, matches, one))
+        }
         _ => None,
     };
     let dictionary_misses = dictionary_matches
@@ -430,6 +431,10 @@ pub(super) fn matching_rows_by_page<R: ChunkReader + 'static>(
     }
     Ok(())
 }
+
+/// The number of a chunk's first dictionary page, as [`ColumnPages`]
+/// counts the dictionaries it has read.
+const FIRST_DICTIONARY: u32 = 1;
 
 /// Whether each entry of `dict` is one of the values `set` holds.
 fn entries_matching(dict: &StringDictionary, set: &ValueSet) -> Vec<bool> {
@@ -1067,7 +1072,7 @@ struct DataPage<'a> {
     values: PageValues<'a>,
     dictionary: Option<&'a Dictionary>,
     /// Which dictionary page of the chunk `dictionary` is (a writer may
-    /// start a new one).
+    /// start a new one), counted from [`FIRST_DICTIONARY`].
     dictionary_id: u32,
     /// How many of the page's first values `values` leaves out (see
     /// `CurrentPage::values_skipped`).
@@ -4477,6 +4482,29 @@ mod tests {
             }
         }
         assert!(disagree.is_empty(), "{disagree:?}");
+    }
+
+    /// The pages that use a chunk's first dictionary carry the number
+    /// `matching_rows` gives the matches it computed before reading them,
+    /// whether the dictionary was decoded beforehand or by the reader.
+    #[test]
+    fn pages_of_the_first_dictionary_carry_its_number() {
+        let (bytes, chunk) = file();
+        let reader = CountingReader::new(bytes);
+        for decoded_first in [false, true] {
+            let mut column = ColumnPages::open(reader.clone(), &chunk, 5_000, "s", true).unwrap();
+            if decoded_first {
+                column.decoded_first = ColumnPages::dictionary_alone(&reader, &chunk, 5_000, "s");
+                assert!(column.decoded_first.is_some());
+            }
+            let mut pages = 0;
+            while column.advance(every_row).unwrap() {
+                let Some(page) = column.page() else { break };
+                assert_eq!(page.dictionary_id, FIRST_DICTIONARY);
+                pages += 1;
+            }
+            assert_eq!(pages, 10, "decoded first: {decoded_first}");
+        }
     }
 
     /// `chunk` as a writer that gives no encoding statistics (Polars)
