@@ -14,9 +14,9 @@
 //! free ([`try_map_claimed`]); so are a few long tasks asked for from
 //! outside the pool (a flow's two row groups), with one pool thread per
 //! item but the first told to start rather than left to steal them, and
-//! the asking thread claiming too ([`try_each`]). A thread that has claimed its last task waits
-//! awake for the others' a short while (`Claims::await_others`), rather
-//! than fall asleep and be woken.
+//! the asking thread claiming too ([`try_each`]). A thread that has
+//! claimed its last task waits awake for the others' a short while
+//! (`Claims::await_others`), rather than fall asleep and be woken.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -67,9 +67,9 @@ pub(crate) fn try_each<T: Sync>(
 
 /// `f` on every item of `items`, in order, each claimed by the first
 /// thread that is free: this one, which starts at once, and a pool thread
-/// for each other item, told to start (a job each, which wakes a sleeping
-/// thread). After an error, no item is claimed any more, and the first
-/// error is returned.
+/// for each other item (as many as the pool has), told to start (a job
+/// each, which wakes a sleeping thread). After an error, no item is
+/// claimed any more, and the first error is returned.
 ///
 /// It told every thread of the pool before (`spawn_broadcast`): with two
 /// row groups and two pool threads, one of them woke, found nothing left
@@ -105,7 +105,7 @@ fn claimed_by_started_threads<T: Sync>(
         }
     };
     rayon::in_place_scope(|scope| {
-        for _ in 1..items.len() {
+        for _ in 1..items.len().min(rayon::current_num_threads() + 1) {
             scope.spawn(|_| record(claims.work_through(items, |_, item| f(item))));
         }
         record(
@@ -293,8 +293,8 @@ mod tests {
         threads.into_inner().unwrap()
     }
 
-    /// Items claimed by the threads started: each is worked on once, an error
-    /// stops the claims and is the answer, and two long items are
+    /// Items claimed by the threads started: each is worked on once, an
+    /// error stops the claims and is the answer, and two long items are
     /// taken by the two threads of the pool, not one after the other.
     #[test]
     fn started_threads_claim_items_each_once() {
