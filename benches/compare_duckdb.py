@@ -7,9 +7,10 @@
     python3 benches/compare_duckdb.py [--events 10000000] [--only interleaved-pyarrow]
         [--question flow --question 'flow mid-file'] [--runs 30] [--more-writers]
         [--baseline path/to/an/earlier/convostat] [--file path/to/another.parquet]
+        [--seed 1234]
 
 The data sets are made once under `target/bench-compare/` with
-`convostat generate` (seed 7), as users have them:
+`convostat generate` (seed 7, or `--seed`), as users have them:
 - `clustered`: one Parquet file clustered by bot (a per-tenant export);
 - `interleaved`: time order with every bot and team mixed, as an event
   pipeline writes it (parquet-rs, 256K-row groups);
@@ -40,12 +41,14 @@ The data sets are made once under `target/bench-compare/` with
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
-`--file PATH` (repeatable) adds a Parquet or NDJSON file, or a directory
-of Parquet files, named by its base name; alone (without `--only`) it
-runs just those, without generating the sets above. It must hold the
-generator's bot and conversations (`convostat generate` with any seed,
-rewritten by any tool, of any size), e.g. a check that the figures hold
-on another interleaved file than these. The mid-file flow's conversation
+`--seed N` makes the data sets from another seed of the generator (under
+`target/bench-compare/seed<N>/`): a check that the figures hold on
+other interleaved files than these. `--file PATH` (repeatable) adds a
+Parquet or NDJSON file, or a directory of Parquet files, named by its
+base name; alone (without `--only`) it runs just those, without
+generating the sets above. It must hold the generator's bot and
+conversations (`convostat generate` with any seed, rewritten by any
+tool, of any size). The mid-file flow's conversation
 is picked for each data set from its number of the bot's conversations
 (`c2t49` at 10M events of seed 7); each flow's conversation is the next
 one whose version is LIVE when the one so numbered is not (in some
@@ -215,9 +218,9 @@ def answer_rows(name, text):
                if v is not None and (name == "insights" or v != 0))
 
 
-def make_data(convostat, events, out, more_writers=False):
+def make_data(convostat, events, out, more_writers=False, seed=7):
     os.makedirs(out, exist_ok=True)
-    gen = [convostat, "generate", "--events", str(events), "--seed", "7"]
+    gen = [convostat, "generate", "--events", str(events), "--seed", str(seed)]
     sets = {}
 
     def once(path, args):
@@ -397,14 +400,18 @@ def main():
                    help="also the pyarrow file with other codecs, without dictionaries, "
                    "with delta-encoded strings and as one row group")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=7,
+                   help="the generator's seed for the data sets (another seed's are made "
+                   "under <data>/seed<N>/)")
     p.add_argument("--file", action="append", default=[],
                    help="also run on this file or directory of the generator's events "
                    "(only these without --only)")
     args = p.parse_args()
     sets = {}
     if args.only or not args.file:
-        sets = make_data(args.convostat, args.events, f"{args.data}/{args.events}",
-                         args.more_writers)
+        data = args.data if args.seed == 7 else f"{args.data}/seed{args.seed}"
+        sets = make_data(args.convostat, args.events, f"{data}/{args.events}",
+                         args.more_writers, args.seed)
     for path in args.file:
         sets[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
     con = duckdb.connect()
