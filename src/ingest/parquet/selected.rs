@@ -1250,8 +1250,9 @@ const GIANT_PAGE: usize = if cfg!(test) { 256 << 10 } else { 16 << 20 };
 /// → 53.5 ms. The other columns' pages stay whole up to [`GIANT_PAGE`]:
 /// streamed from 4 MiB too, `conversations` took 58.9 ms, as the pieces
 /// are decoded by this crate's snappy decoder, slower than `snap` over a
-/// whole page. (Tests use 256 KiB.)
-const CONDITION_GIANT_PAGE: usize = if cfg!(test) { 256 << 10 } else { 4 << 20 };
+/// whole page. (Tests use 128 KiB, below [`GIANT_PAGE`]'s 256 KiB, so that
+/// their files take both ways.)
+const CONDITION_GIANT_PAGE: usize = if cfg!(test) { 128 << 10 } else { 4 << 20 };
 
 /// The rows of a piece of a [`GiantPage`]: a few megabytes of ids.
 const GIANT_PIECE_ROWS: usize = if cfg!(test) { 1_000 } else { 1 << 16 };
@@ -3101,6 +3102,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A page of [`CONDITION_GIANT_PAGE`] bytes or more but under
+    /// [`GIANT_PAGE`] is read in pieces when a condition is matched on it,
+    /// and whole when it is gathered; both give the rows a whole read
+    /// gives.
+    #[test]
+    fn a_conditions_page_is_read_in_pieces_from_a_smaller_size() {
+        let n = 9_000;
+        let strings = event_strings(n);
+        let s: ArrayRef = Arc::new(StringArray::from(strings.clone()));
+        let (bytes, chunk) = plain_file_of_pages(
+            s.clone(),
+            Compression::SNAPPY,
+            WriterVersion::PARQUET_1_0,
+            n,
+        );
+        let size = chunk.uncompressed_size() as usize;
+        assert!((CONDITION_GIANT_PAGE..GIANT_PAGE).contains(&size), "{size}");
+        let reader = CountingReader::new(bytes);
+        let values = [1_234usize, 8_500].map(|i| strings[i].clone().unwrap());
+        GIANT_PIECES.with(|p| p.set(0));
+        let got = matching_rows(reader.clone(), &chunk, n, &values, "v").unwrap();
+        assert_eq!(got, rows_among(&strings, &values));
+        assert_eq!(GIANT_PIECES.with(|p| p.get()), n.div_ceil(GIANT_PIECE_ROWS));
+        GIANT_PIECES.with(|p| p.set(0));
+        let mut gather =
+            ColumnGather::open(reader, &chunk, ColumnKind::Strings, n, None, "v", true).unwrap();
+        let rows: Vec<u32> = (0..n as u32).filter(|r| r % 5 == 2).collect();
+        for batch in rows.chunks(2_500) {
+            assert_gathers_next(&mut gather, &s, batch, "gathered");
+        }
+        assert_eq!(GIANT_PIECES.with(|p| p.get()), 0);
     }
 
     /// A giant page cut short, or whose bytes are damaged, is an error
