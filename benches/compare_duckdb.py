@@ -409,8 +409,8 @@ def main():
     args = p.parse_args()
     sets = {}
     if args.only or not args.file:
-        data = args.data if args.seed == 7 else f"{args.data}/seed{args.seed}"
-        sets = make_data(args.convostat, args.events, f"{data}/{args.events}",
+        root = args.data if args.seed == 7 else f"{args.data}/seed{args.seed}"
+        sets = make_data(args.convostat, args.events, f"{root}/{args.events}",
                          args.more_writers, args.seed)
     for path in args.file:
         sets[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
