@@ -8,7 +8,7 @@
 //! whole, the pages of all the columns a batch reads were held at once
 //! (peak memory 893 MB for `usage` over 10M events), and the kernel's
 //! zeroing of that fresh memory was about half of the job. The selective
-//! reader serves such a page as pieces of some 65,536 rows instead:
+//! reader serves such a page as pieces of some 4,096 rows instead:
 //! [`PageStream`] decodes it forward, reading its stored bytes a stretch
 //! at a time, and forgets what lies more than a snappy block behind the
 //! piece being read, so that a page takes a few megabytes whatever its
