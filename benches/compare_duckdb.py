@@ -396,16 +396,16 @@ class Processes:
         """The standard output of `argv`, run with `env`; an error if it fails."""
         errors_from = self.errors.seek(0, os.SEEK_END)
         read, write = os.pipe()
-        try:
-            pid = os.posix_spawn(argv[0], argv, env, file_actions=[
-                (os.POSIX_SPAWN_DUP2, self.stdin.fileno(), 0),
-                (os.POSIX_SPAWN_DUP2, write, 1),
-                (os.POSIX_SPAWN_DUP2, self.errors.fileno(), 2),
-            ])
-        finally:
-            os.close(write)
-        chunks = []
         with os.fdopen(read, "rb") as out:
+            try:
+                pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+                    (os.POSIX_SPAWN_DUP2, self.stdin.fileno(), 0),
+                    (os.POSIX_SPAWN_DUP2, write, 1),
+                    (os.POSIX_SPAWN_DUP2, self.errors.fileno(), 2),
+                ])
+            finally:
+                os.close(write)
+            chunks = []
             while chunk := out.read1(1 << 16):
                 chunks.append(chunk)
         _, status, _ = os.wait4(pid, 0)
