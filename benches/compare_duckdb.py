@@ -60,12 +60,16 @@ For each data set and question, convostat's figure is the whole process
 from before its `posix_spawn` to after its `wait4`: see `Processes`) and
 DuckDB's is the engine time of the query in one connection with Python's
 start-up left out; both use 2 threads, both take the best of three runs,
-and DuckDB's answers are checked to have as many rows as convostat's. Each
-query is written to mean what SPEC 2/4 say: a conversation's start is its
-earliest event, its attributes those of its first event by
-(timestamp, event_id). A markdown table is printed at the end.
+and convostat's answers are checked against DuckDB's, row by row and value
+by value (`answer_table`; insights against an untimed query that computes
+SPEC's nearest-rank percentile over integer durations, `exact_insights_sql`).
+Each query is written to mean what SPEC 2/4 say: a conversation's start is
+its earliest event, its attributes those of its first event by
+(timestamp, event_id). A markdown table is printed at the end, then which
+answers differed, if any (the run then exits with status 1).
 """
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -218,6 +222,73 @@ def answer_rows(name, text):
         return len(answer["transitions"])
     return sum(1 for s in answer["data"]["series"] for v in s["values"]
                if v is not None and (name == "insights" or v != 0))
+
+
+def exact_insights_sql(source):
+    """The insights question as SPEC 2/4 define it, for checking answers
+    (untimed): durations are whole seconds of the integer difference, and
+    p95 is the value at rank ceil(95 n / 100). The timed query takes
+    DuckDB's `quantile_disc` over floating-point durations, which can pick
+    a neighbouring rank or lose a second at a boundary."""
+    period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
+              "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
+    return f"""
+WITH c AS (
+  SELECT min(timestamp) AS start,
+         (epoch_us(max(timestamp)::TIMESTAMPTZ) - epoch_us(min(timestamp)::TIMESTAMPTZ))
+           // 1000000 AS duration,
+         first(bot_version ORDER BY timestamp, event_id) AS version
+  FROM {source} WHERE bot_id = '{BOT}'
+  GROUP BY conversation_id)
+SELECT date_trunc('day', start) AS day,
+       list_sort(list(duration))[(95 * count(*) + 99) // 100]
+FROM c WHERE version = 'LIVE' AND {period}
+GROUP BY ALL ORDER BY ALL"""
+
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def epoch_us(value):
+    """Microseconds since the epoch of an RFC 3339 text or a datetime (a
+    naive one is UTC), exactly."""
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return (value - EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def answer_table(name, text):
+    """The rows of a convostat JSON answer as DuckDB's query gives them
+    (sorted, times as epoch microseconds; no row for an empty bucket)."""
+    answer = json.loads(text)
+    if name.startswith("flow"):
+        return sorted((t["id"], epoch_us(t["timestamp"]),
+                       (t.get("from_step") or {}).get("id"),
+                       (t.get("to_step") or {}).get("id"), t["depth"])
+                      for t in answer["transitions"])
+    data = answer["data"]
+    xs = [epoch_us(x) for x in data["x_values"]]
+    rows = []
+    for series in data["series"]:
+        labels = series.get("labels") or {}
+        for x, v in zip(xs, series["values"]):
+            if v is None or (name != "insights" and v == 0):
+                continue
+            if name == "conversations":
+                rows.append((x, labels["channel_type"], v))
+            elif name == "usage":
+                rows.append((x, labels["bot_id"], labels["channel_type"], v))
+            else:
+                rows.append((x, v))
+    return sorted(rows)
+
+
+def duckdb_table(rows):
+    """DuckDB's rows in the form of `answer_table`."""
+    return sorted(tuple(epoch_us(v) if isinstance(v, datetime.datetime) else v for v in row)
+                  for row in rows)
 
 
 def make_data(convostat, events, out, more_writers=False, seed=7):
@@ -462,6 +533,7 @@ def main():
     env = dict(os.environ, RAYON_NUM_THREADS="2")
     processes = Processes()
     table = []
+    differing = []
     files = {os.path.abspath(f) for f in args.file}
     for data, path in sets.items():
         if args.only and data not in args.only and path not in files:
@@ -498,6 +570,15 @@ def main():
             ratio = theirs / ours
             check = answer_rows(name, text)
             note = "" if check == len(rows) else f" (rows: {check} vs {len(rows)})"
+            if name == "insights":
+                rows = con.execute(exact_insights_sql(source)).fetchall()
+            ours_rows, their_rows = answer_table(name, text), duckdb_table(rows)
+            if ours_rows != their_rows:
+                only_ours = sorted(set(ours_rows) - set(their_rows))
+                only_theirs = sorted(set(their_rows) - set(ours_rows))
+                note += (f" (answers differ: {len(only_ours)} rows only convostat's, "
+                         f"{len(only_theirs)} only DuckDB's)")
+                differing.append((data, name, only_ours[:3], only_theirs[:3]))
             was = f"   baseline {base:8.4f} s {theirs / base:5.2f}x" if base else ""
             print(f"{data:<24} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
                   f"   {ratio:5.2f}x{was}{note}", flush=True)
@@ -516,6 +597,13 @@ def main():
         now = f"{ours:.4f} s | {theirs:.4f} s | "
         ratios = f"{theirs / base:.2f}× | {ratio:.2f}×" if base else f"{ratio:.2f}×"
         print(f"| {data} | {name} | {was}{now}{ratios}{note} |")
+    print()
+    if differing:
+        for data, name, only_ours, only_theirs in differing:
+            print(f"{data} {name}: answers differ; only convostat's (first 3): {only_ours}; "
+                  f"only DuckDB's (first 3): {only_theirs}")
+        sys.exit(1)
+    print(f"Every answer ({len(table)}) agrees with DuckDB's, row by row and value by value.")
 
 
 if __name__ == "__main__":
