@@ -69,6 +69,7 @@ its earliest event, its attributes those of its first event by
 answers differed, if any (the run then exits with status 1).
 """
 import argparse
+import collections
 import datetime
 import json
 import os
@@ -260,14 +261,15 @@ def epoch_us(value):
 
 
 def answer_table(name, text):
-    """The rows of a convostat JSON answer as DuckDB's query gives them
-    (sorted, times as epoch microseconds; no row for an empty bucket)."""
+    """The rows of a convostat JSON answer as DuckDB's query gives them,
+    counted (a multiset: times as epoch microseconds; no row for an empty
+    bucket)."""
     answer = json.loads(text)
     if name.startswith("flow"):
-        return sorted((t["id"], epoch_us(t["timestamp"]),
-                       (t.get("from_step") or {}).get("id"),
-                       (t.get("to_step") or {}).get("id"), t["depth"])
-                      for t in answer["transitions"])
+        return collections.Counter((t["id"], epoch_us(t["timestamp"]),
+                                    (t.get("from_step") or {}).get("id"),
+                                    (t.get("to_step") or {}).get("id"), t["depth"])
+                                   for t in answer["transitions"])
     data = answer["data"]
     xs = [epoch_us(x) for x in data["x_values"]]
     rows = []
@@ -282,13 +284,14 @@ def answer_table(name, text):
                 rows.append((x, labels["bot_id"], labels["channel_type"], v))
             else:
                 rows.append((x, v))
-    return sorted(rows)
+    return collections.Counter(rows)
 
 
 def duckdb_table(rows):
     """DuckDB's rows in the form of `answer_table`."""
-    return sorted(tuple(epoch_us(v) if isinstance(v, datetime.datetime) else v for v in row)
-                  for row in rows)
+    return collections.Counter(
+        tuple(epoch_us(v) if isinstance(v, datetime.datetime) else v for v in row)
+        for row in rows)
 
 
 def make_data(convostat, events, out, more_writers=False, seed=7):
@@ -574,8 +577,9 @@ def main():
                 rows = con.execute(exact_insights_sql(source)).fetchall()
             ours_rows, their_rows = answer_table(name, text), duckdb_table(rows)
             if ours_rows != their_rows:
-                only_ours = sorted(set(ours_rows) - set(their_rows))
-                only_theirs = sorted(set(their_rows) - set(ours_rows))
+                # Sorted by their text: a flow's first step may be null.
+                only_ours = sorted((ours_rows - their_rows).elements(), key=repr)
+                only_theirs = sorted((their_rows - ours_rows).elements(), key=repr)
                 note += (f" (answers differ: {len(only_ours)} rows only convostat's, "
                          f"{len(only_theirs)} only DuckDB's)")
                 differing.append((data, name, only_ours[:3], only_theirs[:3]))
