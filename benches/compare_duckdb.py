@@ -142,11 +142,14 @@ HAVING first(bot_version ORDER BY timestamp, event_id) = 'LIVE'
 LIVE_SEARCH = 64
 
 
+# The period every question asks about, as the command lines of `cli` give it.
+PERIOD = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
+          "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
+
+
 def sql(source, first, mid):
     """The four questions over the DuckDB table expression `source`, the
     flows of conversations `first` and `mid`."""
-    period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
-              "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
     return {
         "conversations": f"""
 WITH c AS (
@@ -156,7 +159,7 @@ WITH c AS (
   FROM {source} WHERE bot_id = '{BOT}'
   GROUP BY conversation_id)
 SELECT date_trunc('day', start) AS day, coalesce(channel, '(none)'), count(*)
-FROM c WHERE version = 'LIVE' AND {period}
+FROM c WHERE version = 'LIVE' AND {PERIOD}
 GROUP BY ALL ORDER BY ALL""",
         "insights": f"""
 WITH c AS (
@@ -166,7 +169,7 @@ WITH c AS (
   FROM {source} WHERE bot_id = '{BOT}'
   GROUP BY conversation_id)
 SELECT date_trunc('day', start) AS day, quantile_disc(duration, 0.95)
-FROM c WHERE version = 'LIVE' AND {period}
+FROM c WHERE version = 'LIVE' AND {PERIOD}
 GROUP BY ALL ORDER BY ALL""",
         "usage": f"""
 WITH c AS (
@@ -176,7 +179,7 @@ WITH c AS (
   FROM {source}
   GROUP BY bot_id, conversation_id)
 SELECT date_trunc('day', start) AS day, bot_id, coalesce(channel, '(none)'), count(*)
-FROM c WHERE team = '{TEAM}' AND {period}
+FROM c WHERE team = '{TEAM}' AND {PERIOD}
 GROUP BY ALL ORDER BY ALL""",
         "flow": flow_sql(source, first),
         "flow mid-file": flow_sql(source, mid),
@@ -221,8 +224,6 @@ def exact_insights_sql(source):
     p95 is the value at rank ceil(95 n / 100). The timed query takes
     DuckDB's `quantile_disc` over floating-point durations, which can pick
     a neighbouring rank or lose a second at a boundary."""
-    period = ("start >= TIMESTAMPTZ '2024-01-01 00:00:00+00' "
-              "AND start < TIMESTAMPTZ '2024-05-01 00:00:00+00'")
     return f"""
 WITH c AS (
   SELECT min(timestamp) AS start,
@@ -233,7 +234,7 @@ WITH c AS (
   GROUP BY conversation_id)
 SELECT date_trunc('day', start) AS day,
        list_sort(list(duration))[(95 * count(*) + 99) // 100]
-FROM c WHERE version = 'LIVE' AND {period}
+FROM c WHERE version = 'LIVE' AND {PERIOD}
 GROUP BY ALL ORDER BY ALL"""
 
 
@@ -561,16 +562,16 @@ def main():
                 base = None
             theirs, rows = best_of(args.runs, lambda: con.execute(queries[name]).fetchall())
             ratio = theirs / ours
-            note = ""
             if name == "insights":
                 rows = con.execute(exact_insights_sql(source)).fetchall()
             ours_rows, their_rows = answer_table(name, text), duckdb_table(rows)
+            note = ""
             if ours_rows != their_rows:
                 # Sorted by their text: a flow's first step may be null.
                 only_ours = sorted((ours_rows - their_rows).elements(), key=repr)
                 only_theirs = sorted((their_rows - ours_rows).elements(), key=repr)
-                note += (f" (answers differ: {len(only_ours)} rows only convostat's, "
-                         f"{len(only_theirs)} only DuckDB's)")
+                note = (f" (answers differ: {len(only_ours)} rows only convostat's, "
+                        f"{len(only_theirs)} only DuckDB's)")
                 differing.append((data, name, only_ours[:3], only_theirs[:3]))
             was = f"   baseline {base:8.4f} s {theirs / base:5.2f}x" if base else ""
             print(f"{data:<24} {name:<14} convostat {ours:8.4f} s   duckdb {theirs:8.4f} s"
