@@ -16,7 +16,7 @@
 //! with an invalid-query error as soon as one shard, or a merge of shards,
 //! has met more groups than that allows, before the answer is built. A
 //! partial result holds, per group and bucket, 8 bytes (`count`, `sum`,
-//! `min`, `max`), 24 (`mean`) or 24 plus 8 per value (percentiles); shard
+//! `min`, `max`) or 24 (`mean`); a percentile's, 12 bytes per value; shard
 //! partials are merged as soon as they are built, so at most a few are
 //! alive at once, and the merged states become the answer's values in
 //! place. Peak memory is therefore proportional to the answer's size;
