@@ -191,8 +191,9 @@ pub(crate) fn div_round_half_up(numerator: u128, denominator: u128) -> u64 {
 /// The per-bucket states of one series, as small as its aggregate allows:
 /// 8 bytes per bucket for `count`, `sum`, `min` and `max`, 24 for `mean`
 /// (an exact 128-bit sum and a count), and for percentiles 12 per value
-/// (8 more per value, and per bucket, while they are evaluated). [`BucketStates::evaluate`] turns them into the final
-/// values in place where it can.
+/// (8 more per value, and per bucket, while they are evaluated).
+/// [`BucketStates::evaluate`] turns them into the final values in place
+/// where it can.
 #[derive(Debug, Clone)]
 pub(crate) enum BucketStates {
     /// `count`: conversations per bucket.
@@ -301,7 +302,14 @@ impl BucketStates {
                 sums.iter_mut().zip(other_sums).for_each(|(a, b)| *a += b);
                 zip_with(counts, other_counts, |a, b| a + b);
             }
-            (BucketStates::Values { parts, .. }, BucketStates::Values { parts: other, .. }) => {
+            (
+                BucketStates::Values { buckets, parts },
+                BucketStates::Values {
+                    buckets: other_buckets,
+                    parts: other,
+                },
+            ) => {
+                debug_assert_eq!(*buckets, other_buckets, "merging states of other axes");
                 parts.extend(other.into_iter().filter(|part| !part.value.is_empty()));
             }
             _ => debug_assert!(false, "merging states of different aggregates"),

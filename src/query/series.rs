@@ -19,7 +19,8 @@
 //! `min`, `max`) or 24 (`mean`); a percentile's, 12 bytes per value; shard
 //! partials are merged as soon as they are built, so at most a few are
 //! alive at once, and the merged states become the answer's values in
-//! place. Peak memory is therefore proportional to the answer's size;
+//! place. Peak memory is therefore proportional to the answer's size (and
+//! for a percentile, to the number of values it ranks);
 //! `cargo bench --bench answer_memory` measures bytes per cell.
 
 use std::collections::{BTreeMap, HashMap};
