@@ -310,7 +310,7 @@ impl BucketStates {
                 },
             ) => {
                 debug_assert_eq!(*buckets, other_buckets, "merging states of other axes");
-                parts.extend(other.into_iter().filter(|part| !part.value.is_empty()));
+                parts.extend(other);
             }
             _ => debug_assert!(false, "merging states of different aggregates"),
         }
