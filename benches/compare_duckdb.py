@@ -37,7 +37,9 @@ The data sets are made once under `target/bench-compare/` with
   (which pyarrow writes as Parquet's `LZ4_RAW`) and brotli
   (`interleaved-gzip` ...), `interleaved-uncompressed`,
   `interleaved-no-dictionary`, `interleaved-delta` (data page v2, ids as
-  `DELTA_BYTE_ARRAY`) and `interleaved-one-group` (a single row group);
+  `DELTA_BYTE_ARRAY`), `interleaved-one-group` (a single row group) and
+  `interleaved-uuid` (event, conversation and user ids as 36-character
+  UUIDs, as most platforms make them; see `uuid_of`);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
 - `ndjson`: the interleaved rows as one NDJSON file.
 
@@ -71,6 +73,7 @@ answers differed, if any (the run then exits with status 1).
 import argparse
 import collections
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -106,7 +109,28 @@ def base36(n):
             return out
 
 
-def flow_conversations(con, source):
+def uuid_of(text):
+    """The UUID-shaped id `interleaved-uuid` gives the id `text`: its MD5 in
+    hex, grouped 8-4-4-4-12 (what `UUID_SQL` computes in DuckDB). A
+    conversation's is that of `<bot_id>/<conversation_id>`, so that each
+    is unique across bots, as a platform's UUIDs are."""
+    h = hashlib.md5(text.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+UUID_SQL = ("substr({0}, 1, 8) || '-' || substr({0}, 9, 4) || '-' || substr({0}, 13, 4) "
+            "|| '-' || substr({0}, 17, 4) || '-' || substr({0}, 21, 12)")
+
+
+def conversation_ids(data):
+    """How data set `data` names BOT's conversation that the generator
+    names `name`."""
+    if data == "interleaved-uuid":
+        return lambda name: uuid_of(f"{BOT}/{name}")
+    return lambda name: name
+
+
+def flow_conversations(con, source, named=lambda name: name):
     """The bot's conversations the two flows ask for in `source`: its first
     and the one that starts mid-file (see `MID_NUMBER`). Each is the one so
     numbered or, when that one is not a conversation a flow with
@@ -115,14 +139,15 @@ def flow_conversations(con, source):
     one that is; an error if the data set holds none near."""
     (count,) = con.execute(f"SELECT count(DISTINCT conversation_id) FROM {source} "
                            f"WHERE bot_id = '{BOT}'").fetchone()
-    return (live_conversation(con, source, 1),
-            live_conversation(con, source, round(count * MID_NUMBER / MID_OF)))
+    return (live_conversation(con, source, 1, named),
+            live_conversation(con, source, round(count * MID_NUMBER / MID_OF), named))
 
 
-def live_conversation(con, source, number):
+def live_conversation(con, source, number, named):
     """The bot's first conversation numbered `number` or after whose version
-    is LIVE and which starts in the period (see `flow_conversations`)."""
-    names = ["c" + base36(n) for n in range(number, number + LIVE_SEARCH)]
+    is LIVE and which starts in the period (see `flow_conversations`), as
+    the data set names it (`named`)."""
+    names = [named("c" + base36(n)) for n in range(number, number + LIVE_SEARCH)]
     listed = ", ".join(f"'{name}'" for name in names)
     found = {row[0] for row in con.execute(f"""
 SELECT conversation_id FROM {source}
@@ -419,6 +444,25 @@ def make_data(convostat, events, out, more_writers=False, seed=7):
             column_encoding={c: "DELTA_BYTE_ARRAY" for c in ids},
             data_page_version="2.0"), "pyarrow")
         rewritten("interleaved-one-group", pyarrow_with(row_group_size=events), "pyarrow")
+
+        def uuids(path):
+            # Event, conversation and user ids as UUIDs (36 characters,
+            # random: a row group's conversation and user dictionaries
+            # outgrow pyarrow's 1 MiB dictionary page and fall back to
+            # plain pages), pyarrow's defaults otherwise.
+            import pyarrow.parquet as pq
+            schema = pq.read_schema(pyarrow_file)
+
+            def md5(column):
+                return UUID_SQL.format(f"md5({column})")
+            table = duckdb.connect().execute(f"""
+SELECT * REPLACE ({md5('event_id')} AS event_id,
+                  {md5("bot_id || '/' || conversation_id")} AS conversation_id,
+                  {md5('user_id')} AS user_id)
+FROM read_parquet('{pyarrow_file}')""").to_arrow_table()
+            pq.write_table(table.cast(schema), path)
+
+        rewritten("interleaved-uuid", uuids, "pyarrow")
     hourly = f"{out}/hourly"
     if not os.path.exists(hourly):
         subprocess.run(gen + ["--out", hourly + ".partial", "--files", "2000"], check=True,
@@ -535,7 +579,8 @@ def main():
         source = duckdb_source(path)
         wanted = args.question or CLI_NAMES
         flows = {"flow", "flow mid-file"} & set(wanted)
-        first, mid = flow_conversations(con, source) if flows else ("c1", "c1")
+        first, mid = (flow_conversations(con, source, conversation_ids(data)) if flows
+                      else ("c1", "c1"))
         if flows:
             print(f"{data}: flows of conversations {first} and {mid}", flush=True)
         queries = sql(source, first, mid)
