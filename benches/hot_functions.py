@@ -59,11 +59,14 @@ SCANS = [
 def runs(data):
     """The traced command lines: flows (the first conversation and one that
     starts mid-file) over every data set, the scans over one file, and
-    `--version`."""
+    `--version`. `interleaved-uuid` is left out: its conversations have
+    other names, and its pages are read as those of
+    `interleaved-no-dictionary` are."""
     inputs = sorted(
         os.path.join(data, name)
         for name in os.listdir(data)
-        if name.endswith(".parquet") or name == "hourly"
+        if (name.endswith(".parquet") and name != "interleaved-uuid.parquet")
+        or name == "hourly"
     )
     for path in inputs:
         for conversation in ("c1", "c2t49"):
