@@ -130,9 +130,10 @@ def conversation_ids(data):
     return lambda name: name
 
 
-def flow_conversations(con, source, named=lambda name: name):
-    """The bot's conversations the two flows ask for in `source`: its first
-    and the one that starts mid-file (see `MID_NUMBER`). Each is the one so
+def flow_conversations(con, source, named):
+    """The bot's conversations the two flows ask for in `source` (as it
+    names them: `named`, see `conversation_ids`): its first and the one
+    that starts mid-file (see `MID_NUMBER`). Each is the one so
     numbered or, when that one is not a conversation a flow with
     `--version LIVE` over the period finds (its first event's version is
     another, or it starts outside the period, as in some seeds), the next

@@ -60,8 +60,8 @@ def runs(data):
     """The traced command lines: flows (the first conversation and one that
     starts mid-file) over every data set, the scans over one file, and
     `--version`. `interleaved-uuid` is left out: its conversations have
-    other names, and its pages are read as those of
-    `interleaved-no-dictionary` are."""
+    other names, and its plain pages of ids are read as
+    `interleaved-no-dictionary`'s are."""
     inputs = sorted(
         os.path.join(data, name)
         for name in os.listdir(data)
