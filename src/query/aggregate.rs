@@ -389,7 +389,6 @@ pub(crate) fn nearest_rank_by_bucket(
     for b in 1..=buckets {
         next[b] += next[b - 1];
     }
-    let starts = next.clone();
     let mut placed = vec![0u64; next[buckets]];
     for part in parts {
         for (&b, &v) in part.bucket.iter().zip(&part.value) {
@@ -398,9 +397,15 @@ pub(crate) fn nearest_rank_by_bucket(
             *slot += 1;
         }
     }
-    starts
-        .windows(2)
-        .map(|w| nearest_rank(&mut placed[w[0]..w[1]], p))
+    // Each bucket's slot now stands where the next bucket's values start.
+    let mut start = 0;
+    next[..buckets]
+        .iter()
+        .map(|&end| {
+            let rank = nearest_rank(&mut placed[start..end], p);
+            start = end;
+            rank
+        })
         .collect()
 }
 
