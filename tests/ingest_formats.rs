@@ -387,6 +387,85 @@ fn every_parquet_codec_reads_back() {
     }
 }
 
+/// Encodings the selective reader leaves to arrow's: `BYTE_STREAM_SPLIT`
+/// timestamps (pyarrow's `column_encoding`, valid for `INT64` since
+/// Parquet 2.11). Without statistics, a nullable required column's pages
+/// are read to prove it holds no null; that proof once decoded the
+/// values too and refused their encoding, so a file the engine read gave
+/// batch jobs a data error.
+#[test]
+fn byte_stream_split_timestamps_read_back_without_statistics() {
+    use parquet::basic::Encoding;
+    use parquet::file::properties::EnabledStatistics;
+    use parquet::schema::types::ColumnPath;
+    let expected = expected_answers();
+    // A second bot of another team, so that batch jobs select rows
+    // rather than read them all.
+    let events = events_batch();
+    let other = RecordBatch::try_new(
+        events.schema(),
+        events
+            .columns()
+            .iter()
+            .zip(events.schema().fields())
+            .map(|(column, field)| match field.name().as_str() {
+                "bot_id" => strings(&["b2"; 4]),
+                "team_id" => strings(&["t2"; 4]),
+                "event_id" => strings(&["o1", "o2", "o3", "o4"]),
+                _ => column.clone(),
+            })
+            .collect(),
+    )
+    .unwrap();
+    // Nullable columns (none null), so that every required one must be
+    // proved to hold no null.
+    let nullable = Arc::new(arrow_schema::Schema::new(
+        events
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        nullable.clone(),
+        arrow_select::concat::concat_batches(&events.schema(), [&other, &events])
+            .unwrap()
+            .columns()
+            .to_vec(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for codec in [
+        Compression::LZ4_RAW,
+        Compression::ZSTD(ZstdLevel::default()),
+    ] {
+        for version in [WriterVersion::PARQUET_1_0, WriterVersion::PARQUET_2_0] {
+            let props = WriterProperties::builder()
+                .set_compression(codec)
+                .set_writer_version(version)
+                .set_statistics_enabled(EnabledStatistics::None)
+                .set_dictionary_enabled(false)
+                .set_column_encoding(ColumnPath::from("timestamp"), Encoding::BYTE_STREAM_SPLIT)
+                .build();
+            let mut bytes = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).unwrap();
+            writer.write(&batch).unwrap();
+            writer.close().unwrap();
+            let path = dir
+                .path()
+                .join(format!("bss_{codec:?}_{version:?}.parquet"));
+            std::fs::write(&path, bytes).unwrap();
+            let engine = Engine::new();
+            engine.ingest_parquet(&path).unwrap();
+            assert_eq!(answers(&engine), expected, "{codec:?} {version:?}");
+            let batch_jobs = batch_answers(&[path], IngestMode::Strict)
+                .unwrap_or_else(|e| panic!("{codec:?} {version:?}: {e}"));
+            assert_eq!(batch_jobs, expected, "{codec:?} {version:?}");
+        }
+    }
+}
+
 /// zstd pages, which the selective reader decompresses itself rather than
 /// through the `parquet` crate's codec: version 1 and 2 data pages (levels
 /// first, then compressed values), several pages per chunk, dictionaries or

@@ -81,7 +81,10 @@ pub(crate) fn check_pages<R: ChunkReader + 'static>(
         let descr = column.column_descr();
         let refuse = |reason: String| {
             Error::data(
-                format!("{name}: column `{}`, row group {rg_index}", descr.path()),
+                format!(
+                    "{name}: column `{}`, row group {rg_index}",
+                    descr.path().string()
+                ),
                 format!("corrupt page: {reason}"),
             )
         };

@@ -337,7 +337,7 @@ fn check_codecs(
             let supported = !matches!(codec, Compression::LZO);
             if !supported && read(leaf) {
                 return Err(Error::data(
-                    format!("{name}: column `{}`", column.column_descr().path()),
+                    format!("{name}: column `{}`", column.column_descr().path().string()),
                     format!(
                         "Parquet compression codec {codec} is not supported (supported: \
                          UNCOMPRESSED, SNAPPY, GZIP, BROTLI, LZ4, LZ4_RAW, ZSTD)"
@@ -574,7 +574,8 @@ where
                 let mut valid = true;
                 for &leaf in &read.to_check {
                     let column = row_groups[rg].column(leaf);
-                    let context = format!("{name}: column `{}`", column.column_descr().path());
+                    let context =
+                        format!("{name}: column `{}`", column.column_descr().path().string());
                     let rows = row_groups[rg].num_rows().max(0) as usize;
                     if !null_proof::holds_no_null(open()?, column, rows, &context)? {
                         valid = false;

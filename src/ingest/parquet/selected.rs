@@ -156,18 +156,7 @@ pub(super) fn column_kind(
     if descr.max_rep_level() != 0 || descr.max_def_level() > 1 || descr.path().parts().len() != 1 {
         return None;
     }
-    let physical = descr.physical_type();
-    let readable = chunk.encodings().all(|e| match e {
-        Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
-            true
-        }
-        Encoding::DELTA_BINARY_PACKED => physical == Type::INT64,
-        Encoding::DELTA_LENGTH_BYTE_ARRAY | Encoding::DELTA_BYTE_ARRAY => {
-            physical == Type::BYTE_ARRAY
-        }
-        _ => false,
-    });
-    if !readable {
+    if !encodings_readable(chunk) {
         return None;
     }
     let string_type =
@@ -204,17 +193,40 @@ pub(super) fn column_kind(
     }
 }
 
+/// Whether the selective reader decodes every encoding `chunk`'s pages
+/// use: plain, dictionary and the delta ones (`delta`), the latter only
+/// for the physical type it reads them of. Others (`BYTE_STREAM_SPLIT`
+/// timestamps, say) are left to arrow's reader.
+fn encodings_readable(chunk: &ColumnChunkMetaData) -> bool {
+    let physical = chunk.column_descr().physical_type();
+    chunk.encodings().all(|e| match e {
+        Encoding::PLAIN | Encoding::RLE | Encoding::RLE_DICTIONARY | Encoding::PLAIN_DICTIONARY => {
+            true
+        }
+        Encoding::DELTA_BINARY_PACKED => physical == Type::INT64,
+        Encoding::DELTA_LENGTH_BYTE_ARRAY | Encoding::DELTA_BYTE_ARRAY => {
+            physical == Type::BYTE_ARRAY
+        }
+        _ => false,
+    })
+}
+
 /// Whether no row of `chunk` (a flat optional column of a row group of
 /// `rows` rows) is null, from its definition levels, reading and
 /// decompressing every page: the path of
 /// [`super::null_proof::holds_no_null`] for chunks it cannot read by their
-/// levels alone, which reports any damage.
+/// levels alone, which reports any damage. A chunk of an encoding the
+/// selective reader does not decode is not proved (`false`): its row
+/// group is then read whole by arrow's reader, which checks every row.
 pub(super) fn holds_no_null_reading_pages<R: ChunkReader + 'static>(
     reader: R,
     chunk: &ColumnChunkMetaData,
     rows: usize,
     context: &str,
 ) -> Result<bool> {
+    if !encodings_readable(chunk) {
+        return Ok(false);
+    }
     let mut column = ColumnPages::open(reader, chunk, rows, context, true)?;
     let mut seen = 0usize;
     while column.advance(every_row)? {
