@@ -592,7 +592,7 @@ fn parquet_bytes_in_random_layout(batch: &RecordBatch, rng: &mut Rng) -> (Vec<u8
     let mut writer =
         parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props.build()))
             .unwrap();
-    writer.write(&batch).unwrap();
+    writer.write(batch).unwrap();
     writer.close().unwrap();
     (out, layout)
 }
