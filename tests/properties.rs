@@ -35,8 +35,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Int32Array, RecordBatch, StringArray, StructArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow_schema::{DataType, Field, Schema};
@@ -563,7 +564,7 @@ fn parquet_bytes_in_random_layout(batch: &RecordBatch, rng: &mut Rng) -> (Vec<u8
                 Encoding::DELTA_BINARY_PACKED,
                 Encoding::BYTE_STREAM_SPLIT,
             ],
-            DataType::Int32 => &[Encoding::PLAIN],
+            DataType::Int32 | DataType::Struct(_) | DataType::List(_) => &[Encoding::PLAIN],
             _ => &[
                 Encoding::PLAIN,
                 Encoding::DELTA_LENGTH_BYTE_ARRAY,
@@ -639,7 +640,7 @@ const STRING_COLUMNS: [(&str, bool, Pick); 16] = [
 
 /// The events as an Arrow batch in a random accepted physical layout:
 /// string types per column, timestamp unit and zone, column order, absent
-/// all-null optional columns, an extra column.
+/// all-null optional columns, extra columns (nested ones too).
 ///
 /// `nulls[row]` (when given) names a required column that is null in that
 /// row: an index into [`REQUIRED`].
@@ -728,6 +729,35 @@ fn arrow_batch(
     if rng.below(3) == 0 {
         let extra: ArrayRef = Arc::new(Int32Array::from_iter_values(0..events.len() as i32));
         columns.push((Field::new("extra_column", DataType::Int32, false), extra));
+    }
+    // Nested extra columns, one holding a field named as a required column.
+    if rng.below(4) == 0 {
+        let inner = Arc::new(Field::new("bot_id", DataType::Utf8, true));
+        let values: ArrayRef = Arc::new(
+            events
+                .iter()
+                .map(|e| (e.event_id.len() % 2 == 0).then(|| format!("not {}", e.bot_id)))
+                .collect::<StringArray>(),
+        );
+        let nested = StructArray::from(vec![(inner, values)]);
+        columns.push((
+            Field::new("extra_struct", nested.data_type().clone(), true),
+            Arc::new(nested),
+        ));
+    }
+    if rng.below(4) == 0 {
+        let mut list = ListBuilder::new(StringBuilder::new());
+        for e in events {
+            for _ in 0..e.event_id.len() % 3 {
+                list.values().append_value(&e.conversation_id);
+            }
+            list.append(e.event_id.len() % 5 != 0);
+        }
+        let list = list.finish();
+        columns.push((
+            Field::new("extra_list", list.data_type().clone(), true),
+            Arc::new(list),
+        ));
     }
     rng.shuffle(&mut columns);
     let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
