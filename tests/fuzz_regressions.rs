@@ -6,7 +6,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use convostat::{Answer, Engine, IngestMode, Params, Query};
+use convostat::batch::{run_files, BatchOptions};
+use convostat::{Answer, Engine, ErrorKind, IngestMode, Params, Query};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -152,6 +153,98 @@ fn check_query_params(data: &[u8]) {
     }
 }
 
+/// The queries of the `batch` target: every kind over bot `b1`, team
+/// `t1`, conversations `c1` and `c8`.
+fn batch_queries() -> Vec<Query> {
+    let bot = [("bot_id", "b1"), ("version", "LIVE")];
+    let years = [("start_time", "2000-01-01"), ("end_time", "2050-01-01")];
+    let query = |kind: &str, pairs: &[(&str, &str)]| {
+        Query::from_params(kind, &Params::new(pairs.iter().copied()).unwrap()).unwrap()
+    };
+    vec![
+        query(
+            "conversations",
+            &[
+                &bot[..],
+                &years[..],
+                &[("bucket", "1m"), ("group_by", "channel_type")],
+            ]
+            .concat(),
+        ),
+        query(
+            "insights",
+            &[
+                &bot[..],
+                &years[..],
+                &[
+                    ("bucket", "1m"),
+                    ("stat", "num_messages"),
+                    ("aggregate", "p95"),
+                ],
+            ]
+            .concat(),
+        ),
+        query(
+            "usage",
+            &[
+                &years[..],
+                &[
+                    ("team_id", "t1"),
+                    ("bucket", "1m"),
+                    ("group_by", "bot_id,language"),
+                ],
+            ]
+            .concat(),
+        ),
+        query(
+            "flow",
+            &[&bot[..], &years[..], &[("conversation_id", "c1")]].concat(),
+        ),
+        query(
+            "flow",
+            &[&bot[..], &years[..], &[("conversation_id", "c8")]].concat(),
+        ),
+    ]
+}
+
+/// What the `batch` target does with one input: the answers of
+/// [`batch_queries`] as batch jobs over it as a file, in both modes (or
+/// a data error naming the file).
+fn check_batch(data: &[u8]) -> Vec<Option<Answer>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("input.parquet");
+    std::fs::write(&path, data).unwrap();
+    let mut answers = Vec::new();
+    for mode in [IngestMode::Strict, IngestMode::Lenient] {
+        let options = BatchOptions {
+            mode,
+            ..BatchOptions::default()
+        };
+        for query in batch_queries() {
+            let result = no_panic("run_files", || {
+                run_files(&query, std::slice::from_ref(&path), &options)
+            });
+            answers.push(match result {
+                Ok(outcome) => {
+                    render(&outcome.answer);
+                    Some(outcome.answer)
+                }
+                Err(e) => {
+                    assert!(
+                        matches!(e.kind(), ErrorKind::Data | ErrorKind::NotFound),
+                        "{e}"
+                    );
+                    if e.kind() == ErrorKind::Data {
+                        assert!(e.to_string().contains("input.parquet"), "{e}");
+                    }
+                    None
+                }
+            });
+        }
+    }
+    answers
+}
+
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(fuzz_dir().join("seeds").join(target))
         .unwrap()
@@ -181,6 +274,24 @@ fn parquet_seeds() {
     for (path, bytes) in seeds("parquet") {
         eprintln!("{}", path.display());
         check_parquet(&bytes);
+    }
+}
+
+/// The `batch` seeds are the fixture events in other layouts: each gives
+/// the answers of an engine that ingested the fixture.
+#[test]
+fn batch_seeds_answer_as_the_engine() {
+    let engine = Engine::new();
+    engine
+        .ingest_ndjson(&include_bytes!("../fixtures/events.ndjson")[..])
+        .unwrap();
+    let expected: Vec<Option<Answer>> = [0, 1]
+        .iter()
+        .flat_map(|_| batch_queries())
+        .map(|q| Some(engine.query(&q).unwrap()))
+        .collect();
+    for (path, bytes) in seeds("batch") {
+        assert_eq!(check_batch(&bytes), expected, "{}", path.display());
     }
 }
 
