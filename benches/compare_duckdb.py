@@ -41,6 +41,8 @@ The data sets are made once under `target/bench-compare/` with
   `interleaved-uuid` (event, conversation and user ids as 36-character
   UUIDs, as most platforms make them; see `uuid_of`);
 - `hourly`: the interleaved rows as 2,000 time-ordered Parquet files;
+  with `--more-writers` also each file rewritten by pyarrow
+  (`hourly-pyarrow`) and by DuckDB (`hourly-duckdb`);
 - `ndjson`: the interleaved rows as one NDJSON file.
 
 `--seed N` makes the data sets from another seed of the generator (under
@@ -470,6 +472,35 @@ FROM read_parquet('{pyarrow_file}')""").to_arrow_table()
                        stdout=subprocess.DEVNULL)
         os.rename(hourly + ".partial", hourly)
     sets["hourly"] = hourly
+    if more_writers:
+        # The hourly files as other writers write them: pyarrow's defaults,
+        # DuckDB's `COPY` (footers, statistics and page layouts of their
+        # own, 2,000 times over).
+        def each_part(name, write, needs):
+            path = f"{out}/{name}"
+            if not os.path.exists(path):
+                os.makedirs(path + ".partial", exist_ok=True)
+                try:
+                    for part in sorted(os.listdir(hourly)):
+                        write(f"{hourly}/{part}", f"{path}.partial/{part}")
+                except ImportError:
+                    print(f"{needs} is not installed: skipping {name}", file=sys.stderr)
+                    return
+                os.rename(path + ".partial", path)
+            sets[name] = path
+
+        def part_by_pyarrow(source, target):
+            import pyarrow.parquet as pq
+            pq.write_table(pq.read_table(source), target)
+
+        connection = duckdb.connect()
+
+        def part_by_duckdb(source, target):
+            connection.execute(
+                f"COPY (SELECT * FROM read_parquet('{source}')) TO '{target}' (FORMAT parquet)")
+
+        each_part("hourly-pyarrow", part_by_pyarrow, "pyarrow")
+        each_part("hourly-duckdb", part_by_duckdb, "duckdb")
     ndjson = f"{out}/events.ndjson"
     if not os.path.exists(ndjson):
         # The NDJSON writer gives the same rows in the same (interleaved) order.
@@ -549,7 +580,8 @@ def main():
                    help="question(s) to run, e.g. flow (default: all)")
     p.add_argument("--more-writers", action="store_true",
                    help="also the pyarrow file with other codecs, without dictionaries, "
-                   "with delta-encoded strings and as one row group")
+                   "with delta-encoded strings, as one row group and with UUID ids, and "
+                   "the hourly files as pyarrow and DuckDB write them")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--seed", type=int, default=7,
                    help="the generator's seed for the data sets (another seed's are made "

@@ -327,6 +327,27 @@ fn fixture(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Inputs on which the `batch` target found the `parquet` crate panicking
+/// (a negative column start in the footer, page headers without their
+/// type or value count, a delta-encoded page whose prefixes overflow):
+/// the library catches those panics, and a batch job over such a file
+/// answers or gives a data error naming it, in both modes.
+#[test]
+fn batch_jobs_over_files_the_parquet_crate_panics_on() {
+    for name in [
+        "batch_negative_column_start.parquet",
+        "batch_page_header_missing_type.parquet",
+        "batch_page_header_missing_num_values.parquet",
+        "batch_delta_byte_array_overflow.parquet",
+    ] {
+        let answers = check_batch(&fixture(name));
+        assert!(
+            answers.iter().any(Option::is_none),
+            "{name}: every query answered"
+        );
+    }
+}
+
 /// A corrupt Parquet input: a data error (not a panic), nothing ingested.
 fn assert_parquet_data_error(name: &str) -> convostat::Error {
     check_parquet(&fixture(name));
