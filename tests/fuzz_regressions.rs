@@ -6,6 +6,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+#[path = "../fuzz/src/batch_queries.rs"]
+mod batch_queries;
+
+use batch_queries::batch_queries;
 use convostat::batch::{run_files, BatchOptions};
 use convostat::{Answer, Engine, ErrorKind, IngestMode, Params, Query};
 
@@ -151,60 +155,6 @@ fn check_query_params(data: &[u8]) {
             }
         });
     }
-}
-
-/// The queries of the `batch` target: every kind over bot `b1`, team
-/// `t1`, conversations `c1` and `c8`.
-fn batch_queries() -> Vec<Query> {
-    let bot = [("bot_id", "b1"), ("version", "LIVE")];
-    let years = [("start_time", "2000-01-01"), ("end_time", "2050-01-01")];
-    let query = |kind: &str, pairs: &[(&str, &str)]| {
-        Query::from_params(kind, &Params::new(pairs.iter().copied()).unwrap()).unwrap()
-    };
-    vec![
-        query(
-            "conversations",
-            &[
-                &bot[..],
-                &years[..],
-                &[("bucket", "1m"), ("group_by", "channel_type")],
-            ]
-            .concat(),
-        ),
-        query(
-            "insights",
-            &[
-                &bot[..],
-                &years[..],
-                &[
-                    ("bucket", "1m"),
-                    ("stat", "num_messages"),
-                    ("aggregate", "p95"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "usage",
-            &[
-                &years[..],
-                &[
-                    ("team_id", "t1"),
-                    ("bucket", "1m"),
-                    ("group_by", "bot_id,language"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "flow",
-            &[&bot[..], &years[..], &[("conversation_id", "c1")]].concat(),
-        ),
-        query(
-            "flow",
-            &[&bot[..], &years[..], &[("conversation_id", "c8")]].concat(),
-        ),
-    ]
 }
 
 /// What the `batch` target does with one input: the answers of

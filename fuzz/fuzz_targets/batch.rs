@@ -10,63 +10,10 @@
 #![no_main]
 
 use convostat::batch::{run_files, BatchOptions};
-use convostat::{ErrorKind, IngestMode, Params, Query};
+use convostat::{ErrorKind, IngestMode};
+use convostat_fuzz::batch_queries::batch_queries;
 use convostat_fuzz::{check_answer, record_caught_panics, save_if_caught_panic};
 use libfuzzer_sys::fuzz_target;
-
-/// The queries: the seeds' bot `b1`, team `t1`, conversations `c1`
-/// (early in the seeds) and `c8` (late), both with transitions.
-fn queries() -> Vec<Query> {
-    let bot = [("bot_id", "b1"), ("version", "LIVE")];
-    let years = [("start_time", "2000-01-01"), ("end_time", "2050-01-01")];
-    let query = |kind: &str, pairs: &[(&str, &str)]| {
-        Query::from_params(kind, &Params::new(pairs.iter().copied()).unwrap()).unwrap()
-    };
-    vec![
-        query(
-            "conversations",
-            &[
-                &bot[..],
-                &years[..],
-                &[("bucket", "1m"), ("group_by", "channel_type")],
-            ]
-            .concat(),
-        ),
-        query(
-            "insights",
-            &[
-                &bot[..],
-                &years[..],
-                &[
-                    ("bucket", "1m"),
-                    ("stat", "num_messages"),
-                    ("aggregate", "p95"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "usage",
-            &[
-                &years[..],
-                &[
-                    ("team_id", "t1"),
-                    ("bucket", "1m"),
-                    ("group_by", "bot_id,language"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "flow",
-            &[&bot[..], &years[..], &[("conversation_id", "c1")]].concat(),
-        ),
-        query(
-            "flow",
-            &[&bot[..], &years[..], &[("conversation_id", "c8")]].concat(),
-        ),
-    ]
-}
 
 fuzz_target!(|data: &[u8]| {
     record_caught_panics();
@@ -80,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             mode,
             ..BatchOptions::default()
         };
-        for query in queries() {
+        for query in batch_queries() {
             match run_files(&query, std::slice::from_ref(&path), &options) {
                 Ok(outcome) => check_answer(&outcome.answer),
                 Err(e) => {

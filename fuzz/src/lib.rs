@@ -16,6 +16,8 @@
 //! Set `FUZZ_ABORT_ON_CAUGHT_PANIC=1` to keep libfuzzer's aborting hook, e.g.
 //! to minimise such an input with `cargo fuzz tmin`.
 
+pub mod batch_queries;
+
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
