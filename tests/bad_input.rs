@@ -25,6 +25,8 @@ use convostat::batch::{run_files, BatchOptions};
 use convostat::{Engine, Error, ErrorKind, IngestMode, IngestReport, Params, Query};
 use serde_json::Value;
 
+mod common;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
@@ -980,52 +982,10 @@ fn encoded_files(dir: &Path) -> (Vec<PathBuf>, String) {
 fn mutated_files_of_every_encoding_fail_cleanly_whatever_the_query() {
     let dir = tempfile::tempdir().unwrap();
     let (files, middle) = encoded_files(dir.path());
-    let range = [("start_time", "2024-01-01"), ("end_time", "2024-12-01")];
-    let bot = [("bot_id", "bot-acme-support"), ("version", "LIVE")];
-    let flow = |conversation: &str| {
-        query(
-            "flow",
-            &[&bot[..], &range[..], &[("conversation_id", conversation)]].concat(),
-        )
-    };
-    let queries = [
-        query(
-            "conversations",
-            &[
-                &bot[..],
-                &range[..],
-                &[("bucket", "1d"), ("group_by", "channel_type")],
-            ]
-            .concat(),
-        ),
-        query(
-            "insights",
-            &[
-                &bot[..],
-                &range[..],
-                &[
-                    ("stat", "duration_seconds"),
-                    ("aggregate", "p95"),
-                    ("bucket", "1w"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "usage",
-            &[
-                &range[..],
-                &[
-                    ("team_id", "team-acme"),
-                    ("bucket", "1d"),
-                    ("group_by", "bot_id,language"),
-                ],
-            ]
-            .concat(),
-        ),
-        flow("c1"),
-        flow(&middle),
-    ];
+    let queries = common::acme_queries(
+        [("start_time", "2024-01-01"), ("end_time", "2024-12-01")],
+        &["c1", &middle],
+    );
     let mut rng = Rng(0xc0de_5eed);
     let (mut answered, mut rejected) = (0, 0);
     for path in files {

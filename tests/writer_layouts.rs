@@ -21,11 +21,13 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use convostat::batch::{run_files, BatchOptions};
 use convostat::generate::{EventGenerator, GeneratorConfig, Layout};
-use convostat::{Answer, Engine, Params, Query};
+use convostat::{Answer, Engine, Query};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{BrotliLevel, Compression, Encoding, GzipLevel, ZstdLevel};
 use parquet::file::properties::{WriterProperties, WriterPropertiesBuilder, WriterVersion};
 use parquet::schema::types::ColumnPath;
+
+mod common;
 
 const EVENTS: usize = 300_000;
 const BOT: &str = "bot-acme-support";
@@ -135,13 +137,9 @@ fn layouts() -> Vec<(&'static str, WriterPropertiesBuilder)> {
     ]
 }
 
-fn query(kind: &str, params: &[(&str, &str)]) -> Query {
-    Query::from_params(kind, &Params::new(params.iter().copied()).unwrap()).unwrap()
-}
-
-/// Every query kind over `BOT` (its team's usage), with flows of the
-/// first, a middle and the last of its live conversations in the file that
-/// have transitions.
+/// Every query kind over `BOT` (`common::acme_queries`), with flows of
+/// the first, a middle and the last of its live conversations in the file
+/// that have transitions.
 fn queries(events: &RecordBatch) -> Vec<Query> {
     let text = |name: &str| events.column_by_name(name).unwrap().as_string::<i32>();
     let (bots, conversations) = (text("bot_id"), text("conversation_id"));
@@ -155,52 +153,14 @@ fn queries(events: &RecordBatch) -> Vec<Query> {
                 && versions.value(row) == "LIVE"
         })
         .collect();
-    let range = [("start_time", "2024-01-01"), ("end_time", "2024-05-08")];
-    let bot = [("bot_id", BOT), ("version", "LIVE")];
-    let mut queries = vec![
-        query(
-            "conversations",
-            &[
-                &bot[..],
-                &range[..],
-                &[("bucket", "1d"), ("group_by", "channel_type")],
-            ]
-            .concat(),
-        ),
-        query(
-            "insights",
-            &[
-                &bot[..],
-                &range[..],
-                &[
-                    ("stat", "duration_seconds"),
-                    ("aggregate", "p95"),
-                    ("bucket", "1w"),
-                ],
-            ]
-            .concat(),
-        ),
-        query(
-            "usage",
-            &[
-                &range[..],
-                &[
-                    ("team_id", "team-acme"),
-                    ("bucket", "1d"),
-                    ("group_by", "bot_id,channel_type"),
-                ],
-            ]
-            .concat(),
-        ),
-    ];
-    for row in [rows[0], rows[rows.len() * 7 / 10], rows[rows.len() - 1]] {
-        let conversation = conversations.value(row);
-        queries.push(query(
-            "flow",
-            &[&bot[..], &range[..], &[("conversation_id", conversation)]].concat(),
-        ));
-    }
-    queries
+    let flows: Vec<&str> = [rows[0], rows[rows.len() * 7 / 10], rows[rows.len() - 1]]
+        .into_iter()
+        .map(|row| conversations.value(row))
+        .collect();
+    common::acme_queries(
+        [("start_time", "2024-01-01"), ("end_time", "2024-05-08")],
+        &flows,
+    )
 }
 
 #[test]

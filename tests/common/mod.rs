@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use convostat::Event;
+use convostat::{Event, Params, Query};
 
 /// `batch` as a Parquet file written by arrow's writer with its default
 /// settings, in row groups of at most `rows_per_group` rows.
@@ -74,4 +74,63 @@ pub fn events_batch(events: &[Event]) -> RecordBatch {
         .collect();
     let arrays = columns.into_iter().map(|(_, _, a)| a).collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
+}
+
+/// A query of `kind` with `params` (valid ones).
+#[allow(dead_code)] // not every test crate that shares this module uses it
+pub fn query(kind: &str, params: &[(&str, &str)]) -> Query {
+    Query::from_params(kind, &Params::new(params.iter().copied()).unwrap()).unwrap()
+}
+
+/// Every query kind over the generator's bot `bot-acme-support` (live)
+/// and team `team-acme` in `range` (`start_time`, `end_time`): its
+/// conversations per day by channel, the 95th percentile of their
+/// duration per week, the team's usage per day by bot and language, and
+/// the flow of each of `conversations`.
+#[allow(dead_code)] // not every test crate that shares this module uses it
+pub fn acme_queries(range: [(&str, &str); 2], conversations: &[&str]) -> Vec<Query> {
+    let bot = [("bot_id", "bot-acme-support"), ("version", "LIVE")];
+    let mut queries = vec![
+        query(
+            "conversations",
+            &[
+                &bot[..],
+                &range[..],
+                &[("bucket", "1d"), ("group_by", "channel_type")],
+            ]
+            .concat(),
+        ),
+        query(
+            "insights",
+            &[
+                &bot[..],
+                &range[..],
+                &[
+                    ("stat", "duration_seconds"),
+                    ("aggregate", "p95"),
+                    ("bucket", "1w"),
+                ],
+            ]
+            .concat(),
+        ),
+        query(
+            "usage",
+            &[
+                &range[..],
+                &[
+                    ("team_id", "team-acme"),
+                    ("bucket", "1d"),
+                    ("group_by", "bot_id,language"),
+                ],
+            ]
+            .concat(),
+        ),
+    ];
+    for conversation in conversations {
+        queries.push(query(
+            "flow",
+            &[&bot[..], &range[..], &[("conversation_id", conversation)]].concat(),
+        ));
+    }
+    queries
 }
