@@ -101,6 +101,19 @@ use crate::schema::{col, COLUMNS};
 /// 8K 175/168/348, 16K 170/157/341, 32K 175/166/340, 64K 213/207/395.
 const BATCH_ROWS: usize = 16_384;
 
+/// Rows per batch of a row group read alone whose selection holds at most
+/// two batches of [`BATCH_ROWS`]: the batches are then folded while the
+/// next is gathered (`gather_selected`), which needs more than one. With
+/// [`BATCH_ROWS`] such a selection was gathered and folded in turn, one
+/// batch or two, and a second thread did next to nothing: over files of
+/// 100,000 events in one row group (`benches/compare_duckdb.py --events
+/// 100000`), a bot's quarter of the rows took as long with one thread as
+/// with two. Halved and overlapped, medians of 31 alternated runs over the
+/// generator's, DuckDB's and pyarrow's such files: `conversations` 7.58 →
+/// 6.70, 7.05 → 6.04 and 7.26 → 6.44 ms; `insights` 6.50 → 6.55, 6.66 →
+/// 6.10 and 6.92 → 6.25 ms.
+const OVERLAPPED_BATCH_ROWS_LEAST: usize = BATCH_ROWS / 2;
+
 /// The selective reader reads a row group's chunks page by page when at
 /// most one row in this many is selected, else each chunk at once; and a
 /// condition left after a narrower one (a flow's bot, after its
@@ -913,8 +926,16 @@ where
         .iter()
         .map(|(field, _, _)| scope.elided().contains(field.name()))
         .collect();
+    // A selection of at most two batches' rows (a bot's quarter of a
+    // file of 100,000 events, in one row group) is cut into batches of
+    // half the size, so that there are enough of them to fold one while
+    // the next is gathered.
+    let batch_size = match known {
+        Some(rows) if rows.len() <= 2 * BATCH_ROWS => OVERLAPPED_BATCH_ROWS_LEAST,
+        _ => BATCH_ROWS,
+    };
     // (The pool's size is asked for last: asking starts the pool.)
-    let overlap = known.is_none_or(|rows| rows.len() > 2 * BATCH_ROWS)
+    let overlap = known.is_none_or(|rows| rows.len() > batch_size)
         && row_groups < rayon::current_num_threads();
     #[cfg(test)]
     if overlap {
@@ -1074,7 +1095,7 @@ where
     let sink_pending = |pending: Option<(RecordBatch, RowsRead)>| {
         pending.map_or(Ok(()), |(batch, read)| sink(batch, read))
     };
-    while let Some(batch_rows) = rows.next_batch(BATCH_ROWS)? {
+    while let Some(batch_rows) = rows.next_batch(batch_size)? {
         let last = rows.complete() && rows.held().is_empty();
         let previous = pending.take();
         let made = if overlap {
@@ -2047,33 +2068,51 @@ mod tests {
 
     /// A file of one large row group spreads its own work: its columns
     /// are opened in parallel and each batch is folded while the next is
-    /// gathered. The rows come out the same, in the same order.
+    /// gathered, when the rows it selects make more than one batch (of half
+    /// the size, for a selection of at most two full batches). The rows
+    /// come out the same, in the same order.
     #[test]
     fn one_large_row_group_overlaps_its_batches() {
-        let batch = events(
-            4 * BATCH_ROWS,
-            &DataType::Timestamp(TimeUnit::Microsecond, None),
-        );
-        let file = write(&batch, WriterProperties::builder().build());
-        let bots = ["bot-a", "bot-ç"];
-        let scope = ScanScope::all().with(col::BOT_ID, bots);
-        let want: Vec<Row> = rows_of(&batch)
-            .into_iter()
-            .filter(|r| bots.contains(&r.2.as_str()))
-            .collect();
-        assert!(want.len() > 2 * BATCH_ROWS);
-        // With a thread per row group already, the batches take turns.
-        for (threads, name, overlapped) in [
-            (2, "two-threads.parquet", true),
-            (1, "one-thread.parquet", false),
-        ] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let got = pool.install(|| scan_rows(name, &file, &scope)).unwrap();
-            assert_eq!(was_overlapped(name), overlapped, "{threads} threads");
-            assert_eq!(got, want, "{threads} threads");
+        // (events, bots selected, name, overlapped with two threads)
+        let cases: [(usize, &[&str], &str, bool); 3] = [
+            (4 * BATCH_ROWS, &["bot-a", "bot-ç"], "many", true),
+            (3 * BATCH_ROWS, &["bot-a"], "two-batches", true),
+            (BATCH_ROWS, &["bot-a"], "one-half-batch", false),
+        ];
+        for (events_in_file, bots, case, overlaps) in cases {
+            let batch = events(
+                events_in_file,
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            );
+            let file = write(&batch, WriterProperties::builder().build());
+            let scope = ScanScope::all().with(col::BOT_ID, bots.iter().copied());
+            let want: Vec<Row> = rows_of(&batch)
+                .into_iter()
+                .filter(|r| bots.contains(&r.2.as_str()))
+                .collect();
+            let selected = want.len();
+            match case {
+                "many" => assert!(selected > 2 * BATCH_ROWS),
+                "two-batches" => {
+                    assert!((OVERLAPPED_BATCH_ROWS_LEAST + 1..=2 * BATCH_ROWS).contains(&selected))
+                }
+                _ => assert!(selected <= OVERLAPPED_BATCH_ROWS_LEAST),
+            }
+            // With a thread per row group already, the batches take turns.
+            for (threads, overlapped) in [(2, overlaps), (1, false)] {
+                let name = format!("{case}-{threads}-threads.parquet");
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| scan_rows(&name, &file, &scope)).unwrap();
+                assert_eq!(
+                    was_overlapped(&name),
+                    overlapped,
+                    "{case}, {threads} threads"
+                );
+                assert_eq!(got, want, "{case}, {threads} threads");
+            }
         }
     }
 
