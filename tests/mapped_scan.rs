@@ -1,5 +1,6 @@
 //! The command line maps Parquet files of 16 MiB or more into memory for
-//! every batch query (`BatchOptions::map_files`), scans included: their
+//! every batch query (`BatchOptions::map_files`), and a job's only file
+//! from 1 MiB at the first large range read of it, scans included: their
 //! column chunks are then slices of the page cache, handed back as they
 //! are dropped. Every answer over such a file must equal the answer of a
 //! job that reads it, and the engine's over the same events; a file
@@ -169,6 +170,49 @@ fn a_mapped_file_gives_the_answers_of_a_read_one_and_of_the_engine() {
             .answer;
         assert_eq!(mapped, want, "mapped: {q:?}");
         assert_eq!(read, want, "read: {q:?}");
+    }
+}
+
+/// A job's only file of 1 to 16 MiB is mapped at the first large range
+/// the reader asks of it (`MAP_LATER_LEAST` in
+/// `src/ingest/parquet/file_ranges.rs`), and read until then; with other
+/// files, it is read. Either way the answers are the engine's.
+#[test]
+fn a_smaller_file_mapped_when_alone_gives_the_answers_of_the_engine() {
+    let events = events();
+    // Rows 80,000 to 99,999 hold the flow's conversation.
+    let (alone, other) = (&events[80_000..100_000], &events[100_000..110_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let (path, other_path) = (
+        dir.path().join("alone.parquet"),
+        dir.path().join("other.parquet"),
+    );
+    let bytes = parquet_file(alone);
+    assert!(
+        ((1 << 20)..MAPPED_AT_LEAST).contains(&bytes.len()),
+        "{} bytes",
+        bytes.len()
+    );
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(&other_path, parquet_file(other)).unwrap();
+    let engine = |events: &[Event]| {
+        let engine = Engine::new();
+        engine.ingest_events(events).unwrap();
+        engine
+    };
+    let (alone_engine, both_engine) = (engine(alone), engine(&events[80_000..110_000]));
+    for q in queries() {
+        let want = alone_engine.query(&q).unwrap();
+        for map_files in [true, false] {
+            let got = run_files(&q, std::slice::from_ref(&path), &options(map_files))
+                .unwrap()
+                .answer;
+            assert_eq!(got, want, "alone, mapped {map_files}: {q:?}");
+        }
+        let both = run_files(&q, &[path.clone(), other_path.clone()], &options(true))
+            .unwrap()
+            .answer;
+        assert_eq!(both, both_engine.query(&q).unwrap(), "two files: {q:?}");
     }
 }
 

@@ -64,7 +64,8 @@ pub struct BatchOptions {
     /// progress display); may be called from several threads.
     pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
     /// Reads a Parquet file of 16 MiB or more memory-mapped (see
-    /// `FileRanges::open_mapped`), and a plain NDJSON file's ranges
+    /// `FileRanges::open_mapped`; a job's only file from 1 MiB, once a
+    /// large range of it is read), and a plain NDJSON file's ranges
     /// mapped window by window instead of copied (see
     /// `ingest::line_ranges`: over a 3.2 GB file, the kernel's copies
     /// cost 0.55–0.8 s of system time, the windows 0.3–0.45 s). Off by
@@ -441,14 +442,16 @@ fn fold_files(
     // chunks 3-10% (benches/HISTORY.md, forty-second session). A large
     // range of a mapped file hands its pages back once dropped (after the
     // mapping's first 16 MiB of them), so a scan's mapped pages do not
-    // pile up in the process's memory.
+    // pile up in the process's memory. A job's only file is mapped from
+    // 1 MiB, at its first large range (`FileRanges::open_mapped`).
     let map_parquet = options.map_files;
+    let alone = files.len() == 1;
     crate::parallel::try_each(files, |file| -> Result<()> {
         let name = file.path.display().to_string();
         match file.format {
             InputFormat::Parquet => {
                 let file = if map_parquet {
-                    FileRanges::open_mapped(&file.path)?
+                    FileRanges::open_mapped(&file.path, alone)?
                 } else {
                     FileRanges::open(&file.path)?
                 };
