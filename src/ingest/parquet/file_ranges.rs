@@ -123,7 +123,7 @@ pub(crate) const MAP_AT_LEAST: u64 = 16 << 20;
 /// of less than [`MAP_AT_LEAST`] bytes, at the first range of
 /// [`MAP_RANGE_LEAST`] bytes or more asked of it.
 ///
-/// A flow over a file of 100,000 events (2.6–3.2 MB, one row group) whose
+/// A flow over a file of 100,000 events (1.9–3.6 MB, one row group) whose
 /// conversation lies mid-file reads half of each column's large pages;
 /// read, those halves were copied into fresh memory. Mapped at its first
 /// large range, medians of 31 alternated runs, over the files of
@@ -135,7 +135,7 @@ pub(crate) const MAP_AT_LEAST: u64 = 16 << 20;
 /// 1.4 MB (1M events), the flows took as long, and `conversations` and
 /// `insights` 3% longer (41 runs), as each mapping's pages are unmapped
 /// when its scan ends: so only a job's one file is mapped this way.
-pub(crate) const MAP_LATER_LEAST: u64 = 1 << 20;
+const MAP_LATER_LEAST: u64 = 1 << 20;
 
 /// The length of a range from which a file read alone of
 /// [`MAP_LATER_LEAST`] bytes or more is mapped: more than a footer or a
