@@ -6,23 +6,15 @@ and delta strings; data page v1 and v2; several codecs. Run from the
 repository root:
     python3 fuzz/seeds/make_batch_seeds.py
 """
-import json
 import os
-from datetime import datetime
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-rows = [json.loads(l) for l in open("fixtures/events.ndjson") if l.strip()]
-rows.sort(key=lambda r: r["timestamp"])
-cols = sorted({k for r in rows for k in r})
-table = pa.table({c: [r.get(c) for r in rows] for c in cols})
-ts = pa.array(
-    [datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) for r in rows],
-    pa.timestamp("us", tz="UTC"),
-)
-table = table.set_column(cols.index("timestamp"), "timestamp", ts)
-strings = [c for c in cols if c != "timestamp"]
+from fixture_table import fixture_rows, fixture_table
+
+rows = sorted(fixture_rows(), key=lambda r: r["timestamp"])
+table = fixture_table(rows)
+strings = [c for c in table.column_names if c != "timestamp"]
 
 out = "fuzz/seeds/batch/"
 os.makedirs(out, exist_ok=True)

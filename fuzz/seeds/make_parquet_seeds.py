@@ -5,20 +5,14 @@ an uncompressed page reach the decoders, where compressed pages mostly just
 fail to decompress. Run from the repository root:
     python3 fuzz/seeds/make_parquet_seeds.py
 """
-import json
-from datetime import datetime
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-rows = [json.loads(l) for l in open("fixtures/events.ndjson") if l.strip()][:6]
-cols = sorted({k for r in rows for k in r})
-table = pa.table({c: [r.get(c) for r in rows] for c in cols})
-ts = pa.array(
-    [datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")) for r in rows],
-    pa.timestamp("us", tz="UTC"),
-)
-table = table.set_column(cols.index("timestamp"), "timestamp", ts)
+from fixture_table import fixture_rows, fixture_table
+
+rows = fixture_rows()[:6]
+table = fixture_table(rows)
+cols = table.column_names
 
 out = "fuzz/seeds/parquet/"
 # 1. plain, uncompressed, no dictionary, v1 pages, no statistics
