@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 #[path = "../fuzz/src/batch_queries.rs"]
 mod batch_queries;
 
-use batch_queries::batch_queries;
+use batch_queries::{batch_queries, check_batch_error};
 use convostat::batch::{run_files, BatchOptions};
-use convostat::{Answer, Engine, ErrorKind, IngestMode, Params, Query};
+use convostat::{Answer, Engine, IngestMode, Params, Query};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -180,13 +180,7 @@ fn check_batch(data: &[u8]) -> Vec<Option<Answer>> {
                     Some(outcome.answer)
                 }
                 Err(e) => {
-                    assert!(
-                        matches!(e.kind(), ErrorKind::Data | ErrorKind::NotFound),
-                        "{e}"
-                    );
-                    if e.kind() == ErrorKind::Data {
-                        assert!(e.to_string().contains("input.parquet"), "{e}");
-                    }
+                    check_batch_error(&e, "input.parquet");
                     None
                 }
             });

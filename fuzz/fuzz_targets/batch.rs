@@ -10,8 +10,8 @@
 #![no_main]
 
 use convostat::batch::{run_files, BatchOptions};
-use convostat::{ErrorKind, IngestMode};
-use convostat_fuzz::batch_queries::batch_queries;
+use convostat::IngestMode;
+use convostat_fuzz::batch_queries::{batch_queries, check_batch_error};
 use convostat_fuzz::{check_answer, record_caught_panics, save_if_caught_panic};
 use libfuzzer_sys::fuzz_target;
 
@@ -30,15 +30,7 @@ fuzz_target!(|data: &[u8]| {
         for query in batch_queries() {
             match run_files(&query, std::slice::from_ref(&path), &options) {
                 Ok(outcome) => check_answer(&outcome.answer),
-                Err(e) => {
-                    assert!(
-                        matches!(e.kind(), ErrorKind::Data | ErrorKind::NotFound),
-                        "{e}"
-                    );
-                    if e.kind() == ErrorKind::Data {
-                        assert!(e.to_string().contains("convostat-fuzz-"), "{e}");
-                    }
-                }
+                Err(e) => check_batch_error(&e, "convostat-fuzz-"),
             }
             save_if_caught_panic("batch", data);
         }

@@ -1,8 +1,22 @@
-//! The queries of the `batch` fuzz target, shared with
-//! `tests/fuzz_regressions.rs` (which includes this file by path: the
-//! fuzz crate is a workspace of its own, not a dependency of the tests).
+//! The queries of the `batch` fuzz target, and the errors it accepts,
+//! shared with `tests/fuzz_regressions.rs` (which includes this file by
+//! path: the fuzz crate is a workspace of its own, not a dependency of
+//! the tests).
 
-use convostat::{Params, Query};
+use convostat::{Error, ErrorKind, Params, Query};
+
+/// Checks an error of a batch job over an input file whose name holds
+/// `file_name`: a data error naming the file, or a flow's conversation
+/// not found; any other error is a bug.
+pub fn check_batch_error(e: &Error, file_name: &str) {
+    assert!(
+        matches!(e.kind(), ErrorKind::Data | ErrorKind::NotFound),
+        "{e}"
+    );
+    if e.kind() == ErrorKind::Data {
+        assert!(e.to_string().contains(file_name), "{e}");
+    }
+}
 
 /// Every query kind over the seeds' bot `b1`, team `t1`, and
 /// conversations `c1` (early in the seeds) and `c8` (late), both with
